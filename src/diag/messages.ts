@@ -1,0 +1,184 @@
+/**
+ * Every diagnostic vnetc can report, in one table: a stable code, a severity,
+ * the message template and an optional hint template. `{0}`, `{1}` … are
+ * filled from arguments. Codes never change meaning once released; LANGUAGE.md
+ * documents each one and a test keeps the two in step.
+ *
+ * VN1xxx input and lexical, VN2xxx syntax, VN3xxx meaning.
+ */
+export type Severity = 'error' | 'warning';
+
+export interface MessageDef {
+  readonly code: string;
+  readonly severity: Severity;
+  readonly text: string;
+  readonly hint?: string;
+}
+
+function def(code: string, severity: Severity, text: string, hint?: string): MessageDef {
+  return hint === undefined ? { code, severity, text } : { code, severity, text, hint };
+}
+
+export const Msg = {
+  // ── input and lexical ────────────────────────────────────────────────
+  CannotRead: def('VN1000', 'error', 'cannot read {0}: {1}'),
+  UnexpectedCharacter: def(
+    'VN1001',
+    'error',
+    'unexpected character {0}',
+    'names, numbers and MAC addresses use printable ASCII; `#` starts a comment',
+  ),
+  BinaryFile: def(
+    'VN1002',
+    'error',
+    'this looks like a binary file, not a .vnet program (NUL byte at offset {0})',
+    'pass the .vnet text file itself',
+  ),
+  InvalidUtf8: def(
+    'VN1003',
+    'error',
+    'the file is not valid UTF-8 (bad byte 0x{0} at offset {1})',
+    're-save the file as UTF-8',
+  ),
+  EmptyFile: def(
+    'VN1004',
+    'error',
+    'the file is empty',
+    'a program is `BEGIN`, then HOST lines, then ADD/DELETE blocks, then `END`',
+  ),
+  FileTooLarge: def(
+    'VN1005',
+    'error',
+    'the file is {0} bytes; vnetc reads programs of at most {1} bytes',
+    'split the network into several files',
+  ),
+  TooManyErrors: def(
+    'VN1006',
+    'error',
+    'too many errors ({0}); stopped reporting here',
+    'fix the errors above and run again',
+  ),
+  MalformedMac: def(
+    'VN1007',
+    'error',
+    "malformed MAC address '{0}': {1}",
+    'write six hexadecimal octets separated by colons, such as 00:50:56:00:21:01',
+  ),
+
+  // ── syntax ────────────────────────────────────────────────────────────
+  Expected: def('VN2001', 'error', 'expected {0}, found {1}'),
+  UnexpectedAfterEnd: def(
+    'VN2002',
+    'error',
+    'unexpected {0} after END',
+    'a file holds one program; everything after END must be a comment',
+  ),
+  MissingEnd: def('VN2003', 'error', 'the program ends without END', 'add `END` after the last block'),
+  HostAfterBlock: def(
+    'VN2004',
+    'error',
+    'HOST declarations must come before the first ADD or DELETE block',
+    'move this HOST line up, next to the other HOST lines',
+  ),
+  StatementOutsideBlock: def(
+    'VN2005',
+    'error',
+    '{0} must be inside an ADD or DELETE block',
+    'start a block with `ADD` (or `DELETE`) before it',
+  ),
+  Incomplete: def('VN2008', 'error', "expected {0} after '{1}'", 'the statement ends here; complete it or remove it'),
+  QualifiedNone: def('VN2007', 'error', 'NONE cannot be qualified with {0}', 'write NONE alone'),
+  KeywordAsName: def(
+    'VN2006',
+    'error',
+    "expected {0}, found the keyword '{1}'",
+    'keywords are reserved; choose another name',
+  ),
+
+  // ── meaning ───────────────────────────────────────────────────────────
+  UndeclaredMachine: def(
+    'VN3001',
+    'error',
+    "machine '{0}' is not declared by a HOST line",
+    '{1}',
+  ),
+  DuplicateHost: def('VN3002', 'error', "machine '{0}' is declared twice", 'each machine runs one daemon and has one HOST line'),
+  PortOutOfRange: def('VN3003', 'error', "port '{0}' is outside 1..65535"),
+  NoneAsSource: def(
+    'VN3004',
+    'error',
+    'NONE can only be a destination address',
+    'NONE makes a default rule; for "any source" write ANY',
+  ),
+  FirstHopNotOwnMachine: def(
+    'VN3005',
+    'error',
+    "a rule on '{0}' must send over one of its own links, but this hop starts at '{1}'",
+    "write the hop as '{0} <next machine>'",
+  ),
+  LinkMissingForRule: def(
+    'VN3006',
+    'error',
+    "rule sends over link {0}–{1}, which does not exist{2}",
+    'add `LINK {0} {1}` in an ADD block, or send over an existing link',
+  ),
+  SelfLink: def('VN3007', 'error', "a link from '{0}' to itself", 'a link joins two different machines'),
+  DuplicateLink: def(
+    'VN3008',
+    'error',
+    'link {0}–{1} already exists',
+    'a pair of machines has at most one link; DELETE it first to change it',
+  ),
+  DuplicateRule: def('VN3009', 'error', "this rule already exists on '{0}'"),
+  InterfaceNotDeclared: def(
+    'VN3010',
+    'warning',
+    "'{0}' is not the interface declared for '{1}' ('{2}')",
+    "the daemon on '{1}' must be started with an interface named '{0}'",
+  ),
+  DeleteMissingLink: def('VN3011', 'error', 'cannot delete link {0}–{1}: it does not exist at this point'),
+  DeleteMissingRule: def('VN3012', 'error', "cannot delete this rule: '{0}' has no such rule at this point"),
+  DialerNotEndpoint: def(
+    'VN3013',
+    'error',
+    "the dialing machine '{0}' is not an end of link {1}–{2}",
+    'the third machine of a LINK names which end opens the connection',
+  ),
+  RuleTypeMismatch: def('VN3014', 'error', '{0} rule has {1}', '{2}'),
+  InvalidMachineName: def(
+    'VN3015',
+    'error',
+    "invalid machine name '{0}'",
+    'machine names are host names or SSH aliases: letters, digits, `.`, `_` and `-`, starting with a letter or digit',
+  ),
+  InvalidUserName: def(
+    'VN3016',
+    'error',
+    "invalid user name '{0}'",
+    'user names use letters, digits, `.`, `_` and `-`, do not start with `-`, and are at most 32 characters',
+  ),
+  InvalidInterfaceName: def(
+    'VN3017',
+    'error',
+    "invalid interface name '{0}'",
+    'interface names use letters, digits, `.`, `_` and `-`, start with a letter or digit, and are at most 15 characters',
+  ),
+  LinkChangedOnDelete: def(
+    'VN3018',
+    'error',
+    'link {0}–{1} is {2}, not {3}',
+    'write the link as it was added, or leave out what you do not mean to match',
+  ),
+  GroupSource: def(
+    'VN3019',
+    'warning',
+    'source address {0} is a group (multicast) address; no frame is sent from it',
+    'a source is the MAC of the sending machine; did you swap source and destination?',
+  ),
+} as const satisfies Record<string, MessageDef>;
+
+export type MessageKey = keyof typeof Msg;
+
+export function format(template: string, args: readonly (string | number)[]): string {
+  return template.replace(/\{(\d)\}/g, (_, i: string) => String(args[Number(i)] ?? ''));
+}

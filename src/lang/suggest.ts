@@ -1,0 +1,54 @@
+/**
+ * "Did you mean" for misspelt names: the closest candidate by edit distance,
+ * if it is close enough to be a plausible typo. Results are cached per name,
+ * because one typo tends to repeat on many lines.
+ */
+const cache = new WeakMap<readonly string[], Map<string, string | undefined>>();
+
+export function suggest(name: string, candidates: readonly string[]): string | undefined {
+  let memo = cache.get(candidates);
+  if (!memo) cache.set(candidates, (memo = new Map()));
+  if (memo.has(name)) return memo.get(name);
+  const limit = Math.max(1, Math.floor(name.length / 3));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  const lower = name.toLowerCase();
+  for (const c of candidates) {
+    if (c.toLowerCase() === lower) {
+      best = c;
+      break;
+    }
+    if (Math.abs(c.length - name.length) > limit) continue;
+    const d = distance(name, c, bestDistance);
+    if (d < bestDistance) {
+      bestDistance = d;
+      best = c;
+    }
+  }
+  memo.set(name, best);
+  return best;
+}
+
+/**
+ * Edit distance counting a swap of neighbours as one edit (optimal string
+ * alignment), giving up once every path exceeds `cap`.
+ */
+function distance(a: string, b: string, cap: number): number {
+  let before: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, before[j - 2]! + 1);
+      cur.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin >= cap) return cap;
+    before = prev;
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
