@@ -3,11 +3,12 @@ import { countErrors, type Diagnostic, type Span } from './diagnostic.js';
 import type { SourceFile } from './source.js';
 
 /** Colour functions the renderer uses; a ChalkInstance fits, and so does `plain`. */
-export type Painter = Pick<ChalkInstance, 'red' | 'yellow' | 'cyan' | 'bold' | 'dim' | 'blue'>;
+export type Painter = Pick<ChalkInstance, 'red' | 'green' | 'yellow' | 'cyan' | 'bold' | 'dim' | 'blue'>;
 
 const id = (s: string): string => s;
 const identity: Record<keyof Painter, (s: string) => string> = {
   red: id,
+  green: id,
   yellow: id,
   cyan: id,
   bold: id,

@@ -1,12 +1,5 @@
-import {
-  EmbeddedActionsParser,
-  EOF,
-  tokenMatcher,
-  type IParserErrorMessageProvider,
-  type IRecognitionException,
-  type IToken,
-  type TokenType,
-} from 'chevrotain';
+import type { IParserErrorMessageProvider, IRecognitionException, IToken, TokenType } from 'chevrotain';
+import { EmbeddedActionsParser, EOF, tokenMatcher } from './chevrotain.js';
 import type { DiagnosticSink, Span } from '../diag/diagnostic.js';
 import { Msg, type MessageDef } from '../diag/messages.js';
 import { parseMac } from '../model/mac.js';

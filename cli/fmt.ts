@@ -1,0 +1,93 @@
+import { rename, stat, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { createTwoFilesPatch } from 'diff';
+import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { renderDiagnostics, type Painter } from '../src/diag/render.js';
+import { parseSource } from '../src/lang/compile.js';
+import { format } from '../src/lang/format.js';
+import { painterFor } from './color.js';
+import { expandPaths, load, STDIN, UsageError, type Io } from './io.js';
+
+export interface FmtArgs {
+  files: string[];
+  write: boolean;
+  check: boolean;
+  diff: boolean;
+  recursive: boolean;
+  color: boolean | undefined;
+}
+
+/**
+ * `vnetc fmt`, after terraform fmt: prints the canonical form; `--write`
+ * rewrites files and lists them; `--check` lists files that are not canonical
+ * and exits 3; `--diff` shows what would change. A file that does not parse
+ * is reported and left alone (exit 1).
+ */
+export async function fmt(io: Io, args: FmtArgs): Promise<number> {
+  if (args.write && args.check) throw new UsageError('--write and --check do not go together: --check only reports');
+  if (args.write && args.files.includes(STDIN)) throw new UsageError('--write cannot rewrite standard input');
+  const paths = await expandPaths(io, args.files.length ? args.files : ['.'], args.recursive);
+  const out = painterFor(io, io.stdout, args.color);
+  const err = painterFor(io, io.stderr, args.color);
+  const problems: Diagnostic[] = [];
+  let unreadable = false;
+  let changed = 0;
+
+  for (const path of paths) {
+    const loaded = await load(io, path);
+    if (!loaded.ok) {
+      unreadable ||= loaded.diagnostics.some((d) => d.code === 'VN1000');
+      problems.push(...loaded.diagnostics);
+      continue;
+    }
+    const parsed = parseSource(loaded.file);
+    if (!parsed.syntaxOk || !parsed.program) {
+      problems.push(...parsed.diagnostics);
+      continue;
+    }
+    const before = loaded.file.text;
+    const after = format(loaded.file, parsed.program, parsed.comments);
+    const name = loaded.file.name;
+    const differs = after !== before;
+    if (differs) changed++;
+
+    if (args.diff && differs) io.stdout.write(colorDiff(createTwoFilesPatch(name, name, before, after, '', ''), out));
+    if (args.write) {
+      if (differs) {
+        await replaceFile(resolve(io.cwd, path), after);
+        io.stdout.write(name + '\n');
+      }
+    } else if (args.check) {
+      if (differs && !args.diff) io.stdout.write(name + '\n');
+    } else if (!args.diff) {
+      io.stdout.write(after);
+    }
+  }
+  if (problems.length) io.stderr.write(renderDiagnostics(problems, err));
+  if (unreadable) return 2;
+  if (problems.length) return 1;
+  return args.check && changed > 0 ? 3 : 0;
+}
+
+/** Write beside, then rename: an interrupted fmt never leaves half a file. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const { mode } = await stat(path);
+  const tmp = `${path}.vnetc-fmt-${process.pid}`;
+  await writeFile(tmp, text, { mode });
+  await rename(tmp, path);
+}
+
+function colorDiff(patch: string, paint: Painter): string {
+  return patch
+    .split('\n')
+    .map((line) =>
+      line.startsWith('+') && !line.startsWith('+++')
+        ? paint.green(line)
+        : line.startsWith('-') && !line.startsWith('---')
+          ? paint.red(line)
+          : line.startsWith('@@')
+            ? paint.dim(line)
+            : line,
+    )
+    .join('\n');
+}

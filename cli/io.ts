@@ -1,0 +1,121 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { diagnostic } from '../src/diag/diagnostic.js';
+import { Msg } from '../src/diag/messages.js';
+import { SourceFile } from '../src/diag/source.js';
+import { decode, MAX_FILE_BYTES } from '../src/lang/compile.js';
+
+/** What a command may touch of the outside world; tests pass their own. */
+export interface Out {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface Io {
+  stdout: Out;
+  stderr: Out;
+  readStdin(): Promise<Buffer>;
+  cwd: string;
+  env: Record<string, string | undefined>;
+}
+
+/** A mistake in how vnetc was called: reported in one line, exit code 2. */
+export class UsageError extends Error {}
+
+/** `-` is standard input. */
+export const STDIN = '-';
+
+const SKIP_DIRS = new Set(['node_modules', '.git']);
+
+/**
+ * Expands the command line's paths: files as given, directories to the .vnet
+ * files in them (and below, when `recursive`). Paths come back as the user
+ * would write them, relative to the working directory.
+ */
+export async function expandPaths(io: Io, paths: readonly string[], recursive: boolean): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of paths) {
+    if (p === STDIN) {
+      out.push(p);
+      continue;
+    }
+    const abs = resolve(io.cwd, p);
+    const info = await stat(abs).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      out.push(p); // a missing file is reported when it is read, with the others
+      continue;
+    }
+    const found = await vnetFiles(abs, recursive);
+    if (found.length === 0) {
+      throw new UsageError(`no .vnet files in '${p}'${recursive ? '' : ' (add --recursive to look in subdirectories)'}`);
+    }
+    for (const f of found) out.push(relative(io.cwd, f) || f);
+  }
+  return out;
+}
+
+async function vnetFiles(dir: string, recursive: boolean): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => a.name.localeCompare(b.name));
+  const out: string[] = [];
+  for (const e of entries) {
+    const full = join(dir, e.name);
+    if (e.isFile() && e.name.endsWith('.vnet')) out.push(full);
+    else if (recursive && e.isDirectory() && !e.name.startsWith('.') && !SKIP_DIRS.has(e.name)) {
+      out.push(...(await vnetFiles(full, recursive)));
+    }
+  }
+  return out;
+}
+
+export type Loaded =
+  | { ok: true; file: SourceFile; diagnostics: Diagnostic[] }
+  | { ok: false; diagnostics: Diagnostic[] };
+
+/** Reads one path (or stdin) into a SourceFile; failures come back as diagnostics. */
+export async function load(io: Io, path: string): Promise<Loaded> {
+  const name = path === STDIN ? '<stdin>' : path;
+  const fail = (reason: string): Loaded => ({
+    ok: false,
+    diagnostics: [diagnostic(Msg.CannotRead, new SourceFile(name, ''), undefined, [`'${name}'`, reason])],
+  });
+  let bytes: Buffer;
+  try {
+    if (path === STDIN) {
+      bytes = await io.readStdin();
+    } else {
+      const abs = resolve(io.cwd, path);
+      const info = await stat(abs);
+      if (info.isDirectory()) return fail('it is a directory');
+      // Refuse before reading, so a huge file costs nothing.
+      if (info.size > MAX_FILE_BYTES) {
+        return { ok: false, ...decodeTooLarge(name, info.size) };
+      }
+      bytes = await readFile(abs);
+    }
+  } catch (e) {
+    return fail(describeIoError(e));
+  }
+  const { file, diagnostics } = decode(name, bytes);
+  return diagnostics.length ? { ok: false, diagnostics } : { ok: true, file, diagnostics };
+}
+
+function decodeTooLarge(name: string, size: number): { diagnostics: Diagnostic[] } {
+  return { diagnostics: [diagnostic(Msg.FileTooLarge, new SourceFile(name, ''), undefined, [size, MAX_FILE_BYTES])] };
+}
+
+function describeIoError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    default:
+      return (e as Error)?.message ?? String(e);
+  }
+}

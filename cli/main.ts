@@ -1,0 +1,102 @@
+import yargs from 'yargs';
+import { version } from '../src/version.js';
+import { UsageError, type Io } from './io.js';
+
+/**
+ * The command line: yargs parses flags and picks a command; the command
+ * itself is loaded only then, so `--version` and `--help` stay fast (the
+ * language front end is most of vnetc's start-up cost). Returns the exit code.
+ */
+export async function main(argv: string[], io: Io): Promise<number> {
+  // yargs drops a lone `-`; carry it through as a token no path can contain.
+  const STDIN_ARG = '\0-';
+  const files = (list: string[] | undefined): string[] => (list ?? []).map((f) => (f === STDIN_ARG ? '-' : f));
+  argv = argv.map((a) => (a === '-' ? STDIN_ARG : a));
+  let run: (() => Promise<number>) | undefined;
+  const cli = yargs()
+    .scriptName('vnetc')
+    .usage('$0 <command> [options]\n\nCompiler and reconciler for VNET overlay topologies (.vnet files).')
+    .option('color', {
+      type: 'boolean',
+      describe: 'Colour the output (default: when writing to a terminal and NO_COLOR is unset)',
+    })
+    .command(
+      'validate <files..>',
+      'Check .vnet files and report every problem',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: 'Files or directories (- for stdin)' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print one JSON report (terraform validate -json shape)' })
+          .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' })
+          .example('$0 validate samples/', 'check every .vnet file in samples/')
+          .epilogue('Exit status: 0 valid (warnings allowed), 1 errors, 2 usage or I/O error.'),
+      (a) => {
+        run = async () =>
+          (await import('./validate.js')).validate(io, {
+            files: files(a.files),
+            json: a.json,
+            recursive: a.recursive,
+            color: a.color,
+          });
+      },
+    )
+    .command(
+      'fmt [files..]',
+      'Print .vnet files in canonical form (or rewrite, check, diff)',
+      (y) =>
+        y
+          .positional('files', {
+            type: 'string',
+            array: true,
+            describe: 'Files or directories (default: the current directory; - for stdin)',
+          })
+          .option('write', { alias: 'w', type: 'boolean', default: false, describe: 'Rewrite files in place and list them' })
+          .option('check', { type: 'boolean', default: false, describe: 'List files not in canonical form; exit 3 if any' })
+          .option('diff', { type: 'boolean', default: false, describe: 'Show a unified diff of the changes' })
+          .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' })
+          .epilogue('Exit status: 0 done or canonical, 1 a file does not parse, 2 usage or I/O error, 3 --check found files to format.'),
+      (a) => {
+        run = async () =>
+          (await import('./fmt.js')).fmt(io, {
+            files: files(a.files),
+            write: a.write,
+            check: a.check,
+            diff: a.diff,
+            recursive: a.recursive,
+            color: a.color,
+          });
+      },
+    )
+    .demandCommand(1, 'Say which command to run.')
+    .recommendCommands()
+    .strict()
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(100, process.stdout.columns ?? 80))
+    .exitProcess(false);
+
+  let failure: string | undefined;
+  let output = '';
+  await cli.parseAsync(argv, {}, (err: Error | undefined, _argv: unknown, out: string) => {
+    if (err) failure = err.message;
+    output = out;
+  });
+  if (failure !== undefined) return usageError(io, failure);
+  if (output) {
+    io.stdout.write(output + '\n'); // --help or --version
+    return 0;
+  }
+  if (!run) return usageError(io, 'Say which command to run.');
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof UsageError) return usageError(io, e.message);
+    throw e;
+  }
+}
+
+function usageError(io: Io, message: string): number {
+  io.stderr.write(`vnetc: error: ${message}\nRun 'vnetc --help' for usage.\n`);
+  return 2;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { main } from './main.js';
+import type { Io } from './io.js';
+
+const io: Io = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  readStdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  },
+  cwd: process.cwd(),
+  env: process.env,
+};
+
+// An EPIPE (output piped into `head`) is the reader leaving, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
+main(process.argv.slice(2), io).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    // Every expected failure is a diagnostic; reaching here is a vnetc bug.
+    process.stderr.write(`vnetc: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n` +
+      'This is a bug in vnetc; please report it with the command and input that caused it.\n');
+    process.exitCode = 70;
+  },
+);
