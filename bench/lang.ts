@@ -30,12 +30,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { printAddress } from '../src/lang/format.js';
+import { ruleCount, type Address } from '../src/model/state.js';
 
 // ---------------------------------------------------------------------------
 // The program: one model, written out twice (as .vnet and as JSON), so the
 // two files hold the same content by construction.
 
-type Address = { q: 'exact'; mac: string } | { q: 'not'; mac: string } | { q: 'any' } | { q: 'none' };
 type Destination = { kind: 'link'; from: string; to: string } | { kind: 'interface'; iface: string };
 
 interface HostItem {
@@ -183,19 +184,6 @@ class ChunkedFile {
   }
 }
 
-function vnetAddress(a: Address): string {
-  switch (a.q) {
-    case 'exact':
-      return a.mac;
-    case 'not':
-      return `NOT ${a.mac}`;
-    case 'any':
-      return 'ANY';
-    case 'none':
-      return 'NONE';
-  }
-}
-
 /** Canonical form (as `vnetc fmt` prints it): two spaces per level. */
 function vnetLine(item: Item): string {
   switch (item.t) {
@@ -205,7 +193,7 @@ function vnetLine(item: Item): string {
       return `    LINK ${item.proto.toUpperCase()} ${item.a} ${item.b}${item.writeDialer ? ` ${item.dialer}` : ''}\n`;
     case 'rule': {
       const dest = item.dest.kind === 'link' ? `${item.dest.from} ${item.dest.to}` : item.dest.iface;
-      return `    FORWARD ${item.machine} ${vnetAddress(item.src)} ${vnetAddress(item.dst)} ${dest}\n`;
+      return `    FORWARD ${item.machine} ${printAddress(item.src)} ${printAddress(item.dst)} ${dest}\n`;
     }
   }
 }
@@ -339,9 +327,7 @@ async function child(side: Side, file: string): Promise<void> {
   if (compiler && render) {
     const compiled = result as ReturnType<typeof compiler.compileSource>;
     const state = compiled.state;
-    let rules = 0;
-    for (const t of state?.tables.values() ?? []) rules += t.size;
-    counts = { hosts: state?.hosts.size ?? 0, links: state?.links.size ?? 0, rules };
+    counts = { hosts: state?.hosts.size ?? 0, links: state?.links.size ?? 0, rules: state ? ruleCount(state) : 0 };
     diagnostics = compiled.diagnostics.length;
     firstDiagnostics = compiled.diagnostics.slice(0, 5).map((d) => render.renderDiagnostic(d));
   } else {

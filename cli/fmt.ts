@@ -1,4 +1,4 @@
-import { rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
@@ -30,7 +30,7 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
   const out = painterFor(io, io.stdout, args.color);
   const err = painterFor(io, io.stderr, args.color);
   const problems: Diagnostic[] = [];
-  let unreadable = false;
+  let unreadable = false; // or unwritable: an I/O problem either way
   let changed = 0;
 
   for (const path of paths) {
@@ -54,8 +54,13 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
     if (args.diff && differs) io.stdout.write(colorDiff(createTwoFilesPatch(name, name, before, after, '', ''), out));
     if (args.write) {
       if (differs) {
-        await replaceFile(resolve(io.cwd, path), after);
-        io.stdout.write(name + '\n');
+        try {
+          await replaceFile(resolve(io.cwd, path), after);
+          io.stdout.write(name + '\n');
+        } catch (e) {
+          io.stderr.write(`vnetc: error: cannot write '${name}': ${(e as Error).message}\n`);
+          unreadable = true;
+        }
       }
     } else if (args.check) {
       if (differs && !args.diff) io.stdout.write(name + '\n');
@@ -69,12 +74,23 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
   return args.check && changed > 0 ? 3 : 0;
 }
 
-/** Write beside, then rename: an interrupted fmt never leaves half a file. */
+/**
+ * Write beside, then rename: an interrupted fmt never leaves half a file.
+ * Through a symlink, the file it points to is the one rewritten (as gofmt
+ * and terraform fmt do), and its mode is kept exactly, whatever the umask.
+ */
 async function replaceFile(path: string, text: string): Promise<void> {
-  const { mode } = await stat(path);
-  const tmp = `${path}.vnetc-fmt-${process.pid}`;
-  await writeFile(tmp, text, { mode });
-  await rename(tmp, path);
+  const target = await realpath(path);
+  const { mode } = await stat(target);
+  const tmp = `${target}.vnetc-fmt-${process.pid}`;
+  try {
+    await writeFile(tmp, text, { mode });
+    await chmod(tmp, mode);
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 function colorDiff(patch: string, paint: Painter): string {

@@ -34,6 +34,7 @@ const SKIP_DIRS = new Set(['node_modules', '.git']);
  * would write them, relative to the working directory.
  */
 export async function expandPaths(io: Io, paths: readonly string[], recursive: boolean): Promise<string[]> {
+  if (paths.filter((p) => p === STDIN).length > 1) throw new UsageError('standard input (-) can be read only once');
   const out: string[] = [];
   for (const p of paths) {
     if (p === STDIN) {

@@ -7,10 +7,14 @@ import { UsageError, type Io } from './io.js';
  * itself is loaded only then, so `--version` and `--help` stay fast (the
  * language front end is most of vnetc's start-up cost). Returns the exit code.
  */
+const RECURSIVE = { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' } as const;
+
 export async function main(argv: string[], io: Io): Promise<number> {
   // yargs drops a lone `-`; carry it through as a token no path can contain.
   const STDIN_ARG = '\0-';
-  const files = (list: string[] | undefined): string[] => (list ?? []).map((f) => (f === STDIN_ARG ? '-' : f));
+  // Files are the positionals, plus whatever follows `--` (yargs leaves that in `_`, after the command).
+  const files = (a: { files?: string[]; _: (string | number)[] }): string[] =>
+    [...(a.files ?? []), ...a._.slice(1).map(String)].map((f) => (f === STDIN_ARG ? '-' : f));
   argv = argv.map((a) => (a === '-' ? STDIN_ARG : a));
   let run: (() => Promise<number>) | undefined;
   const cli = yargs()
@@ -21,19 +25,20 @@ export async function main(argv: string[], io: Io): Promise<number> {
       describe: 'Colour the output (default: when writing to a terminal and NO_COLOR is unset)',
     })
     .command(
-      'validate <files..>',
+      // Optional here and checked in the command, so that yargs reports an unknown flag by name.
+      'validate [files..]',
       'Check .vnet files and report every problem',
       (y) =>
         y
           .positional('files', { type: 'string', array: true, describe: 'Files or directories (- for stdin)' })
           .option('json', { type: 'boolean', default: false, describe: 'Print one JSON report (terraform validate -json shape)' })
-          .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' })
+          .option('recursive', RECURSIVE)
           .example('$0 validate samples/', 'check every .vnet file in samples/')
           .epilogue('Exit status: 0 valid (warnings allowed), 1 errors, 2 usage or I/O error.'),
       (a) => {
         run = async () =>
           (await import('./validate.js')).validate(io, {
-            files: files(a.files),
+            files: files(a),
             json: a.json,
             recursive: a.recursive,
             color: a.color,
@@ -53,12 +58,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('write', { alias: 'w', type: 'boolean', default: false, describe: 'Rewrite files in place and list them' })
           .option('check', { type: 'boolean', default: false, describe: 'List files not in canonical form; exit 3 if any' })
           .option('diff', { type: 'boolean', default: false, describe: 'Show a unified diff of the changes' })
-          .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' })
+          .option('recursive', RECURSIVE)
           .epilogue('Exit status: 0 done or canonical, 1 a file does not parse, 2 usage or I/O error, 3 --check found files to format.'),
       (a) => {
         run = async () =>
           (await import('./fmt.js')).fmt(io, {
-            files: files(a.files),
+            files: files(a),
             write: a.write,
             check: a.check,
             diff: a.diff,

@@ -2,7 +2,7 @@ import { countErrors, type Diagnostic } from '../src/diag/diagnostic.js';
 import { renderDiagnostics, summary, validateReport } from '../src/diag/render.js';
 import { compileSource } from '../src/lang/compile.js';
 import { painterFor } from './color.js';
-import { expandPaths, load, type Io } from './io.js';
+import { expandPaths, load, UsageError, type Io } from './io.js';
 
 export interface ValidateArgs {
   files: string[];
@@ -13,6 +13,7 @@ export interface ValidateArgs {
 
 /** `vnetc validate`: 0 valid (warnings allowed), 1 errors, 2 unreadable input. */
 export async function validate(io: Io, args: ValidateArgs): Promise<number> {
+  if (args.files.length === 0) throw new UsageError('say which files or directories to validate (- for standard input)');
   const paths = await expandPaths(io, args.files, args.recursive);
   const all: Diagnostic[] = [];
   let unreadable = false;

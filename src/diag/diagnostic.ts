@@ -25,6 +25,8 @@ export interface Diagnostic {
   /** Absent for diagnostics about a file as a whole (unreadable, binary…). */
   span?: Span;
   related?: Related[];
+  /** On the too-many-errors note: how many errors it stands for. */
+  omitted?: number;
 }
 
 export interface DiagOptions {
@@ -47,9 +49,16 @@ export function diagnostic(
   return d;
 }
 
+/** Errors in the file: the listed ones, plus those a too-many-errors note stands for. */
 export function countErrors(diags: readonly Diagnostic[]): number {
   let n = 0;
-  for (const d of diags) if (d.severity === 'error') n++;
+  for (const d of diags) if (d.severity === 'error') n += d.code === Msg.TooManyErrors.code ? (d.omitted ?? 0) : 1;
+  return n;
+}
+
+export function countWarnings(diags: readonly Diagnostic[]): number {
+  let n = 0;
+  for (const d of diags) if (d.severity === 'warning') n++;
   return n;
 }
 
@@ -74,6 +83,7 @@ export class DiagnosticSink {
   readonly list: Diagnostic[] = [];
   private errors = 0;
   private dropped = 0;
+  private stoppedAt: number | undefined;
 
   constructor(readonly file: SourceFile) {}
 
@@ -88,8 +98,19 @@ export class DiagnosticSink {
     this.list.push(d);
   }
 
-  report(def: MessageDef, span: Span | undefined, args: readonly (string | number)[] = [], opts: DiagOptions = {}): void {
+  report(def: MessageDef, span: Span | undefined, args: readonly (string | number)[] = [], opts: DiagOptions = {}): undefined {
     this.add(diagnostic(def, this.file, span, args, opts));
+    return undefined;
+  }
+
+  /** Errors found but not kept (a stage that caps its own list says so here). */
+  drop(count: number): void {
+    this.dropped += count;
+  }
+
+  /** The scanner gave up reading at `offset`: what follows is unknown. */
+  stop(offset: number): void {
+    this.stoppedAt = offset;
   }
 
   get errorCount(): number {
@@ -100,11 +121,16 @@ export class DiagnosticSink {
     return this.errors >= MAX_ERRORS;
   }
 
-  /** Sorted diagnostics, with a closing note when some were dropped. */
+  /** Sorted diagnostics, with a closing note when some were left out. */
   finish(): Diagnostic[] {
     const out = sortDiagnostics(this.list);
-    if (this.dropped > 0) {
-      out.push(diagnostic(Msg.TooManyErrors, this.file, undefined, [this.errorCount]));
+    if (this.stoppedAt !== undefined || this.dropped > 0) {
+      const more = this.dropped > 0 ? `${this.dropped} more not shown` : '';
+      const what = this.stoppedAt !== undefined ? `stopped reading the file here${more ? `; ${more}` : ''}` : more;
+      const span = this.stoppedAt === undefined ? undefined : { start: this.stoppedAt, end: this.stoppedAt };
+      const note = diagnostic(Msg.TooManyErrors, this.file, span, [what]);
+      note.omitted = this.dropped;
+      out.push(note);
     }
     return out;
   }

@@ -55,7 +55,7 @@ export const Msg = {
   TooManyErrors: def(
     'VN1006',
     'error',
-    'too many errors ({0}); stopped reporting here',
+    'too many errors: {0}',
     'fix the errors above and run again',
   ),
   MalformedMac: def(
@@ -96,12 +96,8 @@ export const Msg = {
   ),
 
   // ── meaning ───────────────────────────────────────────────────────────
-  UndeclaredMachine: def(
-    'VN3001',
-    'error',
-    "machine '{0}' is not declared by a HOST line",
-    '{1}',
-  ),
+  // Its hint is a "did you mean" or how to declare the machine, chosen where it is reported.
+  UndeclaredMachine: def('VN3001', 'error', "machine '{0}' is not declared by a HOST line"),
   DuplicateHost: def('VN3002', 'error', "machine '{0}' is declared twice", 'each machine runs one daemon and has one HOST line'),
   PortOutOfRange: def('VN3003', 'error', "port '{0}' is outside 1..65535"),
   NoneAsSource: def(
@@ -144,7 +140,8 @@ export const Msg = {
     "the dialing machine '{0}' is not an end of link {1}–{2}",
     'the third machine of a LINK names which end opens the connection',
   ),
-  RuleTypeMismatch: def('VN3014', 'error', '{0} rule has {1}', '{2}'),
+  // Its hint depends on which way round the mismatch is, and is chosen where it is reported.
+  RuleTypeMismatch: def('VN3014', 'error', '{0} rule has {1}'),
   InvalidMachineName: def(
     'VN3015',
     'error',
@@ -179,6 +176,13 @@ export const Msg = {
 
 export type MessageKey = keyof typeof Msg;
 
+/** The most of a user's word a message quotes: a megabyte-long "name" stays out of the terminal. */
+const MAX_QUOTED = 60;
+
+export function clip(text: string): string {
+  return text.length > MAX_QUOTED ? text.slice(0, MAX_QUOTED - 1) + '…' : text;
+}
+
 export function format(template: string, args: readonly (string | number)[]): string {
-  return template.replace(/\{(\d)\}/g, (_, i: string) => String(args[Number(i)] ?? ''));
+  return template.replace(/\{(\d)\}/g, (_, i: string) => clip(String(args[Number(i)] ?? '')));
 }

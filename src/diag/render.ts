@@ -1,5 +1,5 @@
 import type { ChalkInstance } from 'chalk';
-import { countErrors, type Diagnostic, type Span } from './diagnostic.js';
+import { countErrors, countWarnings, type Diagnostic, type Span } from './diagnostic.js';
 import type { SourceFile } from './source.js';
 
 /** Colour functions the renderer uses; a ChalkInstance fits, and so does `plain`. */
@@ -26,10 +26,14 @@ function locate(file: SourceFile, span: Span | undefined): string {
   return `${file.name}:${p.line}:${p.column}`;
 }
 
-/** Control characters would garble a terminal; one visible cell each keeps carets aligned. */
+/**
+ * Excerpts echo the file to a terminal. Control and format characters (C0,
+ * DEL, C1 such as CSI, bidi overrides) could garble it or disguise what the
+ * line says, so each becomes one visible cell; tabs become one space, which
+ * keeps the caret under the right column.
+ */
 function visible(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '\u00b7').replace(/\t/g, ' ');
+  return text.replace(/\t/g, ' ').replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '\u00b7');
 }
 
 function excerpt(file: SourceFile, span: Span, paint: Painter, color: (s: string) => string): string[] {
@@ -73,7 +77,7 @@ export function renderDiagnostics(diags: readonly Diagnostic[], paint: Painter =
 
 export function summary(files: number, diags: readonly Diagnostic[]): string {
   const errors = countErrors(diags);
-  const warnings = diags.length - errors;
+  const warnings = countWarnings(diags);
   const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? '' : 's'}`;
   const what = files === 1 ? '1 file' : `${files} files`;
   if (errors === 0 && warnings === 0) return `${what} valid.`;
@@ -124,7 +128,7 @@ export function validateReport(diags: readonly Diagnostic[]) {
     format_version: '1.0',
     valid: errorCount === 0,
     errorCount,
-    warningCount: diags.length - errorCount,
+    warningCount: countWarnings(diags),
     diagnostics: diags.map(jsonDiagnostic),
   };
 }

@@ -33,15 +33,35 @@ export interface Compiled {
   diagnostics: Diagnostic[];
 }
 
+/**
+ * Where UTF-8 first goes wrong (only asked once `isUtf8` has said it does):
+ * stray continuation bytes, truncated sequences, overlong forms, surrogates
+ * and code points past U+10FFFF all count, as they do for `isUtf8`.
+ */
 function firstInvalidUtf8(bytes: Uint8Array): number {
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i]!;
-    const need = b < 0x80 ? 0 : b >= 0xc2 && b < 0xe0 ? 1 : b >= 0xe0 && b < 0xf0 ? 2 : b >= 0xf0 && b < 0xf5 ? 3 : -1;
-    if (need < 0) return i;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      if (b === 0xe0) lo = 0xa0; // overlong
+      if (b === 0xed) hi = 0x9f; // surrogates
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      if (b === 0xf0) lo = 0x90; // overlong
+      if (b === 0xf4) hi = 0x8f; // past U+10FFFF
+    } else return i;
     for (let k = 1; k <= need; k++) {
       const c = bytes[i + k];
-      if (c === undefined || (c & 0xc0) !== 0x80) return i;
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
     }
     i += need + 1;
   }
@@ -62,7 +82,8 @@ export function decode(name: string, bytes: Uint8Array): { file: SourceFile; dia
     return { file: empty, diagnostics: sink.finish() };
   }
   if (!isUtf8(bytes)) {
-    const at = firstInvalidUtf8(bytes);
+    // isUtf8 and this scan agree on what is valid; if they ever did not, still say something true.
+    const at = Math.max(0, firstInvalidUtf8(bytes));
     sink.report(Msg.InvalidUtf8, undefined, [bytes[at]!.toString(16).toUpperCase().padStart(2, '0'), at]);
     return { file: empty, diagnostics: sink.finish() };
   }
@@ -75,11 +96,12 @@ export function decode(name: string, bytes: Uint8Array): { file: SourceFile; dia
 function parseFile(file: SourceFile, sink: DiagnosticSink, visit: (s: Statement) => void) {
   if (file.text.trim() === '') {
     sink.report(Msg.EmptyFile, undefined);
-    return { bounds: undefined, comments: [], complete: false };
+    return { bounds: undefined, begun: false, comments: [], complete: false };
   }
   const scanner = new Scanner(sink);
-  const { bounds, incomplete } = parse(scanner, sink, visit);
-  return { bounds: scanner.abandoned ? undefined : bounds, comments: scanner.comments, complete: !incomplete && !scanner.abandoned };
+  const { bounds, begun, incomplete } = parse(scanner, sink, visit);
+  const ok = !scanner.abandoned;
+  return { bounds: ok ? bounds : undefined, begun: ok && begun, comments: scanner.comments, complete: ok && begun && !incomplete };
 }
 
 /** Parses into a tree, without checking meaning: what the formatter needs. */
@@ -109,9 +131,9 @@ export function parseSource(file: SourceFile): Parsed {
 export function compileSource(file: SourceFile): Compiled {
   const sink = new DiagnosticSink(file);
   const evaluator = new Evaluator(sink);
-  const { bounds, complete } = parseFile(file, sink, evaluator.visit);
-  const state = evaluator.finish(complete && bounds !== undefined);
-  return { file, state: bounds ? state : undefined, diagnostics: sink.finish() };
+  const { begun, complete } = parseFile(file, sink, evaluator.visit);
+  const state = evaluator.finish(complete);
+  return { file, state: begun ? state : undefined, diagnostics: sink.finish() };
 }
 
 export function compileText(name: string, text: string): Compiled {

@@ -1,6 +1,6 @@
 import { diagnostic, MAX_ERRORS, type Diagnostic, type DiagnosticSink, type DiagOptions, type Related, type Span } from '../diag/diagnostic.js';
-import { Msg, type MessageDef } from '../diag/messages.js';
-import { isGroupMac } from '../model/mac.js';
+import { clip, Msg, type MessageDef } from '../diag/messages.js';
+import { isGroupMac, parseMac } from '../model/mac.js';
 import { isInterfaceName, isMachineName, isUserName } from '../model/names.js';
 import {
   addressKey,
@@ -25,12 +25,28 @@ interface RuleOrigin extends Span {
 }
 
 /**
- * Rules carry their origin under a private symbol: a side table (Map or
- * WeakMap) costs a hash insert per rule, about 0.45 s per million rules, and
- * a symbol stays out of JSON and out of everything typed as Rule.
+ * A rule as the evaluator adds it: a plain Rule to everyone else, carrying
+ * where it was written in a private field. A side table (Map or WeakMap)
+ * would cost a hash insert per rule, about 0.45 s per million rules; a
+ * private field costs nothing and stays out of JSON, spreads and equality.
  */
-const ORIGIN = Symbol('origin');
-type SourcedRule = Rule & { [ORIGIN]?: RuleOrigin };
+class AddedRule implements Rule {
+  readonly #origin: RuleOrigin;
+
+  constructor(
+    public machine: string,
+    public src: Address,
+    public dst: Address,
+    public dest: Destination,
+    origin: RuleOrigin,
+  ) {
+    this.#origin = origin;
+  }
+
+  static originOf(rule: Rule): RuleOrigin | undefined {
+    return #origin in rule ? rule.#origin : undefined;
+  }
+}
 
 /**
  * Runs a program's statements in order over an empty state, checking their
@@ -45,7 +61,7 @@ type SourcedRule = Rule & { [ORIGIN]?: RuleOrigin };
 export class Evaluator {
   private readonly state = emptyState();
   private add = true;
-  private readonly hostSpans = new Map<string, Span>();
+  private readonly hostSpans = new Map<string, Span & { text: string }>();
   private readonly linkOrigins = new Map<string, Span>();
   private readonly linkDeletions = new Map<string, Span>();
   /** The same address or destination is written on many lines; keep one object of each. */
@@ -53,6 +69,7 @@ export class Evaluator {
   /** Per rule machine, its destinations by target: few, shared, and each link checked once. */
   private readonly destinations = new Map<Host, Map<string, Destination>>();
   private readonly deferred: Diagnostic[] = [];
+  private deferredDropped = 0;
   private declared: string[] | undefined;
 
   constructor(private readonly sink: DiagnosticSink) {}
@@ -76,6 +93,7 @@ export class Evaluator {
     if (complete) {
       this.checkRuleLinks();
       for (const d of this.deferred) this.sink.add(d);
+      this.sink.drop(this.deferredDropped);
     }
     return this.state;
   }
@@ -83,6 +101,7 @@ export class Evaluator {
   /** A whole-program finding, reported only if the program turns out complete. */
   private defer(def: MessageDef, span: Span, args: readonly (string | number)[], opts?: DiagOptions): void {
     if (this.deferred.length < MAX_ERRORS) this.deferred.push(diagnostic(def, this.sink.file, span, args, opts));
+    else this.deferredDropped++;
   }
 
   private host(h: HostDecl): void {
@@ -91,14 +110,17 @@ export class Evaluator {
     if (!isMachineName(h.machine.text)) sink.report(Msg.InvalidMachineName, h.machine, [h.machine.text]);
     if (!(h.port.value >= 1 && h.port.value <= 65535)) sink.report(Msg.PortOutOfRange, h.port, [h.port.text]);
     if (!isInterfaceName(h.iface.text)) sink.report(Msg.InvalidInterfaceName, h.iface, [h.iface.text]);
-    const first = this.hostSpans.get(h.machine.text);
+    // Host names are not case-sensitive, so neither are machines: Proxy is proxy.
+    const folded = h.machine.text.toLowerCase();
+    const first = this.hostSpans.get(folded);
     if (first) {
       sink.report(Msg.DuplicateHost, h.machine, [h.machine.text], {
         related: [{ span: first, message: 'first declared here' }],
+        hint: first.text === h.machine.text ? undefined : `machine names are not case-sensitive: '${clip(h.machine.text)}' is '${clip(first.text)}'`,
       });
       return;
     }
-    this.hostSpans.set(h.machine.text, { start: h.machine.start, end: h.machine.end });
+    this.hostSpans.set(folded, { start: h.machine.start, end: h.machine.end, text: h.machine.text });
     this.state.hosts.set(h.machine.text, {
       machine: h.machine.text,
       user: h.user.text,
@@ -109,23 +131,27 @@ export class Evaluator {
     this.declared = undefined;
   }
 
-  /** The declared host of that name, or undefined after (deferring) a report. */
-  private declaredHost(id: Ident): Host | undefined {
+  /**
+   * The declared host of that name, or undefined after (deferring) a report.
+   * `beside` is a name the user clearly did not mean (the link's other end).
+   */
+  private declaredHost(id: Ident, beside?: string): Host | undefined {
     const host = this.state.hosts.get(id.text);
     if (host) return host;
     this.declared ??= [...this.state.hosts.keys()];
-    const close = suggest(id.text, this.declared);
+    const found = suggest(id.text, this.declared);
+    const close = found === beside ? undefined : found;
     const hint = close
-      ? `did you mean '${close}'?`
-      : `declare it with a HOST line: HOST <user> AT ${id.text} <port> <interface>`;
-    this.defer(Msg.UndeclaredMachine, id, [id.text, hint]);
+      ? `did you mean '${clip(close)}'?`
+      : `declare it with a HOST line: HOST <user> AT ${clip(id.text)} <port> <interface>`;
+    this.defer(Msg.UndeclaredMachine, id, [id.text], { hint });
     return undefined;
   }
 
   private link(s: LinkStmt): void {
     const { sink } = this;
-    const a = this.declaredHost(s.a);
-    const b = this.declaredHost(s.b);
+    const a = this.declaredHost(s.a, s.b.text);
+    const b = this.declaredHost(s.b, s.a.text);
     if (s.a.text === s.b.text) sink.report(Msg.SelfLink, s.b, [s.a.text]);
     if (s.dialer && s.dialer.text !== s.a.text && s.dialer.text !== s.b.text) {
       sink.report(Msg.DialerNotEndpoint, s.dialer, [s.dialer.text, s.a.text, s.b.text]);
@@ -170,18 +196,18 @@ export class Evaluator {
     const { sink } = this;
     const host = this.declaredHost(s.machine);
     if (s.src.addr.q === 'none') sink.report(Msg.NoneAsSource, s.src);
-    if (s.src.addr.q === 'exact' && isGroupMac(s.src.addr.mac)) sink.report(Msg.GroupSource, s.src, [s.src.addr.mac]);
+    // (A malformed MAC was reported by the scanner and says nothing about groups.)
+    const src = s.src.addr;
+    if (src.q === 'exact' && isGroupMac(src.mac) && parseMac(src.mac).ok) sink.report(Msg.GroupSource, s.src, [src.mac]);
 
     const d = s.dest;
     let hop = d.start;
     let dest: Destination;
     if (d.kind === 'edge') {
       if (s.ruleType === 'interface') {
-        sink.report(Msg.RuleTypeMismatch, d, [
-          'an INTERFACE',
-          'two destination names',
-          'an INTERFACE rule names one local interface; a rule that sends over a link is an EDGE rule',
-        ]);
+        sink.report(Msg.RuleTypeMismatch, d, ['an INTERFACE', 'two destination names'], {
+          hint: 'an INTERFACE rule names one local interface; a rule that sends over a link is an EDGE rule',
+        });
       }
       if (d.from.text !== s.machine.text) {
         hop = -1;
@@ -192,11 +218,9 @@ export class Evaluator {
       dest = this.destination(host, '>' + d.to.text, () => ({ kind: 'link', to: d.to.text }));
     } else {
       if (s.ruleType === 'edge') {
-        sink.report(Msg.RuleTypeMismatch, d, [
-          'an EDGE',
-          'a single destination name',
-          'an EDGE rule sends over a link: name both of its machines, this one first',
-        ]);
+        sink.report(Msg.RuleTypeMismatch, d, ['an EDGE', 'a single destination name'], {
+          hint: 'an EDGE rule sends over a link: name both of its machines, this one first',
+        });
       }
       if (!isInterfaceName(d.iface.text)) {
         sink.report(Msg.InvalidInterfaceName, d.iface, [d.iface.text]);
@@ -207,21 +231,18 @@ export class Evaluator {
     }
     if (!host) return;
 
-    const rule: SourcedRule = {
-      machine: host.machine,
-      src: this.address(s.src.addr),
-      dst: this.address(s.dst.addr),
-      dest,
-      // In the literal, so it sits inside the object rather than in a property array of its own.
-      [ORIGIN]: { start: s.start, end: s.end, hop },
-    };
+    const rule = new AddedRule(host.machine, this.address(s.src.addr), this.address(s.dst.addr), dest, {
+      start: s.start,
+      end: s.end,
+      hop,
+    });
     const key = tableKey(rule);
     const rules = this.state.tables.get(host.machine)!;
     if (this.add) {
       const existing = rules.get(key);
       if (existing) {
         return this.defer(Msg.DuplicateRule, s, [rule.machine], {
-          related: [{ span: (existing as SourcedRule)[ORIGIN]!, message: 'added here' }],
+          related: [{ span: AddedRule.originOf(existing)!, message: 'added here' }],
         });
       }
       rules.set(key, rule);
@@ -263,14 +284,16 @@ export class Evaluator {
     if (missing.size === 0) return;
     for (const rule of allRules(this.state)) {
       if (rule.dest.kind !== 'link' || !missing.has(rule.dest)) continue;
-      const origin = (rule as SourcedRule)[ORIGIN]!;
+      const origin = AddedRule.originOf(rule)!;
       if (origin.hop < 0) continue;
       const deleted = this.deletedHere(linkKey(rule.machine, rule.dest.to));
       this.sink.report(
         Msg.LinkMissingForRule,
         { start: origin.hop, end: origin.end },
         [rule.machine, rule.dest.to, deleted.length ? ' any more' : ''],
-        { related: deleted },
+        deleted.length
+          ? { related: deleted, hint: 'delete this rule along with its link, or keep the link' }
+          : { related: deleted },
       );
     }
   }

@@ -87,8 +87,10 @@ export function format(file: SourceFile, program: Program, comments: readonly Sp
     // Comments before this item's end come first: those between items, and
     // those inside a statement written over several lines.
     while (c < comments.length && comments[c]!.start < item.end) {
-      const line = lineOf(comments[c]!.start);
-      emit(commentDepth, commentText(comments[c]!), line, line);
+      const at = comments[c]!.start;
+      const line = lineOf(at);
+      // A comment inside the statement follows the statement's first line, not a blank one.
+      emit(commentDepth, commentText(comments[c]!), at > item.start ? Math.min(line, lineOf(item.start)) : line, line);
       c++;
     }
     const endLine = lineOf(item.end - 1);

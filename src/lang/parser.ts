@@ -28,6 +28,7 @@ import {
   Forward,
   Host,
   Interface,
+  Keyword,
   keywordTokens,
   Link,
   Mac,
@@ -108,44 +109,61 @@ interface Structural {
 
 /** Token batch the parser pulls from the scanner at a time. */
 const BATCH = 2048;
+/** How far a recovery may look ahead for a place to resume; past it, the rest is noise. */
+const MAX_RESYNC = 65_536;
+/** Recognition errors after which the parser stops: the rest cannot be a program. */
+const MAX_PARSE_ERRORS = 1_000;
 
 /**
  * Chevrotain internals the streaming adapter below works with. Chevrotain
  * keeps token access in one trait (LexerAdapter) so that it can be replaced
- * by lazy or streaming lexers; these are the parts of it that the typings
- * leave out. The version is pinned, and the parser tests exercise every path.
+ * by lazy or streaming lexers; these are the parts of it, and of its error
+ * handling, that the typings leave out. The version is pinned, and the parser
+ * tests exercise every path.
  */
-interface LexerAdapterInternals {
+interface ChevrotainInternals {
   currIdx: number;
   exportLexerState(): number;
+  importLexerState(state: number): void;
   getLexerPosition(): number;
   moveToTerminatedState(): void;
   reset(): void;
+  SAVE_ERROR(error: IRecognitionException): IRecognitionException;
+  addToResyncTokens(token: IToken, resyncTokens: IToken[]): IToken[];
 }
 
+const chevrotainParser = EmbeddedActionsParser.prototype as unknown as ChevrotainInternals;
+
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-interface VnetParser extends LexerAdapterInternals {}
+interface VnetParser extends ChevrotainInternals {}
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 class VnetParser extends EmbeddedActionsParser {
   /** Set when a statement had to be dropped while recovering from an error. */
   dropped = false;
-  /** Misplaced statements. */
+  /** Problems the grammar tolerates, to report once parsing is done: misplaced statements, keywords as names. */
   structural: Structural[] = [];
   /** Whether an ADD or DELETE has been seen: statements after it belong to a block. */
   private inBlock = false;
+  /** Whether BEGIN was read: then every statement was seen, even if END is missing. */
+  begun = false;
+  /** Where the parser gave up (too many errors), as a source offset. */
+  stoppedAt: number | undefined;
+  private errorsSeen = 0;
   private visit: (s: Statement) => void = () => {};
 
   // ── streaming token access ────────────────────────────────────────────
   // Tokens are pulled from the scanner in batches into `window`, which holds
-  // the tokens from global index `base` on. Consumed tokens are released,
-  // unless Chevrotain has taken a position it may rewind to (it does so only
-  // while recovering from an error); from then on everything is kept.
+  // the tokens from global index `base` on, and consumed tokens are let go.
+  // While Chevrotain recovers from an error it may note a position and come
+  // back to it (it does so in one place, tryInRepetitionRecovery); tokens
+  // from that position are kept until it either comes back (importLexerState)
+  // or commits to its recovery by recording the error (SAVE_ERROR).
   private scanner: Scanner | undefined;
   private window: IToken[] = [];
   private base = 0;
   private exhausted = true;
-  private pinned = false;
+  private pinnedAt: number | undefined;
 
   constructor() {
     super(allTokens, { recoveryEnabled: true, maxLookahead: 2, errorMessageProvider: errorMessages });
@@ -156,11 +174,14 @@ class VnetParser extends EmbeddedActionsParser {
     this.reset();
     this.visit = visit;
     this.inBlock = false;
+    this.begun = false;
     this.scanner = scanner;
     this.window = [];
     this.base = 0;
     this.exhausted = false;
-    this.pinned = false;
+    this.pinnedAt = undefined;
+    this.stoppedAt = undefined;
+    this.errorsSeen = 0;
     this.dropped = false;
     this.structural = [];
   }
@@ -175,9 +196,10 @@ class VnetParser extends EmbeddedActionsParser {
 
   private pull(): boolean {
     if (this.exhausted) return false;
-    if (!this.pinned && this.currIdx - this.base > BATCH) {
-      // Slide in place, keeping LA(0) (error messages and recovery look one token back).
-      const drop = this.currIdx - 1 - this.base;
+    // Keep LA(0) (messages and recovery look one token back) and any pinned position.
+    const keepFrom = Math.min(this.currIdx - 1, this.pinnedAt ?? Infinity);
+    if (keepFrom - this.base > BATCH) {
+      const drop = keepFrom - this.base;
       const w = this.window;
       w.copyWithin(0, drop);
       w.length -= drop;
@@ -190,6 +212,11 @@ class VnetParser extends EmbeddedActionsParser {
   protected override LA(howMuch: number): IToken {
     const idx = this.currIdx + howMuch;
     if (idx < 0) return EOF_TOKEN;
+    // After giving up, or too far into a recovery's search for a place to
+    // resume (the grammar itself never looks more than two tokens ahead),
+    // the rest reads as the end.
+    if (this.stoppedAt !== undefined && howMuch > 0) return EOF_TOKEN;
+    if (howMuch > MAX_RESYNC || (this.pinnedAt !== undefined && idx - this.pinnedAt > MAX_RESYNC)) return EOF_TOKEN;
     let local = idx - this.base;
     while (local >= this.window.length) {
       if (!this.pull()) return EOF_TOKEN;
@@ -207,10 +234,14 @@ class VnetParser extends EmbeddedActionsParser {
     return this.LA(1);
   }
 
-  // Positions Chevrotain may come back to: keep every token from here on.
   exportLexerState(): number {
-    this.pinned = true;
+    this.pinnedAt = Math.min(this.pinnedAt ?? Infinity, this.currIdx);
     return this.currIdx;
+  }
+
+  importLexerState(state: number): void {
+    this.currIdx = state;
+    this.pinnedAt = undefined;
   }
 
   // Asked once per repetition to see progress; no rewind follows.
@@ -218,9 +249,43 @@ class VnetParser extends EmbeddedActionsParser {
     return this.currIdx;
   }
 
+  SAVE_ERROR(error: IRecognitionException): IRecognitionException {
+    this.pinnedAt = undefined;
+    if (++this.errorsSeen === MAX_PARSE_ERRORS) {
+      const t = this.LA(1);
+      this.stoppedAt = Number.isNaN(t.startOffset) ? undefined : t.startOffset;
+    }
+    return chevrotainParser.SAVE_ERROR.call(this, error);
+  }
+
+  /**
+   * Chevrotain keeps every token it skips while recovering, on the error; on
+   * a file of garbage that is every token of the file. vnetc never reads
+   * them, so none are kept.
+   */
+  addToResyncTokens(_token: IToken, resyncTokens: IToken[]): IToken[] {
+    return resyncTokens;
+  }
+
+  /** Skips to the end: the rest of the tokens are counted, not kept. */
   moveToTerminatedState(): void {
-    while (this.pull());
+    while (!this.exhausted) {
+      const last = this.window[this.window.length - 1];
+      this.base += this.window.length;
+      this.window = last ? [last] : [];
+      this.base -= this.window.length;
+      if (this.scanner!.fill(this.window, BATCH) === 0) this.exhausted = true;
+    }
     this.currIdx = this.base + this.window.length - 1;
+  }
+
+  /**
+   * Never recover by deleting a statement keyword: it would glue the next,
+   * correct, statement onto a broken one and blame the good line. (Chevrotain
+   * passes the type it expected; the token it would delete is LA(1).)
+   */
+  protected override canTokenTypeBeDeletedInRecovery(_expected: TokenType): boolean {
+    return !statementStarts.has(this.LA(1).tokenType);
   }
 
   // ── the grammar ───────────────────────────────────────────────────────
@@ -237,6 +302,7 @@ class VnetParser extends EmbeddedActionsParser {
 
   program = this.RULE('program', (): ProgramBounds | undefined => {
     const begin = this.CONSUME(Begin);
+    this.ACTION(() => (this.begun = true));
     this.MANY(() => {
       const s = this.SUBRULE(this.statement);
       this.ACTION(() => this.place(s));
@@ -253,8 +319,12 @@ class VnetParser extends EmbeddedActionsParser {
       this.inBlock = true;
       this.visit(s);
     } else if (s.kind === 'host') {
-      // Handed on even when misplaced, so its machine still counts as declared.
-      if (this.inBlock) this.structural.push({ def: Msg.HostAfterBlock, span: s, args: [] });
+      // Handed on even when misplaced, so later statements can use its
+      // machine; but earlier ones used it undeclared, which is not news.
+      if (this.inBlock) {
+        this.structural.push({ def: Msg.HostAfterBlock, span: s, args: [] });
+        this.dropped = true;
+      }
       this.visit(s);
     } else if (this.inBlock) {
       this.visit(s);
@@ -272,11 +342,30 @@ class VnetParser extends EmbeddedActionsParser {
   ];
   statement = this.RULE('statement', (): Statement | undefined => this.OR(this.statementAlts));
 
+  /**
+   * `host` or `end` are plausible machine and user names, but keywords. In a
+   * HOST line the shape settles it (a user is followed by AT, a machine by
+   * the port), so a keyword there is read as the name it was meant to be,
+   * with one clear error, instead of derailing the parse.
+   */
+  private keywordAsName(t: IToken, role: string): IToken {
+    this.ACTION(() => this.structural.push({ def: Msg.KeywordAsName, span: span(t), args: [role, t.image] }));
+    return t;
+  }
+  private readonly userAlts = [
+    { ALT: () => this.CONSUME(Name, USER_SLOT) },
+    { GATE: () => tokenMatcher(this.LA(2), At), ALT: () => this.keywordAsName(this.CONSUME(Keyword), USER) },
+  ];
+  private readonly hostMachineAlts = [
+    { ALT: () => this.CONSUME2(Name, MACHINE_SLOT) },
+    { GATE: () => tokenMatcher(this.LA(2), NumberTok), ALT: () => this.keywordAsName(this.CONSUME2(Keyword), MACHINE) },
+  ];
+
   hostDecl = this.RULE('hostDecl', (): HostDecl | undefined => {
     const kw = this.CONSUME(Host);
-    const user = this.CONSUME(Name, USER_SLOT);
+    const user = this.OR(this.userAlts);
     const at = this.CONSUME(At);
-    const machine = this.CONSUME2(Name, MACHINE_SLOT);
+    const machine = this.OR2(this.hostMachineAlts);
     const port = this.CONSUME(NumberTok, PORT_SLOT);
     const iface = this.CONSUME3(Name, IFACE_SLOT);
     return this.ACTION(() => {
@@ -457,7 +546,11 @@ function describe(t: IToken): string {
   return `'${image}'`;
 }
 
-function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): void {
+/**
+ * Reports one recognition error. Returns the offset of a statement keyword
+ * that was taken to be a name, whose "statement" is then no statement at all.
+ */
+function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): number | undefined {
   const t = e.token;
   const atEof = t.tokenType === EOF || Number.isNaN(t.startOffset);
   const previous = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
@@ -473,15 +566,27 @@ function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): void {
       hint: 'a program starts with BEGIN, then HOST lines, then ADD/DELETE blocks, then END',
     });
   }
-  if (expected === MAC && t.tokenType === None) return sink.report(Msg.QualifiedNone, where, ['NOT']);
-  // The statement stopped short: point just past its last word, where the missing part belongs.
+  if (expected === MAC && t.tokenType === None) {
+    // Point at NOT NONE: the NOT is what to remove.
+    const from = afterPrevious !== undefined ? previous!.startOffset : where.start;
+    return sink.report(Msg.QualifiedNone, { start: from, end: where.end }, ['NOT']);
+  }
+  if (NAME_ROLES.has(expected) && statementStarts.has(t.tokenType) && afterPrevious !== undefined) {
+    // A statement keyword where a name belongs: on the same line it was meant
+    // as the name (`LINK host h2`); on a later line, the statement stopped short.
+    if (!sink.file.text.slice(afterPrevious, t.startOffset).includes('\n')) {
+      sink.report(Msg.KeywordAsName, where, [expected, t.image]);
+      return t.startOffset;
+    }
+    return sink.report(Msg.Incomplete, { start: afterPrevious, end: afterPrevious }, [expected, previous!.image]);
+  }
   if ((atEof || statementStarts.has(t.tokenType)) && afterPrevious !== undefined && expected !== 'END') {
     return sink.report(Msg.Incomplete, { start: afterPrevious, end: afterPrevious }, [expected, previous!.image]);
   }
   if (NAME_ROLES.has(expected) && keywordSet.has(t.tokenType)) {
     return sink.report(Msg.KeywordAsName, where, [expected, t.image]);
   }
-  sink.report(Msg.Expected, where, [expected === 'END' ? STATEMENT : expected, describe(t)]);
+  return sink.report(Msg.Expected, where, [expected === 'END' ? STATEMENT : expected, describe(t)]);
 }
 
 function offsetOf(e: IRecognitionException): number {
@@ -490,11 +595,11 @@ function offsetOf(e: IRecognitionException): number {
 }
 
 /**
- * One error per statement: after the first, Chevrotain's recovery guesses,
- * and what it reports next is about its guess, not about the text.
- * `starts` are the offsets of statement keywords, in order.
+ * Reports the errors, one per statement: after the first, Chevrotain's
+ * recovery guesses, and what it reports next is about its guess, not about
+ * the text. `starts` are the offsets of statement keywords, in order.
  */
-function firstPerStatement(errors: IRecognitionException[], starts: Int32Array): IRecognitionException[] {
+function reportErrors(errors: IRecognitionException[], starts: Int32Array, sink: DiagnosticSink): void {
   // The last statement keyword strictly before the offset: a keyword that
   // cuts a statement short belongs to the statement it cut.
   const statementOf = (offset: number): number => {
@@ -508,16 +613,16 @@ function firstPerStatement(errors: IRecognitionException[], starts: Int32Array):
     return lo;
   };
   const seen = new Set<number>();
-  const out: IRecognitionException[] = [];
+  const notStatements = new Set<number>();
   for (const e of [...errors].sort((a, b) => offsetOf(a) - offsetOf(b))) {
     if (e.name !== 'NotAllInputParsedException') {
       const s = statementOf(offsetOf(e));
-      if (seen.has(s)) continue;
+      if (seen.has(s) || (s >= 0 && notStatements.has(starts[s]!))) continue;
       seen.add(s);
     }
-    out.push(e);
+    const swallowed = toDiagnostic(e, sink);
+    if (swallowed !== undefined) notStatements.add(swallowed);
   }
-  return out;
 }
 
 /** Where BEGIN and END are; absent when the text is not a program at all. */
@@ -528,7 +633,9 @@ export interface ProgramBounds {
 
 export interface ParseResult {
   bounds: ProgramBounds | undefined;
-  /** True when some statement was lost to a syntax error, or is out of place. */
+  /** BEGIN was read, so every statement after it was seen (even without END). */
+  begun: boolean;
+  /** True when some statement was lost to a syntax error (or a HOST line is out of place). */
   incomplete: boolean;
 }
 
@@ -536,16 +643,27 @@ export interface ParseResult {
 export function parse(scanner: Scanner, sink: DiagnosticSink, visit: (s: Statement) => void): ParseResult {
   const parser = parserInstance();
   parser.stream(scanner, visit);
+  // Chevrotain signals recognition errors with exceptions; their stack traces
+  // are never shown and, on a file of garbage, cost more than the parse.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     const bounds = parser.program();
-    const errors = parser.errors;
-    // Past the scanner's error cap the text is noise; what the parser makes of it is not news.
-    if (!scanner.abandoned && errors.length > 0) {
-      for (const e of firstPerStatement(errors, scanner.statements)) toDiagnostic(e, sink);
+    let errors = parser.errors;
+    const stoppedAt = parser.stoppedAt;
+    if (stoppedAt !== undefined) {
+      // What the parser thought of the end it was made to see is not news.
+      errors = errors.filter((e) => offsetOf(e) < stoppedAt);
+      sink.stop(stoppedAt);
     }
+    // Past the scanner's error cap the text is noise; what the parser makes of it is not news.
+    if (!scanner.abandoned && errors.length > 0) reportErrors(errors, scanner.statements, sink);
     for (const d of parser.structural) sink.report(d.def, d.span, d.args);
-    return { bounds, incomplete: parser.dropped || errors.length > 0 || parser.structural.length > 0 };
+    // Only a lost statement makes the program incomplete; a missing END, stray
+    // words or a misplaced HOST leave every statement known.
+    return { bounds, begun: parser.begun, incomplete: parser.dropped || stoppedAt !== undefined };
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     parser.release();
   }
 }

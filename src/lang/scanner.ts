@@ -90,10 +90,11 @@ class Token implements IToken {
 
 const statementStart = new Set<TokenType>(statementKeywords);
 
+/** `U+00E9 'é'`; the character itself only when showing it cannot disturb a terminal. */
 function describeChar(code: number): string {
   const hex = code.toString(16).toUpperCase().padStart(4, '0');
-  const printable = code >= 0x20 && code !== 0x7f && !(code >= 0x80 && code < 0xa0);
-  return printable ? `U+${hex} '${String.fromCodePoint(code)}'` : `U+${hex}`;
+  const ch = String.fromCodePoint(code);
+  return /[\p{C}\p{Z}]/u.test(ch) ? `U+${hex}` : `U+${hex} '${ch}'`;
 }
 
 export class Scanner {
@@ -151,7 +152,10 @@ export class Scanner {
           i++;
         }
         this.sink.report(Msg.UnexpectedCharacter, { start, end: i }, [describeChar(first)]);
-        if (this.sink.full) this.abandoned = true;
+        if (this.sink.full) {
+          this.abandoned = true;
+          this.sink.stop(i);
+        }
       }
     }
     this.pos = i;

@@ -3,30 +3,40 @@
  * if it is close enough to be a plausible typo. Results are cached per name,
  * because one typo tends to repeat on many lines.
  */
+const MAX_NAME = 64;
 const cache = new WeakMap<readonly string[], Map<string, string | undefined>>();
 
 export function suggest(name: string, candidates: readonly string[]): string | undefined {
   let memo = cache.get(candidates);
   if (!memo) cache.set(candidates, (memo = new Map()));
   if (memo.has(name)) return memo.get(name);
+  // Edit distance is quadratic; nobody mistypes a name longer than this.
+  if (name.length > MAX_NAME) return undefined;
   const limit = Math.max(1, Math.floor(name.length / 3));
   let best: string | undefined;
   let bestDistance = limit + 1;
+  let tied = false;
   const lower = name.toLowerCase();
   for (const c of candidates) {
     if (c.toLowerCase() === lower) {
       best = c;
+      tied = false;
       break;
     }
-    if (Math.abs(c.length - name.length) > limit) continue;
-    const d = distance(name, c, bestDistance);
+    if (c.length > MAX_NAME || Math.abs(c.length - name.length) > limit) continue;
+    const d = distance(name, c, bestDistance + 1);
     if (d < bestDistance) {
       bestDistance = d;
       best = c;
+      tied = false;
+    } else if (d === bestDistance) {
+      tied = true;
     }
   }
-  memo.set(name, best);
-  return best;
+  // Two equally close names (host3 among host1 and host2) is no hint at all.
+  const answer = tied ? undefined : best;
+  memo.set(name, answer);
+  return answer;
 }
 
 /**

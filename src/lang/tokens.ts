@@ -39,8 +39,11 @@ export const NumberTok = createToken({
   label: 'a number',
 });
 
+/** Every keyword, so a name slot can recognise one that was meant as a name. */
+export const Keyword = createToken({ name: 'Keyword', pattern: Lexer.NA, label: 'a keyword' });
+
 function keyword(word: string): TokenType {
-  return createToken({ name: word, pattern: new RegExp(word, 'i'), longer_alt: Word, label: word });
+  return createToken({ name: word, pattern: new RegExp(word, 'i'), longer_alt: Word, categories: [Keyword], label: word });
 }
 
 export const Begin = keyword('BEGIN');
@@ -70,4 +73,4 @@ export const keywordByName: ReadonlyMap<string, TokenType> = new Map(keywordToke
 export const statementKeywords: readonly TokenType[] = [Begin, End, Host, Add, Delete, Link, Forward];
 
 /** Order matters for the reference Lexer: first match wins, then longer_alt. */
-export const allTokens: TokenType[] = [WhiteSpace, Comment, Mac, ...keywordTokens, NumberTok, Word, Name];
+export const allTokens: TokenType[] = [WhiteSpace, Comment, Mac, ...keywordTokens, NumberTok, Word, Name, Keyword];
