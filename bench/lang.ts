@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { printAddress } from '../src/lang/format.js';
+import { printAddress } from '../src/lang/print.js';
 import { ruleCount, type Address } from '../src/model/state.js';
 
 // ---------------------------------------------------------------------------

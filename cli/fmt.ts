@@ -1,4 +1,3 @@
-import { chmod, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
@@ -6,7 +5,7 @@ import { renderDiagnostics, type Painter } from '../src/diag/render.js';
 import { parseSource } from '../src/lang/compile.js';
 import { format } from '../src/lang/format.js';
 import { painterFor } from './color.js';
-import { expandPaths, load, STDIN, UsageError, type Io } from './io.js';
+import { expandPaths, load, STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
 
 export interface FmtArgs {
   files: string[];
@@ -55,7 +54,7 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
     if (args.write) {
       if (differs) {
         try {
-          await replaceFile(resolve(io.cwd, path), after);
+          await writeFileAtomic(resolve(io.cwd, path), after);
           io.stdout.write(name + '\n');
         } catch (e) {
           io.stderr.write(`vnetc: error: cannot write '${name}': ${(e as Error).message}\n`);
@@ -72,25 +71,6 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
   if (unreadable) return 2;
   if (problems.length) return 1;
   return args.check && changed > 0 ? 3 : 0;
-}
-
-/**
- * Write beside, then rename: an interrupted fmt never leaves half a file.
- * Through a symlink, the file it points to is the one rewritten (as gofmt
- * and terraform fmt do), and its mode is kept exactly, whatever the umask.
- */
-async function replaceFile(path: string, text: string): Promise<void> {
-  const target = await realpath(path);
-  const { mode } = await stat(target);
-  const tmp = `${target}.vnetc-fmt-${process.pid}`;
-  try {
-    await writeFile(tmp, text, { mode });
-    await chmod(tmp, mode);
-    await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 function colorDiff(patch: string, paint: Painter): string {

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { diagnostic } from '../src/diag/diagnostic.js';
@@ -118,5 +118,28 @@ function describeIoError(e: unknown): string {
       return 'it is a directory';
     default:
       return (e as Error)?.message ?? String(e);
+  }
+}
+
+/**
+ * Write beside, then rename: an interrupted write never leaves half a file.
+ * Through a symlink, the file it points to is the one rewritten (as gofmt
+ * and terraform fmt do), and its mode is kept exactly, whatever the umask.
+ */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const existing = await realpath(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined; // a new file: plain mode, as the umask has it
+    throw e;
+  });
+  const target = existing ?? path;
+  const mode = existing === undefined ? undefined : (await stat(existing)).mode;
+  const tmp = `${target}.vnetc-tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, text, { mode });
+    if (mode !== undefined) await chmod(tmp, mode);
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
   }
 }

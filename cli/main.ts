@@ -15,7 +15,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
   // Files are the positionals, plus whatever follows `--` (yargs leaves that in `_`, after the command).
   const files = (a: { files?: string[]; _: (string | number)[] }): string[] =>
     [...(a.files ?? []), ...a._.slice(1).map(String)].map((f) => (f === STDIN_ARG ? '-' : f));
-  argv = argv.map((a) => (a === '-' ? STDIN_ARG : a));
+  // Terraform spells its long flags with one dash; people will type them so.
+  const TERRAFORM_STYLE = new Set(['-detailed-exitcode', '-out', '-json', '-state', '-allow-backbone-delete', '-proxy']);
+  argv = argv.map((a) => (a === '-' ? STDIN_ARG : TERRAFORM_STYLE.has(a.split('=')[0]!) ? '-' + a : a));
+  // A usage error of plan must not look like its "changes present" (2).
+  const usageExit = argv[0] === 'plan' ? 1 : 2;
   let run: (() => Promise<number>) | undefined;
   const cli = yargs()
     .scriptName('vnetc')
@@ -72,6 +76,46 @@ export async function main(argv: string[], io: Io): Promise<number> {
           });
       },
     )
+    .command(
+      'plan <file>',
+      'Show the changes that make the daemons hold what a .vnet file describes',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'The desired state (.vnet), or a saved plan' })
+          .option('state', {
+            type: 'string',
+            describe: 'Take live state from this .vnet file (what the daemons hold; in CI, the version before the change)',
+          })
+          .option('out', { alias: 'o', type: 'string', describe: 'Save the plan as a .vnet program of changes, for apply' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the plan as JSON (format in PLAN.md)' })
+          .option('detailed-exitcode', {
+            type: 'boolean',
+            default: false,
+            describe: 'Exit 2 when there are changes (0 none, 1 error), as terraform does',
+          })
+          .option('allow-backbone-delete', {
+            type: 'boolean',
+            default: false,
+            describe: 'Allow the plan to delete links of the Proxy star',
+          })
+          .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
+          .example('$0 plan next.vnet --state current.vnet', 'review a change between two versions of a spec')
+          .example('$0 plan next.vnet --state current.vnet --out change.vnet', 'save it for apply')
+          .epilogue('Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes, 1 error, 2 changes.'),
+      (a) => {
+        run = async () =>
+          (await import('./plan.js')).plan(io, {
+            file: a.file === STDIN_ARG ? '-' : a.file,
+            state: a.state === STDIN_ARG ? '-' : a.state,
+            out: a.out,
+            json: a.json,
+            detailedExitcode: a['detailed-exitcode'],
+            allowBackboneDelete: a['allow-backbone-delete'],
+            proxy: a.proxy,
+            color: a.color,
+          });
+      },
+    )
     .demandCommand(1, 'Say which command to run.')
     .recommendCommands()
     .strict()
@@ -87,21 +131,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (err) failure = err.message;
     output = out;
   });
-  if (failure !== undefined) return usageError(io, failure);
+  if (failure !== undefined) return usageError(io, failure, usageExit);
   if (output) {
     io.stdout.write(output + '\n'); // --help or --version
     return 0;
   }
-  if (!run) return usageError(io, 'Say which command to run.');
+  if (!run) return usageError(io, 'Say which command to run.', usageExit);
   try {
     return await run();
   } catch (e) {
-    if (e instanceof UsageError) return usageError(io, e.message);
+    if (e instanceof UsageError) return usageError(io, e.message, usageExit);
     throw e;
   }
 }
 
-function usageError(io: Io, message: string): number {
+function usageError(io: Io, message: string, code: number): number {
   io.stderr.write(`vnetc: error: ${message}\nRun 'vnetc --help' for usage.\n`);
-  return 2;
+  return code;
 }

@@ -1,10 +1,11 @@
 /**
  * Every diagnostic vnetc can report, in one table: a stable code, a severity,
  * the message template and an optional hint template. `{0}`, `{1}` … are
- * filled from arguments. Codes never change meaning once released; LANGUAGE.md
- * documents each one and a test keeps the two in step.
+ * filled from arguments. Codes never change meaning once released; the docs
+ * list each one and a test keeps them in step.
  *
- * VN1xxx input and lexical, VN2xxx syntax, VN3xxx meaning.
+ * VN1xxx input and lexical, VN2xxx syntax, VN3xxx meaning (LANGUAGE.md);
+ * VN4xxx plans (PLAN.md).
  */
 export type Severity = 'error' | 'warning';
 
@@ -171,6 +172,27 @@ export const Msg = {
     'warning',
     'source address {0} is a group (multicast) address; no frame is sent from it',
     'a source is the MAC of the sending machine; did you swap source and destination?',
+  ),
+
+  // ── plans (PLAN.md) ──────────────────────────────────────────────────
+  BackboneDelete: def(
+    'VN4001',
+    'error',
+    "the plan deletes {0} of the Proxy '{1}': {2}",
+    'the star of links to the Proxy keeps every host reachable; keep them in the file, or pass --allow-backbone-delete if you mean it',
+  ),
+  StalePlan: def(
+    'VN4002',
+    'error',
+    'this saved plan was computed against live state {0}, but the live state is now {1}',
+    'the daemons changed since the plan was made; run vnetc plan again and review the new plan',
+  ),
+  UnknownProxy: def('VN4003', 'error', "--proxy names '{0}', which the file does not declare", 'name a machine from a HOST line'),
+  PlanAsLiveState: def(
+    'VN4004',
+    'error',
+    'this is a saved plan (a program of changes), not a description of live state',
+    'pass the state the daemons hold, such as the file you applied before',
   ),
 } as const satisfies Record<string, MessageDef>;
 

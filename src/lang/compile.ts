@@ -4,6 +4,7 @@ import { Msg } from '../diag/messages.js';
 import { SourceFile } from '../diag/source.js';
 import type { State } from '../model/state.js';
 import type { Block, HostDecl, Program, Statement } from './ast.js';
+import { deltaBase } from './delta.js';
 import { Evaluator } from './evaluate.js';
 import { parse } from './parser.js';
 import { Scanner } from './scanner.js';
@@ -127,10 +128,13 @@ export function parseSource(file: SourceFile): Parsed {
 /**
  * Parses and evaluates: what `validate`, `plan` and everything after build
  * on. Statements stream from the parser into the evaluator; no tree is kept.
+ * `base` is where evaluation starts: the live state, for a saved plan.
  */
-export function compileSource(file: SourceFile): Compiled {
+export function compileSource(file: SourceFile, options: { base?: State } = {}): Compiled {
   const sink = new DiagnosticSink(file);
-  const evaluator = new Evaluator(sink);
+  // A saved plan checked on its own (validate, fmt) cannot know what its deletions refer to.
+  const base = options.base ?? (deltaBase(file.text) === undefined ? undefined : 'unknown');
+  const evaluator = new Evaluator(sink, base);
   const { begun, complete } = parseFile(file, sink, evaluator.visit);
   const state = evaluator.finish(complete);
   return { file, state: begun ? state : undefined, diagnostics: sink.finish() };

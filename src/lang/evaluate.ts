@@ -5,6 +5,7 @@ import { isInterfaceName, isMachineName, isUserName } from '../model/names.js';
 import {
   addressKey,
   allRules,
+  copyState,
   emptyState,
   linkKey,
   type Address,
@@ -59,7 +60,9 @@ class AddedRule implements Rule {
  * would mostly report the consequences of the syntax error, not new facts.
  */
 export class Evaluator {
-  private readonly state = emptyState();
+  private readonly state: State;
+  /** Evaluating a plan without the live state it applies to: what it deletes cannot be checked. */
+  private readonly unknownBase: boolean;
   private add = true;
   private readonly hostSpans = new Map<string, Span & { text: string }>();
   private readonly linkOrigins = new Map<string, Span>();
@@ -72,7 +75,18 @@ export class Evaluator {
   private deferredDropped = 0;
   private declared: string[] | undefined;
 
-  constructor(private readonly sink: DiagnosticSink) {}
+  /**
+   * `base` is the state the program starts from: empty for a description of
+   * a network, the live state for a saved plan (a program of changes), or
+   * 'unknown' to check a plan on its own.
+   */
+  constructor(
+    private readonly sink: DiagnosticSink,
+    base?: State | 'unknown',
+  ) {
+    this.unknownBase = base === 'unknown';
+    this.state = base === undefined || base === 'unknown' ? emptyState() : copyState(base);
+  }
 
   readonly visit = (s: Statement): void => {
     switch (s.kind) {
@@ -91,7 +105,7 @@ export class Evaluator {
   /** Ends the run; `complete` is false when the parser lost statements. */
   finish(complete: boolean): State {
     if (complete) {
-      this.checkRuleLinks();
+      if (!this.unknownBase) this.checkRuleLinks();
       for (const d of this.deferred) this.sink.add(d);
       this.sink.drop(this.deferredDropped);
     }
@@ -121,13 +135,14 @@ export class Evaluator {
       return;
     }
     this.hostSpans.set(folded, { start: h.machine.start, end: h.machine.end, text: h.machine.text });
+    // On a base, a HOST line restates (or changes) a daemon the base already has, rules and all.
     this.state.hosts.set(h.machine.text, {
       machine: h.machine.text,
       user: h.user.text,
       port: h.port.value,
       iface: h.iface.text,
     });
-    this.state.tables.set(h.machine.text, new Map());
+    if (!this.state.tables.has(h.machine.text)) this.state.tables.set(h.machine.text, new Map());
     this.declared = undefined;
   }
 
@@ -160,7 +175,10 @@ export class Evaluator {
 
     const key = linkKey(a.machine, b.machine);
     const existing = this.state.links.get(key);
-    const addedHere = (): Related[] => [{ span: this.linkOrigins.get(key)!, message: 'added here' }];
+    const addedHere = (): Related[] => {
+      const origin = this.linkOrigins.get(key);
+      return origin ? [{ span: origin, message: 'added here' }] : [];
+    };
     const span = { start: s.start, end: s.end };
     if (this.add) {
       if (existing) return this.defer(Msg.DuplicateLink, span, [a.machine, b.machine], { related: addedHere() });
@@ -171,6 +189,7 @@ export class Evaluator {
       return;
     }
     if (!existing) {
+      if (this.unknownBase) return;
       return this.defer(Msg.DeleteMissingLink, span, [a.machine, b.machine], { related: this.deletedHere(key) });
     }
     // A DELETE matches on the endpoints; type and dialer only when written out.
@@ -241,12 +260,13 @@ export class Evaluator {
     if (this.add) {
       const existing = rules.get(key);
       if (existing) {
+        const origin = AddedRule.originOf(existing);
         return this.defer(Msg.DuplicateRule, s, [rule.machine], {
-          related: [{ span: AddedRule.originOf(existing)!, message: 'added here' }],
+          related: origin ? [{ span: origin, message: 'added here' }] : [],
         });
       }
       rules.set(key, rule);
-    } else if (!rules.delete(key)) {
+    } else if (!rules.delete(key) && !this.unknownBase) {
       this.defer(Msg.DeleteMissingRule, s, [rule.machine]);
     }
   }
@@ -284,8 +304,9 @@ export class Evaluator {
     if (missing.size === 0) return;
     for (const rule of allRules(this.state)) {
       if (rule.dest.kind !== 'link' || !missing.has(rule.dest)) continue;
-      const origin = AddedRule.originOf(rule)!;
-      if (origin.hop < 0) continue;
+      // Rules of the base are not this program's to answer for.
+      const origin = AddedRule.originOf(rule);
+      if (!origin || origin.hop < 0) continue;
       const deleted = this.deletedHere(linkKey(rule.machine, rule.dest.to));
       this.sink.report(
         Msg.LinkMissingForRule,

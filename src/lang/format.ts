@@ -1,7 +1,7 @@
 import type { Span } from '../diag/diagnostic.js';
 import type { SourceFile } from '../diag/source.js';
-import type { Address } from '../model/state.js';
 import type { BlockStmt, ForwardStmt, HostDecl, LinkStmt, Program } from './ast.js';
+import { printAddress } from './print.js';
 
 /**
  * The canonical form of a program (LANGUAGE.md, "Formatting"): printed from
@@ -10,19 +10,6 @@ import type { BlockStmt, ForwardStmt, HostDecl, LinkStmt, Program } from './ast.
  */
 
 const INDENT = '  ';
-
-export function printAddress(a: Address): string {
-  switch (a.q) {
-    case 'exact':
-      return a.mac;
-    case 'not':
-      return `NOT ${a.mac}`;
-    case 'any':
-      return 'ANY';
-    case 'none':
-      return 'NONE';
-  }
-}
 
 function printHost(h: HostDecl): string {
   return `HOST ${h.user.text} AT ${h.machine.text} ${h.port.text} ${h.iface.text}`;

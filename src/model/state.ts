@@ -66,6 +66,15 @@ export function emptyState(): State {
   return { hosts: new Map(), links: new Map(), tables: new Map() };
 }
 
+/** A state that can be changed without changing this one; hosts, links and rules are shared. */
+export function copyState(state: State): State {
+  const out = emptyState();
+  for (const [m, h] of state.hosts) out.hosts.set(m, h);
+  for (const [k, l] of state.links) out.links.set(k, l);
+  for (const [m, t] of state.tables) out.tables.set(m, new Map(t));
+  return out;
+}
+
 export function ruleCount(state: State): number {
   let n = 0;
   for (const t of state.tables.values()) n += t.size;
