@@ -1,0 +1,15 @@
+import type { Interface } from './interface.js';
+import { QemuUdpInterface } from './qemu-udp.js';
+
+/** Builds an interface from `--iface NAME=KIND:PARAMS`. */
+export function interfaceFromSpec(arg: string): Interface {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,14})=([a-z0-9-]+):(.*)$/.exec(arg);
+  if (!m) throw new Error(`'${arg}' is not NAME=KIND:PARAMS (for example vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000)`);
+  const [, name, kind, params] = m;
+  switch (kind) {
+    case 'qemu-udp':
+      return QemuUdpInterface.parse(name!, params!);
+    default:
+      throw new Error(`unknown interface kind '${kind}' (known: qemu-udp)`);
+  }
+}

@@ -1,0 +1,82 @@
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { MAX_FRAME, MIN_FRAME, type Interface } from './interface.js';
+
+/**
+ * QEMU's datagram socket netdev: one Ethernet frame per UDP datagram, no
+ * header. The VM side runs
+ *   -netdev dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=<vm>,
+ *           remote.type=inet,remote.host=127.0.0.1,remote.port=<ours>
+ * (or the older `-netdev socket,udp=127.0.0.1:<ours>,localaddr=127.0.0.1:<vm>`),
+ * and vnetd binds <ours> and sends to <vm>. Datagrams from any other
+ * address are ignored: only the VM may inject into its own interface.
+ */
+export class QemuUdpInterface extends EventEmitter implements Interface {
+  readonly counters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, errors: 0 };
+  private socket: dgram.Socket | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly spec: string,
+    private readonly local: { host: string; port: number },
+    private readonly remote: { host: string; port: number },
+  ) {
+    super();
+  }
+
+  /** Parses `listen=HOST:PORT,peer=HOST:PORT`. */
+  static parse(name: string, params: string): QemuUdpInterface {
+    const kv = new Map(params.split(',').map((p) => p.split('=', 2) as [string, string]));
+    const endpoint = (key: string) => {
+      const v = kv.get(key);
+      const m = v === undefined ? null : /^([A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v);
+      if (!m || Number(m[2]) > 65535) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
+      return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+    };
+    for (const k of kv.keys()) if (k !== 'listen' && k !== 'peer') throw new Error(`qemu-udp has no parameter '${k}'`);
+    return new QemuUdpInterface(name, `qemu-udp:${params}`, endpoint('listen'), endpoint('peer'));
+  }
+
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket(this.local.host.includes(':') ? 'udp6' : 'udp4');
+      s.once('error', reject);
+      s.bind(this.local.port, this.local.host, () => {
+        s.off('error', reject);
+        s.on('error', () => this.counters.errors++);
+        s.on('message', (msg, rinfo) => {
+          if (rinfo.port !== this.remote.port || msg.length < MIN_FRAME || msg.length > MAX_FRAME) {
+            this.counters.errors++;
+            return;
+          }
+          this.counters.rxFrames++;
+          this.counters.rxBytes += msg.length;
+          this.emit('frame', msg);
+        });
+        this.socket = s;
+        resolve();
+      });
+    });
+  }
+
+  /** The port actually bound (the spec may say 0 in tests). */
+  get port(): number {
+    return this.socket?.address().port ?? this.local.port;
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (!this.socket) return false;
+    this.counters.txFrames++;
+    this.counters.txBytes += frame.length;
+    this.socket.send(frame, this.remote.port, this.remote.host, (e) => {
+      if (e) this.counters.errors++;
+    });
+    return true;
+  }
+
+  close(): Promise<void> {
+    const s = this.socket;
+    this.socket = undefined;
+    return new Promise((resolve) => (s ? s.close(() => resolve()) : resolve()));
+  }
+}

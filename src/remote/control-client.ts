@@ -1,0 +1,78 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { formatCommand, ReplyReader, type Change, type Reply } from '../wire/control.js';
+
+/**
+ * A client of vnetd's control protocol over any byte stream: a Unix socket
+ * here, an SSH channel later. Requests are pipelined: each gets the next
+ * reply, in order.
+ */
+export class ControlClient {
+  private readonly reader = new ReplyReader();
+  private readonly waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
+  private buffered = '';
+  private closed: Error | undefined;
+  /** The greeting line the daemon sends on connect. */
+  readonly greeting: Promise<Reply>;
+
+  constructor(private readonly stream: Duplex) {
+    this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => this.onData(text));
+    const fail = (e: Error) => {
+      this.closed = e;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    };
+    stream.on('error', fail);
+    stream.on('close', () => fail(new Error('the daemon closed the control connection')));
+  }
+
+  static connect(socketPath: string): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(socketPath);
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
+        const c = new ControlClient(s);
+        c.greeting.then(() => resolve(c), reject);
+      });
+    });
+  }
+
+  private onData(text: string): void {
+    this.buffered += text;
+    let nl: number;
+    while ((nl = this.buffered.indexOf('\n')) !== -1) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      const reply = this.reader.line(line);
+      if (reply) this.waiting.shift()?.resolve(reply);
+    }
+  }
+
+  /** Sends one command line and waits for its reply. */
+  request(line: string): Promise<Reply> {
+    if (this.closed) return Promise.reject(this.closed);
+    const p = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.stream.write(line + '\n');
+    return p;
+  }
+
+  /**
+   * Sends changes as one all-or-nothing batch in one round trip; resolves to
+   * the COMMIT reply, whose data lines give each step's result.
+   */
+  async batch(changes: readonly Change[]): Promise<Reply> {
+    if (this.closed) throw this.closed;
+    const replies: Promise<Reply>[] = [];
+    const lines = ['BATCH', ...changes.map(formatCommand), 'COMMIT'];
+    for (let i = 0; i < lines.length; i++) replies.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
+    this.stream.write(lines.join('\n') + '\n');
+    const all = await Promise.all(replies);
+    return all[all.length - 1]!;
+  }
+
+  close(): void {
+    this.stream.end();
+  }
+}

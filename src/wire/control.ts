@@ -1,0 +1,305 @@
+import { printAddress } from '../lang/print.js';
+import { parseMac } from '../model/mac.js';
+import { isInterfaceName, isMachineName } from '../model/names.js';
+import type { Address, Destination, Proto, Rule } from '../model/state.js';
+
+/**
+ * The control protocol's words, shared by vnetd (which parses commands and
+ * prints replies) and by clients (which do the reverse), so the two can
+ * never drift apart. PROTOCOL.md is the reference.
+ *
+ * Every command is one line of space-separated words, keywords in any case.
+ * Every reply ends with one line starting `OK` or `ERR <code>`; lines before
+ * it start with `* ` and carry data.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Longer lines are refused (and skipped up to their end) without being buffered. */
+export const MAX_LINE = 64 * 1024;
+
+export type LinkMode = 'encrypt' | 'auth-only';
+
+/** A link as the control plane configures it on one end. */
+export interface LinkConfig {
+  peer: string;
+  proto: Proto;
+  /** This end opens the connection. */
+  dial: boolean;
+  /** `host:port` of the peer's daemon; required to dial (and for UDP, where to send). */
+  address: string | undefined;
+  /** 32 bytes, as 64 hex digits; both ends hold the same. */
+  key: string;
+  mode: LinkMode;
+}
+
+export type Command =
+  | { op: 'hello'; client: string | undefined }
+  | { op: 'done' }
+  | { op: 'devices?' }
+  | { op: 'links?' }
+  | { op: 'rules?' }
+  | { op: 'stats?' }
+  | { op: 'configtime?' }
+  | { op: 'configtime'; ms: number }
+  | { op: 'link-add'; link: LinkConfig }
+  | { op: 'link-delete'; peer: string }
+  | { op: 'rule-add'; rule: WireRule }
+  | { op: 'rule-delete'; rule: WireRule }
+  | { op: 'batch' }
+  | { op: 'commit' }
+  | { op: 'abort' };
+
+/** A rule in a daemon's own table: the machine is the daemon. */
+export type WireRule = Omit<Rule, 'machine'>;
+
+/** The commands that change configuration, and so may go in a batch. */
+export type Change = Extract<Command, { op: 'link-add' | 'link-delete' | 'rule-add' | 'rule-delete' }>;
+
+export const isChange = (c: Command): c is Change =>
+  c.op === 'link-add' || c.op === 'link-delete' || c.op === 'rule-add' || c.op === 'rule-delete';
+
+export class WireError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Error codes a reply can carry (PROTOCOL.md lists them with their meaning). */
+export type ErrorCode =
+  | 'E_SYNTAX'
+  | 'E_UNKNOWN'
+  | 'E_TOOLONG'
+  | 'E_STATE'
+  | 'E_EXISTS'
+  | 'E_MISSING'
+  | 'E_NOLINK'
+  | 'E_NOIFACE'
+  | 'E_INUSE'
+  | 'E_REJECTED'
+  | 'E_PERSIST'
+  | 'E_BUSY';
+
+const KEY = /^[0-9a-f]{64}$/;
+const HOSTPORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}):(\d{1,5})$/;
+
+const syntax = (message: string): never => {
+  throw new WireError('E_SYNTAX', message);
+};
+
+/** Reads words off a command line, with errors that say what was expected. */
+class Words {
+  private i = 0;
+  constructor(private readonly words: string[]) {}
+  next(what: string): string {
+    const w = this.words[this.i++];
+    if (w === undefined) syntax(`expected ${what}`);
+    return w!;
+  }
+  peek(): string | undefined {
+    return this.words[this.i];
+  }
+  optional(): string | undefined {
+    return this.words[this.i++];
+  }
+  end(): void {
+    if (this.i < this.words.length) syntax(`unexpected '${clipWord(this.words[this.i]!)}' at the end of the command`);
+  }
+}
+
+/** A word of the client's, quoted back: short, and with no byte that could end or garble a reply line. */
+const clipWord = (w: string): string => {
+  const short = w.length > 40 ? w.slice(0, 39) + '…' : w;
+  return short.replace(/[^\x20-\x7e…]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+};
+
+function machineWord(w: string): string {
+  if (!isMachineName(w)) syntax(`'${clipWord(w)}' is not a machine name`);
+  return w;
+}
+
+function addressWords(words: Words, allowNone: boolean): Address {
+  const w = words.next('an address (a MAC, NOT <mac>, ANY or NONE)');
+  const upper = w.toUpperCase();
+  if (upper === 'ANY') return { q: 'any' };
+  if (upper === 'NONE') {
+    if (!allowNone) syntax('NONE can only be a destination address');
+    return { q: 'none' };
+  }
+  if (upper === 'NOT') return { q: 'not', mac: mac(words.next('a MAC after NOT')) };
+  return { q: 'exact', mac: mac(w) };
+}
+
+function mac(w: string): string {
+  const r = parseMac(w);
+  if (!r.ok) syntax(`'${clipWord(w)}' is not a MAC address: ${r.reason}`);
+  return (r as { mac: string }).mac;
+}
+
+function destinationWords(words: Words): Destination {
+  const kind = words.next('LINK <peer> or IFACE <name>').toUpperCase();
+  if (kind === 'LINK') return { kind: 'link', to: machineWord(words.next('the peer machine')) };
+  if (kind === 'IFACE') {
+    const name = words.next('the interface name');
+    if (!isInterfaceName(name)) syntax(`'${clipWord(name)}' is not an interface name`);
+    return { kind: 'interface', iface: name };
+  }
+  return syntax(`expected LINK or IFACE, not '${clipWord(kind)}'`);
+}
+
+function ruleWords(words: Words): WireRule {
+  const src = addressWords(words, false);
+  const dst = addressWords(words, true);
+  const dest = destinationWords(words);
+  words.end();
+  return { src, dst, dest };
+}
+
+function linkAddWords(words: Words): LinkConfig {
+  const peer = machineWord(words.next('the peer machine'));
+  const proto = words.next('TCP or UDP').toLowerCase();
+  if (proto !== 'tcp' && proto !== 'udp') syntax(`expected TCP or UDP, not '${clipWord(proto)}'`);
+  const role = words.next('DIAL or ACCEPT').toLowerCase();
+  if (role !== 'dial' && role !== 'accept') syntax(`expected DIAL or ACCEPT, not '${clipWord(role)}'`);
+  let address: string | undefined;
+  const next = words.next('the peer address host:port (or - ) then the key');
+  if (next !== '-') {
+    const m = HOSTPORT.exec(next);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) syntax(`'${clipWord(next)}' is not host:port`);
+    address = next;
+  }
+  if (role === 'dial' && address === undefined) syntax('a link this end dials needs the peer address');
+  const key = words.next('the link key (64 hex digits)').toLowerCase();
+  if (!KEY.test(key)) syntax('the link key must be 64 hex digits (32 bytes)');
+  const modeWord = words.optional()?.toLowerCase();
+  if (modeWord !== undefined && modeWord !== 'auth-only' && modeWord !== 'encrypt') {
+    syntax(`expected ENCRYPT or AUTH-ONLY, not '${clipWord(modeWord)}'`);
+  }
+  words.end();
+  return { peer, proto: proto as Proto, dial: role === 'dial', address, key, mode: (modeWord as LinkMode | undefined) ?? 'encrypt' };
+}
+
+/** Parses one command line (without its newline). Throws WireError. */
+export function parseCommand(line: string): Command {
+  const words = line.trim().split(/[ \t]+/).filter(Boolean);
+  if (words.length === 0) syntax('empty command');
+  const w = new Words(words);
+  const head = w.next('a command').toUpperCase();
+  const simple = (op: Command['op']): Command => (w.end(), { op } as Command);
+  switch (head) {
+    case 'HELLO': {
+      const client = w.optional();
+      return { op: 'hello', client };
+    }
+    case 'DONE':
+    case 'QUIT':
+      return simple('done');
+    case 'DEVICES?':
+      return simple('devices?');
+    case 'LINKS?':
+    case 'HANDLERS?':
+      return simple('links?');
+    case 'RULES?':
+      return simple('rules?');
+    case 'STATS?':
+      return simple('stats?');
+    case 'CONFIGTIME?':
+      return simple('configtime?');
+    case 'CONFIGTIME': {
+      const v = w.next('the bound in milliseconds');
+      if (!/^\d{1,9}$/.test(v)) syntax('the bound is a whole number of milliseconds');
+      w.end();
+      return { op: 'configtime', ms: Number(v) };
+    }
+    case 'BATCH':
+      return simple('batch');
+    case 'COMMIT':
+      return simple('commit');
+    case 'ABORT':
+      return simple('abort');
+    case 'LINK':
+    case 'RULE': {
+      const verb = w.next('ADD or DELETE').toUpperCase();
+      if (verb !== 'ADD' && verb !== 'DELETE') syntax(`expected ADD or DELETE, not '${clipWord(verb)}'`);
+      if (head === 'RULE') return { op: verb === 'ADD' ? 'rule-add' : 'rule-delete', rule: ruleWords(w) };
+      if (verb === 'ADD') return { op: 'link-add', link: linkAddWords(w) };
+      const peer = machineWord(w.next('the peer machine'));
+      w.end();
+      return { op: 'link-delete', peer };
+    }
+    default:
+      throw new WireError('E_UNKNOWN', `unknown command '${clipWord(words[0]!)}'; try DEVICES?, LINKS?, RULES?, STATS?, LINK ADD, RULE ADD, BATCH`);
+  }
+}
+
+// ── printing (the client's side, and the daemon's listings) ─────────────
+
+export function formatRule(r: WireRule): string {
+  const dest = r.dest.kind === 'link' ? `LINK ${r.dest.to}` : `IFACE ${r.dest.iface}`;
+  return `${printAddress(r.src)} ${printAddress(r.dst)} ${dest}`;
+}
+
+/** The words after `LINK ADD`. */
+export function formatLinkConfig(l: LinkConfig): string {
+  return `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.key} ${l.mode.toUpperCase()}`;
+}
+
+export function formatCommand(c: Command): string {
+  switch (c.op) {
+    case 'hello':
+      return c.client === undefined ? 'HELLO' : `HELLO ${c.client}`;
+    case 'done':
+      return 'DONE';
+    case 'configtime':
+      return `CONFIGTIME ${c.ms}`;
+    case 'link-add':
+      return `LINK ADD ${formatLinkConfig(c.link)}`;
+    case 'link-delete':
+      return `LINK DELETE ${c.peer}`;
+    case 'rule-add':
+      return `RULE ADD ${formatRule(c.rule)}`;
+    case 'rule-delete':
+      return `RULE DELETE ${formatRule(c.rule)}`;
+    default:
+      return c.op.toUpperCase();
+  }
+}
+
+/** A rule line of `RULES?`: the rule, then its counters as key=value words. */
+export function parseRuleLine(line: string): { rule: WireRule; counters: Record<string, number> } {
+  const words = line.trim().split(/ +/);
+  const counters: Record<string, number> = {};
+  while (words.length && /^[a-z]+=\d+$/.test(words[words.length - 1]!)) {
+    const [k, v] = words.pop()!.split('=');
+    counters[k!] = Number(v);
+  }
+  return { rule: ruleWords(new Words(words)), counters };
+}
+
+// ── replies ─────────────────────────────────────────────────────────────
+
+export type Reply = { ok: true; data: string[]; text: string } | { ok: false; data: string[]; code: string; text: string };
+
+/**
+ * Splits a stream of reply lines into replies: data lines (`* …`) gather
+ * until an `OK …` or `ERR <code> …` line ends the reply.
+ */
+export class ReplyReader {
+  private data: string[] = [];
+
+  /** Feeds one line; returns a reply when this line completes one. */
+  line(line: string): Reply | undefined {
+    if (line.startsWith('* ')) {
+      this.data.push(line.slice(2));
+      return undefined;
+    }
+    const data = this.data;
+    this.data = [];
+    if (line === 'OK' || line.startsWith('OK ')) return { ok: true, data, text: line.slice(3) };
+    const m = /^ERR (E_[A-Z]+) ?(.*)$/.exec(line);
+    if (m) return { ok: false, data, code: m[1]!, text: m[2]! };
+    throw new Error(`not a control protocol reply line: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+}

@@ -1,0 +1,184 @@
+import fc from 'fast-check';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ControlClient } from '../../src/remote/control-client.js';
+import { formatCommand, formatRule, parseCommand, parseRuleLine, WireError, type Change } from '../../src/wire/control.js';
+import { Config } from '../../daemon/config.js';
+import { ControlServer, LineSplitter, type CommitResult, type ControlTarget } from '../../daemon/control.js';
+
+const KEY = 'ab'.repeat(32);
+
+describe('the control codec', () => {
+  test.each([
+    ['RULE ADD ANY ff:ff:ff:ff:ff:ff LINK h1', { op: 'rule-add', rule: { src: { q: 'any' }, dst: { q: 'exact', mac: 'ff:ff:ff:ff:ff:ff' }, dest: { kind: 'link', to: 'h1' } } }],
+    ['rule delete NOT 00:50:56:00:00:01 NONE iface vm0', { op: 'rule-delete', rule: { src: { q: 'not', mac: '00:50:56:00:00:01' }, dst: { q: 'none' }, dest: { kind: 'interface', iface: 'vm0' } } }],
+    [`LINK ADD h2 UDP DIAL 127.0.0.1:5001 ${KEY} AUTH-ONLY`, { op: 'link-add', link: { peer: 'h2', proto: 'udp', dial: true, address: '127.0.0.1:5001', key: KEY, mode: 'auth-only' } }],
+    [`LINK ADD h2 TCP ACCEPT - ${KEY}`, { op: 'link-add', link: { peer: 'h2', proto: 'tcp', dial: false, address: undefined, key: KEY, mode: 'encrypt' } }],
+    ['LINK DELETE h2', { op: 'link-delete', peer: 'h2' }],
+    ['HANDLERS?', { op: 'links?' }],
+    ['CONFIGTIME 250', { op: 'configtime', ms: 250 }],
+  ])('%s', (line, cmd) => {
+    expect(parseCommand(line)).toEqual(cmd);
+    // And back: what a client prints, the daemon reads as the same command.
+    expect(parseCommand(formatCommand(cmd as never))).toEqual(cmd);
+  });
+
+  test.each([
+    ['FROB', 'E_UNKNOWN', "unknown command 'FROB'"],
+    ['RULE ADD NONE ANY LINK h1', 'E_SYNTAX', 'NONE can only be a destination address'],
+    ['RULE ADD ANY 00:50:56:00:00:0g LINK h1', 'E_SYNTAX', "'00:50:56:00:00:0g' is not a MAC address"],
+    ['RULE ADD ANY ANY LINK', 'E_SYNTAX', 'expected the peer machine'],
+    ['RULE ADD ANY ANY LINK h1 extra', 'E_SYNTAX', "unexpected 'extra'"],
+    [`LINK ADD h2 TCP DIAL - ${KEY}`, 'E_SYNTAX', 'a link this end dials needs the peer address'],
+    ['LINK ADD h2 TCP DIAL 127.0.0.1:5001 beef', 'E_SYNTAX', 'the link key must be 64 hex digits'],
+    ["LINK DELETE 'h2;rm -rf /'", 'E_SYNTAX', 'is not a machine name'],
+  ])('%s is refused with %s', (line, code, message) => {
+    try {
+      parseCommand(line);
+      throw new Error('parsed');
+    } catch (e) {
+      expect(e).toBeInstanceOf(WireError);
+      expect((e as WireError).code).toBe(code);
+      expect((e as WireError).message).toContain(message);
+    }
+  });
+
+  test('a RULES? line reads back into the rule and its counters', () => {
+    expect(parseRuleLine('ANY 00:50:56:00:00:01 LINK h1 packets=3 bytes=180')).toEqual({
+      rule: { src: { q: 'any' }, dst: { q: 'exact', mac: '00:50:56:00:00:01' }, dest: { kind: 'link', to: 'h1' } },
+      counters: { packets: 3, bytes: 180 },
+    });
+  });
+});
+
+describe('the line splitter', () => {
+  test('splits across chunks, drops CR, and skips an over-long line whole, once', () => {
+    const lines: string[] = [];
+    let long = 0;
+    const s = new LineSplitter((l) => lines.push(l), () => long++);
+    s.feed(Buffer.from('HEL'));
+    s.feed(Buffer.from('LO\r\nRULES?\n'));
+    s.feed(Buffer.alloc(100_000, 0x41));
+    s.feed(Buffer.alloc(100_000, 0x41));
+    s.feed(Buffer.from('\nDONE\n'));
+    expect(lines).toEqual(['HELLO', 'RULES?', 'DONE']);
+    expect(long).toBe(1);
+  });
+});
+
+/** A target holding a real Config, without the daemon's I/O around it. */
+class ConfigTarget implements ControlTarget {
+  readonly machine = 'h1';
+  readonly version = 'test';
+  config = new Config('h1', new Set(['vm0']));
+  async commit(changes: readonly Change[]): Promise<CommitResult> {
+    const r = this.config.tryApply(changes);
+    if (!r.ok) return { ok: false, errors: r.errors };
+    this.config = r.next;
+    return { ok: true, ms: 0.1 };
+  }
+  async setConfigTime(): Promise<void> {}
+  *query(op: string): Iterable<string> {
+    if (op === 'rules?') for (const r of this.config.rules.values()) yield formatRule(r);
+    if (op === 'links?') for (const l of this.config.links.values()) yield l.peer;
+  }
+}
+
+describe('control sessions', () => {
+  let dir: string;
+  let server: ControlServer;
+  let target: ConfigTarget;
+  let sock: string;
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-ctl-'));
+    sock = path.join(dir, 'ctl.sock');
+    target = new ConfigTarget();
+    server = new ControlServer(target);
+    await server.listen(sock);
+  });
+  afterEach(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('greeting, queries, and errors that leave the session usable', async () => {
+    const c = await ControlClient.connect(sock);
+    expect((await c.greeting).text).toBe('vnetd test protocol 1 machine h1');
+    expect(await c.request('FROB')).toMatchObject({ ok: false, code: 'E_UNKNOWN' });
+    expect(await c.request('RULE ADD ANY ANY LINK h2')).toMatchObject({ ok: false, code: 'E_NOLINK' });
+    expect(await c.request(`LINK ADD h2 TCP DIAL 127.0.0.1:5001 ${KEY}`)).toMatchObject({ ok: true });
+    expect(await c.request('RULE ADD ANY ANY LINK h2')).toMatchObject({ ok: true });
+    expect(await c.request('RULE ADD ANY ANY LINK h2')).toMatchObject({ ok: false, code: 'E_EXISTS' });
+    expect(await c.request('LINK DELETE h2')).toMatchObject({ ok: false, code: 'E_INUSE', text: expect.stringContaining('1 rule still send') });
+    expect(await c.request('RULE ADD ANY ANY IFACE eth9')).toMatchObject({ ok: false, code: 'E_NOIFACE', text: expect.stringContaining('open: vm0') });
+    expect(await c.request('RULES?')).toEqual({ ok: true, data: ['ANY ANY LINK h2'], text: '1' });
+    c.close();
+  });
+
+  test('a batch is all or nothing, with a result per step, in one round trip', async () => {
+    const c = await ControlClient.connect(sock);
+    const link: Change = { op: 'link-add', link: { peer: 'h2', proto: 'tcp', dial: true, address: '127.0.0.1:5001', key: KEY, mode: 'encrypt' } };
+    const rule = (to: string): Change => ({ op: 'rule-add', rule: { src: { q: 'any' }, dst: { q: 'any' }, dest: { kind: 'link', to } } });
+    const rejected = await c.batch([link, rule('h2'), rule('h3')]);
+    expect(rejected).toEqual({
+      ok: false,
+      code: 'E_REJECTED',
+      text: '1 of 3 changes failed; nothing applied',
+      data: ['1 OK', '2 OK', '3 ERR E_NOLINK no link to h3; add the link first (in the same batch is fine)'],
+    });
+    expect(target.config.links.size + target.config.rules.size).toBe(0);
+    const done = await c.batch([link, rule('h2')]);
+    expect(done).toMatchObject({ ok: true, data: ['1 OK', '2 OK'], text: expect.stringMatching(/^committed 2 changes in/) });
+    expect(target.config.rules.size).toBe(1);
+    c.close();
+  });
+
+  test('a bad line inside a batch rejects the batch; ABORT and COMMIT outside one are answered', async () => {
+    const c = await ControlClient.connect(sock);
+    expect(await c.request('BATCH')).toMatchObject({ ok: true });
+    expect(await c.request('RULE ADD BOGUS')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
+    expect(await c.request('COMMIT')).toMatchObject({ ok: false, code: 'E_REJECTED' });
+    expect(await c.request('COMMIT')).toMatchObject({ ok: false, code: 'E_STATE', text: 'no batch is open' });
+    expect(await c.request('BATCH')).toMatchObject({ ok: true });
+    expect(await c.request('RULES?')).toMatchObject({ ok: false, code: 'E_STATE' });
+    expect(await c.request('ABORT')).toMatchObject({ ok: true, text: 'aborted 0 queued changes' });
+    c.close();
+  });
+
+  test('a 10 MB line is refused and the session goes on', async () => {
+    const c = await ControlClient.connect(sock);
+    const reply = c.request('RULES? ' + 'x'.repeat(10 * 1024 * 1024));
+    expect(await reply).toMatchObject({ ok: false, code: 'E_TOOLONG' });
+    expect(await c.request('HELLO')).toMatchObject({ ok: true });
+    c.close();
+  });
+
+  test('fuzz: random bytes get only well-formed replies, and the session still answers', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), async (chunks) => {
+        const s = net.connect(sock);
+        let out = '';
+        s.setEncoding('latin1');
+        s.on('data', (t: string) => (out += t));
+        await new Promise((r) => s.once('connect', r));
+        for (const c of chunks) s.write(c);
+        s.write('\nHELLO fuzz\n');
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`no answer to HELLO after garbage; got ${JSON.stringify(out.slice(-200))}`)), 5000);
+          const check = () => {
+            if (/\nOK vnetd test protocol 1 machine h1\n$/.test(out)) {
+              clearTimeout(t);
+              resolve();
+            } else setTimeout(check, 5);
+          };
+          check();
+        });
+        s.destroy();
+        for (const line of out.split('\n').filter(Boolean)) expect(line).toMatch(/^(OK( .*)?|ERR E_[A-Z]+ .*|\* .*)$/);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
