@@ -1,0 +1,67 @@
+import type { DirectionKeys } from './crypto.js';
+import type { Hello } from './wire.js';
+import type { Proto } from './types.js';
+
+/**
+ * What a transport hands the link once a handshake is done: a way to move
+ * records, whatever carries them.
+ */
+export interface Channel {
+  /** `ip:port` of the peer. */
+  readonly remote: string;
+  /** Bytes a record must leave free at its front for the transport's header. */
+  readonly headroom: number;
+  /** The largest Ethernet frame this transport can carry in one record. */
+  readonly maxFrame: number;
+  /**
+   * True: DATA records carry a batch of length-prefixed frames (TCP).
+   * False: one frame per DATA record (UDP, where a lost datagram must cost one frame only).
+   */
+  readonly batching: boolean;
+  /** Authenticated-or-not records as they arrive; the session decides. */
+  onRecord: (record: Buffer) => void;
+  /** The transport broke (not called after `close`). */
+  onClose: (reason: string) => void;
+  /** True when data should be dropped rather than queued behind a slow peer. */
+  congested(): boolean;
+  write(record: Buffer): void;
+  /** Idempotent; `farewell` is a last record to flush first when possible. */
+  close(farewell?: Buffer): void;
+}
+
+export type Refusal =
+  | 'malformed'
+  | 'oversize'
+  | 'timeout'
+  | 'aborted'
+  | 'unknown-peer'
+  | 'mismatch'
+  | 'auth'
+  | 'busy';
+
+/**
+ * How a listener learns which link an inbound HELLO is for. `ticket` is the
+ * manager's own handle on the link, opaque to transports.
+ */
+export interface Admission<T> {
+  /** The link key, or a random decoy when `ticket` is null. */
+  key: Buffer;
+  ticket: T | null;
+  /** Why it would be refused, when `ticket` is null. */
+  refusal: Refusal | null;
+}
+
+export interface InboundPolicy<T> {
+  admit(hello: Hello, proto: Proto): Admission<T>;
+  established(ticket: T, keys: DirectionKeys, channel: Channel): void;
+  refused(reason: Refusal, remote: string, hello: Hello | null, ticket: T | null): void;
+}
+
+export type DialResult<C extends Channel> =
+  | { ok: true; channel: C; keys: DirectionKeys }
+  | {
+      ok: false;
+      /** `refused`: the peer hung up (or stayed silent) after our proof: wrong key, unknown link or mode mismatch there. */
+      reason: 'unreachable' | 'timeout' | 'refused' | 'auth' | 'malformed' | 'closed';
+      detail: string;
+    };

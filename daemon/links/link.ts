@@ -1,0 +1,347 @@
+import { performance } from 'node:perf_hooks';
+import { backoffDelay } from './backoff.js';
+import type { Channel } from './channel.js';
+import type { Session } from './session.js';
+import type { BackoffOptions, LinkSpec, LinkState, LinkStats } from './types.js';
+import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, TCP_MAX_PAYLOAD } from './wire.js';
+
+/**
+ * One configured link at runtime: its session when up, its keep-alives and
+ * RTT, its retry schedule when it dials, and its counters. Transports bring
+ * it sessions; the manager owns the sockets.
+ */
+
+export interface LinkHooks {
+  frame(peer: string, frame: Buffer): void;
+  up(peer: string): void;
+  down(peer: string, reason: string): void;
+  /** Start a dial attempt for this link. */
+  redial(link: Link): void;
+  log(line: string): void;
+}
+
+export interface LinkTiming {
+  keepaliveMs: number;
+  deadMs: number;
+  backoff: BackoffOptions;
+}
+
+const EMPTY = Buffer.alloc(0);
+/** A batch buffer starts small and grows with the traffic, so idle links cost little memory. */
+const BATCH_INITIAL = 4096;
+
+export class Link {
+  private state: LinkState;
+  private session: Session | null = null;
+  private channel: Channel | null = null;
+  private srtt: number | null = null;
+  private lastRx = 0;
+  private upAt = 0;
+  private everUp = false;
+  private attempts = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private keepTimer: NodeJS.Timeout | null = null;
+  private cancelDial: (() => void) | null = null;
+  private closed = false;
+  private txFrames = 0;
+  private txBytes = 0;
+  private rxFrames = 0;
+  private rxBytes = 0;
+  private dropped = 0;
+  private rejected = 0;
+  private replayed = 0;
+  private reconnects = 0;
+  authFailures = 0;
+  private lastError: string | null = null;
+  private batch: Buffer | null = null;
+  private batchFill = 0;
+  private flushQueued = false;
+  private readonly flushQueuedBatch = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  constructor(
+    readonly spec: LinkSpec,
+    private readonly hooks: LinkHooks,
+    private readonly timing: LinkTiming,
+  ) {
+    this.state = spec.dial ? 'connecting' : 'down';
+  }
+
+  get isUp(): boolean {
+    return this.session !== null;
+  }
+
+  send(frame: Uint8Array): boolean {
+    const session = this.session;
+    const channel = this.channel;
+    if (!session || !channel || frame.length > channel.maxFrame || channel.congested()) {
+      this.dropped++;
+      return false;
+    }
+    if (channel.batching) {
+      if (!this.enqueue(frame)) {
+        this.dropped++;
+        return false;
+      }
+    } else {
+      const record = session.seal(DATA, frame);
+      if (!record) {
+        this.dropped++;
+        this.lost('sequence numbers used up; re-keying with a new handshake');
+        return false;
+      }
+      channel.write(record);
+    }
+    this.txFrames++;
+    this.txBytes += frame.length;
+    return true;
+  }
+
+  /**
+   * Adds a frame to the batch sealed at the end of this event-loop turn
+   * (setImmediate: after every event the poll phase delivered, so frames
+   * that arrived together leave together, and a lone frame waits for nothing).
+   */
+  private enqueue(frame: Uint8Array): boolean {
+    const need = BATCH_ENTRY_OVERHEAD + frame.length;
+    if (this.batchFill + need > TCP_MAX_PAYLOAD) {
+      this.flush();
+      if (!this.session) return false;
+    }
+    let batch = this.batch;
+    if (!batch || batch.length < this.batchFill + need) {
+      let size = batch ? batch.length : BATCH_INITIAL;
+      while (size < this.batchFill + need) size *= 2;
+      const grown = Buffer.allocUnsafe(Math.min(size, TCP_MAX_PAYLOAD));
+      if (batch) batch.copy(grown, 0, 0, this.batchFill);
+      batch = this.batch = grown;
+    }
+    batch.writeUInt16BE(frame.length, this.batchFill);
+    batch.set(frame, this.batchFill + BATCH_ENTRY_OVERHEAD);
+    this.batchFill += need;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flushQueuedBatch);
+    }
+    return true;
+  }
+
+  private flush(): void {
+    if (this.batchFill === 0 || !this.session || !this.channel || !this.batch) return;
+    const record = this.session.seal(DATA, this.batch.subarray(0, this.batchFill));
+    this.batchFill = 0;
+    if (record) this.channel.write(record);
+    else this.lost('sequence numbers used up; re-keying with a new handshake');
+  }
+
+  /** A dial attempt is under way; `cancel` stops it if the link goes away first. */
+  dialing(cancel: () => void): void {
+    this.cancelDial = cancel;
+    this.state = 'connecting';
+  }
+
+  dialFailed(reason: string, auth: boolean): void {
+    this.cancelDial = null;
+    if (this.closed) return;
+    if (auth) this.authFailures++;
+    if (this.lastError !== reason) this.hooks.log(`link ${this.spec.peer}: dial failed: ${reason}`);
+    this.lastError = reason;
+    this.scheduleRetry();
+  }
+
+  /**
+   * A handshake finished. A session that arrives while another is up replaces
+   * it quietly (the peer re-dialed before we noticed the old one die).
+   */
+  attach(session: Session, channel: Channel): void {
+    this.cancelDial = null;
+    if (this.closed) {
+      channel.close();
+      return;
+    }
+    const replacing = this.channel;
+    if (replacing) {
+      replacing.onClose = () => {};
+      replacing.close();
+    }
+    this.session = session;
+    this.channel = channel;
+    if (this.everUp) this.reconnects++;
+    this.everUp = true;
+    this.state = 'up';
+    this.lastRx = this.upAt = performance.now();
+    channel.onRecord = (record) => this.receive(record);
+    channel.onClose = (reason) => {
+      if (this.channel === channel) this.lost(reason === 'closed' ? 'connection closed' : reason);
+    };
+    if (this.keepTimer) clearInterval(this.keepTimer);
+    this.keepTimer = setInterval(() => this.keepalive(), this.timing.keepaliveMs).unref();
+    this.ping();
+    this.hooks.log(`link ${this.spec.peer}: ${replacing ? 'session replaced' : 'up'} (${this.spec.proto} ${channel.remote}, ${this.spec.mode})`);
+    if (!replacing) this.hooks.up(this.spec.peer);
+  }
+
+  /** Removed or the manager closes: say goodbye, so the peer need not wait for a timeout. */
+  shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.cancelDial?.();
+    this.cancelDial = null;
+    this.flush();
+    const { session, channel } = this;
+    if (!session || !channel) return;
+    this.detach();
+    channel.close(session.seal(CLOSE, EMPTY) ?? undefined);
+    this.state = 'down';
+    this.hooks.down(this.spec.peer, 'removed');
+  }
+
+  stats(): LinkStats {
+    return {
+      peer: this.spec.peer,
+      proto: this.spec.proto,
+      mode: this.spec.mode,
+      dial: this.spec.dial,
+      state: this.state,
+      remote: this.channel?.remote ?? null,
+      rttMs: this.srtt === null ? null : Math.round(this.srtt * 1000) / 1000,
+      txFrames: this.txFrames,
+      txBytes: this.txBytes,
+      rxFrames: this.rxFrames,
+      rxBytes: this.rxBytes,
+      dropped: this.dropped,
+      authFailures: this.authFailures,
+      rejected: this.rejected,
+      replayed: this.replayed,
+      reconnects: this.reconnects,
+      lastError: this.lastError,
+    };
+  }
+
+  /** For the manager's first dial, which needs no delay. */
+  startDialing(): void {
+    if (!this.closed && this.spec.dial && !this.session && !this.cancelDial && !this.retryTimer) this.hooks.redial(this);
+  }
+
+  private receive(record: Buffer): void {
+    const session = this.session;
+    if (!session) return;
+    const r = session.open(record);
+    if (!r.ok) {
+      if (r.reason === 'replay') this.replayed++;
+      else this.rejected++;
+      // On TCP nothing can arrive out of order or twice unless someone
+      // tampered with the stream, and a stream cannot be resynchronised.
+      if (this.spec.proto === 'tcp') this.lost(r.reason === 'replay' ? 'record out of sequence' : 'record failed authentication');
+      return;
+    }
+    this.lastRx = performance.now();
+    switch (r.type) {
+      case DATA:
+        if (this.channel?.batching) this.unbatch(session, r.payload);
+        else this.deliver(r.payload);
+        return;
+      case PING:
+        this.control(PONG, r.payload);
+        return;
+      case PONG:
+        if (r.payload.length === 8) this.sample(this.lastRx - r.payload.readDoubleBE(0));
+        return;
+      case CLOSE:
+        this.lost('peer closed the link');
+        return;
+      default:
+      // Authentic but unknown: a newer peer's extension, harmless to skip.
+    }
+  }
+
+  private deliver(frame: Buffer): void {
+    this.rxFrames++;
+    this.rxBytes += frame.length;
+    this.hooks.frame(this.spec.peer, frame);
+  }
+
+  private unbatch(session: Session, payload: Buffer): void {
+    // Checked whole before any frame goes out: a bad batch is the peer's bug
+    // (it was authenticated), and half of one is no better than none.
+    let o = 0;
+    while (o + BATCH_ENTRY_OVERHEAD <= payload.length) o += BATCH_ENTRY_OVERHEAD + payload.readUInt16BE(o);
+    if (o !== payload.length) {
+      this.rejected++;
+      this.lost('malformed frame batch from the peer');
+      return;
+    }
+    // A listener may remove the link mid-batch; the rest then has nowhere to go.
+    for (o = 0; o < payload.length && this.session === session; ) {
+      const len = payload.readUInt16BE(o);
+      o += BATCH_ENTRY_OVERHEAD;
+      this.deliver(payload.subarray(o, o + len));
+      o += len;
+    }
+  }
+
+  /** RFC 6298's smoothing, so one slow reply does not swing what adaptation reads. */
+  private sample(ms: number): void {
+    if (!(ms >= 0 && ms < 600_000)) return;
+    this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
+  }
+
+  private keepalive(): void {
+    if (!this.session) return;
+    const silent = performance.now() - this.lastRx;
+    if (silent > this.timing.deadMs) this.lost(`peer silent for ${Math.round(silent)} ms`);
+    else this.ping();
+  }
+
+  private ping(): void {
+    const stamp = Buffer.allocUnsafe(8);
+    stamp.writeDoubleBE(performance.now(), 0);
+    this.control(PING, stamp);
+  }
+
+  /** Keep-alives bypass congestion: they are what tells a slow peer from a dead one. */
+  private control(type: number, payload: Buffer): void {
+    if (!this.session || !this.channel) return;
+    const record = this.session.seal(type, payload);
+    if (record) this.channel.write(record);
+    else this.lost('sequence numbers used up; re-keying with a new handshake');
+  }
+
+  private detach(): void {
+    if (this.keepTimer) clearInterval(this.keepTimer);
+    this.keepTimer = null;
+    if (this.channel) this.channel.onClose = () => {};
+    this.batchFill = 0;
+    this.session = null;
+    this.channel = null;
+  }
+
+  private lost(reason: string): void {
+    const channel = this.channel;
+    if (!channel) return;
+    this.detach();
+    channel.close();
+    this.lastError = reason;
+    this.state = this.spec.dial ? 'connecting' : 'down';
+    this.hooks.log(`link ${this.spec.peer}: down (${reason})`);
+    this.hooks.down(this.spec.peer, reason);
+    if (!this.spec.dial || this.closed) return;
+    // Only a link that held for a while earns a fresh start; one that breaks
+    // right after each handshake keeps backing off.
+    if (performance.now() - this.upAt >= 2 * this.timing.keepaliveMs) this.attempts = 0;
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.state = 'connecting';
+    const delay = backoffDelay(this.attempts++, this.timing.backoff);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.closed && !this.session) this.hooks.redial(this);
+    }, delay).unref();
+  }
+}

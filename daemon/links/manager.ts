@@ -1,0 +1,427 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup } from 'node:dns';
+import { EventEmitter } from 'node:events';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
+import { isMachineName } from '../../src/model/names.js';
+import { parseHostPort, type HostPort } from './address.js';
+import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
+import { LINK_KEY_BYTES, type DirectionKeys } from './crypto.js';
+import { DEFAULT_BACKOFF } from './backoff.js';
+import { DialerHandshake } from './handshake.js';
+import { Link, type LinkHooks, type LinkTiming } from './link.js';
+import { Session } from './session.js';
+import { acceptTcp, dialTcp } from './tcp.js';
+import type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats, Proto } from './types.js';
+import { UdpEndpoint } from './udp.js';
+import type { Hello } from './wire.js';
+
+export type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats } from './types.js';
+
+/**
+ * All overlay links of one daemon: one TCP listener and one UDP socket on the
+ * daemon's port, a Link per configured peer, dialing and re-dialing those
+ * this end dials.
+ *
+ * Events: 'frame' (peer, frame), 'up' (peer), 'down' (peer, reason). A
+ * frame's buffer is never reused by the links, but it is often a view into a
+ * larger one (a TCP chunk, a decrypted batch): a listener that keeps frames
+ * for long should copy them, or each pins up to 64 KiB.
+ */
+
+/** Half-done inbound TCP handshakes held at once. */
+const MAX_PENDING_TCP = 128;
+/** Socket buffers asked of the kernel (it caps them at net.core.[rw]mem_max): bursts of datagrams otherwise overflow the default. */
+const UDP_BUFFER_BYTES = 4 << 20;
+/** Refusals are logged at most this often per window, then summarised: a flood must not become a log flood. */
+const LOG_BURST = 20;
+const LOG_WINDOW_MS = 10_000;
+
+const REFUSAL_COUNTER: Record<Refusal, keyof ListenerStats> = {
+  malformed: 'malformed',
+  oversize: 'oversize',
+  timeout: 'timeouts',
+  aborted: 'aborted',
+  'unknown-peer': 'unknownPeer',
+  mismatch: 'mismatch',
+  auth: 'authFailures',
+  busy: 'busy',
+};
+
+export interface LinkManager {
+  on(event: 'frame', listener: (peer: string, frame: Buffer) => void): this;
+  on(event: 'up', listener: (peer: string) => void): this;
+  on(event: 'down', listener: (peer: string, reason: string) => void): this;
+  once(event: 'frame', listener: (peer: string, frame: Buffer) => void): this;
+  once(event: 'up', listener: (peer: string) => void): this;
+  once(event: 'down', listener: (peer: string, reason: string) => void): this;
+}
+
+export class LinkManager extends EventEmitter {
+  private readonly links = new Map<string, Link>();
+  private readonly targets = new WeakMap<Link, HostPort>();
+  private readonly pendingTcp = new Map<Socket, { cancel(): void }>();
+  private readonly counters: ListenerStats = {
+    connections: 0,
+    handshakes: 0,
+    malformed: 0,
+    oversize: 0,
+    timeouts: 0,
+    aborted: 0,
+    unknownPeer: 0,
+    mismatch: 0,
+    authFailures: 0,
+    busy: 0,
+    strays: 0,
+  };
+  private readonly self: string;
+  private readonly host: string;
+  private readonly wantedPort: number;
+  private readonly timing: LinkTiming;
+  private readonly handshakeMs: number;
+  private readonly logLine: (line: string) => void;
+  private readonly hooks: LinkHooks;
+  private readonly policy: InboundPolicy<Link>;
+  private server: Server | null = null;
+  private socket: UdpSocket | null = null;
+  private udp: UdpEndpoint<Link> | null = null;
+  private boundPort = 0;
+  private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
+  private logWindow = { start: 0, lines: 0, suppressed: 0 };
+
+  constructor(opts: LinkManagerOptions) {
+    super();
+    if (!isMachineName(opts.self)) throw new TypeError(`invalid machine name '${opts.self}'`);
+    if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new TypeError(`invalid port ${opts.port}`);
+    this.self = opts.self;
+    this.host = opts.host ?? '127.0.0.1';
+    this.wantedPort = opts.port;
+    const keepaliveMs = opts.keepaliveMs ?? 5000;
+    this.timing = {
+      keepaliveMs,
+      deadMs: opts.deadMs ?? 3 * keepaliveMs,
+      backoff: { ...DEFAULT_BACKOFF, ...opts.backoff },
+    };
+    this.handshakeMs = opts.handshakeMs ?? 5000;
+    this.logLine = opts.log ?? (() => {});
+    this.hooks = {
+      frame: (peer, frame) => this.emit('frame', peer, frame),
+      up: (peer) => this.emit('up', peer),
+      down: (peer, reason) => this.emit('down', peer, reason),
+      redial: (link) => this.dial(link),
+      log: this.logLine,
+    };
+    this.policy = {
+      admit: (hello, proto) => this.admit(hello, proto),
+      established: (link, keys, channel) => this.established(link, keys, channel),
+      refused: (reason, remote, hello, link) => this.refused(reason, remote, hello, link),
+    };
+  }
+
+  /** The port both sockets are bound to (the real one when 0 was asked for). */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('LinkManager.start called twice');
+    this.state = 'starting';
+    // With port 0 the kernel picks TCP's port, and UDP must then get the same
+    // number; on the rare clash, pick again.
+    for (let attempt = 0; ; attempt++) {
+      const server = createServer((s) => this.onConnection(s));
+      server.on('error', (e) => this.logLine(`links: listener error: ${e.message}`));
+      try {
+        await listen(server, this.host, this.wantedPort);
+      } catch (e) {
+        this.state = 'closed';
+        throw e;
+      }
+      const port = (server.address() as { port: number }).port;
+      const socket = createSocket({ type: isIP(this.host) === 6 ? 'udp6' : 'udp4' });
+      try {
+        await bind(socket, this.host, port);
+      } catch (e) {
+        socket.close();
+        await closeServer(server);
+        if (this.wantedPort === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) continue;
+        this.state = 'closed';
+        throw e;
+      }
+      if ((this.state as string) === 'closed') {
+        socket.close();
+        await closeServer(server);
+        return;
+      }
+      this.server = server;
+      this.socket = socket;
+      this.boundPort = port;
+      break;
+    }
+    const socket = this.socket!;
+    socket.on('error', (e) => this.refusalLog(`links: udp error: ${e.message}`));
+    try {
+      socket.setRecvBufferSize(UDP_BUFFER_BYTES);
+      socket.setSendBufferSize(UDP_BUFFER_BYTES);
+    } catch {
+      // Some platforms refuse; the defaults still work, only burstiness suffers.
+    }
+    this.udp = new UdpEndpoint<Link>(socket, {
+      policy: this.policy,
+      timeoutMs: this.handshakeMs,
+      stray: () => this.counters.strays++,
+    });
+    this.state = 'running';
+    this.logLine(`links: listening on ${this.host} port ${this.boundPort} (tcp, udp)`);
+    for (const link of this.links.values()) link.startDialing();
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const link of this.links.values()) link.shutdown();
+    this.links.clear();
+    for (const pending of this.pendingTcp.values()) pending.cancel();
+    this.pendingTcp.clear();
+    this.udp?.close();
+    const socket = this.socket;
+    const server = this.server;
+    this.socket = null;
+    this.server = null;
+    this.udp = null;
+    // After the links' farewells: a datagram sent is in the kernel already.
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (server) await closeServer(server);
+  }
+
+  /**
+   * Configures a link. The same spec again changes nothing; a different one
+   * for the same peer replaces the link (its session is closed and, if this
+   * end dials, re-established). Throws TypeError on a spec that cannot work.
+   */
+  add(spec: LinkSpec): void {
+    const target = this.check(spec);
+    const current = this.links.get(spec.peer);
+    if (current && sameSpec(current.spec, spec)) return;
+    if (current) current.shutdown();
+    const frozen: LinkSpec = { ...spec, key: Buffer.from(spec.key) };
+    const link = new Link(frozen, this.hooks, this.timing);
+    if (target) this.targets.set(link, target);
+    this.links.set(spec.peer, link);
+    if (this.state === 'running') link.startDialing();
+  }
+
+  /** Closes and forgets the link; the peer is told, so it sees the link go down at once. */
+  remove(peer: string): void {
+    const link = this.links.get(peer);
+    if (!link) return;
+    this.links.delete(peer);
+    link.shutdown();
+  }
+
+  /** False (and counted as dropped) when the link is not up or cannot take the frame now. */
+  send(peer: string, frame: Uint8Array): boolean {
+    const link = this.links.get(peer);
+    return link ? link.send(frame) : false;
+  }
+
+  has(peer: string): boolean {
+    return this.links.has(peer);
+  }
+
+  isUp(peer: string): boolean {
+    return this.links.get(peer)?.isUp ?? false;
+  }
+
+  stats(): LinkStats[] {
+    return [...this.links.values()].map((l) => l.stats());
+  }
+
+  listenerStats(): ListenerStats {
+    return { ...this.counters };
+  }
+
+  private check(spec: LinkSpec): HostPort | null {
+    if (!isMachineName(spec.peer)) throw new TypeError(`invalid peer name '${spec.peer}'`);
+    if (spec.peer === this.self) throw new TypeError(`a link from '${this.self}' to itself`);
+    if (spec.proto !== 'tcp' && spec.proto !== 'udp') throw new TypeError(`link ${spec.peer}: unknown transport '${String(spec.proto)}'`);
+    if (spec.mode !== 'encrypt' && spec.mode !== 'auth-only') throw new TypeError(`link ${spec.peer}: unknown mode '${String(spec.mode)}'`);
+    if (!Buffer.isBuffer(spec.key) || spec.key.length !== LINK_KEY_BYTES) {
+      throw new TypeError(`link ${spec.peer}: the key must be ${LINK_KEY_BYTES} bytes`);
+    }
+    if (!spec.dial) return null;
+    const target = spec.address === undefined ? null : parseHostPort(spec.address);
+    if (!target) throw new TypeError(`link ${spec.peer}: a dialing end needs the peer's address as host:port`);
+    return target;
+  }
+
+  private dial(link: Link): void {
+    if (this.state !== 'running' || this.links.get(link.spec.peer) !== link) return;
+    const { spec } = link;
+    const target = this.targets.get(link)!;
+    const handshake = new DialerHandshake(spec.key, { self: this.self, peer: spec.peer, proto: spec.proto, mode: spec.mode });
+    const done = (r: DialResult<Channel>): void => this.dialed(link, r);
+    if (spec.proto === 'tcp') {
+      link.dialing(dialTcp({ host: target.host, port: target.port, handshake, timeoutMs: this.handshakeMs, done }));
+      return;
+    }
+    let cancelled = false;
+    let cancelHandshake: (() => void) | null = null;
+    link.dialing(() => {
+      cancelled = true;
+      cancelHandshake?.();
+    });
+    const family = isIP(this.host) === 6 ? 0 : 4;
+    resolve(target.host, family, (err, ip) => {
+      if (cancelled || !this.udp) return;
+      if (err || !ip) {
+        link.dialFailed(`cannot resolve ${target.host}: ${err?.message ?? 'no address'}`, false);
+        return;
+      }
+      cancelHandshake = this.udp.dial(ip, target.port, handshake, done);
+    });
+  }
+
+  private dialed(link: Link, r: DialResult<Channel>): void {
+    if (this.state !== 'running' || this.links.get(link.spec.peer) !== link) {
+      if (r.ok) r.channel.close();
+      return;
+    }
+    if (!r.ok) {
+      link.dialFailed(`${r.reason}: ${r.detail}`, r.reason === 'auth' || r.reason === 'refused');
+      return;
+    }
+    link.attach(this.session(link, r.keys, r.channel, 'dialer'), r.channel);
+  }
+
+  private session(link: Link, keys: DirectionKeys, channel: Channel, role: 'dialer' | 'acceptor'): Session {
+    return new Session(keys, role, link.spec.mode, channel.headroom, link.spec.proto === 'tcp' ? 'strict' : 'window');
+  }
+
+  /**
+   * Every refusal looks the same to the dialer: it gets a CHALLENGE, and its
+   * proof fails against a random key. Whether the name exists here, or which
+   * mode it uses, is never told to someone who has not proved the key.
+   */
+  private admit(hello: Hello, proto: Proto): Admission<Link> {
+    const link = this.links.get(hello.from);
+    let refusal: Refusal | null = null;
+    if (hello.to !== this.self || !link || link.spec.dial) refusal = 'unknown-peer';
+    else if (link.spec.proto !== proto || hello.proto !== proto || link.spec.mode !== hello.mode) refusal = 'mismatch';
+    if (refusal || !link) return { key: randomBytes(LINK_KEY_BYTES), ticket: null, refusal };
+    return { key: link.spec.key, ticket: link, refusal: null };
+  }
+
+  private established(link: Link, keys: DirectionKeys, channel: Channel): void {
+    if (this.state !== 'running' || this.links.get(link.spec.peer) !== link) {
+      channel.close();
+      return;
+    }
+    this.counters.handshakes++;
+    link.attach(this.session(link, keys, channel, 'acceptor'), channel);
+  }
+
+  private refused(reason: Refusal, remote: string, hello: Hello | null, link: Link | null): void {
+    this.counters[REFUSAL_COUNTER[reason]]++;
+    if (reason === 'auth' && link && this.links.get(link.spec.peer) === link) link.authFailures++;
+    const who = hello ? `'${hello.from}' (${hello.proto}, ${hello.mode}) from ${remote}` : remote;
+    this.refusalLog(`links: refused ${who}: ${describe(reason)}`);
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this.state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    this.counters.connections++;
+    if (this.pendingTcp.size >= MAX_PENDING_TCP) {
+      socket.on('error', () => {});
+      socket.destroy();
+      this.refused('busy', `${socket.remoteAddress}:${socket.remotePort}`, null, null);
+      return;
+    }
+    const handle = acceptTcp(socket, {
+      policy: this.policy,
+      timeoutMs: this.handshakeMs,
+      settled: () => this.pendingTcp.delete(socket),
+    });
+    this.pendingTcp.set(socket, handle);
+  }
+
+  private refusalLog(line: string): void {
+    const now = Date.now();
+    const w = this.logWindow;
+    if (now - w.start >= LOG_WINDOW_MS) {
+      if (w.suppressed > 0) this.logLine(`links: ${w.suppressed} more refusal line(s) suppressed`);
+      this.logWindow = { start: now, lines: 0, suppressed: 0 };
+    }
+    if (this.logWindow.lines++ < LOG_BURST) this.logLine(line);
+    else this.logWindow.suppressed++;
+  }
+}
+
+function describe(reason: Refusal): string {
+  switch (reason) {
+    case 'malformed':
+      return 'not a link handshake';
+    case 'oversize':
+      return 'length prefix over the limit';
+    case 'timeout':
+      return 'handshake not finished in time';
+    case 'aborted':
+      return 'hung up mid-handshake';
+    case 'unknown-peer':
+      return 'no link to accept from that name here';
+    case 'mismatch':
+      return 'transport or mode differs from this end';
+    case 'auth':
+      return 'failed to prove the link key';
+    case 'busy':
+      return 'too many handshakes pending';
+  }
+}
+
+function sameSpec(a: LinkSpec, b: LinkSpec): boolean {
+  return (
+    a.peer === b.peer &&
+    a.proto === b.proto &&
+    a.dial === b.dial &&
+    a.mode === b.mode &&
+    (a.address ?? null) === (b.address ?? null) &&
+    a.key.equals(b.key)
+  );
+}
+
+function resolve(host: string, family: 0 | 4, cb: (err: Error | null, ip: string | null) => void): void {
+  if (isIP(host)) {
+    cb(null, host);
+    return;
+  }
+  lookup(host, { family }, (err, address) => cb(err, err ? null : address));
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(e);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function bind(socket: UdpSocket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error): void => reject(e);
+    socket.once('error', onError);
+    socket.bind(port, host, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}

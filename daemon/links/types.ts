@@ -1,0 +1,120 @@
+import type { Proto } from '../../src/model/state.js';
+
+/**
+ * The links layer's public types: what the control plane hands a daemon about
+ * each overlay link, and what an operator reads back.
+ */
+
+export type { Proto };
+
+/** `auth-only` leaves frames readable on the wire but still authenticated. */
+export type LinkMode = 'encrypt' | 'auth-only';
+
+export interface LinkSpec {
+  /** The peer's machine name, as in .vnet files; it names the link on this daemon. */
+  peer: string;
+  proto: Proto;
+  /** True: this end connects. False: it waits for the peer to connect. */
+  dial: boolean;
+  /**
+   * `host:port` (or `[v6]:port`) of the peer's daemon; required when dialing.
+   * An accepting end ignores it: it answers wherever the proven peer came
+   * from, so a dialer behind NAT still works.
+   */
+  address?: string;
+  /** 32 bytes, the same at both ends; never leaves the daemon. */
+  key: Buffer;
+  mode: LinkMode;
+}
+
+/**
+ * `connecting`: a dialing end between attempts or mid-handshake.
+ * `down`: an accepting end with no session (it waits for the peer).
+ */
+export type LinkState = 'up' | 'connecting' | 'down';
+
+export interface LinkStats {
+  peer: string;
+  proto: Proto;
+  mode: LinkMode;
+  dial: boolean;
+  state: LinkState;
+  /** `ip:port` of the peer while up. */
+  remote: string | null;
+  /** Smoothed keep-alive round trip (RFC 6298 SRTT), null until the first reply. */
+  rttMs: number | null;
+  /** Ethernet frames and their bytes (without link overhead). */
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames `send` could not send: link not up, frame too large, or the socket backed up. */
+  dropped: number;
+  /** Handshakes on this link where one side failed to prove it holds the key. */
+  authFailures: number;
+  /** Records on an established session that failed authentication or were malformed. */
+  rejected: number;
+  /** Records on an established session carrying a sequence number already seen (or too old). */
+  replayed: number;
+  /** Sessions established after the first one. */
+  reconnects: number;
+  /** Why the link last went down or the last dial failed. */
+  lastError: string | null;
+}
+
+/**
+ * Inbound traffic refused before it could be tied to a link; an operator's
+ * view of who knocks on the port.
+ */
+export interface ListenerStats {
+  /** TCP connections accepted at the socket level. */
+  connections: number;
+  /** Inbound handshakes completed (TCP and UDP). */
+  handshakes: number;
+  /** Bytes that are not a handshake message. */
+  malformed: number;
+  /** A TCP length prefix over the bound for the current phase. */
+  oversize: number;
+  /** A handshake not finished in time, including connections that never speak. */
+  timeouts: number;
+  /** The peer hung up mid-handshake. */
+  aborted: number;
+  /** A proof from a name with no link to accept here (unknown, or ours to dial, or meant for another daemon). */
+  unknownPeer: number;
+  /** A known peer whose transport or mode differs from ours. */
+  mismatch: number;
+  /** A known peer that failed to prove it holds the key. */
+  authFailures: number;
+  /** Refused because too many handshakes were already pending. */
+  busy: number;
+  /** UDP datagrams that belong to no session or handshake. */
+  strays: number;
+}
+
+export interface BackoffOptions {
+  /** First delay after a failure. */
+  initialMs: number;
+  /** Ceiling of the delay. */
+  maxMs: number;
+  /** Growth per failed attempt. */
+  factor: number;
+  /** Fraction of each delay that is randomised (0: none, 1: anywhere in [0, delay]). */
+  jitter: number;
+}
+
+export interface LinkManagerOptions {
+  /** This daemon's machine name: what it tells acceptors, and what dialers must address. */
+  self: string;
+  /** Listen address for both sockets; default 127.0.0.1. */
+  host?: string;
+  /** The daemon's port (TCP and UDP); 0 picks a free one, then `port` tells it. */
+  port: number;
+  /** Keep-alive period; default 5000. */
+  keepaliveMs?: number;
+  /** Silence after which a peer is declared dead; default 3 keep-alive periods. */
+  deadMs?: number;
+  /** Deadline for a whole handshake, connect included; default 5000. */
+  handshakeMs?: number;
+  backoff?: Partial<BackoffOptions>;
+  log?: (line: string) => void;
+}

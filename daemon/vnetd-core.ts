@@ -1,0 +1,259 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { version } from '../src/version.js';
+import { formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
+import { Config } from './config.js';
+import { ControlServer, type CommitResult, type ControlTarget } from './control.js';
+import { ForwardingTable } from './forward/table.js';
+import type { Interface } from './interfaces/interface.js';
+import { LinkManager, type LinkSpec } from './links/manager.js';
+import { StateStore, type SavedState } from './store.js';
+
+export interface VnetdOptions {
+  machine: string;
+  /** The overlay port (TCP and UDP), from the machine's HOST line. */
+  port: number;
+  /** Address to listen on for overlay links. */
+  listen: string;
+  stateDir: string;
+  interfaces: Interface[];
+  log: (line: string) => void;
+  /** Link timing, for tests. */
+  links?: { keepaliveMs?: number };
+}
+
+/** Where the control socket lives: in the state directory, owner only. */
+export const controlSocketPath = (stateDir: string): string => path.join(stateDir, 'vnetd.sock');
+
+/**
+ * One vnetd: its configuration (persisted), its forwarding table, its
+ * overlay links and local interfaces, and the control server that changes
+ * them. Frames flow interface/link → table → link/interface; configuration
+ * flows control → Config (checked) → store (durable) → table and links.
+ */
+export class Vnetd implements ControlTarget {
+  readonly version = version();
+  readonly table = new ForwardingTable();
+  readonly links: LinkManager;
+  private config: Config;
+  private readonly store: StateStore;
+  private readonly control: ControlServer;
+  private readonly ifaces = new Map<string, { iface: Interface; port: number }>();
+  /** Commits run one at a time: each one's check, write and effect see the last one's result. */
+  private commits: Promise<unknown> = Promise.resolve();
+  private configTimeMs: number | null = null;
+  private lastCommitMs: number | null = null;
+  private maxCommitMs = 0;
+  private forwardErrors = 0;
+
+  constructor(private readonly opts: VnetdOptions) {
+    this.store = new StateStore(opts.stateDir);
+    this.config = new Config(opts.machine, new Set(opts.interfaces.map((i) => i.name)));
+    this.links = new LinkManager({
+      self: opts.machine,
+      host: opts.listen,
+      port: opts.port,
+      log: opts.log,
+      ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
+    });
+    this.control = new ControlServer(this, opts.log);
+  }
+
+  get machine(): string {
+    return this.opts.machine;
+  }
+
+  /** Restores saved state, opens interfaces and links, then starts taking commands. */
+  async start(): Promise<void> {
+    const { opts } = this;
+    await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+    const sock = controlSocketPath(opts.stateDir);
+    // A socket file left by a daemon that was killed is stale and goes; one that answers belongs to a live daemon.
+    if (await stat(sock).catch(() => undefined)) {
+      if (await answers(sock)) throw new Error(`another vnetd is running with state directory ${opts.stateDir}`);
+      await rm(sock, { force: true });
+    }
+    const saved = await this.store.load();
+    if (saved && saved.machine !== opts.machine) {
+      throw new Error(`${this.store.file} belongs to machine '${saved.machine}', not '${opts.machine}'; use another --state-dir`);
+    }
+
+    for (const iface of opts.interfaces) {
+      await iface.open();
+      const port = this.table.attach({ kind: 'interface', iface: iface.name });
+      iface.on('frame', (frame: Buffer) => this.forward(port, frame));
+      this.ifaces.set(iface.name, { iface, port });
+    }
+
+    this.links.on('frame', (peer: string, frame: Buffer) => this.forward(this.table.portId({ kind: 'link', to: peer }), frame));
+    this.links.on('up', (peer: string) => {
+      this.table.attach({ kind: 'link', to: peer });
+      opts.log(`link ${peer} up`);
+    });
+    this.links.on('down', (peer: string) => {
+      this.table.detach({ kind: 'link', to: peer });
+      opts.log(`link ${peer} down`);
+    });
+    await this.links.start();
+
+    if (saved) {
+      const changes: Change[] = [
+        ...saved.links.map((link): Change => ({ op: 'link-add', link })),
+        ...saved.rules.map((rule): Change => ({ op: 'rule-add', rule })),
+      ];
+      const r = this.config.tryApply(changes);
+      if (!r.ok) {
+        const e = r.errors.find((x) => x)!;
+        throw new Error(`${this.store.file} does not apply to this daemon: ${e.message}`);
+      }
+      this.configTimeMs = saved.configTimeMs;
+      this.effect(this.config, r.next, changes);
+      this.config = r.next;
+      opts.log(`restored ${saved.links.length} links and ${saved.rules.length} rules from ${this.store.file}`);
+    }
+
+    await this.control.listen(sock);
+    opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.control.close();
+    await this.links.close();
+    for (const { iface } of this.ifaces.values()) await iface.close();
+    await rm(controlSocketPath(this.opts.stateDir), { force: true });
+  }
+
+  private forward(ingress: number, frame: Buffer): void {
+    try {
+      for (const id of this.table.forward(ingress, frame)) {
+        const dest = this.table.port(id)!.dest;
+        if (dest.kind === 'link') this.links.send(dest.to, frame);
+        else this.ifaces.get(dest.iface)?.iface.send(frame);
+      }
+    } catch (e) {
+      // A frame must never take the daemon down; count it and carry on.
+      this.forwardErrors++;
+      if (this.forwardErrors <= 10) this.opts.log(`forward: ${(e as Error).message}`);
+    }
+  }
+
+  commit(changes: readonly Change[]): Promise<CommitResult> {
+    const run = this.commits.then(() => this.commitNow(changes));
+    this.commits = run.catch(() => {});
+    return run;
+  }
+
+  private async commitNow(changes: readonly Change[]): Promise<CommitResult> {
+    const t0 = performance.now();
+    const r = this.config.tryApply(changes);
+    if (!r.ok) return { ok: false, errors: r.errors };
+    try {
+      await this.store.save(this.saved(r.next));
+    } catch (e) {
+      const err = new WireError('E_PERSIST', `cannot save the state (${(e as Error).message}); nothing applied`);
+      return { ok: false, errors: changes.map(() => undefined), fatal: err };
+    }
+    this.effect(this.config, r.next, changes);
+    this.config = r.next;
+    const ms = performance.now() - t0;
+    this.lastCommitMs = ms;
+    this.maxCommitMs = Math.max(this.maxCommitMs, ms);
+    return { ok: true, ms };
+  }
+
+  /** Makes links and table match a configuration that was just checked and saved. */
+  private effect(before: Config, after: Config, changes: readonly Change[]): void {
+    for (const [peer, link] of after.links) if (before.links.get(peer) !== link) this.links.add(linkSpec(link));
+    for (const peer of before.links.keys()) {
+      if (!after.links.has(peer)) {
+        this.links.remove(peer);
+        this.table.detach({ kind: 'link', to: peer });
+      }
+    }
+    for (const c of changes) {
+      if (c.op === 'rule-add') this.table.add({ machine: this.machine, ...c.rule });
+      else if (c.op === 'rule-delete') this.table.delete({ machine: this.machine, ...c.rule });
+    }
+  }
+
+  private saved(config: Config): SavedState {
+    return {
+      machine: this.machine,
+      links: [...config.links.values()],
+      rules: [...config.rules.values()],
+      configTimeMs: this.configTimeMs,
+    };
+  }
+
+  async setConfigTime(ms: number): Promise<void> {
+    const run = this.commits.then(async () => {
+      this.configTimeMs = ms;
+      await this.store.save(this.saved(this.config));
+    });
+    this.commits = run.catch(() => {});
+    await run;
+  }
+
+  *query(op: 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?'): Iterable<string> {
+    switch (op) {
+      case 'devices?':
+        for (const { iface } of this.ifaces.values()) {
+          const c = iface.counters;
+          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}`;
+        }
+        return;
+      case 'links?': {
+        const stats = new Map(this.links.stats().map((s) => [s.peer, s]));
+        for (const l of this.config.links.values()) {
+          const s = stats.get(l.peer);
+          const rtt = s?.rttMs == null ? '-' : s.rttMs.toFixed(3);
+          yield `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s?.state ?? 'down'}` +
+            ` rtt-ms=${rtt} tx=${s?.txFrames ?? 0}/${s?.txBytes ?? 0} rx=${s?.rxFrames ?? 0}/${s?.rxBytes ?? 0}` +
+            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0}`;
+        }
+        return;
+      }
+      case 'rules?':
+        for (const r of this.table.rules()) yield `${formatRule(r.rule)} packets=${r.packets} bytes=${r.bytes}`;
+        return;
+      case 'stats?': {
+        const flat = function* (prefix: string, o: object): Generator<string> {
+          for (const [k, v] of Object.entries(o)) {
+            if (typeof v === 'number') yield `${prefix}${k} ${v}`;
+            else if (v && typeof v === 'object') yield* flat(`${prefix}${k}.`, v as object);
+          }
+        };
+        yield* flat('', this.table.stats());
+        yield* flat('listener.', this.links.listenerStats());
+        yield `forward-errors ${this.forwardErrors}`;
+        return;
+      }
+      case 'configtime?':
+        yield `bound-ms ${this.configTimeMs ?? '-'}`;
+        yield `last-commit-ms ${this.lastCommitMs?.toFixed(3) ?? '-'}`;
+        yield `max-commit-ms ${this.maxCommitMs.toFixed(3)}`;
+        return;
+    }
+  }
+}
+
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+function linkSpec(l: LinkConfig): LinkSpec {
+  return {
+    peer: l.peer,
+    proto: l.proto,
+    dial: l.dial,
+    ...(l.address === undefined ? {} : { address: l.address }),
+    key: Buffer.from(l.key, 'hex'),
+    mode: l.mode,
+  };
+}
+

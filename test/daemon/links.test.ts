@@ -1,0 +1,520 @@
+import { randomBytes } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { LinkManager, type LinkManagerOptions, type LinkSpec, type LinkStats } from '../../daemon/links/manager.js';
+import type { ListenerStats } from '../../daemon/links/types.js';
+import { DialerHandshake } from '../../daemon/links/handshake.js';
+import { MAX_FRAME, UDP_MAX_FRAME } from '../../daemon/links/wire.js';
+
+// Short timers so that failures, timeouts and re-dials happen within a test;
+// no assertion depends on them beyond "eventually".
+const FAST: Partial<LinkManagerOptions> = {
+  keepaliveMs: 100,
+  deadMs: 400,
+  handshakeMs: 400,
+  backoff: { initialMs: 20, maxMs: 150 },
+};
+
+const open: LinkManager[] = [];
+const cleanups: Array<() => void | Promise<void>> = [];
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((m) => m.close()));
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function daemon(self: string, opts: Partial<LinkManagerOptions> = {}): Promise<LinkManager> {
+  const m = new LinkManager({ self, port: 0, ...FAST, ...opts });
+  open.push(m);
+  await m.start();
+  return m;
+}
+
+async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs = 4000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const link = (m: LinkManager, peer: string): LinkStats | undefined => m.stats().find((s) => s.peer === peer);
+const listener = (m: LinkManager): ListenerStats => m.listenerStats();
+const up = (m: LinkManager, peer: string): Promise<LinkStats> => until(`${peer} up`, () => link(m, peer)?.state === 'up' && link(m, peer));
+
+function inbox(m: LinkManager): Array<{ peer: string; frame: Buffer }> {
+  const got: Array<{ peer: string; frame: Buffer }> = [];
+  m.on('frame', (peer, frame) => got.push({ peer, frame: Buffer.from(frame) }));
+  return got;
+}
+
+/** `a` dials `b` at `address` (b's own port unless told). */
+function connectPair(
+  a: LinkManager,
+  b: LinkManager,
+  o: Partial<LinkSpec> & { aKey?: Buffer; bKey?: Buffer; bPeer?: string } = {},
+): void {
+  const key = o.key ?? randomBytes(32);
+  const base = { proto: o.proto ?? 'tcp', mode: o.mode ?? 'encrypt' } as const;
+  a.add({ ...base, peer: o.peer ?? 'b', dial: true, address: o.address ?? `127.0.0.1:${b.port}`, key: o.aKey ?? key });
+  b.add({ ...base, peer: o.bPeer ?? 'a', dial: false, key: o.bKey ?? key });
+}
+
+const frameOf = (n: number, fill: number): Buffer => Buffer.alloc(n, fill);
+
+/** Forwards TCP connections to a port; can cut every one of them, or flip a bit on the way. */
+async function tcpProxy(targetPort: number): Promise<{ port: number; cut(): void; corruptNext: boolean }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (proxy.corruptNext) {
+        proxy.corruptNext = false;
+        chunk[chunk.length - 1] = chunk[chunk.length - 1]! ^ 1;
+      }
+      upstream.write(chunk);
+    });
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const cut = (): void => {
+    for (const s of sockets) s.destroy();
+  };
+  cleanups.push(() => {
+    cut();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const proxy = { port: (server.address() as { port: number }).port, cut, corruptNext: false };
+  return proxy;
+}
+
+/** A one-client UDP middlebox: records, duplicates or swallows what it relays. */
+async function udpRelay(targetPort: number) {
+  const socket: UdpSocket = createSocket('udp4');
+  const relay = {
+    port: 0,
+    client: null as RemoteInfo | null,
+    fromClient: [] as Buffer[],
+    blackhole: false,
+    duplicateData: false,
+    send: (msg: Buffer) => socket.send(msg, targetPort, '127.0.0.1'),
+  };
+  socket.on('message', (msg, rinfo) => {
+    if (relay.blackhole) return;
+    if (rinfo.port === targetPort) {
+      if (relay.client) socket.send(msg, relay.client.port, relay.client.address);
+      return;
+    }
+    relay.client = rinfo;
+    relay.fromClient.push(Buffer.from(msg));
+    socket.send(msg, targetPort, '127.0.0.1');
+    if (relay.duplicateData && msg[0] === 0x10) socket.send(msg, targetPort, '127.0.0.1');
+  });
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+  relay.port = socket.address().port;
+  cleanups.push(() => new Promise<void>((r) => socket.close(() => r())));
+  return relay;
+}
+
+async function rawTcp(port: number): Promise<Socket & { gone: Promise<void> }> {
+  const s = connect(port, '127.0.0.1') as Socket & { gone: Promise<void> };
+  s.on('error', () => {});
+  s.gone = new Promise((r) => s.on('close', () => r()));
+  await new Promise<void>((r) => s.once('connect', r));
+  cleanups.push(() => void s.destroy());
+  return s;
+}
+
+const withLength = (b: Buffer): Buffer => {
+  const out = Buffer.alloc(4 + b.length);
+  out.writeUInt32BE(b.length);
+  b.copy(out, 4);
+  return out;
+};
+
+describe('frames between two daemons', () => {
+  test.each([
+    ['tcp', 'encrypt'],
+    ['tcp', 'auth-only'],
+    ['udp', 'encrypt'],
+    ['udp', 'auth-only'],
+  ] as const)('%s, %s: frames cross both ways, counted', async (proto, mode) => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const atA = inbox(a);
+    const atB = inbox(b);
+    connectPair(a, b, { proto, mode });
+    await Promise.all([up(a, 'b'), up(b, 'a')]);
+    const sizes = [60, 1514, 9018];
+    sizes.forEach((n, i) => expect(a.send('b', frameOf(n, i + 1))).toBe(true));
+    sizes.forEach((n, i) => expect(b.send('a', frameOf(n, i + 11))).toBe(true));
+    await until('frames', () => atA.length === 3 && atB.length === 3);
+    expect(atB.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['a', n, i + 1]));
+    expect(atA.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['b', n, i + 11]));
+    const total = sizes.reduce((x, y) => x + y, 0);
+    expect(link(a, 'b')).toMatchObject({ proto, mode, state: 'up', txFrames: 3, txBytes: total, rxFrames: 3, rxBytes: total, authFailures: 0 });
+    expect(link(b, 'a')).toMatchObject({ dial: false, txFrames: 3, rxFrames: 3, rejected: 0, replayed: 0 });
+  });
+
+  test('three daemons: a proxy relays between a TCP host and a UDP host', async () => {
+    const proxy = await daemon('proxy');
+    const h1 = await daemon('h1');
+    const h2 = await daemon('h2');
+    connectPair(h1, proxy, { peer: 'proxy', bPeer: 'h1', proto: 'tcp' });
+    connectPair(h2, proxy, { peer: 'proxy', bPeer: 'h2', proto: 'udp', mode: 'auth-only' });
+    proxy.on('frame', (from, frame) => proxy.send(from === 'h1' ? 'h2' : 'h1', frame));
+    const at1 = inbox(h1);
+    const at2 = inbox(h2);
+    await Promise.all([up(h1, 'proxy'), up(h2, 'proxy'), up(proxy, 'h1'), up(proxy, 'h2')]);
+    h1.send('proxy', frameOf(100, 0xa1));
+    h2.send('proxy', frameOf(200, 0xb2));
+    await until('relayed frames', () => at1.length === 1 && at2.length === 1);
+    expect(at2[0]!.frame.equals(frameOf(100, 0xa1))).toBe(true);
+    expect(at1[0]!.frame.equals(frameOf(200, 0xb2))).toBe(true);
+    expect(proxy.stats().map((s) => [s.peer, s.proto, s.rxFrames, s.txFrames])).toEqual([
+      ['h1', 'tcp', 1, 1],
+      ['h2', 'udp', 1, 1],
+    ]);
+  });
+
+  test('frames up to the transport limit cross; larger ones and sends on a down link are dropped', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const c = await daemon('c');
+    const atB = inbox(b);
+    const atC = inbox(c);
+    expect(a.send('b', frameOf(60, 1))).toBe(false);
+    connectPair(a, b, { proto: 'tcp' });
+    connectPair(a, c, { peer: 'c', proto: 'udp' });
+    expect(a.send('b', frameOf(60, 1))).toBe(false);
+    await Promise.all([up(a, 'b'), up(a, 'c')]);
+    expect(a.send('b', frameOf(MAX_FRAME, 2))).toBe(true);
+    expect(a.send('b', frameOf(MAX_FRAME + 1, 3))).toBe(false);
+    expect(a.send('c', frameOf(UDP_MAX_FRAME, 4))).toBe(true);
+    expect(a.send('c', frameOf(UDP_MAX_FRAME + 1, 5))).toBe(false);
+    expect(a.send('nobody', frameOf(60, 6))).toBe(false);
+    await until('jumbo frames', () => atB.length === 1 && atC.length === 1);
+    expect(atB[0]!.frame.length).toBe(MAX_FRAME);
+    expect(atC[0]!.frame.length).toBe(UDP_MAX_FRAME);
+    expect(link(a, 'b')!.dropped).toBe(2);
+    expect(link(a, 'c')!.dropped).toBe(1);
+  });
+
+  test('a burst of frames in one turn is batched over TCP and arrives whole and in order', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const atB = inbox(b);
+    connectPair(a, b, { proto: 'tcp' });
+    await up(a, 'b');
+    // Sizes chosen so that batches fill up and are cut mid-turn, yet the
+    // whole burst stays under the send queue's limit (beyond it, frames are dropped).
+    const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? MAX_FRAME : i % 7 === 0 ? 4000 : 60 + i));
+    sizes.forEach((n, i) => {
+      const f = randomBytes(n);
+      f.writeUInt16BE(i, 0);
+      expect(a.send('b', f)).toBe(true);
+    });
+    await until('all frames', () => atB.length === sizes.length);
+    expect(atB.map((f) => [f.frame.length, f.frame.readUInt16BE(0)])).toEqual(sizes.map((n, i) => [n, i]));
+    expect(link(b, 'a')!.rxBytes).toBe(sizes.reduce((x, y) => x + y, 0));
+  });
+
+  test('a burst beyond the send queue limit is dropped, not queued', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    connectPair(a, b, { proto: 'tcp' });
+    await up(a, 'b');
+    const results = Array.from({ length: 40 }, () => a.send('b', frameOf(MAX_FRAME, 1)));
+    expect(results.filter((r) => !r).length).toBeGreaterThan(0);
+    expect(link(a, 'b')).toMatchObject({ state: 'up', dropped: results.filter((r) => !r).length });
+  });
+
+  test('keep-alives measure the round trip', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    connectPair(a, b, { proto: 'udp' });
+    const rtt = await until('an RTT sample', () => link(a, 'b')?.rttMs ?? null);
+    expect(rtt).toBeGreaterThanOrEqual(0);
+    await until('an RTT at the acceptor too', () => link(b, 'a')?.rttMs !== null);
+  });
+});
+
+describe('authentication', () => {
+  test.each(['tcp', 'udp'] as const)('%s: a wrong key is refused and counted at both ends', async (proto) => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    let ups = 0;
+    a.on('up', () => ups++);
+    b.on('up', () => ups++);
+    connectPair(a, b, { proto, aKey: randomBytes(32), bKey: randomBytes(32) });
+    await until('two refusals', () => listener(b).authFailures >= 2 && link(a, 'b')!.authFailures >= 2);
+    expect(link(b, 'a')!.authFailures).toBeGreaterThanOrEqual(2);
+    expect(link(a, 'b')!.lastError).toMatch(/refused/);
+    expect(ups).toBe(0);
+    expect(a.send('b', frameOf(60, 0))).toBe(false);
+  });
+
+  test.each(['tcp', 'udp'] as const)('%s: unknown peers, peers we dial ourselves, and misaddressed handshakes are refused', async (proto) => {
+    const key = randomBytes(32);
+    const b = await daemon('b');
+    const stranger = await daemon('stranger');
+    stranger.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+    await until('unknown peer', () => listener(b).unknownPeer >= 1);
+
+    const a = await daemon('a');
+    b.add({ peer: 'a', proto, dial: true, address: '127.0.0.1:9', key, mode: 'encrypt' });
+    a.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+    const before = listener(b).unknownPeer;
+    await until('a refused: b dials a itself', () => listener(b).unknownPeer > before);
+
+    // The right key, sent to the right port, but addressed to another name.
+    b.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
+    a.add({ peer: 'c', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+    a.remove('b');
+    const before2 = listener(b).unknownPeer;
+    await until('misaddressed refused', () => listener(b).unknownPeer > before2);
+    expect(b.stats().every((s) => s.state !== 'up')).toBe(true);
+    await until('the stranger counts its refusal', () => link(stranger, 'b')!.authFailures >= 1);
+  });
+
+  test('a mode mismatch is refused, and counted as such', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const key = randomBytes(32);
+    a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+    b.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'auth-only' });
+    await until('mismatch', () => listener(b).mismatch >= 1);
+    expect(link(a, 'b')!.state).not.toBe('up');
+  });
+
+  test('a replayed UDP datagram is rejected, and the frame arrives once', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const relay = await udpRelay(b.port);
+    relay.duplicateData = true;
+    const atB = inbox(b);
+    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+    await up(a, 'b');
+    for (let i = 0; i < 5; i++) a.send('b', frameOf(80, i));
+    await until('duplicates rejected', () => link(b, 'a')!.replayed >= 5 && atB.length >= 5);
+    // A late replay of the first data datagram, after the window moved on.
+    relay.send(relay.fromClient.find((m) => m[0] === 0x10)!);
+    await until('late replay rejected', () => link(b, 'a')!.replayed >= 6);
+    expect(atB.map((f) => f.frame[0])).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  test('a recorded UDP handshake replayed later opens nothing', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const relay = await udpRelay(b.port);
+    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+    await up(b, 'a');
+    a.remove('b');
+    await until('b sees a go', () => link(b, 'a')!.state === 'down');
+    // Later than the acceptor remembers a finished handshake (it would answer
+    // a retransmitted PROOF with its ACCEPT, which opens nothing either).
+    await new Promise((r) => setTimeout(r, 450));
+    const hello = relay.fromClient.find((m) => m[0] === 0x01)!;
+    const proof = relay.fromClient.find((m) => m[0] === 0x03)!;
+    relay.send(hello);
+    await new Promise((r) => setTimeout(r, 50));
+    relay.send(proof);
+    await until('replayed proof refused', () => listener(b).authFailures >= 1);
+    expect(link(b, 'a')!.state).toBe('down');
+  });
+});
+
+describe('bad input', () => {
+  test('garbage, a 10 MB length prefix, a truncated handshake and a silent connection are dropped and counted', async () => {
+    const b = await daemon('b');
+    const a = await daemon('a');
+
+    const http = await rawTcp(b.port);
+    http.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await http.gone;
+
+    const huge = await rawTcp(b.port);
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(10 * 1024 * 1024);
+    huge.write(Buffer.concat([prefix, randomBytes(4096)]));
+    await huge.gone;
+
+    const junk = await rawTcp(b.port);
+    junk.write(withLength(Buffer.from('hello there')));
+    await junk.gone;
+
+    const hello = new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'tcp', mode: 'encrypt' }).hello;
+    const truncated = await rawTcp(b.port);
+    truncated.end(withLength(hello).subarray(0, 20));
+    await truncated.gone;
+
+    const silent = await rawTcp(b.port);
+    await silent.gone;
+
+    await until('all counted', () => {
+      const s = listener(b);
+      return s.oversize >= 2 && s.malformed >= 1 && s.aborted >= 1 && s.timeouts >= 1 && s;
+    });
+    expect(listener(b).connections).toBe(5);
+
+    // Still serving.
+    connectPair(a, b, { proto: 'tcp' });
+    await up(a, 'b');
+  });
+
+  test('a flood of silent connections is capped, and the daemon still serves', async () => {
+    const b = await daemon('b', { handshakeMs: 2000 });
+    const a = await daemon('a');
+    const sockets = await Promise.all(Array.from({ length: 140 }, () => rawTcp(b.port)));
+    await until('busy', () => listener(b).busy >= 1);
+    for (const s of sockets) s.destroy();
+    await until('aborted', () => listener(b).aborted >= 100);
+    connectPair(a, b, { proto: 'tcp' });
+    await up(a, 'b');
+  });
+
+  test('garbage datagrams are ignored and counted', async () => {
+    const b = await daemon('b');
+    const a = await daemon('a');
+    const s = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const garbage = [
+      Buffer.from([0x10, 1, 2, 3]),
+      Buffer.from([0xff]),
+      Buffer.alloc(0),
+      Buffer.concat([Buffer.from([0x03]), randomBytes(32)]),
+      Buffer.concat([Buffer.from([0x01, 0x01, 0x00]), randomBytes(60)]),
+      randomBytes(1400),
+    ];
+    for (const g of garbage) s.send(g, b.port, '127.0.0.1');
+    await until('counted', () => listener(b).strays + listener(b).malformed >= garbage.length - 1);
+    connectPair(a, b, { proto: 'udp' });
+    await up(a, 'b');
+  });
+});
+
+describe('resilience', () => {
+  test('a TCP link cut in the middle is re-dialed and traffic resumes', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const proxy = await tcpProxy(b.port);
+    const atB = inbox(b);
+    const downs: string[] = [];
+    a.on('down', (peer, reason) => downs.push(`${peer}: ${reason}`));
+    connectPair(a, b, { proto: 'tcp', address: `127.0.0.1:${proxy.port}` });
+    await up(a, 'b');
+    proxy.cut();
+    await until('down', () => downs.length >= 1);
+    await until('re-dialed', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects >= 1);
+    await until('b up again', () => link(b, 'a')!.state === 'up');
+    expect(a.send('b', frameOf(64, 7))).toBe(true);
+    await until('frame after re-dial', () => atB.length === 1);
+  });
+
+  test('a TCP record altered in transit is rejected; the link is re-established', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const proxy = await tcpProxy(b.port);
+    const atB = inbox(b);
+    connectPair(a, b, { proto: 'tcp', mode: 'auth-only', address: `127.0.0.1:${proxy.port}` });
+    await up(b, 'a');
+    proxy.corruptNext = true;
+    a.send('b', frameOf(100, 1));
+    await until('rejected', () => link(b, 'a')!.rejected === 1);
+    expect(link(b, 'a')!.lastError).toBe('record failed authentication');
+    expect(atB).toHaveLength(0);
+    await until('back up', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects === 1);
+  });
+
+  test.each(['tcp', 'udp'] as const)('%s: restarting the accepting daemon on the same port brings the link back', async (proto) => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const key = randomBytes(32);
+    connectPair(a, b, { proto, key });
+    await up(a, 'b');
+    const port = b.port;
+    await b.close();
+    await until('a sees b go', () => link(a, 'b')!.state !== 'up');
+    const b2 = await daemon('b', { port });
+    b2.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
+    const atB2 = inbox(b2);
+    await up(a, 'b');
+    await up(b2, 'a');
+    expect(link(a, 'b')!.reconnects).toBe(1);
+    a.send('b', frameOf(64, 9));
+    await until('frame to the new b', () => atB2.length === 1);
+  });
+
+  test('a UDP peer that falls silent is declared dead, and the link recovers when it returns', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const relay = await udpRelay(b.port);
+    const reasons: string[] = [];
+    a.on('down', (_peer, reason) => reasons.push(reason));
+    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+    await up(a, 'b');
+    relay.blackhole = true;
+    await until('dead peer', () => reasons.length >= 1);
+    expect(reasons[0]).toMatch(/silent/);
+    await until('b notices too', () => link(b, 'a')!.state === 'down');
+    relay.blackhole = false;
+    await up(a, 'b');
+    await up(b, 'a');
+  });
+
+  test.each(['tcp', 'udp'] as const)('%s: remove() closes the link at both ends', async (proto) => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    connectPair(a, b, { proto });
+    await Promise.all([up(a, 'b'), up(b, 'a')]);
+    const bDown = new Promise<string>((r) => b.once('down', (_peer, reason) => r(reason)));
+    a.remove('b');
+    expect(await bDown).toBe('peer closed the link');
+    expect(link(a, 'b')).toBeUndefined();
+    expect(a.send('b', frameOf(60, 0))).toBe(false);
+    expect(link(b, 'a')!.state).toBe('down');
+  });
+
+  test('add() is idempotent, and a changed spec replaces the link', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const key = randomBytes(32);
+    connectPair(a, b, { proto: 'tcp', key });
+    await up(a, 'b');
+    let downs = 0;
+    a.on('down', () => downs++);
+    a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key: Buffer.from(key), mode: 'encrypt' });
+    expect(link(a, 'b')!.state).toBe('up');
+    expect(downs).toBe(0);
+    b.add({ peer: 'a', proto: 'udp', dial: false, key, mode: 'auth-only' });
+    a.add({ peer: 'b', proto: 'udp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'auth-only' });
+    expect(downs).toBe(1);
+    const s = await up(a, 'b');
+    expect(s).toMatchObject({ proto: 'udp', mode: 'auth-only', reconnects: 0 });
+    const atB = inbox(b);
+    a.send('b', frameOf(60, 3));
+    await until('frame over the new link', () => atB.length === 1);
+  });
+
+  test('an invalid spec is refused at add()', async () => {
+    const a = await daemon('a');
+    const key = randomBytes(32);
+    expect(() => a.add({ peer: 'b', proto: 'tcp', dial: true, key, mode: 'encrypt' })).toThrow(/address/);
+    expect(() => a.add({ peer: 'b', proto: 'tcp', dial: false, key: key.subarray(0, 16), mode: 'encrypt' })).toThrow(/32 bytes/);
+    expect(() => a.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/itself/);
+    expect(() => a.add({ peer: '-x', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/name/);
+    expect(a.stats()).toEqual([]);
+  });
+});

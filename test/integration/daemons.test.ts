@@ -1,0 +1,221 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ControlClient } from '../../src/remote/control-client.js';
+import type { Reply } from '../../src/wire/control.js';
+import { ROOT } from '../support/vnetc.js';
+
+/**
+ * Three real vnetd processes on loopback (a Proxy and two hosts), each with
+ * a QEMU-style UDP interface whose other end is a "VM" socket here. Frames
+ * go in at one VM and must come out at the other; link counters say which
+ * way they went.
+ */
+
+const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
+const MAC = { vm1: '02:00:00:00:00:01', vm2: '02:00:00:00:00:02', bcast: 'ff:ff:ff:ff:ff:ff' };
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface Node {
+  machine: string;
+  port: number;
+  dir: string;
+  ifacePort: number;
+  vm: dgram.Socket | undefined;
+  vmPort: number;
+  proc: ChildProcess | undefined;
+  ctl: ControlClient | undefined;
+  received: Buffer[];
+  log: string;
+}
+
+const frame = (dst: string, src: string, payload: string): Buffer =>
+  Buffer.concat([Buffer.from(dst.replace(/:/g, ''), 'hex'), Buffer.from(src.replace(/:/g, ''), 'hex'), Buffer.from([0x88, 0xb5]), Buffer.from(payload)]);
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+let base: string;
+const nodes: Record<string, Node> = {};
+
+async function startDaemon(n: Node): Promise<void> {
+  const args = [VNETD, '--machine', n.machine, '--port', String(n.port), '--listen', '127.0.0.1', '--state-dir', n.dir,
+    '--iface', `vm0=qemu-udp:listen=127.0.0.1:${n.ifacePort},peer=127.0.0.1:${n.vmPort}`];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr!.on('data', (b: Buffer) => (n.log += b.toString()));
+  n.proc = proc;
+  const sock = path.join(n.dir, 'vnetd.sock');
+  n.ctl = await waitFor(`${n.machine}'s control socket\n${n.log}`, async () => {
+    if (proc.exitCode !== null) throw new Error(`vnetd ${n.machine} exited ${proc.exitCode}:\n${n.log}`);
+    return fs.existsSync(sock) ? ControlClient.connect(sock).catch(() => undefined) : undefined;
+  });
+}
+
+async function stopDaemon(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  n.ctl?.close();
+  n.ctl = undefined;
+  const p = n.proc;
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill(signal);
+  });
+}
+
+async function ok(n: Node, line: string): Promise<Reply> {
+  const r = await n.ctl!.request(line);
+  if (!r.ok) throw new Error(`${n.machine}: ${line} -> ERR ${r.code} ${r.text}`);
+  return r;
+}
+
+/** The counters of one link, as LINKS? reports them. */
+async function link(n: Node, peer: string): Promise<{ state: string; tx: number; rx: number }> {
+  const r = await ok(n, 'LINKS?');
+  const line = r.data.find((l) => l.startsWith(peer + ' '));
+  if (!line) throw new Error(`${n.machine} has no link to ${peer}: ${r.data.join('; ')}`);
+  const [, , , , , state] = line.split(' ');
+  return { state: state!, tx: Number(/ tx=(\d+)\//.exec(line)![1]), rx: Number(/ rx=(\d+)\//.exec(line)![1]) };
+}
+
+const linkUp = (n: Node, peer: string) => waitFor(`${n.machine}–${peer} up`, async () => ((await link(n, peer)).state === 'up' ? true : undefined));
+
+async function sendAndExpect(from: Node, to: Node, f: Buffer): Promise<void> {
+  const before = to.received.length;
+  from.vm!.send(f, from.ifacePort, '127.0.0.1');
+  await waitFor(`the frame at ${to.machine}'s VM`, () => (to.received.slice(before).some((b) => b.equals(f)) ? true : undefined));
+}
+
+beforeAll(async () => {
+  base = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-it-'));
+  for (const machine of ['proxy', 'h1', 'h2']) {
+    const n: Node = { machine, port: await freePort(), dir: path.join(base, machine), ifacePort: await freePort(), vm: undefined, vmPort: 0, proc: undefined, ctl: undefined, received: [], log: '' };
+    const vm = dgram.createSocket('udp4');
+    await new Promise<void>((r) => vm.bind(0, '127.0.0.1', () => r()));
+    vm.on('message', (m) => n.received.push(m));
+    n.vm = vm;
+    n.vmPort = vm.address().port;
+    nodes[machine] = n;
+  }
+  await Promise.all(Object.values(nodes).map(startDaemon));
+}, 30_000);
+
+afterAll(async () => {
+  for (const n of Object.values(nodes)) {
+    await stopDaemon(n);
+    n.vm?.close();
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+const key = () => randomBytes(32).toString('hex');
+
+describe('three daemons on loopback', () => {
+  test('the Proxy star carries unicast and broadcast between VMs on different hosts', async () => {
+    const { proxy, h1, h2 } = nodes as Record<string, Node>;
+    const k1 = key();
+    const k2 = key();
+    // Both hosts dial the Proxy (they are the ones behind NAT in Fig. 1).
+    for (const [n, lines] of [
+      [proxy!, [`LINK ADD h1 TCP ACCEPT - ${k1}`, `LINK ADD h2 UDP ACCEPT - ${k2}`,
+        `RULE ADD ANY ${MAC.vm1} LINK h1`, `RULE ADD ANY ${MAC.vm2} LINK h2`, `RULE ADD ANY ${MAC.bcast} LINK h1`, `RULE ADD ANY ${MAC.bcast} LINK h2`]],
+      [h1!, [`LINK ADD proxy TCP DIAL 127.0.0.1:${proxy!.port} ${k1}`,
+        `RULE ADD NOT ${MAC.vm1} ${MAC.bcast} IFACE vm0`, `RULE ADD ANY ${MAC.vm1} IFACE vm0`, `RULE ADD ${MAC.vm1} NONE LINK proxy`]],
+      [h2!, [`LINK ADD proxy UDP DIAL 127.0.0.1:${proxy!.port} ${k2}`,
+        `RULE ADD NOT ${MAC.vm2} ${MAC.bcast} IFACE vm0`, `RULE ADD ANY ${MAC.vm2} IFACE vm0`, `RULE ADD ${MAC.vm2} NONE LINK proxy`]],
+    ] as const) {
+      const r = await n.ctl!.request('BATCH');
+      expect(r.ok).toBe(true);
+      for (const l of lines) await ok(n, l);
+      expect(await n.ctl!.request('COMMIT')).toMatchObject({ ok: true });
+    }
+    await linkUp(h1!, 'proxy');
+    await linkUp(h2!, 'proxy');
+
+    await sendAndExpect(h1!, h2!, frame(MAC.vm2, MAC.vm1, 'unicast over the star'));
+    await sendAndExpect(h2!, h1!, frame(MAC.vm1, MAC.vm2, 'and back'));
+    // An ARP-like broadcast from vm1 reaches vm2, and does not come back to vm1.
+    const before = h1!.received.length;
+    await sendAndExpect(h1!, h2!, frame(MAC.bcast, MAC.vm1, 'who-has'));
+    expect(h1!.received.length).toBe(before);
+    expect((await link(proxy!, 'h1')).rx).toBeGreaterThanOrEqual(2);
+    expect((await link(proxy!, 'h2')).tx).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+
+  test('after a fast path is added, the same traffic crosses it and not the Proxy', async () => {
+    const { proxy, h1, h2 } = nodes as Record<string, Node>;
+    const k = key();
+    expect(await h2!.ctl!.batch([])).toMatchObject({ ok: true });
+    await ok(h2!, 'BATCH');
+    await ok(h2!, `LINK ADD h1 TCP ACCEPT - ${k}`);
+    await ok(h2!, `RULE ADD ${MAC.vm2} ${MAC.vm1} LINK h1`);
+    await ok(h2!, 'COMMIT');
+    await ok(h1!, 'BATCH');
+    await ok(h1!, `LINK ADD h2 TCP DIAL 127.0.0.1:${h2!.port} ${k}`);
+    await ok(h1!, `RULE ADD ${MAC.vm1} ${MAC.vm2} LINK h2`);
+    await ok(h1!, 'COMMIT');
+    await linkUp(h1!, 'h2');
+
+    const viaProxy = (await link(proxy!, 'h1')).rx;
+    const direct = (await link(h1!, 'h2')).tx;
+    await sendAndExpect(h1!, h2!, frame(MAC.vm2, MAC.vm1, 'fast path'));
+    await sendAndExpect(h2!, h1!, frame(MAC.vm1, MAC.vm2, 'fast path back'));
+    expect((await link(h1!, 'h2')).tx).toBe(direct + 1);
+    expect((await link(h1!, 'h2')).rx).toBeGreaterThanOrEqual(1);
+    expect((await link(proxy!, 'h1')).rx).toBe(viaProxy);
+    // The rule counters say the same.
+    const rules = await ok(h1!, 'RULES?');
+    expect(rules.data).toContain(`${MAC.vm1} ${MAC.vm2} LINK h2 packets=1 bytes=${frame(MAC.vm2, MAC.vm1, 'fast path').length}`);
+  }, 30_000);
+
+  test('kill -9 mid-traffic: the restarted daemon has its rules and links back, and traffic flows again', async () => {
+    const { h1, h2 } = nodes as Record<string, Node>;
+    const rulesBefore = (await ok(h2!, 'RULES?')).data.map((l) => l.replace(/ packets=.*/, '')).sort();
+    const linksBefore = (await ok(h2!, 'LINKS?')).data.map((l) => l.split(' ').slice(0, 5).join(' ')).sort();
+    // Traffic in flight while the daemon dies.
+    const burst = setInterval(() => h1!.vm!.send(frame(MAC.vm2, MAC.vm1, 'during the crash'), h1!.ifacePort, '127.0.0.1'), 2);
+    await new Promise((r) => setTimeout(r, 50));
+    await stopDaemon(h2!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 50));
+    clearInterval(burst);
+
+    await startDaemon(h2!);
+    expect((await ok(h2!, 'RULES?')).data.map((l) => l.replace(/ packets=.*/, '')).sort()).toEqual(rulesBefore);
+    expect((await ok(h2!, 'LINKS?')).data.map((l) => l.split(' ').slice(0, 5).join(' ')).sort()).toEqual(linksBefore);
+    await linkUp(h2!, 'proxy');
+    await linkUp(h1!, 'h2');
+    await sendAndExpect(h1!, h2!, frame(MAC.vm2, MAC.vm1, 'after the restart'));
+    await sendAndExpect(h2!, h1!, frame(MAC.vm1, MAC.vm2, 'and back after the restart'));
+  }, 40_000);
+
+  test('a second daemon on the same state directory is refused, and the first keeps serving', async () => {
+    const { h1 } = nodes as Record<string, Node>;
+    const other = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(await freePort()), '--listen', '127.0.0.1', '--state-dir', h1!.dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    other.stderr!.on('data', (b: Buffer) => (err += b));
+    const code = await new Promise<number | null>((r) => other.once('exit', r));
+    expect(code).toBe(1);
+    expect(err).toContain('another vnetd is running with state directory');
+    expect((await ok(h1!, 'HELLO')).text).toContain('machine h1');
+  }, 20_000);
+});
