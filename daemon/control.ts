@@ -124,7 +124,9 @@ export class LineSplitter {
 
 /** One client's conversation: commands run strictly in order, each answered in order. */
 class Session {
-  private readonly queue: (string | undefined | 'TOOLONG')[] = [];
+  /** Lines waiting to be handled; `head` is the next. An index, not shift(): a batch queues millions. */
+  private queue: (string | undefined | 'TOOLONG')[] = [];
+  private head = 0;
   private running = false;
   private batch: Change[] | undefined;
   private batchBroken = false;
@@ -137,7 +139,7 @@ class Session {
   ) {}
 
   get backlog(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   greet(): void {
@@ -160,10 +162,15 @@ class Session {
 
   private async drain(): Promise<void> {
     this.running = true;
-    while (this.queue.length) {
-      const item = this.queue.shift();
+    while (this.head < this.queue.length) {
+      const item = this.queue[this.head++];
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      }
       if (item === undefined) {
-        this.queue.length = 0;
+        this.queue = [];
+        this.head = 0;
         break;
       }
       try {
@@ -171,7 +178,8 @@ class Session {
         if (reply === 'done') {
           this.write('OK bye\n');
           this.onDone();
-          this.queue.length = 0;
+          this.queue = [];
+          this.head = 0;
           break;
         }
         this.write(reply);

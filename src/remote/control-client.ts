@@ -11,6 +11,7 @@ export class ControlClient {
   private readonly reader = new ReplyReader();
   private readonly waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   private buffered = '';
+  private head = 0;
   private closed: Error | undefined;
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
@@ -21,7 +22,8 @@ export class ControlClient {
     stream.on('data', (text: string) => this.onData(text));
     const fail = (e: Error) => {
       this.closed = e;
-      for (const w of this.waiting.splice(0)) w.reject(e);
+      for (const w of this.waiting.splice(0).slice(this.head)) w.reject(e);
+      this.head = 0;
     };
     stream.on('error', fail);
     stream.on('close', () => fail(new Error('the daemon closed the control connection')));
@@ -41,13 +43,26 @@ export class ControlClient {
 
   private onData(text: string): void {
     this.buffered += text;
+    let start = 0;
     let nl: number;
-    while ((nl = this.buffered.indexOf('\n')) !== -1) {
-      const line = this.buffered.slice(0, nl);
-      this.buffered = this.buffered.slice(nl + 1);
-      const reply = this.reader.line(line);
-      if (reply) this.waiting.shift()?.resolve(reply);
+    while ((nl = this.buffered.indexOf('\n', start)) !== -1) {
+      const reply = this.reader.line(this.buffered.slice(start, nl));
+      start = nl + 1;
+      if (reply) this.next()?.resolve(reply);
     }
+    this.buffered = this.buffered.slice(start);
+  }
+
+  /** The oldest waiter. An index, not shift(): a batch waits for a million replies. */
+  private next() {
+    const w = this.waiting[this.head];
+    if (w === undefined) return undefined;
+    this.waiting[this.head++] = undefined as never;
+    if (this.head === this.waiting.length) {
+      this.waiting.length = 0;
+      this.head = 0;
+    }
+    return w;
   }
 
   /** Sends one command line and waits for its reply. */
