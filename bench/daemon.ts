@@ -25,6 +25,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
 import type { Address, Destination, Rule } from '../src/model/state.js';
+import { prng } from '../src/util/prng.js';
 
 // ---------------------------------------------------------------------------
 // Reports
@@ -120,17 +121,6 @@ const hostOf = (vm: number): Destination => ({ kind: 'link', to: `host${vm % HOS
 const ETH0: Destination = { kind: 'interface', iface: 'eth0' };
 const exact = (mac: string): Address => ({ q: 'exact', mac });
 
-/** Deterministic, so every run builds the same table and flows. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Layout {
   vms: number;

@@ -28,6 +28,7 @@ import { diff } from '../src/plan/diff.js';
 import { fingerprint } from '../src/plan/fingerprint.js';
 import { summarize } from '../src/plan/plan.js';
 import { renderPlan } from '../src/plan/text.js';
+import { prng } from '../src/util/prng.js';
 
 const DAEMONS = 1000;
 const CHANGED = 0.01;
@@ -49,11 +50,6 @@ interface Point {
 
 // ── the states ──────────────────────────────────────────────────────────
 
-/** Deterministic, so every run and every child builds the same states. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-}
 
 const mac = (n: number): string =>
   [0x02, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255, 0x01].map((b) => b.toString(16).padStart(2, '0')).join(':');
@@ -67,7 +63,7 @@ const mac = (n: number): string =>
  */
 function build(rules: number): { live: State; desired: State; expected: number } {
   const links = rules / 10;
-  const rand = rng(rules);
+  const rand = prng(rules); // deterministic: every run and every child builds the same states
   const live = emptyState();
   const machines = Array.from({ length: DAEMONS }, (_, i) => (i === 0 ? 'proxy' : `h${i}`));
   for (const m of machines) {

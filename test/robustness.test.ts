@@ -9,6 +9,7 @@ import { SourceFile } from '../src/diag/source.js';
 import { compileText, decode, parseSource } from '../src/lang/compile.js';
 import { format } from '../src/lang/format.js';
 import { expectNoCrash, runVnetcAsync, SAMPLES, VNETC, type Run } from './support/vnetc.js';
+import { prng } from '../src/util/prng.js';
 
 /**
  * Whatever a person or a broken tool sends, vnetc answers with a diagnostic
@@ -91,17 +92,6 @@ function write(name: string, data: string | Buffer): string {
   return full;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** About 1 MB of words of printable ASCII other than `#`, separated by spaces (and newlines, unless `oneLine`). */
 function garbageChunk(seed: number, oneLine: boolean): string {
