@@ -1,14 +1,13 @@
 import type { Proto } from '../../src/model/state.js';
+import type { LinkMode } from '../../src/wire/control.js';
 
 /**
  * The links layer's public types: what the control plane hands a daemon about
  * each overlay link, and what an operator reads back.
  */
 
-export type { Proto };
-
-/** `auth-only` leaves frames readable on the wire but still authenticated. */
-export type LinkMode = 'encrypt' | 'auth-only';
+/** `auth-only` leaves frames readable on the wire but still authenticated (the control protocol's word). */
+export type { LinkMode, Proto };
 
 export interface LinkSpec {
   /** The peer's machine name, as in .vnet files; it names the link on this daemon. */
