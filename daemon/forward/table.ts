@@ -16,6 +16,7 @@ import { FlowCache, type CacheStats } from './flow-cache.js';
 import { macToNumber, readMac48 } from './mac48.js';
 import { PortRegistry, type Port, type PortInfo } from './ports.js';
 import { Entry, RuleIndex, type Decision, type InstalledRule, type Match } from './rule-index.js';
+import { MIN_FRAME } from '../frame.js';
 
 export type { CacheStats } from './flow-cache.js';
 export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from './mac48.js';
@@ -23,8 +24,7 @@ export type { PortInfo } from './ports.js';
 export { MAX_PRIORITY, priorityOf } from './priority.js';
 export type { DropReason, InstalledRule, Match } from './rule-index.js';
 
-/** Destination and source MAC, then the EtherType: a shorter frame is malformed. */
-export const MIN_FRAME = 14;
+export { MIN_FRAME } from '../frame.js';
 
 /** Flows the cache holds unless told otherwise: 4 MiB of keys and 1 MiB of references. */
 export const DEFAULT_CACHE_SIZE = 131072;

@@ -15,7 +15,3 @@ export interface Interface extends EventEmitter {
   close(): Promise<void>;
   readonly counters: { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; errors: number };
 }
-
-/** Ethernet header plus the largest jumbo payload a VM NIC sends. */
-export const MAX_FRAME = 65535;
-export const MIN_FRAME = 14;

@@ -1,6 +1,8 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { MAX_FRAME, MIN_FRAME, type Interface } from './interface.js';
+import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
+import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import type { Interface } from './interface.js';
 
 /**
  * QEMU's datagram socket netdev: one Ethernet frame per UDP datagram, no
@@ -18,8 +20,8 @@ export class QemuUdpInterface extends EventEmitter implements Interface {
   constructor(
     readonly name: string,
     readonly spec: string,
-    private readonly local: { host: string; port: number },
-    private readonly remote: { host: string; port: number },
+    private readonly local: HostPort,
+    private readonly remote: HostPort,
   ) {
     super();
   }
@@ -27,11 +29,11 @@ export class QemuUdpInterface extends EventEmitter implements Interface {
   /** Parses `listen=HOST:PORT,peer=HOST:PORT`. */
   static parse(name: string, params: string): QemuUdpInterface {
     const kv = new Map(params.split(',').map((p) => p.split('=', 2) as [string, string]));
-    const endpoint = (key: string) => {
+    const endpoint = (key: string): HostPort => {
       const v = kv.get(key);
-      const m = v === undefined ? null : /^([A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v);
-      if (!m || Number(m[2]) > 65535) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
-      return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+      const hp = v === undefined ? null : parseHostPort(v);
+      if (!hp) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
+      return hp;
     };
     for (const k of kv.keys()) if (k !== 'listen' && k !== 'peer') throw new Error(`qemu-udp has no parameter '${k}'`);
     return new QemuUdpInterface(name, `qemu-udp:${params}`, endpoint('listen'), endpoint('peer'));

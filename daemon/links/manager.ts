@@ -4,7 +4,7 @@ import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { isMachineName } from '../../src/model/names.js';
-import { parseHostPort, type HostPort } from './address.js';
+import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
 import { LINK_KEY_BYTES, type DirectionKeys } from './crypto.js';
 import { DEFAULT_BACKOFF } from './backoff.js';

@@ -75,11 +75,13 @@ export function diff(live: Live, desired: State, options: { proxy?: string | und
     const have = from.tables.get(machine) ?? none;
     diffTable(machine, have, want, steps, unchanged);
   }
+  // One pass over the links for all unmanaged daemons: a file naming a few hosts of a large network must stay linear.
+  const linksOf = new Map<string, number>();
+  for (const l of from.links.values()) {
+    for (const end of [l.a, l.b]) if (!inScope(end)) linksOf.set(end, (linksOf.get(end) ?? 0) + 1);
+  }
   for (const [machine, table] of from.tables) {
-    if (inScope(machine)) continue;
-    let links = 0;
-    for (const l of from.links.values()) if (l.a === machine || l.b === machine) links++;
-    drift.push({ kind: 'unmanaged-daemon', machine, links, rules: table.size });
+    if (!inScope(machine)) drift.push({ kind: 'unmanaged-daemon', machine, links: linksOf.get(machine) ?? 0, rules: table.size });
   }
 
   return { steps: order(steps), drift, proxy: findProxy(desired, options.proxy), unchanged };

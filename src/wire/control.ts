@@ -1,6 +1,7 @@
 import { printAddress } from '../lang/print.js';
 import { parseMac } from '../model/mac.js';
 import { isInterfaceName, isMachineName } from '../model/names.js';
+import { parseHostPort } from './hostport.js';
 import type { Address, Destination, Proto, Rule } from '../model/state.js';
 
 /**
@@ -83,7 +84,6 @@ export type ErrorCode =
   | 'E_BUSY';
 
 const KEY = /^[0-9a-f]{64}$/;
-const HOSTPORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}):(\d{1,5})$/;
 
 const syntax = (message: string): never => {
   throw new WireError('E_SYNTAX', message);
@@ -166,8 +166,7 @@ function linkAddWords(words: Words): LinkConfig {
   let address: string | undefined;
   const next = words.next('the peer address host:port (or - ) then the key');
   if (next !== '-') {
-    const m = HOSTPORT.exec(next);
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) syntax(`'${clipWord(next)}' is not host:port`);
+    if (!parseHostPort(next)) syntax(`'${clipWord(next)}' is not host:port`);
     address = next;
   }
   if (role === 'dial' && address === undefined) syntax('a link this end dials needs the peer address');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { parseHostPort, addressKey } from '../../daemon/links/address.js';
+import { addressKey } from '../../daemon/links/address.js';
+import { parseHostPort } from '../../src/wire/hostport.js';
 import { backoffDelay } from '../../daemon/links/backoff.js';
 import { Sealer, sessionKeys } from '../../daemon/links/crypto.js';
 import { LengthPrefixReader } from '../../daemon/links/framing.js';
