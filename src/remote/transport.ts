@@ -1,0 +1,63 @@
+import type { Host } from '../model/state.js';
+import type { ControlClient } from './control-client.js';
+
+/**
+ * How vnetc reaches the daemon of one machine a .vnet file names: over SSH
+ * (src/remote/ssh/), or directly when the daemon runs on this machine
+ * (src/remote/local.ts). Everything above this line (fetch, apply, show,
+ * route, up/down) is the same for both.
+ *
+ * One Session per host per command: it is opened once and reused for every
+ * query, batch, start and stop, then closed.
+ */
+export interface Transport {
+  /** Opens a session to the host's machine; rejects with a ReachError when the machine cannot be reached. */
+  open(host: Host): Promise<Session>;
+}
+
+/** How a started daemon is configured: the HOST line, and how its interfaces are opened. */
+export interface DaemonLaunch {
+  host: Host;
+  /**
+   * `--iface` arguments (`NAME=KIND:PARAMS`), already checked by
+   * interfaceFromSpec's grammar; each travels as one argv word.
+   */
+  ifaces: readonly string[];
+}
+
+export interface Session {
+  readonly machine: string;
+  /**
+   * `host:port` at which other daemons' overlay links reach this machine's
+   * daemon: what a dialing end is told in `LINK ADD … DIAL <address>`.
+   */
+  readonly overlayAddress: string;
+  /** How the session reached the machine, for messages: `ssh vnet@host1:22`, `local 127.0.0.3`. */
+  readonly describe: string;
+  /**
+   * Connects to the running daemon's control socket (through the session).
+   * Resolves undefined when no daemon runs there: a host to create, not an
+   * error. Rejects with a ReachError when the daemon is there but cannot be
+   * talked to.
+   */
+  control(): Promise<ControlClient | undefined>;
+  /** Starts the machine's daemon and resolves when its control socket answers. */
+  start(launch: DaemonLaunch): Promise<void>;
+  /** Stops the machine's daemon, if it runs; resolves when it has exited. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A machine or its daemon could not be reached. The message is for a
+ * person: what failed, on which machine, and what to try.
+ */
+export class ReachError extends Error {
+  constructor(
+    readonly machine: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
