@@ -4,7 +4,7 @@ import path from 'node:path';
 import { version } from '../src/version.js';
 import { formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
-import { ControlServer, type CommitResult, type ControlTarget } from './control.js';
+import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
@@ -19,6 +19,8 @@ export interface VnetdOptions {
   stateDir: string;
   interfaces: Interface[];
   log: (line: string) => void;
+  /** Called when a client sends SHUTDOWN; the default stops this object (the process goes on). */
+  onShutdown?: () => void;
   /** Link timing, for tests. */
   links?: { keepaliveMs?: number };
 }
@@ -46,6 +48,7 @@ export class Vnetd implements ControlTarget {
   private lastCommitMs: number | null = null;
   private maxCommitMs = 0;
   private forwardErrors = 0;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
@@ -195,8 +198,21 @@ export class Vnetd implements ControlTarget {
     await run;
   }
 
-  *query(op: 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?'): Iterable<string> {
+  shutdown(): void {
+    if (this.opts.onShutdown) this.opts.onShutdown();
+    else void this.stop();
+  }
+
+  *query(op: QueryOp): Iterable<string> {
     switch (op) {
+      case 'info?':
+        yield `machine ${this.opts.machine}`;
+        yield `version ${this.version}`;
+        yield `port ${this.opts.port}`;
+        yield `listen ${this.opts.listen}`;
+        yield `pid ${process.pid}`;
+        yield `uptime-s ${Math.round((Date.now() - this.startedAt) / 1000)}`;
+        return;
       case 'devices?':
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;

@@ -97,7 +97,8 @@ async function main(argv: string[]): Promise<void> {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`--iface: two interfaces are named '${dup}'`);
 
-  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log });
+  let stop = (_why: string): void => {};
+  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log, onShutdown: () => stop('SHUTDOWN') });
   try {
     await daemon.start();
   } catch (e) {
@@ -106,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
     fail(e instanceof StateError ? why : `cannot start: ${why}`, 1);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);

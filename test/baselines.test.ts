@@ -223,6 +223,7 @@ describe('the code table, the tests and LANGUAGE.md agree', () => {
   test.each([
     ['LANGUAGE.md', /^VN[123]/],
     ['PLAN.md', /^VN4/],
+    ['APPLY.md', /^VN5/],
   ])("%s's tables list exactly its codes of Msg, with the same severities", (file, family) => {
     const doc = fs.readFileSync(abs(file), 'utf8');
     const rows = [...doc.matchAll(/^\|\s*(VN\d{4})\s*\|\s*([a-z]+)\s*\|/gm)].map(([, code, severity]) => [code!, severity!]);
