@@ -124,7 +124,8 @@ export async function demo(io: Io, args: { color: boolean | undefined; keep: boo
         vms.forEach((vm, i) => vm.send(mac(i), mac((i + 1) % HOSTS.length)));
         vms[0]!.send(mac(0), 'ff:ff:ff:ff:ff:ff');
       }
-      await sleep(300);
+      // Loopback datagrams arrive within milliseconds; wait for all of them, or give up after 3 s.
+      for (let t = 0; t < 60 && vms.reduce((n, vm) => n + vm.received, 0) < 50; t++) await sleep(50);
       io.stdout.write(`${label}: each VM sent 10 frames to its ring neighbour, VM1 also 10 broadcasts; received ${vms.map((vm, i) => `VM${i + 1} ${vm.received}`).join(', ')}\n`);
     };
     say('2. Synthetic VMs attached (QEMU datagram sockets); traffic over the star');
