@@ -72,11 +72,10 @@ describe('the line splitter', () => {
 class ConfigTarget implements ControlTarget {
   readonly machine = 'h1';
   readonly version = 'test';
-  config = new Config('h1', new Set(['vm0']));
+  readonly config = new Config('h1', new Set(['vm0']));
   async commit(changes: readonly Change[]): Promise<CommitResult> {
-    const r = this.config.tryApply(changes);
+    const r = this.config.apply(changes);
     if (!r.ok) return { ok: false, errors: r.errors };
-    this.config = r.next;
     return { ok: true, ms: 0.1 };
   }
   async setConfigTime(): Promise<void> {}
