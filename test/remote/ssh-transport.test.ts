@@ -231,12 +231,55 @@ suite('the daemon through SSH', () => {
     }
   });
 
+  test('a daemon killed without a goodbye: its stale socket means no daemon, and it starts again', async () => {
+    const { home, opts } = side(plainConfig, knownLine(sshd!));
+    const port = await freePort();
+    const s = await open(new SshTransport(opts()), host('h1', port));
+    await s.start({ host: host('h1', port), ifaces: [] });
+    const state = path.join(home, 'remote', 'state', 'h1');
+    let pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    try {
+      process.kill(pid, 'SIGKILL');
+      while (alive(pid)) await new Promise((r) => setTimeout(r, 10));
+      expect(fs.existsSync(path.join(state, 'vnetd.sock'))).toBe(true);
+      expect(await s.control()).toBeUndefined();
+      await s.start({ host: host('h1', port), ifaces: [] });
+      pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+      await s.stop();
+      expect(alive(pid)).toBe(false);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   test('a daemon that cannot start: its own message comes back', async () => {
     const { opts } = side(plainConfig, knownLine(sshd!));
     const s = await open(new SshTransport(opts()), host('h1', await freePort()));
     const e = await reachError(s.start({ host: host('h1'), ifaces: ['vm0=qemu-udp:listen=127.0.0.1:1,peer=nowhere'] }));
     expect(e.message).toMatch(/^vnetd on h1 exited at start: .*--iface/);
     expect(e.hint).toMatch(/vnetd\.log/);
+  });
+});
+
+suite('machines without what vnetd needs', () => {
+  test('no node on the PATH: a clear message before any upload', async () => {
+    const bare = await startSshd(['SetEnv PATH=/nonexistent']);
+    if (typeof bare === 'string') throw new Error(bare);
+    try {
+      const { home, opts } = side(
+        () => `Host bare\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
+        `[127.0.0.1]:${bare.port} ${bare.hostKeyPub}\n`,
+      );
+      const s = await open(new SshTransport(opts()), host('bare'));
+      expect(await s.control()).toBeUndefined();
+      const e = await reachError(s.start({ host: host('bare'), ifaces: [] }));
+      expect(e.message).toBe('node is not installed on bare (vnetd needs Node 20.19 or later)');
+      expect(e.hint).toMatch(/install Node 20\.19 or later there/);
+      expect(fs.existsSync(path.join(home, 'remote', 'cache'))).toBe(false);
+      await s.close();
+    } finally {
+      await bare.stop();
+    }
   });
 });
 

@@ -8,8 +8,8 @@ import { shCommand } from './quote.js';
  * shell (sh, bash, fish, csh) passes it to sh unchanged.
  */
 
-/** `sh -c SCRIPT sh ARGS...` as one quoted command line. */
-export const shScript = (script: string, args: readonly string[]): string => shCommand(['sh', '-c', script, 'sh', ...args]);
+/** `/bin/sh -c SCRIPT sh ARGS...` as one quoted command line (by path: the PATH is the machine's to choose). */
+export const shScript = (script: string, args: readonly string[]): string => shCommand(['/bin/sh', '-c', script, 'sh', ...args]);
 
 /** A process counts as running when it exists and is not a zombie waiting for its parent. */
 const ALIVE = `alive() { kill -0 "$1" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' /proc/"$1"/status; };`;

@@ -27,6 +27,7 @@ export class SshSession implements Session {
   readonly machine: string;
   readonly overlayAddress: string;
   readonly describe: string;
+  private closing: Promise<void> | undefined;
   private probed: Promise<{ probe: Probe; layout: RemoteLayout }> | undefined;
 
   constructor(
@@ -150,7 +151,11 @@ export class SshSession implements Session {
     throw new ReachError(this.machine, `cannot stop vnetd on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr)}`);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return (this.closing ??= this.closeAll());
+  }
+
+  private async closeAll(): Promise<void> {
     await Promise.all(
       [...this.clients].reverse().map(
         (c) =>
