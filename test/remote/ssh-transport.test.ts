@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -135,6 +136,26 @@ suite('reaching and logging in', () => {
     } finally {
       silent.close();
     }
+  });
+
+  test('keys from ssh-agent, and the default identity when no IdentityFile is configured', async () => {
+    const cfgText = (s: Sshd) => `Host h1\n  HostName 127.0.0.1\n  Port ${s.port}\n  UserKnownHostsFile $KNOWN\n`;
+    const agentSide = side(cfgText, knownLine(sshd!));
+    const sock = path.join(agentSide.home, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+      const add = spawnSync('ssh-add', [sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' });
+      expect(add.status).toBe(0);
+      await open(new SshTransport(agentSide.opts({ local: { home: agentSide.home, authSock: sock } })), host('h1'));
+    } finally {
+      agent.kill();
+    }
+    const plain = side(cfgText, knownLine(sshd!));
+    expect((await reachError(new SshTransport(plain.opts()).open(host('h1')))).message).toMatch(/^no SSH key to log in to .*: no agent/);
+    fs.mkdirSync(path.join(plain.home, '.ssh'));
+    fs.copyFileSync(sshd!.userKey, path.join(plain.home, '.ssh', 'id_ed25519'));
+    await open(new SshTransport(plain.opts()), host('h1'));
   });
 
   test('a key the server does not accept: every key tried is named', async () => {

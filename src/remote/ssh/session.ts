@@ -79,7 +79,29 @@ export class SshSession implements Session {
     return ['node', `${layout.installDir}/${b.entry}`];
   }
 
-  async control(): Promise<ControlClient | undefined> {
+  control(): Promise<ControlClient | undefined> {
+    return this.reach('talking to the daemon', () => this.connectControl());
+  }
+
+  start(launch: DaemonLaunch): Promise<void> {
+    return this.reach('starting the daemon', () => this.startDaemon(launch));
+  }
+
+  stop(): Promise<void> {
+    return this.reach('stopping the daemon', () => this.stopDaemon());
+  }
+
+  /** A connection lost midway (the machine rebooted, a network cut) is a ReachError like any other. */
+  private async reach<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ReachError) throw e;
+      throw new ReachError(this.machine, `the SSH connection to ${this.machine} failed while ${what}: ${(e as Error).message}`, 'check that the machine is still up, and run the command again');
+    }
+  }
+
+  private async connectControl(): Promise<ControlClient | undefined> {
     const { probe: p, layout } = await this.where();
     if (p.vnetd !== this.bundle().version && !p.installed) {
       // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
@@ -106,7 +128,7 @@ export class SshSession implements Session {
     }
   }
 
-  async start(launch: DaemonLaunch): Promise<void> {
+  private async startDaemon(launch: DaemonLaunch): Promise<void> {
     const { host, ifaces } = launch;
     // Checked here as well as by the parser: these words become a remote argv.
     if (!isMachineName(host.machine)) throw new ReachError(this.machine, `'${host.machine}' is not a machine name; not starting a daemon for it`);
@@ -131,18 +153,18 @@ export class SshSession implements Session {
       default:
         throw new ReachError(this.machine, `cannot start vnetd on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr)}`, `check ${layout.stateDir} there`);
     }
-    const c = await this.control();
+    const c = await this.connectControl();
     if (!c) throw new ReachError(this.machine, `vnetd on ${this.machine} started but its control socket does not answer`, `its log is ${layout.logFile} there`);
     c.close();
   }
 
-  async stop(): Promise<void> {
+  private async stopDaemon(): Promise<void> {
     const { layout } = await this.where();
     const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]));
     if (r.code === 0) return;
     if (r.code === EXIT.foreign) {
       // A socket without a pid file: a daemon vnetc did not start, or one that was killed and left its socket.
-      const c = await this.control();
+      const c = await this.connectControl();
       if (!c) return;
       c.close();
       throw new ReachError(this.machine, `the vnetd for ${this.machine} was not started by vnetc (no ${layout.pidFile}); not stopping it`, 'stop it there the way it was started');
