@@ -5,12 +5,14 @@ import { compileSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { liveFromState, type Live } from '../src/model/live.js';
 import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import type { Host, State } from '../src/model/state.js';
 import { fingerprint } from '../src/plan/fingerprint.js';
 import { fetchLive, type Fetched } from '../src/remote/fetch.js';
 import { LocalTransport, vnetcHome } from '../src/remote/local.js';
 import { Router } from '../src/remote/router.js';
-import { ReachError, type Transport } from '../src/remote/transport.js';
+import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
+import type { Transport } from '../src/remote/transport.js';
 import { load, UsageError, type Io } from './io.js';
 
 /**
@@ -43,7 +45,10 @@ export interface Prepared {
 export function transportFor(io: Io, args: ReachArgs): { transport: Transport; local: LocalTransport } {
   if (!Number.isInteger(args.parallelism) || args.parallelism < 1) throw new UsageError(`--parallelism must be a whole number of at least 1, not ${args.parallelism}`);
   const local = new LocalTransport(vnetcHome(io.env));
-  const ssh: Transport = { open: async (h) => { throw new ReachError(h.machine, 'SSH transport pending merge'); } };
+  const ssh = new SshTransport({
+    acceptNewHostKeys: args.acceptNewHostKeys,
+    ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
+  });
   return { transport: new Router(local, ssh, args.local), local };
 }
 

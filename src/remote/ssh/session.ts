@@ -24,6 +24,7 @@ export interface SessionSettings {
  * stream, start, stop and upload is a channel on it.
  */
 export class SshSession implements Session {
+  readonly kind = 'ssh' as const;
   readonly machine: string;
   readonly overlayAddress: string;
   readonly describe: string;
