@@ -3,9 +3,10 @@ import { deltaBase } from '../src/lang/delta.js';
 import { Phase, summarize } from '../src/plan/plan.js';
 import { printStep } from '../src/plan/text.js';
 import { diff } from '../src/plan/diff.js';
-import { applyPlan, type ApplyReport, type StepResult } from '../src/remote/apply.js';
+import { applyPlan, type ApplyOptions, type ApplyReport, type StepResult } from '../src/remote/apply.js';
 import { liveOf } from '../src/remote/fetch.js';
-import { defaultLaunch } from '../src/remote/launch.js';
+import { launchWith } from '../src/remote/launch.js';
+import { isMachineName } from '../src/model/names.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import { prepare, type Prepared, type ReachArgs } from './live.js';
@@ -18,6 +19,20 @@ export interface ApplyArgs extends ReachArgs {
   allowBackboneDelete: boolean;
   proxy: string | undefined;
   color: boolean | undefined;
+  /** `MACHINE=KIND:PARAMS`: how a daemon apply starts opens its interface, instead of the default. */
+  iface: readonly string[];
+}
+
+/** Reads --iface MACHINE=KIND:PARAMS flags. */
+export function ifaceSpecs(flags: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of flags) {
+    const m = /^([^=\s]+)=([a-z0-9-]+:\S*)$/.exec(f);
+    if (!m || !isMachineName(m[1]!)) throw new UsageError(`--iface '${f}' is not MACHINE=KIND:PARAMS (for example host1=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000)`);
+    if (out.has(m[1]!)) throw new UsageError(`--iface names ${m[1]} twice`);
+    out.set(m[1]!, m[2]!);
+  }
+  return out;
 }
 
 const PHASE_NAMES: Record<Phase, string> = { 0: 'daemons', 1: 'links', 2: 'rules', 3: 'rule deletions', 4: 'link deletions' };
@@ -30,18 +45,19 @@ export const APPLY_FORMAT_VERSION = '1.0';
  * when it was made), then pushes it. 0 applied (or nothing to do), 1 error.
  */
 export async function apply(io: Io, args: ApplyArgs): Promise<number> {
+  const launch = launchWith(ifaceSpecs(args.iface));
   if (args.state !== undefined) throw new UsageError('apply works on the live daemons; --state is for reviewing with plan');
   const diags: Diagnostic[] = [];
   const prepared = await prepare(io, args.file, args, diags);
   if (!prepared) return report(io, args, diags);
   try {
-    return await run(io, args, prepared, diags);
+    return await run(io, args, prepared, diags, launch);
   } finally {
     await prepared.fetched?.close();
   }
 }
 
-async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnostic[]): Promise<number> {
+async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnostic[], launch: ApplyOptions['launchFor']): Promise<number> {
   const fetched = prepared.fetched!;
   const plan = computePlan(prepared, args, diags);
   if (!plan || countErrors(diags)) {
@@ -68,7 +84,7 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
   const progress = progressPrinter(io, args);
   const started = Date.now();
   const result = await applyPlan(plan.steps, fetched, {
-    launchFor: defaultLaunch,
+    launchFor: launch,
     parallelism: args.parallelism,
     progress: progress.event,
     replan: () => diff(liveOf(fetched.reached), prepared.desired, { proxy: plan.proxy }).steps,

@@ -112,7 +112,7 @@ export async function demo(io: Io, args: { color: boolean | undefined; keep: boo
   const started = Date.now();
   try {
     say(`1. vnetc apply star.vnet: start a Proxy and three hosts as local daemons (in ${home}) and bring up the star`);
-    if ((await apply(dio, { file: 'star.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, ...reach })) !== 0) return 1;
+    if ((await apply(dio, { file: 'star.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, iface: [], ...reach })) !== 0) return 1;
 
     const transport = new LocalTransport(home);
     for (const h of HOSTS) vms.push(await SyntheticVm.attach((await transport.open({ machine: h, user: 'vnet', port, iface: 'vm0' })).overlayAddress));
@@ -136,7 +136,7 @@ export async function demo(io: Io, args: { color: boolean | undefined; keep: boo
     await route(dio, { src: mac(0), dst: mac(1), from: undefined, file: 'star.vnet', json: false, ...reach });
 
     say('5. vnetc apply ring.vnet: the plan adds a ring of fast paths and the rules that use them; nothing else changes');
-    if ((await apply(dio, { file: 'ring.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, ...reach })) !== 0) return 1;
+    if ((await apply(dio, { file: 'ring.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, iface: [], ...reach })) !== 0) return 1;
     await waitForLinks(dio, reach);
     await traffic('ring');
     say(`6. vnetc route ${mac(0)} ${mac(1)}: now direct`);

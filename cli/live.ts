@@ -1,5 +1,5 @@
 import { countErrors, diagnostic, type Diagnostic, type Span } from '../src/diag/diagnostic.js';
-import { Msg } from '../src/diag/messages.js';
+import { Msg, Verbatim } from '../src/diag/messages.js';
 import type { SourceFile } from '../src/diag/source.js';
 import { compileSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
@@ -47,6 +47,7 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
   const local = new LocalTransport(vnetcHome(io.env));
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
+    ...(io.env.VNETC_REMOTE_ROOT ? { remoteRoot: io.env.VNETC_REMOTE_ROOT } : {}),
     ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
   });
   return { transport: new Router(local, ssh, args.local), local };
@@ -66,7 +67,7 @@ export async function fetchFor(io: Io, file: SourceFile, hosts: State['hosts'], 
   const { transport } = transportFor(io, args);
   const fetched = await fetchLive([...hosts.values()], transport, args.parallelism);
   for (const f of fetched.failures) {
-    diags.push(diagnostic(Msg.Unreachable, file, hostSpan(file, f.machine), [f.machine, f.message], f.hint ? { hint: f.hint } : {}));
+    diags.push(diagnostic(Msg.Unreachable, file, hostSpan(file, f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
   }
   if (fetched.failures.length) {
     await fetched.close();

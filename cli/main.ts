@@ -9,6 +9,13 @@ import { UsageError, type Io } from './io.js';
  */
 const RECURSIVE = { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' } as const;
 
+const IFACE = {
+  type: 'string',
+  array: true,
+  default: [] as string[],
+  describe: "MACHINE=KIND:PARAMS: how a daemon vnetc starts opens its HOST line's interface (default: pcap on a remote host, a QEMU datagram socket on a local one)",
+} as const;
+
 /** How commands that talk to daemons reach them. */
 function reachOptions<T>(y: import('yargs').Argv<T>) {
   return y
@@ -149,6 +156,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         reachOptions(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'The desired state (.vnet), or a plan saved with plan --out' })
           .option('auto-approve', { type: 'boolean', default: false, describe: 'Do not ask before applying' })
+          .option('iface', IFACE)
           .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON (format in APPLY.md)' })
           .option('allow-backbone-delete', { type: 'boolean', default: false, describe: 'Allow deleting links of the Proxy star' })
           .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
@@ -164,6 +172,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
             allowBackboneDelete: a['allow-backbone-delete'],
             proxy: a.proxy,
             color: a.color,
+            iface: a.iface,
             ...reach(a),
           });
       },
@@ -222,10 +231,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         reachOptions(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'The .vnet file' })
           .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
+          .option('iface', IFACE)
           .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" }),
       (a) => {
         run = async () =>
-          (await import('./up.js')).up(io, { file: a.file, json: a.json, allowBackboneDelete: false, proxy: a.proxy, color: a.color, ...reach(a) });
+          (await import('./up.js')).up(io, { file: a.file, json: a.json, allowBackboneDelete: false, proxy: a.proxy, color: a.color, iface: a.iface, ...reach(a) });
       },
     )
     .command(

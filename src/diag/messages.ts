@@ -208,6 +208,16 @@ export function clip(text: string): string {
   return text.length > MAX_QUOTED ? text.slice(0, MAX_QUOTED - 1) + '…' : text;
 }
 
-export function format(template: string, args: readonly (string | number)[]): string {
-  return template.replace(/\{(\d)\}/g, (_, i: string) => clip(String(args[Number(i)] ?? '')));
+/** A message argument vnetc wrote itself (a transport's explanation), shown whole. */
+export class Verbatim {
+  constructor(readonly text: string) {}
+}
+
+export type MessageArg = string | number | Verbatim;
+
+export function format(template: string, args: readonly MessageArg[]): string {
+  return template.replace(/\{(\d)\}/g, (_, i: string) => {
+    const a = args[Number(i)];
+    return a instanceof Verbatim ? a.text : clip(String(a ?? ''));
+  });
 }

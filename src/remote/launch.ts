@@ -11,6 +11,21 @@ import type { DaemonLaunch, Session } from './transport.js';
  * on A:P+1 and sends to the VM at A:P+2. `vmEndpoints` says so for a host.
  */
 export function defaultLaunch(host: Host, session: Session): DaemonLaunch {
+  return launchWith(new Map())(host, session);
+}
+
+/**
+ * The default, except for machines given their own interface spec
+ * (`--iface MACHINE=KIND:PARAMS`, say a QEMU socket on a remote host).
+ */
+export const launchWith =
+  (specs: ReadonlyMap<string, string>) =>
+  (host: Host, session: Session): DaemonLaunch => {
+    const own = specs.get(host.machine);
+    return own === undefined ? defaultOf(host, session) : { host, ifaces: [`${host.iface}=${own}`] };
+  };
+
+function defaultOf(host: Host, session: Session): DaemonLaunch {
   if (session.kind === 'local') {
     const { daemon, vm } = vmEndpoints(session.overlayAddress);
     return { host, ifaces: [`${host.iface}=qemu-udp:listen=${daemon},peer=${vm}`] };
