@@ -1,9 +1,9 @@
 import { countErrors, type Diagnostic } from '../src/diag/diagnostic.js';
 import { deltaBase } from '../src/lang/delta.js';
-import { Phase, summarize } from '../src/plan/plan.js';
+import { summarize } from '../src/plan/plan.js';
 import { printStep } from '../src/plan/text.js';
 import { diff } from '../src/plan/diff.js';
-import { applyPlan, type ApplyOptions, type ApplyReport, type StepResult } from '../src/remote/apply.js';
+import { applyPlan, type ApplyOptions, type ApplyReport, type ProgressEvent, type Stage, type StepResult } from '../src/remote/apply.js';
 import { liveOf } from '../src/remote/fetch.js';
 import { launchWith } from '../src/remote/launch.js';
 import { isMachineName } from '../src/model/names.js';
@@ -35,7 +35,6 @@ export function ifaceSpecs(flags: readonly string[]): Map<string, string> {
   return out;
 }
 
-const PHASE_NAMES: Record<Phase, string> = { 0: 'daemons', 1: 'links', 2: 'rules', 3: 'rule deletions', 4: 'link deletions' };
 
 export const APPLY_FORMAT_VERSION = '1.0';
 
@@ -124,7 +123,7 @@ function renderFailure(result: ApplyReport, file: string, paint: Paint): string 
   group(['applied'], 'Applied');
   group(['partial'], 'Applied at some daemons only');
   group(['failed', 'not-attempted'], 'Not applied');
-  out.push('', `The daemons hold every phase before the failed one whole. Run 'vnetc plan ${file}' to see what remains.`);
+  out.push('', `Each daemon took its share whole or not at all. Run 'vnetc plan ${file}' to see what remains.`);
   return out.join('\n');
 }
 
@@ -135,22 +134,23 @@ function progressPrinter(io: Io, args: ApplyArgs) {
   const quiet = args.json;
   const tty = io.stderr.isTTY === true;
   let finished = 0;
-  let phase: Phase | undefined;
+  let stage: Stage | undefined;
   return {
-    event: (e: { machine: string; phase: Phase; ok: boolean; changes: number; message?: string }) => {
+    event: (e: ProgressEvent) => {
       if (quiet) return;
-      if (e.phase !== phase) {
-        if (tty && phase !== undefined) io.stderr.write('\n');
-        phase = e.phase;
+      if (e.stage !== stage) {
+        if (tty && stage !== undefined) io.stderr.write('\n');
+        stage = e.stage;
         finished = 0;
       }
       finished++;
-      const what = e.phase === Phase.Hosts ? 'started' : `${e.changes} change${e.changes === 1 ? '' : 's'}`;
-      if (tty) io.stderr.write(`\r\x1b[KApplying ${PHASE_NAMES[e.phase]}: ${finished} daemon${finished === 1 ? '' : 's'} done, last ${e.machine} ${e.ok ? 'ok' : 'FAILED'}`);
-      else io.stderr.write(`${e.machine}: ${PHASE_NAMES[e.phase]}: ${e.ok ? what : `failed: ${e.message}`}\n`);
+      const what = e.stage === 'daemons' ? 'started' : `${e.changes} change${e.changes === 1 ? '' : 's'} committed`;
+      const title = e.stage === 'daemons' ? 'Starting daemons' : 'Applying';
+      if (tty) io.stderr.write(`\r\x1b[K${title}: ${finished} daemon${finished === 1 ? '' : 's'} done, last ${e.machine} ${e.ok ? 'ok' : 'FAILED'}`);
+      else io.stderr.write(`${e.machine}: ${e.ok ? what : `failed: ${e.message}`}\n`);
     },
     done: () => {
-      if (!quiet && tty && phase !== undefined) io.stderr.write('\n');
+      if (!quiet && tty && stage !== undefined) io.stderr.write('\n');
     },
   };
 }

@@ -7,15 +7,34 @@ import { readDaemon, type Fetched, type Reached } from './fetch.js';
 import { ReachError, type DaemonLaunch, type Session } from './transport.js';
 
 /**
- * Apply: a plan's steps pushed to the daemons. Phases run in the plan's
- * order (hosts, links, rules, rule deletes, link deletes), so a path exists
- * before a rule points at it and no rule points at a path when it goes.
- * Within a phase every daemon gets its share as one all-or-nothing batch,
- * all daemons in parallel. If any daemon fails, the phases after it are
- * not started: the network is left with every earlier phase whole, and the
- * report says step by step what was done; a following plan (fetched live)
- * shows exactly the rest.
+ * Apply: a plan's steps pushed to the daemons. Daemons to start are started
+ * first. Then every daemon gets its whole share of the plan as one
+ * all-or-nothing batch, in the plan's phase order (links, rules, rule
+ * deletions, link deletions), all daemons in parallel: one commit, so one
+ * write to disk, per daemon.
+ *
+ * Why one batch is safe across daemons: vnetd applies a rule only while the
+ * link it sends over is up (PROTOCOL.md), and a link is up only once both
+ * ends hold it. A new fast-path rule therefore takes over only when its
+ * link works, until then frames keep their old path; and a link deleted at
+ * one end goes down at both, so rules still sending over it at the other
+ * end stop applying rather than dropping frames.
+ *
+ * If a daemon fails, the others' batches stand (each is whole): the report
+ * says step by step and daemon by daemon what was done, and a following
+ * plan, fetched live, shows exactly the rest.
  */
+
+/** Daemons are started first; then every daemon gets its whole share of the plan as one batch. */
+export type Stage = 'daemons' | 'changes';
+
+export interface ProgressEvent {
+  machine: string;
+  stage: Stage;
+  ok: boolean;
+  changes: number;
+  message?: string;
+}
 
 export type StepStatus = 'applied' | 'failed' | 'partial' | 'not-attempted';
 
@@ -39,8 +58,8 @@ export interface ApplyOptions {
   /** How a daemon to be started opens its interfaces. */
   launchFor(host: Host, session: Session): DaemonLaunch;
   parallelism?: number;
-  /** Called as each daemon finishes a phase (for the progress display). */
-  progress?: (event: { machine: string; phase: Phase; ok: boolean; changes: number; message?: string }) => void;
+  /** Called as each daemon finishes a stage (for the progress display). */
+  progress?: (event: ProgressEvent) => void;
   /**
    * The steps after the daemons phase, computed again once daemons have been
    * (re)started: a daemon restarted over its state directory comes back
@@ -96,35 +115,40 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const key = opts.newKey ?? (() => randomBytes(32).toString('hex'));
   const parallelism = opts.parallelism ?? 10;
 
-  for (const phase of Object.values(Phase).sort((a, b) => a - b)) {
-    const inPhase = results.filter((r) => r.step.phase === phase);
-    if (inPhase.length === 0) continue;
-    if (phase === Phase.Hosts) {
-      const outcomes = await mapBounded(inPhase, parallelism, async (r) => {
+  const stage = async (inStage: StepResult[], stageName: Stage): Promise<void> => {
+    if (stageName === 'daemons') {
+      const outcomes = await mapBounded(inStage, parallelism, async (r) => {
         const host = r.step.after as Host;
-        const reached = fetched.reached.get(host.machine)!;
-        if (r.step.action === 'replace') await reached.session.stop();
-        await reached.session.start(opts.launchFor(host, reached.session));
-        reached.client = await reached.session.control();
-        if (!reached.client) throw new ReachError(host.machine, `the daemon of ${host.machine} started but its control socket does not answer`);
-        // A daemon restarted over its state directory comes back holding what it held before.
-        reached.report = await readDaemon(reached.client, host);
-        started.push(host.machine);
+        const machine = host.machine;
+        try {
+          const reached = fetched.reached.get(machine)!;
+          if (r.step.action === 'replace') await reached.session.stop();
+          await reached.session.start(opts.launchFor(host, reached.session));
+          reached.client = await reached.session.control();
+          if (!reached.client) throw new ReachError(machine, `the daemon of ${machine} started but its control socket does not answer`);
+          // A daemon restarted over its state directory comes back holding what it held before.
+          reached.report = await readDaemon(reached.client, host);
+          started.push(machine);
+          opts.progress?.({ machine, stage: stageName, ok: true, changes: 1 });
+        } catch (e) {
+          opts.progress?.({ machine, stage: stageName, ok: false, changes: 1, message: (e as Error).message });
+          throw e;
+        }
       });
       outcomes.forEach((o, i) => {
-        const r = inPhase[i]!;
+        const r = inStage[i]!;
         const machine = r.step.daemons[0]!;
-        const ok = o.status === 'fulfilled';
-        const message = ok ? undefined : (o.reason as Error).message;
-        r.at.push(ok ? { machine, ok } : { machine, ok, error: message! });
-        r.status = ok ? 'applied' : 'failed';
-        if (!ok) failures.push({ machine, message: message! });
-        opts.progress?.({ machine, phase, ok, changes: 1, ...(ok ? {} : { message: message! }) });
+        if (o.status === 'fulfilled') r.at.push({ machine, ok: true });
+        else {
+          const message = (o.reason as Error).message;
+          r.at.push({ machine, ok: false, error: message });
+          failures.push({ machine, message });
+        }
       });
     } else {
-      // Each daemon's batch: its changes, and which step each came from.
+      // Each daemon's batch: its changes in the plan's phase order, and which step each came from.
       const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
-      for (const r of inPhase) {
+      for (const r of [...inStage].sort((a, b) => a.step.phase - b.step.phase)) {
         for (const [machine, changes] of changesOf(r.step, fetched, key)) {
           let b = batches.get(machine);
           if (!b) batches.set(machine, (b = { changes: [], owner: [] }));
@@ -134,44 +158,47 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
           }
         }
       }
-      const machines = [...batches.keys()];
-      const outcomes = await mapBounded(machines, parallelism, async (machine) => {
-        const reached: Reached | undefined = fetched.reached.get(machine);
-        if (!reached?.client) throw new ReachError(machine, `no daemon runs on ${machine}`);
-        return reached.client.batch(batches.get(machine)!.changes);
-      });
-      outcomes.forEach((o, i) => {
-        const machine = machines[i]!;
-        const b = batches.get(machine)!;
+      await mapBounded([...batches], parallelism, async ([machine, b]) => {
         let message: string | undefined;
         const stepError = new Map<StepResult, string>();
-        if (o.status === 'rejected') message = (o.reason as Error).message;
-        else if (!o.value.ok) {
-          message = `${o.value.code} ${o.value.text}`;
-          for (const line of o.value.data) {
-            const m = /^(\d+) ERR (E_[A-Z]+) (.*)$/.exec(line);
-            if (m) {
-              const owner = b.owner[Number(m[1]) - 1];
-              if (owner && !stepError.has(owner)) stepError.set(owner, `${m[2]} ${m[3]}`);
+        try {
+          const reached: Reached | undefined = fetched.reached.get(machine);
+          if (!reached?.client) throw new ReachError(machine, `no daemon runs on ${machine}`);
+          const reply = await reached.client.batch(b.changes);
+          if (!reply.ok) {
+            message = `${reply.code} ${reply.text}`;
+            for (const line of reply.data) {
+              const m = /^(\d+) ERR (E_[A-Z]+) (.*)$/.exec(line);
+              const owner = m ? b.owner[Number(m[1]) - 1] : undefined;
+              if (owner && !stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
             }
           }
+        } catch (e) {
+          message = (e as Error).message;
         }
         for (const r of new Set(b.owner)) {
           r.at.push(message === undefined ? { machine, ok: true } : { machine, ok: false, error: stepError.get(r) ?? `not applied: ${message}` });
         }
         if (message !== undefined) failures.push({ machine, message });
-        opts.progress?.({ machine, phase, ok: message === undefined, changes: b.changes.length, ...(message === undefined ? {} : { message }) });
+        opts.progress?.({ machine, stage: stageName, ok: message === undefined, changes: b.changes.length, ...(message === undefined ? {} : { message }) });
       });
-      for (const r of inPhase) {
-        const done = r.at.filter((a) => a.ok).length;
-        r.status = done === r.at.length ? 'applied' : done === 0 ? 'failed' : 'partial';
-      }
     }
-    if (failures.length) break;
-    if (phase === Phase.Hosts && started.length && opts.replan) {
+    for (const r of inStage) {
+      const done = r.at.filter((a) => a.ok).length;
+      r.status = done === r.at.length ? 'applied' : done === 0 ? 'failed' : 'partial';
+    }
+  };
+
+  const hosts = results.filter((r) => r.step.phase === Phase.Hosts);
+  if (hosts.length) {
+    await stage(hosts, 'daemons');
+    if (failures.length) return { results, ok: false, failures, started };
+    if (started.length && opts.replan) {
       const rest = opts.replan().filter((s) => s.phase !== Phase.Hosts);
-      results = [...inPhase, ...rest.map((step): StepResult => ({ step, status: 'not-attempted', at: [] }))];
+      results = [...hosts, ...rest.map((step): StepResult => ({ step, status: 'not-attempted', at: [] }))];
     }
   }
+  const changes = results.filter((r) => r.step.phase !== Phase.Hosts);
+  if (changes.length) await stage(changes, 'changes');
   return { results, ok: failures.length === 0, failures, started };
 }

@@ -65,7 +65,8 @@ afterAll(async () => {
 describe('the local workflow', () => {
   test('up starts the daemons and the star; a second plan has nothing to do', async () => {
     const up = await run('up', '--local', 'star.vnet');
-    expect(up.stderr).toContain('proxy: daemons: started');
+    expect(up.stderr).toContain('proxy: started\n');
+    expect(up.stderr).toContain('proxy: 6 changes committed\n');
     expect(up.stdout).toContain('Plan: 16 to add, 0 to replace, 0 to delete.');
     expect(up.stdout).toMatch(/Apply complete! 16 added, 0 replaced, 0 deleted/);
     expect(up.status).toBe(0);
@@ -140,18 +141,24 @@ describe('the local workflow', () => {
     try {
       const plan = diff(fetched.live, desired);
       expect(plan.steps.map((s) => s.phase)).toEqual([Phase.Links, Phase.Rules]);
+      const events: string[] = [];
       // host3 dies after the plan was made, before its batch arrives.
       const launch = JSON.parse(fs.readFileSync(path.join(home, 'local', 'host3', 'launch.json'), 'utf8')) as { pid: number };
       process.kill(launch.pid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 200));
-      const report = await applyPlan(plan.steps, fetched, { launchFor: defaultLaunch });
+      const report = await applyPlan(plan.steps, fetched, { launchFor: defaultLaunch, progress: (e) => events.push(`${e.machine} ${e.ok}`) });
       expect(report.ok).toBe(false);
       expect(report.failures.map((f) => f.machine)).toEqual(['host3']);
-      // The link went in at host2 (its batch committed) but not at host3; the rule phase never started.
+      // host2's share (its end of the link) committed whole; host3's (the other end and the rule) did not.
       expect(report.results.map((r) => [r.step.kind, r.status])).toEqual([
         ['link', 'partial'],
-        ['rule', 'not-attempted'],
+        ['rule', 'failed'],
       ]);
+      expect([...report.results[0]!.at].sort((a, b) => a.machine.localeCompare(b.machine))).toEqual([
+        { machine: 'host2', ok: true },
+        { machine: 'host3', ok: false, error: 'not applied: the daemon closed the control connection' },
+      ]);
+      expect(events.sort()).toEqual(['host2 true', 'host3 false']);
     } finally {
       await fetched.close();
     }
@@ -161,7 +168,7 @@ describe('the local workflow', () => {
     expect(p.stdout).toContain('+ HOST vnet AT host3');
     const a = await run('apply', '--local', '--auto-approve', 'more.vnet');
     // Restarted, host3 restores its rules; the half-made link is made whole at both ends.
-    expect(a.stderr).toBe('host3: daemons: started\nhost2: links: 1 change\nhost3: links: 1 change\nhost3: rules: 1 change\n');
+    expect(a.stderr.split('\n').sort()).toEqual(['', 'host2: 1 change committed', 'host3: 2 changes committed', 'host3: started']);
     expect(a.status).toBe(0);
     expect((await run('plan', '--local', 'more.vnet', '-detailed-exitcode')).status).toBe(0);
     expect((await run('apply', '--local', '--auto-approve', 'fast.vnet')).status).toBe(0);
