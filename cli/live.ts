@@ -42,8 +42,12 @@ export interface Prepared {
   fetched: Fetched | undefined;
 }
 
-export function transportFor(io: Io, args: ReachArgs): { transport: Transport; local: LocalTransport } {
+function checkReach(args: ReachArgs): void {
   if (!Number.isInteger(args.parallelism) || args.parallelism < 1) throw new UsageError(`--parallelism must be a whole number of at least 1, not ${args.parallelism}`);
+}
+
+export function transportFor(io: Io, args: ReachArgs): { transport: Transport; local: LocalTransport } {
+  checkReach(args);
   const local = new LocalTransport(vnetcHome(io.env));
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
@@ -77,6 +81,7 @@ export async function fetchFor(io: Io, file: SourceFile, hosts: State['hosts'], 
 }
 
 export async function prepare(io: Io, path: string, args: ReachArgs, diags: Diagnostic[]): Promise<Prepared | undefined> {
+  checkReach(args);
   let liveState: State | undefined;
   let liveSource = 'the daemons';
   if (args.state !== undefined) {
