@@ -263,7 +263,7 @@ export class Vnetd implements ControlTarget {
           const rtt = s?.rttMs == null ? '-' : s.rttMs.toFixed(3);
           yield `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s?.state ?? 'down'}` +
             ` rtt-ms=${rtt} tx=${s?.txFrames ?? 0}/${s?.txBytes ?? 0} rx=${s?.rxFrames ?? 0}/${s?.rxBytes ?? 0}` +
-            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0}`;
+            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0} moves=${s?.moves ?? 0}`;
         }
         return;
       }
