@@ -29,8 +29,11 @@ import { compileText } from '../src/lang/compile.js';
 import { diff } from '../src/plan/diff.js';
 import { applyPlan } from '../src/remote/apply.js';
 import { fetchLive } from '../src/remote/fetch.js';
-import { defaultLaunch } from '../src/remote/launch.js';
+import { defaultLaunch, launchWith } from '../src/remote/launch.js';
 import { LocalTransport } from '../src/remote/local.js';
+import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
+import type { Transport } from '../src/remote/transport.js';
+import { startSshd, type Sshd } from '../test/support/sshd.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
@@ -95,13 +98,13 @@ const median = (xs: number[]): number => {
  * batch's reply: parse, fetch, plan, push. No process start or module
  * loading, which the paper's figures for an already-running tool exclude too.
  */
-async function inProcess(text: string, home: string): Promise<number> {
+async function inProcess(text: string, transport: Transport, launchFor = defaultLaunch): Promise<number> {
   const t0 = process.hrtime.bigint();
   const desired = compileText('target.vnet', text).state!;
-  const fetched = await fetchLive([...desired.hosts.values()], new LocalTransport(home));
+  const fetched = await fetchLive([...desired.hosts.values()], transport);
   try {
     if (fetched.failures.length) throw new Error(fetched.failures.map((f) => f.message).join('; '));
-    const report = await applyPlan(diff(fetched.live, desired).steps, fetched, { launchFor: defaultLaunch });
+    const report = await applyPlan(diff(fetched.live, desired).steps, fetched, { launchFor });
     if (!report.ok) throw new Error(report.failures.map((f) => `${f.machine}: ${f.message}`).join('; '));
   } finally {
     await fetched.close();
@@ -128,7 +131,7 @@ async function once(s: Scenario, mode: 'cli' | 'in-process'): Promise<{ apply: n
       fs.writeFileSync(path.join(dir, 'base.vnet'), base);
       await must(['apply', '--local', '--auto-approve', 'base.vnet']);
     }
-    const apply = mode === 'cli' ? (await must(['apply', '--local', '--auto-approve', 'target.vnet'])).ms : await inProcess(target, home);
+    const apply = mode === 'cli' ? (await must(['apply', '--local', '--auto-approve', 'target.vnet'])).ms : await inProcess(target, new LocalTransport(home));
     const validate = await must(['validate', 'target.vnet']);
     const again = await must(['plan', '--local', 'target.vnet', '--detailed-exitcode']);
     if (!again.out.startsWith('No changes.')) throw new Error(`after apply, plan still has changes:\n${again.out}`);
@@ -160,6 +163,43 @@ async function oneRule(star: string): Promise<number> {
   }
 }
 
+/**
+ * The same configuration time over SSH to a real sshd on loopback: every
+ * machine of the file is an alias for it (each daemon on its own port), the
+ * daemons are started over SSH and reached through `vnetd ctl` on the SSH
+ * connection, one connection per machine.
+ */
+async function overSsh(s: Scenario, sshd: Sshd): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-bench-ssh-'));
+  let next = 20000 + Math.floor(Math.random() * 20000);
+  const portOf = new Map<string, number>();
+  // Distinct daemon ports: every machine is 127.0.0.1 here.
+  const renumber = (text: string) => text.replace(/^(\s*HOST \S+ AT (\S+)) \d+ /gm, (_, head: string, m: string) => {
+    if (!portOf.has(m)) portOf.set(m, (next += 3));
+    return `${head} ${portOf.get(m)} `;
+  }).replace(/^(\s*HOST) \S+ AT/gm, `$1 ${sshd.user} AT`);
+  const target = renumber(s.target(0));
+  const base = s.base(0);
+  fs.mkdirSync(path.join(dir, '.ssh'), { recursive: true, mode: 0o700 });
+  const machines = [...portOf.keys()];
+  fs.writeFileSync(path.join(dir, '.ssh', 'config'), `Host ${machines.join(' ')}\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  IdentityFile ${sshd.userKey}\n`);
+  fs.writeFileSync(path.join(dir, '.ssh', 'known_hosts'), `[127.0.0.1]:${sshd.port} ${sshd.hostKeyPub}\n`);
+  const transport = new SshTransport({ local: { home: dir, authSock: undefined }, remoteRoot: path.join(dir, 'remote'), listen: '127.0.0.1' });
+  const launch = launchWith(new Map(machines.map((m) => [m, `qemu-udp:listen=127.0.0.1:${portOf.get(m)! + 1},peer=127.0.0.1:${portOf.get(m)! + 2}`])));
+  try {
+    await inProcess(hostsOnly(target), transport, launch);
+    if (base) await inProcess(renumber(base), transport, launch);
+    return await inProcess(target, transport, launch);
+  } finally {
+    // Stop what was started: an empty spec for the same hosts, then SHUTDOWN over each session.
+    const desired = compileText('target.vnet', target).state!;
+    const fetched = await fetchLive([...desired.hosts.values()], transport);
+    await Promise.all([...fetched.reached.values()].map((r) => r.session.stop().catch(() => {})));
+    await fetched.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`vnetc apply over the local transport, median of ${ROUNDS} round(s); node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(2)}`);
   console.log('');
@@ -177,6 +217,22 @@ async function main(): Promise<void> {
       console.log(
         `${s.name.padEnd(28)} ${(s.paper.toFixed(2) + ' s').padStart(7)}   ${(apply.toFixed(1) + ' ms').padStart(11)}   ${(speedup.toFixed(1) + 'x').padStart(17)}   ${(validate.toFixed(0) + ' ms').padStart(20)}   ${(apply / validate).toFixed(2).padStart(14)}x`,
       );
+    }
+  }
+  const sshd = await startSshd();
+  if (typeof sshd === 'string') console.log(`\nover SSH: skipped (${sshd})`);
+  else {
+    try {
+      console.log('\nconfiguration time over SSH to a real sshd on loopback (one connection per machine; daemons started over SSH):');
+      console.log('scenario                     paper     vnetc apply   faster than paper');
+      for (const s of SCENARIOS) {
+        const runs: number[] = [];
+        for (let i = 0; i < ROUNDS; i++) runs.push(await overSsh(s, sshd));
+        const apply = median(runs);
+        console.log(`${s.name.padEnd(28)} ${(s.paper.toFixed(2) + ' s').padStart(7)}   ${(apply.toFixed(1) + ' ms').padStart(11)}   ${(((s.paper * 1000) / apply).toFixed(1) + 'x').padStart(17)}`);
+      }
+    } finally {
+      await sshd.stop();
     }
   }
   console.log('');

@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startSshd, type Sshd } from '../remote/sshd.js';
+import { freePort, startSshd, type Sshd } from '../support/sshd.js';
 import { runVnetcAsync, type Run } from '../support/vnetc.js';
 
 /**

@@ -9,7 +9,11 @@ import { run } from '../../src/remote/ssh/exec.js';
 import { connectChain } from '../../src/remote/ssh/connect.js';
 import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
 import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
-import { freePort, keygen, startSshd, type Sshd } from './sshd.js';
+import { freePort, keygen, startSshd, type Sshd } from '../support/sshd.js';
+import { jest } from '@jest/globals';
+
+// Each test starts daemons and SSH sessions on a shared, loaded machine: seconds, not milliseconds.
+jest.setTimeout(30_000);
 
 /**
  * SshTransport against a real OpenSSH sshd on loopback: host keys, ssh_config,
@@ -283,6 +287,34 @@ suite('the daemon through SSH', () => {
 });
 
 suite('machines without what vnetd needs', () => {
+  test('sshd refuses stream-local forwarding: the control stream goes through `vnetd ctl` instead', async () => {
+    const strict = await startSshd(['AllowStreamLocalForwarding no']);
+    if (typeof strict === 'string') throw new Error(strict);
+    try {
+      const { home, opts } = side(
+        () => `Host strict\n  HostName 127.0.0.1\n  Port ${strict.port}\n  IdentityFile ${strict.userKey}\n  UserKnownHostsFile $KNOWN\n`,
+        `[127.0.0.1]:${strict.port} ${strict.hostKeyPub}\n`,
+      );
+      const port = await freePort();
+      const s = await open(new SshTransport(opts()), host('strict', port));
+      const [ifacePort, vmPort] = [await freePort(), await freePort()];
+      await s.start({ host: host('strict', port), ifaces: [`vm0=qemu-udp:listen=127.0.0.1:${ifacePort},peer=127.0.0.1:${vmPort}`] });
+      const pid = Number(fs.readFileSync(path.join(home, 'remote', 'state', 'strict', 'vnetd.pid'), 'utf8'));
+      try {
+        const c = await s.control();
+        expect((await c!.request('INFO?')).data).toContain('machine strict');
+        c!.close();
+        await s.stop();
+        expect(alive(pid)).toBe(false);
+      } finally {
+        if (alive(pid)) process.kill(pid, 'SIGKILL');
+        await s.close();
+      }
+    } finally {
+      await strict.stop();
+    }
+  });
+
   test('no node on the PATH: a clear message before any upload', async () => {
     const bare = await startSshd(['SetEnv PATH=/nonexistent']);
     if (typeof bare === 'string') throw new Error(bare);

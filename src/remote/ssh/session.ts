@@ -104,6 +104,13 @@ export class SshSession implements Session {
 
   private async connectControl(): Promise<ControlClient | undefined> {
     const { probe: p, layout } = await this.where();
+    // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
+    const direct = await forwardToSocket(this.client, layout.socket);
+    if (direct) {
+      const c = new ControlClient(direct);
+      if (await c.greeting.then(() => true, () => false)) return c;
+    }
+    // Otherwise (forwarding refused, e.g. by `restrict` in authorized_keys, or no socket), through `vnetd ctl`.
     if (p.vnetd !== this.bundle().version && !p.installed) {
       // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
       const sock = await run(this.client, shScript('[ -S "$1" ]', [layout.socket]));
@@ -195,4 +202,15 @@ export class SshSession implements Session {
 function lastError(log: string): string {
   const lines = log.trim().split('\n');
   return [...lines].reverse().find((l) => /error/i.test(l)) ?? lines.pop() ?? '';
+}
+
+/** A channel to a Unix socket on the remote machine, or undefined when sshd will not open one. */
+function forwardToSocket(client: ssh2.Client, socket: string): Promise<ssh2.ClientChannel | undefined> {
+  return new Promise((resolve) => {
+    try {
+      client.openssh_forwardOutStreamLocal(socket, (err, ch) => resolve(err ? undefined : ch));
+    } catch {
+      resolve(undefined);
+    }
+  });
 }
