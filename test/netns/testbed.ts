@@ -210,9 +210,11 @@ export class Testbed {
     for (const d of this.daemons) {
       d.ctl.close();
       if (d.proc.exitCode === null && d.proc.signalCode === null) {
-        const exited = new Promise((r) => d.proc.once('exit', r));
-        d.proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+        await new Promise<void>((resolve) => {
+          const late = setTimeout(() => d.proc.kill('SIGKILL'), 3000);
+          d.proc.once('exit', () => (clearTimeout(late), resolve()));
+          d.proc.kill('SIGTERM');
+        });
       }
     }
     for (const ns of this.namespaces.reverse()) await removeNamespace(ns);

@@ -1,0 +1,35 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { netnsUnavailable, sweepStale, Testbed } from './testbed.js';
+
+const skip = netnsUnavailable();
+const suite = skip ? describe.skip : describe;
+if (skip) console.warn(`namespace testbed tests skipped: ${skip}`);
+
+const namespaces = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+
+suite(`the testbed cleans up (${skip ?? 'root, ip'})`, () => {
+  test('destroy removes its namespaces, the links in them and its state directory', async () => {
+    const tb = await Testbed.create();
+    await tb.lan(['a', 'b']);
+    await tb.vm('a', 'vm', 'vmport', '02:00:00:00:00:0a', '10.201.0.9');
+    expect(namespaces()).toContain(tb.ns('vm'));
+    await tb.destroy();
+    expect(namespaces()).not.toContain(tb.prefix);
+  }, 30_000);
+
+  test("a killed run's namespaces are swept by the next run, live runs' are left alone", async () => {
+    // The pid of a process that has exited stands in for a test run that was killed.
+    const dead = spawnSync('true').pid!;
+    const stale = `vnt${dead}xdead01-h1`;
+    const mine = `vnt${process.pid}xlive01-h1`;
+    execFileSync('ip', ['netns', 'add', stale]);
+    execFileSync('ip', ['netns', 'add', mine]);
+    try {
+      expect(await sweepStale()).toContain(stale);
+      expect(namespaces()).not.toContain(stale);
+      expect(namespaces()).toContain(mine);
+    } finally {
+      for (const ns of [stale, mine]) spawnSync('ip', ['netns', 'del', ns]);
+    }
+  }, 30_000);
+});
