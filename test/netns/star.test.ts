@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import type { Reply } from '../../src/wire/control.js';
@@ -8,8 +9,21 @@ import { netnsUnavailable, Testbed, type Daemon } from './testbed.js';
  * namespaces, one vnetd each, and two "VMs" whose veth host ends the daemons
  * open with pcap. The VMs ping each other (ARP included) through the Proxy
  * star; then a fast-path link and its rules are added and the counters show
- * the same traffic crossing the direct link instead.
+ * the same traffic crossing the direct link instead; a TCP transfer between
+ * the VMs survives that link being cut under it and re-dialled.
  */
+
+/** Receives one TCP stream and prints its length and SHA-256 when it ends. */
+const SINK = `const net = require('net'), h = require('crypto').createHash('sha256'); let n = 0;
+net.createServer((s) => { s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => { console.log(n + ' ' + h.digest('hex')); process.exit(0); }); })
+  .listen(9000, process.argv[1], () => console.log('ready'));`;
+/** Sends random bytes at a steady pace (so that a cut lands mid-transfer) and prints length and SHA-256. */
+const SOURCE = `const net = require('net'), c = require('crypto'), h = c.createHash('sha256'); let n = 0;
+const total = Number(process.argv[2]);
+const s = net.connect(9000, process.argv[1], () => { const t = setInterval(() => {
+  if (n >= total) { clearInterval(t); s.end(); console.log(n + ' ' + h.digest('hex')); return; }
+  const b = c.randomBytes(16384); h.update(b); n += b.length; s.write(b); }, 5); });`;
 
 const lib = pcapBinding();
 const skip = netnsUnavailable() ?? (typeof lib === 'string' ? lib : null);
@@ -104,5 +118,32 @@ suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
     expect([await link(proxy, 'h1'), await link(proxy, 'h2')]).toEqual(viaProxy);
     const rule = (await ok(h1, 'RULES?')).data.find((r) => r.startsWith(`${MAC.vm1} ${MAC.vm2} LINK h2 `))!;
     expect(Number(/packets=(\d+)/.exec(rule)![1])).toBeGreaterThanOrEqual(5);
+  }, 60_000);
+
+  test('a TCP transfer between the VMs completes intact while the link under it is cut and re-dialled', async () => {
+    const inNs = (role: string, script: string, args: string[]) => {
+      const p = spawn('ip', ['netns', 'exec', tb.ns(role), process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout!.on('data', (b: Buffer) => (out += b));
+      p.stderr!.on('data', (b: Buffer) => (out += b));
+      const done = new Promise<string>((resolve, reject) => {
+        const t = setTimeout(() => (p.kill('SIGKILL'), reject(new Error(`${role} did not finish: ${out}`))), 45_000);
+        p.once('exit', () => (clearTimeout(t), resolve(out.trim())));
+      });
+      return { out: () => out, done };
+    };
+    const sink = inNs('vm2', SINK, ['10.201.0.2']);
+    while (!sink.out().includes('ready')) await new Promise((r) => setTimeout(r, 20));
+    const reconnects = Number(/reconnects=(\d+)/.exec((await ok(h1, 'LINKS?')).data.find((l) => l.startsWith('h2 '))!)![1]);
+    const source = inNs('vm1', SOURCE, ['10.201.0.2', String(8 << 20)]);
+    await new Promise((r) => setTimeout(r, 500));
+    // Abort h1's TCP connection to h2 from outside: the daemon must notice and dial again.
+    await tb.exec('h1', ['ss', '-K', 'dst', tb.lanAddress.get('h2')!, 'dport', '=', String(PORT)]);
+    const [sent, got] = await Promise.all([source.done, sink.done]);
+    expect(sent).toMatch(/^8388608 [0-9a-f]{64}$/);
+    expect(got.replace('ready', '').trim()).toBe(sent);
+    await linkUp(h1, 'h2');
+    const after = Number(/reconnects=(\d+)/.exec((await ok(h1, 'LINKS?')).data.find((l) => l.startsWith('h2 '))!)![1]);
+    expect(after).toBeGreaterThan(reconnects);
   }, 60_000);
 });

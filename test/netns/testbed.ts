@@ -157,6 +157,10 @@ export class Testbed {
     await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', mac]);
     await this.ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
     await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    // A veth hands pcap what the VM's stack handed it: 64 KiB TSO/GSO segments
+    // with checksums left to "hardware". Real NICs (and QEMU) put finished
+    // frames on the wire, so the VM does its own checksums and segmentation.
+    await this.exec(vm, ['ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
   }
 
   /**
