@@ -19,7 +19,12 @@ import { ControlClient } from '../../src/remote/control-client.js';
  */
 
 const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+/** The repository: two levels up from test/netns/, three from dist/test/netns/ (benchmarks). */
+const ROOT = ((): string => {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  while (!fs.existsSync(path.join(dir, 'package.json')) && dir !== path.dirname(dir)) dir = path.dirname(dir);
+  return dir;
+})();
 const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
 const NAME = /^vnt(\d+)x[0-9a-z]+-/;
 
@@ -161,6 +166,18 @@ export class Testbed {
     // with checksums left to "hardware". Real NICs (and QEMU) put finished
     // frames on the wire, so the VM does its own checksums and segmentation.
     await this.exec(vm, ['ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
+  }
+
+  /** Two VM namespaces joined by nothing but a veth pair: the physical limit, for benchmarks. */
+  async vmPair(a: { vm: string; mac: string; addr: string }, b: { vm: string; mac: string; addr: string }): Promise<void> {
+    const [na, nb] = [await this.namespace(a.vm), await this.namespace(b.vm)];
+    await this.ip(['-n', na, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nb]);
+    for (const [ns, end] of [[na, a], [nb, b]] as const) {
+      await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', end.mac]);
+      await this.ip(['-n', ns, 'addr', 'add', `${end.addr}/24`, 'dev', 'eth0']);
+      await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
+    }
   }
 
   /**
