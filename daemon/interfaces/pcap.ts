@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
 import type { Interface } from './interface.js';
-import { parseParams } from './params.js';
 
 /** The native binding (daemon/interfaces/pcap-native), as vnetd uses it. */
 interface PcapBinding {
@@ -12,7 +11,6 @@ interface PcapBinding {
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   close(handle: object): void;
   devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
-  version(): string;
 }
 
 const NOT_INSTALLED =
@@ -68,7 +66,7 @@ export class PcapInterface extends EventEmitter implements Interface {
     }
     let filter: string | undefined;
     if (rest !== '') {
-      if (!rest.startsWith('filter=')) parseParams('pcap', rest.split(',')[0]!, ['filter']);
+      if (!rest.startsWith('filter=')) throw new Error(`pcap: after the device only filter=BPF may follow, not '${rest}'`);
       filter = rest.slice('filter='.length);
       if (filter.trim() === '') throw new Error('pcap: filter= is empty; leave it out to capture everything inbound');
     }

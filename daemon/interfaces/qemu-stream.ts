@@ -103,9 +103,7 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     s.on('error', () => this.counters.errors++);
     s.on('close', () => {
       if (this.vm === s) this.vm = undefined;
-      this.emit('disconnect');
     });
-    this.emit('connect');
   }
 
   send(frame: Uint8Array): boolean {

@@ -92,7 +92,7 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
   test('bad devices and filters are refused with libpcap\'s reason', async () => {
     await expect(PcapInterface.parse('vm', 'nosuchdev0').open()).rejects.toThrow('interface vm (pcap nosuchdev0: no such device');
     await expect(PcapInterface.parse('vm', `${dev},filter=port banana`).open()).rejects.toThrow(`interface vm (pcap ${dev}: bad filter:`);
-    expect(() => PcapInterface.parse('vm', 'eth0,snaplen=9')).toThrow("pcap has no parameter 'snaplen' (known: filter)");
+    expect(() => PcapInterface.parse('vm', 'eth0,snaplen=9')).toThrow("pcap: after the device only filter=BPF may follow, not 'snaplen=9'");
     expect(() => PcapInterface.parse('vm', 'eth0,filter=')).toThrow('filter= is empty');
     expect(() => PcapInterface.parse('vm', 'a b')).toThrow("'a b' is not a network interface name");
   });

@@ -13,6 +13,10 @@ suite(`the testbed cleans up (${skip ?? 'root, ip'})`, () => {
     await tb.lan(['a', 'b']);
     await tb.vm('a', 'vm', 'vmport', '02:00:00:00:00:0a', '10.201.0.9');
     expect(namespaces()).toContain(tb.ns('vm'));
+    // Shaping works where the kernel has netem, and says so plainly where it does not.
+    const shaped = await tb.shape('a', { delayMs: 5, rateMbit: 100 }).then(() => null, (e: Error) => e.message);
+    if (shaped === null) expect((await tb.exec('a', ['tc', 'qdisc', 'show', 'dev', 'eth0'])).stdout).toMatch(/netem .*delay 5ms rate 100Mbit/);
+    else expect(shaped).toBe("cannot shape a's link: this kernel has no netem (modprobe sch_netem)");
     await tb.destroy();
     expect(namespaces()).not.toContain(tb.prefix);
   }, 30_000);

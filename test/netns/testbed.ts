@@ -148,7 +148,10 @@ export class Testbed {
   async shape(host: string, netem: { delayMs: number; rateMbit?: number }): Promise<void> {
     const args = ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${netem.delayMs}ms`];
     if (netem.rateMbit) args.push('rate', `${netem.rateMbit}mbit`);
-    await this.exec(host, ['tc', ...args]);
+    await this.exec(host, ['tc', ...args]).catch((e: { stderr?: string }) => {
+      const why = /qdisc kind is unknown/.test(e.stderr ?? '') ? 'this kernel has no netem (modprobe sch_netem)' : String(e.stderr ?? e).trim();
+      throw new Error(`cannot shape ${host}'s link: ${why}`);
+    });
   }
 
   /**
@@ -204,10 +207,10 @@ export class Testbed {
   }
 
   /** Starts vnetd inside a host's namespace and connects to its control socket. */
-  async vnetd(host: string, machine: string, port: number, ifaces: string[] = [], extra: string[] = []): Promise<Daemon> {
+  async vnetd(host: string, machine: string, port: number, ifaces: string[] = []): Promise<Daemon> {
     const dir = path.join(this.dir, machine);
     const args = ['netns', 'exec', this.ns(host), process.execPath, VNETD, '--machine', machine, '--port', String(port),
-      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i]), ...extra];
+      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i])];
     const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));

@@ -257,13 +257,6 @@ static napi_value devices(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value version(napi_env env, napi_callback_info info) {
-  napi_value v;
-  (void)info;
-  CHECK(napi_create_string_utf8(env, pcap_lib_version(), NAPI_AUTO_LENGTH, &v));
-  return v;
-}
-
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
@@ -271,7 +264,6 @@ NAPI_MODULE_INIT() {
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
       {"devices", NULL, devices, NULL, NULL, NULL, napi_default, NULL},
-      {"version", NULL, version, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;
