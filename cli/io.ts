@@ -18,6 +18,8 @@ export interface Io {
   readStdin(): Promise<Buffer>;
   cwd: string;
   env: Record<string, string | undefined>;
+  /** Asks a person a question on the terminal; absent when there is no terminal to ask on. */
+  ask?: (question: string) => Promise<string>;
 }
 
 /** A mistake in how vnetc was called: reported in one line, exit code 2. */

@@ -9,6 +9,37 @@ import { UsageError, type Io } from './io.js';
  */
 const RECURSIVE = { alias: 'r', type: 'boolean', default: false, describe: 'Look for .vnet files in subdirectories too' } as const;
 
+const IFACE = {
+  type: 'string',
+  array: true,
+  default: [] as string[],
+  describe: "MACHINE=KIND:PARAMS: how a daemon vnetc starts opens its HOST line's interface (default: pcap on a remote host, a QEMU datagram socket on a local one)",
+} as const;
+
+/** How commands that talk to daemons reach them. */
+function reachOptions<T>(y: import('yargs').Argv<T>) {
+  return y
+    .option('local', {
+      type: 'boolean',
+      default: false,
+      describe: 'Run and reach every daemon on this machine (own loopback address each), without SSH',
+    })
+    .option('parallelism', { type: 'number', default: 10, describe: 'Daemons talked to at once' })
+    .option('ssh-config', { alias: 'F', type: 'string', describe: 'Read this ssh_config instead of ~/.ssh/config' })
+    .option('accept-new-host-keys', {
+      type: 'boolean',
+      default: false,
+      describe: "Trust and record a host key on first contact (ssh's accept-new); a changed key is always refused",
+    });
+}
+
+const reach = (a: { local: boolean; parallelism: number; 'ssh-config'?: string | undefined; 'accept-new-host-keys': boolean }) => ({
+  local: a.local,
+  parallelism: a.parallelism,
+  sshConfig: a['ssh-config'],
+  acceptNewHostKeys: a['accept-new-host-keys'],
+});
+
 export async function main(argv: string[], io: Io): Promise<number> {
   // yargs drops a lone `-`; carry it through as a token no path can contain.
   const STDIN_ARG = '\0-';
@@ -16,10 +47,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const files = (a: { files?: string[]; _: (string | number)[] }): string[] =>
     [...(a.files ?? []), ...a._.slice(1).map(String)].map((f) => (f === STDIN_ARG ? '-' : f));
   // Terraform spells its long flags with one dash; people will type them so.
-  const TERRAFORM_STYLE = new Set(['-detailed-exitcode', '-out', '-json', '-state', '-allow-backbone-delete', '-proxy']);
+  const TERRAFORM_STYLE = new Set(['-detailed-exitcode', '-out', '-json', '-state', '-allow-backbone-delete', '-proxy', '-auto-approve', '-parallelism']);
   argv = argv.map((a) => (a === '-' ? STDIN_ARG : TERRAFORM_STYLE.has(a.split('=')[0]!) ? '-' + a : a));
   // A usage error of plan must not look like its "changes present" (2).
-  const usageExit = argv[0] === 'plan' ? 1 : 2;
+  const usageExit = argv[0] === 'plan' || argv[0] === 'apply' ? 1 : 2;
   let run: (() => Promise<number>) | undefined;
   const cli = yargs()
     .scriptName('vnetc')
@@ -80,7 +111,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       'plan <file>',
       'Show the changes that make the daemons hold what a .vnet file describes',
       (y) =>
-        y
+        reachOptions(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'The desired state (.vnet), or a saved plan' })
           .option('state', {
             type: 'string',
@@ -99,7 +130,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
             describe: 'Allow the plan to delete links of the Proxy star',
           })
           .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
-          .example('$0 plan next.vnet --state current.vnet', 'review a change between two versions of a spec')
+          .example('$0 plan net.vnet', 'what apply would change on the daemons net.vnet names')
+          .example('$0 plan next.vnet --state current.vnet', 'review a change between two versions of a spec, offline')
           .example('$0 plan next.vnet --state current.vnet --out change.vnet', 'save it for apply')
           .epilogue('Exit status: 0 success, 1 error; with --detailed-exitcode 0 no changes, 1 error, 2 changes.'),
       (a) => {
@@ -113,7 +145,116 @@ export async function main(argv: string[], io: Io): Promise<number> {
             allowBackboneDelete: a['allow-backbone-delete'],
             proxy: a.proxy,
             color: a.color,
+            ...reach(a),
           });
+      },
+    )
+    .command(
+      'apply <file>',
+      'Make the daemons hold what a .vnet file (or a saved plan) describes',
+      (y) =>
+        reachOptions(y)
+          .positional('file', { type: 'string', demandOption: true, describe: 'The desired state (.vnet), or a plan saved with plan --out' })
+          .option('auto-approve', { type: 'boolean', default: false, describe: 'Do not ask before applying' })
+          .option('iface', IFACE)
+          .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON (format in APPLY.md)' })
+          .option('allow-backbone-delete', { type: 'boolean', default: false, describe: 'Allow deleting links of the Proxy star' })
+          .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
+          .example('$0 apply net.vnet', 'show the plan, ask, apply')
+          .example('$0 plan net.vnet --out change.vnet && $0 apply change.vnet', 'apply exactly what was reviewed')
+          .epilogue('Exit status: 0 applied or nothing to do, 1 error (nothing or part applied: the report says which).'),
+      (a) => {
+        run = async () =>
+          (await import('./apply.js')).apply(io, {
+            file: a.file === STDIN_ARG ? '-' : a.file,
+            autoApprove: a['auto-approve'],
+            json: a.json,
+            allowBackboneDelete: a['allow-backbone-delete'],
+            proxy: a.proxy,
+            color: a.color,
+            iface: a.iface,
+            ...reach(a),
+          });
+      },
+    )
+    .command(
+      'show [file]',
+      'Show the topology the daemons hold: links with state and RTT, rules with counters',
+      (y) =>
+        reachOptions(y)
+          .positional('file', { type: 'string', describe: "The .vnet file whose daemons to ask (default: every local daemon)" })
+          .option('json', { type: 'boolean', describe: 'As JSON' })
+          .option('vnet', { type: 'boolean', describe: 'As a .vnet program that describes it' })
+          .option('dot', { type: 'boolean', describe: 'As a Graphviz graph' })
+          .check((a) => {
+            if ([a.json, a.vnet, a.dot].filter(Boolean).length > 1) throw new Error('choose one of --json, --vnet and --dot');
+            return true;
+          }),
+      (a) => {
+        run = async () =>
+          (await import('./show.js')).show(io, {
+            file: a.file,
+            format: a.json ? 'json' : a.vnet ? 'vnet' : a.dot ? 'dot' : 'table',
+            color: a.color,
+            ...reach(a),
+          });
+      },
+    )
+    .command(
+      'route <src> <dst>',
+      'Print the path a frame from <src> to <dst> (MACs) takes, hop by hop, with the rule that matched at each',
+      (y) =>
+        reachOptions(y)
+          .positional('src', { type: 'string', demandOption: true, describe: 'Source MAC' })
+          .positional('dst', { type: 'string', demandOption: true, describe: 'Destination MAC (ff:ff:ff:ff:ff:ff for a broadcast)' })
+          .option('from', { type: 'string', describe: "The daemon where the frame starts (default: the source VM's)" })
+          .option('file', { alias: 'f', type: 'string', describe: 'The .vnet file whose daemons to ask (default: every local daemon)' })
+          .option('json', { type: 'boolean', default: false, describe: 'As JSON' })
+          .epilogue('Exit status: 0 every path ends in an interface, 1 a dead end, loop or missing link, 2 usage error.'),
+      (a) => {
+        run = async () =>
+          (await import('./route.js')).route(io, {
+            src: a.src,
+            dst: a.dst,
+            from: a.from,
+            file: a.file,
+            json: a.json,
+            color: a.color,
+            ...reach(a),
+          });
+      },
+    )
+    .command(
+      'up <file>',
+      'Start the daemons a .vnet file names and establish its topology (apply without asking)',
+      (y) =>
+        reachOptions(y)
+          .positional('file', { type: 'string', demandOption: true, describe: 'The .vnet file' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
+          .option('iface', IFACE)
+          .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" }),
+      (a) => {
+        run = async () =>
+          (await import('./up.js')).up(io, { file: a.file, json: a.json, allowBackboneDelete: false, proxy: a.proxy, color: a.color, iface: a.iface, ...reach(a) });
+      },
+    )
+    .command(
+      'down <file>',
+      "Remove a .vnet file's links and rules from its daemons, then stop them",
+      (y) =>
+        reachOptions(y)
+          .positional('file', { type: 'string', demandOption: true, describe: 'The .vnet file given to up' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' }),
+      (a) => {
+        run = async () => (await import('./up.js')).down(io, { file: a.file, json: a.json, color: a.color, ...reach(a) });
+      },
+    )
+    .command(
+      'demo',
+      'Run the whole workflow on this machine: local daemons, synthetic VMs, star, plan, apply a fast-path ring, show, route',
+      (y) => y.option('keep', { type: 'boolean', default: false, describe: 'Leave the daemons running at the end' }),
+      (a) => {
+        run = async () => (await import('./demo.js')).demo(io, { color: a.color, keep: a.keep });
       },
     )
     .demandCommand(1, 'Say which command to run.')

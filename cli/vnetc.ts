@@ -12,6 +12,18 @@ const io: Io = {
   },
   cwd: process.cwd(),
   env: process.env,
+  ...(process.stdin.isTTY
+    ? {
+        ask: async (question: string) => {
+          const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
+          try {
+            return await rl.question(question);
+          } finally {
+            rl.close();
+          }
+        },
+      }
+    : {}),
 };
 
 // An EPIPE (output piped into `head`) is the reader leaving, not an error.

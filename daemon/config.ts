@@ -3,10 +3,23 @@ import { WireError, type Change, type LinkConfig, type WireRule } from '../src/w
 
 /**
  * A daemon's configuration, links and rules, and the rules for changing it.
- * Changes are checked in order against a scratch copy, so a batch either
- * commits whole or leaves the configuration exactly as it was; nothing here
- * does I/O, so the check is cheap and exact.
+ * A batch is applied in place, step by step, each step checked against the
+ * configuration the steps before it left; every step records how to take it
+ * back, so a batch that fails anywhere is undone whole and the configuration
+ * is exactly as it was. The cost of a batch is its own size, never the
+ * size of the configuration. Nothing here does I/O.
  */
+
+/** How to take one applied step back. */
+type Step =
+  | { kind: 'link'; peer: string; before: LinkConfig | undefined }
+  | { kind: 'rule'; key: string; rule: WireRule; added: boolean };
+
+/** What `apply` did, for `undo` if the batch cannot be made durable. */
+export interface Applied {
+  readonly steps: readonly Step[];
+}
+
 export class Config {
   readonly links = new Map<string, LinkConfig>();
   /** By the model's rule identity within one table. */
@@ -25,17 +38,17 @@ export class Config {
   }
 
   /**
-   * Checks `changes` in order as if applied one after another; on success
-   * returns the configuration they lead to (this one is left alone), else
-   * the error of every step (undefined where a step was fine).
+   * Applies `changes` in order. On success the configuration is what they
+   * lead to; otherwise it is left as it was, and the result holds the error
+   * of every step (undefined where a step was fine).
    */
-  tryApply(changes: readonly Change[]): { ok: true; next: Config } | { ok: false; errors: (WireError | undefined)[] } {
-    const next = this.copy();
+  apply(changes: readonly Change[]): { ok: true; applied: Applied } | { ok: false; errors: (WireError | undefined)[] } {
+    const steps: Step[] = [];
     const errors: (WireError | undefined)[] = [];
     let failed = false;
     for (const c of changes) {
       try {
-        next.applyOne(c);
+        this.applyOne(c, steps);
         errors.push(undefined);
       } catch (e) {
         if (!(e instanceof WireError)) throw e;
@@ -43,28 +56,47 @@ export class Config {
         failed = true;
       }
     }
-    return failed ? { ok: false, errors } : { ok: true, next };
+    if (!failed) return { ok: true, applied: { steps } };
+    this.undo({ steps });
+    return { ok: false, errors };
   }
 
-  copy(): Config {
-    const c = new Config(this.machine, this.interfaces);
-    for (const [k, v] of this.links) c.links.set(k, v);
-    for (const [k, v] of this.rules) c.rules.set(k, v);
-    for (const [k, v] of this.linkUse) c.linkUse.set(k, v);
-    return c;
+  /** Takes back a batch `apply` accepted; only the most recent one, and only once. */
+  undo(applied: Applied): void {
+    const { steps } = applied;
+    for (let i = steps.length - 1; i >= 0; i--) {
+      const s = steps[i]!;
+      if (s.kind === 'link') {
+        if (s.before) this.links.set(s.peer, s.before);
+        else this.links.delete(s.peer);
+      } else if (s.added) {
+        this.rules.delete(s.key);
+        this.countUse(s.rule, -1);
+      } else {
+        this.rules.set(s.key, s.rule);
+        this.countUse(s.rule, +1);
+      }
+    }
   }
 
-  private applyOne(c: Change): void {
+  private countUse(r: WireRule, by: number): void {
+    if (r.dest.kind === 'link') this.linkUse.set(r.dest.to, (this.linkUse.get(r.dest.to) ?? 0) + by);
+  }
+
+  private applyOne(c: Change, steps: Step[]): void {
     switch (c.op) {
       case 'link-add':
         if (c.link.peer === this.machine) throw new WireError('E_SYNTAX', `a link from ${this.machine} to itself`);
         // A different configuration for the same peer replaces it in place, so rules keep their link.
+        steps.push({ kind: 'link', peer: c.link.peer, before: this.links.get(c.link.peer) });
         this.links.set(c.link.peer, c.link);
         return;
       case 'link-delete': {
-        if (!this.links.has(c.peer)) throw new WireError('E_MISSING', `no link to ${c.peer}`);
+        const before = this.links.get(c.peer);
+        if (!before) throw new WireError('E_MISSING', `no link to ${c.peer}`);
         const used = this.linkUse.get(c.peer) ?? 0;
         if (used) throw new WireError('E_INUSE', `${used} rule${used === 1 ? '' : 's'} still send over the link to ${c.peer}; delete them first`);
+        steps.push({ kind: 'link', peer: c.peer, before });
         this.links.delete(c.peer);
         return;
       }
@@ -79,15 +111,18 @@ export class Config {
           const open = [...this.interfaces].join(', ') || 'none';
           throw new WireError('E_NOIFACE', `no interface ${d.iface} on ${this.machine} (open: ${open})`);
         }
+        steps.push({ kind: 'rule', key, rule: c.rule, added: true });
         this.rules.set(key, c.rule);
-        if (d.kind === 'link') this.linkUse.set(d.to, (this.linkUse.get(d.to) ?? 0) + 1);
+        this.countUse(c.rule, +1);
         return;
       }
       case 'rule-delete': {
         const key = Config.ruleKey(c.rule);
-        if (!this.rules.delete(key)) throw new WireError('E_MISSING', 'the table has no such rule');
-        const d = c.rule.dest;
-        if (d.kind === 'link') this.linkUse.set(d.to, this.linkUse.get(d.to)! - 1);
+        const rule = this.rules.get(key);
+        if (!rule) throw new WireError('E_MISSING', 'the table has no such rule');
+        steps.push({ kind: 'rule', key, rule, added: false });
+        this.rules.delete(key);
+        this.countUse(rule, -1);
         return;
       }
     }

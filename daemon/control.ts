@@ -14,6 +14,8 @@ export type CommitResult =
   /** `errors` per change; `fatal` when the batch was fine but could not be made durable. */
   | { ok: false; errors: (WireError | undefined)[]; fatal?: WireError };
 
+export type QueryOp = 'info?' | 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?';
+
 export interface ControlTarget {
   readonly machine: string;
   readonly version: string;
@@ -21,7 +23,9 @@ export interface ControlTarget {
   commit(changes: readonly Change[]): Promise<CommitResult>;
   setConfigTime(ms: number): Promise<void>;
   /** Listing lines for a query command (without the leading `* `). */
-  query(op: 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?'): Iterable<string>;
+  query(op: QueryOp): Iterable<string>;
+  /** Stops the daemon once the reply to SHUTDOWN has been sent. */
+  shutdown(): void;
 }
 
 /** Beyond this a batch is refused rather than buffered (a million-rule plan fits). */
@@ -175,9 +179,10 @@ class Session {
       }
       try {
         const reply = item === 'TOOLONG' ? this.refuseLong() : await this.handle(item);
-        if (reply === 'done') {
-          this.write('OK bye\n');
+        if (reply === 'done' || reply === 'shutdown') {
+          this.write(reply === 'done' ? 'OK bye\n' : 'OK stopping\n');
           this.onDone();
+          if (reply === 'shutdown') this.target.shutdown();
           this.queue = [];
           this.head = 0;
           break;
@@ -197,7 +202,7 @@ class Session {
     return `ERR E_TOOLONG line longer than ${MAX_LINE} bytes; skipped\n`;
   }
 
-  private async handle(line: string): Promise<string | 'done'> {
+  private async handle(line: string): Promise<string | 'done' | 'shutdown'> {
     if (line.trim() === '' || line.trimStart().startsWith('#')) return this.batch ? '' : 'OK\n';
     let cmd: Command;
     try {
@@ -212,7 +217,8 @@ class Session {
       case 'hello':
         return `OK vnetd ${this.target.version} protocol ${PROTOCOL_VERSION} machine ${this.target.machine}\n`;
       case 'done':
-        return 'done';
+      case 'shutdown':
+        return cmd.op;
       case 'batch':
         this.batch = [];
         this.batchBroken = false;
@@ -223,6 +229,7 @@ class Session {
       case 'configtime':
         await this.target.setConfigTime(cmd.ms);
         return `OK configuration time bound set to ${cmd.ms} ms\n`;
+      case 'info?':
       case 'devices?':
       case 'links?':
       case 'rules?':

@@ -1,12 +1,24 @@
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { formatLinkConfig, formatRule, parseCommand, type LinkConfig, type WireRule } from '../src/wire/control.js';
+import { crc32 } from 'node:zlib';
+import { formatCommand, formatLinkConfig, formatRule, isChange, parseCommand, type Change, type LinkConfig, type WireRule } from '../src/wire/control.js';
 
 /**
- * What survives a restart: links (with their keys) and rules, in one file
- * under the state directory. Written to a temporary file, synced, renamed
- * over the old one and the directory synced, so a crash at any moment
- * leaves either the old state or the new, whole.
+ * What survives a restart: links (with their keys) and rules, as a snapshot
+ * (`state.json`) and a journal of the batches committed since
+ * (`state.journal`).
+ *
+ * A commit appends one record to the journal and syncs it before the client
+ * hears OK, so its cost is the size of the batch, not of the state. When the
+ * journal has grown past half the snapshot, the whole state is written as a
+ * new snapshot (temporary file, sync, rename, directory sync) and the journal
+ * emptied; records carry sequence numbers and the snapshot the last one it
+ * holds, so a crash between the two steps replays nothing twice.
+ *
+ * A crash mid-append leaves a torn last record: it was never acknowledged,
+ * so it is dropped (and said so). Anything else that does not read back,
+ * a damaged snapshot or a bad record before the last, stops the daemon: it
+ * never starts empty over a configuration it could not read.
  */
 
 export interface SavedState {
@@ -16,30 +28,192 @@ export interface SavedState {
   configTimeMs: number | null;
 }
 
+/** The state as found on start: the snapshot, and the journal's changes to apply after it, in order. */
+export interface LoadedState extends SavedState {
+  journal: Change[];
+  /** Lines for the log: what recovery did (a torn record dropped, stale files removed). */
+  notes: string[];
+}
+
+/** One journal record: a committed batch, or a new configuration-time bound. */
+interface JournalEntry {
+  changes?: readonly Change[];
+  configTimeMs?: number | null;
+}
+
 const FORMAT = 'vnetd-state';
-const VERSION = 1;
+/** Version 2 added `seq`; a version 1 file is a snapshot at sequence 0. */
+const VERSION = 2;
+/** The journal is folded into a new snapshot once it is this fraction of the snapshot's size... */
+const COMPACT_FRACTION = 0.5;
+/** ...and at least this large, so a small state is not rewritten on every commit. */
+const COMPACT_MIN_BYTES = 64 * 1024;
+/** `crc32hex SP json LF`. */
+const RECORD = /^([0-9a-f]{8}) (.*)$/s;
 
 export class StateError extends Error {}
 
 export class StateStore {
   readonly file: string;
+  readonly journalFile: string;
+  /** Sequence number of the last record made durable, in the snapshot or the journal. */
+  private seq = 0;
+  private snapshotSeq = 0;
+  private hasSnapshot = false;
+  private snapshotBytes = 0;
+  private journalBytes = 0;
+  private journal: FileHandle | null = null;
+  private loaded = false;
+  /** Set when a failed append could not be taken back: nothing more may be appended after it. */
+  private broken: string | null = null;
 
   constructor(readonly dir: string) {
     this.file = path.join(dir, 'state.json');
+    this.journalFile = path.join(dir, 'state.journal');
   }
 
-  /** The saved state, or undefined on first start. A damaged file is an error, never an empty start. */
-  async load(): Promise<SavedState | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StateError(`cannot read ${this.file}: ${(e as Error).message}`);
+  /** The saved state, or undefined on first start. Must be called once before anything is saved. */
+  async load(): Promise<LoadedState | undefined> {
+    const notes = await this.removeStaleTemporaries();
+    const snapshot = await this.readSnapshot();
+    const journal = await readOptional(this.journalFile, this.journalFile);
+    this.loaded = true;
+    if (!snapshot) {
+      if (journal && journal.length > 0) {
+        throw new StateError(
+          `${this.journalFile} has records but ${this.file} is missing; vnetd will not start from half a configuration. ` +
+            'Restore state.json from a backup, or move state.journal aside too to start empty.',
+        );
+      }
+      return undefined;
     }
+    this.hasSnapshot = true;
+    this.seq = this.snapshotSeq = snapshot.seq;
+    const state: LoadedState = { ...snapshot.state, journal: [], notes };
+    if (journal) {
+      const { valid, torn } = this.replay(journal, state);
+      if (torn > 0) {
+        const fh = await open(this.journalFile, 'r+');
+        try {
+          await fh.truncate(valid);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+        notes.push(`${this.journalFile}: dropped a torn record at its end (${torn} bytes, from a commit cut short by a crash and never acknowledged)`);
+      }
+      this.journalBytes = valid;
+    }
+    return state;
+  }
+
+  /**
+   * Makes a committed batch durable (synced) before it returns. `whole` is
+   * the state including it, used only when there is no snapshot yet.
+   */
+  async append(entry: JournalEntry, whole: () => SavedState): Promise<void> {
+    if (!this.loaded) throw new Error('StateStore.load must run before anything is saved');
+    if (this.broken) throw new Error(this.broken);
+    if (!this.hasSnapshot) {
+      await this.writeSnapshot(whole(), this.seq + 1);
+      return;
+    }
+    const seq = this.seq + 1;
+    const body = JSON.stringify({
+      seq,
+      ...(entry.changes ? { changes: entry.changes.map(formatCommand) } : {}),
+      ...(entry.configTimeMs !== undefined ? { configTimeMs: entry.configTimeMs } : {}),
+    });
+    const record = Buffer.from(`${crc32hex(body)} ${body}\n`);
+    const fh = await this.openJournal();
     try {
-      const j = JSON.parse(text) as Record<string, unknown>;
-      if (j.format !== FORMAT || j.version !== VERSION) throw new Error(`not a version ${VERSION} ${FORMAT} file`);
+      await fh.appendFile(record);
+      await fh.datasync();
+    } catch (e) {
+      // Take the record back, so the next one does not land after a half-written one.
+      try {
+        await fh.truncate(this.journalBytes);
+        await fh.datasync();
+      } catch (e2) {
+        this.broken = `${this.journalFile} could not be restored after a failed write (${(e2 as Error).message}); restart vnetd`;
+      }
+      throw e;
+    }
+    this.seq = seq;
+    this.journalBytes += record.length;
+  }
+
+  /** True once folding the journal into a new snapshot is worth its cost. */
+  get wantsCompaction(): boolean {
+    return this.journalBytes >= Math.max(COMPACT_MIN_BYTES, this.snapshotBytes * COMPACT_FRACTION);
+  }
+
+  /** Writes `s` (the state as of the last record) as the snapshot and empties the journal. */
+  async compact(s: SavedState): Promise<void> {
+    if (this.broken) throw new Error(this.broken);
+    await this.writeSnapshot(s, this.seq);
+    const fh = await this.openJournal();
+    // If this is cut short, the records left are at or below the snapshot's sequence and skipped on load.
+    await fh.truncate(0);
+    await fh.datasync();
+    this.journalBytes = 0;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.journal;
+    this.journal = null;
+    await fh?.close();
+  }
+
+  private async openJournal(): Promise<FileHandle> {
+    if (this.journal) return this.journal;
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Link keys are secrets: owner only.
+    this.journal = await open(this.journalFile, 'a', 0o600);
+    await syncDir(this.dir);
+    return this.journal;
+  }
+
+  private async writeSnapshot(s: SavedState, seq: number): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const body =
+      JSON.stringify({
+        format: FORMAT,
+        version: VERSION,
+        seq,
+        machine: s.machine,
+        configTimeMs: s.configTimeMs,
+        // The same words as the control protocol's LINK ADD and RULE ADD: one codec, readable by a person.
+        links: s.links.map(formatLinkConfig),
+        rules: s.rules.map(formatRule),
+      }) + '\n';
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    await rename(tmp, this.file);
+    await syncDir(this.dir);
+    this.hasSnapshot = true;
+    this.seq = this.snapshotSeq = seq;
+    this.snapshotBytes = Buffer.byteLength(body);
+  }
+
+  private async readSnapshot(): Promise<{ state: SavedState; seq: number } | undefined> {
+    const raw = await readOptional(this.file, this.file);
+    if (!raw) return undefined;
+    this.snapshotBytes = raw.length;
+    try {
+      const j = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+      if (j.format !== FORMAT || (j.version !== 1 && j.version !== VERSION)) throw new Error(`not a version ${VERSION} ${FORMAT} file`);
+      const seq = j.version === 1 ? 0 : j.seq;
+      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new Error('bad sequence number');
       const links = (j.links as string[]).map((l) => {
         const c = parseCommand(`LINK ADD ${l}`);
         if (c.op !== 'link-add') throw new Error('bad link');
@@ -50,44 +224,107 @@ export class StateStore {
         if (c.op !== 'rule-add') throw new Error('bad rule');
         return c.rule;
       });
-      return { machine: String(j.machine), links, rules, configTimeMs: typeof j.configTimeMs === 'number' ? j.configTimeMs : null };
+      return { seq, state: { machine: String(j.machine), links, rules, configTimeMs: typeof j.configTimeMs === 'number' ? j.configTimeMs : null } };
     } catch (e) {
       throw new StateError(
         `${this.file} is damaged (${(e as Error).message}); vnetd will not start over it and lose the configuration. ` +
-          'Move it aside to start empty, or restore it from a backup.',
+          'Move state.json and state.journal aside to start empty, or restore them from a backup.',
       );
     }
   }
 
-  async save(s: SavedState): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const body = JSON.stringify({
-      format: FORMAT,
-      version: VERSION,
-      machine: s.machine,
-      configTimeMs: s.configTimeMs,
-      // The same words as the control protocol's LINK ADD and RULE ADD: one codec, readable by a person.
-      links: s.links.map(formatLinkConfig),
-      rules: s.rules.map(formatRule),
-    });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    // Link keys are secrets: owner only.
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(body + '\n');
-      await fh.sync();
-    } catch (e) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw e;
+  /**
+   * Adds the journal's records after the snapshot to `state`. Returns how
+   * many bytes are good, and how many at the end are a torn record. A bad
+   * record anywhere but last is damage, not a crash, and is refused.
+   */
+  private replay(journal: Buffer, state: LoadedState): { valid: number; torn: number } {
+    let offset = 0;
+    let line = 1;
+    while (offset < journal.length) {
+      const nl = journal.indexOf(0x0a, offset);
+      const end = nl < 0 ? journal.length : nl + 1;
+      const r = nl < 0 ? { problem: 'unterminated', torn: true } : this.replayRecord(journal.toString('utf8', offset, nl), state);
+      if (r) {
+        // Torn: a record whose bytes did not all reach the disk, and the
+        // file's last (a crash mid-append leaves at most one). A whole record
+        // that says something wrong, or a bad one with more after it, is damage.
+        if (r.torn && end === journal.length) return { valid: offset, torn: journal.length - offset };
+        throw new StateError(
+          `${this.journalFile} is damaged at record ${line} (${r.problem}); vnetd will not start over it. ` +
+            'Move state.json and state.journal aside to start empty, or restore them from a backup.',
+        );
+      }
+      offset = end;
+      line++;
     }
-    await fh.close();
-    await rename(tmp, this.file);
-    const dirHandle = await open(this.dir, 'r');
+    return { valid: offset, torn: 0 };
+  }
+
+  /** Applies one record to `state`, or says why it cannot, and whether that is what a torn write looks like. */
+  private replayRecord(text: string, state: LoadedState): { problem: string; torn: boolean } | null {
+    const m = RECORD.exec(text);
+    if (!m) return { problem: 'not a journal record', torn: true };
+    if (crc32hex(m[2]!) !== m[1]) return { problem: 'checksum mismatch', torn: true };
+    const bad = (problem: string) => ({ problem, torn: false });
+    let j: { seq?: unknown; changes?: unknown; configTimeMs?: unknown };
     try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
+      j = JSON.parse(m[2]!) as typeof j;
+    } catch {
+      return bad('not JSON');
     }
+    if (typeof j.seq !== 'number' || !Number.isSafeInteger(j.seq)) return bad('no sequence number');
+    // Already in the snapshot: a compaction was cut short before it emptied the journal.
+    if (j.seq <= this.snapshotSeq) return null;
+    if (j.seq !== this.seq + 1) return bad(`sequence ${j.seq} after ${this.seq}`);
+    const changes: Change[] = [];
+    if (j.changes !== undefined) {
+      if (!Array.isArray(j.changes)) return bad('changes are not a list');
+      for (const line of j.changes) {
+        let c;
+        try {
+          c = parseCommand(String(line));
+        } catch (e) {
+          return bad(`bad change: ${(e as Error).message}`);
+        }
+        if (!isChange(c)) return bad(`not a change: ${String(line)}`);
+        changes.push(c);
+      }
+    }
+    if (j.configTimeMs !== undefined && j.configTimeMs !== null && typeof j.configTimeMs !== 'number') return bad('bad configuration time');
+    for (const c of changes) state.journal.push(c);
+    if (j.configTimeMs !== undefined) state.configTimeMs = j.configTimeMs;
+    this.seq = j.seq;
+    return null;
+  }
+
+  /** A crash during a snapshot write leaves its temporary file; the rename never happened, so it is garbage. */
+  private async removeStaleTemporaries(): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const stale = names.filter((n) => n.startsWith('state.json.tmp-'));
+    for (const n of stale) await rm(path.join(this.dir, n), { force: true });
+    return stale.map((n) => `${this.dir}: removed ${n}, left by a snapshot write cut short`);
+  }
+}
+
+function crc32hex(text: string): string {
+  return crc32(text).toString(16).padStart(8, '0');
+}
+
+async function readOptional(file: string, what: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StateError(`cannot read ${what}: ${(e as Error).message}`);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { version } from '../src/version.js';
 import { formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
-import { ControlServer, type CommitResult, type ControlTarget } from './control.js';
+import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
@@ -19,6 +19,8 @@ export interface VnetdOptions {
   stateDir: string;
   interfaces: Interface[];
   log: (line: string) => void;
+  /** Called when a client sends SHUTDOWN; the default stops this object (the process goes on). */
+  onShutdown?: () => void;
   /** Link timing, for tests. */
   links?: { keepaliveMs?: number };
 }
@@ -30,13 +32,14 @@ export const controlSocketPath = (stateDir: string): string => path.join(stateDi
  * One vnetd: its configuration (persisted), its forwarding table, its
  * overlay links and local interfaces, and the control server that changes
  * them. Frames flow interface/link → table → link/interface; configuration
- * flows control → Config (checked) → store (durable) → table and links.
+ * flows control → Config (checked, applied) → store (durable, or the batch
+ * is taken back) → table and links.
  */
 export class Vnetd implements ControlTarget {
   readonly version = version();
   readonly table = new ForwardingTable();
   readonly links: LinkManager;
-  private config: Config;
+  private readonly config: Config;
   private readonly store: StateStore;
   private readonly control: ControlServer;
   private readonly ifaces = new Map<string, { iface: Interface; port: number }>();
@@ -46,6 +49,7 @@ export class Vnetd implements ControlTarget {
   private lastCommitMs: number | null = null;
   private maxCommitMs = 0;
   private forwardErrors = 0;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
@@ -98,19 +102,24 @@ export class Vnetd implements ControlTarget {
     await this.links.start();
 
     if (saved) {
+      for (const note of saved.notes) opts.log(note);
+      // The snapshot as a batch of additions, then the journal's batches: each was checked when it was committed.
       const changes: Change[] = [
         ...saved.links.map((link): Change => ({ op: 'link-add', link })),
         ...saved.rules.map((rule): Change => ({ op: 'rule-add', rule })),
+        ...saved.journal,
       ];
-      const r = this.config.tryApply(changes);
+      const r = this.config.apply(changes);
       if (!r.ok) {
         const e = r.errors.find((x) => x)!;
-        throw new Error(`${this.store.file} does not apply to this daemon: ${e.message}`);
+        throw new Error(`${this.store.file} (with ${this.store.journalFile}) does not apply to this daemon: ${e.message}`);
       }
       this.configTimeMs = saved.configTimeMs;
-      this.effect(this.config, r.next, changes);
-      this.config = r.next;
-      opts.log(`restored ${saved.links.length} links and ${saved.rules.length} rules from ${this.store.file}`);
+      this.effect(changes);
+      opts.log(
+        `restored ${this.config.links.size} links and ${this.config.rules.size} rules from ${this.store.file}` +
+          (saved.journal.length ? ` and ${saved.journal.length} journaled changes` : ''),
+      );
     }
 
     await this.control.listen(sock);
@@ -121,6 +130,8 @@ export class Vnetd implements ControlTarget {
     await this.control.close();
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
+    await this.commits;
+    await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
   }
 
@@ -146,27 +157,50 @@ export class Vnetd implements ControlTarget {
 
   private async commitNow(changes: readonly Change[]): Promise<CommitResult> {
     const t0 = performance.now();
-    const r = this.config.tryApply(changes);
+    const r = this.config.apply(changes);
     if (!r.ok) return { ok: false, errors: r.errors };
+    // Applied but not yet durable: until the append returns, only LINKS? can
+    // see it (the table and links change after), and a failed append takes it back.
     try {
-      await this.store.save(this.saved(r.next));
+      await this.store.append({ changes }, () => this.saved());
     } catch (e) {
+      this.config.undo(r.applied);
       const err = new WireError('E_PERSIST', `cannot save the state (${(e as Error).message}); nothing applied`);
       return { ok: false, errors: changes.map(() => undefined), fatal: err };
     }
-    this.effect(this.config, r.next, changes);
-    this.config = r.next;
+    this.effect(changes);
     const ms = performance.now() - t0;
     this.lastCommitMs = ms;
     this.maxCommitMs = Math.max(this.maxCommitMs, ms);
+    this.compactLater();
     return { ok: true, ms };
   }
 
-  /** Makes links and table match a configuration that was just checked and saved. */
-  private effect(before: Config, after: Config, changes: readonly Change[]): void {
-    for (const [peer, link] of after.links) if (before.links.get(peer) !== link) this.links.add(linkSpec(link));
-    for (const peer of before.links.keys()) {
-      if (!after.links.has(peer)) {
+  /**
+   * Folds the journal into a new snapshot after the commit that grew it has
+   * been answered: the client waits for its own batch only, and the next
+   * commit queues behind the compaction. A failed one leaves the journal,
+   * which is still whole, and is tried again after a later commit.
+   */
+  private compactLater(): void {
+    if (!this.store.wantsCompaction) return;
+    this.commits = this.commits.then(() =>
+      this.store.compact(this.saved()).catch((e: Error) => this.opts.log(`state: compaction failed, the journal keeps growing: ${e.message}`)),
+    );
+  }
+
+  /** Makes links and table match changes that were just applied to the configuration and saved. */
+  private effect(changes: readonly Change[]): void {
+    const peers = new Set<string>();
+    for (const c of changes) {
+      if (c.op === 'link-add') peers.add(c.link.peer);
+      else if (c.op === 'link-delete') peers.add(c.peer);
+    }
+    for (const peer of peers) {
+      const link = this.config.links.get(peer);
+      if (link) {
+        this.links.add(linkSpec(link));
+      } else {
         this.links.remove(peer);
         this.table.detach({ kind: 'link', to: peer });
       }
@@ -177,26 +211,45 @@ export class Vnetd implements ControlTarget {
     }
   }
 
-  private saved(config: Config): SavedState {
+  private saved(): SavedState {
     return {
       machine: this.machine,
-      links: [...config.links.values()],
-      rules: [...config.rules.values()],
+      links: [...this.config.links.values()],
+      rules: [...this.config.rules.values()],
       configTimeMs: this.configTimeMs,
     };
   }
 
   async setConfigTime(ms: number): Promise<void> {
     const run = this.commits.then(async () => {
+      const before = this.configTimeMs;
       this.configTimeMs = ms;
-      await this.store.save(this.saved(this.config));
+      try {
+        await this.store.append({ configTimeMs: ms }, () => this.saved());
+      } catch (e) {
+        this.configTimeMs = before;
+        throw e;
+      }
     });
     this.commits = run.catch(() => {});
     await run;
   }
 
-  *query(op: 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?'): Iterable<string> {
+  shutdown(): void {
+    if (this.opts.onShutdown) this.opts.onShutdown();
+    else void this.stop();
+  }
+
+  *query(op: QueryOp): Iterable<string> {
     switch (op) {
+      case 'info?':
+        yield `machine ${this.opts.machine}`;
+        yield `version ${this.version}`;
+        yield `port ${this.opts.port}`;
+        yield `listen ${this.opts.listen}`;
+        yield `pid ${process.pid}`;
+        yield `uptime-s ${Math.round((Date.now() - this.startedAt) / 1000)}`;
+        return;
       case 'devices?':
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;
@@ -210,7 +263,7 @@ export class Vnetd implements ControlTarget {
           const rtt = s?.rttMs == null ? '-' : s.rttMs.toFixed(3);
           yield `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s?.state ?? 'down'}` +
             ` rtt-ms=${rtt} tx=${s?.txFrames ?? 0}/${s?.txBytes ?? 0} rx=${s?.rxFrames ?? 0}/${s?.rxBytes ?? 0}` +
-            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0}`;
+            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0} moves=${s?.moves ?? 0}`;
         }
         return;
       }

@@ -118,7 +118,8 @@ async function main(argv: string[]): Promise<void> {
     interfaces[at] = new CapturingInterface(interfaces[at]!, writer);
   }
 
-  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log });
+  let stop = (_why: string): void => {};
+  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log, onShutdown: () => stop('SHUTDOWN') });
   try {
     await daemon.start();
   } catch (e) {
@@ -127,7 +128,7 @@ async function main(argv: string[]): Promise<void> {
     fail(e instanceof StateError ? why : `cannot start: ${why}`, 1);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping`);

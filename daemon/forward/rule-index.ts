@@ -14,7 +14,7 @@
  */
 import type { Rule } from '../../src/model/state.js';
 import type { Port } from './ports.js';
-import { priorityOf, type DestinationQualifier, type SourceQualifier } from './priority.js';
+import { priorityOf, type DestinationQualifier, type SourceQualifier } from '../../src/model/priority.js';
 
 export interface InstalledRule {
   readonly rule: Rule;

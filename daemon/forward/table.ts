@@ -21,7 +21,7 @@ import { MIN_FRAME } from '../frame.js';
 export type { CacheStats } from './flow-cache.js';
 export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from './mac48.js';
 export type { PortInfo } from './ports.js';
-export { MAX_PRIORITY, priorityOf } from './priority.js';
+export { MAX_PRIORITY, priorityOf } from '../../src/model/priority.js';
 export type { DropReason, InstalledRule, Match } from './rule-index.js';
 
 export { MIN_FRAME } from '../frame.js';

@@ -7,7 +7,7 @@ import type { Proto } from './types.js';
  * records, whatever carries them.
  */
 export interface Channel {
-  /** `ip:port` of the peer. */
+  /** `ip:port` of the peer (a UDP peer behind a NAT may move, see `onMoved`). */
   readonly remote: string;
   /** Bytes a record must leave free at its front for the transport's header. */
   readonly headroom: number;
@@ -18,8 +18,10 @@ export interface Channel {
    * False: one frame per DATA record (UDP, where a lost datagram must cost one frame only).
    */
   readonly batching: boolean;
-  /** Authenticated-or-not records as they arrive; the session decides. */
-  onRecord: (record: Buffer) => void;
+  /** Authenticated-or-not records as they arrive; the session decides, and says whether the record was authentic and new. */
+  onRecord: (record: Buffer) => boolean;
+  /** The peer now sends from `remote`, no longer from `from` (UDP, after an authentic record from there). */
+  onMoved?: (from: string) => void;
   /** The transport broke (not called after `close`). */
   onClose: (reason: string) => void;
   /** True when data should be dropped rather than queued behind a slow peer. */

@@ -8,7 +8,7 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { HEADER_BYTES, RECORD_OVERHEAD, SEQ_LIMIT, TAG_BYTES, readSeq, writeSeq } from './wire.js';
+import { HEADER_BYTES, RECORD_OVERHEAD, SEQ_LIMIT, TAG_BYTES, readSeq, writeHeader } from './wire.js';
 
 /**
  * Key schedule and record protection. ChaCha20-Poly1305 rather than AES-GCM:
@@ -47,6 +47,12 @@ export interface DirectionKeys {
   d2a: Buffer;
   /** Acceptor to dialer. */
   a2d: Buffer;
+  /**
+   * 16 bits every record of the session carries, so a UDP receiver can tell
+   * which session a record from an unknown address claims to belong to (a
+   * peer behind a NAT that rebound) without trying every session's key.
+   */
+  tag: number;
 }
 
 /**
@@ -55,13 +61,15 @@ export interface DirectionKeys {
  * can count its sequence numbers from zero without colliding with the other.
  */
 export function sessionKeys(linkKey: Buffer, transcript: Buffer): DirectionKeys {
-  const okm = Buffer.from(hkdfSync('sha256', linkKey, transcript, SESSION_INFO, 64));
-  return { d2a: okm.subarray(0, 32), a2d: okm.subarray(32, 64) };
+  const okm = Buffer.from(hkdfSync('sha256', linkKey, transcript, SESSION_INFO, 66));
+  return { d2a: okm.subarray(0, 32), a2d: okm.subarray(32, 64), tag: okm.readUInt16BE(64) };
 }
 
+/** `0x00000000 ‖ u64(seq)`: the sequence number alone, since one key serves one direction of one session. */
 function nonceFor(nonce: Buffer, seq: number): Buffer {
   nonce.writeUInt32BE(0, 0);
-  writeSeq(nonce, 4, seq);
+  nonce.writeUInt16BE(0, 4);
+  nonce.writeUIntBE(seq, 6, 6);
   return nonce;
 }
 
@@ -79,6 +87,7 @@ export class Sealer {
     private readonly encrypt: boolean,
     /** Bytes left free at the front of every record, for the transport's own header. */
     private readonly headroom: number,
+    private readonly tag: number,
   ) {
     this.key = createSecretKey(key);
   }
@@ -94,8 +103,7 @@ export class Sealer {
     const body = h + HEADER_BYTES;
     const end = body + payload.length;
     const out = Buffer.allocUnsafe(end + TAG_BYTES);
-    out[h] = type;
-    writeSeq(out, h + 1, this.seq);
+    writeHeader(out, h, type, this.tag, this.seq);
     const c = createCipheriv(AEAD, this.key, nonceFor(this.nonce, this.seq), { authTagLength: TAG_BYTES });
     this.seq++;
     if (this.encrypt) {
@@ -131,7 +139,7 @@ export class Opener {
 
   /** The sequence number a record claims, before paying for authentication; -1 if unusable. */
   static peekSeq(record: Buffer): number {
-    return record.length < RECORD_OVERHEAD ? -1 : readSeq(record, 1);
+    return record.length < RECORD_OVERHEAD ? -1 : readSeq(record);
   }
 
   /** null when the record is not authentic under this key. */

@@ -77,8 +77,10 @@ export class AcceptorHandshake {
     helloMessage: Buffer,
     readonly hello: Hello,
     private readonly key: Buffer,
+    /** Fresh random bytes, or (UDP) the stateless cookie the CHALLENGE carried. */
+    nonce: Buffer = randomBytes(NONCE_BYTES),
   ) {
-    this.challenge = encodeFixed(CHALLENGE, randomBytes(NONCE_BYTES));
+    this.challenge = encodeFixed(CHALLENGE, nonce);
     this.transcript = transcriptHash(helloMessage, this.challenge);
   }
 

@@ -51,6 +51,7 @@ export class Link {
   private rejected = 0;
   private replayed = 0;
   private reconnects = 0;
+  private moves = 0;
   authFailures = 0;
   private lastError: string | null = null;
   private batch: Buffer | null = null;
@@ -173,6 +174,10 @@ export class Link {
     this.state = 'up';
     this.lastRx = this.upAt = performance.now();
     channel.onRecord = (record) => this.receive(record);
+    channel.onMoved = (from) => {
+      this.moves++;
+      this.hooks.log(`link ${this.spec.peer}: peer moved from ${from} to ${channel.remote}`);
+    };
     channel.onClose = (reason) => {
       if (this.channel === channel) this.lost(reason === 'closed' ? 'connection closed' : reason);
     };
@@ -217,6 +222,7 @@ export class Link {
       rejected: this.rejected,
       replayed: this.replayed,
       reconnects: this.reconnects,
+      moves: this.moves,
       lastError: this.lastError,
     };
   }
@@ -226,9 +232,10 @@ export class Link {
     if (!this.closed && this.spec.dial && !this.session && !this.cancelDial && !this.retryTimer) this.hooks.redial(this);
   }
 
-  private receive(record: Buffer): void {
+  /** True when the record was authentic and new (what lets a UDP peer move to another address). */
+  private receive(record: Buffer): boolean {
     const session = this.session;
-    if (!session) return;
+    if (!session) return false;
     const r = session.open(record);
     if (!r.ok) {
       if (r.reason === 'replay') this.replayed++;
@@ -236,26 +243,27 @@ export class Link {
       // On TCP nothing can arrive out of order or twice unless someone
       // tampered with the stream, and a stream cannot be resynchronised.
       if (this.spec.proto === 'tcp') this.lost(r.reason === 'replay' ? 'record out of sequence' : 'record failed authentication');
-      return;
+      return false;
     }
     this.lastRx = performance.now();
     switch (r.type) {
       case DATA:
         if (this.channel?.batching) this.unbatch(session, r.payload);
         else this.deliver(r.payload);
-        return;
+        break;
       case PING:
         this.control(PONG, r.payload);
-        return;
+        break;
       case PONG:
         if (r.payload.length === 8) this.sample(this.lastRx - r.payload.readDoubleBE(0));
-        return;
+        break;
       case CLOSE:
         this.lost('peer closed the link');
-        return;
+        break;
       default:
       // Authentic but unknown: a newer peer's extension, harmless to skip.
     }
+    return true;
   }
 
   private deliver(frame: Buffer): void {

@@ -1,6 +1,7 @@
 import { Opener, Sealer, type DirectionKeys } from './crypto.js';
 import { ReplayWindow } from './replay.js';
 import type { LinkMode } from './types.js';
+import { readTag } from './wire.js';
 
 /**
  * An established session: the two directions' keys and the ordering rule of
@@ -18,6 +19,7 @@ export class Session {
   private readonly opener: Opener;
   private readonly window: ReplayWindow | null;
   private next = 0;
+  readonly tag: number;
 
   constructor(
     keys: DirectionKeys,
@@ -28,7 +30,8 @@ export class Session {
   ) {
     const encrypt = mode === 'encrypt';
     const [tx, rx] = role === 'dialer' ? [keys.d2a, keys.a2d] : [keys.a2d, keys.d2a];
-    this.sealer = new Sealer(tx, encrypt, headroom);
+    this.tag = keys.tag;
+    this.sealer = new Sealer(tx, encrypt, headroom, keys.tag);
     this.opener = new Opener(rx, encrypt);
     this.window = ordering === 'window' ? new ReplayWindow() : null;
   }
@@ -39,7 +42,8 @@ export class Session {
 
   open(record: Buffer): OpenResult {
     const seq = Opener.peekSeq(record);
-    if (seq < 0) return { ok: false, reason: 'malformed' };
+    // Another session's record (or a guess): refused before paying for authentication.
+    if (seq < 0 || readTag(record) !== this.tag) return { ok: false, reason: 'malformed' };
     if (this.window ? !this.window.check(seq) : seq !== this.next) return { ok: false, reason: 'replay' };
     const opened = this.opener.open(record, seq);
     if (!opened) return { ok: false, reason: 'auth' };

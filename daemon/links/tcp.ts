@@ -23,7 +23,7 @@ export class TcpChannel implements Channel {
   readonly maxFrame = MAX_FRAME;
   readonly batching = true;
   remote: string;
-  onRecord: (record: Buffer) => void = () => {};
+  onRecord: (record: Buffer) => boolean = () => false;
   onClose: (reason: string) => void = () => {};
   private readonly reader = new LengthPrefixReader(MAX_HANDSHAKE);
   private closed = false;
@@ -136,7 +136,7 @@ export function dialTcp(o: {
     else if (o.handshake.answered) settle({ ok: false, reason: 'refused', detail: 'peer closed after our proof' });
     else settle({ ok: false, reason: 'closed', detail: `peer closed during the handshake (${reason})` });
   };
-  channel.onRecord = (message) => {
+  const handshake = (message: Buffer): void => {
     if (!o.handshake.answered) {
       const proof = o.handshake.answer(message);
       if (proof) channel.writeMessage(proof);
@@ -155,6 +155,8 @@ export function dialTcp(o: {
     channel.openForData();
     settle({ ok: true, channel, keys: r.keys });
   };
+  // Handshake messages are not session records: nothing here is 'authentic and new' in the link's sense.
+  channel.onRecord = (message) => (handshake(message), false);
   return () => {
     settled = true;
     clearTimeout(timer);
@@ -188,7 +190,7 @@ export function acceptTcp<T>(
   };
   const timer = setTimeout(() => refuse('timeout', hs?.hello ?? null), o.timeoutMs).unref();
   channel.onClose = (reason) => refuse(TcpChannel.refusalFor(reason), hs?.hello ?? null);
-  channel.onRecord = (message) => {
+  const handshake = (message: Buffer): void => {
     if (done) return;
     if (!hs) {
       const hello = decodeHello(message);
@@ -208,6 +210,8 @@ export function acceptTcp<T>(
     channel.openForData();
     o.policy.established(ticket, r.keys, channel);
   };
+  // Handshake messages are not session records: nothing here is 'authentic and new' in the link's sense.
+  channel.onRecord = (message) => (handshake(message), false);
   return {
     cancel: () => {
       if (done) return;

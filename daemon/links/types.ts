@@ -57,6 +57,8 @@ export interface LinkStats {
   replayed: number;
   /** Sessions established after the first one. */
   reconnects: number;
+  /** Times a UDP peer was followed to a new address (NAT rebinding) within a session. */
+  moves: number;
   /** Why the link last went down or the last dial failed. */
   lastError: string | null;
 }

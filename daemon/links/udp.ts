@@ -1,35 +1,63 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { addressKey } from './address.js';
 import type { Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
+import { macEqual, transcriptHash } from './crypto.js';
 import { AcceptorHandshake, type DialerHandshake } from './handshake.js';
-import { ACCEPT, CHALLENGE, DATA, HELLO, PROOF, UDP_MAX_FRAME, decodeHello } from './wire.js';
+import {
+  ACCEPT,
+  CHALLENGE,
+  DATA,
+  HELLO,
+  MAC_MESSAGE_BYTES,
+  MAX_HANDSHAKE,
+  NONCE_BYTES,
+  PROOF,
+  RECORD_OVERHEAD,
+  UDP_MAX_FRAME,
+  decodeHello,
+  encodeFixed,
+  readTag,
+} from './wire.js';
 
 /**
  * UDP links: every link of a daemon shares its one UDP socket, one record per
- * datagram. Sessions are told apart by the peer's address; handshakes are
- * retransmitted by the dialer, and the acceptor answers repeats from memory,
- * so a lost datagram costs a retransmission, never a wrong state.
+ * datagram. Sessions are found by the peer's address, and by the session
+ * tag in every record when the address is new (a NAT rebound): the peer is
+ * followed there once a record from it authenticates, never before.
+ *
+ * The acceptor keeps no state for a handshake until the dialer has proved
+ * the key: its CHALLENGE nonce is a cookie (an HMAC under a secret of this
+ * daemon over the time, the sender's address and its HELLO), and the dialer's
+ * PROOF carries the cookie and the HELLO back. A flood of spoofed HELLOs
+ * thus costs one local HMAC each, capped per second, and no memory; only a
+ * sender that receives our datagrams gets as far as the link key.
  */
 
 /** Bytes waiting in the socket's send queue beyond which data is dropped. */
 const TX_QUEUE_LIMIT = 1 << 20;
-/** Half-done inbound handshakes held at once; more are refused until some finish or expire. */
-const MAX_PENDING = 256;
+/** CHALLENGEs sent per second at most; HELLOs beyond are refused as busy. */
+const MAX_CHALLENGES_PER_SEC = 10_000;
+/** Handshakes remembered after their PROOF (to answer a retransmitted one, and to refuse a replayed one). */
+const MAX_DONE = 4096;
 
 export class UdpChannel implements Channel {
   readonly headroom = 0;
   readonly maxFrame = UDP_MAX_FRAME;
   readonly batching = false;
-  onRecord: (record: Buffer) => void = () => {};
+  onRecord: (record: Buffer) => boolean = () => false;
   onClose: (reason: string) => void = () => {};
-  private closed = false;
+  onMoved: (from: string) => void = () => {};
+  closed = false;
 
   constructor(
     private readonly endpoint: UdpEndpoint<unknown>,
-    readonly remote: string,
-    private readonly ip: string,
-    private readonly port: number,
+    public remote: string,
+    private ip: string,
+    private port: number,
+    readonly tag: number,
   ) {}
 
   congested(): boolean {
@@ -51,19 +79,30 @@ export class UdpChannel implements Channel {
   supersede(): void {
     if (this.closed) return;
     this.closed = true;
+    this.endpoint.forget(this);
     this.onClose('replaced by a newer session from the same address');
   }
-}
 
-interface Inbound<T> {
-  hs: AcceptorHandshake;
-  ticket: T | null;
-  refusal: Refusal | null;
-  hello: Buffer;
-  timer: NodeJS.Timeout;
-  /** Once accepted: the PROOF and our ACCEPT, to answer a retransmitted PROOF. */
-  proof: Buffer | null;
-  accept: Buffer | null;
+  /**
+   * A record from an address no session owns, whose tag names this session.
+   * It is opened as if the peer were there (so a PONG goes back there); if
+   * it is authentic and new the peer has moved, else nothing changes.
+   */
+  tryFrom(record: Buffer, remote: string, ip: string, port: number): boolean {
+    const was = { remote: this.remote, ip: this.ip, port: this.port };
+    this.remote = remote;
+    this.ip = ip;
+    this.port = port;
+    if (this.onRecord(record)) {
+      this.endpoint.moved(this, was.remote);
+      if (!this.closed) this.onMoved(was.remote);
+      return true;
+    }
+    this.remote = was.remote;
+    this.ip = was.ip;
+    this.port = was.port;
+    return false;
+  }
 }
 
 interface Outbound {
@@ -74,11 +113,22 @@ interface Outbound {
   deadline: NodeJS.Timeout;
 }
 
+/** A handshake whose PROOF was checked: its ACCEPT if it passed, null if refused. */
+interface Done {
+  proof: Buffer;
+  accept: Buffer | null;
+  at: number;
+}
+
 export class UdpEndpoint<T> {
   private readonly channels = new Map<string, UdpChannel>();
-  private readonly inbound = new Map<string, Inbound<T>>();
+  private readonly byTag = new Map<number, Set<UdpChannel>>();
   private readonly outbound = new Map<string, Outbound>();
+  /** By transcript hash, oldest first. */
+  private readonly done = new Map<string, Done>();
+  private readonly cookieSecret = randomBytes(32);
   private readonly v6: boolean;
+  private budget = { start: 0, used: 0 };
   private closed = false;
 
   constructor(
@@ -105,6 +155,16 @@ export class UdpEndpoint<T> {
 
   forget(channel: UdpChannel): void {
     if (this.channels.get(channel.remote) === channel) this.channels.delete(channel.remote);
+    const set = this.byTag.get(channel.tag);
+    if (set?.delete(channel) && set.size === 0) this.byTag.delete(channel.tag);
+  }
+
+  /** `channel` proved its peer is now at `channel.remote`, no longer at `from`. */
+  moved(channel: UdpChannel, from: string): void {
+    if (this.channels.get(from) === channel) this.channels.delete(from);
+    if (channel.closed) return;
+    this.channels.get(channel.remote)?.supersede();
+    this.channels.set(channel.remote, channel);
   }
 
   /** Runs the dialer's side towards `ip:port`; `done` is called once, unless cancelled first. */
@@ -137,9 +197,9 @@ export class UdpEndpoint<T> {
   close(): void {
     this.closed = true;
     for (const key of [...this.outbound.keys()]) this.cancelOutbound(key);
-    for (const entry of this.inbound.values()) clearTimeout(entry.timer);
-    this.inbound.clear();
+    this.done.clear();
     this.channels.clear();
+    this.byTag.clear();
   }
 
   private cancelOutbound(key: string): void {
@@ -156,7 +216,7 @@ export class UdpEndpoint<T> {
     if (type >= DATA) {
       const channel = this.channels.get(key);
       if (channel) channel.onRecord(msg);
-      else this.o.stray();
+      else if (!this.follow(msg, key, rinfo)) this.o.stray();
       return;
     }
     switch (type) {
@@ -172,62 +232,87 @@ export class UdpEndpoint<T> {
     }
   }
 
-  private onHello(key: string, msg: Buffer, rinfo: RemoteInfo): void {
-    const existing = this.inbound.get(key);
-    if (existing?.hello.equals(msg)) {
-      if (!existing.accept) this.transmit(existing.hs.challenge, rinfo.address, rinfo.port);
-      return;
-    }
-    const hello = decodeHello(msg);
-    if (!hello) return this.o.policy.refused('malformed', key, null, null);
-    if (existing) {
-      clearTimeout(existing.timer);
-      this.inbound.delete(key);
-    }
-    if (this.inbound.size >= MAX_PENDING) return this.o.policy.refused('busy', key, hello, null);
-    const admission = this.o.policy.admit(hello, 'udp');
-    const hs = new AcceptorHandshake(msg, hello, admission.key);
-    const entry: Inbound<T> = {
-      hs,
-      ticket: admission.ticket,
-      refusal: admission.refusal,
-      hello: Buffer.from(msg),
-      proof: null,
-      accept: null,
-      timer: setTimeout(() => {
-        if (this.inbound.get(key) !== entry) return;
-        this.inbound.delete(key);
-        if (!entry.accept) this.o.policy.refused('timeout', key, hello, entry.ticket);
-      }, this.o.timeoutMs).unref(),
-    };
-    this.inbound.set(key, entry);
-    this.transmit(hs.challenge, rinfo.address, rinfo.port);
+  /** A session record from an unknown address: the session its tag names, if the record proves it. */
+  private follow(msg: Buffer, key: string, rinfo: RemoteInfo): boolean {
+    if (msg.length < RECORD_OVERHEAD) return false;
+    const candidates = this.byTag.get(readTag(msg));
+    if (!candidates) return false;
+    for (const channel of [...candidates]) if (channel.tryFrom(msg, key, rinfo.address, rinfo.port)) return true;
+    return false;
   }
 
+  /** The CHALLENGE nonce for a HELLO from `remote` in time slot `slot`: computable again, never stored. */
+  private cookie(slot: number, remote: string, hello: Buffer): Buffer {
+    const s = Buffer.allocUnsafe(8);
+    s.writeDoubleBE(slot);
+    return createHmac('sha256', this.cookieSecret).update(s).update(remote).update('\0').update(hello).digest();
+  }
+
+  private slot(): number {
+    return Math.floor(performance.now() / this.o.timeoutMs);
+  }
+
+  private onHello(key: string, msg: Buffer, rinfo: RemoteInfo): void {
+    const hello = decodeHello(msg);
+    if (!hello) return this.o.policy.refused('malformed', key, null, null);
+    const now = performance.now();
+    if (now - this.budget.start >= 1000) this.budget = { start: now, used: 0 };
+    if (this.budget.used++ >= MAX_CHALLENGES_PER_SEC) return this.o.policy.refused('busy', key, hello, null);
+    this.transmit(encodeFixed(CHALLENGE, this.cookie(this.slot(), key, msg)), rinfo.address, rinfo.port);
+  }
+
+  /** PROOF ‖ the CHALLENGE nonce ‖ the HELLO: everything the acceptor needs, since it kept nothing. */
   private onProof(key: string, msg: Buffer, rinfo: RemoteInfo): void {
-    const entry = this.inbound.get(key);
-    if (!entry) return this.o.stray();
-    if (entry.accept) {
-      if (entry.proof?.equals(msg)) this.transmit(entry.accept, rinfo.address, rinfo.port);
+    const split = splitUdpProof(msg);
+    if (!split) return this.o.policy.refused('malformed', key, null, null);
+    const { proof, nonce, helloMessage } = split;
+    // Only a sender that got our CHALLENGE at this address gets further, and
+    // only within one or two time slots of it.
+    const slot = this.slot();
+    if (!macEqual(nonce, this.cookie(slot, key, helloMessage)) && !macEqual(nonce, this.cookie(slot - 1, key, helloMessage))) {
+      return this.o.stray();
+    }
+    const hello = decodeHello(helloMessage);
+    if (!hello) return this.o.policy.refused('malformed', key, null, null);
+    const challenge = encodeFixed(CHALLENGE, nonce);
+    const id = transcriptHash(helloMessage, challenge).toString('base64');
+    const seen = this.done.get(id);
+    if (seen) {
+      // A retransmitted PROOF (our ACCEPT was lost) gets the same ACCEPT; it never opens a second session.
+      if (seen.accept && seen.proof.equals(proof)) this.transmit(seen.accept, rinfo.address, rinfo.port);
       else this.o.stray();
       return;
     }
-    const r = entry.hs.verify(msg);
-    const hello = entry.hs.hello;
-    if (!r.ok || entry.ticket === null) {
-      clearTimeout(entry.timer);
-      this.inbound.delete(key);
-      const reason: Refusal = !r.ok && r.reason === 'malformed' ? 'malformed' : (entry.refusal ?? 'auth');
-      return this.o.policy.refused(reason, key, hello, entry.ticket);
+    const admission = this.o.policy.admit(hello, 'udp');
+    const r = new AcceptorHandshake(helloMessage, hello, admission.key, nonce).verify(proof);
+    this.remember(id, { proof: Buffer.from(proof), accept: r.ok && admission.ticket !== null ? r.accept : null, at: performance.now() });
+    if (!r.ok || admission.ticket === null) {
+      const reason: Refusal = !r.ok && r.reason === 'malformed' ? 'malformed' : (admission.refusal ?? 'auth');
+      return this.o.policy.refused(reason, key, hello, admission.ticket);
     }
-    entry.proof = Buffer.from(msg);
-    entry.accept = r.accept;
     this.transmit(r.accept, rinfo.address, rinfo.port);
-    const channel = new UdpChannel(this as UdpEndpoint<unknown>, key, rinfo.address, rinfo.port);
+    this.o.policy.established(admission.ticket, r.keys, this.open(key, rinfo, r.keys.tag));
+  }
+
+  /** Bounded in age (the cookie's lifetime, after which a replay fails the cookie anyway) and in count. */
+  private remember(id: string, d: Done): void {
+    const horizon = d.at - 3 * this.o.timeoutMs;
+    for (const [k, v] of this.done) {
+      if (v.at >= horizon && this.done.size < MAX_DONE) break;
+      this.done.delete(k);
+    }
+    this.done.set(id, d);
+  }
+
+  private open(key: string, rinfo: RemoteInfo, tag: number): UdpChannel {
+    const channel = new UdpChannel(this as UdpEndpoint<unknown>, key, rinfo.address, rinfo.port, tag);
     const old = this.channels.get(key);
     this.channels.set(key, channel);
-    this.o.policy.established(entry.ticket, r.keys, channel);
+    let set = this.byTag.get(tag);
+    if (!set) this.byTag.set(tag, (set = new Set()));
+    set.add(channel);
     old?.supersede();
+    return channel;
   }
 
   private onAnswer(key: string, type: number, msg: Buffer, rinfo: RemoteInfo): void {
@@ -238,18 +323,23 @@ export class UdpEndpoint<T> {
       // A CHALLENGE that does not fit (a stale or forged one) is ignored:
       // the real one may still come.
       if (!proof) return this.o.stray();
-      out.current = proof;
-      this.transmit(proof, rinfo.address, rinfo.port);
+      out.current = Buffer.concat([proof, msg.subarray(1), out.hs.hello]);
+      this.transmit(out.current, rinfo.address, rinfo.port);
       return;
     }
     if (!out.hs.answered) return this.o.stray();
     const r = out.hs.finish(msg);
     if (!r.ok) return this.o.stray();
     this.cancelOutbound(key);
-    const channel = new UdpChannel(this as UdpEndpoint<unknown>, key, rinfo.address, rinfo.port);
-    const old = this.channels.get(key);
-    this.channels.set(key, channel);
-    out.done({ ok: true, channel, keys: r.keys });
-    old?.supersede();
+    out.done({ ok: true, channel: this.open(key, rinfo, r.keys.tag), keys: r.keys });
   }
+}
+
+function splitUdpProof(msg: Buffer): { proof: Buffer; nonce: Buffer; helloMessage: Buffer } | null {
+  if (msg.length < MAC_MESSAGE_BYTES + NONCE_BYTES + 1 || msg.length > MAC_MESSAGE_BYTES + NONCE_BYTES + MAX_HANDSHAKE) return null;
+  return {
+    proof: msg.subarray(0, MAC_MESSAGE_BYTES),
+    nonce: msg.subarray(MAC_MESSAGE_BYTES, MAC_MESSAGE_BYTES + NONCE_BYTES),
+    helloMessage: msg.subarray(MAC_MESSAGE_BYTES + NONCE_BYTES),
+  };
 }

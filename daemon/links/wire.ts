@@ -7,7 +7,8 @@ import { MAX_FRAME } from '../frame.js';
  * reference; this file and that one must say the same thing.
  */
 
-export const LINK_VERSION = 1;
+/** 2: session records carry the session tag; UDP PROOFs carry the cookie and the HELLO. */
+export const LINK_VERSION = 2;
 
 // Record types. Handshake messages are below 0x10 and travel in the clear;
 // session records start at 0x10 and are always authenticated.
@@ -22,8 +23,10 @@ export const CLOSE = 0x13;
 
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
-/** type (1) + sequence number (8). */
+/** type (1) + session tag (2) + sequence number (6). */
 export const HEADER_BYTES = 9;
+export const TAG_OFFSET = 1;
+export const SEQ_OFFSET = 3;
 export const TAG_BYTES = 16;
 export const RECORD_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 /** TCP length prefix. Four bytes so that absurd lengths are visible, and refused, at once. */
@@ -124,14 +127,12 @@ export function decodeFixed(type: number, b: Buffer): Buffer | null {
   return b.length === 1 + NONCE_BYTES && b[0] === type ? b.subarray(1) : null;
 }
 
-export function writeSeq(out: Buffer, offset: number, seq: number): void {
-  out.writeUInt32BE(Math.floor(seq / 2 ** 32), offset);
-  out.writeUInt32BE(seq >>> 0, offset + 4);
+/** A record's header at `offset`: type, session tag, sequence number (below SEQ_LIMIT, so six bytes hold it). */
+export function writeHeader(out: Buffer, offset: number, type: number, tag: number, seq: number): void {
+  out[offset] = type;
+  out.writeUInt16BE(tag, offset + TAG_OFFSET);
+  out.writeUIntBE(seq, offset + SEQ_OFFSET, 6);
 }
 
-/** -1 for a sequence number at or past SEQ_LIMIT, which no honest sender produces. */
-export function readSeq(b: Buffer, offset: number): number {
-  const hi = b.readUInt32BE(offset);
-  if (hi >= SEQ_LIMIT / 2 ** 32) return -1;
-  return hi * 2 ** 32 + b.readUInt32BE(offset + 4);
-}
+export const readTag = (record: Buffer): number => record.readUInt16BE(TAG_OFFSET);
+export const readSeq = (record: Buffer): number => record.readUIntBE(SEQ_OFFSET, 6);

@@ -1,4 +1,4 @@
-import { format, Msg, type MessageDef, type Severity } from './messages.js';
+import { format, Msg, type MessageArg, type MessageDef, type Severity } from './messages.js';
 import type { SourceFile } from './source.js';
 
 /** Offsets into a SourceFile, end exclusive. */
@@ -38,7 +38,7 @@ export function diagnostic(
   def: MessageDef,
   file: SourceFile,
   span: Span | undefined,
-  args: readonly (string | number)[] = [],
+  args: readonly MessageArg[] = [],
   opts: DiagOptions = {},
 ): Diagnostic {
   const d: Diagnostic = { code: def.code, severity: def.severity, message: format(def.text, args), file };

@@ -5,7 +5,7 @@
  * list each one and a test keeps them in step.
  *
  * VN1xxx input and lexical, VN2xxx syntax, VN3xxx meaning (LANGUAGE.md);
- * VN4xxx plans (PLAN.md).
+ * VN4xxx plans (PLAN.md); VN5xxx reaching daemons (APPLY.md).
  */
 export type Severity = 'error' | 'warning';
 
@@ -194,6 +194,9 @@ export const Msg = {
     'this is a saved plan (a program of changes), not a description of live state',
     'pass the state the daemons hold, such as the file you applied before',
   ),
+
+  // ── reaching daemons (APPLY.md) ──────────────────────────────────────
+  Unreachable: def('VN5001', 'error', 'cannot reach {0}: {1}', 'check that the machine is up and reachable over SSH, then run the command again'),
 } as const satisfies Record<string, MessageDef>;
 
 export type MessageKey = keyof typeof Msg;
@@ -205,6 +208,16 @@ export function clip(text: string): string {
   return text.length > MAX_QUOTED ? text.slice(0, MAX_QUOTED - 1) + '…' : text;
 }
 
-export function format(template: string, args: readonly (string | number)[]): string {
-  return template.replace(/\{(\d)\}/g, (_, i: string) => clip(String(args[Number(i)] ?? '')));
+/** A message argument vnetc wrote itself (a transport's explanation), shown whole. */
+export class Verbatim {
+  constructor(readonly text: string) {}
+}
+
+export type MessageArg = string | number | Verbatim;
+
+export function format(template: string, args: readonly MessageArg[]): string {
+  return template.replace(/\{(\d)\}/g, (_, i: string) => {
+    const a = args[Number(i)];
+    return a instanceof Verbatim ? a.text : clip(String(a ?? ''));
+  });
 }

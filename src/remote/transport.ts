@@ -27,6 +27,8 @@ export interface DaemonLaunch {
 
 export interface Session {
   readonly machine: string;
+  /** Decides how a started daemon's interfaces are opened by default (see launch.ts). */
+  readonly kind: 'local' | 'ssh';
   /**
    * `host:port` at which other daemons' overlay links reach this machine's
    * daemon: what a dialing end is told in `LINK ADD … DIAL <address>`.

@@ -41,6 +41,8 @@ export type Command =
   | { op: 'rules?' }
   | { op: 'stats?' }
   | { op: 'configtime?' }
+  | { op: 'info?' }
+  | { op: 'shutdown' }
   | { op: 'configtime'; ms: number }
   | { op: 'link-add'; link: LinkConfig }
   | { op: 'link-delete'; peer: string }
@@ -206,6 +208,10 @@ export function parseCommand(line: string): Command {
       return simple('stats?');
     case 'CONFIGTIME?':
       return simple('configtime?');
+    case 'INFO?':
+      return simple('info?');
+    case 'SHUTDOWN':
+      return simple('shutdown');
     case 'CONFIGTIME': {
       const v = w.next('the bound in milliseconds');
       if (!/^\d{1,9}$/.test(v)) syntax('the bound is a whole number of milliseconds');
@@ -229,7 +235,7 @@ export function parseCommand(line: string): Command {
       return { op: 'link-delete', peer };
     }
     default:
-      throw new WireError('E_UNKNOWN', `unknown command '${clipWord(words[0]!)}'; try DEVICES?, LINKS?, RULES?, STATS?, LINK ADD, RULE ADD, BATCH`);
+      throw new WireError('E_UNKNOWN', `unknown command '${clipWord(words[0]!)}'; try INFO?, DEVICES?, LINKS?, RULES?, STATS?, LINK ADD, RULE ADD, BATCH`);
   }
 }
 
@@ -275,6 +281,58 @@ export function parseRuleLine(line: string): { rule: WireRule; counters: Record<
     counters[k!] = Number(v);
   }
   return { rule: ruleWords(new Words(words)), counters };
+}
+
+/** One line of a `LINKS?` listing: the link as configured, then its state and counters. */
+export interface LinkStatus {
+  link: Omit<LinkConfig, 'key'>;
+  state: 'up' | 'connecting' | 'down';
+  rttMs: number | undefined;
+  counters: Record<string, number>;
+}
+
+/** Reads a `LINKS?` data line; the inverse of the daemon's listing. Throws WireError. */
+export function parseLinkLine(line: string): LinkStatus {
+  const w = new Words(line.trim().split(/ +/));
+  const peer = machineWord(w.next('the peer machine'));
+  const proto = w.next('TCP or UDP').toLowerCase();
+  if (proto !== 'tcp' && proto !== 'udp') syntax(`expected TCP or UDP, not '${clipWord(proto)}'`);
+  const role = w.next('DIAL or ACCEPT').toLowerCase();
+  if (role !== 'dial' && role !== 'accept') syntax(`expected DIAL or ACCEPT, not '${clipWord(role)}'`);
+  const addr = w.next('the peer address');
+  const mode = w.next('ENCRYPT or AUTH-ONLY').toLowerCase();
+  if (mode !== 'encrypt' && mode !== 'auth-only') syntax(`expected ENCRYPT or AUTH-ONLY, not '${clipWord(mode)}'`);
+  const state = w.next('the link state');
+  if (state !== 'up' && state !== 'connecting' && state !== 'down') syntax(`'${clipWord(state)}' is not a link state`);
+  let rttMs: number | undefined;
+  const counters: Record<string, number> = {};
+  for (let word = w.optional(); word !== undefined; word = w.optional()) {
+    const m = /^([a-z-]+)=(.*)$/.exec(word);
+    if (!m) syntax(`'${clipWord(word)}' is not name=value`);
+    const [, k, v] = m!;
+    if (k === 'rtt-ms') rttMs = v === '-' ? undefined : Number(v);
+    else if (/^\d+\/\d+$/.test(v!)) {
+      const [frames, bytes] = v!.split('/');
+      counters[`${k}-frames`] = Number(frames);
+      counters[`${k}-bytes`] = Number(bytes);
+    } else counters[k!] = Number(v);
+  }
+  return {
+    link: { peer, proto: proto as Proto, dial: role === 'dial', address: addr === '-' ? undefined : addr, mode: mode as LinkMode },
+    state: state as LinkStatus['state'],
+    rttMs,
+    counters,
+  };
+}
+
+/** Reads `name value` data lines (INFO?, STATS?, CONFIGTIME?) into a map. */
+export function parseFields(data: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of data) {
+    const sp = line.indexOf(' ');
+    if (sp > 0) out.set(line.slice(0, sp), line.slice(sp + 1));
+  }
+  return out;
 }
 
 // ── replies ─────────────────────────────────────────────────────────────

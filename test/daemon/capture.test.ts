@@ -1,12 +1,12 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CapturingInterface } from '../../daemon/capture/capturing-interface.js';
 import { PcapWriter } from '../../daemon/capture/pcap-file.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
+import { freePort } from '../remote/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 
 /** A reader written from the format's description, independent of the writer, to check what it wrote. */
@@ -41,13 +41,6 @@ let dir: string;
 beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-capture-'))));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('pcap files', () => {
   test('frames of every size come back whole, in order, as Ethernet, with sane timestamps', async () => {

@@ -72,14 +72,17 @@ describe('the line splitter', () => {
 class ConfigTarget implements ControlTarget {
   readonly machine = 'h1';
   readonly version = 'test';
-  config = new Config('h1', new Set(['vm0']));
+  readonly config = new Config('h1', new Set(['vm0']));
   async commit(changes: readonly Change[]): Promise<CommitResult> {
-    const r = this.config.tryApply(changes);
+    const r = this.config.apply(changes);
     if (!r.ok) return { ok: false, errors: r.errors };
-    this.config = r.next;
     return { ok: true, ms: 0.1 };
   }
   async setConfigTime(): Promise<void> {}
+  shutdowns = 0;
+  shutdown(): void {
+    this.shutdowns++;
+  }
   *query(op: string): Iterable<string> {
     if (op === 'rules?') for (const r of this.config.rules.values()) yield formatRule(r);
     if (op === 'links?') for (const l of this.config.links.values()) yield l.peer;
@@ -115,6 +118,16 @@ describe('control sessions', () => {
     expect(await c.request('RULE ADD ANY ANY IFACE eth9')).toMatchObject({ ok: false, code: 'E_NOIFACE', text: expect.stringContaining('open: vm0') });
     expect(await c.request('RULES?')).toEqual({ ok: true, data: ['ANY ANY LINK h2'], text: '1' });
     c.close();
+  });
+
+  test('SHUTDOWN is answered, ends the session and then asks the daemon to stop; QUIT only ends the session', async () => {
+    const c = await ControlClient.connect(sock);
+    expect(await c.request('QUIT')).toEqual({ ok: true, data: [], text: 'bye' });
+    expect(target.shutdowns).toBe(0);
+    const d = await ControlClient.connect(sock);
+    expect(await d.request('shutdown')).toEqual({ ok: true, data: [], text: 'stopping' });
+    expect(target.shutdowns).toBe(1);
+    await expect(d.request('INFO?')).rejects.toThrow(/closed/);
   });
 
   test('a batch is all or nothing, with a result per step, in one round trip', async () => {

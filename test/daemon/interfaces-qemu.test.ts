@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { interfaceFromSpec } from '../../daemon/interfaces/from-spec.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
+import { freePort } from '../remote/sshd.js';
 
 /** QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
 
@@ -49,16 +50,6 @@ function collect(s: net.Socket): Buffer[] {
   return got;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const closed = (s: net.Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 

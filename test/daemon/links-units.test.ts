@@ -98,8 +98,10 @@ describe('handshake', () => {
     expect(decodeHello(Buffer.concat([bytes, Buffer.from([0])]))).toBeNull();
     expect(decodeHello(bytes.subarray(0, bytes.length - 1))).toBeNull();
     const version = Buffer.from(bytes);
-    version[1] = 2;
-    expect(decodeHello(version)).toBeNull();
+    for (const v of [1, 3]) {
+      version[1] = v;
+      expect(decodeHello(version)).toBeNull();
+    }
     const flags = Buffer.from(bytes);
     flags[2] = 0x80;
     expect(decodeHello(flags)).toBeNull();
@@ -196,7 +198,7 @@ describe('session records', () => {
   });
 
   test('a spent sequence space refuses to seal rather than wrap', () => {
-    const s = new Sealer(randomBytes(32), true, 0);
+    const s = new Sealer(randomBytes(32), true, 0, 0);
     (s as unknown as { seq: number }).seq = SEQ_LIMIT;
     expect(s.seal(DATA, frame)).toBeNull();
   });
@@ -330,7 +332,7 @@ describe('a link on a stub transport', () => {
       headroom: 0,
       maxFrame: 1000,
       batching,
-      onRecord: () => {},
+      onRecord: () => false,
       onClose: () => {},
       congested: () => false,
       write: (r) => written.push(r),

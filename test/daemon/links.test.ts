@@ -322,16 +322,126 @@ describe('authentication', () => {
     await up(b, 'a');
     a.remove('b');
     await until('b sees a go', () => link(b, 'a')!.state === 'down');
-    // Later than the acceptor remembers a finished handshake (it would answer
-    // a retransmitted PROOF with its ACCEPT, which opens nothing either).
-    await new Promise((r) => setTimeout(r, 450));
     const hello = relay.fromClient.find((m) => m[0] === 0x01)!;
     const proof = relay.fromClient.find((m) => m[0] === 0x03)!;
+    const before = listener(b);
+    // At once: the acceptor remembers the handshake and answers with its old
+    // ACCEPT (as for a retransmission); no second session opens.
+    relay.send(proof);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listener(b).handshakes).toBe(before.handshakes);
+    // Later than the cookie lives (two time slots of handshakeMs): the PROOF
+    // carries a cookie the acceptor no longer computes, and goes nowhere.
+    await new Promise((r) => setTimeout(r, 850));
     relay.send(hello);
     await new Promise((r) => setTimeout(r, 50));
     relay.send(proof);
-    await until('replayed proof refused', () => listener(b).authFailures >= 1);
+    await until('stale proof ignored', () => listener(b).strays >= before.strays + 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(listener(b).handshakes).toBe(before.handshakes);
     expect(link(b, 'a')!.state).toBe('down');
+  });
+});
+
+/** A NAT in front of a dialer: the dialer talks to `port`; the NAT talks to the target from an outside port it can change. */
+async function nat(targetPort: number) {
+  const inside: UdpSocket = createSocket('udp4');
+  let client: RemoteInfo | null = null;
+  const outsides: UdpSocket[] = [];
+  const fromClient: Buffer[] = [];
+  const bind = async (): Promise<UdpSocket> => {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    s.on('message', (msg) => {
+      // A NAT forwards back only what arrives at the current mapping.
+      if (s === outsides[outsides.length - 1] && client) inside.send(msg, client.port, client.address);
+    });
+    outsides.push(s);
+    return s;
+  };
+  await bind();
+  inside.on('message', (msg, rinfo) => {
+    client = rinfo;
+    fromClient.push(Buffer.from(msg));
+    outsides[outsides.length - 1]!.send(msg, targetPort, '127.0.0.1');
+  });
+  await new Promise<void>((r) => inside.bind(0, '127.0.0.1', r));
+  cleanups.push(async () => {
+    for (const s of [inside, ...outsides]) await new Promise<void>((r) => s.close(() => r()));
+  });
+  return {
+    port: inside.address().port,
+    fromClient,
+    outsidePort: () => outsides[outsides.length - 1]!.address().port,
+    /** The mapping expires and the next datagram leaves from a new port. */
+    rebind: bind,
+  };
+}
+
+describe('NAT rebinding and spoofing (UDP)', () => {
+  test('a peer whose address changes is followed once a record from the new address authenticates, never before', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    const atA = inbox(a);
+    const atB = inbox(b);
+    const n = await nat(b.port);
+    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${n.port}` });
+    await Promise.all([up(a, 'b'), up(b, 'a')]);
+    expect(a.send('b', frameOf(100, 1))).toBe(true);
+    await until('first frame', () => atB.length === 1);
+    const first = n.outsidePort();
+    expect(link(b, 'a')!.remote).toBe(`127.0.0.1:${first}`);
+
+    // From another address: a recorded authentic record (a replay) and one altered in transit. Neither moves the link.
+    const data = n.fromClient.filter((m) => m[0] === 0x10);
+    const spoofer = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => spoofer.close(() => r())));
+    await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', r));
+    const altered = Buffer.from(data[data.length - 1]!);
+    altered[altered.length - 1] = altered[altered.length - 1]! ^ 1;
+    const strays = listener(b).strays;
+    spoofer.send(data[data.length - 1]!, b.port, '127.0.0.1');
+    spoofer.send(altered, b.port, '127.0.0.1');
+    await until('spoofed records dropped', () => listener(b).strays >= strays + 2);
+    expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${first}`, moves: 0, state: 'up' });
+    expect(atB).toHaveLength(1);
+
+    // The NAT rebinds: the next record comes from a new port, authenticates, and the link follows it both ways.
+    await n.rebind();
+    expect(a.send('b', frameOf(100, 2))).toBe(true);
+    await until('frame via the new mapping', () => atB.length === 2);
+    expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${n.outsidePort()}`, moves: 1, reconnects: 0, state: 'up' });
+    expect(b.send('a', frameOf(100, 3))).toBe(true);
+    await until('reply through the new mapping', () => atA.length === 1);
+    expect(atA[0]!.frame[0]).toBe(3);
+    expect(link(a, 'b')).toMatchObject({ reconnects: 0, moves: 0 });
+  });
+
+  test('a flood of HELLOs from many addresses leaves no state behind: each gets a stateless CHALLENGE, and a real dialer gets through', async () => {
+    const a = await daemon('a');
+    const b = await daemon('b');
+    let challenges = 0;
+    const hello = () => new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'udp', mode: 'encrypt' }).hello;
+    // More sources than the 256 half-open handshakes an acceptor used to hold, each never finishing.
+    const SOURCES = 320;
+    const flooders: UdpSocket[] = [];
+    cleanups.push(async () => {
+      for (const f of flooders) await new Promise<void>((r) => f.close(() => r()));
+    });
+    for (let i = 0; i < SOURCES; i++) {
+      const f = createSocket('udp4');
+      f.on('message', (m) => m[0] === 0x02 && challenges++);
+      await new Promise<void>((r) => f.bind(0, '127.0.0.1', r));
+      flooders.push(f);
+      for (let k = 0; k < 3; k++) f.send(hello(), b.port, '127.0.0.1');
+    }
+    await until('challenges', () => challenges >= SOURCES * 3 * 0.9);
+    // A PROOF with a cookie this daemon never issued is not even checked against a key.
+    flooders[0]!.send(Buffer.concat([Buffer.from([0x03]), randomBytes(64), hello()]), b.port, '127.0.0.1');
+    connectPair(a, b, { proto: 'udp' });
+    await Promise.all([up(a, 'b'), up(b, 'a')]);
+    await until('forged proof dropped', () => listener(b).strays >= 1);
+    expect(listener(b)).toMatchObject({ busy: 0, authFailures: 0, unknownPeer: 0, handshakes: 1 });
   });
 });
 

@@ -1,53 +1,237 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { StateError, StateStore, type SavedState } from '../../daemon/store.js';
+import { MemoryInterface } from '../../bench/memory-interface.js';
+import { Config } from '../../daemon/config.js';
+import { StateError, StateStore, type LoadedState, type SavedState } from '../../daemon/store.js';
+import { Vnetd } from '../../daemon/vnetd-core.js';
+import { formatLinkConfig, formatRule, type Change, type LinkConfig, type WireRule } from '../../src/wire/control.js';
 
 const KEY = '0f'.repeat(32);
-const STATE: SavedState = {
-  machine: 'h1',
-  links: [{ peer: 'proxy', proto: 'tcp', dial: true, address: '127.0.0.1:5000', key: KEY, mode: 'encrypt' }],
-  rules: [
-    { src: { q: 'exact', mac: '00:50:56:00:00:01' }, dst: { q: 'none' }, dest: { kind: 'link', to: 'proxy' } },
-    { src: { q: 'any' }, dst: { q: 'exact', mac: '00:50:56:00:00:01' }, dest: { kind: 'interface', iface: 'vm0' } },
-  ],
-  configTimeMs: 120,
-};
+const PROXY: LinkConfig = { peer: 'proxy', proto: 'tcp', dial: true, address: '127.0.0.1:5000', key: KEY, mode: 'encrypt' };
+const LINK: Change = { op: 'link-add', link: PROXY };
+const mac = (i: number) => `00:50:56:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+const rule = (i: number): WireRule => ({ src: { q: 'any' }, dst: { q: 'exact', mac: mac(i) }, dest: i % 2 ? { kind: 'link', to: 'proxy' } : { kind: 'interface', iface: 'vm0' } });
+const add = (i: number): Change => ({ op: 'rule-add', rule: rule(i) });
+const del = (i: number): Change => ({ op: 'rule-delete', rule: rule(i) });
+
+/** The configuration a saved state stands for, in a comparable form. */
+function fold(s: LoadedState | undefined): { links: string[]; rules: string[]; configTimeMs: number | null } {
+  const c = new Config('h1', new Set(['vm0']));
+  if (s) {
+    const r = c.apply([...s.links.map((link): Change => ({ op: 'link-add', link })), ...s.rules.map((r): Change => ({ op: 'rule-add', rule: r })), ...s.journal]);
+    if (!r.ok) throw new Error(`saved state does not apply: ${r.errors.find((e) => e)!.message}`);
+  }
+  return { links: [...c.links.values()].map(formatLinkConfig).sort(), rules: [...c.rules.values()].map(formatRule).sort(), configTimeMs: s?.configTimeMs ?? null };
+}
+
+/** A client of the store as vnetd is: a Config it applies batches to, and the store it saves them in. */
+class Writer {
+  readonly config = new Config('h1', new Set(['vm0']));
+  configTimeMs: number | null = null;
+  constructor(readonly store: StateStore) {}
+  whole = (): SavedState => ({ machine: 'h1', links: [...this.config.links.values()], rules: [...this.config.rules.values()], configTimeMs: this.configTimeMs });
+  async commit(changes: Change[]): Promise<void> {
+    const r = this.config.apply(changes);
+    if (!r.ok) throw new Error(r.errors.find((e) => e)!.message);
+    await this.store.append({ changes }, this.whole);
+  }
+  expected() {
+    return { links: [...this.config.links.values()].map(formatLinkConfig).sort(), rules: [...this.config.rules.values()].map(formatRule).sort(), configTimeMs: this.configTimeMs };
+  }
+}
+
+async function reopen(dir: string): Promise<{ store: StateStore; loaded: LoadedState | undefined }> {
+  const store = new StateStore(dir);
+  const loaded = await store.load();
+  return { store, loaded };
+}
 
 describe('the state store', () => {
   let dir: string;
+  const open: StateStore[] = [];
+  const track = (s: StateStore) => (open.push(s), s);
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-store-'))));
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   test('nothing saved: a first start', async () => {
     expect(await new StateStore(dir).load()).toBeUndefined();
   });
 
-  test('saves and loads back exactly, owner-only, with no temporary file left', async () => {
-    const store = new StateStore(path.join(dir, 'state'));
-    await store.save(STATE);
-    expect(await store.load()).toEqual(STATE);
-    expect(fs.statSync(store.file).mode & 0o777).toBe(0o600);
-    expect(fs.statSync(store.dir).mode & 0o777).toBe(0o700);
+  test('the first commit writes a snapshot, later ones a journal; both load back, owner-only', async () => {
+    const store = track(new StateStore(path.join(dir, 'state')));
+    expect(await store.load()).toBeUndefined();
+    const w = new Writer(store);
+    await w.commit([LINK, add(1), add(2)]);
     expect(fs.readdirSync(store.dir)).toEqual(['state.json']);
+    await w.commit([add(3), del(1)]);
+    w.configTimeMs = 120;
+    await store.append({ configTimeMs: 120 }, w.whole);
+    await w.commit([add(4)]);
+    expect(fs.readdirSync(store.dir).sort()).toEqual(['state.journal', 'state.json']);
+    // Three small records, each well under a kilobyte: a commit costs its own size.
+    expect(fs.statSync(store.journalFile).size).toBeLessThan(600);
+    for (const f of [store.file, store.journalFile]) expect(fs.statSync(f).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(store.dir).mode & 0o777).toBe(0o700);
+    const { store: again, loaded } = await reopen(store.dir);
+    track(again);
+    expect(loaded!.machine).toBe('h1');
+    expect(loaded!.journal).toHaveLength(3);
+    expect(fold(loaded)).toEqual(w.expected());
+    expect(loaded!.notes).toEqual([]);
   });
 
-  test('a write torn before its rename leaves the previous state whole', async () => {
-    const store = new StateStore(dir);
-    await store.save(STATE);
-    // What a crash between write and rename leaves: a partial temporary file beside the state.
-    fs.writeFileSync(`${store.file}.tmp-99999`, '{"format":"vnetd-state","ver');
-    expect(await store.load()).toEqual(STATE);
-    await store.save({ ...STATE, rules: [] });
-    expect((await store.load())!.rules).toEqual([]);
+  test('a journal torn at any byte of its last record loads as the state before that record', async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    const w = new Writer(store);
+    await w.commit([LINK, add(1)]);
+    await w.commit([add(2), add(3)]);
+    const before = w.expected();
+    const start = fs.statSync(store.journalFile).size;
+    await w.commit([add(4), del(2), add(5)]);
+    const after = w.expected();
+    const whole = fs.readFileSync(store.journalFile);
+    await store.close();
+    for (let cut = start; cut <= whole.length; cut++) {
+      fs.writeFileSync(store.journalFile, whole.subarray(0, cut));
+      const { store: s, loaded } = await reopen(dir);
+      expect(fold(loaded)).toEqual(cut === whole.length ? after : before);
+      // The torn bytes are gone, and said to be; the next commit lands on a clean boundary.
+      expect(fs.statSync(store.journalFile).size).toBe(cut === whole.length ? whole.length : start);
+      expect(loaded!.notes.some((n) => /dropped a torn record/.test(n))).toBe(cut > start && cut < whole.length);
+      await s.close();
+    }
+    // After recovery from a tear the journal takes new records and reads back whole.
+    fs.writeFileSync(store.journalFile, whole.subarray(0, whole.length - 3));
+    const { store: s2, loaded } = await reopen(dir);
+    track(s2);
+    expect(loaded!.journal).toEqual([add(2), add(3)]);
+    const w2 = new Writer(s2);
+    w2.config.apply([LINK, add(1), ...loaded!.journal]);
+    await w2.commit([add(9)]);
+    expect(fold((await reopen(dir)).loaded)).toEqual(w2.expected());
   });
 
-  test('a damaged file is an error that says what to do, never an empty start', async () => {
+  test('a torn record in the middle, or a whole record out of sequence, is damage: refused with a way forward', async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    const w = new Writer(store);
+    await w.commit([LINK]);
+    await w.commit([add(1)]);
+    await w.commit([add(2)]);
+    await store.close();
+    const good = fs.readFileSync(store.journalFile, 'utf8');
+    const lines = good.split('\n');
+    // A flipped byte inside the first record, with a good one after it.
+    fs.writeFileSync(store.journalFile, good.replace('RULE ADD', 'RULE ADX'));
+    await expect(new StateStore(dir).load()).rejects.toThrow(/state.journal is damaged at record 1 \(checksum mismatch\).*Move state.json and state.journal aside/);
+    // A whole, checksummed record repeated: the sequence says it does not belong.
+    fs.writeFileSync(store.journalFile, `${lines[0]}\n${lines[1]}\n${lines[1]}\n`);
+    await expect(new StateStore(dir).load()).rejects.toThrow(StateError);
+    await expect(new StateStore(dir).load()).rejects.toThrow(/record 3 \(sequence 3 after 3\)/);
+    // A journal whose snapshot is gone is half a configuration.
+    fs.writeFileSync(store.journalFile, good);
+    fs.renameSync(store.file, `${store.file}.aside`);
+    await expect(new StateStore(dir).load()).rejects.toThrow(/state.json is missing/);
+  });
+
+  test('a damaged snapshot is an error that says what to do, never an empty start', async () => {
     const store = new StateStore(dir);
-    fs.writeFileSync(store.file, '{"format":"vnetd-state","version":1,"machine":"h1","links":["proxy TCP DIAL"],"rules":[]}');
+    fs.writeFileSync(store.file, '{"format":"vnetd-state","version":2,"seq":0,"machine":"h1","links":["proxy TCP DIAL"],"rules":[]}');
     await expect(store.load()).rejects.toThrow(StateError);
-    await expect(store.load()).rejects.toThrow(/is damaged .*will not start over it.*Move it aside/);
+    await expect(store.load()).rejects.toThrow(/is damaged .*will not start over it.*Move state.json and state.journal aside/);
     fs.writeFileSync(store.file, 'garbage');
     await expect(store.load()).rejects.toThrow(/is damaged/);
+    // The version 1 format (no journal yet) still loads.
+    fs.writeFileSync(store.file, `{"format":"vnetd-state","version":1,"machine":"h1","configTimeMs":null,"links":["${formatLinkConfig(PROXY)}"],"rules":[]}`);
+    expect((await new StateStore(dir).load())!.links).toHaveLength(1);
+  });
+
+  test('compaction folds the journal into a snapshot; a crash before the journal is emptied replays nothing twice', async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    const w = new Writer(store);
+    await w.commit([LINK, ...Array.from({ length: 100 }, (_, i) => add(i))]);
+    let n = 100;
+    while (!store.wantsCompaction) await w.commit([add(n++)]);
+    expect(n).toBeGreaterThan(200);
+    const journal = fs.readFileSync(store.journalFile);
+    await store.compact(w.whole());
+    expect(fs.statSync(store.journalFile).size).toBe(0);
+    expect(store.wantsCompaction).toBe(false);
+    expect(fold((await reopen(dir)).loaded)).toEqual(w.expected());
+    // New records after the compaction continue the sequence.
+    await w.commit([del(0), add(n)]);
+    const after = fs.readFileSync(store.journalFile);
+    expect(fold((await reopen(dir)).loaded)).toEqual(w.expected());
+    // As if the journal's truncation had not reached the disk: the old records, then the new one.
+    fs.writeFileSync(store.journalFile, Buffer.concat([journal, after]));
+    const { loaded } = await reopen(dir);
+    expect(fold(loaded)).toEqual(w.expected());
+    expect(loaded!.journal).toHaveLength(2);
+  });
+
+  test('a snapshot write cut short leaves a temporary file, removed on start; the previous state stands', async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    const w = new Writer(store);
+    await w.commit([LINK, add(1)]);
+    fs.writeFileSync(`${store.file}.tmp-99999`, '{"format":"vnetd-state","ver');
+    const { loaded } = await reopen(dir);
+    expect(fold(loaded)).toEqual(w.expected());
+    expect(loaded!.notes).toEqual([`${dir}: removed state.json.tmp-99999, left by a snapshot write cut short`]);
+    expect(fs.readdirSync(dir)).toEqual(['state.json']);
+  });
+});
+
+describe('configuration batches', () => {
+  test('a failing batch is taken back whole, including what the in-use check counts', () => {
+    const c = new Config('h1', new Set(['vm0']));
+    expect(c.apply([LINK, add(1)]).ok).toBe(true);
+    const r = c.apply([del(1), { op: 'link-delete', peer: 'proxy' }, add(4), add(4)]);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors.map((e) => e?.code)).toEqual([undefined, undefined, undefined, 'E_EXISTS']);
+    expect([...c.rules.values()]).toEqual([rule(1)]);
+    expect(c.links.has('proxy')).toBe(true);
+    // The rule over the link is back, so the link is in use again.
+    const d = c.apply([{ op: 'link-delete', peer: 'proxy' }]);
+    expect(d.ok ? [] : d.errors.map((e) => e?.code)).toEqual(['E_INUSE']);
+    // And undo takes back an accepted batch (what vnetd does when it cannot save one).
+    const ok = c.apply([add(5), { op: 'link-add', link: { ...PROXY, mode: 'auth-only' } }]);
+    expect(ok.ok).toBe(true);
+    if (ok.ok) c.undo(ok.applied);
+    expect([...c.rules.values()]).toEqual([rule(1)]);
+    expect(c.links.get('proxy')!.mode).toBe('encrypt');
+  });
+});
+
+describe('vnetd restarts', () => {
+  test('everything committed, across compactions, comes back after a restart', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-restart-'));
+    const make = () => new Vnetd({ machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: dir, interfaces: [new MemoryInterface('vm0')], log: () => {} });
+    let d = make();
+    try {
+      await d.start();
+      expect((await d.commit([LINK, ...Array.from({ length: 50 }, (_, i) => add(i))])).ok).toBe(true);
+      for (let i = 50; i < 1500; i++) expect((await d.commit(i % 7 === 0 ? [del(i - 50)] : [add(i)])).ok).toBe(true);
+      await d.setConfigTime(250);
+      const rules = [...d.query('rules?')].map((l) => l.replace(/ packets=.*/, '')).sort();
+      const links = [...d.query('links?')].map((l) => l.split(' ').slice(0, 5).join(' '));
+      await d.stop();
+      // The journal was folded at least once: it is far smaller than 1,450 records.
+      expect(fs.statSync(path.join(dir, 'state.journal')).size).toBeLessThan(64 * 1024 + 200);
+      d = make();
+      await d.start();
+      expect([...d.query('rules?')].map((l) => l.replace(/ packets=.*/, '')).sort()).toEqual(rules);
+      expect([...d.query('links?')].map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual(links);
+      expect([...d.query('configtime?')][0]).toBe('bound-ms 250');
+    } finally {
+      await d.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../remote/sshd.js';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ControlClient } from '../../src/remote/control-client.js';
@@ -18,17 +18,6 @@ import { ROOT } from '../support/vnetc.js';
 
 const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
 const MAC = { vm1: '02:00:00:00:00:01', vm2: '02:00:00:00:00:02', bcast: 'ff:ff:ff:ff:ff:ff' };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Node {
   machine: string;

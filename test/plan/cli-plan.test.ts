@@ -125,9 +125,9 @@ describe('vnetc plan', () => {
   });
 
   test('usage errors exit 1 for plan, so they never read as "changes present"', () => {
-    const r = plan('star4.vnet', '--detailed-exitcode');
+    const r = plan('star4.vnet', '--state', 'star4.vnet', '--parallelism', '0', '--detailed-exitcode');
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('say where the live state is: --state FILE');
+    expect(r.stderr).toContain('--parallelism must be a whole number of at least 1, not 0');
     expect(plan('star4.vnet', '--state', 'star4.vnet', '--bogus').status).toBe(1);
   });
 });

@@ -11,7 +11,7 @@
  * Every (source, destination) shape has its own priority, so rules tie only
  * when they have the same shape.
  */
-import type { Address } from '../../src/model/state.js';
+import type { Address } from './state.js';
 
 export type SourceQualifier = 'exact' | 'not' | 'any';
 export type DestinationQualifier = Address['q'];

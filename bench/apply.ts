@@ -1,0 +1,192 @@
+/**
+ * Setup times of the papers' topologies, pushed by `vnetc apply` to real
+ * vnetd processes on this machine (the local transport), beside the times
+ * the LCR 2004 paper reports for VNET's own tools (§4.1, Fig. 9 and 11).
+ *
+ *   npm run bench:apply
+ *   node dist/bench/apply.js --rounds 5
+ *
+ * Each scenario starts its daemons empty (an `up` of a file with only HOST
+ * lines, not timed), then times `vnetc apply --auto-approve` of the
+ * scenario, end to end as a user runs it: process start, parse, fetching
+ * live state from every daemon, plan, and one batch per daemon and phase.
+ * Fast-path scenarios are applied on top of their star, as in the paper.
+ *
+ * Baseline, same run: `vnetc validate` of the same file (the process start
+ * and front end every command pays), so apply/validate is what reaching and
+ * configuring the daemons adds.
+ *
+ * Scale: a one-rule change on the 8-host and the 28-host star. Apply should
+ * cost what the change costs, not what the network holds.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { compileText } from '../src/lang/compile.js';
+import { diff } from '../src/plan/diff.js';
+import { applyPlan } from '../src/remote/apply.js';
+import { fetchLive } from '../src/remote/fetch.js';
+import { defaultLaunch } from '../src/remote/launch.js';
+import { LocalTransport } from '../src/remote/local.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
+const SAMPLES = path.join(ROOT, 'samples');
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const ROUNDS = Math.max(1, Number(values.rounds));
+
+function vnetc(args: string[], cwd: string, home: string): Promise<{ ms: number; code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(process.execPath, [VNETC, ...args], { cwd, env: { ...process.env, VNETC_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code: code ?? 1, out }));
+  });
+}
+
+/** A sample with its daemons on `port`. */
+const sample = (name: string, port: number): string => fs.readFileSync(path.join(SAMPLES, name), 'utf8').replace(/^(\s*HOST \S+ AT \S+) 5000 /gm, `$1 ${port} `);
+
+/** The star part of a sample: its hosts, the links to the Proxy and the rules that do not use fast paths. */
+function starOf(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => {
+      const w = l.trim().split(/\s+/);
+      if (w[0] === 'LINK') return w.includes('proxy');
+      if (w[0] === 'FORWARD' && w.length === 6) return w[5] === 'proxy' || w[1] === 'proxy';
+      return true;
+    })
+    .join('\n');
+}
+
+const hostsOnly = (text: string): string => text.replace(/\n\s*ADD[\s\S]*?(?=\nEND)/, '');
+
+interface Scenario {
+  name: string;
+  /** Seconds, LCR 2004 §4.1. */
+  paper: number;
+  base: (port: number) => string | undefined;
+  target: (port: number) => string;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'star among 8', paper: 0.94, base: () => undefined, target: (p) => sample('star8.vnet', p) },
+  { name: 'all-to-all fast paths, 8', paper: 1.6, base: (p) => sample('star8.vnet', p), target: (p) => sample('all2all8.vnet', p) },
+  { name: 'bus fast paths, 8', paper: 3.23, base: (p) => sample('star8.vnet', p), target: (p) => sample('bus8.vnet', p) },
+  { name: 'star among 28', paper: 2.9, base: () => undefined, target: (p) => starOf(sample('all2all28.vnet', p)) },
+  { name: 'all-to-all fast paths, 28', paper: 20.5, base: (p) => starOf(sample('all2all28.vnet', p)), target: (p) => sample('all2all28.vnet', p) },
+];
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+/**
+ * The same apply inside this process, from the file's text to the last
+ * batch's reply: parse, fetch, plan, push. No process start or module
+ * loading, which the paper's figures for an already-running tool exclude too.
+ */
+async function inProcess(text: string, home: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const desired = compileText('target.vnet', text).state!;
+  const fetched = await fetchLive([...desired.hosts.values()], new LocalTransport(home));
+  try {
+    if (fetched.failures.length) throw new Error(fetched.failures.map((f) => f.message).join('; '));
+    const report = await applyPlan(diff(fetched.live, desired).steps, fetched, { launchFor: defaultLaunch });
+    if (!report.ok) throw new Error(report.failures.map((f) => `${f.machine}: ${f.message}`).join('; '));
+  } finally {
+    await fetched.close();
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+async function once(s: Scenario, mode: 'cli' | 'in-process'): Promise<{ apply: number; validate: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-bench-apply-'));
+  const home = path.join(dir, 'home');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const target = s.target(port);
+  fs.writeFileSync(path.join(dir, 'hosts.vnet'), hostsOnly(target));
+  fs.writeFileSync(path.join(dir, 'target.vnet'), target);
+  const base = s.base(port);
+  try {
+    const must = async (args: string[]) => {
+      const r = await vnetc(args, dir, home);
+      if (r.code !== 0) throw new Error(`vnetc ${args.join(' ')} failed:\n${r.out}`);
+      return r;
+    };
+    await must(['up', '--local', 'hosts.vnet']);
+    if (base) {
+      fs.writeFileSync(path.join(dir, 'base.vnet'), base);
+      await must(['apply', '--local', '--auto-approve', 'base.vnet']);
+    }
+    const apply = mode === 'cli' ? (await must(['apply', '--local', '--auto-approve', 'target.vnet'])).ms : await inProcess(target, home);
+    const validate = await must(['validate', 'target.vnet']);
+    const again = await must(['plan', '--local', 'target.vnet', '--detailed-exitcode']);
+    if (!again.out.startsWith('No changes.')) throw new Error(`after apply, plan still has changes:\n${again.out}`);
+    return { apply, validate: validate.ms };
+  } finally {
+    await vnetc(['down', '--local', 'target.vnet'], dir, home);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A one-rule change on a running star: how apply scales with the change, not the network. */
+async function oneRule(star: string): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-bench-apply-'));
+  const home = path.join(dir, 'home');
+  try {
+    fs.writeFileSync(path.join(dir, 'star.vnet'), star);
+    const extra = star.replace(/\nEND/, '\n    FORWARD host1 ANY 02:00:00:00:99:99 vmnet1\nEND');
+    fs.writeFileSync(path.join(dir, 'one.vnet'), extra);
+    await vnetc(['up', '--local', 'star.vnet'], dir, home);
+    const times: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      times.push((await vnetc(['apply', '--local', '--auto-approve', 'one.vnet'], dir, home)).ms);
+      await vnetc(['apply', '--local', '--auto-approve', 'star.vnet'], dir, home);
+    }
+    return median(times);
+  } finally {
+    await vnetc(['down', '--local', 'star.vnet'], dir, home);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`vnetc apply over the local transport, median of ${ROUNDS} round(s); node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log('');
+  let worst = Infinity;
+  for (const mode of ['in-process', 'cli'] as const) {
+    console.log(mode === 'cli' ? '\nthe vnetc command, end to end (process start included):' : 'configuration time (parse, fetch, plan, apply; the tool already running, as in the paper):');
+    console.log('scenario                     paper     vnetc apply   faster than paper   validate (same file)   apply/validate');
+    for (const s of SCENARIOS) {
+      const runs: { apply: number; validate: number }[] = [];
+      for (let i = 0; i < ROUNDS; i++) runs.push(await once(s, mode));
+      const apply = median(runs.map((r) => r.apply));
+      const validate = median(runs.map((r) => r.validate));
+      const speedup = (s.paper * 1000) / apply;
+      if (mode === 'in-process') worst = Math.min(worst, speedup);
+      console.log(
+        `${s.name.padEnd(28)} ${(s.paper.toFixed(2) + ' s').padStart(7)}   ${(apply.toFixed(1) + ' ms').padStart(11)}   ${(speedup.toFixed(1) + 'x').padStart(17)}   ${(validate.toFixed(0) + ' ms').padStart(20)}   ${(apply / validate).toFixed(2).padStart(14)}x`,
+      );
+    }
+  }
+  console.log('');
+  const small = await oneRule(sample('star8.vnet', 20000 + Math.floor(Math.random() * 20000)));
+  const large = await oneRule(starOf(sample('all2all28.vnet', 20000 + Math.floor(Math.random() * 20000))));
+  console.log(`one-rule change: star of 8 ${small.toFixed(0)} ms, star of 28 ${large.toFixed(0)} ms (ratio ${(large / small).toFixed(2)}x for 3.2x the daemons)`);
+  console.log(`target: every scenario's configuration time at least 20x faster than the paper: ${worst >= 20 ? 'met' : 'NOT met'} (slowest ${worst.toFixed(1)}x)`);
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:apply: ${e.message}`);
+  process.exit(1);
+});

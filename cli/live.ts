@@ -1,0 +1,160 @@
+import { countErrors, diagnostic, type Diagnostic, type Span } from '../src/diag/diagnostic.js';
+import { Msg, Verbatim } from '../src/diag/messages.js';
+import type { SourceFile } from '../src/diag/source.js';
+import { compileSource } from '../src/lang/compile.js';
+import { deltaBase } from '../src/lang/delta.js';
+import { liveFromState, type Live } from '../src/model/live.js';
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import type { Host, State } from '../src/model/state.js';
+import { fingerprint } from '../src/plan/fingerprint.js';
+import { fetchLive, type Fetched } from '../src/remote/fetch.js';
+import { LocalTransport, vnetcHome } from '../src/remote/local.js';
+import { Router } from '../src/remote/router.js';
+import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
+import type { Transport } from '../src/remote/transport.js';
+import { load, UsageError, type Io } from './io.js';
+
+/**
+ * What plan, apply, show and route start from: the desired state (a .vnet
+ * file, or a saved plan evaluated on the live state it names) and the live
+ * state, fetched from the daemons the file names, or read from a file with
+ * --state for offline review.
+ */
+
+/** How to reach daemons: the flags every command that talks to them shares. */
+export interface ReachArgs {
+  state?: string | undefined;
+  local: boolean;
+  parallelism: number;
+  sshConfig?: string | undefined;
+  acceptNewHostKeys: boolean;
+}
+
+export interface Prepared {
+  file: SourceFile;
+  desired: State;
+  live: Live;
+  /** Where live state came from, for messages and saved plans. */
+  liveSource: string;
+  fingerprint: string;
+  /** Sessions to every daemon the file names, when live state was fetched. */
+  fetched: Fetched | undefined;
+}
+
+function checkReach(args: ReachArgs): void {
+  if (!Number.isInteger(args.parallelism) || args.parallelism < 1) throw new UsageError(`--parallelism must be a whole number of at least 1, not ${args.parallelism}`);
+}
+
+export function transportFor(io: Io, args: ReachArgs): { transport: Transport; local: LocalTransport } {
+  checkReach(args);
+  const local = new LocalTransport(vnetcHome(io.env));
+  const ssh = new SshTransport({
+    acceptNewHostKeys: args.acceptNewHostKeys,
+    ...(io.env.VNETC_REMOTE_ROOT ? { remoteRoot: io.env.VNETC_REMOTE_ROOT } : {}),
+    ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
+  });
+  return { transport: new Router(local, ssh, args.local), local };
+}
+
+/** The HOST line that declares a machine, for pointing at it. */
+export function hostSpan(file: SourceFile, machine: string): Span | undefined {
+  const re = /^[ \t]*HOST[ \t]+\S+[ \t]+AT[ \t]+(\S+)/gim;
+  for (const m of file.text.matchAll(re)) {
+    if (m[1] === machine) return { start: m.index!, end: m.index! + m[0].length };
+  }
+  return undefined;
+}
+
+/** Fetches the live state of the machines a compiled file names; reports unreachable ones against their HOST lines. */
+export async function fetchFor(io: Io, file: SourceFile, hosts: State['hosts'], args: ReachArgs, diags: Diagnostic[]): Promise<Fetched | undefined> {
+  const { transport } = transportFor(io, args);
+  const fetched = await fetchLive([...hosts.values()], transport, args.parallelism);
+  for (const f of fetched.failures) {
+    diags.push(diagnostic(Msg.Unreachable, file, hostSpan(file, f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
+  }
+  if (fetched.failures.length) {
+    await fetched.close();
+    return undefined;
+  }
+  return fetched;
+}
+
+export async function prepare(io: Io, path: string, args: ReachArgs, diags: Diagnostic[]): Promise<Prepared | undefined> {
+  checkReach(args);
+  let liveState: State | undefined;
+  let liveSource = 'the daemons';
+  if (args.state !== undefined) {
+    const loaded = await load(io, args.state);
+    if (!loaded.ok) return void diags.push(...loaded.diagnostics);
+    if (deltaBase(loaded.file.text) !== undefined) return void diags.push(diagnostic(Msg.PlanAsLiveState, loaded.file, undefined));
+    const compiled = compileSource(loaded.file);
+    diags.push(...compiled.diagnostics);
+    if (countErrors(compiled.diagnostics) || !compiled.state) return undefined;
+    liveState = compiled.state;
+    liveSource = loaded.file.name;
+  }
+
+  const loaded = await load(io, path);
+  if (!loaded.ok) return void diags.push(...loaded.diagnostics);
+  const file = loaded.file;
+  const base = deltaBase(file.text);
+
+  let fetched: Fetched | undefined;
+  if (liveState === undefined) {
+    // Which daemons to ask comes from the file's HOST lines (a saved plan lists them all too).
+    const first = compileSource(file);
+    if (countErrors(first.diagnostics) || !first.state) return void diags.push(...first.diagnostics);
+    if (base === undefined) diags.push(...first.diagnostics);
+    fetched = await fetchFor(io, file, first.state.hosts, args, diags);
+    if (!fetched) return undefined;
+    liveState = fetched.live.state;
+    if (base === undefined) {
+      const live = fetched.live;
+      return { file, desired: first.state, live, liveSource, fingerprint: fingerprint(live), fetched };
+    }
+  }
+  const live = fetched ? fetched.live : liveFromState(liveState);
+  const fp = fingerprint(live);
+  if (base !== undefined && base !== fp) {
+    const eol = file.text.indexOf('\n');
+    diags.push(diagnostic(Msg.StalePlan, file, { start: 0, end: eol < 0 ? file.text.length : eol }, [short(base), short(fp)]));
+    await fetched?.close();
+    return undefined;
+  }
+  const compiled = compileSource(file, base === undefined ? {} : { base: live.state });
+  diags.push(...compiled.diagnostics);
+  if (countErrors(compiled.diagnostics) || !compiled.state) {
+    await fetched?.close();
+    return undefined;
+  }
+  return { file, desired: compiled.state, live, liveSource, fingerprint: fp, fetched };
+}
+
+/** Enough of a fingerprint to tell two apart at a glance. */
+const short = (fp: string): string => fp.slice(0, 'sha256:'.length + 16);
+
+/**
+ * The daemons a command without a spec looks at: the file's, or else every
+ * daemon the local transport has started on this machine.
+ */
+export async function targets(io: Io, path: string | undefined, args: ReachArgs, diags: Diagnostic[]): Promise<{ file: SourceFile | undefined; hosts: Host[] } | undefined> {
+  if (path !== undefined) {
+    const loaded = await load(io, path);
+    if (!loaded.ok) return void diags.push(...loaded.diagnostics);
+    const compiled = compileSource(loaded.file);
+    diags.push(...compiled.diagnostics);
+    if (countErrors(compiled.diagnostics) || !compiled.state) return undefined;
+    return { file: loaded.file, hosts: [...compiled.state.hosts.values()] };
+  }
+  const { local } = transportFor(io, args);
+  const hosts: Host[] = [];
+  for (const m of await local.machines()) {
+    const l = await local.launched(m);
+    if (!l) continue;
+    const iface = l.ifaces[0]?.split('=')[0] ?? 'none';
+    hosts.push({ machine: l.machine, user: userInfo().username, port: l.port, iface });
+  }
+  if (!hosts.length) throw new UsageError(`no local daemons under ${local.root}; name a .vnet file to look at its daemons`);
+  return { file: undefined, hosts };
+}

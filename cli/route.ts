@@ -1,0 +1,92 @@
+import { printRule } from '../src/lang/print.js';
+import { parseMac } from '../src/model/mac.js';
+import { homeOf, trace, type Ending, type Ingress, type Trace } from '../src/route/trace.js';
+import { painterFor } from './color.js';
+import { UsageError, type Io } from './io.js';
+import type { ReachArgs } from './live.js';
+import { fetchTargets } from './show.js';
+
+export interface RouteArgs extends ReachArgs {
+  src: string;
+  dst: string;
+  from: string | undefined;
+  file: string | undefined;
+  json: boolean;
+  color: boolean | undefined;
+}
+
+/**
+ * `vnetc route <src-mac> <dst-mac>`: the path a frame takes through the
+ * daemons' live tables, hop by hop. By default the frame starts where the
+ * source VM lives (the daemon that delivers frames for its MAC into an
+ * interface), entering from that interface. Exit 0 when every path ends in
+ * an interface, 1 on a dead end, a loop or a missing link.
+ */
+export async function route(io: Io, args: RouteArgs): Promise<number> {
+  const mac = (text: string, what: string): string => {
+    const r = parseMac(text);
+    if (!r.ok) throw new UsageError(`the ${what} '${text}' is not a MAC address: ${r.reason}`);
+    return r.mac;
+  };
+  const src = mac(args.src, 'source');
+  const dst = mac(args.dst, 'destination');
+  const fetched = await fetchTargets(io, args.file, args);
+  if (!fetched) return 1;
+  try {
+    const state = fetched.live.state;
+    let from = args.from;
+    const home = homeOf(state, src);
+    if (from === undefined) {
+      if (!home) throw new UsageError(`no daemon delivers frames for ${src} into an interface, so where it lives is unknown; say where the frame starts with --from MACHINE`);
+      from = home.machine;
+    } else if (!state.tables.has(from)) {
+      throw new UsageError(`--from ${from}: no such daemon among ${[...state.tables.keys()].join(', ')}`);
+    }
+    const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };
+    const t = trace(state, from, ingress, src, dst);
+    const ok = t.endings.every((e) => e.kind === 'delivered');
+    io.stdout.write((args.json ? JSON.stringify(routeJson(src, dst, t, ok), null, 2) : routeText(src, dst, t, painterFor(io, io.stdout, args.color))) + '\n');
+    return ok ? 0 : 1;
+  } finally {
+    await fetched.close();
+  }
+}
+
+const ingressText = (i: Ingress): string => (i.kind === 'interface' ? `from interface ${i.iface}` : `over the link from ${i.from}`);
+
+function endingText(e: Ending): string {
+  switch (e.kind) {
+    case 'delivered':
+      return `delivered into ${e.iface} on ${e.machine}`;
+    case 'dead-end':
+      return `DEAD END at ${e.machine}: ${e.why}`;
+    case 'loop':
+      return `LOOP: the frame comes back to ${e.machine} the way it came before`;
+    case 'no-link':
+      return `NO LINK: ${e.machine} has a rule sending to ${e.to} but no link to it`;
+    case 'unknown':
+      return `UNKNOWN: ${e.machine} did not report its table (not in the file, or not running)`;
+  }
+}
+
+function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof painterFor>): string {
+  const out = [paint.bold(`Route of a frame ${src} → ${dst}:`)];
+  t.hops.forEach((h, i) => {
+    out.push(`  ${i + 1}. ${paint.bold(h.machine)} (${ingressText(h.ingress)})`);
+    if (h.matched.length === 0) out.push(paint.red('       no rule matches'));
+    for (const r of h.matched) out.push(`       ${printRule(r)}` + paint.dim(`  priority ${h.priority}`));
+  });
+  for (const e of t.endings) out.push((e.kind === 'delivered' ? paint.green('  ✓ ') : paint.red('  ✗ ')) + endingText(e));
+  return out.join('\n');
+}
+
+function routeJson(src: string, dst: string, t: Trace, ok: boolean) {
+  return {
+    format_version: '1.0',
+    src,
+    dst,
+    ok,
+    hops: t.hops.map((h) => ({ machine: h.machine, ingress: h.ingress, priority: h.priority, rules: h.matched.map(printRule) })),
+    endings: t.endings.map((e) => ({ ...e, text: endingText(e) })),
+  };
+}

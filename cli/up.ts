@@ -1,0 +1,73 @@
+import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { copyState } from '../src/model/state.js';
+import { diff } from '../src/plan/diff.js';
+import { applyPlan } from '../src/remote/apply.js';
+import { defaultLaunch } from '../src/remote/launch.js';
+import { apply, type ApplyArgs } from './apply.js';
+import { UsageError, type Io } from './io.js';
+import { prepare, type ReachArgs } from './live.js';
+import { report } from './plan.js';
+
+/** `vnetc up <file>`: start the daemons a file names and establish its topology (the papers' startup tool). */
+export function up(io: Io, args: Omit<ApplyArgs, 'autoApprove'>): Promise<number> {
+  return apply(io, { ...args, autoApprove: true });
+}
+
+export interface DownArgs extends ReachArgs {
+  file: string;
+  json: boolean;
+  color: boolean | undefined;
+}
+
+/**
+ * `vnetc down <file>`: removes from the daemons the links and rules the
+ * file describes (nothing else they hold), then stops its daemons. Their
+ * state directories stay, empty of what the file made.
+ */
+export async function down(io: Io, args: DownArgs): Promise<number> {
+  if (args.state !== undefined) throw new UsageError('down works on the live daemons; --state is for reviewing with plan');
+  const diags: Diagnostic[] = [];
+  const p = await prepare(io, args.file, args, diags);
+  if (!p) return report(io, args, diags);
+  const fetched = p.fetched!;
+  try {
+    const desired = copyState(p.live.state);
+    desired.hosts = new Map(p.desired.hosts);
+    for (const key of p.desired.links.keys()) desired.links.delete(key);
+    for (const [machine, table] of p.desired.tables) {
+      const live = desired.tables.get(machine);
+      if (live) for (const key of table.keys()) live.delete(key);
+    }
+    const plan = diff(p.live, desired);
+    const result = await applyPlan(
+      plan.steps.filter((s) => s.kind !== 'host'),
+      fetched,
+      { launchFor: defaultLaunch, parallelism: args.parallelism },
+    );
+    const stopped: string[] = [];
+    const failed: string[] = result.failures.map((f) => `${f.machine}: ${f.message}`);
+    if (result.ok) {
+      await Promise.all(
+        [...fetched.reached.values()].map(async (r) => {
+          if (!r.client) return;
+          try {
+            await r.session.stop();
+            stopped.push(r.host.machine);
+          } catch (e) {
+            failed.push(`${r.host.machine}: cannot stop its daemon: ${(e as Error).message}`);
+          }
+        }),
+      );
+    }
+    const removed = result.results.filter((r) => r.status === 'applied').length;
+    if (args.json) {
+      io.stdout.write(JSON.stringify({ format_version: '1.0', ok: failed.length === 0, removed, stopped: stopped.sort(), failures: failed }, null, 2) + '\n');
+    } else {
+      io.stdout.write(`Removed ${removed} of the file's links and rules; stopped ${stopped.length} daemon${stopped.length === 1 ? '' : 's'}${stopped.length ? ` (${stopped.sort().join(', ')})` : ''}.\n`);
+      for (const f of failed) io.stderr.write(`vnetc: error: ${f}\n`);
+    }
+    return failed.length ? 1 : 0;
+  } finally {
+    await fetched.close();
+  }
+}

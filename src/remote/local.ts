@@ -1,0 +1,218 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Host } from '../model/state.js';
+import { parseFields } from '../wire/control.js';
+import { ControlClient } from './control-client.js';
+import { ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
+
+/**
+ * The local transport: daemons on this machine, started and reached
+ * without SSH. This is the embedded default (the demo, the tests, a laptop
+ * lab). Each machine gets its own loopback address, so every daemon can use
+ * the port its HOST line gives (5000 for all of them, as in the papers'
+ * files) and links between them are real sockets between distinct
+ * addresses. Linux routes all of 127.0.0.0/8 to the loopback interface, so
+ * this needs no root and no configuration.
+ *
+ * Layout under the vnetc home (VNETC_HOME, else $XDG_STATE_HOME/vnetc, else
+ * ~/.local/state/vnetc): `local/<machine>/` is the daemon's state directory
+ * (its control socket, state, log) and `local/<machine>/launch.json` what it
+ * was started with.
+ */
+
+export function vnetcHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.VNETC_HOME) return path.resolve(env.VNETC_HOME);
+  const state = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(state, 'vnetc');
+}
+
+/** Machine names the local transport takes without being told: loopback literals, `localhost` and `*.localhost` (RFC 6761). */
+export function isLocalMachine(machine: string): boolean {
+  return machine === 'localhost' || machine.endsWith('.localhost') || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(machine);
+}
+
+/** What a local daemon was started with. */
+export interface LocalLaunch {
+  machine: string;
+  address: string;
+  port: number;
+  ifaces: string[];
+  pid: number;
+}
+
+/** The built daemon, found from this module whether it runs from dist/ or (under tests) from src/. */
+function vnetdScript(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the vnetc package root');
+    dir = up;
+  }
+  return path.join(dir, 'dist', 'daemon', 'vnetd.js');
+}
+
+const STARTUP_MS = 15_000;
+
+export class LocalTransport implements Transport {
+  readonly root: string;
+
+  constructor(home: string = vnetcHome()) {
+    this.root = path.join(home, 'local');
+  }
+
+  dirOf(machine: string): string {
+    return path.join(this.root, machine);
+  }
+
+  async launched(machine: string): Promise<LocalLaunch | undefined> {
+    try {
+      return JSON.parse(await readFile(path.join(this.dirOf(machine), 'launch.json'), 'utf8')) as LocalLaunch;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Machines that have a local state directory. */
+  async machines(): Promise<string[]> {
+    return (await readdir(this.root).catch(() => [] as string[])).sort();
+  }
+
+  /**
+   * The machine's loopback address: a loopback literal is its own address,
+   * `localhost` is 127.0.0.1, and any other name gets one derived from its
+   * hash (stable from run to run), moved on if another local machine holds it.
+   */
+  async addressOf(machine: string): Promise<string> {
+    if (/^127\./.test(machine)) return machine;
+    if (machine === 'localhost') return '127.0.0.1';
+    const mine = await this.launched(machine);
+    if (mine) return mine.address;
+    const taken = new Set<string>();
+    for (const m of await this.machines()) {
+      const l = m === machine ? undefined : await this.launched(m);
+      if (l) taken.add(l.address);
+    }
+    const h = createHash('sha256').update(machine).digest();
+    // 127.1.0.1 – 127.254.255.254: clear of 127.0.0.x, which other software uses.
+    for (let i = 0; ; i++) {
+      const n = (h.readUInt32BE(0) + i) % (254 * 256 * 254);
+      const a = `127.${1 + Math.floor(n / (256 * 254))}.${Math.floor(n / 254) % 256}.${1 + (n % 254)}`;
+      if (!taken.has(a)) return a;
+    }
+  }
+
+  async open(host: Host): Promise<Session> {
+    return new LocalSession(this, host, await this.addressOf(host.machine));
+  }
+}
+
+class LocalSession implements Session {
+  readonly kind = 'local' as const;
+  readonly overlayAddress: string;
+  readonly describe: string;
+  private readonly dir: string;
+  private client: ControlClient | undefined;
+
+  constructor(
+    transport: LocalTransport,
+    private readonly host: Host,
+    private readonly address: string,
+  ) {
+    this.dir = transport.dirOf(host.machine);
+    this.overlayAddress = `${address}:${host.port}`;
+    this.describe = `local ${address}`;
+  }
+
+  get machine(): string {
+    return this.host.machine;
+  }
+
+  async control(): Promise<ControlClient | undefined> {
+    if (this.client) return this.client;
+    let c: ControlClient;
+    try {
+      c = await ControlClient.connect(path.join(this.dir, 'vnetd.sock'));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') return undefined;
+      throw new ReachError(this.machine, `cannot reach the local daemon of ${this.machine}: ${(e as Error).message}`);
+    }
+    const said = (await c.greeting).text;
+    if (!said.endsWith(` machine ${this.machine}`)) {
+      c.close();
+      throw new ReachError(this.machine, `the daemon in ${this.dir} says '${said}', not machine ${this.machine}`, `remove ${this.dir} if it is left over`);
+    }
+    return (this.client = c);
+  }
+
+  async start(launch: DaemonLaunch): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const logPath = path.join(this.dir, 'vnetd.log');
+    const log = await open(logPath, 'a', 0o600);
+    const args = [
+      vnetdScript(),
+      '--machine', launch.host.machine,
+      '--port', String(launch.host.port),
+      '--listen', this.address,
+      '--state-dir', this.dir,
+      ...launch.ifaces.flatMap((i) => ['--iface', i]),
+    ];
+    // Detached, in its own session, so it outlives the command that started it (as `up` means).
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+    await log.close();
+    let exited: number | null | undefined;
+    child.once('exit', (code) => (exited = code));
+    child.unref();
+    const record: LocalLaunch = { machine: launch.host.machine, address: this.address, port: launch.host.port, ifaces: [...launch.ifaces], pid: child.pid! };
+    await writeFile(path.join(this.dir, 'launch.json'), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+    const deadline = Date.now() + STARTUP_MS;
+    for (;;) {
+      if (exited !== undefined) {
+        const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n');
+        throw new ReachError(this.machine, `the daemon of ${this.machine} exited on start (code ${exited}):\n${tail}`, `see ${logPath}`);
+      }
+      if (await this.control().catch(() => undefined)) return;
+      if (Date.now() > deadline) {
+        throw new ReachError(this.machine, `the daemon of ${this.machine} did not answer within ${STARTUP_MS / 1000} s`, `see ${logPath}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const c = await this.control();
+    if (!c) return;
+    const info = parseFields((await c.request('INFO?')).data);
+    const pid = Number(info.get('pid'));
+    await c.request('SHUTDOWN').catch(() => undefined);
+    this.client = undefined;
+    const deadline = Date.now() + 10_000;
+    while (alive(pid)) {
+      if (Date.now() > deadline) {
+        process.kill(pid, 'SIGKILL');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client?.close();
+    this.client = undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,288 @@
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigFiles, SshConfigError, type Directive } from './config-file.js';
+import { patternListMatch } from './patterns.js';
+
+/**
+ * What ssh_config says about one host: ssh_config(5) semantics for the
+ * keywords vnetc's SSH client acts on. For each keyword the first value
+ * obtained wins (IdentityFile accumulates); Host patterns match the name as
+ * given, Match blocks the name after HostName.
+ */
+
+export interface Jump {
+  /** As written in ProxyJump: an alias to look up, or an address. */
+  name: string;
+  user?: string;
+  port?: number;
+}
+
+export interface SshHostConfig {
+  /** The name looked up: the .vnet machine name, or a jump host's. */
+  alias: string;
+  /** Where to connect (HostName, `%h` expanded). */
+  hostname: string;
+  port: number;
+  user: string;
+  /** Expanded paths; empty means the default identities. */
+  identityFiles: string[];
+  identitiesOnly: boolean;
+  /** Agent socket path, or undefined for none. */
+  agentSocket: string | undefined;
+  /** Hops in order, first one dialled directly. */
+  proxyJump: Jump[];
+  strictHostKeyChecking: 'yes' | 'no' | 'ask' | 'accept-new';
+  userKnownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  hashKnownHosts: boolean;
+  /** The name host keys are looked up under instead of the host name. */
+  hostKeyAlias: string | undefined;
+  connectTimeoutMs: number | undefined;
+}
+
+export interface LocalContext {
+  home: string;
+  localUser: string;
+  /** The environment's SSH_AUTH_SOCK, used when IdentityAgent is not set. */
+  authSock: string | undefined;
+}
+
+export interface LookupOptions {
+  /** Like `ssh -l user`: wins over any User in the files (the .vnet file's user is explicit). */
+  user?: string;
+  /** Like `ssh -p port`. */
+  port?: number;
+}
+
+/** Where settings come from: `-F file` alone, or the user's then the system's file. */
+export interface ConfigSources {
+  files: { file: string; includeBase: string; required: boolean }[];
+}
+
+export function configSources(home: string, explicitFile?: string): ConfigSources {
+  const userBase = path.join(home, '.ssh');
+  if (explicitFile) return { files: [{ file: path.resolve(explicitFile), includeBase: userBase, required: true }] };
+  return {
+    files: [
+      { file: path.join(userBase, 'config'), includeBase: userBase, required: false },
+      { file: '/etc/ssh/ssh_config', includeBase: '/etc/ssh', required: false },
+    ],
+  };
+}
+
+/** Include depth bound, as OpenSSH's: a file including itself must fail, not loop. */
+const MAX_INCLUDE_DEPTH = 16;
+
+export class SshConfig {
+  private readonly files = new ConfigFiles();
+
+  constructor(
+    private readonly sources: ConfigSources,
+    private readonly local: LocalContext,
+  ) {}
+
+  lookup(alias: string, opts: LookupOptions = {}): SshHostConfig {
+    const first = new Map<string, Directive>();
+    const identityFiles: Directive[] = [];
+    const take = (d: Directive) => {
+      if (d.keyword === 'identityfile') identityFiles.push(d);
+      else if (!first.has(d.keyword)) first.set(d.keyword, d);
+    };
+    // Match `host` sees HostName as it stands when the Match line is read.
+    const currentHost = () => {
+      const h = first.get('hostname');
+      return h ? expandTokens(h.args[0]!, { h: alias }, where(h)) : alias;
+    };
+    const currentUser = () => opts.user ?? first.get('user')?.args[0] ?? this.local.localUser;
+
+    const walk = (directives: Directive[], includeBase: string, depth: number) => {
+      let active = true;
+      for (const d of directives) {
+        if (d.keyword === 'host') active = patternListMatch(d.args, alias);
+        else if (d.keyword === 'match') active = this.matchCriteria(d, alias, currentHost(), currentUser());
+        else if (!active) continue;
+        else if (d.keyword === 'include') {
+          if (depth >= MAX_INCLUDE_DEPTH) throw new SshConfigError(`${where(d)}: Include nested too deeply (a file includes itself?)`);
+          for (const arg of d.args) {
+            for (const f of this.files.includeTargets(arg, includeBase, this.local.home)) {
+              const inner = this.files.read(f);
+              if (inner) walk(inner, includeBase, depth + 1);
+            }
+          }
+        } else take(d);
+      }
+    };
+    for (const src of this.sources.files) {
+      const directives = this.files.read(src.file);
+      if (directives === null) {
+        if (src.required) throw new SshConfigError(`${src.file}: no such ssh config file`);
+        continue;
+      }
+      walk(directives, src.includeBase, 0);
+    }
+    return this.settle(alias, opts, first, identityFiles);
+  }
+
+  /** Turns the raw first values into settings, checking each and expanding tokens. */
+  private settle(alias: string, opts: LookupOptions, first: Map<string, Directive>, identityDirectives: Directive[]): SshHostConfig {
+    const arg = (k: string) => first.get(k)?.args[0];
+    const hostnameD = first.get('hostname');
+    const hostname = hostnameD ? expandTokens(hostnameD.args[0]!, { h: alias }, where(hostnameD)) : alias;
+
+    const portD = first.get('port');
+    const port = opts.port ?? (portD ? parsePort(portD.args[0]!, where(portD)) : 22);
+    const user = opts.user ?? arg('user') ?? this.local.localUser;
+    const tokens = {
+      h: hostname,
+      n: alias,
+      p: String(port),
+      r: user,
+      u: this.local.localUser,
+      d: this.local.home,
+      l: os.hostname().split('.')[0]!,
+      L: os.hostname().split('.')[0]!,
+      i: String(process.getuid?.() ?? ''),
+    };
+    const filePath = (d: Directive, text: string) => this.expandPath(expandTokens(text, tokens, where(d)));
+
+    const proxyCommand = first.get('proxycommand');
+    if (proxyCommand && proxyCommand.args[0]!.toLowerCase() !== 'none') {
+      throw new SshConfigError(`${where(proxyCommand)}: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump`);
+    }
+    const jumpD = first.get('proxyjump');
+    const proxyJump = jumpD && jumpD.args[0]!.toLowerCase() !== 'none' ? jumpD.args.join(',').split(',').map((j) => parseJump(j, where(jumpD))) : [];
+
+    const strictD = first.get('stricthostkeychecking');
+    let strict: SshHostConfig['strictHostKeyChecking'] = 'ask';
+    if (strictD) {
+      const v = strictD.args[0]!.toLowerCase();
+      if (v === 'yes' || v === 'ask' || v === 'accept-new') strict = v;
+      else if (v === 'no' || v === 'off') strict = 'no';
+      else throw new SshConfigError(`${where(strictD)}: StrictHostKeyChecking must be yes, no, ask or accept-new, not '${strictD.args[0]}'`);
+    }
+
+    const fileList = (k: string, defaults: string[]) => {
+      const d = first.get(k);
+      if (!d) return defaults.map((f) => this.expandPath(f));
+      if (d.args.length === 1 && d.args[0]!.toLowerCase() === 'none') return [];
+      return d.args.map((a) => filePath(d, a));
+    };
+
+    const agentD = first.get('identityagent');
+    let agentSocket = this.local.authSock || undefined;
+    if (agentD) {
+      const v = agentD.args[0]!;
+      if (v.toLowerCase() === 'none') agentSocket = undefined;
+      else if (v !== 'SSH_AUTH_SOCK') agentSocket = filePath(agentD, v.startsWith('$') ? (process.env[v.slice(1)] ?? '') : v) || undefined;
+    }
+
+    const timeoutD = first.get('connecttimeout');
+    let connectTimeoutMs: number | undefined;
+    if (timeoutD) {
+      const t = timeoutD.args[0]!;
+      if (!/^\d+$/.test(t) || Number(t) < 1) throw new SshConfigError(`${where(timeoutD)}: ConnectTimeout must be a number of seconds, not '${t}'`);
+      connectTimeoutMs = Number(t) * 1000;
+    }
+
+    return {
+      alias,
+      hostname,
+      port,
+      user,
+      identityFiles: identityDirectives.map((d) => filePath(d, d.args[0]!)),
+      identitiesOnly: yesNo(first.get('identitiesonly'), false),
+      agentSocket,
+      proxyJump,
+      strictHostKeyChecking: strict,
+      userKnownHostsFiles: fileList('userknownhostsfile', ['~/.ssh/known_hosts', '~/.ssh/known_hosts2']),
+      globalKnownHostsFiles: fileList('globalknownhostsfile', ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+      hashKnownHosts: yesNo(first.get('hashknownhosts'), false),
+      hostKeyAlias: arg('hostkeyalias'),
+      connectTimeoutMs,
+    };
+  }
+
+  /**
+   * `Match` with the criteria that need no command to run: all, host,
+   * originalhost, user, localuser, each optionally negated with `!`. A block
+   * whose criteria include others (exec, canonical, final, localnetwork,
+   * tagged) is not applied: running a command from a config file is not
+   * something a topology tool should do behind the user's back.
+   */
+  private matchCriteria(d: Directive, alias: string, host: string, user: string): boolean {
+    const a = d.args;
+    if (a.length === 1 && a[0]!.toLowerCase() === 'all') return true;
+    for (let i = 0; i < a.length; i++) {
+      let crit = a[i]!.toLowerCase();
+      const negate = crit.startsWith('!');
+      if (negate) crit = crit.slice(1);
+      if (crit === 'all') {
+        if (negate) return false;
+        continue;
+      }
+      const subject = { host, originalhost: alias, user, localuser: this.local.localUser }[crit];
+      if (subject === undefined) return false;
+      const list = a[++i];
+      if (list === undefined) throw new SshConfigError(`${where(d)}: Match ${crit} needs a pattern list`);
+      if (patternListMatch(list.split(','), subject) === negate) return false;
+    }
+    return true;
+  }
+
+  private expandPath(p: string): string {
+    if (p === '~') return this.local.home;
+    if (p.startsWith('~/')) return path.join(this.local.home, p.slice(2));
+    return path.isAbsolute(p) ? p : path.join(this.local.home, p);
+  }
+}
+
+const where = (d: Directive) => `${d.file}:${d.line}`;
+
+function yesNo(d: Directive | undefined, dflt: boolean): boolean {
+  if (!d) return dflt;
+  const v = d.args[0]!.toLowerCase();
+  if (v === 'yes' || v === 'true') return true;
+  if (v === 'no' || v === 'false') return false;
+  throw new SshConfigError(`${where(d)}: ${d.keyword} must be yes or no, not '${d.args[0]}'`);
+}
+
+export function parsePort(text: string, at: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new SshConfigError(`${at}: port must be 1..65535, not '${text}'`);
+  return n;
+}
+
+/** `%x` tokens (ssh_config(5) TOKENS); `%%` is a literal percent sign. */
+export function expandTokens(text: string, tokens: Record<string, string>, at: string): string {
+  return text.replace(/%(.)?/g, (_, t: string | undefined) => {
+    if (t === '%') return '%';
+    const v = t === undefined ? undefined : tokens[t];
+    if (v === undefined) throw new SshConfigError(`${at}: unknown or unsupported token '%${t ?? ''}' in '${text}'`);
+    return v;
+  });
+}
+
+/** One ProxyJump hop: `[user@]host[:port]` or `ssh://[user@]host[:port]`; IPv6 in brackets. */
+export function parseJump(text: string, at: string): Jump {
+  let t = text.trim();
+  if (t.startsWith('ssh://')) t = t.slice(6).replace(/\/$/, '');
+  let user: string | undefined;
+  const atSign = t.lastIndexOf('@');
+  if (atSign !== -1) {
+    user = t.slice(0, atSign);
+    t = t.slice(atSign + 1);
+  }
+  let name = t;
+  let port: number | undefined;
+  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t);
+  if (bracket) {
+    name = bracket[1]!;
+    if (bracket[2] !== undefined) port = parsePort(bracket[2], at);
+  } else if (t.split(':').length === 2) {
+    const [h, p] = t.split(':') as [string, string];
+    name = h;
+    port = parsePort(p, at);
+  }
+  if (!name || (user !== undefined && !user)) throw new SshConfigError(`${at}: '${text}' is not a ProxyJump hop ([user@]host[:port])`);
+  return { name, ...(user ? { user } : {}), ...(port ? { port } : {}) };
+}

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import ssh2 from 'ssh2';
+import { ReachError } from '../transport.js';
+import { authPlan } from './auth.js';
+import type { SshHostConfig } from './config.js';
+import { appendKnownHost, keyType, knownHostsName, knownTypes, verifyHostKey } from './known-hosts.js';
+
+/**
+ * One authenticated SSH connection per hop: the first hop is dialled, each
+ * later one is tunnelled through the previous (ProxyJump), and every hop's
+ * host key is checked against known_hosts before we authenticate.
+ */
+
+export interface ConnectPolicy {
+  /** The .vnet machine the connection is for, for messages. */
+  machine: string;
+  /** Record unknown host keys instead of refusing them (`--accept-new-host-keys`). */
+  acceptNew: boolean;
+  /** Bound on reaching and authenticating each hop. */
+  timeoutMs: number;
+  home: string;
+}
+
+const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+
+/** SHA256 fingerprint, as ssh-keygen -l prints it. */
+export const fingerprint = (blob: Buffer): string => 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+
+/** Connects through `hops` (in order) to `target`; resolves every client, the target's last. */
+export async function connectChain(hops: readonly SshHostConfig[], target: SshHostConfig, policy: ConnectPolicy): Promise<ssh2.Client[]> {
+  const clients: ssh2.Client[] = [];
+  try {
+    const chain = [...hops, target];
+    for (let i = 0; i < chain.length; i++) {
+      const cfg = chain[i]!;
+      const via = clients[i - 1];
+      const sock = via ? await tunnel(via, chain[i - 1]!, cfg, policy) : undefined;
+      clients.push(await connectOne(cfg, sock, policy));
+    }
+    return clients;
+  } catch (e) {
+    for (const c of clients.reverse()) c.end();
+    throw e;
+  }
+}
+
+function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, policy: ConnectPolicy): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    via.forwardOut('127.0.0.1', 0, to.hostname, to.port, (err, stream) => {
+      if (err) {
+        reject(
+          new ReachError(
+            policy.machine,
+            `jump host ${viaCfg.alias} could not open a connection to ${to.hostname}:${to.port}: ${err.message}`,
+            `check that ${to.hostname}:${to.port} is reachable from ${viaCfg.alias} and that its sshd allows TCP forwarding (AllowTcpForwarding)`,
+          ),
+        );
+      } else resolve(stream);
+    });
+  });
+}
+
+function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: ConnectPolicy): Promise<ssh2.Client> {
+  const { machine } = policy;
+  const where = `${cfg.user}@${cfg.hostname}:${cfg.port}${cfg.alias !== cfg.hostname ? ` (${cfg.alias})` : ''}`;
+  const files = [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles];
+  const keyName = cfg.hostKeyAlias ?? knownHostsName(cfg.hostname, cfg.port);
+  const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
+  const auth = authPlan(cfg, policy.home);
+  if (auth.methods.length === 0) {
+    return Promise.reject(new ReachError(machine, `no SSH key to log in to ${where} with: ${auth.notes.join('; ')}`, 'start ssh-agent and add a key (ssh-add), or set IdentityFile in ~/.ssh/config'));
+  }
+
+  // Offer the key types already on record first, so a host with several keys is checked against the one we know.
+  const preferred = knownTypes(files, keyName).flatMap((t) => (t === 'ssh-rsa' ? RSA_ALGOS : [t]));
+  let refusal: ReachError | undefined;
+
+  const hostVerifier = (blob: Buffer): boolean => {
+    const v = verifyHostKey(files, keyName, blob);
+    const fp = `${keyType(blob)} ${fingerprint(blob)}`;
+    switch (v.status) {
+      case 'known':
+        return true;
+      case 'revoked':
+        refusal = new ReachError(machine, `the host key of ${where} (${fp}) is marked @revoked in ${v.match.file}:${v.match.line}`, 'the machine must get a new host key before vnetc will connect');
+        return false;
+      case 'changed': {
+        const lines = v.known.map((k) => `${k.file}:${k.line}`).join(', ');
+        refusal = new ReachError(
+          machine,
+          `the host key of ${where} has CHANGED (it now offers ${fp}; known_hosts has ${lines}); refusing to connect: this may be an attack`,
+          `if the machine was reinstalled, confirm the new fingerprint with its administrator, remove the old key (ssh-keygen -R '${keyName}' -f ${v.known[0]!.file}, or delete line ${v.known[0]!.line}), and connect again with --accept-new-host-keys`,
+        );
+        return false;
+      }
+      case 'unknown': {
+        const file = cfg.userKnownHostsFiles[0];
+        if (accept && file) {
+          appendKnownHost(file, keyName, blob, cfg.hashKnownHosts);
+          return true;
+        }
+        refusal = new ReachError(
+          machine,
+          `${where} is not a known host (its key is ${fp})${accept ? ' and UserKnownHostsFile is none, so it cannot be recorded' : ''}`,
+          `confirm the fingerprint with the machine's administrator (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub there), then run again with --accept-new-host-keys to record it in ${file ?? 'known_hosts'}`,
+        );
+        return false;
+      }
+    }
+  };
+
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.on('ready', () => resolve(c));
+    c.on('error', (e: Error & { level?: string; code?: string }) => {
+      c.end();
+      reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
+    });
+    c.connect({
+      host: cfg.hostname,
+      port: cfg.port,
+      username: cfg.user,
+      ...(sock ? { sock } : {}),
+      readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
+      hostVerifier,
+      authHandler: auth.methods,
+      keepaliveInterval: 15_000,
+      ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
+    });
+  });
+}
+
+function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, notes: string[], policy: ConnectPolicy): ReachError {
+  const { machine } = policy;
+  const seconds = Math.round((cfg.connectTimeoutMs ?? policy.timeoutMs) / 1000);
+  switch (e.code) {
+    case 'ECONNREFUSED':
+      return new ReachError(machine, `cannot connect to ${where}: connection refused`, `is sshd running there, and is the port right? (set Port for ${cfg.alias} in ~/.ssh/config)`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ReachError(machine, `cannot resolve the host name '${cfg.hostname}'${cfg.alias !== cfg.hostname ? ` (HostName of ${cfg.alias})` : ''}`, `check the machine name in the .vnet file, or give it a HostName in ~/.ssh/config`);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ETIMEDOUT':
+      return new ReachError(machine, `cannot connect to ${where}: ${e.code === 'ETIMEDOUT' ? 'timed out' : 'no route to host'}`, 'check the network path to the machine (or a ProxyJump in ~/.ssh/config)');
+  }
+  if (e.level === 'client-timeout') {
+    return new ReachError(machine, `no SSH answer from ${where} within ${seconds} s`, 'check that the machine is up and the port is an SSH server (ConnectTimeout in ~/.ssh/config sets the bound)');
+  }
+  if (e.level === 'client-authentication') {
+    return new ReachError(machine, `${where} refused every key we offered (tried: ${notes.join('; ')})`, `add one of these public keys to ~${cfg.user}/.ssh/authorized_keys on ${cfg.hostname}, or name the right key with IdentityFile in ~/.ssh/config`);
+  }
+  return new ReachError(machine, `SSH to ${where} failed: ${e.message}`, 'try `ssh -v` to the same machine to see why');
+}

@@ -1,0 +1,79 @@
+import type ssh2 from 'ssh2';
+import { ReachError } from '../transport.js';
+import type { DaemonBundle } from './bundle.js';
+import { run } from './exec.js';
+import { EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
+import path from 'node:path';
+
+/**
+ * Finding or installing vnetd on a machine. A vnetd on the SSH user's PATH
+ * is used when it is this very version; otherwise this build's daemon is
+ * uploaded over SFTP (once per build; later runs find it) and run with the
+ * machine's own Node.
+ */
+
+export interface Probe {
+  home: string;
+  /** `node --version`, e.g. v20.19.0, when node is on the PATH. */
+  node: string | undefined;
+  /** `vnetd --version` when vnetd is on the PATH. */
+  vnetd: string | undefined;
+  installed: boolean;
+}
+
+export const MIN_NODE = [20, 19] as const;
+
+export async function probe(client: ssh2.Client, machine: string, installDir: string): Promise<Probe> {
+  const r = await run(client, shScript(PROBE, [installDir]));
+  if (r.code === EXIT.noHome) throw new ReachError(machine, `the SSH user on ${machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
+  if (r.code !== 0) throw new ReachError(machine, `cannot run commands on ${machine} (exit ${r.code}): ${firstLine(r.stderr)}`, 'check that the account has a POSIX shell (sh) and is not restricted to a forced command');
+  const v: Record<string, string> = {};
+  for (const line of r.stdout.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) v[line.slice(0, eq)] = line.slice(eq + 1).trim();
+  }
+  if (!v.home) throw new ReachError(machine, `unexpected answer from ${machine}'s shell: ${firstLine(r.stdout) || '(nothing)'}`, 'check that the login shell prints nothing of its own for non-interactive commands');
+  return { home: v.home, node: v.node, vnetd: v.vnetd, installed: v.installed === 'yes' };
+}
+
+/** Whether `node --version` output is new enough for vnetd. */
+export function nodeIsRecent(version: string): boolean {
+  const m = /^v(\d+)\.(\d+)\./.exec(version);
+  if (!m) return false;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > MIN_NODE[0] || (maj === MIN_NODE[0] && min >= MIN_NODE[1]);
+}
+
+export function requireNode(p: Probe, machine: string): void {
+  const need = `Node ${MIN_NODE.join('.')} or later`;
+  if (!p.node) throw new ReachError(machine, `node is not installed on ${machine} (vnetd needs ${need})`, `install ${need} there (e.g. from nodejs.org or NodeSource), or install vnetd on the SSH user's PATH`);
+  if (!nodeIsRecent(p.node)) throw new ReachError(machine, `node on ${machine} is ${p.node}; vnetd needs ${need}`, `upgrade Node there (the PATH of a non-interactive SSH session is what counts)`);
+}
+
+/** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
+export async function upload(client: ssh2.Client, machine: string, bundle: DaemonBundle, installDir: string): Promise<void> {
+  const scratch = `${installDir}.tmp-${process.pid}-${Date.now()}`;
+  const dirs = new Set<string>();
+  for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
+  const mk = await run(client, shScript(MKDIRS, [...dirs]));
+  if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
+  const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => client.sftp((e, s) => (e ? reject(e) : resolve(s)))).catch((e: Error) => {
+    throw new ReachError(machine, `cannot open SFTP on ${machine} to upload vnetd: ${e.message}`, 'enable the sftp subsystem in its sshd_config, or install vnetd on its PATH');
+  });
+  try {
+    await Promise.all(
+      [...bundle.files].map(
+        ([rel, data]) =>
+          new Promise<void>((resolve, reject) =>
+            sftp.writeFile(path.posix.join(scratch, rel), data, { mode: 0o644 }, (e) => (e ? reject(new ReachError(machine, `uploading ${rel} to ${machine} failed: ${e.message}`, 'check the disk and permissions there')) : resolve())),
+          ),
+      ),
+    );
+  } finally {
+    sftp.end();
+  }
+  const mv = await run(client, shScript(INSTALL, [scratch, installDir]));
+  if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr)}`, 'check the permissions there');
+}
+
+export const firstLine = (s: string): string => s.trim().split('\n')[0] ?? '';

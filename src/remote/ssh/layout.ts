@@ -1,0 +1,35 @@
+import path from 'node:path';
+
+/**
+ * Where things live on a remote machine. By default, in the SSH user's home:
+ * each machine's daemon keeps its state, control socket, pid file and log in
+ * ~/.local/state/vnetd/<machine>/ (several daemons can share a machine under
+ * different names), and an uploaded daemon lives in
+ * ~/.cache/vnetd/<version>-<digest>/ (immutable; a rebuilt daemon gets a new
+ * directory). A remote root, when given, holds both: <root>/state/<machine>
+ * and <root>/cache/<id>.
+ */
+export interface RemoteLayout {
+  stateDir: string;
+  socket: string;
+  pidFile: string;
+  logFile: string;
+  installDir: string;
+}
+
+/** Paths relative to the remote home until `home` is known; absolute once it is. */
+export function remoteLayout(home: string, machine: string, bundleId: string, root?: string): RemoteLayout {
+  const p = path.posix;
+  const base = (rel: string) => (p.isAbsolute(rel) ? rel : p.join(home, rel));
+  const stateRoot = base(root ? p.join(root, 'state') : '.local/state/vnetd');
+  const cacheRoot = base(root ? p.join(root, 'cache') : '.cache/vnetd');
+  const stateDir = p.join(stateRoot, machine);
+  return {
+    stateDir,
+    // vnetd's controlSocketPath: the socket is in the state directory.
+    socket: p.join(stateDir, 'vnetd.sock'),
+    pidFile: p.join(stateDir, 'vnetd.pid'),
+    logFile: p.join(stateDir, 'vnetd.log'),
+    installDir: p.join(cacheRoot, bundleId),
+  };
+}

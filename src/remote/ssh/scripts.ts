@@ -1,0 +1,68 @@
+import { shCommand } from './quote.js';
+
+/**
+ * The shell scripts run on a remote machine. Each is a constant: values
+ * (paths, names, the daemon's argv) never become part of the script text;
+ * they travel as positional parameters, each single-quoted by shCommand, and
+ * the script refers to them as "$1", "$@". One line each, so any login
+ * shell (sh, bash, fish, csh) passes it to sh unchanged.
+ */
+
+/** `/bin/sh -c SCRIPT sh ARGS...` as one quoted command line (by path: the PATH is the machine's to choose). */
+export const shScript = (script: string, args: readonly string[]): string => shCommand(['/bin/sh', '-c', script, 'sh', ...args]);
+
+/** A process counts as running when it exists and is not a zombie waiting for its parent. */
+const ALIVE = `alive() { kill -0 "$1" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' /proc/"$1"/status; };`;
+/** Whether pid $1 is a daemon whose argv has state directory $2 as a word: the pid file may be stale and the pid reused. */
+const OURS = `ours() { alive "$1" && tr '\\000' '\\n' </proc/"$1"/cmdline 2>/dev/null | grep -qxF -- "$2"; };`;
+
+export const EXIT = {
+  noSocket: 100,
+  running: 91,
+  exited: 92,
+  startTimeout: 93,
+  foreign: 94,
+  stopTimeout: 95,
+  noHome: 97,
+} as const;
+
+/**
+ * What the machine offers: its home, Node and vnetd versions, and whether
+ * this build's daemon is uploaded already. $1: the install dir, relative to
+ * home or absolute.
+ */
+export const PROBE =
+  `cd || exit ${EXIT.noHome}; printf 'home=%s\\n' "$PWD"; ` +
+  `if command -v node >/dev/null 2>&1; then printf 'node=%s\\n' "$(node --version 2>&1)"; fi; ` +
+  `if command -v vnetd >/dev/null 2>&1; then printf 'vnetd=%s\\n' "$(vnetd --version 2>&1 | head -n 1)"; fi; ` +
+  `if [ -f "$1/daemon/vnetd.js" ]; then echo installed=yes; fi; exit 0`;
+
+/** Makes directories $@ (for an upload). */
+export const MKDIRS = `umask 022; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
+
+/** Moves the uploaded tree $1 into place at $2, unless a concurrent upload got there first. */
+export const INSTALL = `mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"`;
+
+/** Connects stdin/stdout to the control socket $1 by running `$2... ctl --state-dir DIR`, or exits noSocket. */
+export const CONTROL = `[ -S "$1" ] || exit ${EXIT.noSocket}; shift; exec "$@"`;
+
+/**
+ * Starts the daemon `$5...` detached (own session, stdin from /dev/null,
+ * output appended to the log $2) and waits for its control socket $4.
+ * $1 state dir, $3 pid file. Prints the pid.
+ */
+export const START =
+  ALIVE + OURS +
+  ` state=$1 log=$2 pidf=$3 sock=$4; shift 4; umask 077; mkdir -p "$state" || exit 1;` +
+  ` if [ -f "$pidf" ] && ours "$(cat "$pidf")" "$state"; then cat "$pidf"; exit ${EXIT.running}; fi;` +
+  // The subshell exits at once, so the daemon is not our child: init reaps it, and kill -0 tells whether it runs.
+  ` (setsid "$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidf"); pid=$(cat "$pidf"); i=0;` +
+  ` while [ ! -S "$sock" ]; do if ! alive "$pid"; then tail -n 20 "$log"; exit ${EXIT.exited}; fi;` +
+  ` i=$((i+1)); if [ "$i" -gt 300 ]; then exit ${EXIT.startTimeout}; fi; sleep 0.1; done; echo "$pid"`;
+
+/** Stops the daemon recorded in pid file $2 (state dir $1) with SIGTERM and waits up to 10 s for it to exit. $3 the socket. */
+export const STOP =
+  ALIVE + OURS +
+  ` state=$1 pidf=$2 sock=$3; if [ ! -f "$pidf" ]; then if [ -S "$sock" ]; then exit ${EXIT.foreign}; fi; exit 0; fi;` +
+  ` pid=$(cat "$pidf"); if ours "$pid" "$state"; then kill -TERM "$pid"; i=0;` +
+  ` while alive "$pid"; do i=$((i+1)); if [ "$i" -gt 100 ]; then exit ${EXIT.stopTimeout}; fi; sleep 0.1; done; fi; rm -f "$pidf"`;

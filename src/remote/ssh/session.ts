@@ -1,0 +1,198 @@
+import { isIP } from 'node:net';
+import type ssh2 from 'ssh2';
+import type { Host } from '../../model/state.js';
+import { isInterfaceName, isMachineName } from '../../model/names.js';
+import { ControlClient } from '../control-client.js';
+import { ReachError, type DaemonLaunch, type Session } from '../transport.js';
+import type { DaemonBundle } from './bundle.js';
+import { execChannel, run } from './exec.js';
+import { firstLine, probe, requireNode, upload, type Probe } from './install.js';
+import { remoteLayout, type RemoteLayout } from './layout.js';
+import { CONTROL, EXIT, START, STOP, shScript } from './scripts.js';
+
+export interface SessionSettings {
+  /** Remote root for state and uploads (see layout.ts); default: the SSH user's home. */
+  remoteRoot: string | undefined;
+  /** `--listen` for daemons this session starts; default: vnetd's own (all addresses). */
+  listen: string | undefined;
+  /** This build's daemon, for upload (read once per transport). */
+  bundle: () => DaemonBundle;
+}
+
+/**
+ * One machine over one SSH connection (plus its jump hosts'): every control
+ * stream, start, stop and upload is a channel on it.
+ */
+export class SshSession implements Session {
+  readonly kind = 'ssh' as const;
+  readonly machine: string;
+  readonly overlayAddress: string;
+  readonly describe: string;
+  private closing: Promise<void> | undefined;
+  private probed: Promise<{ probe: Probe; layout: RemoteLayout }> | undefined;
+
+  constructor(
+    host: Host,
+    /** Jump hosts first, the machine's own connection last. */
+    private readonly clients: ssh2.Client[],
+    target: { hostname: string; port: number; user: string },
+    via: string[],
+    private readonly settings: SessionSettings,
+  ) {
+    this.machine = host.machine;
+    const h = isIP(target.hostname) === 6 ? `[${target.hostname}]` : target.hostname;
+    this.overlayAddress = `${h}:${host.port}`;
+    this.describe = `ssh ${target.user}@${h}:${target.port}${via.length ? ` via ${via.join(',')}` : ''}`;
+  }
+
+  private get client(): ssh2.Client {
+    return this.clients[this.clients.length - 1]!;
+  }
+
+  private bundle(): DaemonBundle {
+    try {
+      return this.settings.bundle();
+    } catch (e) {
+      throw new ReachError(this.machine, `cannot prepare vnetd for upload: ${(e as Error).message}`, 'run npm run build in vnetc\'s directory');
+    }
+  }
+
+  /** The machine's home and tools, asked once per session. */
+  private where(): Promise<{ probe: Probe; layout: RemoteLayout }> {
+    this.probed ??= (async () => {
+      const id = this.bundle().id;
+      const p = await probe(this.client, this.machine, remoteLayout('', this.machine, id, this.settings.remoteRoot).installDir);
+      return { probe: p, layout: remoteLayout(p.home, this.machine, id, this.settings.remoteRoot) };
+    })();
+    return this.probed;
+  }
+
+  /** How to run vnetd there: the one on the PATH if it is this version, else this build's (uploaded if need be). */
+  private async vnetd(): Promise<string[]> {
+    const { probe: p, layout } = await this.where();
+    const b = this.bundle();
+    if (p.vnetd === b.version) return ['vnetd'];
+    requireNode(p, this.machine);
+    if (!p.installed) {
+      await upload(this.client, this.machine, b, layout.installDir);
+      p.installed = true;
+    }
+    return ['node', `${layout.installDir}/${b.entry}`];
+  }
+
+  control(): Promise<ControlClient | undefined> {
+    return this.reach('talking to the daemon', () => this.connectControl());
+  }
+
+  start(launch: DaemonLaunch): Promise<void> {
+    return this.reach('starting the daemon', () => this.startDaemon(launch));
+  }
+
+  stop(): Promise<void> {
+    return this.reach('stopping the daemon', () => this.stopDaemon());
+  }
+
+  /** A connection lost midway (the machine rebooted, a network cut) is a ReachError like any other. */
+  private async reach<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof ReachError) throw e;
+      throw new ReachError(this.machine, `the SSH connection to ${this.machine} failed while ${what}: ${(e as Error).message}`, 'check that the machine is still up, and run the command again');
+    }
+  }
+
+  private async connectControl(): Promise<ControlClient | undefined> {
+    const { probe: p, layout } = await this.where();
+    if (p.vnetd !== this.bundle().version && !p.installed) {
+      // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
+      const sock = await run(this.client, shScript('[ -S "$1" ]', [layout.socket]));
+      if (sock.code !== 0) return undefined;
+    }
+    const argv = [...(await this.vnetd()), 'ctl', '--state-dir', layout.stateDir];
+    const ch = await execChannel(this.client, shScript(CONTROL, [layout.socket, ...argv]));
+    let stderr = '';
+    let code: number | null = null;
+    ch.stderr.setEncoding('utf8');
+    ch.stderr.on('data', (s: string) => void (stderr.length < 4096 && (stderr += s)));
+    ch.on('exit', (c: number | null) => (code = c));
+    const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
+    const client = new ControlClient(ch);
+    try {
+      await client.greeting;
+      return client;
+    } catch {
+      await closed;
+      // A socket left behind by a daemon that was killed: nothing runs there.
+      if (code === EXIT.noSocket || /no vnetd is running/.test(stderr)) return undefined;
+      throw new ReachError(this.machine, `vnetd on ${this.machine} did not answer on its control socket ${layout.socket}: ${firstLine(stderr) || `exit ${code}`}`, `look at ${layout.logFile} there`);
+    }
+  }
+
+  private async startDaemon(launch: DaemonLaunch): Promise<void> {
+    const { host, ifaces } = launch;
+    // Checked here as well as by the parser: these words become a remote argv.
+    if (!isMachineName(host.machine)) throw new ReachError(this.machine, `'${host.machine}' is not a machine name; not starting a daemon for it`);
+    for (const spec of ifaces) {
+      const name = spec.slice(0, spec.indexOf('='));
+      if (!isInterfaceName(name)) throw new ReachError(this.machine, `'${spec}' does not start with an interface name; not starting a daemon with it`, 'interface names are letters, digits, . _ - (at most 15)');
+    }
+    const vnetd = await this.vnetd();
+    const { layout } = await this.where();
+    const argv = [...vnetd, '--machine', host.machine, '--port', String(host.port), ...(this.settings.listen ? ['--listen', this.settings.listen] : []), '--state-dir', layout.stateDir];
+    for (const spec of ifaces) argv.push('--iface', spec);
+    const r = await run(this.client, shScript(START, [layout.stateDir, layout.logFile, layout.pidFile, layout.socket, ...argv]));
+    switch (r.code) {
+      case 0:
+        break;
+      case EXIT.running:
+        throw new ReachError(this.machine, `a vnetd already runs for ${this.machine} (pid ${r.stdout.trim()})`, 'stop it first, or apply to it instead of starting it');
+      case EXIT.exited:
+        throw new ReachError(this.machine, `vnetd on ${this.machine} exited at start: ${lastError(r.stdout) || 'no message'}`, `its log is ${layout.logFile} there`);
+      case EXIT.startTimeout:
+        throw new ReachError(this.machine, `vnetd on ${this.machine} did not open its control socket within 30 s`, `its log is ${layout.logFile} there`);
+      default:
+        throw new ReachError(this.machine, `cannot start vnetd on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr)}`, `check ${layout.stateDir} there`);
+    }
+    const c = await this.connectControl();
+    if (!c) throw new ReachError(this.machine, `vnetd on ${this.machine} started but its control socket does not answer`, `its log is ${layout.logFile} there`);
+    c.close();
+  }
+
+  private async stopDaemon(): Promise<void> {
+    const { layout } = await this.where();
+    const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]));
+    if (r.code === 0) return;
+    if (r.code === EXIT.foreign) {
+      // A socket without a pid file: a daemon vnetc did not start, or one that was killed and left its socket.
+      const c = await this.connectControl();
+      if (!c) return;
+      c.close();
+      throw new ReachError(this.machine, `the vnetd for ${this.machine} was not started by vnetc (no ${layout.pidFile}); not stopping it`, 'stop it there the way it was started');
+    }
+    if (r.code === EXIT.stopTimeout) throw new ReachError(this.machine, `vnetd on ${this.machine} did not exit within 10 s of SIGTERM`, `look at ${layout.logFile} there`);
+    throw new ReachError(this.machine, `cannot stop vnetd on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr)}`);
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= this.closeAll());
+  }
+
+  private async closeAll(): Promise<void> {
+    await Promise.all(
+      [...this.clients].reverse().map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            c.once('close', () => resolve());
+            c.end();
+          }),
+      ),
+    );
+  }
+}
+
+/** The log's last error line (vnetd follows it with a usage hint), else its last line. */
+function lastError(log: string): string {
+  const lines = log.trim().split('\n');
+  return [...lines].reverse().find((l) => /error/i.test(l)) ?? lines.pop() ?? '';
+}

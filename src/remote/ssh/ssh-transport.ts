@@ -1,0 +1,75 @@
+import os from 'node:os';
+import { isMachineName, isUserName } from '../../model/names.js';
+import type { Host } from '../../model/state.js';
+import { ReachError, type Session, type Transport } from '../transport.js';
+import { daemonBundle, type DaemonBundle } from './bundle.js';
+import { SshConfigError } from './config-file.js';
+import { configSources, SshConfig, type LocalContext, type SshHostConfig } from './config.js';
+import { connectChain } from './connect.js';
+import { SshSession } from './session.js';
+
+export interface SshTransportOptions {
+  /** Like `ssh -F file`: read only this file (not ~/.ssh/config, not /etc/ssh/ssh_config). */
+  configFile?: string;
+  /** Like StrictHostKeyChecking=accept-new: record unknown host keys instead of refusing them. Changed keys are always refused. */
+  acceptNewHostKeys?: boolean;
+  /** On each machine, where daemon state and uploads go (absolute, or relative to the SSH user's home); see layout.ts. */
+  remoteRoot?: string;
+  /** `--listen` address for daemons this transport starts (default: vnetd's, all addresses). */
+  listen?: string;
+  /** Bound on reaching and logging in to each hop, unless ConnectTimeout says otherwise (default 10 s). */
+  connectTimeoutMs?: number;
+  /** This side's home, user and agent socket; defaults from the process (tests give their own). */
+  local?: Partial<LocalContext>;
+}
+
+/**
+ * Reaching daemons over SSH, the way `ssh` would: ssh_config and
+ * known_hosts honoured, keys from the agent and identity files. The .vnet
+ * HOST line's user is the SSH user (like `ssh -l`, it wins over a User in
+ * ssh_config); its port is the daemon's, the SSH port comes from ssh_config
+ * (default 22). See docs/SSH.md.
+ */
+export class SshTransport implements Transport {
+  private readonly config: SshConfig;
+  private readonly local: LocalContext;
+  private bundleCache: DaemonBundle | undefined;
+  /** Read from dist/ once per transport, and only when a session needs it. */
+  private readonly bundle = () => (this.bundleCache ??= daemonBundle());
+
+  constructor(private readonly opts: SshTransportOptions = {}) {
+    this.local = {
+      home: opts.local?.home ?? os.homedir(),
+      localUser: opts.local?.localUser ?? os.userInfo().username,
+      authSock: opts.local && 'authSock' in opts.local ? opts.local.authSock : process.env.SSH_AUTH_SOCK,
+    };
+    this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local);
+  }
+
+  async open(host: Host): Promise<Session> {
+    const { machine } = host;
+    if (!isMachineName(machine)) throw new ReachError(machine, `'${machine}' is not a machine name`, 'machine names are letters, digits, . _ -');
+    if (!isUserName(host.user)) throw new ReachError(machine, `'${host.user}' is not a user name`, 'user names are letters, digits, . _ - and do not start with -');
+    let target: SshHostConfig;
+    let hops: SshHostConfig[];
+    try {
+      target = this.config.lookup(machine, { user: host.user });
+      // A hop's own settings come from its own Host entries; the target's ProxyJump list is the whole path.
+      hops = target.proxyJump.map((j) => ({ ...this.config.lookup(j.name, { ...(j.user ? { user: j.user } : {}), ...(j.port ? { port: j.port } : {}) }), proxyJump: [] }));
+    } catch (e) {
+      if (e instanceof SshConfigError) throw new ReachError(machine, `ssh config: ${e.message}`, 'fix that line (ssh_config(5) describes the format)');
+      throw e;
+    }
+    const clients = await connectChain(hops, target, {
+      machine,
+      acceptNew: this.opts.acceptNewHostKeys ?? false,
+      timeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+      home: this.local.home,
+    });
+    return new SshSession(host, clients, target, hops.map((h) => h.alias), {
+      remoteRoot: this.opts.remoteRoot,
+      listen: this.opts.listen,
+      bundle: this.bundle,
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { splitLine, SshConfigError } from '../../src/remote/ssh/config-file.js';
+import { configSources, expandTokens, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
+import { patternListMatch, wildcardMatch } from '../../src/remote/ssh/patterns.js';
+
+/** ssh_config(5) semantics, on files written by the test. */
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-sshcfg-'));
+afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
+let n = 0;
+
+function config(text: string, files: Record<string, string> = {}) {
+  const dir = path.join(home, `c${++n}`);
+  fs.mkdirSync(path.join(dir, '.ssh'), { recursive: true });
+  for (const [name, body] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, '.ssh', name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, '.ssh', name), body);
+  }
+  const file = path.join(dir, '.ssh', 'config');
+  fs.writeFileSync(file, text);
+  return { dir, file, cfg: new SshConfig(configSources(dir, file), { home: dir, localUser: 'me', authSock: '/agent.sock' }) };
+}
+
+test('words: quotes, = separators, trailing comments', () => {
+  expect(splitLine('  IdentityFile "/a b/key"  # mine', 'f:1')).toEqual(['IdentityFile', '/a b/key']);
+  expect(splitLine('Port=22', 'f:1')).toEqual(['Port', '22']);
+  expect(splitLine('Port = 22', 'f:1')).toEqual(['Port', '22']);
+  expect(splitLine('Port =22', 'f:1')).toEqual(['Port', '22']);
+  expect(splitLine('Port= 22', 'f:1')).toEqual(['Port', '22']);
+  expect(() => splitLine('HostName "x', 'f:3')).toThrow('f:3: unterminated quote');
+});
+
+test('patterns: wildcards, case, negation vetoes', () => {
+  expect(wildcardMatch('*.example.org', 'A.Example.ORG')).toBe(true);
+  expect(wildcardMatch('h?', 'h12')).toBe(false);
+  expect(wildcardMatch('*a*b', 'xaxxab')).toBe(true);
+  expect(patternListMatch(['*.example.org', '!c.example.org'], 'c.example.org')).toBe(false);
+  expect(patternListMatch(['!c.example.org'], 'a.example.org')).toBe(false); // negation alone matches nothing
+});
+
+test('first obtained value wins; IdentityFile accumulates; defaults', () => {
+  const { dir, cfg } = config(
+    'Host web\n  Port 2200\n  IdentityFile ~/.ssh/web\nhost WEB*\n  port 2300\n  User deploy\n  IdentityFile "%d/two %r@%h:%p"\nHost *\n  Port 22\n  User fallback\n',
+  );
+  const c = cfg.lookup('web');
+  expect(c.port).toBe(2200);
+  expect(c.user).toBe('deploy');
+  expect(c.hostname).toBe('web');
+  expect(c.identityFiles).toEqual([path.join(dir, '.ssh/web'), path.join(dir, 'two deploy@web:2200')]);
+  expect(c.userKnownHostsFiles).toEqual([path.join(dir, '.ssh/known_hosts'), path.join(dir, '.ssh/known_hosts2')]);
+  expect(c.agentSocket).toBe('/agent.sock');
+  expect(c.strictHostKeyChecking).toBe('ask');
+  expect(cfg.lookup('web', { user: 'vnet' }).user).toBe('vnet'); // the .vnet user, like ssh -l
+  expect(cfg.lookup('other').user).toBe('fallback');
+});
+
+test('HostName with %h and %%; tokens are checked', () => {
+  const { cfg } = config('Host *.lan\n  HostName %h.example.org\nHost odd\n  HostName 100%%\n');
+  expect(cfg.lookup('db.lan').hostname).toBe('db.lan.example.org');
+  expect(cfg.lookup('odd').hostname).toBe('100%');
+  expect(() => expandTokens('%Q', {}, 'f:1')).toThrow("f:1: unknown or unsupported token '%Q'");
+});
+
+test('Include: relative to ~/.ssh, wildcards in order, conditional inside Host', () => {
+  const { cfg } = config('Include conf.d/*.conf\nHost inner\n  Include inner.conf\nHost *\n  Port 1\n', {
+    'conf.d/10-a.conf': 'Host a\n  Port 10\n',
+    'conf.d/20-b.conf': 'Host a b\n  Port 20\n  User from-b\n',
+    'conf.d/ignored.txt': 'Host *\n  Port 99\n',
+    'inner.conf': 'User inner-user\nHost nope\n  User never\n',
+  });
+  expect(cfg.lookup('a').port).toBe(10);
+  expect(cfg.lookup('a').user).toBe('from-b');
+  expect(cfg.lookup('b').port).toBe(20);
+  expect(cfg.lookup('inner').user).toBe('inner-user');
+  expect(cfg.lookup('other').user).toBe('me');
+  expect(cfg.lookup('other').port).toBe(1);
+});
+
+test('an Include loop fails with a message, not a stack overflow', () => {
+  const { cfg } = config('Include config\n');
+  expect(() => cfg.lookup('x')).toThrow(/Include nested too deeply/);
+});
+
+test('Match: all, host (after HostName), originalhost, user, negation; exec is never run', () => {
+  const { cfg } = config(
+    'Host short\n  HostName long.example.org\n' +
+      'Match host *.example.org !user root\n  Port 2000\n' +
+      'Match originalhost short user root\n  Port 3000\n' +
+      `Match exec "touch ${home}/exec-ran"\n  User exec-user\n` +
+      'Match all\n  User all-user\n',
+  );
+  expect(cfg.lookup('short').port).toBe(2000);
+  expect(cfg.lookup('short', { user: 'root' }).port).toBe(3000);
+  expect(cfg.lookup('short').user).toBe('all-user');
+  expect(fs.existsSync(`${home}/exec-ran`)).toBe(false);
+});
+
+test('ProxyJump hops, none, and ProxyCommand refused', () => {
+  expect(parseJump('jump', 'f:1')).toEqual({ name: 'jump' });
+  expect(parseJump('u@j:2222', 'f:1')).toEqual({ name: 'j', user: 'u', port: 2222 });
+  expect(parseJump('ssh://u@[::1]:22', 'f:1')).toEqual({ name: '::1', user: 'u', port: 22 });
+  expect(() => parseJump('j:0', 'f:1')).toThrow("f:1: port must be 1..65535, not '0'");
+  const { cfg } = config('Host a\n  ProxyJump j1,u@j2:2\nHost b\n  ProxyJump none\nHost *\n  ProxyJump never\n');
+  expect(cfg.lookup('a').proxyJump).toEqual([{ name: 'j1' }, { name: 'j2', user: 'u', port: 2 }]);
+  expect(cfg.lookup('b').proxyJump).toEqual([]);
+  const { cfg: c2 } = config('Host c\n  ProxyCommand nc %h %p\n');
+  expect(() => c2.lookup('c')).toThrow(/:2: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump/);
+});
+
+test('host key settings: StrictHostKeyChecking, known hosts files, agent', () => {
+  const { dir, cfg } = config(
+    'Host a\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ~/k1 %d/k2\n  GlobalKnownHostsFile none\n  HostKeyAlias alias-a\n  IdentityAgent none\n' +
+      'Host b\n  StrictHostKeyChecking off\n  UserKnownHostsFile none\n  IdentityAgent ~/agent\n  HashKnownHosts yes\n' +
+      'Host c\n  StrictHostKeyChecking maybe\n',
+  );
+  const a = cfg.lookup('a');
+  expect([a.strictHostKeyChecking, a.userKnownHostsFiles, a.globalKnownHostsFiles, a.hostKeyAlias, a.agentSocket]).toEqual(['accept-new', [path.join(dir, 'k1'), path.join(dir, 'k2')], [], 'alias-a', undefined]);
+  const b = cfg.lookup('b');
+  expect([b.strictHostKeyChecking, b.userKnownHostsFiles, b.agentSocket, b.hashKnownHosts]).toEqual(['no', [], path.join(dir, 'agent'), true]);
+  expect(() => cfg.lookup('c')).toThrow(SshConfigError);
+});
+
+test('-F names a file that must exist', () => {
+  const cfg = new SshConfig(configSources(home, path.join(home, 'missing')), { home, localUser: 'me', authSock: undefined });
+  expect(() => cfg.lookup('x')).toThrow(`${path.join(home, 'missing')}: no such ssh config file`);
+});

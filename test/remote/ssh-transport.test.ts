@@ -1,0 +1,344 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Host } from '../../src/model/state.js';
+import { ReachError, type Session } from '../../src/remote/transport.js';
+import { shCommand } from '../../src/remote/ssh/quote.js';
+import { run } from '../../src/remote/ssh/exec.js';
+import { connectChain } from '../../src/remote/ssh/connect.js';
+import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
+import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { freePort, keygen, startSshd, type Sshd } from './sshd.js';
+
+/**
+ * SshTransport against a real OpenSSH sshd on loopback: host keys, ssh_config,
+ * ProxyJump, authentication, and bootstrapping a real vnetd through it.
+ */
+
+const started = await startSshd();
+const sshd = typeof started === 'string' ? undefined : started;
+if (!sshd) console.warn(`SKIPPING the SSH transport tests: ${started as string}`);
+const suite = sshd ? describe : describe.skip;
+
+let n = 0;
+/** A fresh local side per test: its own home, ssh config and known_hosts. */
+function side(config: (s: Sshd, home: string) => string, known?: string) {
+  const s = sshd!;
+  const home = path.join(s.dir, `local${++n}`);
+  fs.mkdirSync(home);
+  const knownHosts = path.join(home, 'known_hosts');
+  if (known !== undefined) fs.writeFileSync(knownHosts, known);
+  const configFile = path.join(home, 'ssh_config');
+  fs.writeFileSync(configFile, config(s, home).replaceAll('$KNOWN', knownHosts));
+  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
+    configFile,
+    local: { home, authSock: undefined },
+    remoteRoot: path.join(home, 'remote'),
+    listen: '127.0.0.1',
+    connectTimeoutMs: 5000,
+    ...extra,
+  });
+  return { home, knownHosts, configFile, opts };
+}
+
+const plainConfig = (s: Sshd) => `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${s.userKey}\n  UserKnownHostsFile $KNOWN\n  GlobalKnownHostsFile none\n`;
+const knownLine = (s: Sshd) => `[127.0.0.1]:${s.port} ${s.hostKeyPub}\n`;
+const host = (machine: string, port = 5000): Host => ({ machine, user: sshd!.user, port, iface: 'vm0' });
+
+async function reachError(p: Promise<unknown>): Promise<ReachError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ReachError) return e;
+    throw e;
+  }
+  throw new Error('expected a ReachError');
+}
+
+const sessions: Session[] = [];
+async function open(t: SshTransport, h: Host): Promise<Session> {
+  const s = await t.open(h);
+  sessions.push(s);
+  return s;
+}
+
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+});
+afterAll(async () => {
+  await sshd?.stop();
+});
+
+suite('host keys', () => {
+  test('first contact is refused without accept-new, and nothing is recorded', async () => {
+    const { knownHosts, opts } = side(plainConfig);
+    const e = await reachError(new SshTransport(opts()).open(host('h1')));
+    expect(e.machine).toBe('h1');
+    expect(e.message).toMatch(/is not a known host \(its key is ssh-ed25519 SHA256:/);
+    expect(e.hint).toMatch(/--accept-new-host-keys/);
+    expect(fs.existsSync(knownHosts)).toBe(false);
+  });
+
+  test('accept-new records the key, and the next connection is checked against it', async () => {
+    const { knownHosts, opts } = side(plainConfig);
+    const s = await open(new SshTransport(opts({ acceptNewHostKeys: true })), host('h1'));
+    expect(s.describe).toBe(`ssh ${sshd!.user}@127.0.0.1:${sshd!.port}`);
+    expect(s.overlayAddress).toBe('127.0.0.1:5000');
+    expect(fs.readFileSync(knownHosts, 'utf8')).toBe(knownLine(sshd!));
+    await open(new SshTransport(opts()), host('h2'));
+  });
+
+  test('a hashed entry is honoured, and HashKnownHosts records hashed', async () => {
+    const { knownHosts, opts } = side((s) => plainConfig(s) + '  HashKnownHosts yes\n');
+    await open(new SshTransport(opts({ acceptNewHostKeys: true })), host('h1'));
+    const line = fs.readFileSync(knownHosts, 'utf8');
+    expect(line).toMatch(/^\|1\|[A-Za-z0-9+/=]+\|[A-Za-z0-9+/=]+ ssh-ed25519 /);
+    expect(line).not.toContain('127.0.0.1');
+    await open(new SshTransport(opts()), host('h1'));
+  });
+
+  test('a changed host key is refused, naming the known_hosts line, even with accept-new', async () => {
+    const other = keygen(path.join(sshd!.dir, `other${++n}`)).split(' ').slice(0, 2).join(' ');
+    const { knownHosts, opts } = side(plainConfig, `# first line\n[127.0.0.1]:${sshd!.port} ${other}\n`);
+    for (const acceptNewHostKeys of [false, true]) {
+      const e = await reachError(new SshTransport(opts({ acceptNewHostKeys })).open(host('h1')));
+      expect(e.message).toMatch(/has CHANGED/);
+      expect(e.message).toContain(`${knownHosts}:2`);
+      expect(e.hint).toContain(`ssh-keygen -R '[127.0.0.1]:${sshd!.port}'`);
+    }
+    expect(fs.readFileSync(knownHosts, 'utf8')).not.toContain(sshd!.hostKeyPub);
+  });
+
+  test('a @revoked key is refused', async () => {
+    const { opts } = side(plainConfig, `@revoked * ${sshd!.hostKeyPub}\n${knownLine(sshd!)}`);
+    expect((await reachError(new SshTransport(opts()).open(host('h1')))).message).toMatch(/revoked/);
+  });
+});
+
+suite('reaching and logging in', () => {
+  test('a closed port is "connection refused", with a hint', async () => {
+    const port = await freePort();
+    const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  UserKnownHostsFile $KNOWN\n  IdentityFile ${sshd!.userKey}\n`);
+    const e = await reachError(new SshTransport(opts()).open(host('h1')));
+    expect(e.message).toBe(`cannot connect to ${sshd!.user}@127.0.0.1:${port} (h1): connection refused`);
+    expect(e.hint).toMatch(/sshd running/);
+  });
+
+  test('a server that never speaks SSH times out within the bound', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  ConnectTimeout 1\n  IdentityFile ${sshd!.userKey}\n`);
+      const e = await reachError(new SshTransport(opts()).open(host('h1')));
+      expect(e.message).toMatch(/no SSH answer from .* within 1 s/);
+    } finally {
+      silent.close();
+    }
+  });
+
+  test('keys from ssh-agent, and the default identity when no IdentityFile is configured', async () => {
+    const cfgText = (s: Sshd) => `Host h1\n  HostName 127.0.0.1\n  Port ${s.port}\n  UserKnownHostsFile $KNOWN\n`;
+    const agentSide = side(cfgText, knownLine(sshd!));
+    const sock = path.join(agentSide.home, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+      const add = spawnSync('ssh-add', [sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' });
+      expect(add.status).toBe(0);
+      await open(new SshTransport(agentSide.opts({ local: { home: agentSide.home, authSock: sock } })), host('h1'));
+    } finally {
+      agent.kill();
+    }
+    const plain = side(cfgText, knownLine(sshd!));
+    expect((await reachError(new SshTransport(plain.opts()).open(host('h1')))).message).toMatch(/^no SSH key to log in to .*: no agent/);
+    fs.mkdirSync(path.join(plain.home, '.ssh'));
+    fs.copyFileSync(sshd!.userKey, path.join(plain.home, '.ssh', 'id_ed25519'));
+    await open(new SshTransport(plain.opts()), host('h1'));
+  });
+
+  test('a key the server does not accept: every key tried is named', async () => {
+    const stranger = path.join(sshd!.dir, `stranger${++n}`);
+    keygen(stranger);
+    const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${sshd!.port}\n  IdentityFile ${stranger}\n  IdentityFile /nonexistent/key\n  UserKnownHostsFile $KNOWN\n`, knownLine(sshd!));
+    const e = await reachError(new SshTransport(opts()).open(host('h1')));
+    expect(e.message).toMatch(/refused every key we offered/);
+    expect(e.message).toContain(stranger);
+    expect(e.message).toContain('/nonexistent/key: no such file');
+    expect(e.hint).toMatch(/authorized_keys/);
+  });
+
+  test('ssh_config alias: wildcard Host, negation, first value wins, Port, IdentityFile with %d; the .vnet user wins over User', async () => {
+    const { home, opts } = side(
+      (s) =>
+        `Host *-never !db-*\n  Port 1\n` +
+        `Host db-* !db-x\n  HostName 127.0.0.1\n` +
+        `Host db-*\n  Port ${s.port}\n  User somebody-else\n  IdentityFile %d/key\n  UserKnownHostsFile $KNOWN\n` +
+        // Too late for db-1: HostName was obtained above (127.0.0.2 would refuse: sshd listens on .1 only).
+        `Host *\n  HostName 127.0.0.2\n`,
+      knownLine(sshd!),
+    );
+    fs.copyFileSync(sshd!.userKey, path.join(home, 'key'));
+    fs.chmodSync(path.join(home, 'key'), 0o600);
+    const s = await open(new SshTransport(opts()), host('db-1'));
+    expect(s.describe).toBe(`ssh ${sshd!.user}@127.0.0.1:${sshd!.port}`);
+    // db-x is excluded from the first HostName by negation and gets the catch-all's.
+    const cfg = new SshConfig(configSources(home, path.join(home, 'ssh_config')), { home, localUser: 'me', authSock: undefined }).lookup('db-x');
+    expect([cfg.hostname, cfg.port, cfg.user, cfg.identityFiles]).toEqual(['127.0.0.2', sshd!.port, 'somebody-else', [path.join(home, 'key')]]);
+  });
+
+  test('ProxyJump through two hops (the same sshd twice), each hop host-key checked', async () => {
+    const { opts } = side(
+      (s) =>
+        `Host target\n  HostName 127.0.0.1\n  Port ${s.port}\n  ProxyJump jump,${s.user}@127.0.0.1:${s.port}\n` +
+        `Host jump\n  HostName 127.0.0.1\n  Port ${s.port}\n` +
+        `Host *\n  IdentityFile ${s.userKey}\n  UserKnownHostsFile $KNOWN\n  GlobalKnownHostsFile none\n`,
+      knownLine(sshd!),
+    );
+    const s = await open(new SshTransport(opts()), host('target'));
+    expect(s.describe).toBe(`ssh ${sshd!.user}@127.0.0.1:${sshd!.port} via jump,127.0.0.1`);
+    expect(await s.control()).toBeUndefined();
+  });
+
+  test('an ssh_config error names the file and line', async () => {
+    const { configFile, opts } = side(() => `Host h1\n  Port 99999\n`);
+    const e = await reachError(new SshTransport(opts()).open(host('h1')));
+    expect(e.message).toBe(`ssh config: ${configFile}:2: port must be 1..65535, not '99999'`);
+  });
+});
+
+suite('the daemon through SSH', () => {
+  test('bootstrap: no daemon, upload, start, HELLO over the SSH control stream, stop', async () => {
+    const { home, opts } = side(plainConfig, knownLine(sshd!));
+    const t = new SshTransport(opts());
+    const port = await freePort();
+    const s = await open(t, host('h1', port));
+    expect(await s.control()).toBeUndefined();
+    const [ifacePort, vmPort] = [await freePort(), await freePort()];
+    await s.start({ host: host('h1', port), ifaces: [`vm0=qemu-udp:listen=127.0.0.1:${ifacePort},peer=127.0.0.1:${vmPort}`] });
+    const state = path.join(home, 'remote', 'state', 'h1');
+    const pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    try {
+      // Uploaded into the versioned cache, with nothing beyond Node to run it.
+      const cache = fs.readdirSync(path.join(home, 'remote', 'cache'));
+      expect(cache).toEqual([expect.stringMatching(/^\d+\.\d+\.\d+-[0-9a-f]{12}$/)]);
+      expect(JSON.parse(fs.readFileSync(path.join(home, 'remote', 'cache', cache[0]!, 'package.json'), 'utf8')).type).toBe('module');
+
+      const c = await s.control();
+      expect(c).toBeDefined();
+      expect((await c!.request('HELLO test')).ok).toBe(true);
+      const devices = await c!.request('DEVICES?');
+      expect(devices.data.join('\n')).toContain(`vm0 qemu-udp:`);
+      c!.close();
+
+      // A second start while it runs is refused, not a second daemon.
+      expect((await reachError(s.start({ host: host('h1', port), ifaces: [] }))).message).toMatch(/already runs/);
+
+      // A new session (a new command) finds the upload and the daemon.
+      const s2 = await open(t, host('h1', port));
+      const c2 = await s2.control();
+      expect(c2).toBeDefined();
+      c2!.close();
+
+      await s.stop();
+      expect(alive(pid)).toBe(false);
+      expect(fs.existsSync(path.join(state, 'vnetd.pid'))).toBe(false);
+      expect(await s.control()).toBeUndefined();
+      await s.stop(); // stopping a stopped daemon is fine
+      expect(fs.readFileSync(path.join(state, 'vnetd.log'), 'utf8')).toMatch(/SIGTERM: stopping/);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  test('a daemon killed without a goodbye: its stale socket means no daemon, and it starts again', async () => {
+    const { home, opts } = side(plainConfig, knownLine(sshd!));
+    const port = await freePort();
+    const s = await open(new SshTransport(opts()), host('h1', port));
+    await s.start({ host: host('h1', port), ifaces: [] });
+    const state = path.join(home, 'remote', 'state', 'h1');
+    let pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    try {
+      process.kill(pid, 'SIGKILL');
+      while (alive(pid)) await new Promise((r) => setTimeout(r, 10));
+      expect(fs.existsSync(path.join(state, 'vnetd.sock'))).toBe(true);
+      expect(await s.control()).toBeUndefined();
+      await s.start({ host: host('h1', port), ifaces: [] });
+      pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+      await s.stop();
+      expect(alive(pid)).toBe(false);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  test('a daemon that cannot start: its own message comes back', async () => {
+    const { opts } = side(plainConfig, knownLine(sshd!));
+    const s = await open(new SshTransport(opts()), host('h1', await freePort()));
+    const e = await reachError(s.start({ host: host('h1'), ifaces: ['vm0=qemu-udp:listen=127.0.0.1:1,peer=nowhere'] }));
+    expect(e.message).toMatch(/^vnetd on h1 exited at start: .*--iface/);
+    expect(e.hint).toMatch(/vnetd\.log/);
+  });
+});
+
+suite('machines without what vnetd needs', () => {
+  test('no node on the PATH: a clear message before any upload', async () => {
+    const bare = await startSshd(['SetEnv PATH=/nonexistent']);
+    if (typeof bare === 'string') throw new Error(bare);
+    try {
+      const { home, opts } = side(
+        () => `Host bare\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
+        `[127.0.0.1]:${bare.port} ${bare.hostKeyPub}\n`,
+      );
+      const s = await open(new SshTransport(opts()), host('bare'));
+      expect(await s.control()).toBeUndefined();
+      const e = await reachError(s.start({ host: host('bare'), ifaces: [] }));
+      expect(e.message).toBe('node is not installed on bare (vnetd needs Node 20.19 or later)');
+      expect(e.hint).toMatch(/install Node 20\.19 or later there/);
+      expect(fs.existsSync(path.join(home, 'remote', 'cache'))).toBe(false);
+      await s.close();
+    } finally {
+      await bare.stop();
+    }
+  });
+});
+
+suite('hostile names', () => {
+  const pwned = () => path.join(sshd!.dir, 'pwned');
+  const hostile = () => `x';touch ${pwned()};'`;
+
+  test('validation: a hostile interface name never reaches the machine', async () => {
+    const { opts } = side(plainConfig, knownLine(sshd!));
+    const s = await open(new SshTransport(opts()), host('h1', await freePort()));
+    const e = await reachError(s.start({ host: host('h1'), ifaces: [`${hostile()}=qemu-udp:listen=127.0.0.1:1,peer=127.0.0.1:2`] }));
+    expect(e.message).toMatch(/does not start with an interface name/);
+    expect((await reachError(new SshTransport(opts()).open({ ...host('h1'), machine: hostile() }))).message).toMatch(/is not a machine name/);
+    expect((await reachError(new SshTransport(opts()).open({ ...host('h1'), user: `-oProxyCommand=touch ${pwned()}` }))).message).toMatch(/is not a user name/);
+    expect(fs.existsSync(pwned())).toBe(false);
+  });
+
+  test('quoting alone: every hostile word arrives in the remote shell as itself', async () => {
+    const { opts } = side(plainConfig, knownLine(sshd!));
+    const cfg = new SshConfig(configSources(sshd!.dir, opts().configFile), { home: sshd!.dir, localUser: sshd!.user, authSock: undefined }).lookup('h1', { user: sshd!.user });
+    const [client] = await connectChain([], cfg, { machine: 'h1', acceptNew: false, timeoutMs: 5000, home: sshd!.dir });
+    try {
+      const words = [hostile(), `$(touch ${pwned()})`, `\`touch ${pwned()}\``, `a"b'c\\d`, ' spaced\tand\nnewline ', '', '*'];
+      const r = await run(client!, shCommand(['printf', '%s\\0', ...words]));
+      expect(r.code).toBe(0);
+      expect(r.stdout.split('\0').slice(0, -1)).toEqual(words);
+    } finally {
+      client!.end();
+    }
+    expect(fs.existsSync(pwned())).toBe(false);
+  });
+});
+
+/** Running and not a zombie (the daemon's parent is init, which may reap it late). */
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s*Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

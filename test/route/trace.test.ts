@@ -1,0 +1,99 @@
+import fc from 'fast-check';
+import { ForwardingTable, macToNumber } from '../../daemon/forward/table.js';
+import { compileText } from '../../src/lang/compile.js';
+import { tableKey, type Address, type Destination, type Rule } from '../../src/model/state.js';
+import { homeOf, lookup, trace, type Ingress } from '../../src/route/trace.js';
+
+const POOL = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', 'ff:ff:ff:ff:ff:ff'];
+const mac = fc.constantFrom(...POOL);
+const src: fc.Arbitrary<Address> = fc.oneof(mac.map((m) => ({ q: 'exact', mac: m }) as Address), mac.map((m) => ({ q: 'not', mac: m }) as Address), fc.constant<Address>({ q: 'any' }));
+const dst: fc.Arbitrary<Address> = fc.oneof(src, fc.constant<Address>({ q: 'none' }));
+const dest: fc.Arbitrary<Destination> = fc.oneof(
+  fc.constantFrom('h2', 'h3').map((to) => ({ kind: 'link', to }) as Destination),
+  fc.constantFrom('vm0', 'vm1').map((iface) => ({ kind: 'interface', iface }) as Destination),
+);
+const rule: fc.Arbitrary<Rule> = fc.record({ machine: fc.constant('h1'), src, dst, dest });
+const ingress: fc.Arbitrary<Destination> = dest;
+
+describe('route tracing', () => {
+  // The tracer reads whole tables; vnetd uses an index and a cache. They must agree on every lookup.
+  test('property: lookup picks exactly the rules vnetd picks (priority, ties, split horizon)', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(rule, { selector: tableKey, maxLength: 12 }), ingress, mac, mac, (rules, ing, s, d) => {
+        const table = new ForwardingTable();
+        for (const p of ['h2', 'h3']) table.attach({ kind: 'link', to: p });
+        for (const i of ['vm0', 'vm1']) table.attach({ kind: 'interface', iface: i });
+        for (const r of rules) table.add(r);
+        const daemon = table.match(table.portId(ing), macToNumber(s), macToNumber(d));
+        const asIngress: Ingress = ing.kind === 'link' ? { kind: 'link', from: ing.to } : { kind: 'interface', iface: ing.iface };
+        const ours = lookup(rules, asIngress, s, d);
+        expect(ours.matched.map(tableKey).sort()).toEqual(daemon.rules.map((r) => r.key).sort());
+        expect(ours.priority).toBe(daemon.priority);
+      }),
+      { numRuns: 2000, seed: 11 },
+    );
+  });
+
+  const star = compileText(
+    's.vnet',
+    `BEGIN
+  HOST u AT p 5000 lan0
+  HOST u AT a 5000 vm0
+  HOST u AT b 5000 vm0
+  ADD
+    LINK a p
+    LINK b p
+    FORWARD a ANY 02:00:00:00:00:01 vm0
+    FORWARD a NOT 02:00:00:00:00:01 ff:ff:ff:ff:ff:ff vm0
+    FORWARD a 02:00:00:00:00:01 NONE a p
+    FORWARD b ANY 02:00:00:00:00:02 vm0
+    FORWARD b 02:00:00:00:00:02 NONE b p
+    FORWARD p ANY 02:00:00:00:00:01 p a
+    FORWARD p ANY 02:00:00:00:00:02 p b
+    FORWARD p ANY ff:ff:ff:ff:ff:ff p a
+    FORWARD p ANY ff:ff:ff:ff:ff:ff p b
+END
+`,
+  ).state!;
+
+  test('a unicast crosses the Proxy to the other host', () => {
+    const home = homeOf(star, '02:00:00:00:00:01')!;
+    expect(home).toEqual({ machine: 'a', iface: 'vm0' });
+    const t = trace(star, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:02');
+    expect(t.hops.map((h) => h.machine)).toEqual(['a', 'p', 'b']);
+    expect(t.endings).toEqual([{ kind: 'delivered', machine: 'b', iface: 'vm0' }]);
+  });
+
+  test('a broadcast fans out at the Proxy, never back over the link it came in on; b has no broadcast rule: a dead end', () => {
+    const t = trace(star, 'b', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:02', 'ff:ff:ff:ff:ff:ff');
+    expect(t.hops.map((h) => h.machine)).toEqual(['b', 'p', 'a']);
+    expect(t.endings).toEqual([{ kind: 'delivered', machine: 'a', iface: 'vm0' }]);
+    const fromA = trace(star, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', 'ff:ff:ff:ff:ff:ff');
+    expect(fromA.endings).toEqual([expect.objectContaining({ kind: 'dead-end', machine: 'b' })]);
+  });
+
+  test('loops and rules over missing links are found', () => {
+    const ring = compileText(
+      'l.vnet',
+      `BEGIN
+  HOST u AT a 5000 vm0
+  HOST u AT b 5000 vm0
+  HOST u AT c 5000 vm0
+  ADD
+    LINK a b
+    LINK b c
+    LINK c a
+    FORWARD a ANY 02:00:00:00:00:09 a b
+    FORWARD b ANY 02:00:00:00:00:09 b c
+    FORWARD c ANY 02:00:00:00:00:09 c a
+END
+`,
+    ).state!;
+    const t = trace(ring, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:09');
+    expect(t.hops.map((h) => h.machine)).toEqual(['a', 'b', 'c', 'a']);
+    expect(t.endings).toEqual([{ kind: 'loop', machine: 'b' }]);
+    const noLink = structuredClone(ring);
+    noLink.links.clear();
+    expect(trace(noLink, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:09').endings).toEqual([{ kind: 'no-link', machine: 'a', to: 'b' }]);
+  });
+});

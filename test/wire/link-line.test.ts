@@ -1,0 +1,14 @@
+import { parseLinkLine } from '../../src/wire/control.js';
+
+test('a LINKS? line reads back into the link as configured, its state, RTT and counters', () => {
+  const s = parseLinkLine('host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1');
+  expect(s).toEqual({
+    link: { peer: 'host1', proto: 'udp', dial: true, address: '127.0.0.2:5000', mode: 'auth-only' },
+    state: 'up',
+    rttMs: 0.512,
+    counters: { 'tx-frames': 3, 'tx-bytes': 180, 'rx-frames': 4, 'rx-bytes': 240, 'auth-failures': 1, reconnects: 2, moves: 1 },
+  });
+  expect(parseLinkLine('proxy TCP ACCEPT - ENCRYPT connecting rtt-ms=-')).toMatchObject({ link: { address: undefined, dial: false }, rttMs: undefined });
+  expect(() => parseLinkLine('proxy TCP ACCEPT - ENCRYPT sideways')).toThrow("'sideways' is not a link state");
+  expect(() => parseLinkLine('proxy SCTP ACCEPT - ENCRYPT up')).toThrow('expected TCP or UDP');
+});
