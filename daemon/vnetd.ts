@@ -4,6 +4,8 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
 import { version } from '../src/version.js';
+import { CapturingInterface } from './capture/capturing-interface.js';
+import { PcapWriter } from './capture/pcap-file.js';
 import { interfaceFromSpec } from './interfaces/from-spec.js';
 import type { Interface } from './interfaces/interface.js';
 import { StateError } from './store.js';
@@ -12,18 +14,20 @@ import { controlSocketPath, Vnetd } from './vnetd-core.js';
 /**
  * vnetd: the VNET daemon, one per host and one on the Proxy.
  *
- *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]...
+ *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
  *   vnetd ctl --state-dir DIR     the control socket on stdin/stdout (what SSH runs)
  */
 
-const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]...
+const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
        vnetd ctl --state-dir DIR
 
   --machine     this daemon's machine name, as in the .vnet file's HOST line
   --port        the overlay port (TCP and UDP) from the HOST line
   --listen      the address overlay links are accepted on (default 0.0.0.0)
   --state-dir   where links, rules and the control socket live (owner only)
-  --iface       a local interface, e.g. vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000
+  --iface       a local interface: vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000,
+                vm0=qemu-stream:listen=127.0.0.1:7001 (or path=/run/vm0.sock), vm0=pcap:veth0[,filter=BPF]
+  --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark)
   ctl           connect standard input and output to the running daemon's control socket
 `;
 
@@ -69,6 +73,7 @@ async function main(argv: string[]): Promise<void> {
         listen: { type: 'string', default: '0.0.0.0' },
         'state-dir': { type: 'string' },
         iface: { type: 'string', multiple: true, default: [] },
+        capture: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -96,6 +101,22 @@ async function main(argv: string[]): Promise<void> {
   const names = interfaces.map((i) => i.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`--iface: two interfaces are named '${dup}'`);
+
+  for (const arg of values.capture) {
+    const eq = arg.indexOf('=');
+    const name = arg.slice(0, eq);
+    const at = interfaces.findIndex((i) => i.name === name);
+    if (eq <= 0 || eq === arg.length - 1) fail(`--capture: '${arg}' is not NAME=FILE (for example vm0=/tmp/vm0.pcap)`);
+    if (at === -1) fail(`--capture: no interface is named '${name}' (give it with --iface ${name}=KIND:PARAMS)`);
+    if (interfaces[at] instanceof CapturingInterface) fail(`--capture: '${name}' is captured twice`);
+    let writer: PcapWriter;
+    try {
+      writer = new PcapWriter(arg.slice(eq + 1));
+    } catch (e) {
+      fail(`--capture: cannot write ${arg.slice(eq + 1)}: ${(e as Error).message}`);
+    }
+    interfaces[at] = new CapturingInterface(interfaces[at]!, writer);
+  }
 
   let stop = (_why: string): void => {};
   const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log, onShutdown: () => stop('SHUTDOWN') });

@@ -1,5 +1,9 @@
 import type { Interface } from './interface.js';
+import { pcapBinding, PcapInterface } from './pcap.js';
+import { QemuStreamInterface } from './qemu-stream.js';
 import { QemuUdpInterface } from './qemu-udp.js';
+
+const KINDS = 'qemu-udp, qemu-stream, pcap';
 
 /** Builds an interface from `--iface NAME=KIND:PARAMS`. */
 export function interfaceFromSpec(arg: string): Interface {
@@ -9,7 +13,14 @@ export function interfaceFromSpec(arg: string): Interface {
   switch (kind) {
     case 'qemu-udp':
       return QemuUdpInterface.parse(name!, params!);
+    case 'qemu-stream':
+      return QemuStreamInterface.parse(name!, params!);
+    case 'pcap': {
+      const lib = pcapBinding();
+      if (typeof lib === 'string') throw new Error(`${name}: ${lib}`);
+      return PcapInterface.parse(name!, params!);
+    }
     default:
-      throw new Error(`unknown interface kind '${kind}' (known: qemu-udp)`);
+      throw new Error(`unknown interface kind '${kind}' (known: ${KINDS})`);
   }
 }

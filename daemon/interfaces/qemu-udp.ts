@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
 import type { Interface } from './interface.js';
+import { parseParams } from './params.js';
 
 /**
  * QEMU's datagram socket netdev: one Ethernet frame per UDP datagram, no
@@ -28,14 +29,13 @@ export class QemuUdpInterface extends EventEmitter implements Interface {
 
   /** Parses `listen=HOST:PORT,peer=HOST:PORT`. */
   static parse(name: string, params: string): QemuUdpInterface {
-    const kv = new Map(params.split(',').map((p) => p.split('=', 2) as [string, string]));
+    const kv = parseParams('qemu-udp', params, ['listen', 'peer']);
     const endpoint = (key: string): HostPort => {
       const v = kv.get(key);
       const hp = v === undefined ? null : parseHostPort(v);
       if (!hp) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
       return hp;
     };
-    for (const k of kv.keys()) if (k !== 'listen' && k !== 'peer') throw new Error(`qemu-udp has no parameter '${k}'`);
     return new QemuUdpInterface(name, `qemu-udp:${params}`, endpoint('listen'), endpoint('peer'));
   }
 

@@ -1,0 +1,48 @@
+import { EventEmitter } from 'node:events';
+import type { Interface } from '../interfaces/interface.js';
+import type { PcapWriter } from './pcap-file.js';
+
+/**
+ * An interface whose frames, both ways, are also written to a capture file:
+ * what the VM sent as it arrives, what vnetd sends the VM as it leaves. The
+ * daemon sees the wrapped interface and nothing else changes.
+ */
+export class CapturingInterface extends EventEmitter implements Interface {
+  constructor(
+    private readonly inner: Interface,
+    private readonly writer: PcapWriter,
+  ) {
+    super();
+    inner.on('frame', (frame: Buffer) => {
+      writer.write(frame);
+      this.emit('frame', frame);
+    });
+  }
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  get spec(): string {
+    return this.inner.spec;
+  }
+
+  get counters(): Interface['counters'] {
+    return this.inner.counters;
+  }
+
+  open(): Promise<void> {
+    return this.inner.open();
+  }
+
+  send(frame: Uint8Array): boolean {
+    const sent = this.inner.send(frame);
+    if (sent) this.writer.write(frame);
+    return sent;
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+    await this.writer.close();
+  }
+}

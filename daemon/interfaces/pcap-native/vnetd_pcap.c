@@ -1,0 +1,270 @@
+/*
+ * vnetd's binding to libpcap, kept to what the daemon needs: open a device
+ * in promiscuous, immediate mode capturing only inbound frames
+ * (pcap_setdirection(PCAP_D_IN), so frames the daemon injects are never
+ * captured and forwarded again), inject frames, list devices, count drops.
+ * Frames reach JavaScript from libuv's poll on pcap's selectable fd, on the
+ * main thread, with no threads of our own.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <pcap/pcap.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define BATCH 64
+
+typedef struct {
+  pcap_t *pcap;
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_frame;
+  napi_async_context async;
+  int dispatching;
+  int closing;
+} capture_t;
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error(env, NULL, "vnetd-pcap: N-API call failed: " #call); \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static napi_value throw_msg(napi_env env, const char *what, const char *detail) {
+  char buf[PCAP_ERRBUF_SIZE + 256];
+  snprintf(buf, sizeof buf, "%s: %s", what, detail);
+  napi_throw_error(env, NULL, buf);
+  return NULL;
+}
+
+static int get_string(napi_env env, napi_value v, char *out, size_t size) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, out, size, &len) != napi_ok) return -1;
+  return len + 1 < size ? 0 : -1;
+}
+
+static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
+  capture_t *c = (capture_t *)user;
+  napi_env env = c->env;
+  napi_value buf, cb, recv, argv[2];
+  void *data;
+  if (c->closing) return;
+  if (napi_create_buffer_copy(env, h->caplen, bytes, &data, &buf) != napi_ok) return;
+  argv[0] = buf;
+  napi_get_boolean(env, h->caplen < h->len, &argv[1]);
+  napi_get_reference_value(env, c->on_frame, &cb);
+  napi_get_global(env, &recv);
+  napi_value result;
+  if (napi_make_callback(env, c->async, recv, cb, 2, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+  }
+}
+
+static void free_capture(uv_handle_t *h) {
+  capture_t *c = (capture_t *)h->data;
+  pcap_close(c->pcap);
+  free(c);
+}
+
+static void really_close(capture_t *c) {
+  uv_poll_stop(&c->poll);
+  napi_delete_reference(c->env, c->on_frame);
+  napi_async_destroy(c->env, c->async);
+  uv_close((uv_handle_t *)&c->poll, free_capture);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  capture_t *c = (capture_t *)h->data;
+  (void)events;
+  if (status < 0 || c->closing) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(c->env, &scope);
+  c->dispatching = 1;
+  /* Drain what is there, a batch at a time, so one busy device cannot starve the loop for long. */
+  for (int rounds = 0; rounds < 16 && !c->closing; rounds++)
+    if (pcap_dispatch(c->pcap, BATCH, on_frame, (u_char *)c) < BATCH) break;
+  c->dispatching = 0;
+  napi_close_handle_scope(c->env, scope);
+  if (c->closing) really_close(c);
+}
+
+/* open(device, filter | null, snaplen, bufferBytes, onFrame(frame, truncated)) -> handle */
+static napi_value open_capture(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  char device[256], filter[4096], err[PCAP_ERRBUF_SIZE] = "";
+  int32_t snaplen, buffer;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || get_string(env, argv[0], device, sizeof device) != 0) return throw_msg(env, "open", "device name missing or too long");
+  CHECK(napi_typeof(env, argv[1], &t));
+  int has_filter = t == napi_string;
+  if (has_filter && get_string(env, argv[1], filter, sizeof filter) != 0) return throw_msg(env, "open", "filter too long");
+  CHECK(napi_get_value_int32(env, argv[2], &snaplen));
+  CHECK(napi_get_value_int32(env, argv[3], &buffer));
+  CHECK(napi_typeof(env, argv[4], &t));
+  if (t != napi_function) return throw_msg(env, "open", "onFrame must be a function");
+
+  pcap_t *p = pcap_create(device, err);
+  if (!p) return throw_msg(env, device, err);
+  pcap_set_snaplen(p, snaplen);
+  pcap_set_promisc(p, 1);
+  pcap_set_immediate_mode(p, 1);
+  pcap_set_buffer_size(p, buffer);
+  int rc = pcap_activate(p);
+  if (rc < 0) {
+    const char *why = rc == PCAP_ERROR_NO_SUCH_DEVICE ? "no such device"
+                      : rc == PCAP_ERROR_PERM_DENIED ? "permission denied (vnetd needs root or CAP_NET_RAW and CAP_NET_ADMIN)"
+                      : rc == PCAP_ERROR_IFACE_NOT_UP ? "the interface is not up"
+                      : pcap_geterr(p);
+    snprintf(err, sizeof err, "%s", why);
+    pcap_close(p);
+    return throw_msg(env, device, err);
+  }
+  if (pcap_datalink(p) != DLT_EN10MB) {
+    pcap_close(p);
+    return throw_msg(env, device, "not an Ethernet device (vnetd carries Ethernet frames)");
+  }
+  if (pcap_setdirection(p, PCAP_D_IN) != 0) {
+    snprintf(err, sizeof err, "cannot capture inbound only: %s", pcap_geterr(p));
+    pcap_close(p);
+    return throw_msg(env, device, err);
+  }
+  if (has_filter) {
+    struct bpf_program prog;
+    if (pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(p, &prog) != 0) {
+      snprintf(err, sizeof err, "bad filter: %s", pcap_geterr(p));
+      pcap_close(p);
+      return throw_msg(env, device, err);
+    }
+    pcap_freecode(&prog);
+  }
+  int fd = pcap_get_selectable_fd(p);
+  if (fd < 0 || pcap_setnonblock(p, 1, err) != 0) {
+    pcap_close(p);
+    return throw_msg(env, device, fd < 0 ? "no selectable file descriptor" : err);
+  }
+
+  capture_t *c = calloc(1, sizeof *c);
+  uv_loop_t *loop;
+  napi_value name, handle;
+  c->pcap = p;
+  c->env = env;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  CHECK(napi_create_reference(env, argv[4], 1, &c->on_frame));
+  CHECK(napi_create_string_utf8(env, "vnetd-pcap", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &c->async));
+  uv_poll_init(loop, &c->poll, fd);
+  c->poll.data = c;
+  uv_poll_start(&c->poll, UV_READABLE, on_readable);
+  CHECK(napi_create_external(env, c, NULL, NULL, &handle));
+  return handle;
+}
+
+static capture_t *unwrap(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p || ((capture_t *)p)->closing) {
+    napi_throw_error(env, NULL, "vnetd-pcap: closed or not a capture handle");
+    return NULL;
+  }
+  return (capture_t *)p;
+}
+
+/* send(handle, buffer) -> true, or the error text */
+static napi_value send_frame(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  void *data;
+  size_t len;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  capture_t *c = unwrap(env, argv[0]);
+  if (!c) return NULL;
+  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
+  if (pcap_inject(c->pcap, data, len) == (int)len) {
+    CHECK(napi_get_boolean(env, true, &out));
+  } else {
+    CHECK(napi_create_string_utf8(env, pcap_geterr(c->pcap), NAPI_AUTO_LENGTH, &out));
+  }
+  return out;
+}
+
+/* stats(handle) -> { received, dropped, ifDropped } as libpcap counts them */
+static napi_value stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  struct pcap_stat s;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  capture_t *c = unwrap(env, argv[0]);
+  if (!c) return NULL;
+  memset(&s, 0, sizeof s);
+  pcap_stats(c->pcap, &s);
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_uint32(env, s.ps_recv, &v));
+  CHECK(napi_set_named_property(env, out, "received", v));
+  CHECK(napi_create_uint32(env, s.ps_drop, &v));
+  CHECK(napi_set_named_property(env, out, "dropped", v));
+  CHECK(napi_create_uint32(env, s.ps_ifdrop, &v));
+  CHECK(napi_set_named_property(env, out, "ifDropped", v));
+  return out;
+}
+
+/* close(handle): stops capturing now; the pcap handle is released once libuv lets go of the fd. */
+static napi_value close_capture(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  capture_t *c = unwrap(env, argv[0]);
+  if (!c) return NULL;
+  c->closing = 1;
+  if (c->dispatching) pcap_breakloop(c->pcap);
+  else really_close(c);
+  return NULL;
+}
+
+/* devices() -> [{ name, description, loopback, up, running }] */
+static napi_value devices(napi_env env, napi_callback_info info) {
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_if_t *all, *d;
+  napi_value out, o, v;
+  uint32_t i = 0;
+  (void)info;
+  if (pcap_findalldevs(&all, err) != 0) return throw_msg(env, "listing devices", err);
+  CHECK(napi_create_array(env, &out));
+  for (d = all; d; d = d->next) {
+    CHECK(napi_create_object(env, &o));
+    CHECK(napi_create_string_utf8(env, d->name, NAPI_AUTO_LENGTH, &v));
+    CHECK(napi_set_named_property(env, o, "name", v));
+    CHECK(napi_create_string_utf8(env, d->description ? d->description : "", NAPI_AUTO_LENGTH, &v));
+    CHECK(napi_set_named_property(env, o, "description", v));
+    CHECK(napi_get_boolean(env, (d->flags & PCAP_IF_LOOPBACK) != 0, &v));
+    CHECK(napi_set_named_property(env, o, "loopback", v));
+    CHECK(napi_get_boolean(env, (d->flags & PCAP_IF_UP) != 0, &v));
+    CHECK(napi_set_named_property(env, o, "up", v));
+    CHECK(napi_get_boolean(env, (d->flags & PCAP_IF_RUNNING) != 0, &v));
+    CHECK(napi_set_named_property(env, o, "running", v));
+    CHECK(napi_set_element(env, out, i++, o));
+  }
+  pcap_freealldevs(all);
+  return out;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL},
+      {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
+      {"devices", NULL, devices, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}

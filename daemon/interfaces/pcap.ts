@@ -1,0 +1,146 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import type { Interface } from './interface.js';
+
+/** The native binding (daemon/interfaces/pcap-native), as vnetd uses it. */
+interface PcapBinding {
+  open(device: string, filter: string | null, snaplen: number, bufferBytes: number, onFrame: (frame: Buffer, truncated: boolean) => void): object;
+  send(handle: object, frame: Uint8Array): true | string;
+  stats(handle: object): { received: number; dropped: number; ifDropped: number };
+  close(handle: object): void;
+  devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
+}
+
+const NOT_INSTALLED =
+  'pcap support is not installed: install libpcap-dev (Debian) and run `npm rebuild vnetd-pcap` in vnetd\'s directory; qemu-udp and qemu-stream interfaces work without it';
+
+let binding: PcapBinding | string | undefined;
+
+/** The binding, or why there is none. Loaded on first use: vnetd without libpcap still runs QEMU interfaces. */
+export function pcapBinding(): PcapBinding | string {
+  if (binding === undefined) {
+    try {
+      binding = createRequire(import.meta.url)('vnetd-pcap') as PcapBinding;
+    } catch {
+      binding = NOT_INSTALLED;
+    }
+  }
+  return binding;
+}
+
+/** Kernel socket buffer for captured frames: room for a burst of about 2,500 full-size frames. */
+const BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A Linux network interface (eth, veth, tap, bridge) opened through libpcap
+ * in promiscuous mode: frames it receives go to the forwarding table, frames
+ * for it are injected. Only inbound frames are captured (PCAP_D_IN), so what
+ * the daemon injects, and what the host itself sends out, never comes back
+ * in. An optional BPF filter narrows what is captured further.
+ */
+export class PcapInterface extends EventEmitter implements Interface {
+  readonly counters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, errors: 0 };
+  private handle: object | undefined;
+  private lib: PcapBinding | undefined;
+  /** The last injection error, for the log: libpcap's own words. */
+  lastError: string | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly spec: string,
+    readonly device: string,
+    readonly filter: string | undefined,
+  ) {
+    super();
+  }
+
+  /** Parses `DEVICE[,filter=BPF]`; the filter is the rest of the text, commas and all. */
+  static parse(name: string, params: string): PcapInterface {
+    const comma = params.indexOf(',');
+    const device = comma === -1 ? params : params.slice(0, comma);
+    const rest = comma === -1 ? '' : params.slice(comma + 1);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,14}$/.test(device)) {
+      throw new Error(`pcap: '${device}' is not a network interface name (for example pcap:eth0 or pcap:veth1,filter=not port 22)`);
+    }
+    let filter: string | undefined;
+    if (rest !== '') {
+      if (!rest.startsWith('filter=')) throw new Error(`pcap: after the device only filter=BPF may follow, not '${rest}'`);
+      filter = rest.slice('filter='.length);
+      if (filter.trim() === '') throw new Error('pcap: filter= is empty; leave it out to capture everything inbound');
+    }
+    return new PcapInterface(name, `pcap:${params}`, device, filter);
+  }
+
+  async open(): Promise<void> {
+    const lib = pcapBinding();
+    if (typeof lib === 'string') throw new Error(`interface ${this.name}: ${lib}`);
+    this.lib = lib;
+    try {
+      this.handle = lib.open(this.device, this.filter ?? null, MAX_FRAME, BUFFER_BYTES, (frame, truncated) => this.received(frame, truncated));
+    } catch (e) {
+      throw new Error(`interface ${this.name} (pcap ${(e as Error).message})`);
+    }
+  }
+
+  private received(frame: Buffer, truncated: boolean): void {
+    if (truncated || frame.length < MIN_FRAME) {
+      this.counters.errors++;
+      return;
+    }
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    this.emit('frame', frame);
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (!this.handle || !this.lib) return false;
+    const r = this.lib.send(this.handle, frame);
+    if (r !== true) {
+      this.counters.errors++;
+      this.lastError = r;
+      return false;
+    }
+    this.counters.txFrames++;
+    this.counters.txBytes += frame.length;
+    return true;
+  }
+
+  /** What libpcap counted: frames the kernel passed the filter, and those it dropped for want of buffer. */
+  kernelStats(): { received: number; dropped: number; ifDropped: number } | undefined {
+    return this.handle && this.lib ? this.lib.stats(this.handle) : undefined;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    if (h && this.lib) this.lib.close(h);
+  }
+}
+
+/** ARPHRD_ETHER: the devices whose frames are Ethernet frames, which is all vnetd carries. */
+const ETHERNET = '1';
+
+/**
+ * The devices a pcap interface can open on this machine: Ethernet-framed
+ * Linux interfaces libpcap can see (not lo, not pseudo-devices such as
+ * `any` or `nflog`). Empty when pcap support is not installed.
+ */
+export function listCapturable(): { name: string; description: string }[] {
+  const lib = pcapBinding();
+  if (typeof lib === 'string') return [];
+  const out: { name: string; description: string }[] = [];
+  for (const d of lib.devices()) {
+    let type: string;
+    try {
+      type = readFileSync(`/sys/class/net/${d.name}/type`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (type !== ETHERNET || d.loopback) continue;
+    const state = d.up ? (d.running ? 'up' : 'up, no carrier') : 'down';
+    out.push({ name: d.name, description: d.description ? `${d.description} (${state})` : state });
+  }
+  return out;
+}

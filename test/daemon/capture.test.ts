@@ -1,0 +1,140 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CapturingInterface } from '../../daemon/capture/capturing-interface.js';
+import { PcapWriter } from '../../daemon/capture/pcap-file.js';
+import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
+import { freePort } from '../remote/sshd.js';
+import { ROOT } from '../support/vnetc.js';
+
+/** A reader written from the format's description, independent of the writer, to check what it wrote. */
+function readPcap(file: string): { linktype: number; snaplen: number; records: { sec: number; usec: number; frame: Buffer; origLen: number }[] } {
+  const b = fs.readFileSync(file);
+  if (b.length < 24) throw new Error('shorter than a pcap file header');
+  if (b.readUInt32LE(0) !== 0xa1b2c3d4) throw new Error(`bad magic ${b.readUInt32LE(0).toString(16)}`);
+  if (b.readUInt16LE(4) !== 2 || b.readUInt16LE(6) !== 4) throw new Error('not version 2.4');
+  const records = [];
+  let off = 24;
+  while (off < b.length) {
+    if (off + 16 > b.length) throw new Error(`truncated record header at ${off}`);
+    const incl = b.readUInt32LE(off + 8);
+    if (off + 16 + incl > b.length) throw new Error(`truncated record at ${off}`);
+    records.push({ sec: b.readUInt32LE(off), usec: b.readUInt32LE(off + 4), origLen: b.readUInt32LE(off + 12), frame: b.subarray(off + 16, off + 16 + incl) });
+    off += 16 + incl;
+  }
+  return { linktype: b.readUInt32LE(20), snaplen: b.readUInt32LE(16), records };
+}
+
+const frame = (dst: string, src: string, n: number, size = 60): Buffer => {
+  const f = Buffer.alloc(size, n);
+  Buffer.from(dst, 'hex').copy(f, 0);
+  Buffer.from(src, 'hex').copy(f, 6);
+  f.writeUInt16BE(0x88b5, 12);
+  return f;
+};
+
+const hasTcpdump = spawnSync('tcpdump', ['--version']).status === 0;
+
+let dir: string;
+beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-capture-'))));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+
+describe('pcap files', () => {
+  test('frames of every size come back whole, in order, as Ethernet, with sane timestamps', async () => {
+    const file = path.join(dir, 'sizes.pcap');
+    const w = new PcapWriter(file);
+    const frames = [14, 60, 1514, 9014, 65535].map((n, i) => frame('020000000002', '020000000001', i, n));
+    const t0 = Date.now();
+    for (const f of frames) w.write(f);
+    await w.close();
+    const p = readPcap(file);
+    expect(p.linktype).toBe(1);
+    expect(p.snaplen).toBe(65535);
+    expect(p.records.map((r) => r.frame.length)).toEqual(frames.map((f) => f.length));
+    p.records.forEach((r, i) => {
+      expect(r.frame.equals(frames[i]!)).toBe(true);
+      expect(r.origLen).toBe(frames[i]!.length);
+      expect(r.usec).toBeLessThan(1_000_000);
+      expect(Math.abs(r.sec * 1000 - t0)).toBeLessThan(60_000);
+    });
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  (hasTcpdump ? test : test.skip)('tcpdump reads the file (skipped when tcpdump is not installed)', async () => {
+    const file = path.join(dir, 'tcpdump.pcap');
+    const w = new PcapWriter(file);
+    w.write(frame('ffffffffffff', '020000000001', 1));
+    w.write(frame('020000000001', '020000000002', 2));
+    await w.close();
+    const out = execFileSync('tcpdump', ['-r', file, '-n', '-e'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = out.split('\n').filter((l) => /^\d/.test(l)); // tcpdump hex-dumps unknown EtherTypes on indented lines
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain('02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff');
+    expect(lines[1]).toContain('02:00:00:00:00:02 > 02:00:00:00:00:01');
+  });
+
+  test('an interface wrapped for capture records both directions and behaves as before', async () => {
+    const vm = dgram.createSocket('udp4');
+    await new Promise<void>((r) => vm.bind(0, '127.0.0.1', () => r()));
+    const port = await freePort();
+    const inner = QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${port},peer=127.0.0.1:${vm.address().port}`);
+    const file = path.join(dir, 'both.pcap');
+    const iface = new CapturingInterface(inner, new PcapWriter(file));
+    const got: Buffer[] = [];
+    iface.on('frame', (f: Buffer) => got.push(f));
+    const atVm: Buffer[] = [];
+    vm.on('message', (m) => atVm.push(m));
+    await iface.open();
+    const fromVm = frame('020000000002', '020000000001', 7);
+    const toVm = frame('020000000001', '020000000002', 8);
+    vm.send(fromVm, port, '127.0.0.1');
+    while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(iface.send(toVm)).toBe(true);
+    while (atVm.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await iface.close();
+    vm.close();
+    expect(iface.counters).toMatchObject({ rxFrames: 1, txFrames: 1 });
+    expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([fromVm.toString('hex'), toVm.toString('hex')]);
+  });
+});
+
+describe('vnetd --capture', () => {
+  const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
+  const vnetd = (args: string[]) => spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', path.join(dir, 'h1'), ...args], { encoding: 'utf8' });
+
+  test.each([
+    [['--capture', 'vm9=/tmp/x.pcap'], "--capture: no interface is named 'vm9' (give it with --iface vm9=KIND:PARAMS)"],
+    [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0'], "--capture: 'vm0' is not NAME=FILE"],
+    [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0=/nonexistent/dir/x.pcap'], '--capture: cannot write /nonexistent/dir/x.pcap: ENOENT'],
+  ])('%j → %s', (args, message) => {
+    const r = vnetd(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a running daemon writes what its interface carried, readable after it stops', async () => {
+    const file = path.join(dir, 'daemon.pcap');
+    const [port, ifacePort] = [await freePort(), await freePort()];
+    const vm = dgram.createSocket('udp4');
+    await new Promise<void>((r) => vm.bind(0, '127.0.0.1', () => r()));
+    const proc = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(port), '--listen', '127.0.0.1', '--state-dir', path.join(dir, 'run'),
+      '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ifacePort},peer=127.0.0.1:${vm.address().port}`, '--capture', `vm0=${file}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    proc.stderr!.on('data', (b: Buffer) => (log += b));
+    while (!log.includes('control ')) {
+      if (proc.exitCode !== null) throw new Error(log);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const f = frame('ffffffffffff', '020000000001', 3);
+    vm.send(f, ifacePort, '127.0.0.1');
+    // No rules: the frame is dropped by the table, but it did cross the interface.
+    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
+    vm.close();
+    expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([f.toString('hex')]);
+  }, 20_000);
+});

@@ -1,0 +1,248 @@
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { ControlClient } from '../../src/remote/control-client.js';
+
+/**
+ * A testbed of network namespaces for tests and benchmarks: "hosts" on a
+ * shared LAN (a bridge in a namespace of its own, each host's eth0 on it,
+ * optionally shaped with tc netem), "VMs" attached to their host through a
+ * veth pair whose host end vnetd opens with pcap, and one vnetd per host.
+ *
+ * Every namespace is named `vnt<pid>x<random>-<role>`: the pid lets a later
+ * run find and remove what a killed run left behind (sweepStale), the random
+ * part keeps concurrent runs apart. destroy() removes everything created,
+ * including processes still running inside the namespaces.
+ */
+
+const run = promisify(execFile);
+/** The repository: two levels up from test/netns/, three from dist/test/netns/ (benchmarks). */
+const ROOT = ((): string => {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  while (!fs.existsSync(path.join(dir, 'package.json')) && dir !== path.dirname(dir)) dir = path.dirname(dir);
+  return dir;
+})();
+const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
+const NAME = /^vnt(\d+)x[0-9a-z]+-/;
+
+/** Why namespaces cannot be used here, or null when they can. */
+export function netnsUnavailable(): string | null {
+  if (process.platform !== 'linux') return 'network namespaces are Linux only';
+  if (process.getuid?.() !== 0) return 'creating network namespaces needs root (CI runs as root)';
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return "the 'ip' command is missing (apt-get install iproute2)";
+  }
+  const probe = `vnt${process.pid}xprobe-ok`;
+  try {
+    execFileSync('ip', ['netns', 'add', probe], { stdio: 'pipe' });
+    execFileSync('ip', ['netns', 'del', probe], { stdio: 'pipe' });
+  } catch (e) {
+    return `cannot create a network namespace here: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}`;
+  }
+  return null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function removeNamespace(ns: string): Promise<void> {
+  const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean).map(Number), () => []);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+}
+
+/** Removes the namespaces of testbeds whose process is gone (a run that was killed). */
+export async function sweepStale(): Promise<string[]> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  const stale = stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => {
+      const m = NAME.exec(n);
+      return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+    });
+  for (const ns of stale) await removeNamespace(ns);
+  return stale;
+}
+
+export interface Daemon {
+  host: string;
+  dir: string;
+  proc: ChildProcess;
+  ctl: ControlClient;
+  log: () => string;
+}
+
+export class Testbed {
+  readonly prefix = `vnt${process.pid}x${randomBytes(3).toString('hex')}`;
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-testbed-'));
+  private readonly namespaces: string[] = [];
+  private readonly daemons: Daemon[] = [];
+  private readonly rootLinks: string[] = [];
+  /** Each host's address on the LAN. */
+  readonly lanAddress = new Map<string, string>();
+
+  static async create(): Promise<Testbed> {
+    await sweepStale();
+    return new Testbed();
+  }
+
+  ns(role: string): string {
+    return `${this.prefix}-${role}`;
+  }
+
+  /** Runs a command inside a namespace (argv, never a shell line). */
+  exec(role: string, argv: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
+    return run('ip', ['netns', 'exec', this.ns(role), ...argv], { timeout: timeoutMs });
+  }
+
+  private ip(args: string[]): Promise<unknown> {
+    return run('ip', args);
+  }
+
+  async namespace(role: string): Promise<string> {
+    const ns = this.ns(role);
+    await this.ip(['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await this.ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    // IPv6 chatter (router solicitations, MLD) would add frames the counters do not expect.
+    await this.exec(role, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    return ns;
+  }
+
+  /** Hosts on one LAN (10.200.0.0/24, in the order given), joined by a bridge in namespace `lan`. */
+  async lan(hosts: string[]): Promise<void> {
+    const lan = await this.namespace('lan');
+    await this.ip(['-n', lan, 'link', 'add', 'br0', 'type', 'bridge']);
+    await this.ip(['-n', lan, 'link', 'set', 'br0', 'up']);
+    for (const [i, host] of hosts.entries()) {
+      const ns = await this.namespace(host);
+      const port = `p${i}`;
+      await this.ip(['-n', lan, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      await this.ip(['-n', lan, 'link', 'set', port, 'master', 'br0', 'up']);
+      const addr = `10.200.0.${i + 1}`;
+      await this.ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+      await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      this.lanAddress.set(host, addr);
+    }
+  }
+
+  /** Delays (and optionally rate-limits) what a host sends on the LAN. */
+  async shape(host: string, netem: { delayMs: number; rateMbit?: number }): Promise<void> {
+    const args = ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${netem.delayMs}ms`];
+    if (netem.rateMbit) args.push('rate', `${netem.rateMbit}mbit`);
+    await this.exec(host, ['tc', ...args]).catch((e: { stderr?: string }) => {
+      const why = /qdisc kind is unknown/.test(e.stderr ?? '') ? 'this kernel has no netem (modprobe sch_netem)' : String(e.stderr ?? e).trim();
+      throw new Error(`cannot shape ${host}'s link: ${why}`);
+    });
+  }
+
+  /**
+   * A VM namespace with eth0 (the given MAC and address in 10.201.0.0/24),
+   * attached to `host` through a veth pair whose host end is named `iface`.
+   */
+  async vm(host: string, vm: string, iface: string, mac: string, addr: string): Promise<void> {
+    const ns = await this.namespace(vm);
+    await this.ip(['-n', this.ns(host), 'link', 'add', iface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await this.ip(['-n', this.ns(host), 'link', 'set', iface, 'up']);
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', mac]);
+    await this.ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    // A veth hands pcap what the VM's stack handed it: 64 KiB TSO/GSO segments
+    // with checksums left to "hardware". Real NICs (and QEMU) put finished
+    // frames on the wire, so the VM does its own checksums and segmentation.
+    await this.exec(vm, ['ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
+  }
+
+  /** Two VM namespaces joined by nothing but a veth pair: the physical limit, for benchmarks. */
+  async vmPair(a: { vm: string; mac: string; addr: string }, b: { vm: string; mac: string; addr: string }): Promise<void> {
+    const [na, nb] = [await this.namespace(a.vm), await this.namespace(b.vm)];
+    await this.ip(['-n', na, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nb]);
+    for (const [ns, end] of [[na, a], [nb, b]] as const) {
+      await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', end.mac]);
+      await this.ip(['-n', ns, 'addr', 'add', `${end.addr}/24`, 'dev', 'eth0']);
+      await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
+    }
+  }
+
+  /**
+   * A veth pair with one end in this process's own namespace (so an
+   * in-process pcap interface can open it) and `eth0` in namespace `role`.
+   * The root end is removed with the namespace.
+   */
+  async rootVeth(role: string): Promise<string> {
+    const ns = await this.namespace(role);
+    const name = `${this.prefix.slice(-6)}${this.rootLinks.length}`;
+    await this.ip(['link', 'add', name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    this.rootLinks.push(name);
+    await run('sysctl', ['-qw', `net.ipv6.conf.${name}.disable_ipv6=1`]);
+    await this.ip(['link', 'set', name, 'up']);
+    await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+    return name;
+  }
+
+  /** Frames and bytes an interface in a namespace has received and sent, as the kernel counts them. */
+  async linkStats(role: string, dev: string): Promise<{ rx: number; tx: number }> {
+    const { stdout } = await run('ip', ['-n', this.ns(role), '-s', '-j', 'link', 'show', 'dev', dev]);
+    const s = (JSON.parse(stdout) as { stats64: { rx: { packets: number }; tx: { packets: number } } }[])[0]!.stats64;
+    return { rx: s.rx.packets, tx: s.tx.packets };
+  }
+
+  /** Starts vnetd inside a host's namespace and connects to its control socket. */
+  async vnetd(host: string, machine: string, port: number, ifaces: string[] = []): Promise<Daemon> {
+    const dir = path.join(this.dir, machine);
+    const args = ['netns', 'exec', this.ns(host), process.execPath, VNETD, '--machine', machine, '--port', String(port),
+      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i])];
+    const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+    const sock = path.join(dir, 'vnetd.sock');
+    const end = Date.now() + 20_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`vnetd ${machine} exited ${proc.exitCode}:\n${log}`);
+      const ctl = fs.existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
+      if (ctl) {
+        const d = { host, dir, proc, ctl, log: () => log };
+        this.daemons.push(d);
+        return d;
+      }
+      if (Date.now() > end) throw new Error(`vnetd ${machine} did not open its control socket:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Removes everything: daemons, processes left in the namespaces, the namespaces (and their links), state dirs. */
+  async destroy(): Promise<void> {
+    for (const d of this.daemons) {
+      d.ctl.close();
+      if (d.proc.exitCode === null && d.proc.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          const late = setTimeout(() => d.proc.kill('SIGKILL'), 3000);
+          d.proc.once('exit', () => (clearTimeout(late), resolve()));
+          d.proc.kill('SIGTERM');
+        });
+      }
+    }
+    for (const ns of this.namespaces.reverse()) await removeNamespace(ns);
+    for (const l of this.rootLinks) await this.ip(['link', 'del', l]).catch(() => undefined);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
