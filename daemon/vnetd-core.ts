@@ -7,6 +7,7 @@ import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
+import { listCapturable } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
 
@@ -255,6 +256,8 @@ export class Vnetd implements ControlTarget {
           const c = iface.counters;
           yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}`;
         }
+        // What else could be opened here; '(' cannot start an interface name, so a reader tells the two apart.
+        for (const d of listCapturable()) yield `(can open) pcap:${d.name} ${d.description}`;
         return;
       case 'links?': {
         const stats = new Map(this.links.stats().map((s) => [s.peer, s]));

@@ -80,7 +80,8 @@ export async function readDaemon(client: ControlClient, declared: Host): Promise
     return r.data;
   };
   const fields = parseFields(data(info!, 'INFO?'));
-  const deviceLines = data(devices!, 'DEVICES?');
+  // Interfaces the daemon has open; `(can open) …` lines list what it could open besides.
+  const deviceLines = data(devices!, 'DEVICES?').filter((l) => !l.startsWith('('));
   const names = deviceLines.map((l) => l.split(' ')[0]!);
   let linkStatus: LinkStatus[];
   let ruleLines: { rule: Rule; counters: Record<string, number> }[];

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { CapturingInterface } from '../../daemon/capture/capturing-interface.js';
 import { PcapWriter } from '../../daemon/capture/pcap-file.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
-import { freePort } from '../remote/sshd.js';
+import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 
 /** A reader written from the format's description, independent of the writer, to check what it wrote. */

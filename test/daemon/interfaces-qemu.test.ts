@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { interfaceFromSpec } from '../../daemon/interfaces/from-spec.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
-import { freePort } from '../remote/sshd.js';
+import { freePort } from '../support/sshd.js';
 
 /** QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
 
