@@ -99,7 +99,33 @@ describe('the local workflow', () => {
     const stale = await run('apply', '--local', 'back.vnet');
     expect(stale.status).toBe(1);
     expect(stale.stderr).toContain('error[VN4002]');
-    expect((await run('apply', '--local', '--auto-approve', 'fast.vnet')).status).toBe(0);
+    const back = await run('apply', '--local', '--auto-approve', 'fast.vnet');
+    expect(back.stdout).toContain('Apply complete! 0 added, 0 replaced, 1 deleted');
+  });
+
+  test('a daemon restarted between plan and apply: with its state intact the plan stands; with state lost it is stale', async () => {
+    write('extra.vnet', spec([...FAST, `FORWARD host3 ${mac(3)} ${mac(2)} host3 proxy`]));
+    expect((await run('plan', '--local', 'extra.vnet', '--out', 'extra-plan.vnet')).status).toBe(0);
+    const launch = () => JSON.parse(fs.readFileSync(path.join(home, 'local', 'host3', 'launch.json'), 'utf8')) as { pid: number };
+    // kill -9 and start again (up restarts what is not running): it restores what it held, so the live state is the one planned against.
+    process.kill(launch().pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await run('up', '--local', 'fast.vnet')).status).toBe(0);
+    const a = await run('apply', '--local', 'extra-plan.vnet');
+    expect(a.stdout).toContain('Apply complete! 1 added');
+    expect(a.status).toBe(0);
+    // Now plan again, and restart host3 having lost its state: what was planned against is gone.
+    expect((await run('plan', '--local', 'fast.vnet', '--out', 'back-plan.vnet')).status).toBe(0);
+    process.kill(launch().pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const f of ['state.json', 'state.journal']) fs.rmSync(path.join(home, 'local', 'host3', f), { force: true });
+    const restart = await run('show', '--local', 'fast.vnet');
+    expect(restart.stdout).toMatch(/host3 .*no daemon running/);
+    // Started again, empty, and given fast.vnet's share: not the state back-plan.vnet was made against.
+    expect((await run('up', '--local', 'fast.vnet')).status).toBe(0);
+    const stale = await run('apply', '--local', 'back-plan.vnet');
+    expect(stale.status).toBe(1);
+    expect(stale.stderr).toContain('error[VN4002]');
   });
 
   test('show: a table, JSON, a .vnet program that describes exactly the live state, and Graphviz', async () => {
