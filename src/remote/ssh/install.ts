@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
@@ -52,7 +53,8 @@ export function requireNode(p: Probe, machine: string): void {
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
 export async function upload(client: ssh2.Client, machine: string, bundle: DaemonBundle, installDir: string): Promise<void> {
-  const scratch = `${installDir}.tmp-${process.pid}-${Date.now()}`;
+  // Unique per upload: sessions of one command upload in parallel, and machines may share a home (NFS).
+  const scratch = `${installDir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const dirs = new Set<string>();
   for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
   const mk = await run(client, shScript(MKDIRS, [...dirs]));

@@ -37,6 +37,9 @@ export const PROBE =
   `if command -v vnetd >/dev/null 2>&1; then printf 'vnetd=%s\\n' "$(vnetd --version 2>&1 | head -n 1)"; fi; ` +
   `if [ -f "$1/daemon/vnetd.js" ]; then echo installed=yes; fi; exit 0`;
 
+/** Prints the home directory (where relative remote paths start). */
+export const HOME = `cd || exit ${EXIT.noHome}; pwd`;
+
 /** Makes directories $@ (for an upload). */
 export const MKDIRS = `umask 022; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
 

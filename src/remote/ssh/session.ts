@@ -8,7 +8,7 @@ import type { DaemonBundle } from './bundle.js';
 import { execChannel, run } from './exec.js';
 import { firstLine, probe, requireNode, upload, type Probe } from './install.js';
 import { remoteLayout, type RemoteLayout } from './layout.js';
-import { CONTROL, EXIT, START, STOP, shScript } from './scripts.js';
+import { CONTROL, EXIT, HOME, START, STOP, shScript } from './scripts.js';
 
 export interface SessionSettings {
   /** Remote root for state and uploads (see layout.ts); default: the SSH user's home. */
@@ -30,6 +30,7 @@ export class SshSession implements Session {
   readonly describe: string;
   private closing: Promise<void> | undefined;
   private probed: Promise<{ probe: Probe; layout: RemoteLayout }> | undefined;
+  private laidOut: Promise<RemoteLayout> | undefined;
 
   constructor(
     host: Host,
@@ -58,11 +59,29 @@ export class SshSession implements Session {
   }
 
   /** The machine's home and tools, asked once per session. */
+  /**
+   * Where things are there. Only the home directory is asked for (a shell,
+   * no node): that is all reaching a running daemon needs.
+   */
+  private layout(): Promise<RemoteLayout> {
+    this.laidOut ??= (async () => {
+      const id = this.bundle().id;
+      const r = await run(this.client, shScript(HOME, []));
+      if (r.code === EXIT.noHome) throw new ReachError(this.machine, `the SSH user on ${this.machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
+      const home = r.stdout.trim();
+      if (r.code !== 0 || !home.startsWith('/')) {
+        throw new ReachError(this.machine, `cannot run commands on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr) || firstLine(r.stdout)}`, 'check that the account has a POSIX shell (sh), prints nothing of its own, and is not restricted to a forced command');
+      }
+      return remoteLayout(home, this.machine, id, this.settings.remoteRoot);
+    })();
+    return this.laidOut;
+  }
+
+  /** What the machine has to run vnetd with (node, a vnetd on the PATH, our upload): asked only to run or start vnetd. */
   private where(): Promise<{ probe: Probe; layout: RemoteLayout }> {
     this.probed ??= (async () => {
-      const id = this.bundle().id;
-      const p = await probe(this.client, this.machine, remoteLayout('', this.machine, id, this.settings.remoteRoot).installDir);
-      return { probe: p, layout: remoteLayout(p.home, this.machine, id, this.settings.remoteRoot) };
+      const layout = await this.layout();
+      return { probe: await probe(this.client, this.machine, layout.installDir), layout };
     })();
     return this.probed;
   }
@@ -103,13 +122,13 @@ export class SshSession implements Session {
   }
 
   private async connectControl(): Promise<ControlClient | undefined> {
-    const { probe: p, layout } = await this.where();
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
-    const direct = await forwardToSocket(this.client, layout.socket);
+    const direct = await forwardToSocket(this.client, (await this.layout()).socket);
     if (direct) {
       const c = new ControlClient(direct);
       if (await c.greeting.then(() => true, () => false)) return c;
     }
+    const { probe: p, layout } = await this.where();
     // Otherwise (forwarding refused, e.g. by `restrict` in authorized_keys, or no socket), through `vnetd ctl`.
     if (p.vnetd !== this.bundle().version && !p.installed) {
       // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
@@ -167,7 +186,7 @@ export class SshSession implements Session {
   }
 
   private async stopDaemon(): Promise<void> {
-    const { layout } = await this.where();
+    const layout = await this.layout();
     const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]));
     if (r.code === 0) return;
     if (r.code === EXIT.foreign) {
