@@ -26,7 +26,10 @@ export class ControlClient {
       this.head = 0;
     };
     stream.on('error', fail);
-    stream.on('close', () => fail(new Error('the daemon closed the control connection')));
+    // 'end' too: an SSH channel whose far side went away may send EOF and wait for us to close.
+    const closed = () => fail(new Error('the daemon closed the control connection'));
+    stream.on('end', closed);
+    stream.on('close', closed);
   }
 
   static connect(socketPath: string): Promise<ControlClient> {

@@ -127,6 +127,7 @@ export class SshSession implements Session {
     if (direct) {
       const c = new ControlClient(direct);
       if (await c.greeting.then(() => true, () => false)) return c;
+      c.close();
     }
     const { probe: p, layout } = await this.where();
     // Otherwise (forwarding refused, e.g. by `restrict` in authorized_keys, or no socket), through `vnetd ctl`.
