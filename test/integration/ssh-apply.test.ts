@@ -69,6 +69,15 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!sshd) return;
   await run('down', 'star.vnet');
+  // The "remote" is this machine: whatever a failed test left running goes too.
+  const state = path.join(dir, 'remote', 'state');
+  for (const m of fs.existsSync(state) ? fs.readdirSync(state) : []) {
+    try {
+      process.kill(Number(fs.readFileSync(path.join(state, m, 'vnetd.pid'), 'utf8')), 'SIGKILL');
+    } catch {
+      // not running
+    }
+  }
   await sshd.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -113,11 +122,14 @@ maybe('plan and apply over SSH', () => {
     const saved = fs.readFileSync(knownHosts(), 'utf8');
     const forged = saved.replace(/ssh-ed25519 \S+/, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake');
     fs.writeFileSync(knownHosts(), forged);
-    const r = await run('plan', 'star.vnet', '--accept-new-host-keys');
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/VN5001.*host key.*has CHANGED/);
-    expect(r.stderr).toContain('or delete line 1');
-    fs.writeFileSync(knownHosts(), saved);
+    try {
+      const r = await run('plan', 'star.vnet', '--accept-new-host-keys');
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/VN5001.*host key.*has CHANGED/);
+      expect(r.stderr).toContain('or delete line 1');
+    } finally {
+      fs.writeFileSync(knownHosts(), saved);
+    }
   });
 
   test('down removes the links and rules and stops the daemons over SSH', async () => {
