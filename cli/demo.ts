@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LocalTransport } from '../src/remote/local.js';
 import { vmEndpoints } from '../src/remote/launch.js';
+import type { HostPort } from '../src/wire/hostport.js';
 import { apply } from './apply.js';
 import type { Io } from './io.js';
 import { route } from './route.js';
@@ -61,21 +62,19 @@ class SyntheticVm {
   received = 0;
   private constructor(
     private readonly socket: dgram.Socket,
-    private readonly daemon: { host: string; port: number },
+    private readonly daemon: HostPort,
   ) {
     socket.on('message', () => this.received++);
   }
 
   static async attach(overlayAddress: string): Promise<SyntheticVm> {
     const { daemon, vm } = vmEndpoints(overlayAddress);
-    const [vmHost, vmPort] = split(vm);
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(vmPort, vmHost, () => resolve());
+      socket.bind(vm.port, vm.host, () => resolve());
     });
-    const [host, port] = split(daemon);
-    return new SyntheticVm(socket, { host, port });
+    return new SyntheticVm(socket, daemon);
   }
 
   /** Sends one Ethernet frame (an IPv4-typed payload of 64 bytes). */
@@ -91,11 +90,6 @@ class SyntheticVm {
     this.socket.close();
   }
 }
-
-const split = (hp: string): [string, number] => {
-  const i = hp.lastIndexOf(':');
-  return [hp.slice(0, i), Number(hp.slice(i + 1))];
-};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

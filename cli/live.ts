@@ -1,7 +1,7 @@
 import { countErrors, diagnostic, type Diagnostic, type Span } from '../src/diag/diagnostic.js';
 import { Msg, Verbatim } from '../src/diag/messages.js';
 import type { SourceFile } from '../src/diag/source.js';
-import { compileSource } from '../src/lang/compile.js';
+import { compileSource, parseSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { liveFromState, type Live } from '../src/model/live.js';
 import { userInfo } from 'node:os';
@@ -57,21 +57,18 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
   return { transport: new Router(local, ssh, args.local), local };
 }
 
-/** The HOST line that declares a machine, for pointing at it. */
-export function hostSpan(file: SourceFile, machine: string): Span | undefined {
-  const re = /^[ \t]*HOST[ \t]+\S+[ \t]+AT[ \t]+(\S+)/gim;
-  for (const m of file.text.matchAll(re)) {
-    if (m[1] === machine) return { start: m.index!, end: m.index! + m[0].length };
-  }
-  return undefined;
+/** The HOST lines of a file by machine, for pointing at them (parsed again only when something went wrong). */
+function hostSpans(file: SourceFile): Map<string, Span> {
+  return new Map((parseSource(file).program?.hosts ?? []).map((h) => [h.machine.text, { start: h.start, end: h.end }]));
 }
 
 /** Fetches the live state of the machines a compiled file names; reports unreachable ones against their HOST lines. */
-export async function fetchFor(io: Io, file: SourceFile, hosts: State['hosts'], args: ReachArgs, diags: Diagnostic[]): Promise<Fetched | undefined> {
+export async function fetchFor(io: Io, file: SourceFile, hosts: readonly Host[], args: ReachArgs, diags: Diagnostic[]): Promise<Fetched | undefined> {
   const { transport } = transportFor(io, args);
-  const fetched = await fetchLive([...hosts.values()], transport, args.parallelism);
+  const fetched = await fetchLive(hosts, transport, args.parallelism);
+  const spans = fetched.failures.length ? hostSpans(file) : new Map<string, Span>();
   for (const f of fetched.failures) {
-    diags.push(diagnostic(Msg.Unreachable, file, hostSpan(file, f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
+    diags.push(diagnostic(Msg.Unreachable, file, spans.get(f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
   }
   if (fetched.failures.length) {
     await fetched.close();
@@ -106,7 +103,7 @@ export async function prepare(io: Io, path: string, args: ReachArgs, diags: Diag
     const first = compileSource(file);
     if (countErrors(first.diagnostics) || !first.state) return void diags.push(...first.diagnostics);
     if (base === undefined) diags.push(...first.diagnostics);
-    fetched = await fetchFor(io, file, first.state.hosts, args, diags);
+    fetched = await fetchFor(io, file, [...first.state.hosts.values()], args, diags);
     if (!fetched) return undefined;
     liveState = fetched.live.state;
     if (base === undefined) {

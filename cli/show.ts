@@ -20,7 +20,7 @@ export async function fetchTargets(io: Io, file: string | undefined, args: Reach
   const t = await targets(io, file, args, diags);
   // Without a file, the daemons are the ones the local transport started, whatever their names.
   const reachArgs = t?.file ? args : { ...args, local: true };
-  const fetched = t ? await fetchFor(io, t.file ?? new SourceFile('local daemons', ''), new Map(t.hosts.map((h) => [h.machine, h])), reachArgs, diags) : undefined;
+  const fetched = t ? await fetchFor(io, t.file ?? new SourceFile('local daemons', ''), t.hosts, reachArgs, diags) : undefined;
   if (diags.length) io.stderr.write(renderDiagnostics(diags, painterFor(io, io.stderr, args.color)) + '\n');
   return fetched;
 }

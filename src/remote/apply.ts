@@ -115,74 +115,55 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const key = opts.newKey ?? (() => randomBytes(32).toString('hex'));
   const parallelism = opts.parallelism ?? 10;
 
-  const stage = async (inStage: StepResult[], stageName: Stage): Promise<void> => {
-    if (stageName === 'daemons') {
-      const outcomes = await mapBounded(inStage, parallelism, async (r) => {
-        const host = r.step.after as Host;
-        const machine = host.machine;
-        try {
-          const reached = fetched.reached.get(machine)!;
-          if (r.step.action === 'replace') await reached.session.stop();
-          await reached.session.start(opts.launchFor(host, reached.session));
-          reached.client = await reached.session.control();
-          if (!reached.client) throw new ReachError(machine, `the daemon of ${machine} started but its control socket does not answer`);
-          // A daemon restarted over its state directory comes back holding what it held before.
-          reached.report = await readDaemon(reached.client, host);
-          started.push(machine);
-          opts.progress?.({ machine, stage: stageName, ok: true, changes: 1 });
-        } catch (e) {
-          opts.progress?.({ machine, stage: stageName, ok: false, changes: 1, message: (e as Error).message });
-          throw e;
-        }
-      });
-      outcomes.forEach((o, i) => {
-        const r = inStage[i]!;
-        const machine = r.step.daemons[0]!;
-        if (o.status === 'fulfilled') r.at.push({ machine, ok: true });
-        else {
-          const message = (o.reason as Error).message;
-          r.at.push({ machine, ok: false, error: message });
-          failures.push({ machine, message });
-        }
-      });
-    } else {
-      // Each daemon's batch: its changes in the plan's phase order, and which step each came from.
-      const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
-      for (const r of [...inStage].sort((a, b) => a.step.phase - b.step.phase)) {
-        for (const [machine, changes] of changesOf(r.step, fetched, key)) {
-          let b = batches.get(machine);
-          if (!b) batches.set(machine, (b = { changes: [], owner: [] }));
-          for (const c of changes) {
-            b.changes.push(c);
-            b.owner.push(r);
-          }
+  /** Records how one daemon's share went, on each step it carried, and reports it. */
+  const settle = (machine: string, stage: Stage, carried: Iterable<StepResult>, changes: number, message?: string, stepError?: Map<StepResult, string>): void => {
+    for (const r of carried) {
+      r.at.push(message === undefined ? { machine, ok: true } : { machine, ok: false, error: stepError?.get(r) ?? (stage === 'daemons' ? message : `not applied: ${message}`) });
+    }
+    if (message !== undefined) failures.push({ machine, message });
+    opts.progress?.({ machine, stage, ok: message === undefined, changes, ...(message === undefined ? {} : { message }) });
+  };
+
+  const startDaemon = async (r: StepResult): Promise<void> => {
+    const host = r.step.after as Host;
+    const machine = host.machine;
+    try {
+      const reached = fetched.reached.get(machine)!;
+      if (r.step.action === 'replace') await reached.session.stop();
+      await reached.session.start(opts.launchFor(host, reached.session));
+      reached.client = await reached.session.control();
+      if (!reached.client) throw new ReachError(machine, `the daemon of ${machine} started but its control socket does not answer`);
+      // A daemon restarted over its state directory comes back holding what it held before.
+      reached.report = await readDaemon(reached.client, host);
+      started.push(machine);
+      settle(machine, 'daemons', [r], 1);
+    } catch (e) {
+      settle(machine, 'daemons', [r], 1, (e as Error).message);
+    }
+  };
+
+  const pushBatch = async (machine: string, b: { changes: Change[]; owner: StepResult[] }): Promise<void> => {
+    let message: string | undefined;
+    const stepError = new Map<StepResult, string>();
+    try {
+      const reached: Reached | undefined = fetched.reached.get(machine);
+      if (!reached?.client) throw new ReachError(machine, `no daemon runs on ${machine}`);
+      const reply = await reached.client.batch(b.changes);
+      if (!reply.ok) {
+        message = `${reply.code} ${reply.text}`;
+        for (const line of reply.data) {
+          const m = /^(\d+) ERR (E_[A-Z]+) (.*)$/.exec(line);
+          const owner = m ? b.owner[Number(m[1]) - 1] : undefined;
+          if (owner && !stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
         }
       }
-      await mapBounded([...batches], parallelism, async ([machine, b]) => {
-        let message: string | undefined;
-        const stepError = new Map<StepResult, string>();
-        try {
-          const reached: Reached | undefined = fetched.reached.get(machine);
-          if (!reached?.client) throw new ReachError(machine, `no daemon runs on ${machine}`);
-          const reply = await reached.client.batch(b.changes);
-          if (!reply.ok) {
-            message = `${reply.code} ${reply.text}`;
-            for (const line of reply.data) {
-              const m = /^(\d+) ERR (E_[A-Z]+) (.*)$/.exec(line);
-              const owner = m ? b.owner[Number(m[1]) - 1] : undefined;
-              if (owner && !stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
-            }
-          }
-        } catch (e) {
-          message = (e as Error).message;
-        }
-        for (const r of new Set(b.owner)) {
-          r.at.push(message === undefined ? { machine, ok: true } : { machine, ok: false, error: stepError.get(r) ?? `not applied: ${message}` });
-        }
-        if (message !== undefined) failures.push({ machine, message });
-        opts.progress?.({ machine, stage: stageName, ok: message === undefined, changes: b.changes.length, ...(message === undefined ? {} : { message }) });
-      });
+    } catch (e) {
+      message = (e as Error).message;
     }
+    settle(machine, 'changes', new Set(b.owner), b.changes.length, message, stepError);
+  };
+
+  const statusOf = (inStage: StepResult[]): void => {
     for (const r of inStage) {
       const done = r.at.filter((a) => a.ok).length;
       r.status = done === r.at.length ? 'applied' : done === 0 ? 'failed' : 'partial';
@@ -191,7 +172,8 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
 
   const hosts = results.filter((r) => r.step.phase === Phase.Hosts);
   if (hosts.length) {
-    await stage(hosts, 'daemons');
+    await mapBounded(hosts, parallelism, startDaemon);
+    statusOf(hosts);
     if (failures.length) return { results, ok: false, failures, started };
     if (started.length && opts.replan) {
       const rest = opts.replan().filter((s) => s.phase !== Phase.Hosts);
@@ -199,6 +181,19 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
     }
   }
   const changes = results.filter((r) => r.step.phase !== Phase.Hosts);
-  if (changes.length) await stage(changes, 'changes');
+  // Each daemon's batch: its changes in the plan's phase order, and which step each came from.
+  const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
+  for (const r of [...changes].sort((a, b) => a.step.phase - b.step.phase)) {
+    for (const [machine, list] of changesOf(r.step, fetched, key)) {
+      let b = batches.get(machine);
+      if (!b) batches.set(machine, (b = { changes: [], owner: [] }));
+      for (const c of list) {
+        b.changes.push(c);
+        b.owner.push(r);
+      }
+    }
+  }
+  await mapBounded([...batches], parallelism, ([machine, b]) => pushBatch(machine, b));
+  statusOf(changes);
   return { results, ok: failures.length === 0, failures, started };
 }

@@ -1,4 +1,5 @@
 import type { Host } from '../model/state.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../wire/hostport.js';
 import type { DaemonLaunch, Session } from './transport.js';
 
 /**
@@ -28,16 +29,16 @@ export const launchWith =
 function defaultOf(host: Host, session: Session): DaemonLaunch {
   if (session.kind === 'local') {
     const { daemon, vm } = vmEndpoints(session.overlayAddress);
-    return { host, ifaces: [`${host.iface}=qemu-udp:listen=${daemon},peer=${vm}`] };
+    return { host, ifaces: [`${host.iface}=qemu-udp:listen=${formatHostPort(daemon)},peer=${formatHostPort(vm)}`] };
   }
   return { host, ifaces: [`${host.iface}=pcap:${host.iface}`] };
 }
 
 /** Where a local daemon at `address:port` and its VM exchange frames. */
-export function vmEndpoints(overlayAddress: string): { daemon: string; vm: string } {
-  const i = overlayAddress.lastIndexOf(':');
-  const host = overlayAddress.slice(0, i);
-  const port = Number(overlayAddress.slice(i + 1));
+export function vmEndpoints(overlayAddress: string): { daemon: HostPort; vm: HostPort } {
+  const at = parseHostPort(overlayAddress);
+  if (!at) throw new Error(`'${overlayAddress}' is not host:port`);
+  const { host, port } = at;
   if (port > 65533) throw new Error(`a local daemon's VM sockets take its port + 1 and + 2; ${port} is too high (use 65533 or lower)`);
-  return { daemon: `${host}:${port + 1}`, vm: `${host}:${port + 2}` };
+  return { daemon: { host, port: port + 1 }, vm: { host, port: port + 2 } };
 }

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Host } from '../model/state.js';
+import { packageRoot } from '../util/package-root.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient } from './control-client.js';
 import { ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
@@ -45,16 +44,8 @@ export interface LocalLaunch {
   pid: number;
 }
 
-/** The built daemon, found from this module whether it runs from dist/ or (under tests) from src/. */
-function vnetdScript(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find the vnetc package root');
-    dir = up;
-  }
-  return path.join(dir, 'dist', 'daemon', 'vnetd.js');
-}
+/** The built daemon of this package. */
+const vnetdScript = (): string => path.join(packageRoot(), 'dist', 'daemon', 'vnetd.js');
 
 const STARTUP_MS = 15_000;
 

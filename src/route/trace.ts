@@ -1,5 +1,5 @@
 import { priorityOf, type SourceQualifier } from '../model/priority.js';
-import type { Address, Destination, Rule, State } from '../model/state.js';
+import { linkKey, type Address, type Destination, type Rule, type State } from '../model/state.js';
 
 /**
  * Where a frame goes: the path from one daemon to wherever the tables send
@@ -94,8 +94,7 @@ export function trace(state: State, from: string, ingress: Ingress, src: string,
         continue;
       }
       const to = r.dest.to;
-      const linked = [...state.links.values()].some((l) => (l.a === machine && l.b === to) || (l.b === machine && l.a === to));
-      if (!linked) endings.push({ kind: 'no-link', machine, to });
+      if (!state.links.has(linkKey(machine, to))) endings.push({ kind: 'no-link', machine, to });
       else visit(to, { kind: 'link', from: machine }, depth + 1);
     }
   };

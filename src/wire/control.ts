@@ -159,27 +159,36 @@ function ruleWords(words: Words): WireRule {
   return { src, dst, dest };
 }
 
-function linkAddWords(words: Words): LinkConfig {
+/** `<peer> TCP|UDP DIAL|ACCEPT`: how a link starts, in LINK ADD and in LINKS? lines alike. */
+function linkHeadWords(words: Words): { peer: string; proto: Proto; dial: boolean } {
   const peer = machineWord(words.next('the peer machine'));
   const proto = words.next('TCP or UDP').toLowerCase();
   if (proto !== 'tcp' && proto !== 'udp') syntax(`expected TCP or UDP, not '${clipWord(proto)}'`);
   const role = words.next('DIAL or ACCEPT').toLowerCase();
   if (role !== 'dial' && role !== 'accept') syntax(`expected DIAL or ACCEPT, not '${clipWord(role)}'`);
+  return { peer, proto: proto as Proto, dial: role === 'dial' };
+}
+
+function modeWord(w: string): LinkMode {
+  const mode = w.toLowerCase();
+  if (mode !== 'auth-only' && mode !== 'encrypt') syntax(`expected ENCRYPT or AUTH-ONLY, not '${clipWord(mode)}'`);
+  return mode as LinkMode;
+}
+
+function linkAddWords(words: Words): LinkConfig {
+  const { peer, proto, dial } = linkHeadWords(words);
   let address: string | undefined;
   const next = words.next('the peer address host:port (or - ) then the key');
   if (next !== '-') {
     if (!parseHostPort(next)) syntax(`'${clipWord(next)}' is not host:port`);
     address = next;
   }
-  if (role === 'dial' && address === undefined) syntax('a link this end dials needs the peer address');
+  if (dial && address === undefined) syntax('a link this end dials needs the peer address');
   const key = words.next('the link key (64 hex digits)').toLowerCase();
   if (!KEY.test(key)) syntax('the link key must be 64 hex digits (32 bytes)');
-  const modeWord = words.optional()?.toLowerCase();
-  if (modeWord !== undefined && modeWord !== 'auth-only' && modeWord !== 'encrypt') {
-    syntax(`expected ENCRYPT or AUTH-ONLY, not '${clipWord(modeWord)}'`);
-  }
+  const mode = words.optional();
   words.end();
-  return { peer, proto: proto as Proto, dial: role === 'dial', address, key, mode: (modeWord as LinkMode | undefined) ?? 'encrypt' };
+  return { peer, proto, dial, address, key, mode: mode === undefined ? 'encrypt' : modeWord(mode) };
 }
 
 /** Parses one command line (without its newline). Throws WireError. */
@@ -294,14 +303,9 @@ export interface LinkStatus {
 /** Reads a `LINKS?` data line; the inverse of the daemon's listing. Throws WireError. */
 export function parseLinkLine(line: string): LinkStatus {
   const w = new Words(line.trim().split(/ +/));
-  const peer = machineWord(w.next('the peer machine'));
-  const proto = w.next('TCP or UDP').toLowerCase();
-  if (proto !== 'tcp' && proto !== 'udp') syntax(`expected TCP or UDP, not '${clipWord(proto)}'`);
-  const role = w.next('DIAL or ACCEPT').toLowerCase();
-  if (role !== 'dial' && role !== 'accept') syntax(`expected DIAL or ACCEPT, not '${clipWord(role)}'`);
+  const head = linkHeadWords(w);
   const addr = w.next('the peer address');
-  const mode = w.next('ENCRYPT or AUTH-ONLY').toLowerCase();
-  if (mode !== 'encrypt' && mode !== 'auth-only') syntax(`expected ENCRYPT or AUTH-ONLY, not '${clipWord(mode)}'`);
+  const mode = modeWord(w.next('ENCRYPT or AUTH-ONLY'));
   const state = w.next('the link state');
   if (state !== 'up' && state !== 'connecting' && state !== 'down') syntax(`'${clipWord(state)}' is not a link state`);
   let rttMs: number | undefined;
@@ -318,7 +322,7 @@ export function parseLinkLine(line: string): LinkStatus {
     } else counters[k!] = Number(v);
   }
   return {
-    link: { peer, proto: proto as Proto, dial: role === 'dial', address: addr === '-' ? undefined : addr, mode: mode as LinkMode },
+    link: { ...head, address: addr === '-' ? undefined : addr, mode },
     state: state as LinkStatus['state'],
     rttMs,
     counters,

@@ -19,3 +19,8 @@ export function parseHostPort(text: string): HostPort | null {
   if (m[1] !== undefined && isIP(host) !== 6) return null;
   return { host, port };
 }
+
+/** The inverse of parseHostPort. */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../util/package-root.js';
 
 /**
  * The daemon as uploaded to a machine that has no vnetd: dist/daemon/vnetd.js
@@ -19,18 +19,6 @@ export interface DaemonBundle {
   files: Map<string, Buffer>;
   /** The entry point, relative to the bundle root. */
   entry: string;
-}
-
-/** The package root: the nearest directory up from this module with vnetc's package.json. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (existsSync(pj) && (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'vnetc') return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('cannot find vnetc\'s package.json above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
 }
 
 const IMPORT = /(?:^|[;\s])(?:import|export)\s(?:[^'";]*?\sfrom\s*)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
