@@ -14,7 +14,7 @@ export type CommitResult =
   /** `errors` per change; `fatal` when the batch was fine but could not be made durable. */
   | { ok: false; errors: (WireError | undefined)[]; fatal?: WireError };
 
-export type QueryOp = 'info?' | 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?';
+export type QueryOp = 'info?' | 'devices?' | 'links?' | 'rules?' | 'stats?' | 'configtime?' | 'vttif?' | 'infer?';
 
 export interface ControlTarget {
   readonly machine: string;
@@ -22,7 +22,9 @@ export interface ControlTarget {
   /** Checks and applies a batch as one; never throws for a bad batch. */
   commit(changes: readonly Change[]): Promise<CommitResult>;
   setConfigTime(ms: number): Promise<void>;
-  /** Listing lines for a query command (without the leading `* `). */
+  /** Changes VTTIF settings (persisted); throws WireError when they do not hold together. */
+  setVttif(words: readonly string[]): Promise<string>;
+  /** Listing lines for a query command (without the leading `* `); may throw WireError (the query cannot be answered here). */
   query(op: QueryOp): Iterable<string>;
   /** Stops the daemon once the reply to SHUTDOWN has been sent. */
   shutdown(): void;
@@ -229,17 +231,31 @@ class Session {
       case 'configtime':
         await this.target.setConfigTime(cmd.ms);
         return `OK configuration time bound set to ${cmd.ms} ms\n`;
+      case 'vttif':
+        try {
+          return `OK ${await this.target.setVttif(cmd.words)}\n`;
+        } catch (e) {
+          if (!(e instanceof WireError)) throw e;
+          return `ERR ${e.code} ${e.message}\n`;
+        }
       case 'info?':
       case 'devices?':
       case 'links?':
       case 'rules?':
       case 'stats?':
-      case 'configtime?': {
+      case 'configtime?':
+      case 'vttif?':
+      case 'infer?': {
         const out: string[] = [];
         let n = 0;
-        for (const l of this.target.query(cmd.op)) {
-          out.push(`* ${l}\n`);
-          n++;
+        try {
+          for (const l of this.target.query(cmd.op)) {
+            out.push(`* ${l}\n`);
+            n++;
+          }
+        } catch (e) {
+          if (!(e instanceof WireError)) throw e;
+          return `ERR ${e.code} ${e.message}\n`;
         }
         out.push(`OK ${n}\n`);
         return out.join('');

@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { applySettingWords, DEFAULT_SETTINGS } from '../src/vttif/params.js';
 import { formatCommand, formatLinkConfig, formatRule, isChange, parseCommand, type Change, type LinkConfig, type WireRule } from '../src/wire/control.js';
 
 /**
@@ -26,6 +27,8 @@ export interface SavedState {
   links: LinkConfig[];
   rules: WireRule[];
   configTimeMs: number | null;
+  /** VTTIF settings as the VTTIF command's words (formatSettings); absent until first set. */
+  vttif?: string;
 }
 
 /** The state as found on start: the snapshot, and the journal's changes to apply after it, in order. */
@@ -39,6 +42,7 @@ export interface LoadedState extends SavedState {
 interface JournalEntry {
   changes?: readonly Change[];
   configTimeMs?: number | null;
+  vttif?: string;
 }
 
 const FORMAT = 'vnetd-state';
@@ -52,6 +56,13 @@ const COMPACT_MIN_BYTES = 64 * 1024;
 const RECORD = /^([0-9a-f]{8}) (.*)$/s;
 
 export class StateError extends Error {}
+
+/** Settings words as saved, checked the way the VTTIF command checks them; throws RangeError. */
+function checkedVttif(v: unknown): string {
+  if (typeof v !== 'string') throw new RangeError('VTTIF settings are not a string');
+  applySettingWords(DEFAULT_SETTINGS, v.split(' '));
+  return v;
+}
 
 export class StateStore {
   readonly file: string;
@@ -123,6 +134,7 @@ export class StateStore {
       seq,
       ...(entry.changes ? { changes: entry.changes.map(formatCommand) } : {}),
       ...(entry.configTimeMs !== undefined ? { configTimeMs: entry.configTimeMs } : {}),
+      ...(entry.vttif !== undefined ? { vttif: entry.vttif } : {}),
     });
     const record = Buffer.from(`${crc32hex(body)} ${body}\n`);
     const fh = await this.openJournal();
@@ -183,6 +195,7 @@ export class StateStore {
         seq,
         machine: s.machine,
         configTimeMs: s.configTimeMs,
+        ...(s.vttif !== undefined ? { vttif: s.vttif } : {}),
         // The same words as the control protocol's LINK ADD and RULE ADD: one codec, readable by a person.
         links: s.links.map(formatLinkConfig),
         rules: s.rules.map(formatRule),
@@ -224,7 +237,9 @@ export class StateStore {
         if (c.op !== 'rule-add') throw new Error('bad rule');
         return c.rule;
       });
-      return { seq, state: { machine: String(j.machine), links, rules, configTimeMs: typeof j.configTimeMs === 'number' ? j.configTimeMs : null } };
+      const state: SavedState = { machine: String(j.machine), links, rules, configTimeMs: typeof j.configTimeMs === 'number' ? j.configTimeMs : null };
+      if (j.vttif !== undefined) state.vttif = checkedVttif(j.vttif);
+      return { seq, state };
     } catch (e) {
       throw new StateError(
         `${this.file} is damaged (${(e as Error).message}); vnetd will not start over it and lose the configuration. ` +
@@ -267,7 +282,7 @@ export class StateStore {
     if (!m) return { problem: 'not a journal record', torn: true };
     if (crc32hex(m[2]!) !== m[1]) return { problem: 'checksum mismatch', torn: true };
     const bad = (problem: string) => ({ problem, torn: false });
-    let j: { seq?: unknown; changes?: unknown; configTimeMs?: unknown };
+    let j: { seq?: unknown; changes?: unknown; configTimeMs?: unknown; vttif?: unknown };
     try {
       j = JSON.parse(m[2]!) as typeof j;
     } catch {
@@ -294,6 +309,13 @@ export class StateStore {
     if (j.configTimeMs !== undefined && j.configTimeMs !== null && typeof j.configTimeMs !== 'number') return bad('bad configuration time');
     for (const c of changes) state.journal.push(c);
     if (j.configTimeMs !== undefined) state.configTimeMs = j.configTimeMs;
+    if (j.vttif !== undefined) {
+      try {
+        state.vttif = checkedVttif(j.vttif);
+      } catch (e) {
+        return bad(`bad VTTIF settings: ${(e as Error).message}`);
+      }
+    }
     this.seq = j.seq;
     return null;
   }

@@ -10,6 +10,8 @@ import type { Interface } from './interfaces/interface.js';
 import { listCapturable } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
+import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
+import { VttifAgent } from './vttif/agent.js';
 
 export interface VnetdOptions {
   machine: string;
@@ -51,6 +53,7 @@ export class Vnetd implements ControlTarget {
   private maxCommitMs = 0;
   private forwardErrors = 0;
   private readonly startedAt = Date.now();
+  private readonly vttif: VttifAgent;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
@@ -63,6 +66,7 @@ export class Vnetd implements ControlTarget {
       ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
     });
     this.control = new ControlServer(this, opts.log);
+    this.vttif = new VttifAgent({ machine: opts.machine, send: (peer, payload) => this.links.report(peer, payload), log: opts.log });
   }
 
   get machine(): string {
@@ -87,11 +91,15 @@ export class Vnetd implements ControlTarget {
     for (const iface of opts.interfaces) {
       await iface.open();
       const port = this.table.attach({ kind: 'interface', iface: iface.name });
-      iface.on('frame', (frame: Buffer) => this.forward(port, frame));
+      iface.on('frame', (frame: Buffer) => {
+        this.vttif.sampler?.sent(frame);
+        this.forward(port, frame);
+      });
       this.ifaces.set(iface.name, { iface, port });
     }
 
     this.links.on('frame', (peer: string, frame: Buffer) => this.forward(this.table.portId({ kind: 'link', to: peer }), frame));
+    this.links.on('report', (peer: string, payload: Buffer) => this.vttif.received(peer, payload));
     this.links.on('up', (peer: string) => {
       this.table.attach({ kind: 'link', to: peer });
       opts.log(`link ${peer} up`);
@@ -102,6 +110,7 @@ export class Vnetd implements ControlTarget {
     });
     await this.links.start();
 
+    this.vttif.configure(saved?.vttif ? applySettingWords(DEFAULT_SETTINGS, saved.vttif.split(' ')) : DEFAULT_SETTINGS);
     if (saved) {
       for (const note of saved.notes) opts.log(note);
       // The snapshot as a batch of additions, then the journal's batches: each was checked when it was committed.
@@ -128,6 +137,7 @@ export class Vnetd implements ControlTarget {
   }
 
   async stop(): Promise<void> {
+    this.vttif.stop();
     await this.control.close();
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
@@ -141,7 +151,10 @@ export class Vnetd implements ControlTarget {
       for (const id of this.table.forward(ingress, frame)) {
         const dest = this.table.port(id)!.dest;
         if (dest.kind === 'link') this.links.send(dest.to, frame);
-        else this.ifaces.get(dest.iface)?.iface.send(frame);
+        else {
+          this.vttif.sampler?.delivered(frame);
+          this.ifaces.get(dest.iface)?.iface.send(frame);
+        }
       }
     } catch (e) {
       // A frame must never take the daemon down; count it and carry on.
@@ -218,6 +231,7 @@ export class Vnetd implements ControlTarget {
       links: [...this.config.links.values()],
       rules: [...this.config.rules.values()],
       configTimeMs: this.configTimeMs,
+      vttif: formatSettings(this.vttif.current),
     };
   }
 
@@ -234,6 +248,25 @@ export class Vnetd implements ControlTarget {
     });
     this.commits = run.catch(() => {});
     await run;
+  }
+
+  async setVttif(words: readonly string[]): Promise<string> {
+    const run = this.commits.then(async () => {
+      let next;
+      try {
+        next = applySettingWords(this.vttif.current, words);
+      } catch (e) {
+        throw new WireError('E_SYNTAX', (e as Error).message);
+      }
+      const problem = settingsProblem(next);
+      if (problem) throw new WireError('E_REJECTED', problem);
+      const text = formatSettings(next);
+      await this.store.append({ vttif: text }, () => ({ ...this.saved(), vttif: text }));
+      this.vttif.configure(next);
+      return `vttif ${text}`;
+    });
+    this.commits = run.catch(() => {});
+    return run;
   }
 
   shutdown(): void {
@@ -285,6 +318,12 @@ export class Vnetd implements ControlTarget {
         yield `forward-errors ${this.forwardErrors}`;
         return;
       }
+      case 'vttif?':
+        yield* this.vttif.status();
+        return;
+      case 'infer?':
+        yield* this.vttif.inference();
+        return;
       case 'configtime?':
         yield `bound-ms ${this.configTimeMs ?? '-'}`;
         yield `last-commit-ms ${this.lastCommitMs?.toFixed(3) ?? '-'}`;

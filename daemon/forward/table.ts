@@ -13,13 +13,13 @@
  */
 import { tableKey, type Destination, type Rule } from '../../src/model/state.js';
 import { FlowCache, type CacheStats } from './flow-cache.js';
-import { macToNumber, readMac48 } from './mac48.js';
+import { macToNumber, readMac48 } from '../../src/model/mac48.js';
 import { PortRegistry, type Port, type PortInfo } from './ports.js';
 import { Entry, RuleIndex, type Decision, type InstalledRule, type Match } from './rule-index.js';
 import { MIN_FRAME } from '../frame.js';
 
 export type { CacheStats } from './flow-cache.js';
-export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from './mac48.js';
+export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from '../../src/model/mac48.js';
 export type { PortInfo } from './ports.js';
 export { MAX_PRIORITY, priorityOf } from '../../src/model/priority.js';
 export type { DropReason, InstalledRule, Match } from './rule-index.js';

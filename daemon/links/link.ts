@@ -3,7 +3,7 @@ import { backoffDelay } from './backoff.js';
 import type { Channel } from './channel.js';
 import type { Session } from './session.js';
 import type { BackoffOptions, LinkSpec, LinkState, LinkStats } from './types.js';
-import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, TCP_MAX_PAYLOAD } from './wire.js';
+import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, REPORT, TCP_MAX_PAYLOAD } from './wire.js';
 
 /**
  * One configured link at runtime: its session when up, its keep-alives and
@@ -13,6 +13,8 @@ import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, TCP_MAX_PAYLOAD } from '
 
 export interface LinkHooks {
   frame(peer: string, frame: Buffer): void;
+  /** A VTTIF report from the peer (authenticated, not yet decoded). */
+  report(peer: string, payload: Buffer): void;
   up(peer: string): void;
   down(peer: string, reason: string): void;
   /** Start a dial attempt for this link. */
@@ -260,6 +262,9 @@ export class Link {
       case CLOSE:
         this.lost('peer closed the link');
         break;
+      case REPORT:
+        this.hooks.report(this.spec.peer, r.payload);
+        break;
       default:
       // Authentic but unknown: a newer peer's extension, harmless to skip.
     }
@@ -308,6 +313,17 @@ export class Link {
     const stamp = Buffer.allocUnsafe(8);
     stamp.writeDoubleBE(performance.now(), 0);
     this.control(PING, stamp);
+  }
+
+  /**
+   * Sends a VTTIF report in a record of its own; false when the link is down.
+   * Reports are small and few (at most 20 a second), so like keep-alives they
+   * skip the frame batch.
+   */
+  report(payload: Buffer): boolean {
+    if (!this.session || !this.channel) return false;
+    this.control(REPORT, payload);
+    return true;
   }
 
   /** Keep-alives bypass congestion: they are what tells a slow peer from a dead one. */

@@ -23,7 +23,7 @@ export type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats } from './t
  * daemon's port, a Link per configured peer, dialing and re-dialing those
  * this end dials.
  *
- * Events: 'frame' (peer, frame), 'up' (peer), 'down' (peer, reason). A
+ * Events: 'frame' (peer, frame), 'report' (peer, VTTIF report), 'up' (peer), 'down' (peer, reason). A
  * frame's buffer is never reused by the links, but it is often a view into a
  * larger one (a TCP chunk, a decrypted batch): a listener that keeps frames
  * for long should copy them, or each pins up to 64 KiB.
@@ -50,6 +50,7 @@ const REFUSAL_COUNTER: Record<Refusal, keyof ListenerStats> = {
 
 export interface LinkManager {
   on(event: 'frame', listener: (peer: string, frame: Buffer) => void): this;
+  on(event: 'report', listener: (peer: string, payload: Buffer) => void): this;
   on(event: 'up', listener: (peer: string) => void): this;
   on(event: 'down', listener: (peer: string, reason: string) => void): this;
   once(event: 'frame', listener: (peer: string, frame: Buffer) => void): this;
@@ -106,6 +107,7 @@ export class LinkManager extends EventEmitter {
     this.logLine = opts.log ?? (() => {});
     this.hooks = {
       frame: (peer, frame) => this.emit('frame', peer, frame),
+      report: (peer, payload) => this.emit('report', peer, payload),
       up: (peer) => this.emit('up', peer),
       down: (peer, reason) => this.emit('down', peer, reason),
       redial: (link) => this.dial(link),
@@ -223,6 +225,11 @@ export class LinkManager extends EventEmitter {
   send(peer: string, frame: Uint8Array): boolean {
     const link = this.links.get(peer);
     return link ? link.send(frame) : false;
+  }
+
+  /** Sends a VTTIF report; false when there is no such link or it is down. */
+  report(peer: string, payload: Buffer): boolean {
+    return this.links.get(peer)?.report(payload) ?? false;
   }
 
   has(peer: string): boolean {

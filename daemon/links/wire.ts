@@ -20,6 +20,8 @@ export const DATA = 0x10;
 export const PING = 0x11;
 export const PONG = 0x12;
 export const CLOSE = 0x13;
+/** A VTTIF report for the collector (src/wire/vttif-report.ts). */
+export const REPORT = 0x14;
 
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;

@@ -67,6 +67,6 @@ export interface Inference {
   matrix: MatrixEntry[];
   /** VM MAC → the machine whose daemon last saw it send from a local interface. */
   hosts: Record<string, string>;
-  /** Machines whose reports are in the window, with the age of their last report in seconds. */
+  /** Every machine that has reported to this collector, with the age of its last report in seconds. */
   reporters: Record<string, number>;
 }

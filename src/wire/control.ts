@@ -1,3 +1,4 @@
+import { applySettingWords, DEFAULT_SETTINGS } from '../vttif/params.js';
 import { printAddress } from '../lang/print.js';
 import { parseMac } from '../model/mac.js';
 import { isInterfaceName, isMachineName } from '../model/names.js';
@@ -42,7 +43,10 @@ export type Command =
   | { op: 'stats?' }
   | { op: 'configtime?' }
   | { op: 'info?' }
+  | { op: 'vttif?' }
+  | { op: 'infer?' }
   | { op: 'shutdown' }
+  | { op: 'vttif'; words: string[] }
   | { op: 'configtime'; ms: number }
   | { op: 'link-add'; link: LinkConfig }
   | { op: 'link-delete'; peer: string }
@@ -221,6 +225,21 @@ export function parseCommand(line: string): Command {
       return simple('info?');
     case 'SHUTDOWN':
       return simple('shutdown');
+    case 'VTTIF?':
+      return simple('vttif?');
+    case 'INFER?':
+      return simple('infer?');
+    case 'VTTIF': {
+      const settings: string[] = [];
+      for (let word = w.optional(); word !== undefined; word = w.optional()) settings.push(word);
+      if (settings.length === 0) syntax('expected settings such as collector=proxy update-hz=5 window-s=1 threshold=0.2');
+      try {
+        applySettingWords(DEFAULT_SETTINGS, settings);
+      } catch (e) {
+        syntax((e as Error).message);
+      }
+      return { op: 'vttif', words: settings };
+    }
     case 'CONFIGTIME': {
       const v = w.next('the bound in milliseconds');
       if (!/^\d{1,9}$/.test(v)) syntax('the bound is a whole number of milliseconds');
@@ -244,7 +263,7 @@ export function parseCommand(line: string): Command {
       return { op: 'link-delete', peer };
     }
     default:
-      throw new WireError('E_UNKNOWN', `unknown command '${clipWord(words[0]!)}'; try INFO?, DEVICES?, LINKS?, RULES?, STATS?, LINK ADD, RULE ADD, BATCH`);
+      throw new WireError('E_UNKNOWN', `unknown command '${clipWord(words[0]!)}'; try INFO?, DEVICES?, LINKS?, RULES?, STATS?, VTTIF?, INFER?, LINK ADD, RULE ADD, BATCH`);
   }
 }
 
@@ -268,6 +287,8 @@ export function formatCommand(c: Command): string {
       return 'DONE';
     case 'configtime':
       return `CONFIGTIME ${c.ms}`;
+    case 'vttif':
+      return `VTTIF ${c.words.join(' ')}`;
     case 'link-add':
       return `LINK ADD ${formatLinkConfig(c.link)}`;
     case 'link-delete':

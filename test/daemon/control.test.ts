@@ -79,6 +79,12 @@ class ConfigTarget implements ControlTarget {
     return { ok: true, ms: 0.1 };
   }
   async setConfigTime(): Promise<void> {}
+  vttifWords: string[] = [];
+  async setVttif(words: readonly string[]): Promise<string> {
+    if (words.includes('window-s=0.01')) throw new WireError('E_REJECTED', 'window too short');
+    this.vttifWords = [...words];
+    return `vttif ${words.join(' ')}`;
+  }
   shutdowns = 0;
   shutdown(): void {
     this.shutdowns++;
@@ -86,6 +92,7 @@ class ConfigTarget implements ControlTarget {
   *query(op: string): Iterable<string> {
     if (op === 'rules?') for (const r of this.config.rules.values()) yield formatRule(r);
     if (op === 'links?') for (const l of this.config.links.values()) yield l.peer;
+    if (op === 'infer?') throw new WireError('E_STATE', 'not the collector');
   }
 }
 
@@ -117,6 +124,21 @@ describe('control sessions', () => {
     expect(await c.request('LINK DELETE h2')).toMatchObject({ ok: false, code: 'E_INUSE', text: expect.stringContaining('1 rule still send') });
     expect(await c.request('RULE ADD ANY ANY IFACE eth9')).toMatchObject({ ok: false, code: 'E_NOIFACE', text: expect.stringContaining('open: vm0') });
     expect(await c.request('RULES?')).toEqual({ ok: true, data: ['ANY ANY LINK h2'], text: '1' });
+    c.close();
+  });
+
+  test('VTTIF settings are checked word by word before the daemon sees them; a query the daemon cannot answer is an ERR', async () => {
+    const c = await ControlClient.connect(sock);
+    expect(await c.request('VTTIF collector=proxy update-hz=20 window-s=0.25')).toEqual({ ok: true, data: [], text: 'vttif collector=proxy update-hz=20 window-s=0.25' });
+    expect(target.vttifWords).toEqual(['collector=proxy', 'update-hz=20', 'window-s=0.25']);
+    expect(await c.request('VTTIF update-hz=50')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('at most 20') });
+    expect(await c.request('VTTIF colour=red')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('known: collector') });
+    expect(await c.request('VTTIF collector=$(reboot)')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
+    expect(await c.request('VTTIF')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
+    expect(await c.request('VTTIF window-s=0.01')).toMatchObject({ ok: false, code: 'E_REJECTED' });
+    expect(await c.request('INFER?')).toMatchObject({ ok: false, code: 'E_STATE', text: 'not the collector' });
+    expect(await c.request('INFO?')).toMatchObject({ ok: true });
+    expect(target.vttifWords).toEqual(['collector=proxy', 'update-hz=20', 'window-s=0.25']);
     c.close();
   });
 

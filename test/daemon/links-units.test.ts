@@ -319,6 +319,7 @@ describe('a link on a stub transport', () => {
       { peer: 'p', proto: batching ? 'tcp' : 'udp', dial: false, key: KEY, mode: 'encrypt' },
       {
         frame: (_peer, f) => frames.push(f),
+        report: (_peer, p) => events.push(`report ${p.length}`),
         up: () => events.push('up'),
         down: (_peer, reason) => events.push(`down: ${reason}`),
         redial: () => {},

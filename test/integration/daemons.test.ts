@@ -207,4 +207,39 @@ describe('three daemons on loopback', () => {
     expect(err).toContain('another vnetd is running with state directory');
     expect((await ok(h1!, 'HELLO')).text).toContain('machine h1');
   }, 20_000);
+
+  test('VTTIF: hosts report over their links, the Proxy infers who talks to whom and where each VM is; settings survive a restart', async () => {
+    const { proxy, h1, h2 } = nodes as Record<string, Node>;
+    for (const n of [proxy!, h1!, h2!]) {
+      expect((await ok(n, 'VTTIF collector=proxy update-hz=20 window-s=0.5 threshold=0.2')).text).toBe('vttif collector=proxy sampling=on update-hz=20 window-s=0.5 threshold=0.2');
+    }
+    expect(await h1!.ctl!.request('INFER?')).toMatchObject({ ok: false, code: 'E_STATE', text: 'this daemon reports to collector proxy; ask that one' });
+    expect(await h1!.ctl!.request('VTTIF window-s=0.01')).toMatchObject({ ok: false, code: 'E_REJECTED', text: expect.stringContaining('at least one update interval') });
+
+    // vm1 and vm2 exchange frames (over the fast path, so the Proxy sees none of the data: only the reports).
+    const traffic = setInterval(() => {
+      h1!.vm!.send(frame(MAC.vm2, MAC.vm1, 'x'.repeat(1000)), h1!.ifacePort, '127.0.0.1');
+      h2!.vm!.send(frame(MAC.vm1, MAC.vm2, 'y'.repeat(500)), h2!.ifacePort, '127.0.0.1');
+    }, 5);
+    try {
+      const inferred = await waitFor('a settled inference on the Proxy', async () => {
+        const r = await ok(proxy!, 'INFER?');
+        return r.data.some((l) => l.startsWith('state settled changes=1 ')) ? r.data : undefined;
+      });
+      expect(inferred).toContain(`host ${MAC.vm1} h1`);
+      expect(inferred).toContain(`host ${MAC.vm2} h2`);
+      expect(inferred).toContain('params update-hz=20 window-s=0.5 threshold=0.2');
+      expect(inferred.filter((l) => l.startsWith('edge '))).toEqual([expect.stringMatching(new RegExp(`^edge ${MAC.vm1} ${MAC.vm2} intensity=1 bytes-per-s=\\d+`))]);
+      expect(inferred.filter((l) => l.startsWith('reporter ')).map((l) => l.split(' ')[1])).toEqual(['h1', 'h2', 'proxy']);
+      const status = (await ok(h1!, 'VTTIF?')).data;
+      expect(status).toContain('role reporter');
+      expect(status).toContain(`hosted ${MAC.vm1} age-s=` + status.find((l) => l.startsWith('hosted'))!.split('age-s=')[1]);
+      expect(Number(status.find((l) => l.startsWith('reports-sent '))!.split(' ')[1])).toBeGreaterThan(0);
+    } finally {
+      clearInterval(traffic);
+    }
+    await stopDaemon(h1!);
+    await startDaemon(h1!);
+    expect((await ok(h1!, 'VTTIF?')).data.slice(0, 5)).toEqual(['collector proxy', 'sampling on', 'update-hz 20', 'window-s 0.5', 'threshold 0.2']);
+  }, 30_000);
 });

@@ -4,7 +4,7 @@
  * without allocating a string per frame. The model keeps the canonical
  * string form (src/model/mac.ts); these helpers cross between the two.
  */
-import { parseMac } from '../../src/model/mac.js';
+import { parseMac } from './mac.js';
 
 const TWO_32 = 4294967296;
 

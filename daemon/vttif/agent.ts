@@ -1,0 +1,144 @@
+import { performance } from 'node:perf_hooks';
+import { Collector } from '../../src/vttif/collector.js';
+import { paramsOf, type VttifSettings } from '../../src/vttif/params.js';
+import { formatInference } from '../../src/wire/vttif.js';
+import { decodeReport, encodeReport, type Report } from '../../src/wire/vttif-report.js';
+import { WireError } from '../../src/wire/control.js';
+import { numberToMac } from '../../src/model/mac48.js';
+import { Sampler } from './sampler.js';
+
+/**
+ * One daemon's part in VTTIF: its sampler on the data path, a timer at the
+ * update rate that turns the local matrix into a report and sends it to the
+ * collector over the overlay link (000 §2.2: updates go to the daemon on the
+ * Proxy), and, on the collector itself, the Collector.
+ */
+
+/** Report chunks stay well under any link's record size, and under a jumbo frame. */
+const CHUNK_BYTES = 8192;
+
+export interface AgentHooks {
+  machine: string;
+  /** Sends one report chunk over the link to `peer`; false when that link is down or absent. */
+  send(peer: string, payload: Buffer): boolean;
+  log(line: string): void;
+}
+
+export class VttifAgent {
+  /** Null while sampling is off: the data path then pays one null check. */
+  sampler: Sampler | null = null;
+  private collector: Collector | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private settings!: VttifSettings;
+  private readonly counters = { reportsSent: 0, reportsUnsent: 0, reportsIn: 0, badReports: 0, strayReports: 0 };
+  /** Sources seen locally, with when (monotonic ms): what VTTIF? lists as hosted. */
+  private readonly hosted = new Map<number, number>();
+  private collectorReachable = true;
+
+  constructor(private readonly hooks: AgentHooks) {}
+
+  get current(): VttifSettings {
+    return this.settings;
+  }
+
+  configure(s: VttifSettings): void {
+    const before = this.settings;
+    this.settings = s;
+    if (s.sampling && !this.sampler) this.sampler = new Sampler();
+    if (!s.sampling) this.sampler = null;
+    if (s.collector === this.hooks.machine) {
+      if (this.collector) this.collector.setParams(paramsOf(s));
+      else this.collector = new Collector(this.hooks.machine, paramsOf(s));
+    } else {
+      this.collector = null;
+    }
+    if (!before || before.updateHz !== s.updateHz || !this.timer) this.restartTimer();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** A REPORT record from a peer's link. */
+  received(peer: string, payload: Buffer): void {
+    if (!this.collector) {
+      // Reports meant for another collector, from a peer configured differently: count, do not keep.
+      this.counters.strayReports++;
+      return;
+    }
+    let report: Report;
+    try {
+      report = decodeReport(payload);
+    } catch (e) {
+      this.counters.badReports++;
+      if (this.counters.badReports <= 10) this.hooks.log(`vttif: bad report from ${peer}: ${(e as Error).message}`);
+      return;
+    }
+    this.counters.reportsIn++;
+    this.collector.ingest(peer, report, performance.now());
+  }
+
+  private restartTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.tick(), 1000 / this.settings.updateHz);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    if (this.sampler) {
+      const report = this.sampler.take();
+      for (const mac of report.hosted) this.hosted.set(mac, now);
+      this.deliver(report, now);
+    }
+    this.collector?.evaluate(now);
+  }
+
+  private deliver(report: Report, now: number): void {
+    const to = this.settings.collector;
+    if (to === null) return;
+    if (to === this.hooks.machine) {
+      this.collector?.ingest(to, report, now);
+      return;
+    }
+    let ok = true;
+    for (const chunk of encodeReport(report, CHUNK_BYTES)) ok = this.hooks.send(to, chunk) && ok;
+    if (ok) this.counters.reportsSent++;
+    else this.counters.reportsUnsent++;
+    if (ok !== this.collectorReachable) {
+      this.collectorReachable = ok;
+      this.hooks.log(ok ? `vttif: reports reach collector ${to} again` : `vttif: no link up to collector ${to}; reports are dropped until there is`);
+    }
+  }
+
+  /** VTTIF?'s lines. */
+  *status(): Iterable<string> {
+    const s = this.settings;
+    yield `collector ${s.collector ?? '-'}`;
+    yield `sampling ${s.sampling ? 'on' : 'off'}`;
+    yield `update-hz ${s.updateHz}`;
+    yield `window-s ${s.windowS}`;
+    yield `threshold ${s.threshold}`;
+    yield `role ${this.collector ? 'collector' : s.collector ? 'reporter' : 'none'}`;
+    yield `reports-sent ${this.counters.reportsSent}`;
+    yield `reports-unsent ${this.counters.reportsUnsent}`;
+    yield `reports-in ${this.counters.reportsIn}`;
+    yield `bad-reports ${this.counters.badReports}`;
+    yield `stray-reports ${this.counters.strayReports}`;
+    yield `overflow-frames ${this.sampler?.overflow ?? 0}`;
+    const now = performance.now();
+    for (const [mac, at] of [...this.hosted].sort((a, b) => a[0] - b[0])) yield `hosted ${numberToMac(mac)} age-s=${Math.round(now - at) / 1000}`;
+  }
+
+  /** INFER?'s lines; only the collector can answer. */
+  inference(): string[] {
+    if (!this.collector) {
+      const c = this.settings.collector;
+      throw new WireError('E_STATE', c ? `this daemon reports to collector ${c}; ask that one` : 'VTTIF has no collector here; set one with VTTIF collector=MACHINE');
+    }
+    const now = performance.now();
+    this.collector.evaluate(now);
+    return formatInference(this.collector.inference(now));
+  }
+}

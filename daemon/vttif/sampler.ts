@@ -1,0 +1,115 @@
+import { readMac48 } from '../../src/model/mac48.js';
+import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
+
+/**
+ * The local traffic matrix (000 §2.2): bytes and frames per directed VM
+ * pair of frames this daemon took in from a local interface or delivered
+ * to one, since the last report. It sits on the data path, so a frame costs
+ * one probe in an open-addressed table of typed arrays and allocates
+ * nothing; taking a report empties it.
+ *
+ * Only unicast destinations count: a broadcast or multicast frame says
+ * nothing about which VMs talk to which (ARP to everyone is not an edge).
+ */
+
+const INITIAL_SLOTS = 256;
+/** Past this many pairs in one report interval, new pairs are counted as overflow instead of growing the table. */
+export const MAX_PAIRS = 1 << 16;
+const EMPTY = -1;
+
+export class Sampler {
+  private slots = INITIAL_SLOTS;
+  /** src, dst per slot; EMPTY marks a free slot. */
+  private keys = new Float64Array(2 * INITIAL_SLOTS).fill(EMPTY);
+  /** sentBytes, sentFrames, deliveredBytes, deliveredFrames per slot. */
+  private counts = new Float64Array(4 * INITIAL_SLOTS);
+  private used = 0;
+  /** Sources seen on a local interface since the last report. */
+  private readonly hosted = new Set<number>();
+  /** Frames not counted because the table was full, over the daemon's life. */
+  overflow = 0;
+
+  /** A frame that came in from a local interface. */
+  sent(frame: Uint8Array): void {
+    if (frame.length < 14) return;
+    const src = readMac48(frame, 6);
+    if (frame[6]! & 1) return; // a group source is not a VM
+    this.hosted.add(src);
+    if (frame[0]! & 1) return;
+    this.count(src, readMac48(frame, 0), 0, frame.length);
+  }
+
+  /** A frame this daemon delivered to a local interface. */
+  delivered(frame: Uint8Array): void {
+    if (frame.length < 14 || frame[0]! & 1) return;
+    this.count(readMac48(frame, 6), readMac48(frame, 0), 2, frame.length);
+  }
+
+  /** What was counted since the last call, and a fresh start. */
+  take(): Report {
+    const pairs = new Float64Array(this.used * PAIR_FIELDS);
+    let p = 0;
+    for (let i = 0; i < this.slots; i++) {
+      if (this.keys[2 * i] === EMPTY) continue;
+      pairs[p] = this.keys[2 * i]!;
+      pairs[p + 1] = this.keys[2 * i + 1]!;
+      pairs.set(this.counts.subarray(4 * i, 4 * i + 4), p + 2);
+      p += PAIR_FIELDS;
+    }
+    const report: Report = { hosted: [...this.hosted], pairs };
+    this.hosted.clear();
+    if (this.used) {
+      this.keys.fill(EMPTY);
+      this.counts.fill(0);
+      this.used = 0;
+    }
+    return report;
+  }
+
+  private count(src: number, dst: number, side: 0 | 2, bytes: number): void {
+    let i = this.find(src, dst);
+    if (i < 0) {
+      if (this.used >= MAX_PAIRS) {
+        this.overflow++;
+        return;
+      }
+      if ((this.used + 1) * 2 > this.slots) this.grow();
+      i = this.find(src, dst);
+      i = -i - 1;
+      this.keys[2 * i] = src;
+      this.keys[2 * i + 1] = dst;
+      this.used++;
+    }
+    this.counts[4 * i + side]! += bytes;
+    this.counts[4 * i + side + 1]! += 1;
+  }
+
+  /** The slot holding the pair, or -(free slot) - 1 where it would go. */
+  private find(src: number, dst: number): number {
+    const mask = this.slots - 1;
+    // Mix both addresses' low 32 bits; the high 16 are nearly always the same OUI.
+    let h = Math.imul((src >>> 0) ^ Math.imul(dst >>> 0, 0x9e3779b1), 0x85ebca6b);
+    h ^= h >>> 15;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const k = this.keys[2 * i]!;
+      if (k === EMPTY) return -i - 1;
+      if (k === src && this.keys[2 * i + 1] === dst) return i;
+    }
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldCounts = this.counts;
+    const oldSlots = this.slots;
+    this.slots *= 2;
+    this.keys = new Float64Array(2 * this.slots).fill(EMPTY);
+    this.counts = new Float64Array(4 * this.slots);
+    for (let i = 0; i < oldSlots; i++) {
+      if (oldKeys[2 * i] === EMPTY) continue;
+      const j = -this.find(oldKeys[2 * i]!, oldKeys[2 * i + 1]!) - 1;
+      this.keys[2 * j] = oldKeys[2 * i]!;
+      this.keys[2 * j + 1] = oldKeys[2 * i + 1]!;
+      this.counts.set(oldCounts.subarray(4 * i, 4 * i + 4), 4 * j);
+    }
+  }
+}

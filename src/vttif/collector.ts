@@ -1,0 +1,89 @@
+import { numberToMac } from '../model/mac48.js';
+import type { Report } from '../wire/vttif-report.js';
+import { Damper } from './damping.js';
+import { prune } from './prune.js';
+import type { Inference, MatrixEntry, Topology, VttifParams } from './types.js';
+import { SlidingWindow } from './window.js';
+
+/**
+ * The collector on the Proxy (000 §2.2): takes every daemon's reports, keeps
+ * the window, and answers with the inferred topology. Pure: time comes in
+ * as arguments (`now`, monotonic ms), so tests drive it with a fake clock
+ * and the daemon with performance.now().
+ */
+export class Collector {
+  private readonly window: SlidingWindow;
+  private readonly damper = new Damper();
+  /** VM → machine that last saw it send, and when (monotonic ms). */
+  private readonly hosts = new Map<number, { machine: string; at: number }>();
+  private readonly reporters = new Map<string, number>();
+  private params: VttifParams;
+  private current: Topology | null = null;
+  private matrix: MatrixEntry[] = [];
+  reportsIn = 0;
+
+  constructor(
+    readonly machine: string,
+    params: VttifParams,
+    /** Wall-clock ms for the timestamps people read. */
+    private readonly wallClock: () => number = Date.now,
+  ) {
+    this.params = params;
+    this.window = new SlidingWindow(params.windowS * 1000);
+  }
+
+  setParams(p: VttifParams): void {
+    this.params = p;
+    this.window.windowMs = p.windowS * 1000;
+  }
+
+  ingest(from: string, report: Report, now: number): void {
+    this.reportsIn++;
+    this.reporters.set(from, now);
+    for (const mac of report.hosted) this.hosts.set(mac, { machine: from, at: now });
+    this.window.add(report, now);
+  }
+
+  /** Re-reads the window at `now` and feeds the damper; true when a new topology settled. */
+  evaluate(now: number): boolean {
+    this.window.expire(now);
+    const seconds = this.params.windowS;
+    const matrix: MatrixEntry[] = [];
+    for (const s of this.window.pairs()) {
+      // Each VM pair is seen where its frames enter and where they leave; the larger count is the one that lost nothing.
+      const sentOrDelivered = s.sentFrames >= s.deliveredFrames;
+      const bytes = Math.max(0, sentOrDelivered ? s.sentBytes : s.deliveredBytes);
+      const frames = sentOrDelivered ? s.sentFrames : s.deliveredFrames;
+      matrix.push({ src: numberToMac(s.src), dst: numberToMac(s.dst), bytesPerS: bytes / seconds, framesPerS: frames / seconds });
+    }
+    matrix.sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0));
+    this.matrix = matrix;
+    const top = prune(matrix, this.params.threshold);
+    this.current = top.edges.length ? top : null;
+    const changed = this.damper.observe(this.current, now, this.params);
+    this.damper.refresh(this.current);
+    return changed;
+  }
+
+  inference(now: number): Inference {
+    const wallNow = this.wallClock();
+    const wall = (mono: number): string => new Date(wallNow - (now - mono)).toISOString();
+    const hosts: Record<string, string> = {};
+    for (const [mac, h] of [...this.hosts].sort((x, y) => x[0] - y[0])) hosts[numberToMac(mac)] = h.machine;
+    const reporters: Record<string, number> = {};
+    for (const [m, at] of [...this.reporters].sort((x, y) => (x[0] < y[0] ? -1 : 1))) reporters[m] = Math.round(now - at) / 1000;
+    return {
+      collector: this.machine,
+      at: new Date(wallNow).toISOString(),
+      params: { ...this.params },
+      state: this.damper.state(this.current),
+      topology: this.damper.settled,
+      changes: this.damper.changes,
+      settledAt: this.damper.settledAt === null ? null : wall(this.damper.settledAt),
+      current: this.current ?? { vms: [], edges: [] },
+      matrix: this.matrix,
+      hosts,
+      reporters,
+    };
+  }
+}

@@ -1,0 +1,96 @@
+import { isMachineName } from '../model/names.js';
+import type { VttifParams } from './types.js';
+
+/**
+ * A daemon's VTTIF settings: where its reports go, and the three parameters
+ * of 000 §2.2. Every daemon of a deployment holds the same settings; the
+ * window and threshold matter only on the collector. Written on the wire
+ * (the VTTIF command, PROTOCOL.md) and in the state file as `key=value`
+ * words, one codec for both.
+ */
+export interface VttifSettings extends VttifParams {
+  /** The machine whose daemon aggregates (the Proxy), or null: sample, but report to no one. */
+  collector: string | null;
+  /** Off: no per-frame counting at all (what the overhead benchmark compares against). */
+  sampling: boolean;
+}
+
+export const MAX_UPDATE_HZ = 20;
+export const MAX_WINDOW_S = 3600;
+
+export const DEFAULT_SETTINGS: VttifSettings = {
+  collector: null,
+  sampling: true,
+  updateHz: 5,
+  windowS: 1,
+  threshold: 0.2,
+};
+
+const KEYS = ['collector', 'sampling', 'update-hz', 'window-s', 'threshold'] as const;
+
+/** The words for `s`, in a fixed order. */
+export function formatSettings(s: VttifSettings): string {
+  return `collector=${s.collector ?? '-'} sampling=${s.sampling ? 'on' : 'off'} update-hz=${s.updateHz} window-s=${s.windowS} threshold=${s.threshold}`;
+}
+
+/**
+ * `base` with the given `key=value` words applied; a key not given keeps its
+ * value. Throws RangeError naming the word and what would be accepted. The
+ * words are checked one by one; whether the result holds together is
+ * `settingsProblem`'s to say.
+ */
+export function applySettingWords(base: VttifSettings, words: readonly string[]): VttifSettings {
+  const s = { ...base };
+  for (const word of words) {
+    const eq = word.indexOf('=');
+    const key = eq < 0 ? word : word.slice(0, eq);
+    const value = eq < 0 ? '' : word.slice(eq + 1);
+    switch (key) {
+      case 'collector':
+        if (value === '-') s.collector = null;
+        else if (isMachineName(value)) s.collector = value;
+        else throw new RangeError(`collector '${value}' is not a machine name (or '-' for none)`);
+        break;
+      case 'sampling':
+        if (value !== 'on' && value !== 'off') throw new RangeError(`sampling must be 'on' or 'off', not '${value}'`);
+        s.sampling = value === 'on';
+        break;
+      case 'update-hz':
+        s.updateHz = number(key, value, (n) => n > 0 && n <= MAX_UPDATE_HZ, `a rate above 0 and at most ${MAX_UPDATE_HZ}`);
+        break;
+      case 'window-s':
+        s.windowS = number(key, value, (n) => n > 0 && n <= MAX_WINDOW_S, `seconds above 0 and at most ${MAX_WINDOW_S}`);
+        break;
+      case 'threshold':
+        s.threshold = number(key, value, (n) => n >= 0 && n < 1, 'a fraction from 0 up to (not including) 1');
+        break;
+      default:
+        throw new RangeError(`unknown VTTIF setting '${key}' (known: ${KEYS.join(', ')})`);
+    }
+  }
+  return s;
+}
+
+/**
+ * A window shorter than one update interval would hold no report most of the
+ * time, and the collector would see traffic flicker on and off.
+ */
+export function settingsProblem(p: VttifParams): string | null {
+  const interval = 1 / p.updateHz;
+  if (p.windowS < interval - 1e-9) {
+    return `the window (${p.windowS} s) must be at least one update interval (${round(interval)} s at ${p.updateHz} Hz); raise window-s or update-hz`;
+  }
+  return null;
+}
+
+function number(key: string, value: string, ok: (n: number) => boolean, what: string): number {
+  const n = /^[0-9]*\.?[0-9]+(e-?[0-9]+)?$/i.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || !ok(n)) throw new RangeError(`${key}=${value}: expected ${what}`);
+  return n;
+}
+
+const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+export function paramsOf(s: VttifSettings): VttifParams {
+  return { updateHz: s.updateHz, windowS: s.windowS, threshold: s.threshold };
+}

@@ -1,0 +1,89 @@
+/**
+ * The VTTIF report a daemon sends its collector over the overlay link (a
+ * REPORT record, PROTOCOL.md "VTTIF reports"): the VMs it saw sending since
+ * its last report, and per directed VM pair the bytes and frames it took in
+ * from a local VM ("sent") and delivered to a local VM ("delivered") in that
+ * time. Counts are deltas, so a report can be split into chunks, each a
+ * report of its own, and the collector adds them up in any order.
+ *
+ *   u8 version · u8 reserved (0) · u16 hosted count · u32 pair count
+ *   hosted × 6-byte MAC
+ *   pairs × (src MAC 6 · dst MAC 6 · sent bytes f64 · sent frames u32 · delivered bytes f64 · delivered frames u32)
+ *
+ * All big-endian. MACs are 48-bit numbers here, as on the data path.
+ */
+import { readMac48, writeMac48 } from '../model/mac48.js';
+
+export const REPORT_VERSION = 1;
+const HEAD = 8;
+const MAC = 6;
+export const PAIR_BYTES = 2 * MAC + 8 + 4 + 8 + 4;
+/** Fields per pair in `Report.pairs`. */
+export const PAIR_FIELDS = 6;
+
+export interface Report {
+  hosted: number[];
+  /** PAIR_FIELDS numbers per pair: src, dst, sentBytes, sentFrames, deliveredBytes, deliveredFrames. */
+  pairs: Float64Array;
+}
+
+/** Chunks of at most `maxBytes` each (at least one, even for an empty report: it says the sender is alive). */
+export function encodeReport(r: Report, maxBytes: number): Buffer[] {
+  const pairCount = r.pairs.length / PAIR_FIELDS;
+  const out: Buffer[] = [];
+  let h = 0;
+  let p = 0;
+  do {
+    const room = maxBytes - HEAD;
+    const hosted = Math.min(r.hosted.length - h, Math.floor(room / MAC));
+    const pairs = Math.min(pairCount - p, Math.floor((room - hosted * MAC) / PAIR_BYTES));
+    if (hosted + pairs === 0 && h + p < r.hosted.length + pairCount) throw new RangeError(`a report chunk of ${maxBytes} bytes holds nothing`);
+    const buf = Buffer.alloc(HEAD + hosted * MAC + pairs * PAIR_BYTES);
+    buf[0] = REPORT_VERSION;
+    buf.writeUInt16BE(hosted, 2);
+    buf.writeUInt32BE(pairs, 4);
+    let o = HEAD;
+    for (let i = 0; i < hosted; i++, o += MAC) writeMac48(buf, o, r.hosted[h + i]!);
+    for (let i = 0; i < pairs; i++) {
+      const f = (p + i) * PAIR_FIELDS;
+      writeMac48(buf, o, r.pairs[f]!);
+      writeMac48(buf, o + 6, r.pairs[f + 1]!);
+      buf.writeDoubleBE(r.pairs[f + 2]!, o + 12);
+      buf.writeUInt32BE(r.pairs[f + 3]!, o + 20);
+      buf.writeDoubleBE(r.pairs[f + 4]!, o + 24);
+      buf.writeUInt32BE(r.pairs[f + 5]!, o + 32);
+      o += PAIR_BYTES;
+    }
+    out.push(buf);
+    h += hosted;
+    p += pairs;
+  } while (h < r.hosted.length || p < pairCount);
+  return out;
+}
+
+/** Throws RangeError saying what is wrong; the bytes came from an authenticated peer, but a buggy one must not corrupt the matrix. */
+export function decodeReport(buf: Uint8Array): Report {
+  if (buf.length < HEAD) throw new RangeError(`report of ${buf.length} bytes is shorter than its ${HEAD}-byte header`);
+  if (buf[0] !== REPORT_VERSION) throw new RangeError(`report version ${buf[0]} (this daemon reads ${REPORT_VERSION})`);
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+  const hosted = b.readUInt16BE(2);
+  const pairs = b.readUInt32BE(4);
+  const want = HEAD + hosted * MAC + pairs * PAIR_BYTES;
+  if (b.length !== want) throw new RangeError(`report of ${b.length} bytes, but its header announces ${want} (${hosted} hosts, ${pairs} pairs)`);
+  const r: Report = { hosted: new Array<number>(hosted), pairs: new Float64Array(pairs * PAIR_FIELDS) };
+  let o = HEAD;
+  for (let i = 0; i < hosted; i++, o += MAC) r.hosted[i] = readMac48(b, o);
+  for (let i = 0; i < pairs; i++, o += PAIR_BYTES) {
+    const f = i * PAIR_FIELDS;
+    r.pairs[f] = readMac48(b, o);
+    r.pairs[f + 1] = readMac48(b, o + 6);
+    const sent = b.readDoubleBE(o + 12);
+    const delivered = b.readDoubleBE(o + 24);
+    if (!(sent >= 0 && sent < 2 ** 53 && delivered >= 0 && delivered < 2 ** 53)) throw new RangeError(`report pair ${i}: byte counts must be whole non-negative numbers`);
+    r.pairs[f + 2] = sent;
+    r.pairs[f + 3] = b.readUInt32BE(o + 20);
+    r.pairs[f + 4] = delivered;
+    r.pairs[f + 5] = b.readUInt32BE(o + 32);
+  }
+  return r;
+}

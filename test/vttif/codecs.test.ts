@@ -1,0 +1,146 @@
+import fc from 'fast-check';
+import { macToNumber } from '../../src/model/mac48.js';
+import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../../src/vttif/params.js';
+import type { Inference } from '../../src/vttif/types.js';
+import { formatInference, parseInference } from '../../src/wire/vttif.js';
+import { decodeReport, encodeReport, PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
+import { Sampler } from '../../daemon/vttif/sampler.js';
+
+const mac48 = fc.integer({ min: 0, max: 0xffff_ffff_ffff });
+
+function merge(chunks: Report[]): { hosted: number[]; pairs: number[][] } {
+  const pairs: number[][] = [];
+  for (const r of chunks) for (let f = 0; f < r.pairs.length; f += PAIR_FIELDS) pairs.push([...r.pairs.subarray(f, f + PAIR_FIELDS)]);
+  return { hosted: chunks.flatMap((r) => r.hosted), pairs };
+}
+
+describe('VTTIF report codec', () => {
+  test('property: any report survives encoding in chunks of any size, each chunk a report of its own', () => {
+    fc.assert(
+      fc.property(
+        fc.array(mac48, { maxLength: 40 }),
+        fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })), { maxLength: 60 }),
+        fc.integer({ min: 44, max: 4000 }),
+        (hosted, raw, max) => {
+          const pairs = new Float64Array(raw.flatMap(([s, d, b, n]) => [s, d, b, n, b / 2, n >>> 1]));
+          const chunks = encodeReport({ hosted, pairs }, max);
+          for (const c of chunks) expect(c.length).toBeLessThanOrEqual(max);
+          const back = merge(chunks.map((c) => decodeReport(c)));
+          expect(back.hosted).toEqual(hosted);
+          expect(back.pairs).toEqual(raw.map(([s, d, b, n]) => [s, d, b, n, b / 2, n >>> 1]));
+        },
+      ),
+    );
+  });
+
+  test('garbage is refused with a reason, never half-read', () => {
+    const good = encodeReport({ hosted: [1], pairs: new Float64Array([1, 2, 100, 1, 100, 1]) }, 8192)[0]!;
+    expect(() => decodeReport(good.subarray(0, 5))).toThrow(/shorter than its 8-byte header/);
+    expect(() => decodeReport(good.subarray(0, good.length - 1))).toThrow(/header announces/);
+    const v9 = Buffer.from(good);
+    v9[0] = 9;
+    expect(() => decodeReport(v9)).toThrow(/version 9/);
+    const neg = Buffer.from(good);
+    neg.writeDoubleBE(-5, 8 + 6 + 12);
+    expect(() => decodeReport(neg)).toThrow(/non-negative/);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        try {
+          decodeReport(bytes);
+        } catch (e) {
+          expect(e).toBeInstanceOf(RangeError);
+        }
+      }),
+    );
+  });
+});
+
+describe('INFER? lines', () => {
+  const inf: Inference = {
+    collector: 'proxy',
+    at: '2026-11-24T10:00:00.000Z',
+    params: { updateHz: 20, windowS: 0.25, threshold: 0.2 },
+    state: 'settling',
+    topology: { vms: ['02:50:00:00:00:01', '02:50:00:00:00:02'], edges: [{ a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000 }] },
+    changes: 1,
+    settledAt: '2026-11-24T09:59:59.500Z',
+    current: {
+      vms: ['02:50:00:00:00:01', '02:50:00:00:00:02', '02:50:00:00:00:03'],
+      edges: [
+        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000 },
+        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:03', intensity: 0.5, bytesPerS: 1000 },
+      ],
+    },
+    matrix: [
+      { src: '02:50:00:00:00:01', dst: '02:50:00:00:00:02', bytesPerS: 1000, framesPerS: 1 },
+      { src: '02:50:00:00:00:02', dst: '02:50:00:00:00:01', bytesPerS: 1000, framesPerS: 1 },
+      { src: '02:50:00:00:00:03', dst: '02:50:00:00:00:01', bytesPerS: 1000, framesPerS: 1 },
+    ],
+    hosts: { '02:50:00:00:00:01': 'host1', '02:50:00:00:00:02': 'host2' },
+    reporters: { host1: 0.031, host2: 0.002 },
+  };
+
+  test('round trip', () => {
+    expect(parseInference(formatInference(inf))).toEqual(inf);
+  });
+
+  test('a line that does not read is named; unknown facts are skipped', () => {
+    const lines = formatInference(inf);
+    expect(parseInference([...lines, 'sparkline 1 2 3'])).toEqual(inf);
+    expect(() => parseInference(lines.map((l) => (l.startsWith('pair') ? l.replace('bytes-per-s=1000', 'bytes-per-s=lots') : l)))).toThrow(/line \d+ .*'lots' is not a non-negative number/);
+    expect(() => parseInference(lines.map((l) => l.replace('host host1', 'host ho$t1')))).not.toThrow();
+    expect(() => parseInference(lines.map((l) => (l.startsWith('host ') ? l.replace(' host1', ' ho$t') : l)))).toThrow(/'ho\$t' is not a machine name/);
+    expect(() => parseInference(lines.filter((l) => !l.startsWith('state')))).toThrow(/no 'state' line/);
+  });
+});
+
+describe('VTTIF settings', () => {
+  test('words are checked one by one with what would be accepted, and round-trip', () => {
+    const s = applySettingWords(DEFAULT_SETTINGS, ['collector=proxy', 'update-hz=20', 'window-s=0.25', 'threshold=0.1', 'sampling=off']);
+    expect(s).toEqual({ collector: 'proxy', updateHz: 20, windowS: 0.25, threshold: 0.1, sampling: false });
+    expect(applySettingWords(DEFAULT_SETTINGS, formatSettings(s).split(' '))).toEqual(s);
+    expect(() => applySettingWords(s, ['update-hz=0'])).toThrow(/above 0 and at most 20/);
+    expect(() => applySettingWords(s, ['threshold=1'])).toThrow(/fraction/);
+    expect(() => applySettingWords(s, ['window-s=1e400'])).toThrow(/window-s/);
+    expect(() => applySettingWords(s, ['collector=a;b'])).toThrow(/not a machine name/);
+    expect(settingsProblem({ updateHz: 1, windowS: 0.25, threshold: 0.2 })).toMatch(/at least one update interval \(1 s at 1 Hz\)/);
+    expect(settingsProblem({ updateHz: 5, windowS: 0.25, threshold: 0.2 })).toBeNull();
+  });
+});
+
+describe('the sampler', () => {
+  const frame = (dst: string, src: string, len = 100): Buffer => {
+    const f = Buffer.alloc(len);
+    Buffer.from(dst.replaceAll(':', ''), 'hex').copy(f, 0);
+    Buffer.from(src.replaceAll(':', ''), 'hex').copy(f, 6);
+    return f;
+  };
+  const A = '02:00:00:00:00:0a';
+  const B = '02:00:00:00:00:0b';
+
+  test('counts unicast pairs on each side, learns local senders, ignores group destinations and runts, and empties on take', () => {
+    const s = new Sampler();
+    s.sent(frame(B, A, 100));
+    s.sent(frame(B, A, 200));
+    s.sent(frame('ff:ff:ff:ff:ff:ff', A));
+    s.delivered(frame(A, B, 60));
+    s.delivered(frame('01:00:5e:00:00:01', B));
+    s.sent(Buffer.alloc(10));
+    const r = s.take();
+    expect(r.hosted).toEqual([macToNumber(A)]);
+    const rows = merge([r]).pairs.sort((x, y) => x[0]! - y[0]!);
+    expect(rows).toEqual([
+      [macToNumber(A), macToNumber(B), 300, 2, 0, 0],
+      [macToNumber(B), macToNumber(A), 0, 0, 60, 1],
+    ]);
+    expect(s.take()).toEqual({ hosted: [], pairs: new Float64Array(0) });
+  });
+
+  test('grows past its first table and keeps every pair exact', () => {
+    const s = new Sampler();
+    for (let i = 0; i < 3000; i++) s.sent(frame(`02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, A, 64 + (i % 7)));
+    const pairs = merge([s.take()]).pairs;
+    expect(pairs).toHaveLength(3000);
+    expect(pairs.reduce((n, p) => n + p[2]!, 0)).toBe(Array.from({ length: 3000 }, (_, i) => 64 + (i % 7)).reduce((a, b) => a + b, 0));
+  });
+});
