@@ -151,10 +151,7 @@ export class Vnetd implements ControlTarget {
       for (const id of this.table.forward(ingress, frame)) {
         const dest = this.table.port(id)!.dest;
         if (dest.kind === 'link') this.links.send(dest.to, frame);
-        else {
-          this.vttif.sampler?.delivered(frame);
-          this.ifaces.get(dest.iface)?.iface.send(frame);
-        }
+        else this.ifaces.get(dest.iface)?.iface.send(frame);
       }
     } catch (e) {
       // A frame must never take the daemon down; count it and carry on.

@@ -3,9 +3,12 @@ import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 
 /**
  * The local traffic matrix (000 §2.2): bytes and frames per directed VM
- * pair of frames this daemon took in from a local interface or delivered
- * to one, since the last report. It sits on the data path, so a frame costs
- * one probe in an open-addressed table of typed arrays and allocates
+ * pair of frames this daemon took in from a local interface, since the last
+ * report. Every frame between VMs enters the overlay at exactly one daemon's
+ * local interface, so counting there sees each once; counting deliveries
+ * too (the paper's "receives from or delivers to") would see most twice and
+ * double the cost on the data path, for nothing the matrix needs. A frame
+ * costs one probe in an open-addressed table of typed arrays and allocates
  * nothing; taking a report empties it.
  *
  * Only unicast destinations count: a broadcast or multicast frame says
@@ -21,8 +24,8 @@ export class Sampler {
   private slots = INITIAL_SLOTS;
   /** src, dst per slot; EMPTY marks a free slot. */
   private keys = new Float64Array(2 * INITIAL_SLOTS).fill(EMPTY);
-  /** sentBytes, sentFrames, deliveredBytes, deliveredFrames per slot. */
-  private counts = new Float64Array(4 * INITIAL_SLOTS);
+  /** bytes, frames per slot. */
+  private counts = new Float64Array(2 * INITIAL_SLOTS);
   private used = 0;
   /** Sources seen on a local interface since the last report. */
   private readonly hosted = new Set<number>();
@@ -31,18 +34,11 @@ export class Sampler {
 
   /** A frame that came in from a local interface. */
   sent(frame: Uint8Array): void {
-    if (frame.length < 14) return;
+    if (frame.length < 14 || frame[6]! & 1) return; // a group source is not a VM
     const src = readMac48(frame, 6);
-    if (frame[6]! & 1) return; // a group source is not a VM
-    this.hosted.add(src);
-    if (frame[0]! & 1) return;
-    this.count(src, readMac48(frame, 0), 0, frame.length);
-  }
-
-  /** A frame this daemon delivered to a local interface. */
-  delivered(frame: Uint8Array): void {
-    if (frame.length < 14 || frame[0]! & 1) return;
-    this.count(readMac48(frame, 6), readMac48(frame, 0), 2, frame.length);
+    // The source joins `hosted` when its pair is first counted in an interval, not per frame: a Set insert per frame would double the cost.
+    if (frame[0]! & 1) this.hosted.add(src);
+    else if (this.count(src, readMac48(frame, 0), frame.length)) this.hosted.add(src);
   }
 
   /** What was counted since the last call, and a fresh start. */
@@ -53,7 +49,8 @@ export class Sampler {
       if (this.keys[2 * i] === EMPTY) continue;
       pairs[p] = this.keys[2 * i]!;
       pairs[p + 1] = this.keys[2 * i + 1]!;
-      pairs.set(this.counts.subarray(4 * i, 4 * i + 4), p + 2);
+      pairs[p + 2] = this.counts[2 * i]!;
+      pairs[p + 3] = this.counts[2 * i + 1]!;
       p += PAIR_FIELDS;
     }
     const report: Report = { hosted: [...this.hosted], pairs };
@@ -66,12 +63,14 @@ export class Sampler {
     return report;
   }
 
-  private count(src: number, dst: number, side: 0 | 2, bytes: number): void {
+  /** True when this is the pair's first frame since the last report. */
+  private count(src: number, dst: number, bytes: number): boolean {
     let i = this.find(src, dst);
-    if (i < 0) {
+    const fresh = i < 0;
+    if (fresh) {
       if (this.used >= MAX_PAIRS) {
         this.overflow++;
-        return;
+        return false;
       }
       if ((this.used + 1) * 2 > this.slots) this.grow();
       i = this.find(src, dst);
@@ -80,8 +79,9 @@ export class Sampler {
       this.keys[2 * i + 1] = dst;
       this.used++;
     }
-    this.counts[4 * i + side]! += bytes;
-    this.counts[4 * i + side + 1]! += 1;
+    this.counts[2 * i]! += bytes;
+    this.counts[2 * i + 1]! += 1;
+    return fresh;
   }
 
   /** The slot holding the pair, or -(free slot) - 1 where it would go. */
@@ -103,13 +103,14 @@ export class Sampler {
     const oldSlots = this.slots;
     this.slots *= 2;
     this.keys = new Float64Array(2 * this.slots).fill(EMPTY);
-    this.counts = new Float64Array(4 * this.slots);
+    this.counts = new Float64Array(2 * this.slots);
     for (let i = 0; i < oldSlots; i++) {
       if (oldKeys[2 * i] === EMPTY) continue;
       const j = -this.find(oldKeys[2 * i]!, oldKeys[2 * i + 1]!) - 1;
       this.keys[2 * j] = oldKeys[2 * i]!;
       this.keys[2 * j + 1] = oldKeys[2 * i + 1]!;
-      this.counts.set(oldCounts.subarray(4 * i, 4 * i + 4), 4 * j);
+      this.counts[2 * j] = oldCounts[2 * i]!;
+      this.counts[2 * j + 1] = oldCounts[2 * i + 1]!;
     }
   }
 }

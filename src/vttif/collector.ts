@@ -50,11 +50,7 @@ export class Collector {
     const seconds = this.params.windowS;
     const matrix: MatrixEntry[] = [];
     for (const s of this.window.pairs()) {
-      // Each VM pair is seen where its frames enter and where they leave; the larger count is the one that lost nothing.
-      const sentOrDelivered = s.sentFrames >= s.deliveredFrames;
-      const bytes = Math.max(0, sentOrDelivered ? s.sentBytes : s.deliveredBytes);
-      const frames = sentOrDelivered ? s.sentFrames : s.deliveredFrames;
-      matrix.push({ src: numberToMac(s.src), dst: numberToMac(s.dst), bytesPerS: bytes / seconds, framesPerS: frames / seconds });
+      matrix.push({ src: numberToMac(s.src), dst: numberToMac(s.dst), bytesPerS: Math.max(0, s.bytes) / seconds, framesPerS: s.frames / seconds });
     }
     matrix.sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0));
     this.matrix = matrix;

@@ -17,10 +17,8 @@ interface Entry {
 export interface PairSums {
   src: number;
   dst: number;
-  sentBytes: number;
-  sentFrames: number;
-  deliveredBytes: number;
-  deliveredFrames: number;
+  bytes: number;
+  frames: number;
 }
 
 export class SlidingWindow {
@@ -69,15 +67,13 @@ export class SlidingWindow {
       const key = `${pairs[f]},${pairs[f + 1]}`;
       let s = this.sums.get(key);
       if (!s) {
-        s = { src: pairs[f]!, dst: pairs[f + 1]!, sentBytes: 0, sentFrames: 0, deliveredBytes: 0, deliveredFrames: 0 };
+        s = { src: pairs[f]!, dst: pairs[f + 1]!, bytes: 0, frames: 0 };
         this.sums.set(key, s);
       }
-      s.sentBytes += sign * pairs[f + 2]!;
-      s.sentFrames += sign * pairs[f + 3]!;
-      s.deliveredBytes += sign * pairs[f + 4]!;
-      s.deliveredFrames += sign * pairs[f + 5]!;
+      s.bytes += sign * pairs[f + 2]!;
+      s.frames += sign * pairs[f + 3]!;
       // Frame counts are whole numbers, so they reach 0 exactly; byte sums may keep a rounding crumb.
-      if (s.sentFrames <= 0 && s.deliveredFrames <= 0) this.sums.delete(key);
+      if (s.frames <= 0) this.sums.delete(key);
     }
   }
 }

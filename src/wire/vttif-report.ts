@@ -2,13 +2,13 @@
  * The VTTIF report a daemon sends its collector over the overlay link (a
  * REPORT record, PROTOCOL.md "VTTIF reports"): the VMs it saw sending since
  * its last report, and per directed VM pair the bytes and frames it took in
- * from a local VM ("sent") and delivered to a local VM ("delivered") in that
- * time. Counts are deltas, so a report can be split into chunks, each a
- * report of its own, and the collector adds them up in any order.
+ * from a local VM in that time. Counts are deltas, so a report can be split
+ * into chunks, each a report of its own, and the collector adds them up in
+ * any order.
  *
  *   u8 version · u8 reserved (0) · u16 hosted count · u32 pair count
  *   hosted × 6-byte MAC
- *   pairs × (src MAC 6 · dst MAC 6 · sent bytes f64 · sent frames u32 · delivered bytes f64 · delivered frames u32)
+ *   pairs × (src MAC 6 · dst MAC 6 · bytes f64 · frames u32)
  *
  * All big-endian. MACs are 48-bit numbers here, as on the data path.
  */
@@ -17,13 +17,13 @@ import { readMac48, writeMac48 } from '../model/mac48.js';
 export const REPORT_VERSION = 1;
 const HEAD = 8;
 const MAC = 6;
-export const PAIR_BYTES = 2 * MAC + 8 + 4 + 8 + 4;
+export const PAIR_BYTES = 2 * MAC + 8 + 4;
 /** Fields per pair in `Report.pairs`. */
-export const PAIR_FIELDS = 6;
+export const PAIR_FIELDS = 4;
 
 export interface Report {
   hosted: number[];
-  /** PAIR_FIELDS numbers per pair: src, dst, sentBytes, sentFrames, deliveredBytes, deliveredFrames. */
+  /** PAIR_FIELDS numbers per pair: src, dst, bytes, frames. */
   pairs: Float64Array;
 }
 
@@ -50,8 +50,6 @@ export function encodeReport(r: Report, maxBytes: number): Buffer[] {
       writeMac48(buf, o + 6, r.pairs[f + 1]!);
       buf.writeDoubleBE(r.pairs[f + 2]!, o + 12);
       buf.writeUInt32BE(r.pairs[f + 3]!, o + 20);
-      buf.writeDoubleBE(r.pairs[f + 4]!, o + 24);
-      buf.writeUInt32BE(r.pairs[f + 5]!, o + 32);
       o += PAIR_BYTES;
     }
     out.push(buf);
@@ -77,13 +75,10 @@ export function decodeReport(buf: Uint8Array): Report {
     const f = i * PAIR_FIELDS;
     r.pairs[f] = readMac48(b, o);
     r.pairs[f + 1] = readMac48(b, o + 6);
-    const sent = b.readDoubleBE(o + 12);
-    const delivered = b.readDoubleBE(o + 24);
-    if (!(sent >= 0 && sent < 2 ** 53 && delivered >= 0 && delivered < 2 ** 53)) throw new RangeError(`report pair ${i}: byte counts must be whole non-negative numbers`);
-    r.pairs[f + 2] = sent;
+    const bytes = b.readDoubleBE(o + 12);
+    if (!(bytes >= 0 && bytes < 2 ** 53)) throw new RangeError(`report pair ${i}: the byte count must be a non-negative number`);
+    r.pairs[f + 2] = bytes;
     r.pairs[f + 3] = b.readUInt32BE(o + 20);
-    r.pairs[f + 4] = delivered;
-    r.pairs[f + 5] = b.readUInt32BE(o + 32);
   }
   return r;
 }

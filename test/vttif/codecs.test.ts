@@ -20,21 +20,21 @@ describe('VTTIF report codec', () => {
       fc.property(
         fc.array(mac48, { maxLength: 40 }),
         fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })), { maxLength: 60 }),
-        fc.integer({ min: 44, max: 4000 }),
+        fc.integer({ min: 32, max: 4000 }),
         (hosted, raw, max) => {
-          const pairs = new Float64Array(raw.flatMap(([s, d, b, n]) => [s, d, b, n, b / 2, n >>> 1]));
+          const pairs = new Float64Array(raw.flatMap(([s, d, b, n]) => [s, d, b, n]));
           const chunks = encodeReport({ hosted, pairs }, max);
           for (const c of chunks) expect(c.length).toBeLessThanOrEqual(max);
           const back = merge(chunks.map((c) => decodeReport(c)));
           expect(back.hosted).toEqual(hosted);
-          expect(back.pairs).toEqual(raw.map(([s, d, b, n]) => [s, d, b, n, b / 2, n >>> 1]));
+          expect(back.pairs).toEqual(raw.map(([s, d, b, n]) => [s, d, b, n]));
         },
       ),
     );
   });
 
   test('garbage is refused with a reason, never half-read', () => {
-    const good = encodeReport({ hosted: [1], pairs: new Float64Array([1, 2, 100, 1, 100, 1]) }, 8192)[0]!;
+    const good = encodeReport({ hosted: [1], pairs: new Float64Array([1, 2, 100, 1]) }, 8192)[0]!;
     expect(() => decodeReport(good.subarray(0, 5))).toThrow(/shorter than its 8-byte header/);
     expect(() => decodeReport(good.subarray(0, good.length - 1))).toThrow(/header announces/);
     const v9 = Buffer.from(good);
@@ -118,20 +118,20 @@ describe('the sampler', () => {
   const A = '02:00:00:00:00:0a';
   const B = '02:00:00:00:00:0b';
 
-  test('counts unicast pairs on each side, learns local senders, ignores group destinations and runts, and empties on take', () => {
+  test('counts unicast pairs, learns local senders (broadcasters too), ignores group destinations, group sources and runts, and empties on take', () => {
     const s = new Sampler();
     s.sent(frame(B, A, 100));
     s.sent(frame(B, A, 200));
-    s.sent(frame('ff:ff:ff:ff:ff:ff', A));
-    s.delivered(frame(A, B, 60));
-    s.delivered(frame('01:00:5e:00:00:01', B));
+    s.sent(frame(A, B, 60));
+    s.sent(frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:0c'));
+    s.sent(frame(A, '01:00:5e:00:00:01'));
     s.sent(Buffer.alloc(10));
     const r = s.take();
-    expect(r.hosted).toEqual([macToNumber(A)]);
+    expect(r.hosted.sort()).toEqual([A, B, '02:00:00:00:00:0c'].map(macToNumber).sort());
     const rows = merge([r]).pairs.sort((x, y) => x[0]! - y[0]!);
     expect(rows).toEqual([
-      [macToNumber(A), macToNumber(B), 300, 2, 0, 0],
-      [macToNumber(B), macToNumber(A), 0, 0, 60, 1],
+      [macToNumber(A), macToNumber(B), 300, 2],
+      [macToNumber(B), macToNumber(A), 60, 1],
     ]);
     expect(s.take()).toEqual({ hosted: [], pairs: new Float64Array(0) });
   });

@@ -18,7 +18,7 @@ function report(pattern: Pattern, seconds: number, hosted: number[] = []): Repor
   const pairs = new Float64Array(pattern.length * PAIR_FIELDS);
   pattern.forEach(([s, d, rate], i) => {
     const bytes = Math.round(rate * seconds);
-    pairs.set([macToNumber(vm(s)), macToNumber(vm(d)), bytes, Math.ceil(bytes / 1500), bytes, Math.ceil(bytes / 1500)], i * PAIR_FIELDS);
+    pairs.set([macToNumber(vm(s)), macToNumber(vm(d)), bytes, Math.ceil(bytes / 1500)], i * PAIR_FIELDS);
   });
   return { hosted: hosted.map((h) => macToNumber(vm(h))), pairs };
 }
