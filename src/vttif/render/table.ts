@@ -1,7 +1,7 @@
 import { plain, visible, type Painter } from '../../diag/render.js';
 import type { Inference, InferenceState, TopologyEdge } from '../types.js';
 import { formatDuration, formatIntensity, formatParams, formatRate, intensityBar, plural, secondsBetween } from './units.js';
-import { byCodeUnit, hostOf, pending, sortedEdges, vmsByHost } from './vms.js';
+import { byName, hostOf, pending, sortedEdges, vmsByHost } from './vms.js';
 
 /**
  * `vnetc infer` for a person at a terminal, in the manner of a NetFlow "top
@@ -61,7 +61,7 @@ function ago(when: string, now: string): string {
 }
 
 function reporters(r: Record<string, number>): string {
-  const names = Object.keys(r).sort(byCodeUnit);
+  const names = Object.keys(r).sort(byName);
   if (names.length === 0) return 'no daemon has reported in the window';
   const oldest = names.reduce((a, b) => (r[b]! > r[a]! ? b : a));
   return `${plural(names.length, 'daemon')} reporting, oldest report ${formatDuration(r[oldest]!)} (${visible(oldest)})`;

@@ -9,6 +9,24 @@ import type { Inference, Topology, TopologyEdge } from '../types.js';
 export const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
+ * Machine names with their numbers in numeric order (host2 before host10),
+ * as a person numbering racks expects; otherwise by code unit, never by locale.
+ */
+export function byName(a: string, b: string): number {
+  const x = a.match(/\d+|\D+/g) ?? [];
+  const y = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const [p, q] = [x[i]!, y[i]!];
+    if (p === q) continue;
+    const digits = /^\d/.test(p) && /^\d/.test(q);
+    // Numbers by value (BigInt: a name may hold more digits than a double keeps), then shorter first (2 before 02).
+    if (digits) return BigInt(p) < BigInt(q) ? -1 : BigInt(p) > BigInt(q) ? 1 : p.length - q.length || byCodeUnit(p, q);
+    return byCodeUnit(p, q);
+  }
+  return x.length - y.length || byCodeUnit(a, b);
+}
+
+/**
  * Every VM the collector knows: ends of the settled and the current
  * topology, of the matrix, and of the VM-to-host map (a VM whose traffic is
  * all under the threshold still exists, and a person looking for it should
@@ -30,7 +48,7 @@ export interface HostGroup {
   vms: string[];
 }
 
-/** The known VMs grouped by host, hosts sorted, VMs of no known host last. */
+/** The known VMs grouped by host, hosts in name order, VMs of no known host last. */
 export function vmsByHost(inf: Inference): HostGroup[] {
   const groups = new Map<string | undefined, string[]>();
   for (const vm of knownVms(inf)) {
@@ -40,7 +58,7 @@ export function vmsByHost(inf: Inference): HostGroup[] {
     g.push(vm);
   }
   return [...groups.entries()]
-    .sort(([a], [b]) => (a === undefined ? 1 : b === undefined ? -1 : byCodeUnit(a, b)))
+    .sort(([a], [b]) => (a === undefined ? 1 : b === undefined ? -1 : byName(a, b)))
     .map(([host, vms]) => ({ host, vms }));
 }
 
