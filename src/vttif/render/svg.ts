@@ -54,7 +54,7 @@ function document(width: number, height: number, body: string[]): string {
 const STATE_FILL: Record<InferenceState, string> = { settled: '#2a8a3a', settling: '#c77700', idle: '#2f7f9f', 'no-data': '#9a6a00' };
 
 function header(inf: Inference, m: number): string {
-  const name = `VTTIF on ${inf.collector}`;
+  const name = `VTTIF on ${clip(inf.collector, 40)}`;
   return [
     `<title>${esc(`${name}: ${inf.state}, ${inf.at}`)}</title>`,
     text(m, m + 18, name, { size: 18, weight: 'bold' }),
