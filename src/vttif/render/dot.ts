@@ -1,5 +1,6 @@
 import { visible } from '../../diag/render.js';
 import type { Inference, TopologyEdge } from '../types.js';
+import { APPEARING, EDGE, LEAVING } from './colours.js';
 import { formatIntensity, formatParams, formatRate } from './units.js';
 import { pairKey, pending, sortedEdges, vmsByHost } from './vms.js';
 
@@ -15,7 +16,7 @@ export function renderDot(inf: Inference): string {
     'graph vttif {',
     `  graph [label=${q(...caption(inf))}, labelloc=t, fontname="sans-serif", fontsize=12];`,
     '  node [shape=box, style="rounded,filled", fillcolor="#f7f7f7", fontname="monospace", fontsize=10];',
-    '  edge [fontname="sans-serif", fontsize=9, color="#334455"];',
+    `  edge [fontname="sans-serif", fontsize=9, color="${EDGE}"];`,
   ];
   for (const g of vmsByHost(inf)) {
     const nodes = g.vms.map((vm) => `${q(vm)} [label=${q(vm)}, tooltip=${q(`${vm} on ${g.host ?? 'an unknown host'}`)}];`);
@@ -36,7 +37,7 @@ export function penwidth(intensity: number): number {
 }
 
 function edge(e: TopologyEdge, kind: 'settled' | 'appearing' | 'disappearing'): string {
-  const style = kind === 'appearing' ? ', style=dashed, color="#2a8a3a"' : kind === 'disappearing' ? ', style=dotted, color="#999999"' : '';
+  const style = kind === 'appearing' ? `, style=dashed, color="${APPEARING}"` : kind === 'disappearing' ? `, style=dotted, color="${LEAVING}"` : '';
   const label = formatIntensity(e.intensity) + (kind === 'appearing' ? ' new' : kind === 'disappearing' ? ' leaving' : '');
   const tip = `${e.a} -- ${e.b}: intensity ${formatIntensity(e.intensity)}, ${formatRate(e.bytesPerS)}${kind === 'settled' ? '' : `, ${kind}`}`;
   return `${q(e.a)} -- ${q(e.b)} [penwidth=${penwidth(e.intensity).toFixed(2)}, label=${q(label)}, tooltip=${q(tip)}${style}];`;

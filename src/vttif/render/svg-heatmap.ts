@@ -1,6 +1,5 @@
 import type { Inference } from '../types.js';
-import { MONO_ADVANCE, n, text, title } from './svg-kit.js';
-import type { Look, Panel } from './svg-topology.js';
+import { MONO_ADVANCE, n, text, title, type Look, type Panel } from './svg-kit.js';
 import { formatNumber, formatRate } from './units.js';
 
 /**

@@ -19,6 +19,22 @@ export function esc(s: string): string {
     .replace(/'/g, '&#39;');
 }
 
+/** One panel of the picture, drawn from (0, 0), and the room it takes. */
+export interface Panel {
+  svg: string;
+  width: number;
+  height: number;
+}
+
+/** What both panels draw the same way: VMs in one order (by host), hosts in one colour each, VMs under one label each. */
+export interface Look {
+  groups: HostGroup[];
+  colours: Map<string | undefined, string>;
+  labels: Map<string, string>;
+  /** The longest label, in characters. */
+  longest: number;
+}
+
 /** Coordinates with at most two decimals: smaller files, same picture. */
 export const n = (x: number): string => String(Math.round(x * 100) / 100);
 

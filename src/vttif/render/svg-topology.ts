@@ -1,7 +1,8 @@
 import type { Inference, TopologyEdge } from '../types.js';
-import { MONO_ADVANCE, n, text, title } from './svg-kit.js';
-import { formatIntensity, formatRate } from './units.js';
-import { pairKey, pending, sortedEdges, type HostGroup } from './vms.js';
+import { APPEARING, EDGE, LEAVING } from './colours.js';
+import { MONO_ADVANCE, n, text, title, type Look, type Panel } from './svg-kit.js';
+import { formatIntensity, formatRate, plural } from './units.js';
+import { pairKey, pending, sortedEdges } from './vms.js';
 
 /**
  * The application topology as a circle: VMs around it, grouped and coloured
@@ -9,23 +10,10 @@ import { pairKey, pending, sortedEdges, type HostGroup } from './vms.js';
  * through the middle as wide and as opaque as they are intense.
  */
 
-export interface Panel {
-  svg: string;
-  width: number;
-  height: number;
-}
-
-export interface Look {
-  groups: HostGroup[];
-  colours: Map<string | undefined, string>;
-  labels: Map<string, string>;
-  longest: number;
-}
-
 export const TOPOLOGY_WIDTH = 560;
-const EDGE = '#24466b';
-const APPEARING = '#2a8a3a';
-const LEAVING = '#8a8a8a';
+/** Dash patterns: appearing long dashes, disappearing dots. */
+export const APPEARING_DASH = '8 5';
+export const LEAVING_DASH = '2 4';
 
 /** Stroke width for an intensity: thinner as the VMs get more numerous, so 64 of them stay readable. */
 export function edgeWidth(intensity: number, vms: number): number {
@@ -64,7 +52,7 @@ export function topologyPanel(inf: Inference, look: Look): Panel {
       const big = a1 - a0 > Math.PI ? 1 : 0;
       const p = (a: number): string => `${n(cx + radius * Math.cos(a))} ${n(cy + radius * Math.sin(a))}`;
       const d = g.vms.length === count ? `M ${n(cx - radius)} ${n(cy)} a ${n(radius)} ${n(radius)} 0 1 0 ${n(2 * radius)} 0 a ${n(radius)} ${n(radius)} 0 1 0 ${n(-2 * radius)} 0` : `M ${p(a0)} A ${n(radius)} ${n(radius)} 0 ${big} 1 ${p(a1)}`;
-      out.push(`<path d="${d}" fill="none" stroke="${colour}" stroke-opacity="0.25" stroke-width="${n(node * 2 + 8)}">${title(`host ${g.host ?? 'unknown'}: ${g.vms.length} VMs`)}</path>`);
+      out.push(`<path d="${d}" fill="none" stroke="${colour}" stroke-opacity="0.25" stroke-width="${n(node * 2 + 8)}">${title(`host ${g.host ?? 'unknown'}: ${plural(g.vms.length, 'VM')}`)}</path>`);
     }
   }
 
@@ -86,7 +74,7 @@ export function topologyPanel(inf: Inference, look: Look): Panel {
     const qy = cy + ((y1 + y2) / 2 - cy) * pull;
     const colour = kind === 'appearing' ? APPEARING : kind === 'leaving' ? LEAVING : EDGE;
     // Butt caps on dashes: round ones would fill the gaps of a wide edge.
-    const dash = kind === 'settled' ? ' stroke-linecap="round"' : ` stroke-dasharray="${kind === 'appearing' ? '8 5' : '2 4'}" stroke-linecap="butt"`;
+    const dash = kind === 'settled' ? ' stroke-linecap="round"' : ` stroke-dasharray="${kind === 'appearing' ? APPEARING_DASH : LEAVING_DASH}" stroke-linecap="butt"`;
     const tip = `${e.a} — ${e.b}: intensity ${formatIntensity(e.intensity)}, ${formatRate(e.bytesPerS)}${kind === 'settled' ? '' : ` (${kind === 'appearing' ? 'appearing' : 'disappearing'})`}`;
     out.push(
       `<path d="M ${n(x1)} ${n(y1)} Q ${n(qx)} ${n(qy)} ${n(x2)} ${n(y2)}" fill="none" stroke="${colour}" stroke-width="${n(edgeWidth(e.intensity, count))}" stroke-opacity="${n(edgeOpacity(e.intensity, total))}"${dash}>${title(tip)}</path>`,

@@ -1,7 +1,8 @@
 import type { Inference, InferenceState } from '../types.js';
 import { heatmapPanel } from './svg-heatmap.js';
-import { clip, esc, hostColours, n, SANS, text, vmLabels } from './svg-kit.js';
-import { edgeOpacity, edgeWidth, topologyPanel, TOPOLOGY_WIDTH, type Look } from './svg-topology.js';
+import { clip, esc, hostColours, n, SANS, text, vmLabels, type Look } from './svg-kit.js';
+import { APPEARING, EDGE, LEAVING } from './colours.js';
+import { APPEARING_DASH, edgeOpacity, edgeWidth, LEAVING_DASH, topologyPanel, TOPOLOGY_WIDTH } from './svg-topology.js';
 import { formatNumber, formatParams, plural } from './units.js';
 import { pending, vmsByHost } from './vms.js';
 
@@ -64,7 +65,7 @@ function header(inf: Inference, m: number): string {
 
 function noData(inf: Inference, m: number, top: number): string {
   const lines = [
-    `The collector on ${inf.collector} has seen no traffic since it started.`,
+    `The collector on ${clip(inf.collector, 40)} has seen no traffic since it started.`,
     `Daemons report every ${formatNumber(1 / inf.params.updateHz)} s; ${formatParams(inf.params)}.`,
     'Check that the VMs are sending and that their daemons are linked to the collector.',
     `Computed at ${inf.at}.`,
@@ -96,15 +97,15 @@ function topologyLegend(inf: Inference, look: Look, prefix: string, y0: number):
   y += 6;
   let x = 0;
   for (const i of [0.25, 0.5, 1]) {
-    out.push(`<path d="M ${x} ${n(y)} h 34" stroke="#24466b" stroke-width="${n(edgeWidth(i, vms))}" stroke-opacity="${n(edgeOpacity(i, 1))}" stroke-linecap="round"/>`);
+    out.push(`<path d="M ${x} ${n(y)} h 34" stroke="${EDGE}" stroke-width="${n(edgeWidth(i, vms))}" stroke-opacity="${n(edgeOpacity(i, 1))}" stroke-linecap="round"/>`);
     out.push(text(x + 46, y, `intensity ${i.toFixed(2)}`, { size: 10, baseline: 'middle', fill: '#333333' }));
     x += 140;
   }
   if (edges > 40) out.push(text(x, y, '(fainter where many overlap)', { size: 10, baseline: 'middle', fill: '#666666' }));
   y += 18;
   if (diff) {
-    out.push(`<path d="M 0 ${n(y)} h 34" stroke="#2a8a3a" stroke-width="2.5" stroke-dasharray="8 5"/>`, text(46, y, 'appearing (not yet settled)', { size: 10, baseline: 'middle' }));
-    out.push(`<path d="M 210 ${n(y)} h 34" stroke="#8a8a8a" stroke-width="2.5" stroke-dasharray="2 4"/>`, text(256, y, 'disappearing', { size: 10, baseline: 'middle' }));
+    out.push(`<path d="M 0 ${n(y)} h 34" stroke="${APPEARING}" stroke-width="2.5" stroke-dasharray="${APPEARING_DASH}"/>`, text(46, y, 'appearing (not yet settled)', { size: 10, baseline: 'middle' }));
+    out.push(`<path d="M 210 ${n(y)} h 34" stroke="${LEAVING}" stroke-width="2.5" stroke-dasharray="${LEAVING_DASH}"/>`, text(256, y, 'disappearing', { size: 10, baseline: 'middle' }));
     y += 18;
   }
 

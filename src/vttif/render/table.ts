@@ -32,7 +32,8 @@ export function renderTable(inf: Inference, paint: Painter = plain): string {
   out.push('');
   if (rows.length === 0) out.push('No edges.');
   else out.push(...edgeTable(inf, rows, diff !== undefined, paint));
-  out.push('', ...hostSection(inf, paint));
+  const hosts = hostSection(inf, paint);
+  if (hosts.length) out.push('', ...hosts);
   return out.join('\n');
 }
 
@@ -48,10 +49,11 @@ function header(inf: Inference, paint: Painter): string[] {
   const settled = inf.settledAt === null ? 'never settled' : `settled ${ago(inf.settledAt, inf.at)}`;
   const sep = paint.dim('  ·  ');
   const first = [`${paint.bold(visible(inf.collector))}  ${paint[STATE_COLOUR[inf.state]](inf.state)}`, formatParams(inf.params), `${plural(inf.changes, 'change')}, ${settled}`];
-  const t = inf.topology;
-  const hosts = vmsByHost(inf).filter((g) => g.host !== undefined).length;
+  const groups = vmsByHost(inf);
+  const vms = groups.reduce((sum, g) => sum + g.vms.length, 0);
+  const hosts = groups.filter((g) => g.host !== undefined).length;
   const second = [`at ${visible(inf.at)}`, reporters(inf.reporters)];
-  if (inf.state !== 'no-data') second.unshift(`${plural(t.vms.length, 'VM')} on ${plural(hosts, 'host')}, ${plural(t.edges.length, 'edge')}`);
+  if (inf.state !== 'no-data') second.unshift(`${plural(vms, 'VM')} on ${plural(hosts, 'host')}, ${plural(inf.topology.edges.length, 'edge')}`);
   return [first.join(sep), paint.dim(second.join('  ·  '))];
 }
 
@@ -102,6 +104,7 @@ function edgeTable(inf: Inference, rows: Row[], withMarks: boolean, paint: Paint
 
 function hostSection(inf: Inference, paint: Painter): string[] {
   const groups = vmsByHost(inf);
+  if (groups.length === 0) return [];
   const names = groups.map((g) => (g.host === undefined ? '(host unknown)' : visible(g.host)));
   const wh = Math.max(...names.map(width));
   const lines = [paint.dim('  VMS BY HOST')];
