@@ -32,7 +32,7 @@ function locate(file: SourceFile, span: Span | undefined): string {
  * line says, so each becomes one visible cell; tabs become one space, which
  * keeps the caret under the right column.
  */
-function visible(text: string): string {
+export function visible(text: string): string {
   return text.replace(/\t/g, ' ').replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '\u00b7');
 }
 
