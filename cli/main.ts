@@ -201,6 +201,43 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      'infer [file]',
+      "Show the application topology VTTIF infers from the VMs' traffic (turning inference on where it is off)",
+      (y) =>
+        reachOptions(y)
+          .positional('file', { type: 'string', describe: 'The .vnet file whose daemons report (default: every local daemon)' })
+          .option('json', { type: 'boolean', describe: 'As JSON: matrix, topology, VM-to-host map, parameters, timestamp' })
+          .option('dot', { type: 'boolean', describe: 'As a Graphviz graph, edge width by intensity' })
+          .option('svg', { type: 'string', describe: 'Also draw the topology and the traffic matrix (heat map) into this SVG file' })
+          .option('watch', { type: 'boolean', describe: 'Print a line for each settled change, until interrupted' })
+          .option('max-changes', { type: 'number', describe: 'With --watch: stop after this many settled changes' })
+          .option('collector', { type: 'string', describe: 'The daemon that aggregates (default: the one already set, else the star\'s hub)' })
+          .option('rate', { type: 'number', describe: 'Update rate: reports per second from each daemon (at most 20)' })
+          .option('window', { type: 'string', describe: "Smoothing interval in seconds, or 'auto' (twice the daemons' configuration-time bound)" })
+          .option('threshold', { type: 'number', describe: 'Detection threshold: fraction of the most intense pair an edge must reach' })
+          .check((a) => {
+            if ([a.json, a.dot, a.watch].filter(Boolean).length > 1) throw new Error('choose one of --json, --dot and --watch');
+            if (a.window !== undefined && a.window !== 'auto' && !/^[0-9]*\.?[0-9]+$/.test(a.window)) throw new Error(`--window must be seconds or 'auto', not '${a.window}'`);
+            return true;
+          }),
+      (a) => {
+        run = async () =>
+          (await import('./infer.js')).infer(io, {
+            file: a.file,
+            format: a.json ? 'json' : a.dot ? 'dot' : 'table',
+            svg: a.svg,
+            watch: a.watch ?? false,
+            maxChanges: a['max-changes'],
+            collector: a.collector,
+            rate: a.rate,
+            window: a.window,
+            threshold: a.threshold,
+            color: a.color,
+            ...reach(a),
+          });
+      },
+    )
+    .command(
       'route <src> <dst>',
       'Print the path a frame from <src> to <dst> (MACs) takes, hop by hop, with the rule that matched at each',
       (y) =>

@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import { Phase } from '../../src/plan/plan.js';
 import { diff } from '../../src/plan/diff.js';
 import { applyPlan } from '../../src/remote/apply.js';
 import { fetchLive } from '../../src/remote/fetch.js';
-import { defaultLaunch } from '../../src/remote/launch.js';
+import { defaultLaunch, vmEndpoints } from '../../src/remote/launch.js';
 import { LocalTransport } from '../../src/remote/local.js';
 import { runVnetcAsync, type Run } from '../support/vnetc.js';
 
@@ -198,6 +199,73 @@ describe('the local workflow', () => {
     expect(a.status).toBe(0);
     expect((await run('plan', '--local', 'more.vnet', '-detailed-exitcode')).status).toBe(0);
     expect((await run('apply', '--local', '--auto-approve', 'fast.vnet')).status).toBe(0);
+  });
+
+  test('infer: turns VTTIF on at every daemon, then shows who talks to whom as a table, JSON, DOT, SVG and --watch lines', async () => {
+    const transport = new LocalTransport(home);
+    const sockets: dgram.Socket[] = [];
+    const vmAt = async (machine: string) => {
+      const { daemon, vm } = vmEndpoints(`${await transport.addressOf(machine)}:${port}`);
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((r) => s.bind(vm.port, vm.host, () => r()));
+      sockets.push(s);
+      return (dst: number, src: number, bytes: number) => {
+        const f = Buffer.alloc(bytes);
+        Buffer.from(mac(dst).replace(/:/g, ''), 'hex').copy(f, 0);
+        Buffer.from(mac(src).replace(/:/g, ''), 'hex').copy(f, 6);
+        s.send(f, daemon.port, daemon.host);
+      };
+    };
+    const [h1, h2] = [await vmAt('host1'), await vmAt('host2')];
+    // 1<->2 heavy, 1->3 a third of it, 2->3 a trickle under the threshold.
+    const traffic = setInterval(() => {
+      h1(2, 1, 1000);
+      h2(1, 2, 1000);
+      h1(3, 1, 700);
+      if (Math.random() < 0.05) h2(3, 2, 100);
+    }, 2);
+    try {
+      const first = await run('infer', '--local', 'fast.vnet', '--rate', '20', '--window', '0.5', '--threshold', '0.2', '--json');
+      expect(first.status).toBe(0);
+      expect(first.stderr.split('\n').filter(Boolean).sort()).toEqual(
+        ['host1', 'host2', 'host3', 'proxy'].map((m) => `vttif: ${m}: set collector=proxy update-hz=20 window-s=0.5`),
+      );
+      let inf: { state: string; topology: { edges: { a: string; b: string; intensity: number }[] }; hosts: Record<string, string>; params: unknown };
+      for (let i = 0; ; i++) {
+        const r = await run('infer', '--local', 'fast.vnet', '--json');
+        expect(r.stderr).toBe('');
+        inf = JSON.parse(r.stdout);
+        if (inf.state === 'settled' || i > 40) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(inf.state).toBe('settled');
+      expect(inf.params).toEqual({ updateHz: 20, windowS: 0.5, threshold: 0.2 });
+      expect(inf.topology.edges.map((e) => `${e.a} ${e.b}`)).toEqual([`${mac(1)} ${mac(2)}`, `${mac(1)} ${mac(3)}`]);
+      expect(inf.topology.edges[0]!.intensity).toBe(1);
+      expect(inf.hosts).toMatchObject({ [mac(1)]: 'host1', [mac(2)]: 'host2' });
+
+      const table = await run('infer', '--local', 'fast.vnet', '--svg', 'inferred.svg');
+      expect(table.status).toBe(0);
+      expect(table.stdout).toContain(mac(1));
+      expect(table.stderr).toBe('wrote inferred.svg\n');
+      expect(fs.readFileSync(path.join(dir, 'inferred.svg'), 'utf8')).toMatch(/<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      const dot = await run('infer', '--local', 'fast.vnet', '--dot');
+      expect(dot.stdout).toMatch(/penwidth/);
+      const watch = await run('infer', '--local', 'fast.vnet', '--watch', '--max-changes', '1');
+      expect(watch.status).toBe(0);
+      expect(watch.stdout.trim().split('\n')).toHaveLength(1);
+      expect(watch.stdout).toContain('2 edges');
+
+      const bad = await run('infer', '--local', 'fast.vnet', '--rate', '1', '--window', '0.25');
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain('must be at least one update interval');
+      const wrong = await run('infer', '--local', 'fast.vnet', '--collector', 'nowhere');
+      expect(wrong.status).toBe(2);
+      expect(wrong.stderr).toContain('--collector nowhere is not one of the daemons here');
+    } finally {
+      clearInterval(traffic);
+      for (const s of sockets) s.close();
+    }
   });
 
   test('down removes what the file made and stops its daemons', async () => {

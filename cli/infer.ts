@@ -1,0 +1,179 @@
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Fetched, Reached } from '../src/remote/fetch.js';
+import { DEFAULT_SETTINGS, formatSettings, applySettingWords, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
+import { changeLine } from '../src/vttif/render/change.js';
+import { renderDot } from '../src/vttif/render/dot.js';
+import { renderSvg } from '../src/vttif/render/svg.js';
+import { renderTable } from '../src/vttif/render/table.js';
+import type { Inference, Topology } from '../src/vttif/types.js';
+import { parseFields } from '../src/wire/control.js';
+import { parseInference } from '../src/wire/vttif.js';
+import type { Painter } from '../src/diag/render.js';
+import { painterFor } from './color.js';
+import { UsageError, type Io } from './io.js';
+import type { ReachArgs } from './live.js';
+import { fetchTargets } from './show.js';
+
+/**
+ * `vnetc infer [file]`: what VTTIF has inferred, from the collector daemon.
+ * The daemons a file names (or every local daemon) are asked for their VTTIF
+ * settings first; any that do not report to the collector, or differ from
+ * the parameters given, are set (and told so on stderr), so that the first
+ * `infer` on a deployment turns inference on and later ones only read.
+ */
+
+export interface InferArgs extends ReachArgs {
+  file: string | undefined;
+  format: 'table' | 'json' | 'dot';
+  svg: string | undefined;
+  watch: boolean;
+  /** With --watch: stop after this many settled changes (default: until interrupted). */
+  maxChanges: number | undefined;
+  collector: string | undefined;
+  rate: number | undefined;
+  /** Seconds, or 'auto': from the daemons' configuration-time bound. */
+  window: string | undefined;
+  threshold: number | undefined;
+  color: boolean | undefined;
+}
+
+export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Promise<number> {
+  if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
+  if (args.maxChanges !== undefined && !(Number.isInteger(args.maxChanges) && args.maxChanges > 0)) throw new UsageError(`--max-changes must be a whole number above 0, not ${args.maxChanges}`);
+  const fetched = await fetchTargets(io, args.file, args);
+  if (!fetched) return 1;
+  try {
+    const running = [...fetched.reached].filter(([, r]) => r.client);
+    const stopped = [...fetched.reached].filter(([, r]) => !r.client).map(([m]) => m);
+    if (stopped.length) {
+      io.stderr.write(`vnetc infer: no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${args.file ? ` ${args.file}` : ''}'\n`);
+      return 1;
+    }
+    const current = new Map<string, VttifSettings>();
+    for (const [machine, r] of running) current.set(machine, settingsOf(await ask(r, 'VTTIF?')));
+    const collector = chooseCollector(args, fetched, current);
+    const wanted = await wantedSettings(args, running, current, collector);
+    for (const [machine, r] of running) {
+      const words = difference(current.get(machine)!, wanted);
+      if (!words.length) continue;
+      await ask(r, `VTTIF ${words.join(' ')}`);
+      io.stderr.write(`vttif: ${machine}: set ${words.join(' ')}\n`);
+    }
+    const at = fetched.reached.get(collector)!;
+    const read = async (): Promise<Inference> => {
+      const r = await ask(at, 'INFER?');
+      try {
+        return parseInference(r);
+      } catch (e) {
+        throw new Error(`the collector ${collector} answered INFER? with something vnetc cannot read: ${(e as Error).message}`);
+      }
+    };
+    if (args.watch) return await watch(io, read, wanted, args.maxChanges, painterFor(io, io.stdout, args.color), signal);
+    const inf = await read();
+    if (args.svg !== undefined) {
+      const out = resolve(io.cwd, args.svg);
+      await writeFile(out, renderSvg(inf));
+      io.stderr.write(`wrote ${args.svg}\n`);
+    }
+    const text =
+      args.format === 'json' ? JSON.stringify(inf, null, 2)
+      : args.format === 'dot' ? renderDot(inf)
+      : renderTable(inf, painterFor(io, io.stdout, args.color));
+    io.stdout.write(text.trimEnd() + '\n');
+    return 0;
+  } finally {
+    await fetched.close();
+  }
+}
+
+async function ask(r: Reached, line: string): Promise<string[]> {
+  const reply = await r.client!.request(line);
+  if (!reply.ok) throw new Error(`${r.host.machine}: ${line.split(' ')[0]} was refused: ${reply.code} ${reply.text}`);
+  return reply.data;
+}
+
+function settingsOf(lines: string[]): VttifSettings {
+  const f = parseFields(lines);
+  const words = ['collector', 'sampling', 'update-hz', 'window-s', 'threshold'].filter((k) => f.has(k)).map((k) => `${k}=${f.get(k)}`);
+  return applySettingWords(DEFAULT_SETTINGS, words);
+}
+
+/**
+ * The collector is the one asked for, else the one the daemons already
+ * report to, else the hub of the star (the machine with the most links: the
+ * Proxy of the papers' Fig. 1).
+ */
+function chooseCollector(args: InferArgs, fetched: Fetched, current: Map<string, VttifSettings>): string {
+  const machines = [...fetched.reached.keys()];
+  if (args.collector !== undefined) {
+    if (!fetched.reached.has(args.collector)) throw new UsageError(`--collector ${args.collector} is not one of the daemons here (${machines.join(', ')})`);
+    return args.collector;
+  }
+  const named = new Set([...current.values()].map((s) => s.collector).filter((c): c is string => c !== null && fetched.reached.has(c)));
+  if (named.size === 1) return [...named][0]!;
+  const degree = new Map(machines.map((m) => [m, 0]));
+  for (const l of fetched.live.state.links.values()) for (const m of [l.a, l.b]) degree.set(m, (degree.get(m) ?? 0) + 1);
+  const ranked = [...degree].sort((x, y) => y[1] - x[1]);
+  if (ranked.length === 1 || (ranked[0]![1] > 0 && ranked[0]![1] > ranked[1]![1])) return ranked[0]![0];
+  throw new UsageError(`cannot tell which daemon is the Proxy (no single machine has the most links); name it with --collector (one of ${machines.join(', ')})`);
+}
+
+async function wantedSettings(args: InferArgs, running: [string, Reached][], current: Map<string, VttifSettings>, collector: string): Promise<VttifSettings> {
+  const base = current.get(collector)!;
+  const words = [`collector=${collector}`, 'sampling=on'];
+  if (args.rate !== undefined) words.push(`update-hz=${args.rate}`);
+  if (args.threshold !== undefined) words.push(`threshold=${args.threshold}`);
+  if (args.window === 'auto') words.push(`window-s=${await autoWindow(running, args.rate ?? base.updateHz)}`);
+  else if (args.window !== undefined) words.push(`window-s=${args.window}`);
+  let s: VttifSettings;
+  try {
+    s = applySettingWords(base, words);
+  } catch (e) {
+    throw new UsageError(flagWords((e as Error).message));
+  }
+  const problem = settingsProblem(s);
+  if (problem) throw new UsageError(flagWords(problem));
+  return s;
+}
+
+/** The daemons' words, as the flags a person typed. */
+const flagWords = (m: string): string => m.replace('update-hz', '--rate').replace('window-s', '--window').replace(/\bthreshold=/, '--threshold ');
+
+/**
+ * 000 §4: the configuration-time bound VNET measures is what VTTIF's
+ * smoothing interval should be set from, so that it never reports changes
+ * faster than the overlay can be reconfigured for them. Twice the largest
+ * bound, never under one update interval.
+ */
+async function autoWindow(running: [string, Reached][], rateHz: number): Promise<number> {
+  let bound = 0;
+  for (const [, r] of running) {
+    const v = parseFields(await ask(r, 'CONFIGTIME?')).get('bound-ms');
+    if (v !== undefined && v !== '-') bound = Math.max(bound, Number(v));
+  }
+  return Math.round(Math.max(1 / rateHz, (2 * bound) / 1000) * 1000) / 1000;
+}
+
+function difference(have: VttifSettings, want: VttifSettings): string[] {
+  const h = formatSettings(have).split(' ');
+  return formatSettings(want).split(' ').filter((w, i) => w !== h[i]);
+}
+
+async function watch(io: Io, read: () => Promise<Inference>, s: VttifSettings, maxChanges: number | undefined, paint: Painter, signal?: AbortSignal): Promise<number> {
+  let prev: Topology | null = null;
+  let seen = -1;
+  let printed = 0;
+  while (!signal?.aborted) {
+    const inf = await read();
+    if (inf.changes !== seen && inf.changes > 0) {
+      io.stdout.write(changeLine(prev, inf, paint) + '\n');
+      prev = inf.topology;
+      printed++;
+      if (maxChanges !== undefined && printed >= maxChanges) break;
+    }
+    seen = inf.changes;
+    await new Promise((r) => setTimeout(r, 1000 / s.updateHz));
+  }
+  return 0;
+}
