@@ -15,11 +15,17 @@ export interface MessageSender {
   send(to: number, iteration: number, size: number): Promise<void>;
 }
 
+export const CALIBRATION_ITERATIONS = 5;
+
 export interface BspOptions {
   iterations: number;
   /** Message size in bytes. */
   size: number;
-  /** A fixed compute phase, or compute = ratio × the last communication phase's duration. */
+  /**
+   * A fixed compute phase, or a compute/communicate ratio: the first
+   * CALIBRATION_ITERATIONS compute nothing, then each compute phase lasts
+   * ratio × their mean communication phase.
+   */
   compute: { ms: number } | { ratio: number };
   /**
    * `busy` spins the CPU (a rank in its own process); `sleep` waits, for
@@ -128,11 +134,15 @@ export class Mailbox {
 export async function runRank(script: readonly Step[], mailbox: Mailbox, sender: MessageSender, opts: BspOptions): Promise<RankResult> {
   const r: RankResult = { rank: mailbox.rank, iterations: 0, lost: 0, late: 0, elapsedMs: 0, computeMs: 0, commMs: 0, messagesSent: 0, messagesReceived: 0 };
   const start = performance.now();
-  let lastComm = 0;
+  // With a ratio, the first iterations compute nothing and measure communication; the compute phase is then fixed.
+  // (Scaling each phase by the last would feed back: waiting for a computing partner counts as communication.)
+  const calibrate = 'ratio' in opts.compute ? Math.min(CALIBRATION_ITERATIONS, opts.iterations) : 0;
+  let computeMs = 'ms' in opts.compute ? opts.compute.ms : 0;
   for (let it = 0; it < opts.iterations && !opts.signal?.aborted; it++) {
     mailbox.advance(it);
     r.iterations++;
-    const ms = 'ms' in opts.compute ? opts.compute.ms : opts.compute.ratio * lastComm;
+    if (it === calibrate && 'ratio' in opts.compute && it > 0) computeMs = (opts.compute.ratio * r.commMs) / it;
+    const ms = it < calibrate ? 0 : computeMs;
     if (ms > 0) {
       const c0 = performance.now();
       if (opts.computeMode === 'busy') spin(ms);
@@ -152,8 +162,7 @@ export async function runRank(script: readonly Step[], mailbox: Mailbox, sender:
       }
     }
     if (lost) r.lost++;
-    lastComm = performance.now() - t0;
-    r.commMs += lastComm;
+    r.commMs += performance.now() - t0;
   }
   r.elapsedMs = performance.now() - start;
   r.late = mailbox.late;
