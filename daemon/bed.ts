@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Mailbox, runRank, summarize, type PatternResult } from '../src/patterns/bsp.js';
 import { Pacer } from '../src/patterns/pacer.js';
+import { starLines } from '../src/patterns/star.js';
 import { attachRank, noiseFrame, SyntheticHost, vmMac } from '../src/patterns/synthetic.js';
 import { pattern, type Kind } from '../src/patterns/topology.js';
 import { isChange, parseCommand, type Change } from '../src/wire/control.js';
@@ -97,8 +98,8 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
   const h = opts.hosts ?? n;
   if (!Number.isInteger(n) || n < 2 || n > 0xffff) throw new RangeError(`a bed needs 2 to 65535 VMs (got ${n})`);
   if (!Number.isInteger(h) || h < 1 || h > n) throw new RangeError(`a bed of ${n} VMs takes 1 to ${n} hosts (got ${h})`);
-  const lines: string[] = [];
-  const log = opts.log ?? ((l: string) => void (lines.length < 200 && lines.push(l)));
+  const logLines: string[] = [];
+  const log = opts.log ?? ((l: string) => void (logLines.length < 200 && logLines.push(l)));
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vnetd-bed-'));
   const daemons = new Map<string, Vnetd>();
   const started: Vnetd[] = [];
@@ -153,26 +154,13 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
       for (const iface of ifacesOf.get(host)!) hostOf.get(`${host}/${iface.name}`)!.connect({ host: '127.0.0.1', port: iface.port });
     }
 
-    const proto = (opts.linkProto ?? 'tcp').toUpperCase();
-    const mode = opts.linkMode === 'auth-only' ? ' AUTH-ONLY' : '';
-    const BCAST = 'ff:ff:ff:ff:ff:ff';
-    // The Proxy accepts before the hosts dial: a dial it refuses backs off for seconds.
-    const proxyLines: string[] = [];
-    const hostLines = new Map<string, string[]>();
-    for (const host of hosts) {
-      const key = randomBytes(32).toString('hex');
-      proxyLines.push(`LINK ADD ${host} ${proto} ACCEPT - ${key}${mode}`, `RULE ADD ANY ${BCAST} LINK ${host}`);
-      const mine = vms.filter((v) => v.host === host);
-      const lines = [`LINK ADD proxy ${proto} DIAL 127.0.0.1:${proxy.links.port} ${key}${mode}`, `RULE ADD ANY ${BCAST} LINK proxy`];
-      for (const iface of new Set(mine.map((v) => v.iface))) lines.push(`RULE ADD ANY ${BCAST} IFACE ${iface}`);
-      for (const v of mine) {
-        proxyLines.push(`RULE ADD ANY ${v.mac} LINK ${host}`);
-        lines.push(`RULE ADD ANY ${v.mac} IFACE ${v.iface}`, `RULE ADD ${v.mac} NONE LINK proxy`);
-      }
-      hostLines.set(host, lines);
-    }
-    await commit(proxy, proxyLines);
-    for (const [host, lines] of hostLines) await commit(daemons.get(host)!, lines);
+    const lines = starLines(vms, {
+      proxyAddress: `127.0.0.1:${proxy.links.port}`,
+      proto: opts.linkProto ?? 'tcp',
+      mode: opts.linkMode ?? 'encrypt',
+      key: () => randomBytes(32).toString('hex'),
+    });
+    for (const [machine, batch] of lines) await commit(daemons.get(machine)!, batch);
     await waitUntil('the star links to come up', () => hosts.every((x) => proxy.links.isUp(x) && daemons.get(x)!.links.isUp('proxy')));
 
     const pacer = new Pacer();
@@ -243,7 +231,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
     };
   } catch (e) {
     await close();
-    if (!opts.log && lines.length) (e as Error).message += `\ndaemon log:\n${lines.join('\n')}`;
+    if (!opts.log && logLines.length) (e as Error).message += `\ndaemon log:\n${logLines.join('\n')}`;
     throw e;
   }
 }
