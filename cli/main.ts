@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { version } from '../src/version.js';
 import { UsageError, type Io } from './io.js';
+import { KINDS as PATTERN_KINDS } from '../src/patterns/topology.js';
 
 /**
  * The command line: yargs parses flags and picks a command; the command
@@ -292,6 +293,50 @@ export async function main(argv: string[], io: Io): Promise<number> {
       (y) => y.option('keep', { type: 'boolean', default: false, describe: 'Leave the daemons running at the end' }),
       (a) => {
         run = async () => (await import('./demo.js')).demo(io, { color: a.color, keep: a.keep });
+      },
+    )
+    .command(
+      'patterns',
+      'Run the patterns workload (a synthetic BSP application) on VMs attached to local daemons, and time it',
+      (y) =>
+        y
+          .option('topology', {
+            alias: 't',
+            choices: PATTERN_KINDS,
+            demandOption: true,
+            describe: 'What the VMs exchange each iteration (docs/PATTERNS.md)',
+          })
+          .option('vms', { alias: 'n', type: 'number', demandOption: true, describe: 'Number of VMs (2 to 1024)' })
+          .option('hosts', { type: 'number', describe: 'Number of hosts the VMs are spread over, round-robin (default: one per VM)' })
+          .option('dims', { type: 'string', describe: 'Grid sizes for mesh2d/mesh3d/torus2d/torus3d, like 2x4 (default: most nearly square or cubic)' })
+          .option('size', { type: 'number', default: 4096, describe: 'Message size in bytes (split into 1500-byte frames)' })
+          .option('compute-ms', { type: 'number', describe: 'Compute phase per iteration, in ms (default 0)' })
+          .option('ratio', { type: 'number', describe: 'Compute/communicate ratio: each compute phase lasts this times the last communication phase' })
+          .conflicts('compute-ms', 'ratio')
+          .option('iterations', { alias: 'k', type: 'number', default: 100, describe: 'Iterations to run' })
+          .option('timeout-ms', { type: 'number', default: 2000, describe: "How long a VM waits for a partner's message before it counts the iteration lost" })
+          .option('shared-interface', { type: 'boolean', default: false, describe: "Put each host's VMs behind one interface (frames between them bypass vnetd)" })
+          .option('link-proto', { choices: ['tcp', 'udp'] as const, default: 'tcp' as const, describe: 'Transport of the star links' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
+          .example('$0 patterns --topology ring --vms 8', 'neighbour exchange among 8 VMs on 8 hosts')
+          .example('$0 patterns -t all-to-all -n 16 --hosts 4 --size 65536 --ratio 1', 'all-to-all, 4 VMs a host, compute as long as communication')
+          .epilogue('Runs on this machine alone (no root, no SSH) and removes everything it started. Exit status: 0 ran, 2 usage error.'),
+      (a) => {
+        run = async () =>
+          (await import('./patterns.js')).patterns(io, {
+            topology: a.topology,
+            vms: a.vms,
+            hosts: a.hosts,
+            dims: a.dims,
+            size: a.size,
+            computeMs: a['compute-ms'],
+            ratio: a.ratio,
+            iterations: a.iterations,
+            timeoutMs: a['timeout-ms'],
+            sharedInterface: a['shared-interface'],
+            linkProto: a['link-proto'],
+            json: a.json,
+          });
       },
     )
     .demandCommand(1, 'Say which command to run.')
