@@ -7,10 +7,13 @@ import { Pacer } from '../src/patterns/pacer.js';
 import { starLines } from '../src/patterns/star.js';
 import { attachRank, noiseFrame, SyntheticHost, vmMac } from '../src/patterns/synthetic.js';
 import { pattern, type Kind } from '../src/patterns/topology.js';
-import { isChange, parseCommand, type Change } from '../src/wire/control.js';
+import { isChange, parseCommand } from '../src/wire/control.js';
 import { formatHostPort } from '../src/wire/hostport.js';
 import { QemuUdpInterface } from './interfaces/qemu-udp.js';
 import { Vnetd } from './vnetd-core.js';
+
+/** What a test needs to name the bed's VMs and size noise against an edge: rank → MAC, message → frame bytes. */
+export { messageFrameBytes, vmMac } from '../src/patterns/synthetic.js';
 
 /**
  * A whole overlay in one process, for tests, benchmarks and `vnetc
@@ -57,7 +60,7 @@ export interface RunOptions {
   size?: number;
   /** Default 100. */
   iterations?: number;
-  /** A fixed compute phase per iteration; or `ratio`: compute = ratio × the last communication phase. Default 0 ms. */
+  /** A fixed compute phase per iteration (default 0 ms); or `ratio`, a compute/communicate ratio (see BspOptions.compute). */
   computeMs?: number;
   ratio?: number;
   /** How long a rank waits for its partners' messages before it gives the iteration up (default 2000 ms). */
@@ -86,7 +89,10 @@ export interface Bed {
   readonly dir: string;
   /** Runs the workload on all the bed's VMs; may be called again (one run at a time). */
   run(opts: RunOptions): Promise<PatternResult>;
-  /** Sends background traffic between VM pairs until stopped (or the bed is closed). */
+  /**
+   * Sends background traffic (frames of the patterns EtherType, kind noise,
+   * which VMs ignore) between VM pairs until stopped or the bed is closed.
+   */
   noise(pairs: readonly NoisePair[]): Noise;
   close(): Promise<void>;
 }
@@ -237,7 +243,7 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
 }
 
 async function commit(d: Vnetd, lines: string[]): Promise<void> {
-  const changes = lines.map((l) => parseCommand(l)).filter(isChange) as Change[];
+  const changes = lines.map((l) => parseCommand(l)).filter(isChange);
   const r = await d.commit(changes);
   if (!r.ok) {
     const why = r.fatal?.message ?? r.errors.map((e, i) => (e ? `${lines[i]}: ${e.message}` : '')).filter(Boolean).join('; ');
@@ -253,5 +259,3 @@ async function waitUntil(what: string, ok: () => boolean, ms = 15_000): Promise<
   }
 }
 
-
-export { messageFrameBytes } from '../src/patterns/synthetic.js';
