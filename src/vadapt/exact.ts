@@ -72,6 +72,8 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
   let best: Config | undefined;
   let examined = 0;
   let aborted = false;
+  // Count first (cheap), so that an instance too large is refused at once, not after `cap` evaluations.
+  let counting = true;
   const visit = (k: number): void => {
     if (aborted) return;
     if (k === order.length) {
@@ -79,6 +81,7 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
         aborted = true;
         return;
       }
+      if (counting) return;
       const c = s.withRule(place);
       if (!best || c.score > best.score + 1e-9 * Math.max(1, Math.abs(best.score))) best = { ...c, place: place.slice() };
       return;
@@ -98,6 +101,11 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
     }
   };
   visit(0);
+  if (!aborted) {
+    counting = false;
+    examined = 0;
+    visit(0);
+  }
   if (aborted || !best) {
     return { ok: false, why: `more than ${cap.toLocaleString('en-US')} mappings to try` };
   }
@@ -123,6 +131,9 @@ function optimalLinks(s: Searcher, place: Int32Array, cap: number): Exact {
   const p = s.p;
   const candidates = s.rule.hostPairs(place).filter((c) => !p.baseLinks[c.a * p.size + c.b]);
   const limit = s.limit;
+  if (subsets(candidates.length, limit.kind === 'count' ? limit.k : candidates.length) > cap) {
+    return { ok: false, why: `more than ${cap.toLocaleString('en-US')} sets of fast paths to try` };
+  }
   const chosen: HostPair[] = [];
   let best: Config | undefined;
   let examined = 0;
@@ -151,4 +162,15 @@ function optimalLinks(s: Searcher, place: Int32Array, cap: number): Exact {
   visit(0, 0);
   if (aborted || !best) return { ok: false, why: `more than ${cap.toLocaleString('en-US')} sets of fast paths to try` };
   return { ok: true, config: best, examined };
+}
+
+/** Σ C(m, i) for i ≤ k: how many sets of at most k out of m (a budget allows at most all of them). */
+function subsets(m: number, k: number): number {
+  let total = 0;
+  let c = 1;
+  for (let i = 0; i <= Math.min(k, m); i++) {
+    total += c;
+    c = (c * (m - i)) / (i + 1);
+  }
+  return total;
 }
