@@ -29,8 +29,8 @@ export interface LinkNote {
   gain: number;
 }
 
-const fmt = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(1) : x.toPrecision(2));
-export { fmt as formatMbps };
+/** Mbit/s for people: whole numbers from 100, one decimal from 1, two significant digits below. */
+export const formatMbps = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(1) : x.toPrecision(2));
 
 export function additions(p: Problem, base: State, proxy: string, place: Int32Array, notes: readonly LinkNote[]): Additions {
   const name = (i: number): string => p.machines[i]!;

@@ -116,7 +116,9 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
 export function settleIdle(p: Problem, place: Int32Array, isActive: Uint8Array): Int32Array {
   const out = place.slice();
   const load = new Int32Array(p.proxy);
-  for (let v = 0; v < out.length; v++) if (isActive[v] || !p.movable[v]) { if (out[v]! < p.proxy) load[out[v]!]!++; }
+  for (let v = 0; v < out.length; v++) {
+    if ((isActive[v] || !p.movable[v]) && out[v]! < p.proxy) load[out[v]!]!++;
+  }
   for (let v = 0; v < out.length; v++) {
     if (isActive[v] || !p.movable[v]) continue;
     let h = p.current[v]!;
