@@ -288,6 +288,60 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
+      'adapt',
+      'Adapt a spec to inferred traffic: add fast paths (and with --placement move VMs), write the result as a .vnet file',
+      (y) =>
+        y
+          .option('matrix', { alias: 'm', type: 'string', demandOption: true, describe: "The inference, as 'vnetc infer --json' prints it" })
+          .option('spec', { alias: 's', type: 'string', demandOption: true, describe: 'The .vnet file the daemons were set up from (the base)' })
+          .option('k', { type: 'string', describe: "Add at most N fast paths, busiest host pairs first ('all': every pair with traffic; the default)" })
+          .option('budget', { type: 'number', describe: 'Add fast paths while their total cost stays within B (cost model in docs/ADAPT.md)' })
+          .option('placement', { type: 'boolean', default: false, describe: 'Also choose where VMs run (MapVM), and list the migrations' })
+          .option('network', { alias: 'n', type: 'string', describe: 'Host-to-host bandwidth, latency, link costs and host capacity (JSON; docs/ADAPT.md)' })
+          .option('algorithm', {
+            choices: ['best', 'greedy', 'improved', 'optimal'] as const,
+            default: 'best' as const,
+            describe: "Which answer to write: the papers' greedy heuristics, the improving search, the exact optimum, or the best of all three",
+          })
+          .option('seed', { type: 'number', default: 1, describe: 'Seed of the improving search (the same seed gives the same file)' })
+          .option('out', { alias: 'o', type: 'string', describe: 'Write the adapted .vnet here (default: standard output, the summary on standard error)' })
+          .option('delta', { type: 'boolean', default: false, describe: 'Write only the changes, as a saved plan against the base spec' })
+          .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON (needs --out)' })
+          .example('$0 adapt -m m.json -s star8.vnet --k 4 -o adapted.vnet', 'the four busiest host pairs get fast paths')
+          .example('$0 adapt -m m.json -s star8.vnet --placement -n net.json -o adapted.vnet', 'move VMs onto well-connected hosts, then add fast paths')
+          .epilogue('Exit status: 0 written, 1 a bad input file, 2 usage error. Review the result with vnetc plan --state <base>.'),
+      (a) => {
+        run = async () =>
+          (await import('./adapt.js')).adaptCommand(io, {
+            matrix: a.matrix,
+            spec: a.spec,
+            k: a.k,
+            budget: a.budget,
+            placement: a.placement,
+            network: a.network,
+            out: a.out,
+            delta: a.delta,
+            json: a.json,
+            algorithm: a.algorithm,
+            seed: a.seed,
+            color: a.color,
+          });
+      },
+    )
+    .command(
+      'gen <file>',
+      'Expand requirements (hosts, Proxy, VMs, a topology) into a complete .vnet file (format in docs/GEN.md)',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'The requirements file (- for stdin)' })
+          .option('out', { alias: 'o', type: 'string', describe: 'Write the .vnet here (default: standard output)' })
+          .example('$0 gen samples/ring3.vgen -o ring3.vnet', 'a star of three hosts with a ring of fast paths')
+          .epilogue('Exit status: 0 written, 1 the requirements are wrong, 2 usage or I/O error.'),
+      (a) => {
+        run = async () => (await import('./gen.js')).gen(io, { file: a.file === STDIN_ARG ? '-' : a.file, out: a.out });
+      },
+    )
+    .command(
       'demo',
       'Run the whole workflow on this machine: local daemons, synthetic VMs, star, plan, apply a fast-path ring, show, route',
       (y) => y.option('keep', { type: 'boolean', default: false, describe: 'Leave the daemons running at the end' }),

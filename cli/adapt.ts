@@ -1,0 +1,126 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { countErrors } from '../src/diag/diagnostic.js';
+import { renderDiagnostics } from '../src/diag/render.js';
+import { compileSource } from '../src/lang/compile.js';
+import { InputError } from '../src/util/input-error.js';
+import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
+import { formatMbps } from '../src/vadapt/emit.js';
+import { readInference } from '../src/vadapt/inference-file.js';
+import { defaultNetwork, readNetwork } from '../src/vadapt/network.js';
+import type { Limit } from '../src/vadapt/topology.js';
+import type { Inference } from '../src/vttif/types.js';
+import { painterFor } from './color.js';
+import { load, UsageError, writeFileAtomic, type Io } from './io.js';
+
+export interface AdaptArgs {
+  matrix: string;
+  spec: string;
+  k: string | undefined;
+  budget: number | undefined;
+  placement: boolean;
+  network: string | undefined;
+  out: string | undefined;
+  delta: boolean;
+  json: boolean;
+  algorithm: Algorithm;
+  seed: number;
+  color: boolean | undefined;
+}
+
+/** --k N | --k all | --budget B | neither (all). */
+export function limitFrom(args: { k: string | undefined; budget: number | undefined }): Limit {
+  if (args.k !== undefined && args.budget !== undefined) throw new UsageError('give --k or --budget, not both');
+  if (args.budget !== undefined) {
+    if (!Number.isFinite(args.budget) || args.budget < 0) throw new UsageError(`--budget must be a number ≥ 0, not ${args.budget}`);
+    return { kind: 'budget', budget: args.budget };
+  }
+  if (args.k === undefined || args.k === 'all') return { kind: 'all' };
+  if (!/^\d+$/.test(args.k)) throw new UsageError(`--k must be a whole number or 'all', not '${args.k}'`);
+  return { kind: 'count', k: Number(args.k) };
+}
+
+async function readText(io: Io, path: string, what: string): Promise<string> {
+  try {
+    return await readFile(resolve(io.cwd, path), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read ${what} '${path}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
+  }
+}
+
+/**
+ * `vnetc adapt`: 0 written, 1 a bad input file (spec, matrix or network), 2
+ * usage. The one place live input plugs in is `run`: `--live` would fetch
+ * the Inference from the collector instead of reading `--matrix`, and
+ * `--watch` would call `run` again each time the inference settles on a
+ * new topology.
+ */
+export async function adaptCommand(io: Io, args: AdaptArgs): Promise<number> {
+  const options: AdaptOptions = { limit: limitFrom(args), placement: args.placement, algorithm: args.algorithm, seed: args.seed };
+  if (!Number.isInteger(args.seed)) throw new UsageError(`--seed must be a whole number, not ${args.seed}`);
+  if (args.json && args.out === undefined) throw new UsageError('with --json the report goes to standard output: say where the .vnet file goes with --out');
+  try {
+    const inference = readInference(args.matrix, await readText(io, args.matrix, 'the matrix'));
+    return await run(io, args, inference, options);
+  } catch (e) {
+    if (e instanceof InputError) {
+      io.stderr.write(`vnetc: error: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+async function run(io: Io, args: AdaptArgs, inference: Inference, options: AdaptOptions): Promise<number> {
+  const loaded = await load(io, args.spec);
+  const paint = painterFor(io, io.stderr, args.color);
+  if (!loaded.ok) {
+    io.stderr.write(renderDiagnostics(loaded.diagnostics, paint) + '\n');
+    return 1;
+  }
+  const compiled = compileSource(loaded.file);
+  if (countErrors(compiled.diagnostics) || !compiled.state) {
+    io.stderr.write(renderDiagnostics(compiled.diagnostics, paint) + '\n');
+    io.stderr.write(`vnetc: error: ${args.spec} has errors; adapt starts from a valid spec\n`);
+    return 1;
+  }
+  const network = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readText(io, args.network, 'the network file'));
+  const result = adapt(
+    { inference, inferenceName: args.matrix, base: { file: loaded.file, state: compiled.state }, network, networkName: args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)' },
+    options,
+  );
+  const output = args.delta ? result.delta : result.text;
+  if (args.out === undefined) {
+    io.stdout.write(output);
+    io.stderr.write(summary(result, args) + '\n');
+    return 0;
+  }
+  try {
+    await writeFileAtomic(resolve(io.cwd, args.out), output);
+  } catch (e) {
+    throw new UsageError(`cannot write '${args.out}': ${(e as Error).message}`);
+  }
+  io.stdout.write(args.json ? JSON.stringify(result.report, null, 2) + '\n' : summary(result, args) + '\n');
+  return 0;
+}
+
+function summary({ report: r }: Adapted, args: AdaptArgs): string {
+  const opt = r.optimal === null ? 'not computed' : 'skipped' in r.optimal ? `not computed: ${r.optimal.skipped}` : formatMbps(r.optimal.score);
+  const lines = [
+    `Objective (sum of residual bottleneck bandwidth, Mbit/s; higher is better): before ${formatMbps(r.before)}`,
+    `  greedy ${formatMbps(r.greedy.score)}   improved ${r.improved ? formatMbps(r.improved.score) : 'not computed'}   optimal ${opt}   → wrote ${r.written}`,
+    `${r.links.length} fast path${r.links.length === 1 ? '' : 's'} added, ${r.rulesAdded} rules added, ${r.rulesDeleted} deleted, ${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
+  ];
+  for (const l of r.links) lines.push(`  LINK ${l.a} ${l.b}   ${formatMbps(l.mbps)} Mbit/s   intensity ${l.intensity.toFixed(2)}   score +${formatMbps(l.gain)}`);
+  for (const m of r.migrations) lines.push(`  migrate ${m.vm}: ${m.from} → ${m.to}`);
+  if (r.oversubscribed.length) lines.push(`Warning: ${r.oversubscribed.length} edge(s) oversubscribed; see the file's header`);
+  if (args.out !== undefined) {
+    lines.push(
+      args.delta
+        ? `Wrote ${args.out}, a saved plan against ${args.spec}: vnetc apply ${args.out} (refused if the daemons hold anything else).`
+        : `Wrote ${args.out}. Review it: vnetc plan ${args.out} --state ${args.spec}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,169 @@
+import { linkKey } from '../model/state.js';
+import { InputError, parseJsonFile } from '../util/input-error.js';
+
+/**
+ * What the underlying network offers between the machines of an overlay:
+ * bandwidth and latency for each direction of each machine pair, what a
+ * fast-path link costs, and how many VMs a host may run. VADAPT's objective
+ * and heuristics read nothing else about the network.
+ *
+ * Given as a file (docs/ADAPT.md, "The network file"), or defaults: 1000
+ * Mbit/s and 1 ms between any two machines, 10,000 Mbit/s inside a machine.
+ * Measured figures (the daemons' link keep-alive RTTs, `LINKS?`) enter
+ * through `withMeasuredRtts`.
+ */
+export interface Network {
+  /** Bandwidth from a to b in Mbit/s; a === b is the machine's own (VMs on one host). */
+  mbps(a: string, b: string): number;
+  latencyMs(a: string, b: string): number;
+  /** What a fast-path link between a and b costs, before its rules. */
+  linkCost(a: string, b: string): number;
+  /** What each forwarding rule a fast path needs costs. */
+  ruleCost: number;
+  /** How many VMs the host may run, if the file says. */
+  capacity(machine: string): number | undefined;
+  /** Every machine the file names, with where, so it can be checked against the spec. */
+  mentions: { machine: string; path: string }[];
+}
+
+interface Figures {
+  mbps: number;
+  latencyMs: number;
+  cost: number;
+}
+
+export const DEFAULT_FIGURES: Figures = { mbps: 1000, latencyMs: 1, cost: 1 };
+export const DEFAULT_LOCAL_MBPS = 10000;
+
+const directed = (a: string, b: string): string => `${a}>${b}`;
+
+class TableNetwork implements Network {
+  readonly pairs = new Map<string, Partial<Figures>>();
+  readonly hosts = new Map<string, { capacity?: number; localMbps?: number }>();
+  mentions: { machine: string; path: string }[] = [];
+  constructor(
+    readonly defaults: Figures = DEFAULT_FIGURES,
+    readonly localMbps: number = DEFAULT_LOCAL_MBPS,
+    public ruleCost = 0,
+  ) {}
+
+  private figure<K extends keyof Figures>(a: string, b: string, k: K): number {
+    return this.pairs.get(directed(a, b))?.[k] ?? this.defaults[k];
+  }
+  mbps(a: string, b: string): number {
+    return a === b ? (this.hosts.get(a)?.localMbps ?? this.localMbps) : this.figure(a, b, 'mbps');
+  }
+  latencyMs(a: string, b: string): number {
+    return a === b ? 0 : this.figure(a, b, 'latencyMs');
+  }
+  linkCost(a: string, b: string): number {
+    // A link is one thing: it costs what its costlier direction says.
+    return Math.max(this.figure(a, b, 'cost'), this.figure(b, a, 'cost'));
+  }
+  capacity(machine: string): number | undefined {
+    return this.hosts.get(machine)?.capacity;
+  }
+}
+
+export function defaultNetwork(): Network {
+  return new TableNetwork();
+}
+
+const EXPECTED = 'a network description: {"default": {...}, "hosts": {...}, "pairs": [...]} (docs/ADAPT.md)';
+
+export function readNetwork(name: string, text: string): Network {
+  const root = parseJsonFile(name, text, EXPECTED);
+  const fail = (path: string, expected: string, got: unknown): never => {
+    const shown = got === undefined ? 'nothing' : JSON.stringify(got).slice(0, 40);
+    throw new InputError(`${name}: ${path}: expected ${expected}, got ${shown}`);
+  };
+  const object = (v: unknown, path: string): Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : fail(path, 'an object', v);
+  const only = (o: Record<string, unknown>, path: string, keys: string[]): void => {
+    for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${path}.${k}`, `one of the fields ${keys.join(', ')}`, k);
+  };
+  const positive = (v: unknown, path: string, zeroOk = false): number =>
+    typeof v === 'number' && Number.isFinite(v) && (v > 0 || (zeroOk && v === 0)) ? v : fail(path, zeroOk ? 'a number ≥ 0' : 'a number > 0', v);
+  const machine = (v: unknown, path: string): string => (typeof v === 'string' && v !== '' ? v : fail(path, 'a machine name', v));
+
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new InputError(`${name}: not ${EXPECTED}`);
+  const o = root as Record<string, unknown>;
+  only(o, '(top level)', ['default', 'localMbps', 'ruleCost', 'hosts', 'pairs']);
+  const figures = (v: unknown, path: string): Partial<Figures> => {
+    const f = object(v, path);
+    const out: Partial<Figures> = {};
+    if (f.mbps !== undefined) out.mbps = positive(f.mbps, `${path}.mbps`);
+    if (f.latencyMs !== undefined) out.latencyMs = positive(f.latencyMs, `${path}.latencyMs`, true);
+    if (f.cost !== undefined) out.cost = positive(f.cost, `${path}.cost`, true);
+    return out;
+  };
+  let defaults = DEFAULT_FIGURES;
+  if (o.default !== undefined) {
+    only(object(o.default, 'default'), 'default', ['mbps', 'latencyMs', 'cost']);
+    defaults = { ...DEFAULT_FIGURES, ...figures(o.default, 'default') };
+  }
+  const net = new TableNetwork(
+    defaults,
+    o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : positive(o.localMbps, 'localMbps'),
+    o.ruleCost === undefined ? 0 : positive(o.ruleCost, 'ruleCost', true),
+  );
+  if (o.hosts !== undefined) {
+    for (const [m, v] of Object.entries(object(o.hosts, 'hosts'))) {
+      const path = `hosts[${JSON.stringify(m)}]`;
+      const h = object(v, path);
+      only(h, path, ['capacity', 'localMbps']);
+      const entry: { capacity?: number; localMbps?: number } = {};
+      if (h.capacity !== undefined) {
+        if (!Number.isInteger(h.capacity) || (h.capacity as number) < 0) fail(`${path}.capacity`, 'a whole number ≥ 0', h.capacity);
+        entry.capacity = h.capacity as number;
+      }
+      if (h.localMbps !== undefined) entry.localMbps = positive(h.localMbps, `${path}.localMbps`);
+      net.hosts.set(m, entry);
+      net.mentions.push({ machine: m, path });
+    }
+  }
+  if (o.pairs !== undefined) {
+    if (!Array.isArray(o.pairs)) fail('pairs', 'an array', o.pairs);
+    (o.pairs as unknown[]).forEach((v, i) => {
+      const path = `pairs[${i}]`;
+      const p = object(v, path);
+      only(p, path, ['between', 'from', 'to', 'mbps', 'latencyMs', 'cost']);
+      let ends: [string, string][];
+      if (p.between !== undefined) {
+        if (p.from !== undefined || p.to !== undefined) fail(path, "either 'between' or 'from' and 'to'", Object.keys(p));
+        const b = p.between;
+        if (!Array.isArray(b) || b.length !== 2) return fail(`${path}.between`, 'two machine names', b);
+        const [x, y] = [machine(b[0], `${path}.between[0]`), machine(b[1], `${path}.between[1]`)];
+        if (x === y) fail(`${path}.between`, 'two different machines', b);
+        net.mentions.push({ machine: x, path: `${path}.between[0]` }, { machine: y, path: `${path}.between[1]` });
+        ends = [[x, y], [y, x]];
+      } else {
+        const [x, y] = [machine(p.from, `${path}.from`), machine(p.to, `${path}.to`)];
+        if (x === y) fail(`${path}.to`, 'a machine other than from', y);
+        net.mentions.push({ machine: x, path: `${path}.from` }, { machine: y, path: `${path}.to` });
+        ends = [[x, y]];
+      }
+      const f = figures({ mbps: p.mbps, latencyMs: p.latencyMs, cost: p.cost }, path);
+      for (const [x, y] of ends) net.pairs.set(directed(x, y), { ...net.pairs.get(directed(x, y)), ...f });
+    });
+  }
+  return net;
+}
+
+/**
+ * The network with latencies measured by the overlay links themselves (the
+ * RTT `LINKS?` reports for each link, halved for one way) in place of the
+ * given ones. This is the seam for live input: bandwidth still comes from
+ * the file or the defaults.
+ */
+export function withMeasuredRtts(net: Network, rtts: readonly { a: string; b: string; rttMs: number }[]): Network {
+  const measured = new Map(rtts.map((r) => [linkKey(r.a, r.b), r.rttMs / 2]));
+  return {
+    mbps: (a, b) => net.mbps(a, b),
+    latencyMs: (a, b) => (a === b ? 0 : (measured.get(linkKey(a, b)) ?? net.latencyMs(a, b))),
+    linkCost: (a, b) => net.linkCost(a, b),
+    ruleCost: net.ruleCost,
+    capacity: (m) => net.capacity(m),
+    mentions: net.mentions,
+  };
+}

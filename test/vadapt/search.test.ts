@@ -1,0 +1,58 @@
+import fc from 'fast-check';
+import { expand } from '../../src/gen/expand.js';
+import { parseRequirements } from '../../src/gen/requirements.js';
+import { optimum } from '../../src/vadapt/exact.js';
+import { readNetwork } from '../../src/vadapt/network.js';
+import { mapVms } from '../../src/vadapt/placement.js';
+import { buildProblem } from '../../src/vadapt/problem.js';
+import { Searcher } from '../../src/vadapt/search.js';
+import type { Limit } from '../../src/vadapt/topology.js';
+import { prng } from '../../src/util/prng.js';
+import { inference, mac, spec } from './support.js';
+
+/**
+ * On random small instances (hosts on two sites, random traffic, random
+ * limits): the improving search never scores below the greedy heuristics it
+ * starts from, and the exhaustive optimum never scores below either.
+ */
+
+const instance = fc.record({
+  hosts: fc.integer({ min: 2, max: 6 }),
+  vms: fc.integer({ min: 2, max: 6 }),
+  sites: fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 6, maxLength: 6 }),
+  traffic: fc.array(fc.tuple(fc.nat(5), fc.nat(5), fc.integer({ min: 1, max: 200 })), { minLength: 1, maxLength: 12 }),
+  where: fc.array(fc.nat(5), { minLength: 6, maxLength: 6 }),
+  limit: fc.oneof(fc.constant<Limit>({ kind: 'all' }), fc.integer({ min: 0, max: 3 }).map((k): Limit => ({ kind: 'count', k })), fc.integer({ min: 0, max: 4 }).map((b): Limit => ({ kind: 'budget', budget: b }))),
+  seed: fc.integer(),
+});
+
+test('optimum ≥ improved ≥ greedy, in both search spaces', () => {
+  fc.assert(
+    fc.property(instance, ({ hosts, vms, sites, traffic, where, limit, seed }) => {
+      const names = Array.from({ length: hosts }, (_, k) => `h${k}`);
+      // Capacity: enough hosts for every VM.
+      const cap = Math.ceil(vms / hosts);
+      const at = (v: number): string => names[where[v]! % hosts]!;
+      const req = ['proxy proxy', ...names.map((h) => `host ${h}`), ...Array.from({ length: vms }, (_, v) => `vm v${v} ${mac(v + 1)} on ${at(v)}`)].join('\n');
+      const base = spec('b.vnet', expand(parseRequirements('r', req), 'r'));
+      const pairs = [];
+      for (let i = 0; i < hosts; i++) for (let j = i + 1; j < hosts; j++) pairs.push({ between: [names[i], names[j]], mbps: sites[i] === sites[j] ? 100 : 5 });
+      const net = readNetwork('n', JSON.stringify({ default: { mbps: 20 }, hosts: Object.fromEntries(names.map((h) => [h, { capacity: Math.max(cap, base.state.tables.size) }])), pairs }));
+      const t = traffic.map(([s, d, r]) => [(s % vms) + 1, (d % vms) + 1, r * 1e5] as [number, number, number]).filter(([s, d]) => s !== d);
+      const inf = inference(t, Object.fromEntries(Array.from({ length: vms }, (_, v) => [v + 1, at(v)])));
+      const p = buildProblem(inf, base.state, 'proxy', net, { inference: 'm', spec: 'b', network: 'n' });
+      for (const mode of ['topology', 'placement'] as const) {
+        const s = new Searcher(p, limit, mode);
+        const greedy = s.withRule(mode === 'placement' ? mapVms(p) : p.current);
+        const improved = s.improve(greedy, prng(seed), 2000);
+        const best = optimum(s, p.current);
+        expect(improved.score).toBeGreaterThanOrEqual(greedy.score - 1e-6);
+        // The reported score is the configuration's score.
+        expect(s.scoreOf(improved.place, improved.added)).toBeCloseTo(improved.score, 6);
+        expect(best.ok).toBe(true);
+        if (best.ok) expect(best.config.score).toBeGreaterThanOrEqual(improved.score - 1e-6);
+      }
+    }),
+    { numRuns: 60 },
+  );
+});
