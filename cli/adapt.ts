@@ -11,10 +11,16 @@ import { defaultNetwork, readNetwork } from '../src/vadapt/network.js';
 import type { Limit } from '../src/vadapt/topology.js';
 import type { Inference } from '../src/vttif/types.js';
 import { painterFor } from './color.js';
+import { connectCollector, settledChanges } from './infer.js';
+import type { ReachArgs } from './live.js';
 import { load, UsageError, writeFileAtomic, type Io } from './io.js';
 
-export interface AdaptArgs {
-  matrix: string;
+export interface AdaptArgs extends ReachArgs {
+  /** The inference from a file; or live from the spec's collector (`live`, `watch`). */
+  matrix: string | undefined;
+  live: boolean;
+  watch: boolean;
+  maxChanges: number | undefined;
   spec: string;
   k: string | undefined;
   budget: number | undefined;
@@ -50,19 +56,37 @@ async function readText(io: Io, path: string, what: string): Promise<string> {
 }
 
 /**
- * `vnetc adapt`: 0 written, 1 a bad input file (spec, matrix or network), 2
- * usage. The one place live input plugs in is `run`: `--live` would fetch
- * the Inference from the collector instead of reading `--matrix`, and
- * `--watch` would call `run` again each time the inference settles on a
- * new topology.
+ * `vnetc adapt`: 0 written, 1 a bad input file (spec, matrix or network) or
+ * unreachable daemons, 2 usage. The inference comes from `--matrix`, or
+ * live from the collector of the spec's daemons (`--live`); `--watch` writes
+ * a numbered file each time the inference settles on a new topology.
  */
-export async function adaptCommand(io: Io, args: AdaptArgs): Promise<number> {
+export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal): Promise<number> {
   const options: AdaptOptions = { limit: limitFrom(args), placement: args.placement, algorithm: args.algorithm, seed: args.seed };
   if (!Number.isInteger(args.seed)) throw new UsageError(`--seed must be a whole number, not ${args.seed}`);
   if (args.json && args.out === undefined) throw new UsageError('with --json the report goes to standard output: say where the .vnet file goes with --out');
+  const live = args.live || args.watch;
+  if (live && args.matrix !== undefined) throw new UsageError('give --matrix or --live (or --watch), not both');
+  if (!live && args.matrix === undefined) throw new UsageError("say where the traffic comes from: --matrix m.json ('vnetc infer --json' output), or --live to ask the spec's collector");
+  if (args.watch && args.out === undefined) throw new UsageError('--watch writes one file per settled change: give --out NAME.vnet (files are NAME-1.vnet, NAME-2.vnet, …)');
+  if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
   try {
-    const inference = readInference(args.matrix, await readText(io, args.matrix, 'the matrix'));
-    return await run(io, args, inference, options);
+    if (!live) return await run(io, args, readInference(args.matrix!, await readText(io, args.matrix!, 'the matrix')), args.matrix!, options);
+    const session = await connectCollector(io, args.spec, args, null);
+    if (!session) return 1;
+    try {
+      const name = `the live inference of collector ${session.collector}`;
+      if (!args.watch) return await run(io, args, await session.read(), name, options);
+      let n = 0;
+      let status = 0;
+      await settledChanges(session, args.maxChanges, signal, async (_prev, inf) => {
+        const out = args.out!.replace(/(\.vnet)?$/, `-${++n}.vnet`);
+        status = Math.max(status, await run(io, { ...args, out }, inf, `${name} at ${inf.at}`, options));
+      });
+      return status;
+    } finally {
+      await session.close();
+    }
   } catch (e) {
     if (e instanceof InputError) {
       io.stderr.write(`vnetc: error: ${e.message}\n`);
@@ -72,7 +96,7 @@ export async function adaptCommand(io: Io, args: AdaptArgs): Promise<number> {
   }
 }
 
-async function run(io: Io, args: AdaptArgs, inference: Inference, options: AdaptOptions): Promise<number> {
+async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName: string, options: AdaptOptions): Promise<number> {
   const loaded = await load(io, args.spec);
   const paint = painterFor(io, io.stderr, args.color);
   if (!loaded.ok) {
@@ -87,7 +111,7 @@ async function run(io: Io, args: AdaptArgs, inference: Inference, options: Adapt
   }
   const network = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readText(io, args.network, 'the network file'));
   const result = adapt(
-    { inference, inferenceName: args.matrix, base: { file: loaded.file, state: compiled.state }, network, networkName: args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)' },
+    { inference, inferenceName, base: { file: loaded.file, state: compiled.state }, network, networkName: args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)' },
     options,
   );
   const output = args.delta ? result.delta : result.text;

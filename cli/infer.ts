@@ -9,7 +9,6 @@ import { renderTable } from '../src/vttif/render/table.js';
 import type { Inference, Topology } from '../src/vttif/types.js';
 import { parseFields } from '../src/wire/control.js';
 import { parseInference } from '../src/wire/vttif.js';
-import type { Painter } from '../src/diag/render.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import type { ReachArgs } from './live.js';
@@ -38,52 +37,113 @@ export interface InferArgs extends ReachArgs {
   color: boolean | undefined;
 }
 
-export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Promise<number> {
-  if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
-  if (args.maxChanges !== undefined && !(Number.isInteger(args.maxChanges) && args.maxChanges > 0)) throw new UsageError(`--max-changes must be a whole number above 0, not ${args.maxChanges}`);
-  const fetched = await fetchTargets(io, args.file, args);
-  if (!fetched) return 1;
+/** A session to the collector of a deployment, for as long as a command reads from it. */
+export interface CollectorSession {
+  collector: string;
+  settings: VttifSettings;
+  read(): Promise<Inference>;
+  close(): Promise<void>;
+}
+
+/**
+ * Reaches the daemons of `file` (or every local daemon) and their collector.
+ * With `configure`, settings that differ from what is asked are set (and
+ * said on stderr); without, a deployment where VTTIF is off is an error
+ * that says how to turn it on. Undefined (diagnostics printed) when the
+ * daemons cannot be reached.
+ */
+export async function connectCollector(io: Io, file: string | undefined, args: ReachArgs & { color: boolean | undefined }, configure: InferArgs | null): Promise<CollectorSession | undefined> {
+  const fetched = await fetchTargets(io, file, args);
+  if (!fetched) return undefined;
   try {
     const running = [...fetched.reached].filter(([, r]) => r.client);
     const stopped = [...fetched.reached].filter(([, r]) => !r.client).map(([m]) => m);
-    if (stopped.length) {
-      io.stderr.write(`vnetc infer: no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${args.file ? ` ${args.file}` : ''}'\n`);
-      return 1;
-    }
+    if (stopped.length) throw new UsageError(`no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${file ? ` ${file}` : ''}'`);
     const current = new Map<string, VttifSettings>();
     for (const [machine, r] of running) current.set(machine, settingsOf(await ask(r, 'VTTIF?')));
-    const collector = chooseCollector(args, fetched, current);
-    const wanted = await wantedSettings(args, running, current, collector);
-    for (const [machine, r] of running) {
-      const words = difference(current.get(machine)!, wanted);
-      if (!words.length) continue;
-      await ask(r, `VTTIF ${words.join(' ')}`);
-      io.stderr.write(`vttif: ${machine}: set ${words.join(' ')}\n`);
+    let collector: string;
+    let settings: VttifSettings;
+    if (configure) {
+      collector = chooseCollector(configure, fetched, current);
+      settings = await wantedSettings(configure, running, current, collector);
+      for (const [machine, r] of running) {
+        const words = difference(current.get(machine)!, settings);
+        if (!words.length) continue;
+        await ask(r, `VTTIF ${words.join(' ')}`);
+        io.stderr.write(`vttif: ${machine}: set ${words.join(' ')}\n`);
+      }
+    } else {
+      const named = [...current.values()].map((x) => x.collector).find((c): c is string => c !== null && fetched.reached.has(c));
+      if (named === undefined) throw new UsageError(`VTTIF is not on for these daemons; turn it on with 'vnetc infer${file ? ` ${file}` : ''}'`);
+      collector = named;
+      settings = current.get(collector)!;
     }
     const at = fetched.reached.get(collector)!;
-    const read = async (): Promise<Inference> => {
-      const r = await ask(at, 'INFER?');
-      try {
-        return parseInference(r);
-      } catch (e) {
-        throw new Error(`the collector ${collector} answered INFER? with something vnetc cannot read: ${(e as Error).message}`);
-      }
+    return {
+      collector,
+      settings,
+      read: async () => {
+        const lines = await ask(at, 'INFER?');
+        try {
+          return parseInference(lines);
+        } catch (e) {
+          throw new Error(`the collector ${collector} answered INFER? with something vnetc cannot read: ${(e as Error).message}`);
+        }
+      },
+      close: () => fetched.close(),
     };
-    if (args.watch) return await watch(io, read, wanted, args.maxChanges, painterFor(io, io.stdout, args.color), signal);
-    const inf = await read();
+  } catch (e) {
+    await fetched.close();
+    throw e;
+  }
+}
+
+export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Promise<number> {
+  if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
+  if (args.maxChanges !== undefined && !(Number.isInteger(args.maxChanges) && args.maxChanges > 0)) throw new UsageError(`--max-changes must be a whole number above 0, not ${args.maxChanges}`);
+  const session = await connectCollector(io, args.file, args, args);
+  if (!session) return 1;
+  try {
+    const paint = painterFor(io, io.stdout, args.color);
+    if (args.watch) {
+      await settledChanges(session, args.maxChanges, signal, (prev, inf) => void io.stdout.write(changeLine(prev, inf, paint) + '\n'));
+      return 0;
+    }
+    const inf = await session.read();
     if (args.svg !== undefined) {
-      const out = resolve(io.cwd, args.svg);
-      await writeFile(out, renderSvg(inf));
+      await writeFile(resolve(io.cwd, args.svg), renderSvg(inf));
       io.stderr.write(`wrote ${args.svg}\n`);
     }
-    const text =
-      args.format === 'json' ? JSON.stringify(inf, null, 2)
-      : args.format === 'dot' ? renderDot(inf)
-      : renderTable(inf, painterFor(io, io.stdout, args.color));
+    const text = args.format === 'json' ? JSON.stringify(inf, null, 2) : args.format === 'dot' ? renderDot(inf) : renderTable(inf, paint);
     io.stdout.write(text.trimEnd() + '\n');
     return 0;
   } finally {
-    await fetched.close();
+    await session.close();
+  }
+}
+
+/**
+ * Calls `each` with every settled topology, the one already settled first,
+ * polling at the update rate, until `max` calls or `signal`.
+ */
+export async function settledChanges(
+  session: CollectorSession,
+  max: number | undefined,
+  signal: AbortSignal | undefined,
+  each: (prev: Topology | null, inf: Inference) => void | Promise<void>,
+): Promise<void> {
+  let prev: Topology | null = null;
+  let seen = 0;
+  let calls = 0;
+  while (!signal?.aborted) {
+    const inf = await session.read();
+    if (inf.changes > seen) {
+      await each(prev, inf);
+      prev = inf.topology;
+      seen = inf.changes;
+      if (max !== undefined && ++calls >= max) return;
+    }
+    await new Promise((r) => setTimeout(r, 1000 / session.settings.updateHz));
   }
 }
 
@@ -158,22 +218,4 @@ async function autoWindow(running: [string, Reached][], rateHz: number): Promise
 function difference(have: VttifSettings, want: VttifSettings): string[] {
   const h = formatSettings(have).split(' ');
   return formatSettings(want).split(' ').filter((w, i) => w !== h[i]);
-}
-
-async function watch(io: Io, read: () => Promise<Inference>, s: VttifSettings, maxChanges: number | undefined, paint: Painter, signal?: AbortSignal): Promise<number> {
-  let prev: Topology | null = null;
-  let seen = -1;
-  let printed = 0;
-  while (!signal?.aborted) {
-    const inf = await read();
-    if (inf.changes !== seen && inf.changes > 0) {
-      io.stdout.write(changeLine(prev, inf, paint) + '\n');
-      prev = inf.topology;
-      printed++;
-      if (maxChanges !== undefined && printed >= maxChanges) break;
-    }
-    seen = inf.changes;
-    await new Promise((r) => setTimeout(r, 1000 / s.updateHz));
-  }
-  return 0;
 }

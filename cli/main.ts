@@ -291,8 +291,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       'adapt',
       'Adapt a spec to inferred traffic: add fast paths (and with --placement move VMs), write the result as a .vnet file',
       (y) =>
-        y
-          .option('matrix', { alias: 'm', type: 'string', demandOption: true, describe: "The inference, as 'vnetc infer --json' prints it" })
+        reachOptions(y)
+          .option('matrix', { alias: 'm', type: 'string', describe: "The inference, as 'vnetc infer --json' prints it" })
+          .option('live', { type: 'boolean', default: false, describe: "Ask the spec's collector for the inference instead (VTTIF must be on: vnetc infer)" })
+          .option('watch', { type: 'boolean', default: false, describe: 'Live, and write NAME-1.vnet, NAME-2.vnet, … each time the inference settles on a change' })
+          .option('max-changes', { type: 'number', describe: 'With --watch: stop after this many files' })
           .option('spec', { alias: 's', type: 'string', demandOption: true, describe: 'The .vnet file the daemons were set up from (the base)' })
           .option('k', { type: 'string', describe: "Add at most N fast paths, busiest host pairs first ('all': every pair with traffic; the default)" })
           .option('budget', { type: 'number', describe: 'Add fast paths while their total cost stays within B (cost model in docs/ADAPT.md)' })
@@ -314,6 +317,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         run = async () =>
           (await import('./adapt.js')).adaptCommand(io, {
             matrix: a.matrix,
+            live: a.live,
+            watch: a.watch,
+            maxChanges: a['max-changes'],
+            ...reach(a),
             spec: a.spec,
             k: a.k,
             budget: a.budget,

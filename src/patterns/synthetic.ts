@@ -38,6 +38,7 @@ export type FrameHandler = (frame: Buffer) => void;
 export class SyntheticHost {
   private readonly handlers = new Map<string, FrameHandler>();
   private daemon: HostPort | undefined;
+  private closed = false;
   /** Frames from elsewhere than the daemon's interface (dropped, as vnetd drops strays). */
   strays = 0;
 
@@ -89,6 +90,8 @@ export class SyntheticHost {
 
   /** A frame from one of this host's VMs: to a VM here directly, to the daemon otherwise (a broadcast both ways). */
   send(frame: Buffer): void {
+    // A run still draining its pacer when the host closes: its frames have nowhere to go.
+    if (this.closed) return;
     const dst = macKey(frame, 0);
     const group = (frame[0]! & 1) === 1;
     if (group || this.handlers.has(dst)) setImmediate(() => this.deliver(frame, macKey(frame, 6)));
@@ -104,6 +107,8 @@ export class SyntheticHost {
   }
 
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }

@@ -216,12 +216,13 @@ describe('the local workflow', () => {
         s.send(f, daemon.port, daemon.host);
       };
     };
-    const [h1, h2] = [await vmAt('host1'), await vmAt('host2')];
-    // 1<->2 heavy, 1->3 a third of it, 2->3 a trickle under the threshold.
+    const [h1, h2, h3] = [await vmAt('host1'), await vmAt('host2'), await vmAt('host3')];
+    // 1<->2 heavy, 1<->3 a third of it, 2->3 a trickle under the threshold.
     const traffic = setInterval(() => {
       h1(2, 1, 1000);
       h2(1, 2, 1000);
-      h1(3, 1, 700);
+      h1(3, 1, 600);
+      h3(1, 3, 100);
       if (Math.random() < 0.05) h2(3, 2, 100);
     }, 2);
     try {
@@ -255,6 +256,17 @@ describe('the local workflow', () => {
       expect(watch.status).toBe(0);
       expect(watch.stdout.trim().split('\n')).toHaveLength(1);
       expect(watch.stdout).toContain('2 edges');
+
+      // VADAPT from the live inference: host1 and host3 talk but have no fast path yet.
+      const adapted = await run('adapt', '--live', '--local', '-s', 'fast.vnet', '-o', 'adapted.vnet');
+      expect(adapted.stderr).toBe('');
+      expect(adapted.status).toBe(0);
+      expect(fs.readFileSync(path.join(dir, 'adapted.vnet'), 'utf8')).toMatch(/^\s*LINK host1 host3/m);
+      expect((await run('plan', '--local', 'adapted.vnet', '-detailed-exitcode')).status).toBe(2);
+      const watched = await run('adapt', '--watch', '--max-changes', '1', '--local', '-s', 'fast.vnet', '-o', 'watched.vnet');
+      expect(watched.status).toBe(0);
+      expect(fs.readFileSync(path.join(dir, 'watched-1.vnet'), 'utf8')).toMatch(/^\s*LINK host1 host3/m);
+      expect((await run('adapt', '--live', '-m', 'x.json', '-s', 'fast.vnet')).stderr).toContain('give --matrix or --live (or --watch), not both');
 
       const bad = await run('infer', '--local', 'fast.vnet', '--rate', '1', '--window', '0.25');
       expect(bad.status).toBe(2);
