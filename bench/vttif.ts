@@ -138,9 +138,9 @@ const overheadSection: Section = async (progress) => {
     return {
       title: 'the cost of sampling: frames/s through one vnetd, sampling on vs off',
       setup: [
-        `path     VM -> MemoryInterface -> Vnetd (sampler on ingress and delivery, table) -> MemoryInterface -> VM, no sockets`,
+        `path     VM -> MemoryInterface -> Vnetd (sampler on ingress, table) -> MemoryInterface -> VM, no sockets`,
         `traffic  ${frames.length} VM pairs (${VMS} VMs), ${FRAME_BYTES}-byte frames; reports taken at 20 Hz; 15 alternating rounds, medians`,
-        `sampler  ${vttif.find((l) => l.startsWith('reports-')) ?? ''}; ${(vttif.filter((l) => l.startsWith('hosted ')).length)} VMs learnt as hosted`,
+        `sampler  ${vttif.filter((l) => l.startsWith('hosted ')).length} VMs learnt as hosted (all ${VMS / 2} senders)`,
         `per frame ${(1e9 / mOn).toFixed(0)} ns sampled, ${(1e9 / mOff).toFixed(0)} ns not`,
       ],
       rows: [{ name: 'sampling on', value: `${(mOn / 1e6).toFixed(2)} M frames/s`, baseline: `sampling off: ${(mOff / 1e6).toFixed(2)} M frames/s`, ratio: `${(mOn / mOff).toFixed(3)}x` }],
@@ -156,6 +156,8 @@ const overheadSection: Section = async (progress) => {
 // ---------------------------------------------------------------------------
 // sockets
 
+const ROUNDS = 12;
+
 const setAll = async (bed: Bed, words: string[]): Promise<void> => {
   for (const d of bed.daemons.values()) await d.setVttif(words);
 };
@@ -170,28 +172,34 @@ const socketsSection: Section = async (progress) => {
     progress('done\n');
     const on: number[] = [];
     const off: number[] = [];
+    const ratios: number[] = [];
     let lost = 0;
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
+      const pair: Record<string, number> = {};
       for (const sampling of round % 2 ? [false, true] : [true, false]) {
         await setAll(bed, [`sampling=${sampling ? 'on' : 'off'}`]);
         const r = await bed.run(opts);
         lost += r.lost;
         (sampling ? on : off).push(r.iterationsPerS);
+        pair[String(sampling)] = r.iterationsPerS;
         progress(`sockets: round ${round + 1}, sampling ${sampling ? 'on ' : 'off'}: ${r.iterationsPerS.toFixed(1)} it/s\n`);
       }
+      ratios.push(pair['true']! / pair['false']!);
     }
     const mOn = median(on);
     const mOff = median(off);
-    const cost = 1 - mOn / mOff;
+    // Load on a shared machine drifts between rounds; the ratio within a round, on next to off, drifts less.
+    const ratio = median(ratios);
+    const cost = 1 - ratio;
     return {
       title: 'the cost of sampling on the real data path: patterns iterations/s, sampling on vs off',
       setup: [
         `path     synthetic VM -> QEMU UDP socket -> vnetd -> TCP link (encrypted) -> Proxy vnetd -> link -> vnetd -> socket -> VM, all daemons in this process`,
-        `workload all-to-all, 8 VMs on 4 hosts, 16 KiB messages, 25 iterations per round, 8 rounds each way alternating, medians; ${lost} iterations lost`,
-        `spread   on ${Math.min(...on).toFixed(1)}–${Math.max(...on).toFixed(1)} it/s, off ${Math.min(...off).toFixed(1)}–${Math.max(...off).toFixed(1)} it/s`,
+        `workload all-to-all, 8 VMs on 4 hosts, 16 KiB messages, ${opts.iterations} iterations per run, ${ROUNDS} rounds of on and off back to back (order alternating); ${lost} iterations lost`,
+        `spread   on ${Math.min(...on).toFixed(1)}–${Math.max(...on).toFixed(1)} it/s, off ${Math.min(...off).toFixed(1)}–${Math.max(...off).toFixed(1)} it/s; per-round ratios ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)}`,
       ],
-      rows: [{ name: 'sampling on', value: `${mOn.toFixed(1)} it/s`, baseline: `sampling off: ${mOff.toFixed(1)} it/s`, ratio: `${(mOn / mOff).toFixed(3)}x` }],
-      targets: [{ name: 'sampling costs under 1% of throughput (the paper: about 1%)', pass: cost < 0.01, detail: `${(cost * 100).toFixed(1)}% (noise between rounds is larger than this; see spread)` }],
+      rows: [{ name: 'sampling on', value: `${mOn.toFixed(1)} it/s`, baseline: `sampling off: ${mOff.toFixed(1)} it/s`, ratio: `${ratio.toFixed(3)}x (median of per-round ratios)` }],
+      targets: [{ name: 'sampling costs under 1% of throughput (the paper: about 1%)', pass: cost < 0.01, detail: `${(cost * 100).toFixed(1)}%` }],
     };
   } finally {
     await bed.close();

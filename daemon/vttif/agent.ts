@@ -16,6 +16,7 @@ import { Sampler } from './sampler.js';
 
 /** Report chunks stay well under any link's record size, and under a jumbo frame. */
 const CHUNK_BYTES = 8192;
+const EVALUATE_MS = 10;
 
 export interface AgentHooks {
   machine: string;
@@ -34,6 +35,7 @@ export class VttifAgent {
   /** Sources seen locally, with when (monotonic ms): what VTTIF? lists as hosted. */
   private readonly hosted = new Map<number, number>();
   private collectorReachable = true;
+  private lastEvaluation = -Infinity;
 
   constructor(private readonly hooks: AgentHooks) {}
 
@@ -76,7 +78,21 @@ export class VttifAgent {
       return;
     }
     this.counters.reportsIn++;
-    this.collector.ingest(peer, report, performance.now());
+    const now = performance.now();
+    this.collector.ingest(peer, report, now);
+    this.evaluate(now);
+  }
+
+  /**
+   * Re-reads the window as reports arrive, not only on this daemon's own
+   * tick, so a change is seen as soon as the report that shows it is in; at
+   * most every EVALUATE_MS, so many daemons reporting at 20 Hz cost a
+   * bounded number of passes over the matrix.
+   */
+  private evaluate(now: number): void {
+    if (!this.collector || now - this.lastEvaluation < EVALUATE_MS) return;
+    this.lastEvaluation = now;
+    this.collector.evaluate(now);
   }
 
   private restartTimer(): void {
@@ -92,7 +108,7 @@ export class VttifAgent {
       for (const mac of report.hosted) this.hosted.set(mac, now);
       this.deliver(report, now);
     }
-    this.collector?.evaluate(now);
+    this.evaluate(now);
   }
 
   private deliver(report: Report, now: number): void {

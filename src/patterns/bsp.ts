@@ -99,10 +99,11 @@ export class Mailbox {
     w?.();
   }
 
-  /** Waits until a message of `iteration` from each of `srcs` is in, or the deadline (performance.now()) passes. */
-  async take(iteration: number, srcs: readonly number[], deadline: number): Promise<boolean> {
+  /** Waits until a message of `iteration` from each of `srcs` is in, or the deadline (performance.now()) passes, or `signal` aborts. */
+  async take(iteration: number, srcs: readonly number[], deadline: number, signal?: AbortSignal): Promise<boolean> {
     const missing = new Set(srcs);
     for (;;) {
+      if (signal?.aborted) return false;
       for (const s of missing) {
         if (this.complete.delete(`${iteration}:${s}`)) missing.delete(s);
       }
@@ -122,6 +123,13 @@ export class Mailbox {
     }
   }
 
+  /** Ends a wait at once (the run was stopped: partners that stopped first will send nothing more). */
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
   /** The rank moves on to `iteration`: what is left of earlier ones is dropped. */
   advance(iteration: number): void {
     this.current = iteration;
@@ -138,6 +146,7 @@ export async function runRank(script: readonly Step[], mailbox: Mailbox, sender:
   // (Scaling each phase by the last would feed back: waiting for a computing partner counts as communication.)
   const calibrate = 'ratio' in opts.compute ? Math.min(CALIBRATION_ITERATIONS, opts.iterations) : 0;
   let computeMs = 'ms' in opts.compute ? opts.compute.ms : 0;
+  opts.signal?.addEventListener('abort', () => mailbox.wake(), { once: true });
   for (let it = 0; it < opts.iterations && !opts.signal?.aborted; it++) {
     mailbox.advance(it);
     r.iterations++;
@@ -157,11 +166,12 @@ export async function runRank(script: readonly Step[], mailbox: Mailbox, sender:
           await sender.send(to, it, opts.size);
           r.messagesSent++;
         }
-      } else if (!(await mailbox.take(it, step.recv, performance.now() + opts.timeoutMs))) {
+      } else if (!(await mailbox.take(it, step.recv, performance.now() + opts.timeoutMs, opts.signal))) {
         lost = true;
       }
     }
-    if (lost) r.lost++;
+    // An iteration cut short by a stop is not lost: the run ended in it.
+    if (lost && !opts.signal?.aborted) r.lost++;
     r.commMs += performance.now() - t0;
   }
   r.elapsedMs = performance.now() - start;
