@@ -31,6 +31,8 @@ export interface InferArgs extends ReachArgs {
   maxChanges: number | undefined;
   collector: string | undefined;
   rate: number | undefined;
+  /** Count one frame in this many (sFlow-style), default: every frame. */
+  sampleEvery: number | undefined;
   /** Seconds, or 'auto': from the daemons' configuration-time bound. */
   window: string | undefined;
   threshold: number | undefined;
@@ -155,7 +157,7 @@ async function ask(r: Reached, line: string): Promise<string[]> {
 
 function settingsOf(lines: string[]): VttifSettings {
   const f = parseFields(lines);
-  const words = ['collector', 'sampling', 'update-hz', 'window-s', 'threshold'].filter((k) => f.has(k)).map((k) => `${k}=${f.get(k)}`);
+  const words = ['collector', 'sampling', 'sample-every', 'update-hz', 'window-s', 'threshold'].filter((k) => f.has(k)).map((k) => `${k}=${f.get(k)}`);
   return applySettingWords(DEFAULT_SETTINGS, words);
 }
 
@@ -183,6 +185,7 @@ async function wantedSettings(args: InferArgs, running: [string, Reached][], cur
   const base = current.get(collector)!;
   const words = [`collector=${collector}`, 'sampling=on'];
   if (args.rate !== undefined) words.push(`update-hz=${args.rate}`);
+  if (args.sampleEvery !== undefined) words.push(`sample-every=${args.sampleEvery}`);
   if (args.threshold !== undefined) words.push(`threshold=${args.threshold}`);
   if (args.window === 'auto') words.push(`window-s=${await autoWindow(running, args.rate ?? base.updateHz)}`);
   else if (args.window !== undefined) words.push(`window-s=${args.window}`);
@@ -198,7 +201,7 @@ async function wantedSettings(args: InferArgs, running: [string, Reached][], cur
 }
 
 /** The daemons' words, as the flags a person typed. */
-const flagWords = (m: string): string => m.replace('update-hz', '--rate').replace('window-s', '--window').replace(/\bthreshold=/, '--threshold ');
+const flagWords = (m: string): string => m.replace('sample-every', '--sample-every').replace('update-hz', '--rate').replace('window-s', '--window').replace(/\bthreshold=/, '--threshold ');
 
 /**
  * 000 §4: the configuration-time bound VNET measures is what VTTIF's

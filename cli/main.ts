@@ -214,6 +214,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('max-changes', { type: 'number', describe: 'With --watch: stop after this many settled changes' })
           .option('collector', { type: 'string', describe: 'The daemon that aggregates (default: the one already set, else the star\'s hub)' })
           .option('rate', { type: 'number', describe: 'Update rate: reports per second from each daemon (at most 20)' })
+          .option('sample-every', { type: 'number', describe: 'Count one frame in N at random and scale, as sFlow does (default 1: every frame)' })
           .option('window', { type: 'string', describe: "Smoothing interval in seconds, or 'auto' (twice the daemons' configuration-time bound)" })
           .option('threshold', { type: 'number', describe: 'Detection threshold: fraction of the most intense pair an edge must reach' })
           .check((a) => {
@@ -231,6 +232,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
             maxChanges: a['max-changes'],
             collector: a.collector,
             rate: a.rate,
+            sampleEvery: a['sample-every'],
             window: a.window,
             threshold: a.threshold,
             color: a.color,

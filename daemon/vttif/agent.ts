@@ -46,7 +46,8 @@ export class VttifAgent {
   configure(s: VttifSettings): void {
     const before = this.settings;
     this.settings = s;
-    if (s.sampling && !this.sampler) this.sampler = new Sampler();
+    // A new rate starts a new sampler: the counts of this interval so far, taken at the old rate, are dropped with the old one.
+    if (s.sampling && (!this.sampler || before?.sampleEvery !== s.sampleEvery)) this.sampler = new Sampler(s.sampleEvery);
     if (!s.sampling) this.sampler = null;
     if (s.collector === this.hooks.machine) {
       if (this.collector) this.collector.setParams(paramsOf(s));
@@ -133,6 +134,7 @@ export class VttifAgent {
     const s = this.settings;
     yield `collector ${s.collector ?? '-'}`;
     yield `sampling ${s.sampling ? 'on' : 'off'}`;
+    yield `sample-every ${s.sampleEvery}`;
     yield `update-hz ${s.updateHz}`;
     yield `window-s ${s.windowS}`;
     yield `threshold ${s.threshold}`;

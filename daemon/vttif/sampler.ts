@@ -31,9 +31,19 @@ export class Sampler {
   private readonly hosted = new Set<number>();
   /** Frames not counted because the table was full, over the daemon's life. */
   overflow = 0;
+  /** Frames until the next one counted; each counted frame stands for `every` on average. */
+  private skip = 1;
+  private rng = 0x9e3779b9;
+
+  /** `every` > 1: count one frame in `every` on average, at random (so no traffic pattern can hide in the gaps), and scale. */
+  constructor(private readonly every = 1) {
+    if (!Number.isInteger(every) || every < 1) throw new RangeError(`sample-every must be a whole number of at least 1, not ${every}`);
+  }
 
   /** A frame that came in from a local interface. */
   sent(frame: Uint8Array): void {
+    if (--this.skip > 0) return;
+    this.skip = this.every === 1 ? 1 : this.nextGap();
     if (frame.length < 14 || frame[6]! & 1) return; // a group source is not a VM
     const src = readMac48(frame, 6);
     // The source joins `hosted` when its pair is first counted in an interval, not per frame: a Set insert per frame would double the cost.
@@ -79,9 +89,19 @@ export class Sampler {
       this.keys[2 * i + 1] = dst;
       this.used++;
     }
-    this.counts[2 * i]! += bytes;
-    this.counts[2 * i + 1]! += 1;
+    this.counts[2 * i]! += bytes * this.every;
+    this.counts[2 * i + 1]! += this.every;
     return fresh;
+  }
+
+  /** Uniform on 1 … 2·every − 1 (mean `every`), from xorshift32: cheap, and no period a frame stream could fall into step with. */
+  private nextGap(): number {
+    let x = this.rng;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng = x >>> 0;
+    return 1 + (this.rng % (2 * this.every - 1));
   }
 
   /** The slot holding the pair, or -(free slot) - 1 where it would go. */

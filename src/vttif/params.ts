@@ -13,6 +13,12 @@ export interface VttifSettings extends VttifParams {
   collector: string | null;
   /** Off: no per-frame counting at all (what the overhead benchmark compares against). */
   sampling: boolean;
+  /**
+   * Count one frame in this many, at random, and scale (sFlow's packet
+   * sampling): 1 counts every frame exactly; more costs less per frame and
+   * estimates, which is plenty for intense pairs and blurs faint ones.
+   */
+  sampleEvery: number;
 }
 
 export const MAX_UPDATE_HZ = 20;
@@ -21,16 +27,18 @@ export const MAX_WINDOW_S = 3600;
 export const DEFAULT_SETTINGS: VttifSettings = {
   collector: null,
   sampling: true,
+  sampleEvery: 1,
   updateHz: 5,
   windowS: 1,
   threshold: 0.2,
 };
 
-const KEYS = ['collector', 'sampling', 'update-hz', 'window-s', 'threshold'] as const;
+const KEYS = ['collector', 'sampling', 'sample-every', 'update-hz', 'window-s', 'threshold'] as const;
+export const MAX_SAMPLE_EVERY = 65536;
 
 /** The words for `s`, in a fixed order. */
 export function formatSettings(s: VttifSettings): string {
-  return `collector=${s.collector ?? '-'} sampling=${s.sampling ? 'on' : 'off'} update-hz=${s.updateHz} window-s=${s.windowS} threshold=${s.threshold}`;
+  return `collector=${s.collector ?? '-'} sampling=${s.sampling ? 'on' : 'off'} sample-every=${s.sampleEvery} update-hz=${s.updateHz} window-s=${s.windowS} threshold=${s.threshold}`;
 }
 
 /**
@@ -54,6 +62,9 @@ export function applySettingWords(base: VttifSettings, words: readonly string[])
       case 'sampling':
         if (value !== 'on' && value !== 'off') throw new RangeError(`sampling must be 'on' or 'off', not '${value}'`);
         s.sampling = value === 'on';
+        break;
+      case 'sample-every':
+        s.sampleEvery = number(key, value, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SAMPLE_EVERY, `a whole number from 1 to ${MAX_SAMPLE_EVERY}`);
         break;
       case 'update-hz':
         s.updateHz = number(key, value, (n) => n > 0 && n <= MAX_UPDATE_HZ, `a rate above 0 and at most ${MAX_UPDATE_HZ}`);

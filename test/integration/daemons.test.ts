@@ -211,7 +211,7 @@ describe('three daemons on loopback', () => {
   test('VTTIF: hosts report over their links, the Proxy infers who talks to whom and where each VM is; settings survive a restart', async () => {
     const { proxy, h1, h2 } = nodes as Record<string, Node>;
     for (const n of [proxy!, h1!, h2!]) {
-      expect((await ok(n, 'VTTIF collector=proxy update-hz=20 window-s=0.5 threshold=0.2')).text).toBe('vttif collector=proxy sampling=on update-hz=20 window-s=0.5 threshold=0.2');
+      expect((await ok(n, 'VTTIF collector=proxy update-hz=20 window-s=0.5 threshold=0.2')).text).toBe('vttif collector=proxy sampling=on sample-every=1 update-hz=20 window-s=0.5 threshold=0.2');
     }
     expect(await h1!.ctl!.request('INFER?')).toMatchObject({ ok: false, code: 'E_STATE', text: 'this daemon reports to collector proxy; ask that one' });
     expect(await h1!.ctl!.request('VTTIF window-s=0.01')).toMatchObject({ ok: false, code: 'E_REJECTED', text: expect.stringContaining('at least one update interval') });
@@ -240,6 +240,6 @@ describe('three daemons on loopback', () => {
     }
     await stopDaemon(h1!);
     await startDaemon(h1!);
-    expect((await ok(h1!, 'VTTIF?')).data.slice(0, 5)).toEqual(['collector proxy', 'sampling on', 'update-hz 20', 'window-s 0.5', 'threshold 0.2']);
+    expect((await ok(h1!, 'VTTIF?')).data.slice(0, 6)).toEqual(['collector proxy', 'sampling on', 'sample-every 1', 'update-hz 20', 'window-s 0.5', 'threshold 0.2']);
   }, 30_000);
 });

@@ -30,15 +30,20 @@ async function until(what: string, bed: Bed, ok: (i: Inference) => boolean, ms =
   }
 }
 
-const cases: [Kind, number][] = KINDS.flatMap((k) => [4, 8, 16].map((n) => [k, n] as [Kind, number]));
+const cases: [Kind, number, number][] = [
+  ...KINDS.flatMap((k) => [4, 8, 16].map((n) => [k, n, 1] as [Kind, number, number])),
+  // sFlow-style sampling estimates; intense pairs are still told from noise.
+  ['all-to-all', 8, 16],
+  ['torus2d', 16, 16],
+];
 
-describe.each(cases)('%s of %i VMs', (kind, n) => {
+describe.each(cases)('%s of %i VMs, counting one frame in %i', (kind, n, every) => {
   test('the inferred topology is exactly the pattern, with and without noise at 10% of the weakest edge', async () => {
     const truth = pattern(kind, n);
     const bed = await startBed({ vms: n, hosts: Math.min(4, n) });
     const stop = new AbortController();
     try {
-      for (const d of bed.daemons.values()) await d.setVttif(SETTINGS);
+      for (const d of bed.daemons.values()) await d.setVttif([...SETTINGS, `sample-every=${every}`]);
       const mac = (r: number) => bed.vms[r]!.mac;
       const want = truth.edges.map(([a, b]) => edgeKey(mac(a) < mac(b) ? { a: mac(a), b: mac(b) } : { a: mac(b), b: mac(a) })).sort();
       const run = bed.run({ topology: kind, iterations: 1_000_000, size: 8192, signal: stop.signal });
@@ -56,11 +61,10 @@ describe.each(cases)('%s of %i VMs', (kind, n) => {
       await sleep(1200); // more than two windows
       const sent = noise.stop();
       const noisy = infer(bed);
-      if (others.length) {
-        expect(sent.frames).toBeGreaterThan(0);
-        // The noise is in the matrix (it was seen), but not in the topology.
-        expect(noisy.matrix.some((m) => m.src === mac(others[0]![0]) && m.dst === mac(others[0]![1]))).toBe(true);
-      }
+      if (others.length) expect(sent.frames).toBeGreaterThan(0);
+      // Counting every frame, the noise is in the matrix (it was seen), but not in the topology. (Sampled, a pair
+      // this faint may have no frame counted in the window at all: the estimate is 0, which is what sampling is.)
+      if (others.length && every === 1) expect(noisy.matrix.some((m) => m.src === mac(others[0]![0]) && m.dst === mac(others[0]![1]))).toBe(true);
       expect(noisy.topology.edges.map(edgeKey).sort()).toEqual(want);
       expect(noisy.changes).toBe(settled.changes);
       stop.abort();

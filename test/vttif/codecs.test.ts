@@ -96,8 +96,9 @@ describe('INFER? lines', () => {
 
 describe('VTTIF settings', () => {
   test('words are checked one by one with what would be accepted, and round-trip', () => {
-    const s = applySettingWords(DEFAULT_SETTINGS, ['collector=proxy', 'update-hz=20', 'window-s=0.25', 'threshold=0.1', 'sampling=off']);
-    expect(s).toEqual({ collector: 'proxy', updateHz: 20, windowS: 0.25, threshold: 0.1, sampling: false });
+    const s = applySettingWords(DEFAULT_SETTINGS, ['collector=proxy', 'update-hz=20', 'window-s=0.25', 'threshold=0.1', 'sampling=off', 'sample-every=16']);
+    expect(s).toEqual({ collector: 'proxy', updateHz: 20, windowS: 0.25, threshold: 0.1, sampling: false, sampleEvery: 16 });
+    expect(() => applySettingWords(s, ['sample-every=1.5'])).toThrow(/whole number from 1 to 65536/);
     expect(applySettingWords(DEFAULT_SETTINGS, formatSettings(s).split(' '))).toEqual(s);
     expect(() => applySettingWords(s, ['update-hz=0'])).toThrow(/above 0 and at most 20/);
     expect(() => applySettingWords(s, ['threshold=1'])).toThrow(/fraction/);
@@ -134,6 +135,22 @@ describe('the sampler', () => {
       [macToNumber(B), macToNumber(A), 60, 1],
     ]);
     expect(s.take()).toEqual({ hosted: [], pairs: new Float64Array(0) });
+  });
+
+  test('one frame in N, at random and scaled: estimates close to the truth, even for traffic in step with N', () => {
+    const s = new Sampler(16);
+    const C = '02:00:00:00:00:0c';
+    // Strictly alternating destinations: a fixed 1-in-16 would only ever see one of them.
+    for (let i = 0; i < 64_000; i++) s.sent(frame(i % 2 ? B : C, A, 100));
+    for (let i = 0; i < 8_000; i++) s.sent(frame(A, B, 1000));
+    const rows = new Map(merge([s.take()]).pairs.map((p) => [`${p[0]} ${p[1]}`, p]));
+    const est = (src: string, dst: string) => rows.get(`${macToNumber(src)} ${macToNumber(dst)}`)!;
+    for (const [src, dst, frames, bytes] of [[A, B, 32_000, 3_200_000], [A, C, 32_000, 3_200_000], [B, A, 8_000, 8_000_000]] as const) {
+      const p = est(src, dst);
+      expect(p[3]! % 16).toBe(0);
+      expect(Math.abs(p[3]! / frames - 1)).toBeLessThan(0.15);
+      expect(Math.abs(p[2]! / bytes - 1)).toBeLessThan(0.15);
+    }
   });
 
   test('grows past its first table and keeps every pair exact', () => {
