@@ -204,16 +204,19 @@ async function wantedSettings(args: InferArgs, running: [string, Reached][], cur
 const flagWords = (m: string): string => m.replace('sample-every', '--sample-every').replace('update-hz', '--rate').replace('window-s', '--window').replace(/\bthreshold=/, '--threshold ');
 
 /**
- * 000 §4: the configuration-time bound VNET measures is what VTTIF's
- * smoothing interval should be set from, so that it never reports changes
- * faster than the overlay can be reconfigured for them. Twice the largest
- * bound, never under one update interval.
+ * 000 §2.1/§4: the time VNET takes to reconfigure is what VTTIF's smoothing
+ * interval should be set from, so that it never reports changes faster than
+ * the overlay can follow them. Each daemon's bound is the one it was given
+ * (CONFIGTIME), else the longest commit it has measured itself; the window
+ * is twice the largest, never under one update interval.
  */
 async function autoWindow(running: [string, Reached][], rateHz: number): Promise<number> {
   let bound = 0;
   for (const [, r] of running) {
-    const v = parseFields(await ask(r, 'CONFIGTIME?')).get('bound-ms');
-    if (v !== undefined && v !== '-') bound = Math.max(bound, Number(v));
+    const f = parseFields(await ask(r, 'CONFIGTIME?'));
+    const given = f.get('bound-ms');
+    const v = given !== undefined && given !== '-' ? given : f.get('max-commit-ms');
+    if (v !== undefined && Number.isFinite(Number(v))) bound = Math.max(bound, Number(v));
   }
   return Math.round(Math.max(1 / rateHz, (2 * bound) / 1000) * 1000) / 1000;
 }

@@ -215,7 +215,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('collector', { type: 'string', describe: 'The daemon that aggregates (default: the one already set, else the star\'s hub)' })
           .option('rate', { type: 'number', describe: 'Update rate: reports per second from each daemon (at most 20)' })
           .option('sample-every', { type: 'number', describe: 'Count one frame in N at random and scale, as sFlow does (default 1: every frame)' })
-          .option('window', { type: 'string', describe: "Smoothing interval in seconds, or 'auto' (twice the daemons' configuration-time bound)" })
+          .option('window', { type: 'string', describe: "Smoothing interval in seconds, or 'auto' (twice the daemons' configuration time: their CONFIGTIME bound, else their longest commit)" })
           .option('threshold', { type: 'number', describe: 'Detection threshold: fraction of the most intense pair an edge must reach' })
           .check((a) => {
             if ([a.json, a.dot, a.watch].filter(Boolean).length > 1) throw new Error('choose one of --json, --dot and --watch');

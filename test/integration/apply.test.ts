@@ -268,6 +268,14 @@ describe('the local workflow', () => {
       expect(fs.readFileSync(path.join(dir, 'watched-1.vnet'), 'utf8')).toMatch(/^\s*LINK host1 host3/m);
       expect((await run('adapt', '--live', '-m', 'x.json', '-s', 'fast.vnet')).stderr).toContain('give --matrix or --live (or --watch), not both');
 
+      // --window auto: from the daemons' configuration time (here their own longest commit, well under a second).
+      const auto = await run('infer', '--local', 'fast.vnet', '--window', 'auto', '--rate', '10', '--json');
+      expect(auto.status).toBe(0);
+      const w = (JSON.parse(auto.stdout) as { params: { windowS: number } }).params.windowS;
+      expect(auto.stderr).toContain(`window-s=${w}`);
+      expect(w).toBeGreaterThanOrEqual(0.1);
+      expect(w).toBeLessThan(2);
+
       const bad = await run('infer', '--local', 'fast.vnet', '--rate', '1', '--window', '0.25');
       expect(bad.status).toBe(2);
       expect(bad.stderr).toContain('must be at least one update interval');
