@@ -7,7 +7,7 @@ import { InputError } from '../src/util/input-error.js';
 import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
 import { formatMbps } from '../src/vadapt/emit.js';
 import { readInference } from '../src/vadapt/inference-file.js';
-import { defaultNetwork, readNetwork } from '../src/vadapt/network.js';
+import { defaultNetwork, readNetwork, withMeasuredRtts } from '../src/vadapt/network.js';
 import type { Limit } from '../src/vadapt/topology.js';
 import type { Inference } from '../src/vttif/types.js';
 import { painterFor } from './color.js';
@@ -71,17 +71,17 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
   if (args.watch && args.out === undefined) throw new UsageError('--watch writes one file per settled change: give --out NAME.vnet (files are NAME-1.vnet, NAME-2.vnet, …)');
   if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
   try {
-    if (!live) return await run(io, args, readInference(args.matrix!, await readText(io, args.matrix!, 'the matrix')), args.matrix!, options);
+    if (!live) return await run(io, args, readInference(args.matrix!, await readText(io, args.matrix!, 'the matrix')), args.matrix!, options, []);
     const session = await connectCollector(io, args.spec, args, null);
     if (!session) return 1;
     try {
       const name = `the live inference of collector ${session.collector}`;
-      if (!args.watch) return await run(io, args, await session.read(), name, options);
+      if (!args.watch) return await run(io, args, await session.read(), name, options, session.rtts);
       let n = 0;
       let status = 0;
       await settledChanges(session, args.maxChanges, signal, async (_prev, inf) => {
         const out = args.out!.replace(/(\.vnet)?$/, `-${++n}.vnet`);
-        status = Math.max(status, await run(io, { ...args, out }, inf, `${name} at ${inf.at}`, options));
+        status = Math.max(status, await run(io, { ...args, out }, inf, `${name} at ${inf.at}`, options, session.rtts));
       });
       return status;
     } finally {
@@ -96,7 +96,8 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
   }
 }
 
-async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName: string, options: AdaptOptions): Promise<number> {
+/** `rtts`: what the links measured, which replaces the network's latencies (live input only). */
+async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName: string, options: AdaptOptions, rtts: readonly { a: string; b: string; rttMs: number }[]): Promise<number> {
   const loaded = await load(io, args.spec);
   const paint = painterFor(io, io.stderr, args.color);
   if (!loaded.ok) {
@@ -109,9 +110,13 @@ async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName:
     io.stderr.write(`vnetc: error: ${args.spec} has errors; adapt starts from a valid spec\n`);
     return 1;
   }
-  const network = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readText(io, args.network, 'the network file'));
+  const given = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readText(io, args.network, 'the network file'));
+  const network = rtts.length ? withMeasuredRtts(given, rtts) : given;
+  const networkName =
+    (args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)') +
+    (rtts.length ? `, latency measured by the links' keep-alives on ${rtts.length} link${rtts.length === 1 ? '' : 's'}` : '');
   const result = adapt(
-    { inference, inferenceName, base: { file: loaded.file, state: compiled.state }, network, networkName: args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)' },
+    { inference, inferenceName, base: { file: loaded.file, state: compiled.state }, network, networkName },
     options,
   );
   const output = args.delta ? result.delta : result.text;

@@ -43,6 +43,8 @@ export interface InferArgs extends ReachArgs {
 export interface CollectorSession {
   collector: string;
   settings: VttifSettings;
+  /** Round-trip times the daemons' links measured with their keep-alives, one per link that has one. */
+  rtts: { a: string; b: string; rttMs: number }[];
   read(): Promise<Inference>;
   close(): Promise<void>;
 }
@@ -81,9 +83,18 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
       settings = current.get(collector)!;
     }
     const at = fetched.reached.get(collector)!;
+    const rtts = new Map<string, { a: string; b: string; rttMs: number }>();
+    for (const [machine, r] of running) {
+      for (const l of r.report?.links ?? []) {
+        if (l.rttMs === undefined) continue;
+        const [a, b] = machine < l.link.peer ? [machine, l.link.peer] : [l.link.peer, machine];
+        rtts.set(`${a} ${b}`, { a, b, rttMs: l.rttMs });
+      }
+    }
     return {
       collector,
       settings,
+      rtts: [...rtts.values()],
       read: async () => {
         const lines = await ask(at, 'INFER?');
         try {
