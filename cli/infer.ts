@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Fetched, Reached } from '../src/remote/fetch.js';
-import { DEFAULT_SETTINGS, formatSettings, applySettingWords, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
+import { applySettingWords, formatSettings, settingsFromLines, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
 import { changeLine } from '../src/vttif/render/change.js';
 import { renderDot } from '../src/vttif/render/dot.js';
 import { renderSvg } from '../src/vttif/render/svg.js';
@@ -64,7 +64,7 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
     const stopped = [...fetched.reached].filter(([, r]) => !r.client).map(([m]) => m);
     if (stopped.length) throw new UsageError(`no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${file ? ` ${file}` : ''}'`);
     const current = new Map<string, VttifSettings>();
-    for (const [machine, r] of running) current.set(machine, settingsOf(await ask(r, 'VTTIF?')));
+    for (const [machine, r] of running) current.set(machine, settingsFromLines(await ask(r, 'VTTIF?')));
     let collector: string;
     let settings: VttifSettings;
     if (configure) {
@@ -164,12 +164,6 @@ async function ask(r: Reached, line: string): Promise<string[]> {
   const reply = await r.client!.request(line);
   if (!reply.ok) throw new Error(`${r.host.machine}: ${line.split(' ')[0]} was refused: ${reply.code} ${reply.text}`);
   return reply.data;
-}
-
-function settingsOf(lines: string[]): VttifSettings {
-  const f = parseFields(lines);
-  const words = ['collector', 'sampling', 'sample-every', 'update-hz', 'window-s', 'threshold'].filter((k) => f.has(k)).map((k) => `${k}=${f.get(k)}`);
-  return applySettingWords(DEFAULT_SETTINGS, words);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { Collector } from '../../src/vttif/collector.js';
-import { paramsOf, type VttifSettings } from '../../src/vttif/params.js';
+import { paramsOf, settingsLines, type VttifSettings } from '../../src/vttif/params.js';
 import { formatInference } from '../../src/wire/vttif.js';
 import { decodeReport, encodeReport, type Report } from '../../src/wire/vttif-report.js';
 import { WireError } from '../../src/wire/control.js';
@@ -132,12 +132,7 @@ export class VttifAgent {
   /** VTTIF?'s lines. */
   *status(): Iterable<string> {
     const s = this.settings;
-    yield `collector ${s.collector ?? '-'}`;
-    yield `sampling ${s.sampling ? 'on' : 'off'}`;
-    yield `sample-every ${s.sampleEvery}`;
-    yield `update-hz ${s.updateHz}`;
-    yield `window-s ${s.windowS}`;
-    yield `threshold ${s.threshold}`;
+    yield* settingsLines(s);
     yield `role ${this.collector ? 'collector' : s.collector ? 'reporter' : 'none'}`;
     yield `reports-sent ${this.counters.reportsSent}`;
     yield `reports-unsent ${this.counters.reportsUnsent}`;

@@ -36,6 +36,23 @@ export const DEFAULT_SETTINGS: VttifSettings = {
 const KEYS = ['collector', 'sampling', 'sample-every', 'update-hz', 'window-s', 'threshold'] as const;
 export const MAX_SAMPLE_EVERY = 65536;
 
+/** The settings as `VTTIF?` lists them: one `key value` line each, in formatSettings' order. */
+export function settingsLines(s: VttifSettings): string[] {
+  return formatSettings(s)
+    .split(' ')
+    .map((w) => w.replace('=', ' '));
+}
+
+/** Reads the settings back out of `VTTIF?` lines (other lines are skipped); throws RangeError as applySettingWords does. */
+export function settingsFromLines(lines: readonly string[]): VttifSettings {
+  const words: string[] = [];
+  for (const line of lines) {
+    const sp = line.indexOf(' ');
+    if (sp > 0 && (KEYS as readonly string[]).includes(line.slice(0, sp))) words.push(`${line.slice(0, sp)}=${line.slice(sp + 1)}`);
+  }
+  return applySettingWords(DEFAULT_SETTINGS, words);
+}
+
 /** The words for `s`, in a fixed order. */
 export function formatSettings(s: VttifSettings): string {
   return `collector=${s.collector ?? '-'} sampling=${s.sampling ? 'on' : 'off'} sample-every=${s.sampleEvery} update-hz=${s.updateHz} window-s=${s.windowS} threshold=${s.threshold}`;

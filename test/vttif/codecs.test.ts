@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { macToNumber } from '../../src/model/mac48.js';
-import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../../src/vttif/params.js';
+import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsFromLines, settingsLines, settingsProblem } from '../../src/vttif/params.js';
 import type { Inference } from '../../src/vttif/types.js';
 import { formatInference, parseInference } from '../../src/wire/vttif.js';
 import { decodeReport, encodeReport, PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
@@ -100,6 +100,7 @@ describe('VTTIF settings', () => {
     expect(s).toEqual({ collector: 'proxy', updateHz: 20, windowS: 0.25, threshold: 0.1, sampling: false, sampleEvery: 16 });
     expect(() => applySettingWords(s, ['sample-every=1.5'])).toThrow(/whole number from 1 to 65536/);
     expect(applySettingWords(DEFAULT_SETTINGS, formatSettings(s).split(' '))).toEqual(s);
+    expect(settingsFromLines([...settingsLines(s), 'role reporter', 'hosted 02:00:00:00:00:01 age-s=1'])).toEqual(s);
     expect(() => applySettingWords(s, ['update-hz=0'])).toThrow(/above 0 and at most 20/);
     expect(() => applySettingWords(s, ['threshold=1'])).toThrow(/fraction/);
     expect(() => applySettingWords(s, ['window-s=1e400'])).toThrow(/window-s/);
