@@ -49,10 +49,8 @@ export class Collector {
     this.window.expire(now);
     const seconds = this.params.windowS;
     const matrix: MatrixEntry[] = [];
-    for (const s of this.window.pairs()) {
-      matrix.push({ src: numberToMac(s.src), dst: numberToMac(s.dst), bytesPerS: Math.max(0, s.bytes) / seconds, framesPerS: s.frames / seconds });
-    }
-    matrix.sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0));
+    for (const s of this.window.pairs()) matrix.push({ src: s.src, dst: s.dst, bytesPerS: Math.max(0, s.bytes) / seconds, framesPerS: s.frames / seconds });
+    // Unsorted: pruning needs no order, and evaluation runs on every report; inference() sorts for readers.
     this.matrix = matrix;
     const top = prune(matrix, this.params.threshold);
     this.current = top.edges.length ? top : null;
@@ -77,7 +75,7 @@ export class Collector {
       changes: this.damper.changes,
       settledAt: this.damper.settledAt === null ? null : wall(this.damper.settledAt),
       current: this.current ?? { vms: [], edges: [] },
-      matrix: this.matrix,
+      matrix: [...this.matrix].sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0)),
       hosts,
       reporters,
     };

@@ -23,8 +23,12 @@ export function prune(matrix: readonly MatrixEntry[], threshold: number): Topolo
     if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytesPerS });
   }
   edges.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
-  const vms = [...new Set(edges.flatMap((e) => [e.a, e.b]))].sort();
-  return { vms, edges };
+  return topologyOf(edges);
+}
+
+/** A topology of these edges (already in order): its VMs are their ends. */
+export function topologyOf(edges: TopologyEdge[]): Topology {
+  return { vms: [...new Set(edges.flatMap((e) => [e.a, e.b]))].sort(), edges };
 }
 
 export const edgeKey = (e: { a: string; b: string }): string => `${e.a} ${e.b}`;

@@ -1,3 +1,4 @@
+import { numberToMac } from '../model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
 
 /**
@@ -13,10 +14,10 @@ interface Entry {
   pairs: Float64Array;
 }
 
-/** Sums per directed pair over the window. */
+/** Sums per directed pair over the window, with the pair's MACs written out once, when it first appears. */
 export interface PairSums {
-  src: number;
-  dst: number;
+  src: string;
+  dst: string;
   bytes: number;
   frames: number;
 }
@@ -67,7 +68,7 @@ export class SlidingWindow {
       const key = `${pairs[f]},${pairs[f + 1]}`;
       let s = this.sums.get(key);
       if (!s) {
-        s = { src: pairs[f]!, dst: pairs[f + 1]!, bytes: 0, frames: 0 };
+        s = { src: numberToMac(pairs[f]!), dst: numberToMac(pairs[f + 1]!), bytes: 0, frames: 0 };
         this.sums.set(key, s);
       }
       s.bytes += sign * pairs[f + 2]!;

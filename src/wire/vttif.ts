@@ -15,7 +15,8 @@
  */
 import { parseMac } from '../model/mac.js';
 import { isMachineName } from '../model/names.js';
-import type { Inference, InferenceState, Topology, TopologyEdge, VttifParams } from '../vttif/types.js';
+import { topologyOf } from '../vttif/prune.js';
+import type { Inference, InferenceState, TopologyEdge, VttifParams } from '../vttif/types.js';
 
 const STATES: readonly InferenceState[] = ['settled', 'settling', 'idle', 'no-data'];
 
@@ -120,8 +121,4 @@ export function parseInference(lines: readonly string[]): Inference {
     if (out[k] === undefined) throw new RangeError(`INFER? answer has no '${k}' line`);
   }
   return { ...(out as Inference), topology: topologyOf(edges), current: topologyOf(current) };
-}
-
-function topologyOf(edges: TopologyEdge[]): Topology {
-  return { vms: [...new Set(edges.flatMap((e) => [e.a, e.b]))].sort(), edges };
 }
