@@ -5,6 +5,7 @@ import { formatInference } from '../../src/wire/vttif.js';
 import { decodeReport, encodeReport, type Report } from '../../src/wire/vttif-report.js';
 import { WireError } from '../../src/wire/control.js';
 import { numberToMac } from '../../src/model/mac48.js';
+import { remember } from '../../src/vttif/recent.js';
 import { Sampler } from './sampler.js';
 
 /**
@@ -106,7 +107,7 @@ export class VttifAgent {
     const now = performance.now();
     if (this.sampler) {
       const report = this.sampler.take();
-      for (const mac of report.hosted) this.hosted.set(mac, now);
+      for (const mac of report.hosted) remember(this.hosted, mac, now);
       this.deliver(report, now);
     }
     this.evaluate(now);

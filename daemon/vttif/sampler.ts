@@ -47,7 +47,10 @@ export class Sampler {
     if (frame.length < 14 || frame[6]! & 1) return; // a group source is not a VM
     const src = readMac48(frame, 6);
     // The source joins `hosted` when its pair is first counted in an interval, not per frame: a Set insert per frame would double the cost.
-    if (frame[0]! & 1) this.hosted.add(src);
+    if (frame[0]! & 1) {
+      // Broadcasters are learnt too, but no more of them per interval than pairs: sources can be made up.
+      if (this.hosted.size < MAX_PAIRS) this.hosted.add(src);
+    }
     else if (this.count(src, readMac48(frame, 0), frame.length)) this.hosted.add(src);
   }
 

@@ -2,6 +2,7 @@ import { numberToMac } from '../model/mac48.js';
 import type { Report } from '../wire/vttif-report.js';
 import { Damper } from './damping.js';
 import { prune } from './prune.js';
+import { remember } from './recent.js';
 import type { Inference, MatrixEntry, Topology, VttifParams } from './types.js';
 import { SlidingWindow } from './window.js';
 
@@ -40,7 +41,7 @@ export class Collector {
   ingest(from: string, report: Report, now: number): void {
     this.reportsIn++;
     this.reporters.set(from, now);
-    for (const mac of report.hosted) this.hosts.set(mac, { machine: from, at: now });
+    for (const mac of report.hosted) remember(this.hosts, mac, { machine: from, at: now });
     this.window.add(report, now);
   }
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { Collector } from '../../src/vttif/collector.js';
 import { edgeKey } from '../../src/vttif/prune.js';
+import { MAX_REMEMBERED, remember } from '../../src/vttif/recent.js';
 import type { Inference, VttifParams } from '../../src/vttif/types.js';
 import { macToNumber } from '../../src/model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
@@ -115,6 +116,18 @@ describe('the collector', () => {
     c.setParams({ ...P, windowS: 0.1 });
     c.evaluate(1150);
     expect(c.inference(1150).state).toBe('idle');
+  });
+
+  test('made-up source MACs cost bounded memory: the least recently seen are forgotten first', () => {
+    const m = new Map<number, string>();
+    for (const k of [1, 2, 3, 1, 4, 5]) remember(m, k, `v${k}`, 3);
+    expect([...m.keys()]).toEqual([1, 4, 5]);
+    const c = new Collector('proxy', P);
+    const flood = Array.from({ length: MAX_REMEMBERED + 100 }, (_, i) => i + 1);
+    c.ingest('h1', { hosted: flood, pairs: new Float64Array(0) }, 0);
+    const hosts = Object.keys(c.inference(0).hosts);
+    expect(hosts).toHaveLength(MAX_REMEMBERED);
+    expect(hosts).not.toContain('00:00:00:00:00:01');
   });
 
   test('property: for any traffic, the topology is exactly the pairs at or above the threshold of the most intense', () => {
