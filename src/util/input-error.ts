@@ -1,3 +1,5 @@
+import { SourceFile } from '../diag/source.js';
+
 /**
  * A file given to a command does not say what the command needs: the
  * message is one line that starts with where (`file:line:col:` or
@@ -5,17 +7,6 @@
  * as it is.
  */
 export class InputError extends Error {}
-
-/** Line and column (1-based) of an offset in text. */
-export function lineColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let start = 0;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
-    line++;
-    start = i + 1;
-  }
-  return { line, column: offset - start + 1 };
-}
 
 /** JSON.parse, with a syntax error reported as `name:line:col: …` rather than a byte offset. */
 export function parseJsonFile(name: string, text: string, expected: string): unknown {
@@ -25,7 +16,7 @@ export function parseJsonFile(name: string, text: string, expected: string): unk
     const message = (e as Error).message;
     const at = /position (\d+)/.exec(message);
     const lc = /line (\d+) column (\d+)/.exec(message);
-    const where = at ? lineColumn(text, Number(at[1])) : lc ? { line: Number(lc[1]), column: Number(lc[2]) } : undefined;
+    const where = at ? new SourceFile(name, text).position(Number(at[1])) : lc ? { line: Number(lc[1]), column: Number(lc[2]) } : undefined;
     // Node quotes the offending text, newlines and all; one line is what a message may be.
     const reason = message.replace(/, ".*" is not valid JSON$/s, '').replace(/\s*(in JSON )?(at position \d+|\(line \d+ column \d+\)).*$/s, '').replace(/\s+/g, ' ');
     throw new InputError(`${name}${where ? `:${where.line}:${where.column}` : ''}: not JSON (${reason}); expected ${expected}`);
