@@ -34,6 +34,7 @@ import { LocalTransport } from '../src/remote/local.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { startSshd, type Sshd } from '../test/support/sshd.js';
+import { median } from './stats.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
@@ -90,10 +91,6 @@ const SCENARIOS: Scenario[] = [
   { name: 'all-to-all fast paths, 28', paper: 20.5, base: (p) => starOf(sample('all2all28.vnet', p)), target: (p) => sample('all2all28.vnet', p) },
 ];
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 /**
  * The same apply inside this process, from the file's text to the last

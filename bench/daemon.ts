@@ -45,6 +45,7 @@ import { MemoryInterface } from './memory-interface.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
 import type { Address, Destination, Rule } from '../src/model/state.js';
 import { prng } from '../src/util/prng.js';
+import { median } from './stats.js';
 
 // ---------------------------------------------------------------------------
 // Reports
@@ -83,11 +84,6 @@ class MismatchError extends Error {}
 // ---------------------------------------------------------------------------
 // Timing
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** Defeats dead-code elimination: every timed loop adds its results here. */
 let sink = 0;

@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { printAddress } from '../src/lang/print.js';
 import { ruleCount, type Address } from '../src/model/state.js';
+import { median } from './stats.js';
 
 // ---------------------------------------------------------------------------
 // The program: one model, written out twice (as .vnet and as JSON), so the
@@ -394,11 +395,6 @@ function check(m: Measurement, l: Layout): void {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 interface SideSummary {
   wallMs: { median: number; min: number };

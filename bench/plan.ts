@@ -29,6 +29,7 @@ import { fingerprint } from '../src/plan/fingerprint.js';
 import { summarize } from '../src/plan/plan.js';
 import { renderPlan } from '../src/plan/text.js';
 import { prng } from '../src/util/prng.js';
+import { median } from './stats.js';
 
 const DAEMONS = 1000;
 const CHANGED = 0.01;
@@ -237,10 +238,6 @@ function runChild(rules: number, reps: number): Promise<Point> {
   });
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 async function main(): Promise<number> {

@@ -35,6 +35,7 @@ import { parseInference } from '../src/wire/vttif.js';
 import { macToNumber } from '../src/model/mac48.js';
 import type { Change } from '../src/wire/control.js';
 import { MemoryInterface } from './memory-interface.js';
+import { median } from './stats.js';
 
 interface Row {
   name: string;
@@ -54,11 +55,6 @@ type Section = (progress: (s: string) => void) => Promise<Report>;
 
 class BenchError extends Error {}
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 // ---------------------------------------------------------------------------
 // overhead
