@@ -51,7 +51,8 @@ interface Report {
   targets: { name: string; pass: boolean; detail: string }[];
 }
 
-type Section = (progress: (s: string) => void) => Promise<Report>;
+/** `rates`/`windows`: the reaction grid, all of it unless narrowed on the command line. */
+type Section = (progress: (s: string) => void, grid: { rates: number[]; windows: number[] }) => Promise<Report>;
 
 class BenchError extends Error {}
 
@@ -249,54 +250,70 @@ async function settleTime(bed: Bed, want: string[], limitS: number): Promise<num
   }
 }
 
-const reactionSection: Section = async (progress) => {
+/** Trials at the target's setting, where one sample would say more about the machine's load than about VTTIF. */
+const TARGET_TRIALS = 5;
+
+/** One trial: seconds to settle on A from silence, then on B right after A (A having filled the window). */
+async function reactionTrial(rate: number, windowS: number, A: Kind, B: Kind): Promise<{ fromSilence: number; afterOther: number }> {
+  const bed = await startBed({ vms: 8, hosts: 4 });
+  try {
+    await setAll(bed, ['collector=proxy', `update-hz=${rate}`, `window-s=${windowS}`, 'threshold=0.2']);
+    const edges = (k: Kind) => pattern(k, 8).edges.map(([a, b]) => edgeKey({ a: bed.vms[a]!.mac, b: bed.vms[b]!.mac })).sort();
+    const limit = 10 * windowS + 10 / rate + 5;
+    const steady = { size: 4096, iterations: 1_000_000, computeMs: 2 };
+    const first = new AbortController();
+    const runA = bed.run({ topology: A, ...steady, signal: first.signal });
+    const fromSilence = await settleTime(bed, edges(A), limit);
+    // A has filled the window before it stops: B must push it out, the case the paper measures.
+    await new Promise((r) => setTimeout(r, windowS * 1000));
+    first.abort();
+    await runA;
+    const second = new AbortController();
+    const runB = bed.run({ topology: B, ...steady, signal: second.signal });
+    const afterOther = await settleTime(bed, edges(B), limit);
+    second.abort();
+    await runB;
+    return { fromSilence, afterOther };
+  } finally {
+    await bed.close();
+  }
+}
+
+const reactionSection: Section = async (progress, grid) => {
   const rows: Row[] = [];
-  let best: number | undefined;
+  let best: number[] = [];
   const A: Kind = 'ring';
   const B: Kind = 'hypercube';
-  for (const rate of RATES) {
-    for (const windowS of WINDOWS) {
+  for (const rate of grid.rates) {
+    for (const windowS of grid.windows) {
       if (settingsProblem({ updateHz: rate, windowS, threshold: 0.2 })) continue;
-      const bed = await startBed({ vms: 8, hosts: 4 });
-      try {
-        await setAll(bed, ['collector=proxy', `update-hz=${rate}`, `window-s=${windowS}`, 'threshold=0.2']);
-        const edges = (k: Kind) => pattern(k, 8).edges.map(([a, b]) => edgeKey({ a: bed.vms[a]!.mac, b: bed.vms[b]!.mac })).sort();
-        const limit = 10 * windowS + 10 / rate + 5;
-        const steady = { size: 4096, iterations: 1_000_000, computeMs: 2 };
-        const first = new AbortController();
-        const runA = bed.run({ topology: A, ...steady, signal: first.signal });
-        const fromSilence = await settleTime(bed, edges(A), limit);
-        // A has filled the window before it stops: B must push it out, the case the paper measures.
-        await new Promise((r) => setTimeout(r, windowS * 1000));
-        first.abort();
-        await runA;
-        const second = new AbortController();
-        const runB = bed.run({ topology: B, ...steady, signal: second.signal });
-        const afterOther = await settleTime(bed, edges(B), limit);
-        second.abort();
-        await runB;
-        if (rate === 20 && windowS === 0.25) best = afterOther;
-        progress(`reaction: ${rate} Hz, window ${windowS} s: ${fromSilence.toFixed(2)} s from silence, ${afterOther.toFixed(2)} s after ${A}\n`);
-        rows.push({
-          name: `${String(rate).padStart(2)} Hz, window ${windowS} s`,
-          value: `${fromSilence.toFixed(2)} s from silence, ${afterOther.toFixed(2)} s ${A}->${B}`,
-          baseline: `paper's best case: ${PAPER_BEST_S} s`,
-          ratio: `${(afterOther / PAPER_BEST_S).toFixed(2)}x`,
-        });
-      } finally {
-        await bed.close();
-      }
+      const target = rate === 20 && windowS === 0.25;
+      const trials = [];
+      for (let k = 0; k < (target ? TARGET_TRIALS : 1); k++) trials.push(await reactionTrial(rate, windowS, A, B));
+      const fromSilence = median(trials.map((t) => t.fromSilence));
+      const afterOther = median(trials.map((t) => t.afterOther));
+      if (target) best = trials.map((t) => t.afterOther);
+      const of = trials.length > 1 ? ` (median of ${trials.length})` : '';
+      progress(`reaction: ${rate} Hz, window ${windowS} s: ${fromSilence.toFixed(2)} s from silence, ${afterOther.toFixed(2)} s after ${A}${of}\n`);
+      rows.push({
+        name: `${String(rate).padStart(2)} Hz, window ${windowS} s`,
+        value: `${fromSilence.toFixed(2)} s from silence, ${afterOther.toFixed(2)} s ${A}->${B}${of}`,
+        baseline: `paper's best case: ${PAPER_BEST_S} s`,
+        ratio: `${(afterOther / PAPER_BEST_S).toFixed(2)}x`,
+      });
     }
   }
+  const sorted = [...best].sort((x, y) => x - y);
   return {
     title: 'reaction time: start of a new pattern to a settled inference of it',
     setup: [
       `bed      8 VMs on 4 hosts, real daemons and links in this process; threshold 0.2`,
       `patterns ${A} (8 edges) from silence, held a window more, then ${B} (12 edges, 4 of them ${A}'s) right after ${A} stops; 4 KiB messages, 2 ms compute`,
       `measured polling the collector every 5 ms; the ratio is the ${A}->${B} time to the paper's best case`,
+      `trials   ${TARGET_TRIALS} at 20 Hz with a 0.25 s window (${A}->${B}: ${sorted.map((x) => x.toFixed(3)).join(', ')} s), one elsewhere`,
     ],
     rows,
-    targets: best === undefined ? [] : [{ name: 'under 0.3 s at 20 Hz with a 0.25 s window (after another pattern)', pass: best < 0.3, detail: `${best.toFixed(2)} s` }],
+    targets: best.length === 0 ? [] : [{ name: 'under 0.3 s at 20 Hz with a 0.25 s window (after another pattern; median of trials)', pass: median(best) < 0.3, detail: `median ${median(best).toFixed(2)} s, slowest ${sorted.at(-1)!.toFixed(2)} s` }],
   };
 };
 
@@ -321,8 +338,16 @@ function render(reports: Report[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { section: { type: 'string', multiple: true }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
-  const usage = `usage: node dist/bench/vttif.js [--section ${Object.keys(SECTIONS).join('|')}]... [--json]\n${Object.entries(SECTIONS)
+  const { values } = parseArgs({
+    options: {
+      section: { type: 'string', multiple: true },
+      rate: { type: 'string', multiple: true },
+      window: { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const usage = `usage: node dist/bench/vttif.js [--section ${Object.keys(SECTIONS).join('|')}]... [--rate HZ]... [--window S]... [--json]\n${Object.entries(SECTIONS)
     .map(([n, s]) => `  ${n.padEnd(9)} ${s.about}`)
     .join('\n')}\n`;
   if (values.help) return void process.stdout.write(usage), 0;
@@ -332,9 +357,23 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown section: ${unknown.join(', ')}\n${usage}`);
     return 1;
   }
+  const numbers = (given: string[] | undefined, all: number[], flag: string): number[] | string => {
+    if (!given) return all;
+    const xs = given.map(Number);
+    const bad = given.find((_, i) => !(xs[i]! > 0));
+    return bad === undefined ? xs : `--${flag} wants a positive number, not '${bad}'`;
+  };
+  const rates = numbers(values.rate, RATES, 'rate');
+  const windows = numbers(values.window, WINDOWS, 'window');
+  for (const e of [rates, windows]) {
+    if (typeof e === 'string') {
+      process.stderr.write(`${e}\n${usage}`);
+      return 1;
+    }
+  }
   try {
     const reports: Report[] = [];
-    for (const n of names) reports.push(await SECTIONS[n]!.run((s) => void process.stderr.write(s)));
+    for (const n of names) reports.push(await SECTIONS[n]!.run((s) => void process.stderr.write(s), { rates: rates as number[], windows: windows as number[] }));
     process.stdout.write(values.json ? JSON.stringify({ node: process.version, sections: reports }, null, 2) + '\n' : render(reports));
     return 0;
   } catch (e) {

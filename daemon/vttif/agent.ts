@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Collector } from '../../src/vttif/collector.js';
 import { paramsOf, settingsLines, type VttifSettings } from '../../src/vttif/params.js';
 import { formatInference } from '../../src/wire/vttif.js';
-import { decodeReport, encodeReport, type Report } from '../../src/wire/vttif-report.js';
+import { decodeReport, encodeReport, type ReceivedReport, type Report } from '../../src/wire/vttif-report.js';
 import { WireError } from '../../src/wire/control.js';
 import { numberToMac } from '../../src/model/mac48.js';
 import { remember } from '../../src/vttif/recent.js';
@@ -37,6 +37,10 @@ export class VttifAgent {
   private readonly hosted = new Map<number, number>();
   private collectorReachable = true;
   private lastEvaluation = -Infinity;
+  private pending: NodeJS.Timeout | null = null;
+  private pendingAt = 0;
+  /** This daemon's report count, mod 256: every chunk of one report carries it. */
+  private round = 0;
 
   constructor(private readonly hooks: AgentHooks) {}
 
@@ -60,8 +64,10 @@ export class VttifAgent {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    if (this.pending) clearTimeout(this.pending);
     this.timer = null;
+    this.pending = null;
   }
 
   /** A REPORT record from a peer's link. */
@@ -71,7 +77,7 @@ export class VttifAgent {
       this.counters.strayReports++;
       return;
     }
-    let report: Report;
+    let report: ReceivedReport;
     try {
       report = decodeReport(payload);
     } catch (e) {
@@ -81,7 +87,7 @@ export class VttifAgent {
     }
     this.counters.reportsIn++;
     const now = performance.now();
-    this.collector.ingest(peer, report, now);
+    this.collector.ingest(peer, report, report.round, now);
     this.evaluate(now);
   }
 
@@ -89,18 +95,51 @@ export class VttifAgent {
    * Re-reads the window as reports arrive, not only on this daemon's own
    * tick, so a change is seen as soon as the report that shows it is in; at
    * most every EVALUATE_MS, so many daemons reporting at 20 Hz cost a
-   * bounded number of passes over the matrix.
+   * bounded number of passes over the matrix. Reports that arrive inside
+   * that gap are read at its end, not left for the next tick: the last
+   * report of a round is often the one that settles a change. A change
+   * waiting to settle is read again when it is due, for the same reason.
    */
   private evaluate(now: number): void {
-    if (!this.collector || now - this.lastEvaluation < EVALUATE_MS) return;
+    if (!this.collector) return;
+    const wait = this.lastEvaluation + EVALUATE_MS - now;
+    if (wait > 0) return this.wake(now + wait);
     this.lastEvaluation = now;
     this.collector.evaluate(now);
+    const due = this.collector.due;
+    if (due !== null) this.wake(Math.max(due, now + EVALUATE_MS));
   }
 
+  /** One evaluation at `at` (monotonic ms), unless one is already set for no later. */
+  private wake(at: number): void {
+    if (this.pending && this.pendingAt <= at) return;
+    if (this.pending) clearTimeout(this.pending);
+    this.pendingAt = at;
+    this.pending = setTimeout(() => {
+      this.pending = null;
+      this.evaluate(performance.now());
+    }, Math.max(0, at - performance.now()));
+    this.pending.unref();
+  }
+
+  /**
+   * Ticks fall on multiples of the interval by the wall clock, so daemons
+   * whose clocks agree (NTP keeps them within milliseconds) report in step
+   * and a round reaches the collector all at once: the damper then waits out
+   * that short spread, not a whole interval (src/vttif/damping.ts). Each tick
+   * sets the next from the clock, so timer lateness never accumulates.
+   */
   private restartTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), 1000 / this.settings.updateHz);
-    this.timer.unref();
+    if (this.timer) clearTimeout(this.timer);
+    const interval = 1000 / this.settings.updateHz;
+    const next = () => {
+      this.timer = setTimeout(() => {
+        this.tick();
+        next();
+      }, interval - (Date.now() % interval));
+      this.timer.unref();
+    };
+    next();
   }
 
   private tick(): void {
@@ -109,6 +148,7 @@ export class VttifAgent {
       const report = this.sampler.take();
       for (const mac of report.hosted) remember(this.hosted, mac, now);
       this.deliver(report, now);
+      this.round = (this.round + 1) & 0xff;
     }
     this.evaluate(now);
   }
@@ -117,11 +157,11 @@ export class VttifAgent {
     const to = this.settings.collector;
     if (to === null) return;
     if (to === this.hooks.machine) {
-      this.collector?.ingest(to, report, now);
+      this.collector?.ingest(to, report, this.round, now);
       return;
     }
     let ok = true;
-    for (const chunk of encodeReport(report, CHUNK_BYTES)) ok = this.hooks.send(to, chunk) && ok;
+    for (const chunk of encodeReport(report, CHUNK_BYTES, this.round)) ok = this.hooks.send(to, chunk) && ok;
     if (ok) this.counters.reportsSent++;
     else this.counters.reportsUnsent++;
     if (ok !== this.collectorReachable) {

@@ -18,15 +18,29 @@ import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 const INITIAL_SLOTS = 256;
 /** Past this many pairs in one report interval, new pairs are counted as overflow instead of growing the table. */
 export const MAX_PAIRS = 1 << 16;
-const EMPTY = -1;
+const TWO_32 = 4294967296;
+
+/*
+ * A pair is keyed by three int32s read straight from the frame: the low 32
+ * bits of the source, of the destination, and both high 16 bits together.
+ * Whole 48-bit addresses would be doubles, and a double passed between
+ * functions on the data path is a heap allocation per frame; int32s stay in
+ * registers. A slot is free while its frame count is 0 (a counted pair has
+ * at least one), so emptying the table is one fill of the counts.
+ */
+const KEY = 3;
 
 export class Sampler {
   private slots = INITIAL_SLOTS;
-  /** src, dst per slot; EMPTY marks a free slot. */
-  private keys = new Float64Array(2 * INITIAL_SLOTS).fill(EMPTY);
+  private keys = new Int32Array(KEY * INITIAL_SLOTS);
   /** bytes, frames per slot. */
   private counts = new Float64Array(2 * INITIAL_SLOTS);
   private used = 0;
+  /**
+   * The slot of the last frame's pair: a message longer than one frame is a
+   * run of frames of one pair, and a run pays the hash once. -1 when unset.
+   */
+  private last = -1;
   /** Sources seen on a local interface since the last report. */
   private readonly hosted = new Set<number>();
   /** Frames not counted because the table was full, over the daemon's life. */
@@ -41,27 +55,44 @@ export class Sampler {
   }
 
   /** A frame that came in from a local interface. */
-  sent(frame: Uint8Array): void {
+  sent(f: Uint8Array): void {
     if (--this.skip > 0) return;
     this.skip = this.every === 1 ? 1 : this.nextGap();
-    if (frame.length < 14 || frame[6]! & 1) return; // a group source is not a VM
-    const src = readMac48(frame, 6);
-    // The source joins `hosted` when its pair is first counted in an interval, not per frame: a Set insert per frame would double the cost.
-    if (frame[0]! & 1) {
+    if (f.length < 14 || f[6]! & 1) return; // a group source is not a VM
+    if (f[0]! & 1) {
       // Broadcasters are learnt too, but no more of them per interval than pairs: sources can be made up.
-      if (this.hosted.size < MAX_PAIRS) this.hosted.add(src);
+      if (this.hosted.size < MAX_PAIRS) this.hosted.add(readMac48(f, 6));
+      return;
     }
-    else if (this.count(src, readMac48(frame, 0), frame.length)) this.hosted.add(src);
+    const s = (f[8]! << 24) | (f[9]! << 16) | (f[10]! << 8) | f[11]!;
+    const d = (f[2]! << 24) | (f[3]! << 16) | (f[4]! << 8) | f[5]!;
+    const h = (f[6]! << 24) | (f[7]! << 16) | (f[0]! << 8) | f[1]!;
+    let i = this.last;
+    const k = this.keys;
+    if (i < 0 || k[KEY * i] !== s || k[KEY * i + 1] !== d || k[KEY * i + 2] !== h) {
+      i = this.find(s, d, h);
+      if (i < 0) {
+        i = this.insert(s, d, h);
+        if (i < 0) return;
+        // The source joins `hosted` when its pair is first counted in an interval, not per frame: a Set insert per frame would double the cost.
+        this.hosted.add(readMac48(f, 6));
+      }
+      this.last = i;
+    }
+    this.counts[2 * i]! += f.length * this.every;
+    this.counts[2 * i + 1]! += this.every;
   }
 
   /** What was counted since the last call, and a fresh start. */
   take(): Report {
     const pairs = new Float64Array(this.used * PAIR_FIELDS);
+    const k = this.keys;
     let p = 0;
     for (let i = 0; i < this.slots; i++) {
-      if (this.keys[2 * i] === EMPTY) continue;
-      pairs[p] = this.keys[2 * i]!;
-      pairs[p + 1] = this.keys[2 * i + 1]!;
+      if (this.counts[2 * i + 1] === 0) continue;
+      const high = k[KEY * i + 2]!;
+      pairs[p] = (high >>> 16) * TWO_32 + (k[KEY * i]! >>> 0);
+      pairs[p + 1] = (high & 0xffff) * TWO_32 + (k[KEY * i + 1]! >>> 0);
       pairs[p + 2] = this.counts[2 * i]!;
       pairs[p + 3] = this.counts[2 * i + 1]!;
       p += PAIR_FIELDS;
@@ -69,32 +100,26 @@ export class Sampler {
     const report: Report = { hosted: [...this.hosted], pairs };
     this.hosted.clear();
     if (this.used) {
-      this.keys.fill(EMPTY);
       this.counts.fill(0);
       this.used = 0;
+      this.last = -1;
     }
     return report;
   }
 
-  /** True when this is the pair's first frame since the last report. */
-  private count(src: number, dst: number, bytes: number): boolean {
-    let i = this.find(src, dst);
-    const fresh = i < 0;
-    if (fresh) {
-      if (this.used >= MAX_PAIRS) {
-        this.overflow++;
-        return false;
-      }
-      if ((this.used + 1) * 2 > this.slots) this.grow();
-      i = this.find(src, dst);
-      i = -i - 1;
-      this.keys[2 * i] = src;
-      this.keys[2 * i + 1] = dst;
-      this.used++;
+  /** A new pair's slot, or -1 when the table is full (the frame is counted as overflow). */
+  private insert(s: number, d: number, h: number): number {
+    if (this.used >= MAX_PAIRS) {
+      this.overflow++;
+      return -1;
     }
-    this.counts[2 * i]! += bytes * this.every;
-    this.counts[2 * i + 1]! += this.every;
-    return fresh;
+    if ((this.used + 1) * 2 > this.slots) this.grow();
+    const i = ~this.find(s, d, h);
+    this.keys[KEY * i] = s;
+    this.keys[KEY * i + 1] = d;
+    this.keys[KEY * i + 2] = h;
+    this.used++;
+    return i;
   }
 
   /** Uniform on 1 … 2·every − 1 (mean `every`), from xorshift32: cheap, and no period a frame stream could fall into step with. */
@@ -107,16 +132,15 @@ export class Sampler {
     return 1 + (this.rng % (2 * this.every - 1));
   }
 
-  /** The slot holding the pair, or -(free slot) - 1 where it would go. */
-  private find(src: number, dst: number): number {
+  /** The slot holding the pair, or ~(the free slot where it would go). */
+  private find(s: number, d: number, h: number): number {
     const mask = this.slots - 1;
-    // Mix both addresses' low 32 bits; the high 16 are nearly always the same OUI.
-    let h = Math.imul((src >>> 0) ^ Math.imul(dst >>> 0, 0x9e3779b1), 0x85ebca6b);
-    h ^= h >>> 15;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const k = this.keys[2 * i]!;
-      if (k === EMPTY) return -i - 1;
-      if (k === src && this.keys[2 * i + 1] === dst) return i;
+    let x = Math.imul(s ^ Math.imul(d, 0x9e3779b1) ^ Math.imul(h, 0x27d4eb2f), 0x85ebca6b);
+    x ^= x >>> 15;
+    const k = this.keys;
+    for (let i = x & mask; ; i = (i + 1) & mask) {
+      if (this.counts[2 * i + 1] === 0) return ~i;
+      if (k[KEY * i] === s && k[KEY * i + 1] === d && k[KEY * i + 2] === h) return i;
     }
   }
 
@@ -125,13 +149,13 @@ export class Sampler {
     const oldCounts = this.counts;
     const oldSlots = this.slots;
     this.slots *= 2;
-    this.keys = new Float64Array(2 * this.slots).fill(EMPTY);
+    this.keys = new Int32Array(KEY * this.slots);
     this.counts = new Float64Array(2 * this.slots);
+    this.last = -1;
     for (let i = 0; i < oldSlots; i++) {
-      if (oldKeys[2 * i] === EMPTY) continue;
-      const j = -this.find(oldKeys[2 * i]!, oldKeys[2 * i + 1]!) - 1;
-      this.keys[2 * j] = oldKeys[2 * i]!;
-      this.keys[2 * j + 1] = oldKeys[2 * i + 1]!;
+      if (oldCounts[2 * i + 1] === 0) continue;
+      const j = ~this.find(oldKeys[KEY * i]!, oldKeys[KEY * i + 1]!, oldKeys[KEY * i + 2]!);
+      this.keys.set(oldKeys.subarray(KEY * i, KEY * i + KEY), KEY * j);
       this.counts[2 * j] = oldCounts[2 * i]!;
       this.counts[2 * j + 1] = oldCounts[2 * i + 1]!;
     }

@@ -1,5 +1,5 @@
-import { numberToMac } from '../model/mac48.js';
-import type { Report } from '../wire/vttif-report.js';
+import { macToNumber, numberToMac } from '../model/mac48.js';
+import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
 import { Damper } from './damping.js';
 import { prune } from './prune.js';
 import { remember } from './recent.js';
@@ -18,6 +18,7 @@ export class Collector {
   /** VM → machine that last saw it send, and when (monotonic ms). */
   private readonly hosts = new Map<number, { machine: string; at: number }>();
   private readonly reporters = new Map<string, number>();
+  private firstReport: number | null = null;
   private params: VttifParams;
   private current: Topology | null = null;
   private matrix: MatrixEntry[] = [];
@@ -30,19 +31,21 @@ export class Collector {
     private readonly wallClock: () => number = Date.now,
   ) {
     this.params = params;
-    this.window = new SlidingWindow(params.windowS * 1000);
+    this.window = new SlidingWindow(params.windowS * 1000, 1000 / params.updateHz);
   }
 
   setParams(p: VttifParams): void {
     this.params = p;
     this.window.windowMs = p.windowS * 1000;
+    this.window.intervalMs = 1000 / p.updateHz;
   }
 
-  ingest(from: string, report: Report, now: number): void {
+  ingest(from: string, report: Report, round: number, now: number): void {
     this.reportsIn++;
     this.reporters.set(from, now);
+    this.firstReport ??= now;
     for (const mac of report.hosted) remember(this.hosts, mac, { machine: from, at: now });
-    this.window.add(report, now);
+    this.window.add(from, report, round, now);
   }
 
   /** Re-reads the window at `now` and feeds the damper; true when a new topology settled. */
@@ -55,9 +58,61 @@ export class Collector {
     this.matrix = matrix;
     const top = prune(matrix, this.params.threshold);
     this.current = top.edges.length ? top : null;
-    const changed = this.damper.observe(this.current, now, this.params);
+    const interval = 1000 / this.params.updateHz;
+    const changed = this.damper.observe(this.current, now, {
+      growMs: this.params.windowS * 1000,
+      dropMs: interval,
+      roundMs: this.roundMs(now),
+      current: (top) => this.carriedByNewestRound(top),
+    });
     this.damper.refresh(this.current);
     return changed;
+  }
+
+  /**
+   * How long a round of reports takes to arrive: the spread of the latest
+   * reports of the daemons heard from in the last two intervals, plus a
+   * tenth of an interval for timers and the event loop; at most one
+   * interval. One interval, too, in the collector's first two: until then
+   * it cannot know who reports.
+   */
+  private roundMs(now: number): number {
+    const interval = 1000 / this.params.updateHz;
+    const live = now - 2 * interval;
+    if (this.firstReport === null || this.firstReport > live) return interval;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const at of this.reporters.values()) {
+      if (at < live) continue;
+      first = Math.min(first, at);
+      last = Math.max(last, at);
+    }
+    return Math.min(interval, last - first + interval / 10);
+  }
+
+  /** True when the newest round of reports carried traffic on every edge of `top`, or on none. */
+  private carriedByNewestRound(top: Topology): boolean {
+    const carried = new Set<string>();
+    for (const pairs of this.window.newest()) {
+      for (let f = 0; f < pairs.length; f += PAIR_FIELDS) {
+        const [s, d] = [pairs[f]!, pairs[f + 1]!];
+        carried.add(s < d ? `${s} ${d}` : `${d} ${s}`);
+      }
+    }
+    let some = false;
+    let all = true;
+    for (const e of top.edges) {
+      const [a, b] = [macToNumber(e.a), macToNumber(e.b)];
+      const has = carried.has(a < b ? `${a} ${b}` : `${b} ${a}`);
+      some ||= has;
+      all &&= has;
+    }
+    return all || !some;
+  }
+
+  /** When evaluating again could settle the topology the window shows, if nothing else arrives first (monotonic ms), or null. */
+  get due(): number | null {
+    return this.damper.due;
   }
 
   inference(now: number): Inference {

@@ -2,16 +2,25 @@ import { numberToMac } from '../model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
 
 /**
- * The collector's sliding window (000 §2.2, "smoothing interval"): every
- * report that arrived in the last `windowMs`, with running sums per directed
- * pair so that reading the matrix costs the pairs, not the reports. Reports
- * are stamped with their arrival time on the collector, so the daemons'
- * clocks never matter.
+ * The collector's sliding window (000 §2.2, "smoothing interval"): each
+ * daemon's last window/interval report rounds, with running sums per
+ * directed pair so that reading the matrix costs the pairs, not the reports.
+ *
+ * The window is counted in rounds per daemon, not as a span of arrival
+ * times: a daemon's new round and the round it pushes out change the sums
+ * together. Cut by time, a daemon whose timer fires a little late would
+ * hold one round fewer for those milliseconds, a lopsided moment the
+ * damper would have to wait out. Time still cuts for a daemon that has
+ * fallen silent: its rounds go once they are a window and an interval old.
+ * Arrival times are the collector's own, so the daemons' clocks never matter.
  */
 
-interface Entry {
+interface Round {
+  /** Arrival of its first chunk (monotonic ms). */
   at: number;
-  pairs: Float64Array;
+  round: number;
+  /** One per chunk. */
+  chunks: Float64Array[];
 }
 
 /** Sums per directed pair over the window, with the pair's MACs written out once, when it first appears. */
@@ -23,30 +32,43 @@ export interface PairSums {
 }
 
 export class SlidingWindow {
-  private readonly entries: Entry[] = [];
-  private head = 0;
+  private readonly daemons = new Map<string, Round[]>();
   private readonly sums = new Map<string, PairSums>();
 
-  constructor(public windowMs: number) {}
+  constructor(
+    public windowMs: number,
+    public intervalMs: number,
+  ) {}
 
-  add(report: Report, at: number): void {
-    if (report.pairs.length === 0) return;
-    this.entries.push({ at, pairs: report.pairs });
-    this.fold(report.pairs, 1);
+  /** Rounds kept per daemon. */
+  get rounds(): number {
+    return Math.max(1, Math.round(this.windowMs / this.intervalMs));
   }
 
-  /** Drops what arrived at or before `now - windowMs`. */
+  /** A report (or one chunk of it) from `from`, arriving at `at`. */
+  add(from: string, report: Report, round: number, at: number): void {
+    let q = this.daemons.get(from);
+    if (!q) this.daemons.set(from, (q = []));
+    const last = q.at(-1);
+    // Chunks of one report arrive together; the same round number an interval later is the counter come round again.
+    if (last && last.round === round && at - last.at < this.intervalMs / 2) last.chunks.push(report.pairs);
+    else q.push({ at, round, chunks: [report.pairs] });
+    this.fold(report.pairs, 1);
+    while (q.length > this.rounds) this.drop(q);
+  }
+
+  /** Drops the rounds of daemons that stopped reporting: those that arrived a window and an interval before `now`. */
   expire(now: number): void {
-    const cutoff = now - this.windowMs;
-    while (this.head < this.entries.length && this.entries[this.head]!.at <= cutoff) {
-      this.fold(this.entries[this.head]!.pairs, -1);
-      this.head++;
+    const cutoff = now - this.windowMs - this.intervalMs;
+    for (const [from, q] of this.daemons) {
+      while (q.length > this.rounds || (q.length && q[0]!.at <= cutoff)) this.drop(q);
+      if (q.length === 0) this.daemons.delete(from);
     }
-    // Compact now and then rather than shift() per report.
-    if (this.head > 64 && this.head * 2 > this.entries.length) {
-      this.entries.splice(0, this.head);
-      this.head = 0;
-    }
+  }
+
+  /** The pairs of each daemon's newest round: what the window has that is not history. */
+  *newest(): Iterable<Float64Array> {
+    for (const q of this.daemons.values()) if (q.length) yield* q.at(-1)!.chunks;
   }
 
   get empty(): boolean {
@@ -58,9 +80,12 @@ export class SlidingWindow {
   }
 
   clear(): void {
-    this.entries.length = 0;
-    this.head = 0;
+    this.daemons.clear();
     this.sums.clear();
+  }
+
+  private drop(q: Round[]): void {
+    for (const pairs of q.shift()!.chunks) this.fold(pairs, -1);
   }
 
   private fold(pairs: Float64Array, sign: 1 | -1): void {

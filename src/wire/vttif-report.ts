@@ -4,9 +4,11 @@
  * its last report, and per directed VM pair the bytes and frames it took in
  * from a local VM in that time. Counts are deltas, so a report can be split
  * into chunks, each a report of its own, and the collector adds them up in
- * any order.
+ * any order. Every chunk of one report carries the same round number (the
+ * sender's report count, mod 256): the collector's window holds a number of
+ * rounds per daemon, not a span of arrival times.
  *
- *   u8 version · u8 reserved (0) · u16 hosted count · u32 pair count
+ *   u8 version · u8 round · u16 hosted count · u32 pair count
  *   hosted × 6-byte MAC
  *   pairs × (src MAC 6 · dst MAC 6 · bytes f64 · frames u32)
  *
@@ -14,7 +16,7 @@
  */
 import { readMac48, writeMac48 } from '../model/mac48.js';
 
-export const REPORT_VERSION = 1;
+export const REPORT_VERSION = 2;
 const HEAD = 8;
 const MAC = 6;
 export const PAIR_BYTES = 2 * MAC + 8 + 4;
@@ -27,8 +29,13 @@ export interface Report {
   pairs: Float64Array;
 }
 
-/** Chunks of at most `maxBytes` each (at least one, even for an empty report: it says the sender is alive). */
-export function encodeReport(r: Report, maxBytes: number): Buffer[] {
+/** A report as it arrived: which round of its sender's it belongs to. */
+export interface ReceivedReport extends Report {
+  round: number;
+}
+
+/** Chunks of at most `maxBytes` each (at least one, even for an empty report: it says the sender is alive and has a round). */
+export function encodeReport(r: Report, maxBytes: number, round: number): Buffer[] {
   const pairCount = r.pairs.length / PAIR_FIELDS;
   const out: Buffer[] = [];
   let h = 0;
@@ -40,6 +47,7 @@ export function encodeReport(r: Report, maxBytes: number): Buffer[] {
     if (hosted + pairs === 0 && h + p < r.hosted.length + pairCount) throw new RangeError(`a report chunk of ${maxBytes} bytes holds nothing`);
     const buf = Buffer.alloc(HEAD + hosted * MAC + pairs * PAIR_BYTES);
     buf[0] = REPORT_VERSION;
+    buf[1] = round & 0xff;
     buf.writeUInt16BE(hosted, 2);
     buf.writeUInt32BE(pairs, 4);
     let o = HEAD;
@@ -60,7 +68,7 @@ export function encodeReport(r: Report, maxBytes: number): Buffer[] {
 }
 
 /** Throws RangeError saying what is wrong; the bytes came from an authenticated peer, but a buggy one must not corrupt the matrix. */
-export function decodeReport(buf: Uint8Array): Report {
+export function decodeReport(buf: Uint8Array): ReceivedReport {
   if (buf.length < HEAD) throw new RangeError(`report of ${buf.length} bytes is shorter than its ${HEAD}-byte header`);
   if (buf[0] !== REPORT_VERSION) throw new RangeError(`report version ${buf[0]} (this daemon reads ${REPORT_VERSION})`);
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
@@ -68,7 +76,7 @@ export function decodeReport(buf: Uint8Array): Report {
   const pairs = b.readUInt32BE(4);
   const want = HEAD + hosted * MAC + pairs * PAIR_BYTES;
   if (b.length !== want) throw new RangeError(`report of ${b.length} bytes, but its header announces ${want} (${hosted} hosts, ${pairs} pairs)`);
-  const r: Report = { hosted: new Array<number>(hosted), pairs: new Float64Array(pairs * PAIR_FIELDS) };
+  const r: ReceivedReport = { round: b[1]!, hosted: new Array<number>(hosted), pairs: new Float64Array(pairs * PAIR_FIELDS) };
   let o = HEAD;
   for (let i = 0; i < hosted; i++, o += MAC) r.hosted[i] = readMac48(b, o);
   for (let i = 0; i < pairs; i++, o += PAIR_BYTES) {

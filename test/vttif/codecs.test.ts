@@ -21,11 +21,14 @@ describe('VTTIF report codec', () => {
         fc.array(mac48, { maxLength: 40 }),
         fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })), { maxLength: 60 }),
         fc.integer({ min: 32, max: 4000 }),
-        (hosted, raw, max) => {
+        fc.integer({ min: 0, max: 10_000 }),
+        (hosted, raw, max, round) => {
           const pairs = new Float64Array(raw.flatMap(([s, d, b, n]) => [s, d, b, n]));
-          const chunks = encodeReport({ hosted, pairs }, max);
+          const chunks = encodeReport({ hosted, pairs }, max, round);
           for (const c of chunks) expect(c.length).toBeLessThanOrEqual(max);
-          const back = merge(chunks.map((c) => decodeReport(c)));
+          const decoded = chunks.map((c) => decodeReport(c));
+          for (const d of decoded) expect(d.round).toBe(round % 256);
+          const back = merge(decoded);
           expect(back.hosted).toEqual(hosted);
           expect(back.pairs).toEqual(raw.map(([s, d, b, n]) => [s, d, b, n]));
         },
@@ -34,7 +37,7 @@ describe('VTTIF report codec', () => {
   });
 
   test('garbage is refused with a reason, never half-read', () => {
-    const good = encodeReport({ hosted: [1], pairs: new Float64Array([1, 2, 100, 1]) }, 8192)[0]!;
+    const good = encodeReport({ hosted: [1], pairs: new Float64Array([1, 2, 100, 1]) }, 8192, 7)[0]!;
     expect(() => decodeReport(good.subarray(0, 5))).toThrow(/shorter than its 8-byte header/);
     expect(() => decodeReport(good.subarray(0, good.length - 1))).toThrow(/header announces/);
     const v9 = Buffer.from(good);

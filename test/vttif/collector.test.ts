@@ -38,7 +38,7 @@ function run(c: Collector, p: VttifParams, seconds: number, patternAt: (t: numbe
   const settled: string[][] = [];
   for (let k = 1; k * dt <= seconds + 1e-9; k++) {
     const t = startS + k * dt;
-    c.ingest('h1', report(patternAt(t), dt, [0]), t * 1000);
+    c.ingest('h1', report(patternAt(t), dt, [0]), k, t * 1000);
     if (c.evaluate(t * 1000)) settled.push(settledEdges(c.inference(t * 1000)));
   }
   return settled;
@@ -108,6 +108,89 @@ describe('the collector', () => {
     expect(inf.state).toBe('settled');
   });
 
+  describe('rounds of reports from several daemons', () => {
+    const dt = 1 / P.updateHz;
+    /** Each of three daemons hosts two VMs of a ring of 6. */
+    const share = (k: number): Pattern => ring(6).filter(([s]) => s === 2 * k || s === 2 * k + 1);
+    /** Feeds reports `[daemon, ms, pattern]` in order, evaluating after each and at `also`; returns when topologies settled. */
+    function feed(c: Collector, events: [number, number, Pattern][], also: number[] = []): number[] {
+      const settled: number[] = [];
+      const rounds = new Map<number, number>();
+      const times = [...events.map((e) => e[1]), ...also].sort((x, y) => x - y);
+      for (const t of [...new Set(times)]) {
+        for (const [k, ms, pattern] of events.filter((e) => e[1] === t)) {
+          const round = rounds.get(k) ?? 0;
+          rounds.set(k, round + 1);
+          c.ingest(`h${k}`, report(pattern, dt, pattern.length ? [2 * k, 2 * k + 1] : []), round, ms);
+        }
+        if (c.evaluate(t)) settled.push(t);
+      }
+      return settled;
+    }
+    /** Quiet rounds first, so the collector knows who reports: daemons at these offsets in each 50 ms interval. */
+    const quiet = (offsets: number[], until: number): [number, number, Pattern][] =>
+      Array.from({ length: until / 50 }, (_, r) => offsets.map((o, k) => [k, r * 50 + o, []] as [number, number, Pattern])).flat();
+
+    test('daemons in step: a change settles once its round is in, a tenth of an interval after its spread, not a whole interval', () => {
+      const c = new Collector('proxy', P);
+      const events = [...quiet([0, 1, 2], 250), [0, 250, share(0)], [1, 251, share(1)], [2, 252, share(2)]] as [number, number, Pattern][];
+      // The round's spread is 2 ms; the hold is that plus 5 ms: due at 259.
+      expect(feed(c, events, [258])).toEqual([]);
+      expect(c.evaluate(259)).toBe(true);
+      expect(settledEdges(c.inference(259))).toEqual(edgesOf(ring(6)));
+    });
+
+    test('a daemon behind the others: what the window shows before its report of the round is never settled', () => {
+      const c = new Collector('proxy', P);
+      const events = [...quiet([0, 20, 1], 250), [0, 250, share(0)], [2, 251, share(2)], [1, 270, share(1)]] as [number, number, Pattern][];
+      // At 251 the window shows two thirds of the ring; h1's report of the round is 19 ms away, and the hold (spread 31 + 5) outlasts it.
+      const settled = feed(c, events, [260, 269, 287, 294]);
+      expect(settled).toEqual([]);
+      expect(c.evaluate(295)).toBe(true); // the whole ring, held from 270 for its round's spread of 20 ms + 5
+      expect(settledEdges(c.inference(295))).toEqual(edgesOf(ring(6)));
+    });
+
+    test('a window still emptying of an old pattern: a partial union waits an interval, the new pattern only its round', () => {
+      const c = new Collector('proxy', P);
+      const steady: Pattern = [[0, 1, 1e6], [2, 3, 1e6], [4, 5, 1e6]];
+      // The old pattern adds three edges that fade at different speeds once it stops: (1,2) at the steady edges' rate, (3,4) and (5,0) at 0.3 of it.
+      const old: Pattern = [...steady, [1, 2, 1e6], [3, 4, 3e5], [5, 0, 3e5]];
+      const byDaemon = (p: Pattern, k: number): Pattern => p.filter(([src]) => Math.floor(src / 2) === k);
+      const rounds = (from: number, to: number, p: Pattern) =>
+        Array.from({ length: to - from }, (_, i) => [0, 1, 2].map((k) => [k, 50 * (from + i) + k, byDaemon(p, k)] as [number, number, Pattern])).flat();
+      expect(feed(c, rounds(0, 20, old))).toHaveLength(1);
+      // The old pattern stops at round 20. At round 23 (the 4th new one) (3,4) and (5,0) fall under the threshold, (1,2) not yet:
+      // the window shows the steady edges and (1,2), which the newest round did not carry.
+      const settled = feed(c, rounds(20, 30, steady), [1159, 1180, 1201, 1202, 1407]);
+      expect(settled).toEqual([1202, 1407]);
+    });
+
+    test('a daemon that falls silent holds a change up for one interval at most', () => {
+      const c = new Collector('proxy', P);
+      const events = [...quiet([0, 15, 10], 250), [0, 250, share(0)], [1, 265, share(1)]] as [number, number, Pattern][];
+      // h2 last reported at 210 and should again at 260, but is silent: the spread is 55 ms, more than the interval, so the hold is the interval.
+      expect(feed(c, events, [300, 310])).toEqual([]);
+      expect(c.evaluate(315)).toBe(true);
+    });
+
+    test('the window holds rounds, not a span of time: a late report leaves no moment with one round fewer', () => {
+      const c = new Collector('proxy', P);
+      const rate = (ms: number) => (c.evaluate(ms), c.inference(ms).matrix.find((m) => m.src === vm(0))!.bytesPerS);
+      const steady = Array.from({ length: 12 }, (_, r) => [0, r * 50, share(0)] as [number, number, Pattern]);
+      feed(c, steady);
+      const full = rate(550);
+      expect(full).toBeCloseTo(1e6, -3);
+      // The window is 10 rounds (0.5 s). The next report is 20 ms late: cut by arrival time, the round of 50 would leave at 550; as a round it stays until the next one comes.
+      expect(rate(569)).toBe(full);
+      c.ingest('h0', report(share(0), dt), 12, 570);
+      expect(rate(570)).toBe(full);
+      // Silent for good: its rounds go once a window and an interval old.
+      expect(rate(600)).toBe(full);
+      c.evaluate(1121);
+      expect(c.inference(1121).matrix).toEqual([]);
+    });
+  });
+
   test('before any traffic it says so; changing the window takes effect on the next evaluation', () => {
     const c = new Collector('proxy', P);
     c.evaluate(0);
@@ -124,7 +207,7 @@ describe('the collector', () => {
     expect([...m.keys()]).toEqual([1, 4, 5]);
     const c = new Collector('proxy', P);
     const flood = Array.from({ length: MAX_REMEMBERED + 100 }, (_, i) => i + 1);
-    c.ingest('h1', { hosted: flood, pairs: new Float64Array(0) }, 0);
+    c.ingest('h1', { hosted: flood, pairs: new Float64Array(0) }, 0, 0);
     const hosts = Object.keys(c.inference(0).hosts);
     expect(hosts).toHaveLength(MAX_REMEMBERED);
     expect(hosts).not.toContain('00:00:00:00:00:01');
@@ -138,7 +221,7 @@ describe('the collector', () => {
         (raw, threshold) => {
           const p = { ...P, threshold };
           const c = new Collector('proxy', p);
-          c.ingest('h1', report(raw, 1), 0);
+          c.ingest('h1', report(raw, 1), 0, 0);
           c.evaluate(1);
           const inf = c.inference(1);
           const sums = new Map<string, number>();
