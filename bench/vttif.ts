@@ -171,59 +171,82 @@ const overheadSection: Section = async (progress) => {
 // ---------------------------------------------------------------------------
 // sockets
 
-const ROUNDS = 10;
+const ROUNDS = 16;
 
 const setAll = async (bed: Bed, words: string[]): Promise<void> => {
   for (const d of bed.daemons.values()) await d.setVttif(words);
 };
 
+/**
+ * Iterations/s is what the paper measured, but on shared cores a round's
+ * throughput swings by tens of percent with the neighbours' load. The bed
+ * runs every daemon and VM in this one process, so the CPU time it spends
+ * per iteration (user + system, the kernel's socket work included) is the
+ * same cost seen with less of that noise; both are reported.
+ */
 const socketsSection: Section = async (progress) => {
   const bed = await startBed({ vms: 8, hosts: 4 });
   try {
     await setAll(bed, ['collector=proxy', 'update-hz=20', 'window-s=1']);
-    const opts = { topology: 'all-to-all' as Kind, size: 16384, iterations: 25 };
+    const opts = { topology: 'all-to-all' as Kind, size: 16384, iterations: 40 };
     progress('sockets: warming up ... ');
-    await bed.run({ ...opts, iterations: 10 });
+    await bed.run({ ...opts, iterations: 20 });
     progress('done\n');
-    const modes = [
-      { name: 'every frame', words: ['sampling=on', 'sample-every=1'], runs: [] as number[], ratios: [] as number[] },
-      { name: 'off', words: ['sampling=off'], runs: [] as number[], ratios: [] as number[] },
-      { name: `1 in ${SPARSE}`, words: ['sampling=on', `sample-every=${SPARSE}`], runs: [] as number[], ratios: [] as number[] },
-    ];
-    const [every, off, sparse] = modes as [(typeof modes)[0], (typeof modes)[0], (typeof modes)[0]];
+    const mode = (name: string, words: string[]) => ({ name, words, runs: [] as number[], cpu: [] as number[], ratios: [] as number[], cpuRatios: [] as number[] });
+    const every = mode('every frame', ['sampling=on', 'sample-every=1']);
+    const off = mode('off', ['sampling=off']);
+    const sparse = mode(`1 in ${SPARSE}`, ['sampling=on', `sample-every=${SPARSE}`]);
+    const modes = [every, off, sparse];
     let lost = 0;
     for (let round = 0; round < ROUNDS; round++) {
       for (let k = 0; k < modes.length; k++) {
         const m = modes[(round + k) % modes.length]!;
         await setAll(bed, m.words);
+        const before = process.cpuUsage();
         const r = await bed.run(opts);
+        const used = process.cpuUsage(before);
         lost += r.lost;
         m.runs.push(r.iterationsPerS);
-        progress(`sockets: round ${round + 1}, ${m.name}: ${r.iterationsPerS.toFixed(1)} it/s\n`);
+        m.cpu.push((used.user + used.system) / opts.iterations);
+        progress(`sockets: round ${round + 1}, ${m.name}: ${r.iterationsPerS.toFixed(1)} it/s, ${(m.cpu.at(-1)! / 1000).toFixed(2)} ms CPU/it\n`);
       }
       // Load on a shared machine drifts between rounds; the ratio within a round, next to off, drifts less.
-      for (const m of [every, sparse]) m.ratios.push(m.runs.at(-1)! / off.runs.at(-1)!);
+      for (const m of [every, sparse]) {
+        m.ratios.push(m.runs.at(-1)! / off.runs.at(-1)!);
+        m.cpuRatios.push(m.cpu.at(-1)! / off.cpu.at(-1)!);
+      }
     }
     const spread = (xs: number[]) => `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
-    const row = (m: typeof every): Row => ({
-      name: m.name,
-      value: `${median(m.runs).toFixed(1)} it/s`,
-      baseline: `sampling off: ${median(off.runs).toFixed(1)} it/s`,
-      ratio: `${median(m.ratios).toFixed(3)}x (median of per-round ratios)`,
-    });
-    const cost = (m: typeof every) => 1 - median(m.ratios);
+    const rows = [every, sparse].flatMap((m): Row[] => [
+      {
+        name: `${m.name}, throughput`,
+        value: `${median(m.runs).toFixed(1)} it/s`,
+        baseline: `sampling off: ${median(off.runs).toFixed(1)} it/s`,
+        ratio: `${median(m.ratios).toFixed(3)}x`,
+      },
+      {
+        name: `${m.name}, CPU`,
+        value: `${(median(m.cpu) / 1000).toFixed(2)} ms/it`,
+        baseline: `sampling off: ${(median(off.cpu) / 1000).toFixed(2)} ms/it`,
+        ratio: `${median(m.cpuRatios).toFixed(3)}x`,
+      },
+    ]);
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const target = (m: typeof every, what: string) => {
+      const cost = 1 - median(m.ratios);
+      const cpu = median(m.cpuRatios) - 1;
+      return { name: `${what} costs under 1% of throughput (the paper: about 1%)`, pass: cost < 0.01, detail: `throughput ${pct(cost)}, CPU per iteration ${pct(cpu)}` };
+    };
     return {
-      title: `the cost of sampling on the real data path: patterns iterations/s, counting every frame or 1 in ${SPARSE}, vs off`,
+      title: `the cost of sampling on the real data path: patterns iterations/s and CPU per iteration, counting every frame or 1 in ${SPARSE}, vs off`,
       setup: [
         `path     synthetic VM -> QEMU UDP socket -> vnetd -> TCP link (encrypted) -> Proxy vnetd -> link -> vnetd -> socket -> VM, all daemons in this process`,
         `workload all-to-all, 8 VMs on 4 hosts, 16 KiB messages, ${opts.iterations} iterations per run, ${ROUNDS} rounds of the three back to back (order rotating); ${lost} iterations lost`,
-        `spread   every frame ${spread(every.runs)}, off ${spread(off.runs)}, 1 in ${SPARSE} ${spread(sparse.runs)} it/s; per-round ratios ${spread(every.ratios.map((x) => x * 100))}% and ${spread(sparse.ratios.map((x) => x * 100))}%`,
+        `spread   per-round throughput ratios ${spread(every.ratios.map((x) => x * 100))}% (every frame) and ${spread(sparse.ratios.map((x) => x * 100))}% (1 in ${SPARSE}); CPU ratios ${spread(every.cpuRatios.map((x) => x * 100))}% and ${spread(sparse.cpuRatios.map((x) => x * 100))}%`,
+        `ratios   medians of the per-round ratios to sampling off`,
       ],
-      rows: [row(every), row(sparse)],
-      targets: [
-        { name: 'counting every frame costs under 1% of throughput (the paper: about 1%)', pass: cost(every) < 0.01, detail: `${(cost(every) * 100).toFixed(1)}%` },
-        { name: `counting 1 in ${SPARSE} costs under 1% of throughput`, pass: cost(sparse) < 0.01, detail: `${(cost(sparse) * 100).toFixed(1)}%` },
-      ],
+      rows,
+      targets: [target(every, 'counting every frame'), target(sparse, `counting 1 in ${SPARSE}`)],
     };
   } finally {
     await bed.close();

@@ -36,7 +36,6 @@ export class VttifAgent {
   /** Sources seen locally, with when (monotonic ms): what VTTIF? lists as hosted. */
   private readonly hosted = new Map<number, number>();
   private collectorReachable = true;
-  private lastEvaluation = -Infinity;
   private pending: NodeJS.Timeout | null = null;
   private pendingAt = 0;
   /** This daemon's report count, mod 256: every chunk of one report carries it. */
@@ -93,21 +92,21 @@ export class VttifAgent {
 
   /**
    * Re-reads the window as reports arrive, not only on this daemon's own
-   * tick, so a change is seen as soon as the report that shows it is in; at
-   * most every EVALUATE_MS, so many daemons reporting at 20 Hz cost a
-   * bounded number of passes over the matrix. Reports that arrive inside
-   * that gap are read at its end, not left for the next tick: the last
-   * report of a round is often the one that settles a change. A change
-   * waiting to settle is read again when it is due, for the same reason.
+   * tick, so a change is seen as soon as the round that shows it is in:
+   * EVALUATE_MS after the first report not yet read, so that a round, whose
+   * reports arrive within milliseconds of each other, is read once (the
+   * read is most of what VTTIF costs the collector). A change waiting to
+   * settle is read again when it is due.
    */
   private evaluate(now: number): void {
+    if (this.collector) this.wake(now + EVALUATE_MS);
+  }
+
+  private evaluateNow(now: number): void {
     if (!this.collector) return;
-    const wait = this.lastEvaluation + EVALUATE_MS - now;
-    if (wait > 0) return this.wake(now + wait);
-    this.lastEvaluation = now;
     this.collector.evaluate(now);
     const due = this.collector.due;
-    if (due !== null) this.wake(Math.max(due, now + EVALUATE_MS));
+    if (due !== null) this.wake(Math.max(due, now + 1));
   }
 
   /** One evaluation at `at` (monotonic ms), unless one is already set for no later. */
@@ -117,7 +116,7 @@ export class VttifAgent {
     this.pendingAt = at;
     this.pending = setTimeout(() => {
       this.pending = null;
-      this.evaluate(performance.now());
+      this.evaluateNow(performance.now());
     }, Math.max(0, at - performance.now()));
     this.pending.unref();
   }

@@ -26,7 +26,8 @@ const TWO_32 = 4294967296;
  * Whole 48-bit addresses would be doubles, and a double passed between
  * functions on the data path is a heap allocation per frame; int32s stay in
  * registers. A slot is free while its frame count is 0 (a counted pair has
- * at least one), so emptying the table is one fill of the counts.
+ * at least one), so a report empties the table by zeroing the counts of
+ * the slots it read.
  */
 const KEY = 3;
 
@@ -36,6 +37,8 @@ export class Sampler {
   /** bytes, frames per slot. */
   private counts = new Float64Array(2 * INITIAL_SLOTS);
   private used = 0;
+  /** The slots in use, in the order their pairs came: a report reads and clears these, not the whole table. */
+  private usedSlots = new Int32Array(INITIAL_SLOTS / 2);
   /**
    * The slot of the last frame's pair: a message longer than one frame is a
    * run of frames of one pair, and a run pays the hash once. -1 when unset.
@@ -88,22 +91,21 @@ export class Sampler {
     const pairs = new Float64Array(this.used * PAIR_FIELDS);
     const k = this.keys;
     let p = 0;
-    for (let i = 0; i < this.slots; i++) {
-      if (this.counts[2 * i + 1] === 0) continue;
+    for (let u = 0; u < this.used; u++) {
+      const i = this.usedSlots[u]!;
       const high = k[KEY * i + 2]!;
       pairs[p] = (high >>> 16) * TWO_32 + (k[KEY * i]! >>> 0);
       pairs[p + 1] = (high & 0xffff) * TWO_32 + (k[KEY * i + 1]! >>> 0);
       pairs[p + 2] = this.counts[2 * i]!;
       pairs[p + 3] = this.counts[2 * i + 1]!;
       p += PAIR_FIELDS;
+      this.counts[2 * i] = 0;
+      this.counts[2 * i + 1] = 0;
     }
     const report: Report = { hosted: [...this.hosted], pairs };
     this.hosted.clear();
-    if (this.used) {
-      this.counts.fill(0);
-      this.used = 0;
-      this.last = -1;
-    }
+    this.used = 0;
+    this.last = -1;
     return report;
   }
 
@@ -118,7 +120,7 @@ export class Sampler {
     this.keys[KEY * i] = s;
     this.keys[KEY * i + 1] = d;
     this.keys[KEY * i + 2] = h;
-    this.used++;
+    this.usedSlots[this.used++] = i;
     return i;
   }
 
@@ -147,14 +149,16 @@ export class Sampler {
   private grow(): void {
     const oldKeys = this.keys;
     const oldCounts = this.counts;
-    const oldSlots = this.slots;
     this.slots *= 2;
     this.keys = new Int32Array(KEY * this.slots);
     this.counts = new Float64Array(2 * this.slots);
+    const oldUsed = this.usedSlots;
+    this.usedSlots = new Int32Array(this.slots / 2);
     this.last = -1;
-    for (let i = 0; i < oldSlots; i++) {
-      if (oldCounts[2 * i + 1] === 0) continue;
+    for (let u = 0; u < this.used; u++) {
+      const i = oldUsed[u]!;
       const j = ~this.find(oldKeys[KEY * i]!, oldKeys[KEY * i + 1]!, oldKeys[KEY * i + 2]!);
+      this.usedSlots[u] = j;
       this.keys.set(oldKeys.subarray(KEY * i, KEY * i + KEY), KEY * j);
       this.counts[2 * j] = oldCounts[2 * i]!;
       this.counts[2 * j + 1] = oldCounts[2 * i + 1]!;

@@ -21,7 +21,8 @@ export class Collector {
   private firstReport: number | null = null;
   private params: VttifParams;
   private current: Topology | null = null;
-  private matrix: MatrixEntry[] = [];
+  /** The window changed since it was last pruned. */
+  private dirty = false;
   reportsIn = 0;
 
   constructor(
@@ -38,6 +39,7 @@ export class Collector {
     this.params = p;
     this.window.windowMs = p.windowS * 1000;
     this.window.intervalMs = 1000 / p.updateHz;
+    this.dirty = true;
   }
 
   ingest(from: string, report: Report, round: number, now: number): void {
@@ -46,18 +48,21 @@ export class Collector {
     this.firstReport ??= now;
     for (const mac of report.hosted) remember(this.hosts, mac, { machine: from, at: now });
     this.window.add(from, report, round, now);
+    this.dirty = true;
   }
 
-  /** Re-reads the window at `now` and feeds the damper; true when a new topology settled. */
+  /**
+   * Re-reads the window at `now` and feeds the damper; true when a new
+   * topology settled. The window is pruned again only when it changed: the
+   * damper is fed on every call, since holding is a matter of time.
+   */
   evaluate(now: number): boolean {
-    this.window.expire(now);
-    const seconds = this.params.windowS;
-    const matrix: MatrixEntry[] = [];
-    for (const s of this.window.pairs()) matrix.push({ src: s.src, dst: s.dst, bytesPerS: Math.max(0, s.bytes) / seconds, framesPerS: s.frames / seconds });
-    // Unsorted: pruning needs no order, and evaluation runs on every report; inference() sorts for readers.
-    this.matrix = matrix;
-    const top = prune(matrix, this.params.threshold);
-    this.current = top.edges.length ? top : null;
+    if (this.window.expire(now)) this.dirty = true;
+    if (this.dirty) {
+      this.dirty = false;
+      const top = prune(this.window.pairs(), this.params.threshold, this.params.windowS);
+      this.current = top.edges.length ? top : null;
+    }
     const interval = 1000 / this.params.updateHz;
     const changed = this.damper.observe(this.current, now, {
       growMs: this.params.windowS * 1000,
@@ -115,6 +120,14 @@ export class Collector {
     return this.damper.due;
   }
 
+  /** The window as rates, sorted by (src, dst): built when read, not on every round. */
+  private matrix(): MatrixEntry[] {
+    const seconds = this.params.windowS;
+    const m: MatrixEntry[] = [];
+    for (const p of this.window.pairs()) m.push({ src: p.src, dst: p.dst, bytesPerS: Math.max(0, p.bytes) / seconds, framesPerS: p.frames / seconds });
+    return m.sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0));
+  }
+
   inference(now: number): Inference {
     const wallNow = this.wallClock();
     const wall = (mono: number): string => new Date(wallNow - (now - mono)).toISOString();
@@ -131,7 +144,7 @@ export class Collector {
       changes: this.damper.changes,
       settledAt: this.damper.settledAt === null ? null : wall(this.damper.settledAt),
       current: this.current ?? { vms: [], edges: [] },
-      matrix: [...this.matrix].sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0)),
+      matrix: this.matrix(),
       hosts,
       reporters,
     };

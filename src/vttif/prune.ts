@@ -1,26 +1,35 @@
-import type { MatrixEntry, Topology, TopologyEdge } from './types.js';
+import type { Topology, TopologyEdge } from './types.js';
+
+/** A directed pair's sums over the window, with its undirected edge named (src/vttif/window.ts keeps them). */
+export interface PairTotal {
+  a: string;
+  b: string;
+  edge: string;
+  src: string;
+  dst: string;
+  bytes: number;
+}
 
 /**
- * From the windowed matrix to the application topology (000 §2.2): both
+ * From the windowed sums to the application topology (000 §2.2): both
  * directions of a VM pair together, normalised by the most intense pair,
- * pairs under `threshold` of it pruned.
+ * pairs under `threshold` of it pruned; rates are per second of a window of
+ * `seconds`.
  */
-export function prune(matrix: readonly MatrixEntry[], threshold: number): Topology {
-  const undirected = new Map<string, { a: string; b: string; bytesPerS: number }>();
-  for (const m of matrix) {
-    if (m.src === m.dst || !(m.bytesPerS > 0)) continue;
-    const [a, b] = m.src < m.dst ? [m.src, m.dst] : [m.dst, m.src];
-    const key = `${a} ${b}`;
-    const e = undirected.get(key);
-    if (e) e.bytesPerS += m.bytesPerS;
-    else undirected.set(key, { a, b, bytesPerS: m.bytesPerS });
+export function prune(pairs: Iterable<PairTotal>, threshold: number, seconds: number): Topology {
+  const undirected = new Map<string, { a: string; b: string; bytes: number }>();
+  for (const p of pairs) {
+    if (p.src === p.dst || !(p.bytes > 0)) continue;
+    const e = undirected.get(p.edge);
+    if (e) e.bytes += p.bytes;
+    else undirected.set(p.edge, { a: p.a, b: p.b, bytes: p.bytes });
   }
   let max = 0;
-  for (const e of undirected.values()) max = Math.max(max, e.bytesPerS);
+  for (const e of undirected.values()) max = Math.max(max, e.bytes);
   const edges: TopologyEdge[] = [];
   for (const e of undirected.values()) {
-    const intensity = e.bytesPerS / max;
-    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytesPerS });
+    const intensity = e.bytes / max;
+    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytes / seconds });
   }
   edges.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
   return topologyOf(edges);
@@ -28,14 +37,16 @@ export function prune(matrix: readonly MatrixEntry[], threshold: number): Topolo
 
 /** A topology of these edges (already in order): its VMs are their ends. */
 export function topologyOf(edges: TopologyEdge[]): Topology {
-  return { vms: [...new Set(edges.flatMap((e) => [e.a, e.b]))].sort(), edges };
+  const vms = new Set<string>();
+  for (const e of edges) vms.add(e.a).add(e.b);
+  return { vms: [...vms].sort(), edges };
 }
 
 export const edgeKey = (e: { a: string; b: string }): string => `${e.a} ${e.b}`;
 
 export function sameEdges(x: Topology, y: Topology): boolean {
   if (x.edges.length !== y.edges.length) return false;
-  for (let i = 0; i < x.edges.length; i++) if (edgeKey(x.edges[i]!) !== edgeKey(y.edges[i]!)) return false;
+  for (let i = 0; i < x.edges.length; i++) if (x.edges[i]!.a !== y.edges[i]!.a || x.edges[i]!.b !== y.edges[i]!.b) return false;
   return true;
 }
 

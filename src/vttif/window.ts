@@ -1,5 +1,6 @@
 import { numberToMac } from '../model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
+import { edgeKey } from './prune.js';
 
 /**
  * The collector's sliding window (000 §2.2, "smoothing interval"): each
@@ -23,17 +24,27 @@ interface Round {
   chunks: Float64Array[];
 }
 
-/** Sums per directed pair over the window, with the pair's MACs written out once, when it first appears. */
+/**
+ * Sums per directed pair over the window. The MACs, and the undirected
+ * edge the pair belongs to, are written out once, when the pair first
+ * appears: the window is read on every round, and strings made per read
+ * would be most of its cost.
+ */
 export interface PairSums {
   src: string;
   dst: string;
+  /** The edge's ends in order (a < b), and its key as prune.edgeKey writes it. */
+  a: string;
+  b: string;
+  edge: string;
   bytes: number;
   frames: number;
 }
 
 export class SlidingWindow {
   private readonly daemons = new Map<string, Round[]>();
-  private readonly sums = new Map<string, PairSums>();
+  /** Source → destination → sums, keyed by the 48-bit numbers the reports carry. */
+  private readonly sums = new Map<number, Map<number, PairSums>>();
 
   constructor(
     public windowMs: number,
@@ -57,13 +68,18 @@ export class SlidingWindow {
     while (q.length > this.rounds) this.drop(q);
   }
 
-  /** Drops the rounds of daemons that stopped reporting: those that arrived a window and an interval before `now`. */
-  expire(now: number): void {
+  /** Drops the rounds of daemons that stopped reporting: those that arrived a window and an interval before `now`. True when any went. */
+  expire(now: number): boolean {
     const cutoff = now - this.windowMs - this.intervalMs;
+    let dropped = false;
     for (const [from, q] of this.daemons) {
-      while (q.length > this.rounds || (q.length && q[0]!.at <= cutoff)) this.drop(q);
+      while (q.length > this.rounds || (q.length && q[0]!.at <= cutoff)) {
+        this.drop(q);
+        dropped = true;
+      }
       if (q.length === 0) this.daemons.delete(from);
     }
+    return dropped;
   }
 
   /** The pairs of each daemon's newest round: what the window has that is not history. */
@@ -71,17 +87,8 @@ export class SlidingWindow {
     for (const q of this.daemons.values()) if (q.length) yield* q.at(-1)!.chunks;
   }
 
-  get empty(): boolean {
-    return this.sums.size === 0;
-  }
-
-  pairs(): IterableIterator<PairSums> {
-    return this.sums.values();
-  }
-
-  clear(): void {
-    this.daemons.clear();
-    this.sums.clear();
+  *pairs(): Iterable<PairSums> {
+    for (const row of this.sums.values()) yield* row.values();
   }
 
   private drop(q: Round[]): void {
@@ -90,16 +97,24 @@ export class SlidingWindow {
 
   private fold(pairs: Float64Array, sign: 1 | -1): void {
     for (let f = 0; f < pairs.length; f += PAIR_FIELDS) {
-      const key = `${pairs[f]},${pairs[f + 1]}`;
-      let s = this.sums.get(key);
+      const src = pairs[f]!;
+      const dst = pairs[f + 1]!;
+      let row = this.sums.get(src);
+      if (!row) this.sums.set(src, (row = new Map()));
+      let s = row.get(dst);
       if (!s) {
-        s = { src: numberToMac(pairs[f]!), dst: numberToMac(pairs[f + 1]!), bytes: 0, frames: 0 };
-        this.sums.set(key, s);
+        const [srcMac, dstMac] = [numberToMac(src), numberToMac(dst)];
+        const [a, b] = srcMac < dstMac ? [srcMac, dstMac] : [dstMac, srcMac];
+        s = { src: srcMac, dst: dstMac, a, b, edge: edgeKey({ a, b }), bytes: 0, frames: 0 };
+        row.set(dst, s);
       }
       s.bytes += sign * pairs[f + 2]!;
       s.frames += sign * pairs[f + 3]!;
       // Frame counts are whole numbers, so they reach 0 exactly; byte sums may keep a rounding crumb.
-      if (s.frames <= 0) this.sums.delete(key);
+      if (s.frames <= 0) {
+        row.delete(dst);
+        if (row.size === 0) this.sums.delete(src);
+      }
     }
   }
 }

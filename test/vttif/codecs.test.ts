@@ -157,6 +157,42 @@ describe('the sampler', () => {
     }
   });
 
+  test('property: counts equal a plain map of the same frames, across runs of one pair, growth and takes', () => {
+    // Unicast MACs that differ only in their high or only in their low bits, so every part of the key matters.
+    const macs = [0x0250_0000_0001, 0x0250_0000_0002, 0x0a50_0000_0001, 0x0250_8000_0001, 0xfe00_ffff_ffff, 0x0200_0000_0000];
+    const toFrame = (d: number, s: number, len: number) => {
+      const f = Buffer.alloc(len);
+      f.writeUIntBE(d, 0, 6);
+      f.writeUIntBE(s, 6, 6);
+      return f;
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.tuple(fc.nat(macs.length - 1), fc.nat(macs.length - 1), fc.integer({ min: 14, max: 1514 }), fc.integer({ min: 1, max: 12 })), fc.constant('take' as const)), { maxLength: 120 }),
+        (ops) => {
+          const s = new Sampler();
+          let want = new Map<string, [number, number]>();
+          const check = () => {
+            const got = new Map(merge([s.take()]).pairs.map((p) => [`${p[0]} ${p[1]}`, [p[2]!, p[3]!] as [number, number]]));
+            expect(got).toEqual(want);
+            want = new Map();
+          };
+          for (const op of ops) {
+            if (op === 'take') check();
+            else {
+              const [d, src, len, run] = op;
+              for (let i = 0; i < run; i++) s.sent(toFrame(macs[d]!, macs[src]!, len));
+              const k = `${macs[src]} ${macs[d]}`;
+              const [b, n] = want.get(k) ?? [0, 0];
+              want.set(k, [b + len * run, n + run]);
+            }
+          }
+          check();
+        },
+      ),
+    );
+  });
+
   test('grows past its first table and keeps every pair exact', () => {
     const s = new Sampler();
     for (let i = 0; i < 3000; i++) s.sent(frame(`02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, A, 64 + (i % 7)));
