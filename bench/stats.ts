@@ -4,3 +4,22 @@ export function median(xs: readonly number[]): number {
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
+
+/**
+ * A 90% bootstrap interval for the median of `xs`: how far the median
+ * could move with other rounds on the same noisy machine. Resampled with a
+ * fixed-seed generator, so a run's printout is reproducible from its data.
+ */
+export function medianInterval(xs: readonly number[], resamples = 2000): [number, number] {
+  let seed = 0x2545f491;
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 4294967296;
+  };
+  const medians: number[] = [];
+  for (let r = 0; r < resamples; r++) medians.push(median(Array.from(xs, () => xs[Math.floor(next() * xs.length)]!)));
+  medians.sort((a, b) => a - b);
+  return [medians[Math.floor(0.05 * resamples)]!, medians[Math.floor(0.95 * resamples)]!];
+}
