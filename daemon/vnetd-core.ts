@@ -26,6 +26,14 @@ export interface VnetdOptions {
   onShutdown?: () => void;
   /** Link timing, for tests. */
   links?: { keepaliveMs?: number };
+  /** Per peer machine, where to write the frames the link to it carries, both ways (`--capture link:PEER=FILE`). */
+  linkCaptures?: Map<string, FrameSink>;
+}
+
+/** Where captured frames go: a .pcap file (daemon/capture/pcap-file.ts). */
+export interface FrameSink {
+  write(frame: Uint8Array): void;
+  close(): Promise<void>;
 }
 
 /** Where the control socket lives: in the state directory, owner only. */
@@ -54,9 +62,11 @@ export class Vnetd implements ControlTarget {
   private forwardErrors = 0;
   private readonly startedAt = Date.now();
   private readonly vttif: VttifAgent;
+  private readonly linkCaptures: Map<string, FrameSink>;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
+    this.linkCaptures = opts.linkCaptures ?? new Map();
     this.config = new Config(opts.machine, new Set(opts.interfaces.map((i) => i.name)));
     this.links = new LinkManager({
       self: opts.machine,
@@ -98,7 +108,10 @@ export class Vnetd implements ControlTarget {
       this.ifaces.set(iface.name, { iface, port });
     }
 
-    this.links.on('frame', (peer: string, frame: Buffer) => this.forward(this.table.portId({ kind: 'link', to: peer }), frame));
+    this.links.on('frame', (peer: string, frame: Buffer) => {
+      if (this.linkCaptures.size) this.linkCaptures.get(peer)?.write(frame);
+      this.forward(this.table.portId({ kind: 'link', to: peer }), frame);
+    });
     this.links.on('report', (peer: string, payload: Buffer) => this.vttif.received(peer, payload));
     this.links.on('up', (peer: string) => {
       this.table.attach({ kind: 'link', to: peer });
@@ -141,6 +154,7 @@ export class Vnetd implements ControlTarget {
     await this.control.close();
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
+    for (const sink of this.linkCaptures.values()) await sink.close();
     await this.commits;
     await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
@@ -150,7 +164,9 @@ export class Vnetd implements ControlTarget {
     try {
       for (const id of this.table.forward(ingress, frame)) {
         const dest = this.table.port(id)!.dest;
-        if (dest.kind === 'link') this.links.send(dest.to, frame);
+        if (dest.kind === 'link') {
+          if (this.links.send(dest.to, frame) && this.linkCaptures.size) this.linkCaptures.get(dest.to)?.write(frame);
+        }
         else this.ifaces.get(dest.iface)?.iface.send(frame);
       }
     } catch (e) {

@@ -27,7 +27,8 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
   --state-dir   where links, rules and the control socket live (owner only)
   --iface       a local interface: vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000,
                 vm0=qemu-stream:listen=127.0.0.1:7001 (or path=/run/vm0.sock), vm0=pcap:veth0[,filter=BPF]
-  --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark)
+  --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark);
+                link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
   ctl           connect standard input and output to the running daemon's control socket
 `;
 
@@ -102,24 +103,36 @@ async function main(argv: string[]): Promise<void> {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`--iface: two interfaces are named '${dup}'`);
 
+  // Every --capture is checked before any file is opened: a mistake in the last one creates no file for the first.
+  const captures: { peer: string | null; at: number; file: string }[] = [];
   for (const arg of values.capture) {
     const eq = arg.indexOf('=');
     const name = arg.slice(0, eq);
+    if (eq <= 0 || eq === arg.length - 1) fail(`--capture: '${arg}' is not NAME=FILE or link:PEER=FILE (for example vm0=/tmp/vm0.pcap)`);
+    const peer = name.startsWith('link:') ? name.slice('link:'.length) : null;
     const at = interfaces.findIndex((i) => i.name === name);
-    if (eq <= 0 || eq === arg.length - 1) fail(`--capture: '${arg}' is not NAME=FILE (for example vm0=/tmp/vm0.pcap)`);
-    if (at === -1) fail(`--capture: no interface is named '${name}' (give it with --iface ${name}=KIND:PARAMS)`);
-    if (interfaces[at] instanceof CapturingInterface) fail(`--capture: '${name}' is captured twice`);
+    if (peer !== null) {
+      if (!isMachineName(peer) || peer === machine) fail(`--capture: '${peer}' is not another machine's name (link:PEER names the machine at the link's other end)`);
+    } else if (at === -1) {
+      fail(`--capture: no interface is named '${name}' (give it with --iface ${name}=KIND:PARAMS, or capture a link with link:PEER=FILE)`);
+    }
+    if (captures.some((c) => (peer !== null ? c.peer === peer : c.at === at))) fail(`--capture: ${peer !== null ? `the link to '${peer}'` : `'${name}'`} is captured twice`);
+    captures.push({ peer, at, file: arg.slice(eq + 1) });
+  }
+  const linkCaptures = new Map<string, PcapWriter>();
+  for (const c of captures) {
     let writer: PcapWriter;
     try {
-      writer = new PcapWriter(arg.slice(eq + 1));
+      writer = new PcapWriter(c.file);
     } catch (e) {
-      fail(`--capture: cannot write ${arg.slice(eq + 1)}: ${(e as Error).message}`);
+      fail(`--capture: cannot write ${c.file}: ${(e as Error).message}`);
     }
-    interfaces[at] = new CapturingInterface(interfaces[at]!, writer);
+    if (c.peer !== null) linkCaptures.set(c.peer, writer);
+    else interfaces[c.at] = new CapturingInterface(interfaces[c.at]!, writer);
   }
 
   let stop = (_why: string): void => {};
-  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, log, onShutdown: () => stop('SHUTDOWN') });
+  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, linkCaptures, log, onShutdown: () => stop('SHUTDOWN') });
   try {
     await daemon.start();
   } catch (e) {

@@ -6,6 +6,8 @@ import path from 'node:path';
 import { CapturingInterface } from '../../daemon/capture/capturing-interface.js';
 import { PcapWriter } from '../../daemon/capture/pcap-file.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
+import { Vnetd } from '../../daemon/vnetd-core.js';
+import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 
@@ -106,9 +108,13 @@ describe('vnetd --capture', () => {
   const vnetd = (args: string[]) => spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', path.join(dir, 'h1'), ...args], { encoding: 'utf8' });
 
   test.each([
-    [['--capture', 'vm9=/tmp/x.pcap'], "--capture: no interface is named 'vm9' (give it with --iface vm9=KIND:PARAMS)"],
+    [['--capture', 'vm9=/tmp/x.pcap'], "--capture: no interface is named 'vm9' (give it with --iface vm9=KIND:PARAMS, or capture a link with link:PEER=FILE)"],
     [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0'], "--capture: 'vm0' is not NAME=FILE"],
     [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0=/nonexistent/dir/x.pcap'], '--capture: cannot write /nonexistent/dir/x.pcap: ENOENT'],
+    [['--capture', 'link:h1=/tmp/x.pcap'], "--capture: 'h1' is not another machine's name"],
+    [['--capture', 'link:bad name=/tmp/x.pcap'], "--capture: 'bad name' is not another machine's name"],
+    [['--capture', 'link:h2=/nonexistent/l1.pcap', '--capture', 'link:h2=/nonexistent/l2.pcap'], "--capture: the link to 'h2' is captured twice"],
+    [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0=/nonexistent/a.pcap', '--capture', 'vm0=/nonexistent/b.pcap'], "--capture: 'vm0' is captured twice"],
   ])('%j → %s', (args, message) => {
     const r = vnetd(args);
     expect(r.status).toBe(2);
@@ -137,4 +143,46 @@ describe('vnetd --capture', () => {
     vm.close();
     expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([f.toString('hex')]);
   }, 20_000);
+});
+
+describe('capturing an overlay link', () => {
+  const mac = ['020000000001', '020000000002'] as const;
+  test('the Ethernet frames a link carries, both ways, decrypted: what one VM sent the other and the answer', async () => {
+    const vms = await Promise.all([0, 1].map(async () => {
+      const sock = dgram.createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      const got: Buffer[] = [];
+      sock.on('message', (m) => got.push(m));
+      return { sock, got };
+    }));
+    const ports = [await freePort(), await freePort()];
+    const file = path.join(dir, 'link.pcap');
+    const daemons = [0, 1].map((i) => new Vnetd({
+      machine: `h${i + 1}`, port: 0, listen: '127.0.0.1', stateDir: path.join(dir, `link-h${i + 1}`),
+      interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${ports[i]},peer=127.0.0.1:${vms[i]!.sock.address().port}`)],
+      log: () => {},
+      ...(i === 0 ? { linkCaptures: new Map([['h2', new PcapWriter(file)]]) } : {}),
+    }));
+    const [h1, h2] = daemons as [Vnetd, Vnetd];
+    const there = frame(mac[1], mac[0], 1, 200);
+    const back = frame(mac[0], mac[1], 2, 300);
+    try {
+      for (const d of daemons) await d.start();
+      const key = 'ab'.repeat(32);
+      const colon = (m: string) => m.match(/../g)!.join(':');
+      const batch = async (d: Vnetd, lines: string[]) => expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+      await batch(h2, ['LINK ADD h1 tcp ACCEPT - ' + key, `RULE ADD ANY ${colon(mac[0])} LINK h1`, `RULE ADD ANY ${colon(mac[1])} IFACE vm0`]);
+      await batch(h1, [`LINK ADD h2 tcp DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${colon(mac[1])} LINK h2`, `RULE ADD ANY ${colon(mac[0])} IFACE vm0`]);
+      while (!h1.links.isUp('h2')) await new Promise((r) => setTimeout(r, 10));
+      vms[0]!.sock.send(there, ports[0]!, '127.0.0.1');
+      while (vms[1]!.got.length === 0) await new Promise((r) => setTimeout(r, 5));
+      vms[1]!.sock.send(back, ports[1]!, '127.0.0.1');
+      while (vms[0]!.got.length === 0) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      for (const d of daemons) await d.stop();
+      for (const v of vms) v.sock.close();
+    }
+    // h1's own VM frames are not the link's; only what went to h2 and what came back.
+    expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([there.toString('hex'), back.toString('hex')]);
+  });
 });
