@@ -87,7 +87,7 @@ export class VttifAgent {
     this.counters.reportsIn++;
     const now = performance.now();
     this.collector.ingest(peer, report, report.round, now);
-    this.evaluate(now);
+    this.evaluateSoon(now);
   }
 
   /**
@@ -98,7 +98,7 @@ export class VttifAgent {
    * read is most of what VTTIF costs the collector). A change waiting to
    * settle is read again when it is due.
    */
-  private evaluate(now: number): void {
+  private evaluateSoon(now: number): void {
     if (this.collector) this.wake(now + EVALUATE_MS);
   }
 
@@ -126,19 +126,22 @@ export class VttifAgent {
    * whose clocks agree (NTP keeps them within milliseconds) report in step
    * and a round reaches the collector all at once: the damper then waits out
    * that short spread, not a whole interval (src/vttif/damping.ts). Each tick
-   * sets the next from the clock, so timer lateness never accumulates.
+   * is set for the beat after its own, not for an interval after it ran, so
+   * timer lateness never accumulates and a timer that fires a little early
+   * (its clock is not the wall clock) cannot tick twice for one beat.
    */
   private restartTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     const interval = 1000 / this.settings.updateHz;
-    const next = () => {
+    const at = (beat: number) => {
       this.timer = setTimeout(() => {
         this.tick();
-        next();
-      }, interval - (Date.now() % interval));
+        // The beat after this one, or the first still ahead if this tick ran more than an interval late.
+        at(Math.max(beat + interval, Math.ceil(Date.now() / interval) * interval));
+      }, Math.max(0, beat - Date.now()));
       this.timer.unref();
     };
-    next();
+    at(Math.ceil((Date.now() + 1) / interval) * interval);
   }
 
   private tick(): void {
@@ -149,7 +152,7 @@ export class VttifAgent {
       this.deliver(report, now);
       this.round = (this.round + 1) & 0xff;
     }
-    this.evaluate(now);
+    this.evaluateSoon(now);
   }
 
   private deliver(report: Report, now: number): void {
