@@ -100,14 +100,16 @@ export class Collector {
     const carried = new Set<string>();
     for (const pairs of this.window.newest()) {
       for (let f = 0; f < pairs.length; f += PAIR_FIELDS) {
-        const [s, d] = [pairs[f]!, pairs[f + 1]!];
+        const s = pairs[f]!;
+        const d = pairs[f + 1]!;
         carried.add(s < d ? `${s} ${d}` : `${d} ${s}`);
       }
     }
     let some = false;
     let all = true;
     for (const e of top.edges) {
-      const [a, b] = [macToNumber(e.a), macToNumber(e.b)];
+      const a = macToNumber(e.a);
+      const b = macToNumber(e.b);
       const has = carried.has(a < b ? `${a} ${b}` : `${b} ${a}`);
       some ||= has;
       all &&= has;
