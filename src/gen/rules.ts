@@ -38,6 +38,25 @@ export function hostStarRules(machine: string, iface: string, proxy: string, mac
   return rules;
 }
 
+/**
+ * A host's table when its VMs may be on several interfaces (`macs` by
+ * interface): with one interface, hostStarRules. With more, a VM's
+ * broadcast must reach the host's other interfaces as well as the Proxy,
+ * so every broadcast rule is `ANY ff:…:ff` (into each interface, and over
+ * the link to the Proxy): equal rules, so each broadcast takes all of them
+ * but the one it came in by.
+ */
+export function hostStarRulesOn(machine: string, proxy: string, macs: ReadonlyMap<string, readonly string[]>): Rule[] {
+  const ifaces = [...macs];
+  if (ifaces.length === 1) return hostStarRules(machine, ifaces[0]![0], proxy, ifaces[0]![1]);
+  const rules = [overLink(machine, ANY, exact(BROADCAST_MAC), proxy)];
+  for (const [iface, list] of ifaces) {
+    rules.push(intoIface(machine, ANY, exact(BROADCAST_MAC), iface));
+    for (const m of list) rules.push(intoIface(machine, ANY, exact(m), iface), overLink(machine, exact(m), { q: 'none' }, proxy));
+  }
+  return rules;
+}
+
 /** The Proxy's rules for one VM: frames for it go to its host. */
 export function proxyVmRule(proxy: string, vm: Placed): Rule {
   return overLink(proxy, ANY, exact(vm.mac), vm.machine);

@@ -1,10 +1,12 @@
+import { hostStarRulesOn, proxyBroadcastRule, proxyVmRule } from '../gen/rules.js';
+import { formatLinkConfig, formatRule, type LinkConfig } from '../wire/control.js';
+
 /**
  * The control lines that join VMs spread over hosts through the Proxy star
- * (Fig. 1 and Fig. 2 of the LCR 2004 paper): each host links to the Proxy;
- * the Proxy sends each VM's unicast to its host and broadcasts to every
- * host; a host delivers to its VMs and sends its VMs' other frames to the
- * Proxy. Several VMs may share one interface; broadcasts reach every
- * interface and the Proxy at once (rules of equal priority).
+ * (Fig. 1 and Fig. 2 of the LCR 2004 paper), as the patterns bed and the
+ * namespace tests configure real daemons with them: each host links to the
+ * Proxy, and the tables are src/gen/rules.ts's, so `vnetc gen`, `vnetc
+ * adapt` and the bed agree on what a working star is.
  */
 
 export interface StarVm {
@@ -24,25 +26,24 @@ export interface StarOptions {
   key: () => string;
 }
 
-const BCAST = 'ff:ff:ff:ff:ff:ff';
+const PROXY = 'proxy';
 
 /** Per machine, its batch of LINK ADD and RULE ADD lines; the Proxy first (it must accept before hosts dial). */
 export function starLines(vms: readonly StarVm[], opts: StarOptions): Map<string, string[]> {
-  const proto = opts.proto.toUpperCase();
-  const mode = opts.mode === 'auth-only' ? ' AUTH-ONLY' : '';
+  const link = (l: LinkConfig) => `LINK ADD ${formatLinkConfig(l)}`;
   const proxy: string[] = [];
-  const out = new Map<string, string[]>([['proxy', proxy]]);
+  const out = new Map<string, string[]>([[PROXY, proxy]]);
   for (const host of [...new Set(vms.map((v) => v.host))]) {
     const key = opts.key();
     const mine = vms.filter((v) => v.host === host);
-    proxy.push(`LINK ADD ${host} ${proto} ACCEPT - ${key}${mode}`, `RULE ADD ANY ${BCAST} LINK ${host}`);
-    const lines = [`LINK ADD proxy ${proto} DIAL ${opts.proxyAddress} ${key}${mode}`, `RULE ADD ANY ${BCAST} LINK proxy`];
-    for (const iface of new Set(mine.map((v) => v.iface))) lines.push(`RULE ADD ANY ${BCAST} IFACE ${iface}`);
-    for (const v of mine) {
-      proxy.push(`RULE ADD ANY ${v.mac} LINK ${host}`);
-      lines.push(`RULE ADD ANY ${v.mac} IFACE ${v.iface}`, `RULE ADD ${v.mac} NONE LINK proxy`);
-    }
-    out.set(host, lines);
+    const byIface = new Map<string, string[]>();
+    for (const v of mine) byIface.set(v.iface, [...(byIface.get(v.iface) ?? []), v.mac]);
+    proxy.push(link({ peer: host, proto: opts.proto, dial: false, address: undefined, key, mode: opts.mode }));
+    proxy.push(...[proxyBroadcastRule(PROXY, host), ...mine.map((v) => proxyVmRule(PROXY, { mac: v.mac, machine: host }))].map((r) => `RULE ADD ${formatRule(r)}`));
+    out.set(host, [
+      link({ peer: PROXY, proto: opts.proto, dial: true, address: opts.proxyAddress, key, mode: opts.mode }),
+      ...hostStarRulesOn(host, PROXY, byIface).map((r) => `RULE ADD ${formatRule(r)}`),
+    ]);
   }
   return out;
 }
