@@ -68,7 +68,7 @@ export class Collector {
       growMs: this.params.windowS * 1000,
       dropMs: interval,
       roundMs: this.roundMs(now),
-      current: (top) => this.carriedByNewestRound(top),
+      newestCarries: (top) => this.carriedByNewestRound(top),
     });
     this.damper.refresh(this.current);
     return changed;

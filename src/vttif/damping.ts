@@ -5,12 +5,12 @@ import type { InferenceState, Topology } from './types.js';
 export interface Hold {
   /** One that only adds edges to the settled topology: a window. */
   growMs: number;
-  /** One that drops edges: one update interval, or `roundMs` when `current(top)`. */
+  /** One that drops edges: one update interval, or `roundMs` when `newestCarries(top)`. */
   dropMs: number;
   /** How long a round of reports takes to arrive. */
   roundMs: number;
   /** Whether the newest round carried every edge of `top`, or none: not a window still emptying of an old pattern. */
-  current(top: Topology): boolean;
+  newestCarries(top: Topology): boolean;
 }
 
 /**
@@ -56,7 +56,7 @@ export class Damper {
     if (!this.candidate || !sameEdges(this.candidate.top, current)) this.candidate = { top: current, since: now, due: now };
     else this.candidate.top = current;
     const growOnly = this.settled.edges.length > 0 && strictSuperset(current, this.settled);
-    this.candidate.due = this.candidate.since + (growOnly ? hold.growMs : hold.current(current) ? hold.roundMs : hold.dropMs);
+    this.candidate.due = this.candidate.since + (growOnly ? hold.growMs : hold.newestCarries(current) ? hold.roundMs : hold.dropMs);
     if (now < this.candidate.due) return false;
     this.settled = current;
     this.settledAt = now;

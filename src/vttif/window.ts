@@ -61,7 +61,7 @@ export class SlidingWindow {
     let q = this.daemons.get(from);
     if (!q) this.daemons.set(from, (q = []));
     const last = q.at(-1);
-    // Chunks of one report arrive together; the same round number an interval later is the counter come round again.
+    // Chunks of one report arrive together; the same number from a later tick (a restarted daemon, a counter come round) is a new round.
     if (last && last.round === round && at - last.at < this.intervalMs / 2) last.chunks.push(report.pairs);
     else q.push({ at, round, chunks: [report.pairs] });
     this.fold(report.pairs, 1);
