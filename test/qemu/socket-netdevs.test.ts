@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +9,7 @@ import type { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
-import { toolMissing } from '../support/tools.js';
+import { freeUdpPorts, QEMU, qemuMissing, startQemu, stopQemu, until } from '../support/qemu.js';
 
 /**
  * vnetd's QEMU interfaces against real QEMU. QEMU runs with no guest
@@ -25,8 +24,7 @@ import { toolMissing } from '../support/tools.js';
  * code reads and writes vnetd's bytes. The netdev options are the README's.
  */
 
-const QEMU = 'qemu-system-x86_64';
-const skip = toolMissing(QEMU, ['--version'], 'qemu-system-x86');
+const skip = qemuMissing();
 const suite = skip ? describe.skip : describe;
 
 const MAC_A = '02:00:00:00:0a:01';
@@ -47,14 +45,6 @@ function frame(dst: string, src: string, seq: number, size: number): Buffer {
   return f;
 }
 
-async function until(what: string, ok: () => boolean, detail: () => string = () => ''): Promise<void> {
-  const end = Date.now() + 15_000;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${detail()}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** Where two lists of frames first differ, in words; undefined when they are equal. */
 function firstDifference(sent: Buffer[], got: Buffer[]): string | undefined {
   for (let i = 0; i < Math.max(sent.length, got.length); i++) {
@@ -73,15 +63,6 @@ async function syntheticVm(): Promise<{ sock: dgram.Socket; got: Buffer[] }> {
   const got: Buffer[] = [];
   sock.on('message', (m) => got.push(m));
   return { sock, got };
-}
-
-/** A UDP port nothing holds now, for QEMU's end of the datagram netdev. */
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** The ports and paths of one run: vnetd's ends and QEMU's. */
@@ -125,28 +106,14 @@ const FORMS: [string, Form][] = [
   }],
 ];
 
-/** QEMU with no guest, its two netdevs joined by hub 0. Always stopped by the caller. */
-function startQemu(dgramNetdev: string, streamNetdev: string): { proc: ChildProcess; log: () => string } {
-  const args = [
-    '-machine', 'none', '-nodefaults', '-display', 'none', '-monitor', 'none', '-serial', 'none',
+/** The -netdev arguments: QEMU with no guest, its two netdevs joined by hub 0. */
+function hubbed(dgramNetdev: string, streamNetdev: string): string[] {
+  return [
+    '-machine', 'none',
     // The datagram netdev first: once QEMU has connected the stream one, the datagram socket is bound too.
     '-netdev', dgramNetdev, '-netdev', 'hubport,id=hd,hubid=0,netdev=nd',
     '-netdev', streamNetdev, '-netdev', 'hubport,id=hs,hubid=0,netdev=ns',
   ];
-  const proc = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr!.on('data', (b: Buffer) => (log += b));
-  proc.on('error', (e) => (log += `\n${e.message}`));
-  return { proc, log: () => `${QEMU} ${args.join(' ')}\n${log}` };
-}
-
-async function stopQemu(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  const hard = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(hard);
 }
 
 suite(`vnetd's QEMU interfaces through real QEMU (${skip ?? QEMU})`, () => {
@@ -160,13 +127,14 @@ suite(`vnetd's QEMU interfaces through real QEMU (${skip ?? QEMU})`, () => {
     try {
       const [a, b] = [await syntheticVm(), await syntheticVm()];
       undo.push(() => void a.sock.close(), () => void b.sock.close());
-      const ends: Ends = { dir, vnetdUdp: await freeUdpPort(), qemuUdp: await freeUdpPort(), vnetdTcp: await freePort() };
+      const [vnetdUdp, qemuUdp, vmPortA, vmPortB] = (await freeUdpPorts(4)) as [number, number, number, number];
+      const ends: Ends = { dir, vnetdUdp, qemuUdp, vnetdTcp: await freePort() };
       const vmIface = (vm: typeof a, port: number) => interfaceFromSpec(`vm=qemu-udp:listen=127.0.0.1:${port},peer=127.0.0.1:${vm.sock.address().port}`) as QemuUdpInterface;
       const ifaces = {
-        h1vm: vmIface(a, await freeUdpPort()),
+        h1vm: vmIface(a, vmPortA),
         h1q: interfaceFromSpec(`q=qemu-udp:listen=127.0.0.1:${ends.vnetdUdp},peer=127.0.0.1:${ends.qemuUdp}`) as QemuUdpInterface,
         h2q: interfaceFromSpec(form.streamIface(ends)) as QemuStreamInterface,
-        h2vm: vmIface(b, await freeUdpPort()),
+        h2vm: vmIface(b, vmPortB),
       };
       const daemon = async (machine: string, interfaces: Interface[]) => {
         const d = new Vnetd({ machine, port: 0, listen: '127.0.0.1', stateDir: path.join(dir, machine), interfaces, log: () => {} });
@@ -181,11 +149,9 @@ suite(`vnetd's QEMU interfaces through real QEMU (${skip ?? QEMU})`, () => {
       await batch(h1, [`RULE ADD ANY ${MAC_B} IFACE q`, `RULE ADD ANY ${MAC_A} IFACE vm`]);
       await batch(h2, [`RULE ADD ANY ${MAC_B} IFACE vm`, `RULE ADD ANY ${MAC_A} IFACE q`]);
 
-      const { proc, log } = startQemu(form.dgramNetdev(ends), form.streamNetdev(ends));
-      undo.push(() => stopQemu(proc));
-      const gone = () => (proc.exitCode !== null || proc.signalCode !== null ? `: QEMU exited (${proc.exitCode ?? proc.signalCode}):\n${log()}` : '');
-      await until('QEMU to connect its stream netdev to vnetd', () => ifaces.h2q.connected || gone() !== '', gone);
-      expect(gone()).toBe('');
+      const qemu = startQemu(hubbed(form.dgramNetdev(ends), form.streamNetdev(ends)));
+      undo.push(() => stopQemu(qemu));
+      await until('QEMU to connect its stream netdev to vnetd', () => ifaces.h2q.connected, qemu, 15_000);
 
       /** Sends every size from one VM, WINDOW at a time, waiting each time until the other VM has them. */
       const run = async (from: typeof a, toPort: number, to: typeof b, dst: string, src: string): Promise<Buffer[]> => {
@@ -193,13 +159,13 @@ suite(`vnetd's QEMU interfaces through real QEMU (${skip ?? QEMU})`, () => {
         for (let i = 0; i < sent.length; i += WINDOW) {
           for (const f of sent.slice(i, i + WINDOW)) from.sock.send(f, toPort, '127.0.0.1');
           const want = Math.min(i + WINDOW, sent.length);
-          await until(`frame ${want - 1} of ${sent.length} (${to.got.length} arrived)`, () => to.got.length >= want || gone() !== '', gone);
+          await until(`frame ${want - 1} of ${sent.length} (${to.got.length} arrived)`, () => to.got.length >= want, qemu, 15_000);
         }
         return sent;
       };
       const toB = await run(a, ifaces.h1vm.port, b, MAC_B, MAC_A);
       const toA = await run(b, ifaces.h2vm.port, a, MAC_A, MAC_B);
-      expect(gone()).toBe('');
+      expect(qemu.gone()).toBe('');
       expect(firstDifference(toB, b.got)).toBeUndefined();
       expect(firstDifference(toA, a.got)).toBeUndefined();
 
