@@ -64,7 +64,8 @@ suite(`QEMU guests ping each other through vnetd (${skip ?? `${QEMU}, TCG`})`, (
       // The README's lines for each form.
       const a = guest('a', `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${qemuUdp},remote.type=inet,remote.host=127.0.0.1,remote.port=${vnetdUdp}`);
       const b = guest('b', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`);
-      const result = (q: Qemu) => new RegExp(`${MARK} (RESULT|FAIL) (.*)`).exec(q.output());
+      // A whole line: the console may have delivered only part of it so far.
+      const result = (q: Qemu) => new RegExp(`${MARK} (RESULT|FAIL) ([^\r\n]*)\r?\n`).exec(q.output());
       // Booting under TCG on a loaded machine takes its time; this bounds the wait, it measures nothing.
       await until('guest A to report its pings', () => result(a) !== null, a, 100_000);
       await until('guest B to report its pings', () => result(b) !== null, b, 100_000);
