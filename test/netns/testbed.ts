@@ -155,6 +155,21 @@ export class Testbed {
   }
 
   /**
+   * Caps what a host sends on the LAN at `kbit` with tbf, which every kernel
+   * has (netem is a module some lack): beyond the rate, frames queue for up
+   * to `queueMs`, then drop. An idle link is not slowed (the bucket starts
+   * full); a loaded one is.
+   */
+  async limit(host: string, kbit: number, queueMs = 200): Promise<void> {
+    await this.exec(host, ['tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '1600', 'latency', `${queueMs}ms`]);
+  }
+
+  /** Takes away shaping from a host's LAN side. */
+  async unshape(host: string): Promise<void> {
+    await this.exec(host, ['tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
+  }
+
+  /**
    * A VM namespace with eth0 (the given MAC and address in 10.201.0.0/24),
    * attached to `host` through a veth pair whose host end is named `iface`.
    */
