@@ -155,6 +155,17 @@ export class StateStore {
     this.journalBytes += record.length;
   }
 
+  /**
+   * Writes the first snapshot (`initial`, when there is none yet) and opens
+   * the journal, so that a commit, even the first, costs one append and one
+   * sync while a client waits. Optional: append works without it.
+   */
+  async prepare(initial: SavedState): Promise<void> {
+    if (!this.loaded) throw new Error('StateStore.load must run before prepare');
+    if (!this.hasSnapshot) await this.writeSnapshot(initial, this.seq);
+    await this.openJournal();
+  }
+
   /** True once folding the journal into a new snapshot is worth its cost. */
   get wantsCompaction(): boolean {
     return this.journalBytes >= Math.max(COMPACT_MIN_BYTES, this.snapshotBytes * COMPACT_FRACTION);
