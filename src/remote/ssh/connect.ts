@@ -20,6 +20,8 @@ export interface ConnectPolicy {
   /** Bound on reaching and authenticating each hop. */
   timeoutMs: number;
   home: string;
+  /** Told each hop's host key once it is verified (jump hosts first). */
+  onHostKey?: (hop: number, blob: Buffer) => void;
 }
 
 const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
@@ -36,7 +38,7 @@ export async function connectChain(hops: readonly SshHostConfig[], target: SshHo
       const cfg = chain[i]!;
       const via = clients[i - 1];
       const sock = via ? await tunnel(via, chain[i - 1]!, cfg, policy) : undefined;
-      clients.push(await connectOne(cfg, sock, policy));
+      clients.push(await connectOne(cfg, sock, policy, (blob) => policy.onHostKey?.(i, blob)));
     }
     return clients;
   } catch (e) {
@@ -44,6 +46,12 @@ export async function connectChain(hops: readonly SshHostConfig[], target: SshHo
     throw e;
   }
 }
+
+/** Where a hop's host key is looked up: the known_hosts files, and the name it is filed under. */
+export const hostKeyLookup = (cfg: SshHostConfig): { files: string[]; keyName: string } => ({
+  files: [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles],
+  keyName: cfg.hostKeyAlias ?? knownHostsName(cfg.hostname, cfg.port),
+});
 
 function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, policy: ConnectPolicy): Promise<Duplex> {
   return new Promise((resolve, reject) => {
@@ -61,11 +69,10 @@ function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, poli
   });
 }
 
-function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: ConnectPolicy): Promise<ssh2.Client> {
+function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: ConnectPolicy, verified: (blob: Buffer) => void): Promise<ssh2.Client> {
   const { machine } = policy;
   const where = `${cfg.user}@${cfg.hostname}:${cfg.port}${cfg.alias !== cfg.hostname ? ` (${cfg.alias})` : ''}`;
-  const files = [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles];
-  const keyName = cfg.hostKeyAlias ?? knownHostsName(cfg.hostname, cfg.port);
+  const { files, keyName } = hostKeyLookup(cfg);
   const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
   const auth = authPlan(cfg, policy.home);
   if (auth.methods.length === 0) {
@@ -81,6 +88,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
     const fp = `${keyType(blob)} ${fingerprint(blob)}`;
     switch (v.status) {
       case 'known':
+        verified(blob);
         return true;
       case 'revoked':
         refusal = new ReachError(machine, `the host key of ${where} (${fp}) is marked @revoked in ${v.match.file}:${v.match.line}`, 'the machine must get a new host key before vnetc will connect');
@@ -98,6 +106,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
         const file = cfg.userKnownHostsFiles[0];
         if (accept && file) {
           appendKnownHost(file, keyName, blob, cfg.hashKnownHosts);
+          verified(blob);
           return true;
         }
         refusal = new ReachError(
@@ -112,7 +121,11 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
 
   return new Promise((resolve, reject) => {
     const c = new ssh2.Client();
-    c.on('ready', () => resolve(c));
+    c.on('ready', () => {
+      // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
+      c.setNoDelay(true);
+      resolve(c);
+    });
     c.on('error', (e: Error & { level?: string; code?: string }) => {
       c.end();
       reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
