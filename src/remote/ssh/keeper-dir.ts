@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../util/package-root.js';
 import { ControlClient } from '../control-client.js';
 import type { SshHostConfig } from './config.js';
-import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
+import { isAlive, pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
 /**
  * Where keepers (keeper.ts) leave their sockets: `$VNETC_HOME/ssh/`, a
@@ -16,7 +16,8 @@ import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpe
  * finds another's connection.
  */
 
-const KEEPER = fileURLToPath(new URL('./keeper-main.js', import.meta.url));
+/** The built entry point (also when this module runs from src/, under tests), as the local transport runs the built vnetd. */
+const KEEPER = path.join(packageRoot(), 'dist', 'src', 'remote', 'ssh', 'keeper-main.js');
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -132,7 +133,7 @@ export class KeeperDir {
     if (pid !== undefined) await this.terminate([pid]);
   }
 
-  /** Stops every keeper; resolves how many there were. */
+  /** Stops every keeper (connecting ones too); resolves how many there were. */
   async stopAll(): Promise<number> {
     let names: string[];
     try {
@@ -142,12 +143,17 @@ export class KeeperDir {
     }
     const pids = new Set<number>();
     for (const n of names) {
+      // Keepers still connecting have no pid file yet, only their proc- entry.
+      if (n.startsWith('proc-')) pids.add(Number(n.slice('proc-'.length)));
       if (!n.endsWith('.pid')) continue;
       const pid = readPid(path.join(this.dir, n));
       if (pid !== undefined) pids.add(pid);
       this.remove(n.slice(0, -'.pid'.length));
     }
-    return this.terminate([...pids]);
+    const n = await this.terminate([...pids]);
+    // Entries of keepers killed without their goodbye.
+    for (const f of names) if (f.startsWith('proc-')) rmSync(path.join(this.dir, f), { force: true });
+    return n;
   }
 
   private remove(key: string): void {
@@ -160,8 +166,8 @@ export class KeeperDir {
     const ours = pids.filter((p) => this.isKeeper(p));
     for (const p of ours) signal(p, 'SIGTERM');
     const deadline = Date.now() + 5000;
-    while (ours.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const p of ours.filter(alive)) signal(p, 'SIGKILL');
+    while (ours.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const p of ours.filter(isAlive)) signal(p, 'SIGKILL');
     return ours.length;
   }
 
@@ -182,15 +188,6 @@ function ownSocket(p: string): boolean {
     const st = lstatSync(p);
     const uid = process.getuid?.();
     return st.isSocket() && (uid === undefined || st.uid === uid) && (st.mode & 0o077) === 0;
-  } catch {
-    return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }

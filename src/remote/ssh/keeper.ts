@@ -49,11 +49,26 @@ const CONNECTING_AT_ONCE = 8;
 
 export const socketPath = (dir: string, key: string): string => `${dir}/${key}.sock`;
 export const pidPath = (dir: string, key: string): string => `${dir}/${key}.pid`;
+/** Each running keeper process, by pid. */
+export const procPath = (dir: string, pid: number): string => `${dir}/proc-${pid}`;
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Runs a job read from `jobFile` (which is removed); resolves when nothing is kept any more. */
 export async function runKeeper(jobFile: string): Promise<void> {
   const job = JSON.parse(readFileSync(jobFile, 'utf8')) as KeeperJob;
   rmSync(jobFile, { force: true });
+  // Known from the start, connecting or not, so that `ssh-close` finds it.
+  const me = procPath(job.dir, process.pid);
+  writeFileSync(me, '', { mode: 0o600 });
+  process.on('exit', () => rmSync(me, { force: true }));
   const held = new Set<() => void>();
   const kept: Promise<void>[] = [];
   let ending = false;
@@ -143,7 +158,10 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
     });
   };
 
-  // A socket of the same name is a dead keeper's (the command checked before asking for a new one).
+  // Another keeper got there first (two commands close to each other both asked for one): it serves, this one goes.
+  const other = readPid(pidFile);
+  if (other !== undefined && other !== process.pid && isAlive(other)) return end();
+  // A socket of the same name otherwise is a dead keeper's.
   rmSync(sock, { force: true });
   const mask = process.umask(0o177);
   server.listen(sock, () => {
