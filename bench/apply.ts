@@ -213,14 +213,24 @@ async function overSsh(s: Scenario, sshd: Sshd): Promise<{ cold: number; warm: n
     const fetched = await fetchLive([...compileText('target.vnet', target).state!.hosts.values()], plain);
     await Promise.all([...fetched.reached.values()].map((r) => r.session.stop().catch(() => {})));
     await fetched.close();
-    fs.rmSync(path.join(remoteRoot, 'state'), { recursive: true, force: true });
+    // The "remote" is this machine: a daemon that could not be reached to be stopped is killed.
+    const state = path.join(remoteRoot, 'state');
+    for (const m of fs.existsSync(state) ? fs.readdirSync(state) : []) {
+      try {
+        process.kill(Number(fs.readFileSync(path.join(state, m, 'vnetd.pid'), 'utf8')), 'SIGKILL');
+      } catch {
+        // not running
+      }
+    }
+    fs.rmSync(state, { recursive: true, force: true });
   };
   const kept = transport(true);
   try {
     await setUp();
     const cold = await inProcess(target, kept, launch);
-    await tearDown();
+    // First, so that the keepers' handshakes and the next ones do not crowd sshd past its MaxStartups.
     await waitForKeepers(path.join(dir, 'kept'), machines.length);
+    await tearDown();
     await setUp();
     const warm = await inProcess(target, transport(true), launch);
     return { cold, warm };
