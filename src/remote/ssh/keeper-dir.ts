@@ -18,6 +18,8 @@ import { isAlive, pidPath, readPid, readPidFile, socketPath, type KeeperJob, typ
 
 /** The built entry point (also when this module runs from src/, under tests), as the local transport runs the built vnetd. */
 const KEEPER = path.join(packageRoot(), 'dist', 'src', 'remote', 'ssh', 'keeper-main.js');
+/** How long a kept connection may take to bring the daemon's greeting before the command connects itself. */
+const GREETING_MS = 5000;
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -30,7 +32,7 @@ export interface ConnectionChoice {
 }
 
 export class KeeperDir {
-  /** Why keepers are not used, once found out (a directory someone else can enter, a path too long). */
+  /** Why keepers are not used, once found out (a directory someone else can enter, a path too long): they are then silently skipped. */
   private unusable: string | undefined;
   private checked = false;
 
@@ -67,11 +69,6 @@ export class KeeperDir {
     return this.unusable === undefined;
   }
 
-  /** Why keepers are off, for a warning; undefined when they are usable. */
-  get problem(): string | undefined {
-    return this.usable() ? undefined : this.unusable;
-  }
-
   /**
    * A control connection through the keeper of `key`, or undefined when
    * there is none, it is dead (its files are removed), the host keys it
@@ -97,8 +94,11 @@ export class KeeperDir {
       if (code === 'ECONNREFUSED') this.remove(key);
       return undefined;
     }
-    const said = (await c.greeting).text;
-    if (!said.endsWith(` machine ${machine}`)) {
+    // A keeper whose connection hangs (the machine went away unannounced) must not hold the command up.
+    let timer: NodeJS.Timeout | undefined;
+    const said = await Promise.race([c.greeting.then((r) => r.text), new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), GREETING_MS)))]).catch(() => undefined);
+    clearTimeout(timer);
+    if (said === undefined || !said.endsWith(` machine ${machine}`)) {
       c.close();
       return undefined;
     }
