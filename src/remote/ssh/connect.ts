@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
@@ -22,7 +23,11 @@ export interface ConnectPolicy {
   home: string;
   /** Told each hop's host key once it is verified (jump hosts first). */
   onHostKey?: (hop: number, blob: Buffer) => void;
+  /** Resolves the first hop's host name to an address (default: the system's resolver, as for any connection). */
+  resolve?: (hostname: string) => Promise<string>;
 }
+
+const systemResolve = async (hostname: string): Promise<string> => (await lookup(hostname)).address;
 
 const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
 
@@ -119,29 +124,38 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
     }
   };
 
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.on('ready', () => {
-      // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
-      c.setNoDelay(true);
-      resolve(c);
+  // Resolved here rather than inside ssh2, so that the resolver can be chosen (tests inject a failing one).
+  const address = sock ? Promise.resolve(cfg.hostname) : (policy.resolve ?? systemResolve)(cfg.hostname);
+  return address.then(
+    (host) => handshake(host),
+    (e: Error & { code?: string }) => Promise.reject(describeFailure(e, cfg, where, auth.notes, policy)),
+  );
+
+  function handshake(host: string): Promise<ssh2.Client> {
+    return new Promise((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('ready', () => {
+        // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
+        c.setNoDelay(true);
+        resolve(c);
+      });
+      c.on('error', (e: Error & { level?: string; code?: string }) => {
+        c.end();
+        reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
+      });
+      c.connect({
+        host,
+        port: cfg.port,
+        username: cfg.user,
+        ...(sock ? { sock } : {}),
+        readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
+        hostVerifier,
+        authHandler: auth.methods,
+        keepaliveInterval: 15_000,
+        ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
+      });
     });
-    c.on('error', (e: Error & { level?: string; code?: string }) => {
-      c.end();
-      reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
-    });
-    c.connect({
-      host: cfg.hostname,
-      port: cfg.port,
-      username: cfg.user,
-      ...(sock ? { sock } : {}),
-      readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
-      hostVerifier,
-      authHandler: auth.methods,
-      keepaliveInterval: 15_000,
-      ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
-    });
-  });
+  }
 }
 
 function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, notes: string[], policy: ConnectPolicy): ReachError {

@@ -23,6 +23,8 @@ export interface SshTransportOptions {
   listen?: string;
   /** Bound on reaching and logging in to each hop, unless ConnectTimeout says otherwise (default 10 s). */
   connectTimeoutMs?: number;
+  /** Resolves host names to addresses (default: the system's resolver; tests inject their own). */
+  resolve?: (hostname: string) => Promise<string>;
   /** This side's home, user and agent socket; defaults from the process (tests give their own). */
   local?: Partial<LocalContext>;
   /**
@@ -104,6 +106,7 @@ export class SshTransport implements Transport {
       acceptNew: this.opts.acceptNewHostKeys ?? false,
       timeoutMs: this.timeoutMs,
       home: this.local.home,
+      ...(this.opts.resolve ? { resolve: this.opts.resolve } : {}),
     });
     const keepers = this.keepers;
     return new SshSession(host, clients, target, hops.map((h) => h.alias), {
