@@ -5,12 +5,13 @@ import { compileSource, parseSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { liveFromState, type Live } from '../src/model/live.js';
 import { userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Host, State } from '../src/model/state.js';
 import { fingerprint } from '../src/plan/fingerprint.js';
 import { fetchLive, type Fetched } from '../src/remote/fetch.js';
 import { LocalTransport, vnetcHome } from '../src/remote/local.js';
 import { Router } from '../src/remote/router.js';
+import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { load, UsageError, type Io } from './io.js';
@@ -29,6 +30,18 @@ export interface ReachArgs {
   parallelism: number;
   sshConfig?: string | undefined;
   acceptNewHostKeys: boolean;
+  /** Seconds to keep SSH connections for later commands; undefined: VNETC_SSH_PERSIST, else 60. */
+  sshPersist?: number | undefined;
+}
+
+const DEFAULT_PERSIST_S = 60;
+
+/** Seconds SSH connections are kept: the flag, else VNETC_SSH_PERSIST, else 60. */
+function persistSeconds(io: Io, args: ReachArgs): number {
+  const env = io.env.VNETC_SSH_PERSIST;
+  const [value, from] = args.sshPersist !== undefined ? [args.sshPersist, '--ssh-persist'] : env !== undefined && env !== '' ? [Number(env), 'VNETC_SSH_PERSIST'] : [DEFAULT_PERSIST_S, ''];
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${from} must be a number of seconds, 0 or more, not ${from === '--ssh-persist' ? args.sshPersist : env}`);
+  return value;
 }
 
 export interface Prepared {
@@ -51,10 +64,21 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
   const local = new LocalTransport(vnetcHome(io.env));
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
+    persist: { dir: keeperDir(io), idleMs: persistSeconds(io, args) * 1000 },
     ...(io.env.VNETC_REMOTE_ROOT ? { remoteRoot: io.env.VNETC_REMOTE_ROOT } : {}),
     ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
   });
   return { transport: new Router(local, ssh, args.local), local };
+}
+
+/** Where keepers of kept SSH connections leave their sockets. */
+const keeperDir = (io: Io): string => join(vnetcHome(io.env), 'ssh');
+
+/** `vnetc ssh-close`: stops every keeper, so no SSH connection stays open. */
+export async function sshClose(io: Io): Promise<number> {
+  const n = await new KeeperDir(keeperDir(io)).stopAll();
+  io.stdout.write(n ? `Closed the SSH connections of ${n} keeper${n === 1 ? '' : 's'}.\n` : 'No SSH connections were kept.\n');
+  return 0;
 }
 
 /** The HOST lines of a file by machine, for pointing at them (parsed again only when something went wrong). */

@@ -31,14 +31,19 @@ function reachOptions<T>(y: import('yargs').Argv<T>) {
       type: 'boolean',
       default: false,
       describe: "Trust and record a host key on first contact (ssh's accept-new); a changed key is always refused",
+    })
+    .option('ssh-persist', {
+      type: 'number',
+      describe: "Seconds an SSH connection is kept open, unused, for later commands (ssh's ControlPersist); 0 keeps none (default: VNETC_SSH_PERSIST, else 60)",
     });
 }
 
-const reach = (a: { local: boolean; parallelism: number; 'ssh-config'?: string | undefined; 'accept-new-host-keys': boolean }) => ({
+const reach = (a: { local: boolean; parallelism: number; 'ssh-config'?: string | undefined; 'accept-new-host-keys': boolean; 'ssh-persist'?: number | undefined }) => ({
   local: a.local,
   parallelism: a.parallelism,
   sshConfig: a['ssh-config'],
   acceptNewHostKeys: a['accept-new-host-keys'],
+  sshPersist: a['ssh-persist'],
 });
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -287,6 +292,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' }),
       (a) => {
         run = async () => (await import('./up.js')).down(io, { file: a.file, json: a.json, color: a.color, ...reach(a) });
+      },
+    )
+    .command(
+      'ssh-close',
+      'Close the SSH connections kept open for later commands (stop every keeper)',
+      (y) => y,
+      () => {
+        run = async () => (await import('./live.js')).sshClose(io);
       },
     )
     .command(

@@ -78,7 +78,13 @@ export class ControlServer {
       // Apply backpressure while the session works through queued commands.
       if (session.backlog > 1000) socket.pause();
     });
-    session.onIdle = () => socket.resume();
+    // The replies to what arrived together leave together: one write, so one packet (behind SSH, a Nagle-held
+    // second packet would wait for the client's delayed ACK, up to 40 ms).
+    session.onBusy = () => socket.cork();
+    session.onIdle = () => {
+      socket.uncork();
+      socket.resume();
+    };
     session.onDone = () => socket.end();
     socket.on('end', () => session.push(undefined));
   }
@@ -136,6 +142,7 @@ class Session {
   private running = false;
   private batch: Change[] | undefined;
   private batchBroken = false;
+  onBusy: () => void = () => {};
   onIdle: () => void = () => {};
   onDone: () => void = () => {};
 
@@ -168,6 +175,7 @@ class Session {
 
   private async drain(): Promise<void> {
     this.running = true;
+    this.onBusy();
     while (this.head < this.queue.length) {
       const item = this.queue[this.head++];
       if (this.head === this.queue.length) {

@@ -145,6 +145,8 @@ export class Vnetd implements ControlTarget {
       );
     }
 
+    // Before the first client: its commit is then an append and a sync, like every later one.
+    await this.store.prepare(this.saved());
     await this.control.listen(sock);
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }

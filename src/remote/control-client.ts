@@ -13,6 +13,7 @@ export class ControlClient {
   private buffered = '';
   private head = 0;
   private closed: Error | undefined;
+  private outgoing: string | undefined;
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
 
@@ -68,11 +69,26 @@ export class ControlClient {
     return w;
   }
 
+  /**
+   * Lines sent in one turn of the event loop go in one write: over SSH that
+   * is one packet, so the daemon gets them together and answers them together.
+   */
+  private send(text: string): void {
+    if (this.outgoing === undefined) {
+      this.outgoing = text;
+      queueMicrotask(() => {
+        const out = this.outgoing!;
+        this.outgoing = undefined;
+        if (!this.closed) this.stream.write(out);
+      });
+    } else this.outgoing += text;
+  }
+
   /** Sends one command line and waits for its reply. */
   request(line: string): Promise<Reply> {
     if (this.closed) return Promise.reject(this.closed);
     const p = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.stream.write(line + '\n');
+    this.send(line + '\n');
     return p;
   }
 
@@ -85,7 +101,7 @@ export class ControlClient {
     const replies: Promise<Reply>[] = [];
     const lines = ['BATCH', ...changes.map(formatCommand), 'COMMIT'];
     for (let i = 0; i < lines.length; i++) replies.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
-    this.stream.write(lines.join('\n') + '\n');
+    this.send(lines.join('\n') + '\n');
     const all = await Promise.all(replies);
     return all[all.length - 1]!;
   }

@@ -61,6 +61,27 @@ describe('the state store', () => {
     expect(await new StateStore(dir).load()).toBeUndefined();
   });
 
+  test('prepared at start, an empty snapshot is on disk and even the first commit goes to the journal', async () => {
+    const store = track(new StateStore(path.join(dir, 'state')));
+    expect(await store.load()).toBeUndefined();
+    const w = new Writer(store);
+    await store.prepare(w.whole());
+    expect(fs.readdirSync(store.dir).sort()).toEqual(['state.journal', 'state.json']);
+    expect(fs.statSync(store.journalFile).size).toBe(0);
+    const snapshot = fs.readFileSync(store.file, 'utf8');
+    await w.commit([LINK, add(1)]);
+    // The snapshot is untouched: the commit is one journal record.
+    expect(fs.readFileSync(store.file, 'utf8')).toBe(snapshot);
+    expect(fs.statSync(store.journalFile).size).toBeGreaterThan(0);
+    const { store: again, loaded } = await reopen(store.dir);
+    track(again);
+    expect(loaded!.journal).toHaveLength(2);
+    expect(fold(loaded)).toEqual(w.expected());
+    // Preparing a store that has a snapshot writes nothing new.
+    await again.prepare(w.whole());
+    expect(fs.readFileSync(store.file, 'utf8')).toBe(snapshot);
+  });
+
   test('the first commit writes a snapshot, later ones a journal; both load back, owner-only', async () => {
     const store = track(new StateStore(path.join(dir, 'state')));
     expect(await store.load()).toBeUndefined();

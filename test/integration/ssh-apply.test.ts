@@ -15,7 +15,8 @@ import { runVnetcAsync, type Run } from '../support/vnetc.js';
 
 jest.setTimeout(120_000);
 
-const started = await startSshd();
+// VERBOSE: sshd logs each login, which shows whether a command made new connections.
+const started = await startSshd(['LogLevel VERBOSE']);
 const sshd: Sshd | undefined = typeof started === 'string' ? undefined : started;
 if (typeof started === 'string') console.warn(`skipping the SSH apply tests: ${started}`);
 const maybe = sshd ? describe : describe.skip;
@@ -69,6 +70,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!sshd) return;
   await run('down', 'star.vnet');
+  await run('ssh-close');
   // The "remote" is this machine: whatever a failed test left running goes too.
   const state = path.join(dir, 'remote', 'state');
   for (const m of fs.existsSync(state) ? fs.readdirSync(state) : []) {
@@ -108,6 +110,32 @@ maybe('plan and apply over SSH', () => {
     const r = await run('route', mac(1), mac(2), '-f', 'star.vnet');
     expect(r.stdout).toContain('✓ delivered into vm0 on host2');
     expect(r.status).toBe(0);
+  });
+
+  test('later commands go through the connections earlier ones left open (no new logins); ssh-close closes them; --ssh-persist 0 keeps none', async () => {
+    const kept = path.join(home, 'vnetc', 'ssh');
+    const keys = () => (fs.existsSync(kept) ? fs.readdirSync(kept).filter((f) => f.endsWith('.pid')) : []);
+    const deadline = Date.now() + 15_000;
+    while (keys().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(keys()).toHaveLength(3);
+    const logins = () => (sshd!.log().match(/Accepted publickey for /g) ?? []).length;
+    const before = logins();
+    const p = await run('plan', 'star.vnet', '-detailed-exitcode');
+    expect(p.status).toBe(0);
+    const shown = JSON.parse((await run('show', 'star.vnet', '--json')).stdout);
+    expect(shown.daemons.map((d: { reached_by: string }) => d.reached_by)).toEqual([expect.stringMatching(/\(kept\)$/), expect.stringMatching(/\(kept\)$/), expect.stringMatching(/\(kept\)$/)]);
+    expect(logins()).toBe(before);
+
+    const closed = await run('ssh-close');
+    expect(closed.stdout).toMatch(/^Closed the SSH connections of \d+ keepers?\.\n$/);
+    expect(fs.readdirSync(kept)).toEqual([]);
+    const fresh = await run('plan', 'star.vnet', '--ssh-persist', '0');
+    expect(fresh.status).toBe(0);
+    expect(logins()).toBe(before + 3);
+    expect(fs.readdirSync(kept)).toEqual([]);
+    expect((await run('ssh-close')).stdout).toBe('No SSH connections were kept.\n');
+    const bad = await run('plan', 'star.vnet', '--ssh-persist', '-1');
+    expect(bad.stderr).toMatch(/--ssh-persist must be a number of seconds, 0 or more/);
   });
 
   test('an unreachable machine is reported against its HOST line, not as a stack trace', async () => {

@@ -129,6 +129,25 @@ suite('reaching and logging in', () => {
     expect(e.hint).toMatch(/sshd running/);
   });
 
+  test('host names go through the resolver (injected here: nothing is asked of real DNS); a name that does not resolve is said so', async () => {
+    const asked: string[] = [];
+    const resolve = async (name: string): Promise<string> => {
+      asked.push(name);
+      if (name === 'sshd.test') return '127.0.0.1';
+      throw Object.assign(new Error(`getaddrinfo ${name === 'flaky.test' ? 'EAI_AGAIN' : 'ENOTFOUND'} ${name}`), { code: name === 'flaky.test' ? 'EAI_AGAIN' : 'ENOTFOUND' });
+    };
+    const cfg = (s: Sshd) => `Host h1\n  HostName sshd.test\nHost h2\n  HostName nosuch.test\nHost h3\n  HostName flaky.test\nHost *\n  Port ${s.port}\n  IdentityFile ${s.userKey}\n  UserKnownHostsFile $KNOWN\n`;
+    const { opts } = side(cfg, `[sshd.test]:${sshd!.port} ${sshd!.hostKeyPub}\n`);
+    const t = new SshTransport(opts({ resolve }));
+    // Resolved to the real sshd, and its key checked under the name as configured.
+    await open(t, host('h1'));
+    const missing = await reachError(t.open(host('h2')));
+    expect(missing.message).toBe("cannot resolve the host name 'nosuch.test' (HostName of h2)");
+    expect(missing.hint).toMatch(/HostName in ~\/\.ssh\/config/);
+    expect((await reachError(t.open(host('h3')))).message).toBe("cannot resolve the host name 'flaky.test' (HostName of h3)");
+    expect(asked).toEqual(['sshd.test', 'nosuch.test', 'flaky.test']);
+  });
+
   test('a server that never speaks SSH times out within the bound', async () => {
     const silent = net.createServer(() => {});
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));

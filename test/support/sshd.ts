@@ -19,6 +19,8 @@ export interface Sshd {
   userKey: string;
   /** The host's public key line (`ssh-ed25519 AAAA…`). */
   hostKeyPub: string;
+  /** What sshd has logged so far (LogLevel ERROR unless the extra config says otherwise). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -56,6 +58,8 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd | stri
   fs.writeFileSync(
     cfg,
     [
+      // First: for most keywords sshd takes the first value it reads, so these win over the defaults below.
+      ...extraConfig,
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
@@ -69,7 +73,6 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd | stri
       'AllowTcpForwarding yes',
       'Subsystem sftp internal-sftp',
       'LogLevel ERROR',
-      ...extraConfig,
     ].join('\n') + '\n',
   );
   const proc: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -91,7 +94,7 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd | stri
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { port, dir, user: os.userInfo().username, userKey, hostKeyPub, stop };
+  return { port, dir, user: os.userInfo().username, userKey, hostKeyPub, log: () => log, stop };
 }
 
 function answers(port: number): Promise<boolean> {

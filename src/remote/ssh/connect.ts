@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
@@ -20,7 +21,13 @@ export interface ConnectPolicy {
   /** Bound on reaching and authenticating each hop. */
   timeoutMs: number;
   home: string;
+  /** Told each hop's host key once it is verified (jump hosts first). */
+  onHostKey?: (hop: number, blob: Buffer) => void;
+  /** Resolves the first hop's host name to an address (default: the system's resolver, as for any connection). */
+  resolve?: (hostname: string) => Promise<string>;
 }
+
+const systemResolve = async (hostname: string): Promise<string> => (await lookup(hostname)).address;
 
 const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
 
@@ -36,7 +43,7 @@ export async function connectChain(hops: readonly SshHostConfig[], target: SshHo
       const cfg = chain[i]!;
       const via = clients[i - 1];
       const sock = via ? await tunnel(via, chain[i - 1]!, cfg, policy) : undefined;
-      clients.push(await connectOne(cfg, sock, policy));
+      clients.push(await connectOne(cfg, sock, policy, (blob) => policy.onHostKey?.(i, blob)));
     }
     return clients;
   } catch (e) {
@@ -44,6 +51,12 @@ export async function connectChain(hops: readonly SshHostConfig[], target: SshHo
     throw e;
   }
 }
+
+/** Where a hop's host key is looked up: the known_hosts files, and the name it is filed under. */
+export const hostKeyLookup = (cfg: SshHostConfig): { files: string[]; keyName: string } => ({
+  files: [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles],
+  keyName: cfg.hostKeyAlias ?? knownHostsName(cfg.hostname, cfg.port),
+});
 
 function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, policy: ConnectPolicy): Promise<Duplex> {
   return new Promise((resolve, reject) => {
@@ -61,11 +74,10 @@ function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, poli
   });
 }
 
-function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: ConnectPolicy): Promise<ssh2.Client> {
+function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: ConnectPolicy, verified: (blob: Buffer) => void): Promise<ssh2.Client> {
   const { machine } = policy;
   const where = `${cfg.user}@${cfg.hostname}:${cfg.port}${cfg.alias !== cfg.hostname ? ` (${cfg.alias})` : ''}`;
-  const files = [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles];
-  const keyName = cfg.hostKeyAlias ?? knownHostsName(cfg.hostname, cfg.port);
+  const { files, keyName } = hostKeyLookup(cfg);
   const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
   const auth = authPlan(cfg, policy.home);
   if (auth.methods.length === 0) {
@@ -81,6 +93,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
     const fp = `${keyType(blob)} ${fingerprint(blob)}`;
     switch (v.status) {
       case 'known':
+        verified(blob);
         return true;
       case 'revoked':
         refusal = new ReachError(machine, `the host key of ${where} (${fp}) is marked @revoked in ${v.match.file}:${v.match.line}`, 'the machine must get a new host key before vnetc will connect');
@@ -98,6 +111,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
         const file = cfg.userKnownHostsFiles[0];
         if (accept && file) {
           appendKnownHost(file, keyName, blob, cfg.hashKnownHosts);
+          verified(blob);
           return true;
         }
         refusal = new ReachError(
@@ -110,25 +124,38 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
     }
   };
 
-  return new Promise((resolve, reject) => {
-    const c = new ssh2.Client();
-    c.on('ready', () => resolve(c));
-    c.on('error', (e: Error & { level?: string; code?: string }) => {
-      c.end();
-      reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
+  // Resolved here rather than inside ssh2, so that the resolver can be chosen (tests inject a failing one).
+  const address = sock ? Promise.resolve(cfg.hostname) : (policy.resolve ?? systemResolve)(cfg.hostname);
+  return address.then(
+    (host) => handshake(host),
+    (e: Error & { code?: string }) => Promise.reject(describeFailure(e, cfg, where, auth.notes, policy)),
+  );
+
+  function handshake(host: string): Promise<ssh2.Client> {
+    return new Promise((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('ready', () => {
+        // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
+        c.setNoDelay(true);
+        resolve(c);
+      });
+      c.on('error', (e: Error & { level?: string; code?: string }) => {
+        c.end();
+        reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
+      });
+      c.connect({
+        host,
+        port: cfg.port,
+        username: cfg.user,
+        ...(sock ? { sock } : {}),
+        readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
+        hostVerifier,
+        authHandler: auth.methods,
+        keepaliveInterval: 15_000,
+        ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
+      });
     });
-    c.connect({
-      host: cfg.hostname,
-      port: cfg.port,
-      username: cfg.user,
-      ...(sock ? { sock } : {}),
-      readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
-      hostVerifier,
-      authHandler: auth.methods,
-      keepaliveInterval: 15_000,
-      ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
-    });
-  });
+  }
 }
 
 function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, notes: string[], policy: ConnectPolicy): ReachError {

@@ -14,11 +14,17 @@ export interface RemoteLayout {
   socket: string;
   pidFile: string;
   logFile: string;
-  installDir: string;
+  /** Where uploads go; this build's is `<cacheRoot>/<bundle id>` (installDirOf). */
+  cacheRoot: string;
 }
 
+/** Whether paths there can be known without asking the machine for its home. */
+export const needsHome = (root: string | undefined): boolean => !(root && path.posix.isAbsolute(root));
+
+export const installDirOf = (layout: RemoteLayout, bundleId: string): string => path.posix.join(layout.cacheRoot, bundleId);
+
 /** Paths relative to the remote home until `home` is known; absolute once it is. */
-export function remoteLayout(home: string, machine: string, bundleId: string, root?: string): RemoteLayout {
+export function remoteLayout(home: string, machine: string, root?: string): RemoteLayout {
   const p = path.posix;
   const base = (rel: string) => (p.isAbsolute(rel) ? rel : p.join(home, rel));
   const stateRoot = base(root ? p.join(root, 'state') : '.local/state/vnetd');
@@ -30,6 +36,6 @@ export function remoteLayout(home: string, machine: string, bundleId: string, ro
     socket: p.join(stateDir, 'vnetd.sock'),
     pidFile: p.join(stateDir, 'vnetd.pid'),
     logFile: p.join(stateDir, 'vnetd.log'),
-    installDir: p.join(cacheRoot, bundleId),
+    cacheRoot,
   };
 }

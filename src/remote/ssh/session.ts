@@ -6,8 +6,10 @@ import { ControlClient } from '../control-client.js';
 import { ReachError, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { execChannel, run } from './exec.js';
+import { forwardToSocket } from './forward.js';
+import type { ControlRoute } from './keeper.js';
 import { firstLine, probe, requireNode, upload, type Probe } from './install.js';
-import { remoteLayout, type RemoteLayout } from './layout.js';
+import { installDirOf, needsHome, remoteLayout, type RemoteLayout } from './layout.js';
 import { CONTROL, EXIT, HOME, START, STOP, shScript } from './scripts.js';
 
 export interface SessionSettings {
@@ -17,6 +19,16 @@ export interface SessionSettings {
   listen: string | undefined;
   /** This build's daemon, for upload (read once per transport). */
   bundle: () => DaemonBundle;
+  /** Given, on close, how the daemon was reached, so a keeper can hold the connection for later commands; resolves once it is asked for. */
+  handOff?: (route: ControlRoute) => Promise<void>;
+  /** Called once the daemon is stopped: a keeper for it has nothing left to serve. */
+  stopped?: () => Promise<void>;
+}
+
+/** How a session names where it went: the overlay address other daemons dial, and `ssh user@host:port via …` for messages. */
+export function whereTo(host: Host, target: { hostname: string; port: number; user: string }, via: readonly string[]): { overlayAddress: string; describe: string } {
+  const h = isIP(target.hostname) === 6 ? `[${target.hostname}]` : target.hostname;
+  return { overlayAddress: `${h}:${host.port}`, describe: `ssh ${target.user}@${h}:${target.port}${via.length ? ` via ${via.join(',')}` : ''}` };
 }
 
 /**
@@ -31,6 +43,8 @@ export class SshSession implements Session {
   private closing: Promise<void> | undefined;
   private probed: Promise<{ probe: Probe; layout: RemoteLayout }> | undefined;
   private laidOut: Promise<RemoteLayout> | undefined;
+  /** How the daemon's control socket was last reached, for a keeper to do the same. */
+  private route: ControlRoute | undefined;
 
   constructor(
     host: Host,
@@ -41,9 +55,7 @@ export class SshSession implements Session {
     private readonly settings: SessionSettings,
   ) {
     this.machine = host.machine;
-    const h = isIP(target.hostname) === 6 ? `[${target.hostname}]` : target.hostname;
-    this.overlayAddress = `${h}:${host.port}`;
-    this.describe = `ssh ${target.user}@${h}:${target.port}${via.length ? ` via ${via.join(',')}` : ''}`;
+    ({ overlayAddress: this.overlayAddress, describe: this.describe } = whereTo(host, target, via));
   }
 
   private get client(): ssh2.Client {
@@ -58,21 +70,21 @@ export class SshSession implements Session {
     }
   }
 
-  /** The machine's home and tools, asked once per session. */
   /**
-   * Where things are there. Only the home directory is asked for (a shell,
-   * no node): that is all reaching a running daemon needs.
+   * Where things are there. With an absolute remote root, nothing needs
+   * asking; otherwise the home directory is (a shell, no node): that is all
+   * reaching a running daemon needs.
    */
   private layout(): Promise<RemoteLayout> {
     this.laidOut ??= (async () => {
-      const id = this.bundle().id;
+      if (!needsHome(this.settings.remoteRoot)) return remoteLayout('/', this.machine, this.settings.remoteRoot);
       const r = await run(this.client, shScript(HOME, []));
       if (r.code === EXIT.noHome) throw new ReachError(this.machine, `the SSH user on ${this.machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
       const home = r.stdout.trim();
       if (r.code !== 0 || !home.startsWith('/')) {
         throw new ReachError(this.machine, `cannot run commands on ${this.machine} (exit ${r.code}): ${firstLine(r.stderr) || firstLine(r.stdout)}`, 'check that the account has a POSIX shell (sh), prints nothing of its own, and is not restricted to a forced command');
       }
-      return remoteLayout(home, this.machine, id, this.settings.remoteRoot);
+      return remoteLayout(home, this.machine, this.settings.remoteRoot);
     })();
     return this.laidOut;
   }
@@ -81,7 +93,7 @@ export class SshSession implements Session {
   private where(): Promise<{ probe: Probe; layout: RemoteLayout }> {
     this.probed ??= (async () => {
       const layout = await this.layout();
-      return { probe: await probe(this.client, this.machine, layout.installDir), layout };
+      return { probe: await probe(this.client, this.machine, installDirOf(layout, this.bundle().id)), layout };
     })();
     return this.probed;
   }
@@ -93,10 +105,10 @@ export class SshSession implements Session {
     if (p.vnetd === b.version) return ['vnetd'];
     requireNode(p, this.machine);
     if (!p.installed) {
-      await upload(this.client, this.machine, b, layout.installDir);
+      await upload(this.client, this.machine, b, installDirOf(layout, b.id));
       p.installed = true;
     }
-    return ['node', `${layout.installDir}/${b.entry}`];
+    return ['node', `${installDirOf(layout, b.id)}/${b.entry}`];
   }
 
   control(): Promise<ControlClient | undefined> {
@@ -123,10 +135,14 @@ export class SshSession implements Session {
 
   private async connectControl(): Promise<ControlClient | undefined> {
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
-    const direct = await forwardToSocket(this.client, (await this.layout()).socket);
+    const socket = (await this.layout()).socket;
+    const direct = await forwardToSocket(this.client, socket);
     if (direct) {
       const c = new ControlClient(direct);
-      if (await c.greeting.then(() => true, () => false)) return c;
+      if (await c.greeting.then(() => true, () => false)) {
+        this.route = { socket };
+        return c;
+      }
       c.close();
     }
     const { probe: p, layout } = await this.where();
@@ -137,7 +153,8 @@ export class SshSession implements Session {
       if (sock.code !== 0) return undefined;
     }
     const argv = [...(await this.vnetd()), 'ctl', '--state-dir', layout.stateDir];
-    const ch = await execChannel(this.client, shScript(CONTROL, [layout.socket, ...argv]));
+    const command = shScript(CONTROL, [layout.socket, ...argv]);
+    const ch = await execChannel(this.client, command);
     let stderr = '';
     let code: number | null = null;
     ch.stderr.setEncoding('utf8');
@@ -147,6 +164,7 @@ export class SshSession implements Session {
     const client = new ControlClient(ch);
     try {
       await client.greeting;
+      this.route = { exec: command };
       return client;
     } catch {
       await closed;
@@ -189,7 +207,11 @@ export class SshSession implements Session {
   private async stopDaemon(): Promise<void> {
     const layout = await this.layout();
     const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]));
-    if (r.code === 0) return;
+    if (r.code === 0) {
+      // Nothing for a keeper to serve any more.
+      this.route = undefined;
+      return void (await this.settings.stopped?.());
+    }
     if (r.code === EXIT.foreign) {
       // A socket without a pid file: a daemon vnetc did not start, or one that was killed and left its socket.
       const c = await this.connectControl();
@@ -206,6 +228,7 @@ export class SshSession implements Session {
   }
 
   private async closeAll(): Promise<void> {
+    if (this.route && this.settings.handOff) await this.settings.handOff(this.route);
     await Promise.all(
       [...this.clients].reverse().map(
         (c) =>
@@ -222,15 +245,4 @@ export class SshSession implements Session {
 function lastError(log: string): string {
   const lines = log.trim().split('\n');
   return [...lines].reverse().find((l) => /error/i.test(l)) ?? lines.pop() ?? '';
-}
-
-/** A channel to a Unix socket on the remote machine, or undefined when sshd will not open one. */
-function forwardToSocket(client: ssh2.Client, socket: string): Promise<ssh2.ClientChannel | undefined> {
-  return new Promise((resolve) => {
-    try {
-      client.openssh_forwardOutStreamLocal(socket, (err, ch) => resolve(err ? undefined : ch));
-    } catch {
-      resolve(undefined);
-    }
-  });
 }

@@ -5,8 +5,12 @@ import { ReachError, type Session, type Transport } from '../transport.js';
 import { daemonBundle, type DaemonBundle } from './bundle.js';
 import { SshConfigError } from './config-file.js';
 import { configSources, SshConfig, type LocalContext, type SshHostConfig } from './config.js';
-import { connectChain } from './connect.js';
-import { SshSession } from './session.js';
+import { connectChain, hostKeyLookup } from './connect.js';
+import { verifyHostKey } from './known-hosts.js';
+import { KeeperDir } from './keeper-dir.js';
+import type { ControlRoute, KeptSpec } from './keeper.js';
+import { KeptSession } from './kept-session.js';
+import { SshSession, whereTo } from './session.js';
 
 export interface SshTransportOptions {
   /** Like `ssh -F file`: read only this file (not ~/.ssh/config, not /etc/ssh/ssh_config). */
@@ -19,8 +23,17 @@ export interface SshTransportOptions {
   listen?: string;
   /** Bound on reaching and logging in to each hop, unless ConnectTimeout says otherwise (default 10 s). */
   connectTimeoutMs?: number;
+  /** Resolves host names to addresses (default: the system's resolver; tests inject their own). */
+  resolve?: (hostname: string) => Promise<string>;
   /** This side's home, user and agent socket; defaults from the process (tests give their own). */
   local?: Partial<LocalContext>;
+  /**
+   * Keep each connection open this long after the command, unused, in a
+   * keeper process whose socket is in this directory (like OpenSSH's
+   * ControlPersist; see keeper.ts); later commands use it instead of a new
+   * handshake. Without a directory, or with 0 ms, nothing is kept.
+   */
+  persist?: { dir: string; idleMs: number };
 }
 
 /**
@@ -36,6 +49,10 @@ export class SshTransport implements Transport {
   private bundleCache: DaemonBundle | undefined;
   /** Read from dist/ once per transport, and only when a session needs it. */
   private readonly bundle = () => (this.bundleCache ??= daemonBundle());
+  readonly keepers: KeeperDir | undefined;
+  /** Connections to hand to one keeper, gathered while sessions close. */
+  private handOffs: KeptSpec[] = [];
+  private spawning: Promise<void> | undefined;
 
   constructor(private readonly opts: SshTransportOptions = {}) {
     this.local = {
@@ -44,6 +61,7 @@ export class SshTransport implements Transport {
       authSock: opts.local && 'authSock' in opts.local ? opts.local.authSock : process.env.SSH_AUTH_SOCK,
     };
     this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local);
+    this.keepers = opts.persist && opts.persist.idleMs > 0 ? new KeeperDir(opts.persist.dir) : undefined;
   }
 
   async open(host: Host): Promise<Session> {
@@ -60,16 +78,69 @@ export class SshTransport implements Transport {
       if (e instanceof SshConfigError) throw new ReachError(machine, `ssh config: ${e.message}`, 'fix that line (ssh_config(5) describes the format)');
       throw e;
     }
+    const keepers = this.keepers;
+    const key = keepers?.keyOf({ machine, hops, target, configFile: this.opts.configFile, remoteRoot: this.opts.remoteRoot });
+    const fresh = () => this.connect(host, hops, target, key);
+    if (keepers && key) {
+      // The keys the keeper verified must still be the ones known_hosts has: a key since removed or changed ends the reuse.
+      const chain = [...hops, target];
+      const trusted = (keys: Buffer[]) =>
+        keys.length === chain.length &&
+        chain.every((cfg, i) => {
+          const { files, keyName } = hostKeyLookup(cfg);
+          return verifyHostKey(files, keyName, keys[i]!).status === 'known';
+        });
+      const kept = await keepers.connect(key, machine, trusted);
+      if (kept) {
+        const { overlayAddress, describe } = whereTo(host, target, hops.map((h) => h.alias));
+        return new KeptSession(host, overlayAddress, `${describe} (kept)`, kept, () => keepers.connect(key, machine, trusted), fresh);
+      }
+    }
+    return fresh();
+  }
+
+  private async connect(host: Host, hops: SshHostConfig[], target: SshHostConfig, key: string | undefined): Promise<SshSession> {
+    const { machine } = host;
     const clients = await connectChain(hops, target, {
       machine,
       acceptNew: this.opts.acceptNewHostKeys ?? false,
-      timeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+      timeoutMs: this.timeoutMs,
       home: this.local.home,
+      ...(this.opts.resolve ? { resolve: this.opts.resolve } : {}),
     });
+    const keepers = this.keepers;
     return new SshSession(host, clients, target, hops.map((h) => h.alias), {
       remoteRoot: this.opts.remoteRoot,
       listen: this.opts.listen,
       bundle: this.bundle,
+      ...(keepers && key
+        ? {
+            handOff: (route: ControlRoute) => (keepers.holds(key) ? Promise.resolve() : this.handOff({ key, machine, hops, target, route })),
+            stopped: () => keepers.stop(key),
+          }
+        : {}),
     });
+  }
+
+  private get timeoutMs(): number {
+    return this.opts.connectTimeoutMs ?? 10_000;
+  }
+
+  /** Gathers the connections of sessions closing together, and starts one keeper for all of them. */
+  private handOff(spec: KeptSpec): Promise<void> {
+    this.handOffs.push(spec);
+    return (this.spawning ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const kept = this.handOffs.splice(0);
+        this.spawning = undefined;
+        this.keepers!.spawn(kept, { home: this.local.home, idleMs: this.opts.persist!.idleMs, timeoutMs: this.timeoutMs });
+        resolve();
+      }),
+    ));
+  }
+
+  /** Stops every keeper of this transport's directory; resolves how many ran. */
+  closeKept(): Promise<number> {
+    return this.keepers ? this.keepers.stopAll() : Promise.resolve(0);
   }
 }

@@ -1,0 +1,216 @@
+import { jest } from '@jest/globals';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Host } from '../../src/model/state.js';
+import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
+import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import type { ReachError, Session } from '../../src/remote/transport.js';
+import { freePort, startSshd } from '../support/sshd.js';
+
+jest.setTimeout(60_000);
+
+/**
+ * Kept SSH connections (keeper.ts) against a real sshd that logs every
+ * login, so a reused connection is proven by the logins not growing.
+ */
+
+const started = await startSshd(['LogLevel VERBOSE']);
+const sshd = typeof started === 'string' ? undefined : started;
+if (!sshd) console.warn(`SKIPPING the SSH keeper tests: ${started as string}`);
+const suite = sshd ? describe : describe.skip;
+
+/** Logins sshd has accepted so far: one per SSH handshake. */
+const logins = () => (sshd!.log().match(/Accepted publickey for /g) ?? []).length;
+
+let n = 0;
+function side(port = sshd!.port, user = sshd!.user) {
+  const home = path.join(sshd!.dir, `keeper${++n}`);
+  fs.mkdirSync(home);
+  const known = path.join(home, 'known_hosts');
+  fs.writeFileSync(known, `[127.0.0.1]:${sshd!.port} ${sshd!.hostKeyPub}\n`);
+  const configFile = path.join(home, 'ssh_config');
+  const config = (p: number) => `Host h1\n  HostName 127.0.0.1\n  Port ${p}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n`;
+  fs.writeFileSync(configFile, config(port));
+  const kept = path.join(home, 'vnetc', 'ssh');
+  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
+    configFile,
+    local: { home, authSock: undefined },
+    remoteRoot: path.join(home, 'remote'),
+    listen: '127.0.0.1',
+    connectTimeoutMs: 5000,
+    persist: { dir: kept, idleMs: 30_000 },
+    ...extra,
+  });
+  return { home, known, configFile, config, kept, opts, user };
+}
+
+const host = (machine: string, port: number, user = sshd!.user): Host => ({ machine, user, port, iface: 'vm0' });
+
+/** Every keeper process of every side, so none outlives the tests. */
+const dirs: string[] = [];
+const daemons: number[] = [];
+
+async function keptPids(dir: string, count = 1): Promise<number[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const pids = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.pid')).map((f) => Number(fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0])) : [];
+    if (pids.length >= count) return pids;
+    if (Date.now() > deadline) throw new Error(`no keeper in ${dir} after 15 s`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Waits (up to 10 s) for a process to be gone; false if it is not. */
+async function gone(pid: number): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return !alive(pid);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A side with a running daemon for h1, and the keeper the starting command left behind. */
+async function withKeeper() {
+  const s = side();
+  dirs.push(s.kept);
+  const port = await freePort();
+  const t = new SshTransport(s.opts());
+  const first = await open(t, host('h1', port));
+  await first.start({ host: host('h1', port), ifaces: [] });
+  daemons.push(Number(fs.readFileSync(path.join(s.home, 'remote', 'state', 'h1', 'vnetd.pid'), 'utf8')));
+  expect(await first.control()).toBeDefined();
+  await first.close();
+  const [keeper] = await keptPids(s.kept);
+  return { ...s, port, keeper: keeper! };
+}
+
+/** Sessions still open when a test fails are closed after it (an open socket would keep jest waiting). */
+const sessions: Session[] = [];
+async function open(t: SshTransport, h: Host): Promise<Session> {
+  const s = await t.open(h);
+  sessions.push(s);
+  return s;
+}
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+});
+
+async function info(session: Session): Promise<string> {
+  const c = await session.control();
+  expect(c).toBeDefined();
+  const r = await c!.request('INFO?');
+  return r.data.join('\n');
+}
+
+afterAll(async () => {
+  for (const d of dirs) await new KeeperDir(d).stopAll();
+  for (const pid of daemons) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  await sshd?.stop();
+});
+
+suite('kept SSH connections', () => {
+  test('a later command reuses the kept connection: no new login at sshd', async () => {
+    const s = await withKeeper();
+    const before = logins();
+    const t = new SshTransport(s.opts());
+    for (let i = 0; i < 3; i++) {
+      const again = await open(t, host('h1', s.port));
+      expect(again.describe).toMatch(/\(kept\)$/);
+      expect(await info(again)).toMatch(/^machine h1$/m);
+      await again.close();
+    }
+    expect(logins()).toBe(before);
+    // The keeper's socket and pid file are the owner's alone, in a directory closed to others.
+    expect(fs.statSync(s.kept).mode & 0o777).toBe(0o700);
+    for (const f of fs.readdirSync(s.kept)) expect(fs.statSync(path.join(s.kept, f)).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(s.kept).some((f) => f.endsWith('.sock'))).toBe(true);
+  });
+
+  test('a killed keeper: its stale socket is cleaned up and the command connects afresh', async () => {
+    const s = await withKeeper();
+    process.kill(s.keeper, 'SIGKILL');
+    expect(await gone(s.keeper)).toBe(true);
+    const before = logins();
+    const t = new SshTransport(s.opts());
+    const again = await open(t, host('h1', s.port));
+    expect(again.describe).not.toMatch(/kept/);
+    expect(await info(again)).toMatch(/^machine h1$/m);
+    expect(logins()).toBe(before + 1);
+    expect(fs.readdirSync(s.kept).filter((f) => f.endsWith('.sock') || f.endsWith('.pid'))).toEqual([]);
+    // Closing it leaves a new keeper behind.
+    await again.close();
+    const [next] = await keptPids(s.kept);
+    expect(next).not.toBe(s.keeper);
+  });
+
+  test('a keeper never serves another port or user', async () => {
+    const s = await withKeeper();
+    // The same alias, now on a port where nothing listens: refused, not served by the keeper for the old port.
+    fs.writeFileSync(s.configFile, s.config(await freePort()));
+    const e = (await open(new SshTransport(s.opts()), host('h1', s.port)).catch((x: ReachError) => x)) as ReachError;
+    expect(e.message).toMatch(/connection refused/);
+    fs.writeFileSync(s.configFile, s.config(sshd!.port));
+    // Another user: a login of its own, which sshd refuses (no key of ours is authorized for it).
+    const other = await open(new SshTransport(s.opts()), host('h1', s.port, 'nobody')).catch((x: ReachError) => x);
+    expect((other as ReachError).message).toMatch(/refused every key|nobody/);
+    // The original choice is still served by its keeper.
+    const same = await open(new SshTransport(s.opts()), host('h1', s.port));
+    expect(same.describe).toMatch(/\(kept\)$/);
+    await same.close();
+  });
+
+  test('a host key no longer in known_hosts ends the reuse: the keeper is stopped and the fresh connection says why', async () => {
+    const s = await withKeeper();
+    fs.writeFileSync(s.known, '');
+    const e = (await open(new SshTransport(s.opts()), host('h1', s.port)).catch((x: ReachError) => x)) as ReachError;
+    expect(e.message).toMatch(/is not a known host/);
+    expect(await gone(s.keeper)).toBe(true);
+  });
+
+  test('a keeper directory open to other users is not used', async () => {
+    const s = await withKeeper();
+    fs.chmodSync(s.kept, 0o755);
+    const again = await open(new SshTransport(s.opts()), host('h1', s.port));
+    expect(again.describe).not.toMatch(/kept/);
+    await again.close();
+    fs.chmodSync(s.kept, 0o700);
+  });
+
+  test('persist 0 neither uses nor leaves keepers; stopping the daemon stops its keeper; stopAll stops the rest', async () => {
+    const s = await withKeeper();
+    const off = await open(new SshTransport(s.opts({ persist: { dir: s.kept, idleMs: 0 } })), host('h1', s.port));
+    expect(off.describe).not.toMatch(/kept/);
+    await off.close();
+    const kept = await open(new SshTransport(s.opts()), host('h1', s.port));
+    expect(kept.describe).toMatch(/\(kept\)$/);
+    await kept.stop();
+    await kept.close();
+    expect(alive(s.keeper)).toBe(false);
+    expect(fs.readdirSync(s.kept).filter((f) => !f.startsWith('job-'))).toEqual([]);
+
+    const t = await withKeeper();
+    expect(await new KeeperDir(t.kept).stopAll()).toBe(1);
+    expect(alive(t.keeper)).toBe(false);
+  });
+
+  test('an idle keeper lets its connection go and exits', async () => {
+    const s = side();
+    dirs.push(s.kept);
+    const port = await freePort();
+    const t = new SshTransport(s.opts({ persist: { dir: s.kept, idleMs: 300 } }));
+    const first = await open(t, host('h1', port));
+    await first.start({ host: host('h1', port), ifaces: [] });
+    daemons.push(Number(fs.readFileSync(path.join(s.home, 'remote', 'state', 'h1', 'vnetd.pid'), 'utf8')));
+    await first.close();
+    const [keeper] = await keptPids(s.kept);
+    expect(await gone(keeper!)).toBe(true);
+    expect(fs.readdirSync(s.kept)).toEqual([]);
+  });
+});
