@@ -65,6 +65,8 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
     persist: { dir: keeperDir(io), idleMs: persistSeconds(io, args) * 1000 },
+    passphrase: { env: io.env },
+    say: (line) => io.stderr.write(`vnetc: ${line}\n`),
     ...(io.env.VNETC_REMOTE_ROOT ? { remoteRoot: io.env.VNETC_REMOTE_ROOT } : {}),
     ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
   });

@@ -3,25 +3,33 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod } from 'ssh2';
 import type { SshHostConfig } from './config.js';
+import { KeyLocked, ProtectedKeyAgent, type KeyUnlocker } from './unlock.js';
 
 /**
  * The ways to prove who we are, in the order OpenSSH tries them: the agent's
  * keys, then identity files (IdentityFile, or the default ones when none is
- * configured). Keys that cannot be used (missing, passphrase-protected,
- * unreadable) are skipped and named in the failure message.
+ * configured). A passphrase-protected file is offered through a
+ * ProtectedKeyAgent, which asks for the passphrase only once the server
+ * accepts the key. Keys that cannot be used (missing, unreadable, not a
+ * key) are skipped and named in the failure message.
  */
 
 export interface AuthPlan {
   methods: AnyAuthMethod[];
   /** What was tried and what was skipped, for a person reading why it failed. */
   notes: string[];
+  /** Protected keys the server would have taken but that stayed locked, filled in while logging in. */
+  locked: KeyLocked[];
+  /** Protected keys unlocked to sign with, filled in while logging in. */
+  unlocked: string[];
 }
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
-export function authPlan(cfg: SshHostConfig, home: string): AuthPlan {
+export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker): AuthPlan {
   const methods: AnyAuthMethod[] = [];
   const notes: string[] = [];
+  const plan: AuthPlan = { methods, notes, locked: [], unlocked: [] };
   const username = cfg.user;
   const short = (p: string) => (p.startsWith(home + path.sep) ? '~' + p.slice(home.length) : p);
 
@@ -49,12 +57,21 @@ export function authPlan(cfg: SshHostConfig, home: string): AuthPlan {
     }
     const key = ssh2.utils.parseKey(text);
     if (key instanceof Error) {
-      const encrypted = /encrypted|passphrase/i.test(key.message);
-      notes.push(`${short(file)}: ${encrypted ? 'protected by a passphrase (add it to ssh-agent)' : `not a usable private key (${key.message})`}`);
+      if (!/encrypted|passphrase/i.test(key.message)) {
+        notes.push(`${short(file)}: not a usable private key (${key.message})`);
+        continue;
+      }
+      const shown = short(file);
+      const outcome = (k: unknown) => {
+        if (k instanceof KeyLocked) plan.locked.some((l) => l.shown === shown) || plan.locked.push(k);
+        else if (!plan.unlocked.includes(shown)) plan.unlocked.push(shown);
+      };
+      methods.push({ type: 'agent', username, agent: new ProtectedKeyAgent(file, shown, text, unlocker, outcome) });
+      notes.push(`${shown} (passphrase-protected)`);
       continue;
     }
     methods.push({ type: 'publickey', username, key: text });
     notes.push(short(file));
   }
-  return { methods, notes };
+  return plan;
 }

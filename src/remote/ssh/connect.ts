@@ -3,9 +3,10 @@ import { lookup } from 'node:dns/promises';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
-import { authPlan } from './auth.js';
+import { authPlan, type AuthPlan } from './auth.js';
 import type { SshHostConfig } from './config.js';
 import { appendKnownHost, keyType, knownHostsName, knownTypes, verifyHostKey } from './known-hosts.js';
+import { KeyLocked, KeyUnlocker } from './unlock.js';
 
 /**
  * One authenticated SSH connection per hop: the first hop is dialled, each
@@ -25,7 +26,14 @@ export interface ConnectPolicy {
   onHostKey?: (hop: number, blob: Buffer) => void;
   /** Resolves the first hop's host name to an address (default: the system's resolver, as for any connection). */
   resolve?: (hostname: string) => Promise<string>;
+  /** Unlocks passphrase-protected identity files; without one, nobody is asked and such keys stay locked. */
+  unlocker?: KeyUnlocker;
+  /** Told each passphrase-protected key a hop logged in with (after unlocking it). */
+  onUnlockedKey?: (shown: string) => void;
 }
+
+/** For connections that must never ask anyone (a keeper). */
+const NEVER_ASK = new KeyUnlocker(undefined, () => {});
 
 const systemResolve = async (hostname: string): Promise<string> => (await lookup(hostname)).address;
 
@@ -79,7 +87,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   const where = `${cfg.user}@${cfg.hostname}:${cfg.port}${cfg.alias !== cfg.hostname ? ` (${cfg.alias})` : ''}`;
   const { files, keyName } = hostKeyLookup(cfg);
   const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
-  const auth = authPlan(cfg, policy.home);
+  const auth = authPlan(cfg, policy.home, policy.unlocker ?? NEVER_ASK);
   if (auth.methods.length === 0) {
     return Promise.reject(new ReachError(machine, `no SSH key to log in to ${where} with: ${auth.notes.join('; ')}`, 'start ssh-agent and add a key (ssh-add), or set IdentityFile in ~/.ssh/config'));
   }
@@ -128,20 +136,23 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   const address = sock ? Promise.resolve(cfg.hostname) : (policy.resolve ?? systemResolve)(cfg.hostname);
   return address.then(
     (host) => handshake(host),
-    (e: Error & { code?: string }) => Promise.reject(describeFailure(e, cfg, where, auth.notes, policy)),
+    (e: Error & { code?: string }) => Promise.reject(describeFailure(e, cfg, where, auth, policy)),
   );
 
   function handshake(host: string): Promise<ssh2.Client> {
     return new Promise((resolve, reject) => {
       const c = new ssh2.Client();
       c.on('ready', () => {
+        for (const k of auth.unlocked) policy.onUnlockedKey?.(k);
         // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
         c.setNoDelay(true);
         resolve(c);
       });
       c.on('error', (e: Error & { level?: string; code?: string }) => {
+        // A protected key that stayed locked: ssh2 goes on to the next key; it is named if all fail.
+        if (e instanceof KeyLocked) return;
         c.end();
-        reject(refusal ?? describeFailure(e, cfg, where, auth.notes, policy));
+        reject(refusal ?? describeFailure(e, cfg, where, auth, policy));
       });
       c.connect({
         host,
@@ -158,7 +169,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   }
 }
 
-function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, notes: string[], policy: ConnectPolicy): ReachError {
+function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, auth: AuthPlan, policy: ConnectPolicy): ReachError {
   const { machine } = policy;
   const seconds = Math.round((cfg.connectTimeoutMs ?? policy.timeoutMs) / 1000);
   switch (e.code) {
@@ -176,7 +187,22 @@ function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshH
     return new ReachError(machine, `no SSH answer from ${where} within ${seconds} s`, 'check that the machine is up and the port is an SSH server (ConnectTimeout in ~/.ssh/config sets the bound)');
   }
   if (e.level === 'client-authentication') {
-    return new ReachError(machine, `${where} refused every key we offered (tried: ${notes.join('; ')})`, `add one of these public keys to ~${cfg.user}/.ssh/authorized_keys on ${cfg.hostname}, or name the right key with IdentityFile in ~/.ssh/config`);
+    // The server would have taken a protected key: that it stayed locked is the reason, not the other keys.
+    const locked = auth.locked[0];
+    if (locked) return lockedFailure(machine, where, locked);
+    return new ReachError(machine, `${where} refused every key we offered (tried: ${auth.notes.join('; ')})`, `add one of these public keys to ~${cfg.user}/.ssh/authorized_keys on ${cfg.hostname}, or name the right key with IdentityFile in ~/.ssh/config`);
   }
   return new ReachError(machine, `SSH to ${where} failed: ${e.message}`, 'try `ssh -v` to the same machine to see why');
+}
+
+function lockedFailure(machine: string, where: string, k: KeyLocked): ReachError {
+  const add = `add it to ssh-agent (ssh-add ${k.shown})`;
+  switch (k.reason) {
+    case 'no-way-to-ask':
+      return new ReachError(machine, `cannot log in to ${where}: key ${k.shown} is passphrase-protected; ${add} or run on a terminal / set SSH_ASKPASS`, 'vnetc asks for a passphrase as ssh does: on the terminal, else through SSH_ASKPASS (with DISPLAY, or SSH_ASKPASS_REQUIRE=force)');
+    case 'not-given':
+      return new ReachError(machine, `cannot log in to ${where}: no passphrase was given for key ${k.shown}`, `run again and enter it, or ${add}`);
+    case 'wrong':
+      return new ReachError(machine, `cannot log in to ${where}: wrong passphrase for key ${k.shown} (3 tries)`, `check it with ssh-keygen -y -f ${k.shown}, or ${add}`);
+  }
 }

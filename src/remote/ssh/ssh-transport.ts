@@ -10,6 +10,8 @@ import { verifyHostKey } from './known-hosts.js';
 import { KeeperDir } from './keeper-dir.js';
 import type { ControlRoute, KeptSpec } from './keeper.js';
 import { KeptSession } from './kept-session.js';
+import { passphraseAsker, type PassphraseEnv } from './passphrase.js';
+import { KeyUnlocker } from './unlock.js';
 import { SshSession, whereTo } from './session.js';
 
 export interface SshTransportOptions {
@@ -34,6 +36,14 @@ export interface SshTransportOptions {
    * handshake. Without a directory, or with 0 ms, nothing is kept.
    */
   persist?: { dir: string; idleMs: number };
+  /**
+   * Where a protected key's passphrase is asked, as ssh(1) would: the
+   * environment that says whether SSH_ASKPASS may be used (default: the
+   * process's) and the terminal (default /dev/tty).
+   */
+  passphrase?: { env?: PassphraseEnv; terminal?: string };
+  /** One-line notices for the person running the command (a wrong passphrase, a connection not kept); default: stderr. */
+  say?: (line: string) => void;
 }
 
 /**
@@ -53,6 +63,9 @@ export class SshTransport implements Transport {
   /** Connections to hand to one keeper, gathered while sessions close. */
   private handOffs: KeptSpec[] = [];
   private spawning: Promise<void> | undefined;
+  private readonly unlocker: KeyUnlocker;
+  private readonly say: (line: string) => void;
+  private saidNotKept = false;
 
   constructor(private readonly opts: SshTransportOptions = {}) {
     this.local = {
@@ -62,6 +75,8 @@ export class SshTransport implements Transport {
     };
     this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local);
     this.keepers = opts.persist && opts.persist.idleMs > 0 ? new KeeperDir(opts.persist.dir) : undefined;
+    this.say = opts.say ?? ((line) => void process.stderr.write(`vnetc: ${line}\n`));
+    this.unlocker = new KeyUnlocker(passphraseAsker(opts.passphrase?.env ?? process.env, opts.passphrase?.terminal), this.say);
   }
 
   async open(host: Host): Promise<Session> {
@@ -101,19 +116,27 @@ export class SshTransport implements Transport {
 
   private async connect(host: Host, hops: SshHostConfig[], target: SshHostConfig, key: string | undefined): Promise<SshSession> {
     const { machine } = host;
+    const unlocked: string[] = [];
     const clients = await connectChain(hops, target, {
       machine,
       acceptNew: this.opts.acceptNewHostKeys ?? false,
       timeoutMs: this.timeoutMs,
       home: this.local.home,
+      unlocker: this.unlocker,
+      onUnlockedKey: (k) => unlocked.push(k),
       ...(this.opts.resolve ? { resolve: this.opts.resolve } : {}),
     });
     const keepers = this.keepers;
+    // A keeper logs in again on its own, and is never handed a passphrase (nor a decrypted key): a connection that needed one is not kept.
+    if (keepers && unlocked.length && !this.saidNotKept) {
+      this.saidNotKept = true;
+      this.say(`SSH connections that log in with a passphrase-protected key file (${unlocked.join(', ')}) are not kept after the command; add the key to ssh-agent (ssh-add) to have them kept`);
+    }
     return new SshSession(host, clients, target, hops.map((h) => h.alias), {
       remoteRoot: this.opts.remoteRoot,
       listen: this.opts.listen,
       bundle: this.bundle,
-      ...(keepers && key
+      ...(keepers && key && !unlocked.length
         ? {
             handOff: (route: ControlRoute) => (keepers.holds(key) ? Promise.resolve() : this.handOff({ key, machine, hops, target, route })),
             stopped: () => keepers.stop(key),

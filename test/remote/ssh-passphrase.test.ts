@@ -1,0 +1,192 @@
+import { jest } from '@jest/globals';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Host } from '../../src/model/state.js';
+import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { ReachError, type Session } from '../../src/remote/transport.js';
+import { keygen, startSshd } from '../support/sshd.js';
+
+jest.setTimeout(30_000);
+
+/**
+ * Passphrase-protected identity files against a real sshd: a key made with
+ * `ssh-keygen -N`, its passphrase given by a real SSH_ASKPASS program (a
+ * script that answers from a list and records the prompts it was shown),
+ * with no terminal to ask on.
+ */
+
+const started = await startSshd(['LogLevel VERBOSE']);
+const sshd = typeof started === 'string' ? undefined : started;
+if (!sshd) console.warn(`SKIPPING the SSH passphrase tests: ${started as string}`);
+const suite = sshd ? describe : describe.skip;
+
+const SECRET = 'correct horse 7';
+const WRONG = ['tr0ub4dor', 'hunter2', 'letmein'];
+
+let n = 0;
+/** A local side: a protected copy of the authorized key, ssh_config for h1/h2, and an askpass script answering `answers` in turn. */
+function side(answers: string[]) {
+  const s = sshd!;
+  const home = path.join(s.dir, `pass${++n}`);
+  fs.mkdirSync(home);
+  const key = path.join(home, 'id_ed25519');
+  fs.copyFileSync(s.userKey, key);
+  fs.chmodSync(key, 0o600);
+  const p = spawnSync('ssh-keygen', ['-q', '-p', '-N', SECRET, '-f', key], { encoding: 'utf8' });
+  if (p.status !== 0) throw new Error(`ssh-keygen -p failed: ${p.stderr}`);
+  fs.writeFileSync(path.join(home, 'answers'), answers.map((a) => a + '\n').join(''));
+  const askpass = path.join(home, 'askpass');
+  // Each call takes the next answer; the prompt (never the answer) is recorded, one per line.
+  fs.writeFileSync(
+    askpass,
+    `#!/bin/sh\nd='${home}'\nn=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))\necho $n > "$d/count"\nprintf '%s\\n' "$1" >> "$d/prompts"\nsed -n "\${n}p" "$d/answers"\n`,
+    { mode: 0o700 },
+  );
+  const known = path.join(home, 'known_hosts');
+  fs.writeFileSync(known, `[127.0.0.1]:${s.port} ${s.hostKeyPub}\n`);
+  const configFile = path.join(home, 'ssh_config');
+  fs.writeFileSync(configFile, `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${key}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n`);
+  const said: string[] = [];
+  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
+    configFile,
+    local: { home, authSock: undefined },
+    remoteRoot: path.join(home, 'remote'),
+    listen: '127.0.0.1',
+    connectTimeoutMs: 5000,
+    // No terminal here, whatever runs the tests.
+    passphrase: { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' }, terminal: path.join(home, 'no-tty') },
+    say: (line) => said.push(line),
+    ...extra,
+  });
+  const prompts = (): string[] => (fs.existsSync(path.join(home, 'prompts')) ? fs.readFileSync(path.join(home, 'prompts'), 'utf8').split('\n').filter(Boolean) : []);
+  return { home, key, shown: '~/id_ed25519', askpass, said, opts, prompts };
+}
+
+const host = (machine: string): Host => ({ machine, user: sshd!.user, port: 5000, iface: 'vm0' });
+
+async function reachError(p: Promise<unknown>): Promise<ReachError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ReachError) return e;
+    throw e;
+  }
+  throw new Error('expected a ReachError');
+}
+
+const sessions: Session[] = [];
+async function open(t: SshTransport, h: Host): Promise<Session> {
+  const s = await t.open(h);
+  sessions.push(s);
+  return s;
+}
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close();
+});
+afterAll(async () => {
+  await sshd?.stop();
+});
+
+/** Everything a person or a log could see: no passphrase may be in it. */
+function expectNoPassphrase(texts: string[]): void {
+  const all = [...texts, sshd!.log()].join('\n');
+  for (const p of [SECRET, ...WRONG]) expect(all).not.toContain(p);
+}
+
+suite('passphrase-protected identity files', () => {
+  test('SSH_ASKPASS (forced, no terminal): asked once for the key however many machines use it', async () => {
+    const s = side([SECRET]);
+    const t = new SshTransport(s.opts());
+    const [a, b] = await Promise.all([open(t, host('h1')), open(t, host('h2'))]);
+    expect(await a.control()).toBeUndefined();
+    expect(await b.control()).toBeUndefined();
+    expect(s.prompts()).toEqual([`Enter passphrase for key '${s.shown}': `]);
+    expect(s.said).toEqual([]);
+    expectNoPassphrase(s.prompts());
+  });
+
+  test('a wrong passphrase is said so and asked again; the right one then logs in', async () => {
+    const s = side([WRONG[0]!, SECRET]);
+    await open(new SshTransport(s.opts()), host('h1'));
+    expect(s.prompts()).toHaveLength(2);
+    expect(s.said).toEqual([`wrong passphrase for key ${s.shown}, try again`]);
+    expectNoPassphrase([...s.said, ...s.prompts()]);
+  });
+
+  test('three wrong passphrases fail that host cleanly, and the key is not asked for again in the same command', async () => {
+    const s = side([...WRONG, SECRET]);
+    const t = new SshTransport(s.opts());
+    const e = await reachError(t.open(host('h1')));
+    expect(e.machine).toBe('h1');
+    expect(e.message).toBe(`cannot log in to ${sshd!.user}@127.0.0.1:${sshd!.port} (h1): wrong passphrase for key ${s.shown} (3 tries)`);
+    expect(e.hint).toContain(`ssh-add ${s.shown}`);
+    expect(s.said.at(-1)).toBe(`wrong passphrase for key ${s.shown}: 3 tries, giving up on it`);
+    const again = await reachError(t.open(host('h2')));
+    expect(again.message).toMatch(/wrong passphrase for key .* \(3 tries\)$/);
+    expect(s.prompts()).toHaveLength(3);
+    expectNoPassphrase([e.message, e.hint!, again.message, ...s.said, ...s.prompts()]);
+  });
+
+  test('an empty answer gives up on the key', async () => {
+    const s = side([]);
+    const e = await reachError(new SshTransport(s.opts()).open(host('h1')));
+    expect(e.message).toMatch(/: no passphrase was given for key .*id_ed25519$/);
+    expect(s.prompts()).toHaveLength(1);
+  });
+
+  test('no terminal and no askpass allowed: the clear message, and nothing is run', async () => {
+    const s = side([SECRET]);
+    const noTty = s.opts().passphrase!.terminal!;
+    // No askpass at all; one named but without DISPLAY (and not forced); one forbidden by SSH_ASKPASS_REQUIRE=never.
+    for (const env of [{}, { SSH_ASKPASS: s.askpass }, { SSH_ASKPASS: s.askpass, DISPLAY: ':9', SSH_ASKPASS_REQUIRE: 'never' }]) {
+      const e = await reachError(new SshTransport(s.opts({ passphrase: { env, terminal: noTty } })).open(host('h1')));
+      expect(e.message).toBe(`cannot log in to ${sshd!.user}@127.0.0.1:${sshd!.port} (h1): key ${s.shown} is passphrase-protected; add it to ssh-agent (ssh-add ${s.shown}) or run on a terminal / set SSH_ASKPASS`);
+    }
+    expect(s.prompts()).toEqual([]);
+    // DISPLAY (or WAYLAND_DISPLAY) allows the askpass program without forcing it.
+    await open(new SshTransport(s.opts({ passphrase: { env: { SSH_ASKPASS: s.askpass, WAYLAND_DISPLAY: 'wayland-9' }, terminal: noTty } })), host('h1'));
+    expect(s.prompts()).toHaveLength(1);
+  });
+
+  test('a key the server does not take is never asked for', async () => {
+    const s = side([SECRET]);
+    const stranger = path.join(s.home, 'stranger');
+    keygen(stranger);
+    spawnSync('ssh-keygen', ['-q', '-p', '-N', SECRET, '-f', stranger]);
+    fs.rmSync(`${stranger}.pub`);
+    fs.appendFileSync(path.join(s.home, 'ssh_config'), `Host h3\n  HostName 127.0.0.1\n  Port ${sshd!.port}\n  IdentityFile ${stranger}\n  UserKnownHostsFile ${path.join(s.home, 'known_hosts')}\n`);
+    const e = await reachError(new SshTransport(s.opts()).open(host('h3')));
+    expect(e.message).toMatch(/refused every key we offered \(tried: .*stranger \(passphrase-protected\)\)/);
+    expect(s.prompts()).toEqual([]);
+  });
+
+  test('the agent is preferred when it holds the key: no passphrase asked', async () => {
+    const s = side([SECRET]);
+    const sock = path.join(s.home, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+      // The same key pair, unprotected, in the agent.
+      expect(spawnSync('ssh-add', [sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock } }).status).toBe(0);
+      await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock } })), host('h1'));
+      expect(s.prompts()).toEqual([]);
+    } finally {
+      agent.kill();
+    }
+  });
+
+  test('a connection that needed a passphrase is not kept: said once, and no keeper is started', async () => {
+    const s = side([SECRET]);
+    const kept = path.join(s.home, 'vnetc', 'ssh');
+    const t = new SshTransport(s.opts({ persist: { dir: kept, idleMs: 30_000 } }));
+    const a = await open(t, host('h1'));
+    const b = await open(t, host('h2'));
+    expect(await a.control()).toBeUndefined();
+    await a.close();
+    await b.close();
+    expect(s.said).toEqual([`SSH connections that log in with a passphrase-protected key file (${s.shown}) are not kept after the command; add the key to ssh-agent (ssh-add) to have them kept`]);
+    // A keeper's job file is written before it is started, and its proc- entry as it starts: neither is there.
+    expect(fs.existsSync(kept) ? fs.readdirSync(kept) : []).toEqual([]);
+  });
+});
