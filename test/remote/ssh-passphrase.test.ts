@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
 import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import { ReachError, type Session } from '../../src/remote/transport.js';
 import { keygen, startSshd } from '../support/sshd.js';
 
@@ -188,5 +189,53 @@ suite('passphrase-protected identity files', () => {
     expect(s.said).toEqual([`SSH connections that log in with a passphrase-protected key file (${s.shown}) are not kept after the command; add the key to ssh-agent (ssh-add) to have them kept`]);
     // A keeper's job file is written before it is started, and its proc- entry as it starts: neither is there.
     expect(fs.existsSync(kept) ? fs.readdirSync(kept) : []).toEqual([]);
+  });
+});
+
+/**
+ * The terminal path, on a real pseudo-terminal made by script(1): a child
+ * asks with the built asker, the test types once it sees the prompt (echo
+ * is off by then), and the child says only whether it got the expected
+ * answer. Whatever the terminal showed must not hold what was typed.
+ */
+const hasScript = spawnSync('script', ['--version']).status === 0;
+(hasScript ? describe : describe.skip)('passphrase on a terminal', () => {
+  function onTerminal(typed: string): Promise<string> {
+    const dir = fs.mkdtempSync(path.join(sshd?.dir ?? '/tmp', 'tty-'));
+    const child = path.join(dir, 'ask.mjs');
+    const asker = path.join(packageRoot(), 'dist', 'src', 'remote', 'ssh', 'passphrase.js');
+    fs.writeFileSync(
+      child,
+      `import { passphraseAsker } from ${JSON.stringify(asker)};\n` +
+        `const ask = passphraseAsker({ SSH_ASKPASS: '/bin/false' });\n` +
+        `const a = ask && await ask("Enter passphrase for key 'k': ");\n` +
+        `console.log(!ask ? 'NO-TERMINAL' : a === ${JSON.stringify(SECRET)} ? 'GOT-IT' : a === undefined ? 'NONE' : 'OTHER');\n`,
+    );
+    return new Promise((resolve, reject) => {
+      const p = spawn('script', ['-qfec', `${process.execPath} ${child}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      let sent = false;
+      p.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (!sent && out.includes('Enter passphrase')) {
+          sent = true;
+          p.stdin.write(typed);
+        }
+      });
+      p.on('error', reject);
+      p.on('close', () => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        resolve(out);
+      });
+    });
+  }
+
+  test('read with echo off; backspace and Ctrl-U edit; Ctrl-C gives no answer', async () => {
+    const plain = await onTerminal(`${SECRET}\r`);
+    expect(plain).toContain('GOT-IT');
+    const edited = await onTerminal(`xyz\x15${SECRET}q\x7f\r`);
+    expect(edited).toContain('GOT-IT');
+    expect(await onTerminal(`${SECRET}\x03`)).toContain('NONE');
+    for (const shown of [plain, edited]) expect(shown).not.toContain(SECRET);
   });
 });
