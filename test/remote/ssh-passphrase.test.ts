@@ -27,7 +27,7 @@ const WRONG = ['tr0ub4dor', 'hunter2', 'letmein'];
 
 let n = 0;
 /** A local side: a protected copy of the authorized key, ssh_config for h1/h2, and an askpass script answering `answers` in turn. */
-function side(answers: string[]) {
+function side(answers: string[], delaySeconds = 0) {
   const s = sshd!;
   const home = path.join(s.dir, `pass${++n}`);
   fs.mkdirSync(home);
@@ -41,7 +41,7 @@ function side(answers: string[]) {
   // Each call takes the next answer; the prompt (never the answer) is recorded, one per line.
   fs.writeFileSync(
     askpass,
-    `#!/bin/sh\nd='${home}'\nn=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))\necho $n > "$d/count"\nprintf '%s\\n' "$1" >> "$d/prompts"\nsed -n "\${n}p" "$d/answers"\n`,
+    `#!/bin/sh\nd='${home}'\nsleep ${delaySeconds}\nn=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))\necho $n > "$d/count"\nprintf '%s\\n' "$1" >> "$d/prompts"\nsed -n "\${n}p" "$d/answers"\n`,
     { mode: 0o700 },
   );
   const known = path.join(home, 'known_hosts');
@@ -127,6 +127,13 @@ suite('passphrase-protected identity files', () => {
     expect(again.message).toMatch(/wrong passphrase for key .* \(3 tries\)$/);
     expect(s.prompts()).toHaveLength(3);
     expectNoPassphrase([e.message, e.hint!, again.message, ...s.said, ...s.prompts()]);
+  });
+
+  test('the connect bound does not run while the passphrase is being asked for', async () => {
+    // A person slower than the 1 s bound: the login still goes through.
+    const s = side([SECRET], 2);
+    await open(new SshTransport(s.opts({ connectTimeoutMs: 1000 })), host('h1'));
+    expect(s.prompts()).toHaveLength(1);
   });
 
   test('an empty answer gives up on the key', async () => {

@@ -22,6 +22,8 @@ export interface AuthPlan {
   locked: KeyLocked[];
   /** Protected keys unlocked to sign with, filled in while logging in. */
   unlocked: string[];
+  /** Told while a protected key is being unlocked (set by whoever bounds the login's time). */
+  onWait?: (busy: boolean) => void;
 }
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
@@ -66,7 +68,7 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
         if (k instanceof KeyLocked) plan.locked.some((l) => l.shown === shown) || plan.locked.push(k);
         else if (!plan.unlocked.includes(shown)) plan.unlocked.push(shown);
       };
-      methods.push({ type: 'agent', username, agent: new ProtectedKeyAgent(file, shown, text, unlocker, outcome) });
+      methods.push({ type: 'agent', username, agent: new ProtectedKeyAgent(file, shown, text, unlocker, outcome, (busy) => plan.onWait?.(busy)) });
       notes.push(`${shown} (passphrase-protected)`);
       continue;
     }

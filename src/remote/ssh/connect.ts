@@ -142,7 +142,26 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   function handshake(host: string): Promise<ssh2.Client> {
     return new Promise((resolve, reject) => {
       const c = new ssh2.Client();
+      // The bound, kept here rather than by ssh2 (readyTimeout), so that it stops while a person types a passphrase and starts afresh after.
+      let timer: NodeJS.Timeout | undefined;
+      const bound = (on: boolean) => {
+        clearTimeout(timer);
+        timer = undefined;
+        if (!on) return;
+        timer = setTimeout(() => {
+          c.destroy();
+          fail(Object.assign(new Error('timed out'), { level: 'client-timeout' }));
+        }, cfg.connectTimeoutMs ?? policy.timeoutMs);
+      };
+      const fail = (e: Error & { level?: string; code?: string }) => {
+        bound(false);
+        c.end();
+        reject(refusal ?? describeFailure(e, cfg, where, auth, policy));
+      };
+      auth.onWait = (busy) => bound(!busy);
+      bound(true);
       c.on('ready', () => {
+        bound(false);
         for (const k of auth.unlocked) policy.onUnlockedKey?.(k);
         // The control stream is small requests and replies: Nagle would hold each behind the last one's ACK (up to 40 ms, delayed).
         c.setNoDelay(true);
@@ -151,15 +170,14 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
       c.on('error', (e: Error & { level?: string; code?: string }) => {
         // A protected key that stayed locked: ssh2 goes on to the next key; it is named if all fail.
         if (e instanceof KeyLocked) return;
-        c.end();
-        reject(refusal ?? describeFailure(e, cfg, where, auth, policy));
+        fail(e);
       });
       c.connect({
         host,
         port: cfg.port,
         username: cfg.user,
         ...(sock ? { sock } : {}),
-        readyTimeout: cfg.connectTimeoutMs ?? policy.timeoutMs,
+        readyTimeout: 0,
         hostVerifier,
         authHandler: auth.methods,
         keepaliveInterval: 15_000,

@@ -45,7 +45,8 @@ export class KeyUnlocker {
   unlock(file: string, shown: string, text: Buffer): Promise<ParsedKey | KeyLocked> {
     let p = this.unlocked.get(file);
     if (!p) {
-      p = this.queue.then(() => this.askFor(shown, text));
+      // A terminal that fails midway (EIO) is no answer, not an error that would leave the login hanging.
+      p = this.queue.then(() => this.askFor(shown, text)).catch(() => new KeyLocked(shown, 'not-given'));
       this.queue = p;
       this.unlocked.set(file, p);
     }
@@ -120,6 +121,8 @@ export class ProtectedKeyAgent extends ssh2.BaseAgent<ParsedKey> {
     private readonly unlocker: KeyUnlocker,
     /** Told the key was unlocked to sign with, or why it stayed locked. */
     private readonly outcome: (k: ParsedKey | KeyLocked) => void,
+    /** Told while the key is being unlocked (a person may be typing): the login's time bound must not run meanwhile. */
+    private readonly waiting: (busy: boolean) => void,
   ) {
     super();
   }
@@ -145,7 +148,12 @@ export class ProtectedKeyAgent extends ssh2.BaseAgent<ParsedKey> {
     });
   }
 
-  private key(): Promise<ParsedKey | KeyLocked> {
-    return this.unlocker.unlock(this.file, this.shown, this.text);
+  private async key(): Promise<ParsedKey | KeyLocked> {
+    this.waiting(true);
+    try {
+      return await this.unlocker.unlock(this.file, this.shown, this.text);
+    } finally {
+      this.waiting(false);
+    }
   }
 }
