@@ -5,7 +5,10 @@ import type { Host } from '../../src/model/state.js';
 import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
 import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
 import type { ReachError, Session } from '../../src/remote/transport.js';
+import { closingSessions } from '../support/sessions.js';
 import { freePort, startSshd } from '../support/sshd.js';
+
+const open = closingSessions();
 
 jest.setTimeout(60_000);
 
@@ -90,17 +93,6 @@ async function withKeeper() {
   const [keeper] = await keptPids(s.kept);
   return { ...s, port, keeper: keeper! };
 }
-
-/** Sessions still open when a test fails are closed after it (an open socket would keep jest waiting). */
-const sessions: Session[] = [];
-async function open(t: SshTransport, h: Host): Promise<Session> {
-  const s = await t.open(h);
-  sessions.push(s);
-  return s;
-}
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-});
 
 async function info(session: Session): Promise<string> {
   const c = await session.control();

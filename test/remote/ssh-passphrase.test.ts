@@ -5,8 +5,10 @@ import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
 import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
 import { packageRoot } from '../../src/util/package-root.js';
-import { ReachError, type Session } from '../../src/remote/transport.js';
+import { closingSessions, reachError } from '../support/sessions.js';
 import { keygen, startSshd } from '../support/sshd.js';
+
+const open = closingSessions();
 
 jest.setTimeout(30_000);
 
@@ -66,25 +68,6 @@ function side(answers: string[], delaySeconds = 0) {
 
 const host = (machine: string): Host => ({ machine, user: sshd!.user, port: 5000, iface: 'vm0' });
 
-async function reachError(p: Promise<unknown>): Promise<ReachError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ReachError) return e;
-    throw e;
-  }
-  throw new Error('expected a ReachError');
-}
-
-const sessions: Session[] = [];
-async function open(t: SshTransport, h: Host): Promise<Session> {
-  const s = await t.open(h);
-  sessions.push(s);
-  return s;
-}
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-});
 afterAll(async () => {
   await sshd?.stop();
 });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
-import { ReachError, type Session } from '../../src/remote/transport.js';
+import { closingSessions, reachError } from '../support/sessions.js';
 import { shCommand } from '../../src/remote/ssh/quote.js';
 import { run } from '../../src/remote/ssh/exec.js';
 import { connectChain } from '../../src/remote/ssh/connect.js';
@@ -11,6 +11,8 @@ import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
 import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
 import { freePort, keygen, startSshd, type Sshd } from '../support/sshd.js';
 import { jest } from '@jest/globals';
+
+const open = closingSessions();
 
 // Each test starts daemons and SSH sessions on a shared, loaded machine: seconds, not milliseconds.
 jest.setTimeout(30_000);
@@ -50,26 +52,6 @@ const plainConfig = (s: Sshd) => `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.p
 const knownLine = (s: Sshd) => `[127.0.0.1]:${s.port} ${s.hostKeyPub}\n`;
 const host = (machine: string, port = 5000): Host => ({ machine, user: sshd!.user, port, iface: 'vm0' });
 
-async function reachError(p: Promise<unknown>): Promise<ReachError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ReachError) return e;
-    throw e;
-  }
-  throw new Error('expected a ReachError');
-}
-
-const sessions: Session[] = [];
-async function open(t: SshTransport, h: Host): Promise<Session> {
-  const s = await t.open(h);
-  sessions.push(s);
-  return s;
-}
-
-afterEach(async () => {
-  for (const s of sessions.splice(0)) await s.close();
-});
 afterAll(async () => {
   await sshd?.stop();
 });
