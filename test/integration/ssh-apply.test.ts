@@ -2,7 +2,8 @@ import { jest } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startSshd, type Sshd } from '../support/sshd.js';
+import { freePort } from '../support/sshd.js';
+import { sshdForSuites } from '../support/ssh-suites.js';
 import { runVnetcAsync, type Run } from '../support/vnetc.js';
 
 /**
@@ -16,10 +17,7 @@ import { runVnetcAsync, type Run } from '../support/vnetc.js';
 jest.setTimeout(120_000);
 
 // VERBOSE: sshd logs each login, which shows whether a command made new connections.
-const started = await startSshd(['LogLevel VERBOSE']);
-const sshd: Sshd | undefined = typeof started === 'string' ? undefined : started;
-if (typeof started === 'string') console.warn(`skipping the SSH apply tests: ${started}`);
-const maybe = sshd ? describe : describe.skip;
+const { sshd, suite: maybe } = await sshdForSuites('SSH apply', ['LogLevel VERBOSE']);
 
 let dir: string;
 let home: string;

@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
 import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
-import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import type { ReachError, Session } from '../../src/remote/transport.js';
 import { closingSessions } from '../support/sessions.js';
-import { freePort, startSshd } from '../support/sshd.js';
+import { freePort } from '../support/sshd.js';
+import { localSide, sshdForSuites } from '../support/ssh-suites.js';
 
 const open = closingSessions();
 
@@ -17,34 +18,19 @@ jest.setTimeout(60_000);
  * login, so a reused connection is proven by the logins not growing.
  */
 
-const started = await startSshd(['LogLevel VERBOSE']);
-const sshd = typeof started === 'string' ? undefined : started;
-if (!sshd) console.warn(`SKIPPING the SSH keeper tests: ${started as string}`);
-const suite = sshd ? describe : describe.skip;
+const { sshd, suite } = await sshdForSuites('SSH keeper', ['LogLevel VERBOSE']);
 
 /** Logins sshd has accepted so far: one per SSH handshake. */
 const logins = () => (sshd!.log().match(/Accepted publickey for /g) ?? []).length;
 
 let n = 0;
 function side(port = sshd!.port, user = sshd!.user) {
-  const home = path.join(sshd!.dir, `keeper${++n}`);
-  fs.mkdirSync(home);
-  const known = path.join(home, 'known_hosts');
-  fs.writeFileSync(known, `[127.0.0.1]:${sshd!.port} ${sshd!.hostKeyPub}\n`);
-  const configFile = path.join(home, 'ssh_config');
+  const name = `keeper${++n}`;
+  const known = path.join(sshd!.dir, name, 'known_hosts');
+  const kept = path.join(sshd!.dir, name, 'vnetc', 'ssh');
   const config = (p: number) => `Host h1\n  HostName 127.0.0.1\n  Port ${p}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n`;
-  fs.writeFileSync(configFile, config(port));
-  const kept = path.join(home, 'vnetc', 'ssh');
-  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
-    configFile,
-    local: { home, authSock: undefined },
-    remoteRoot: path.join(home, 'remote'),
-    listen: '127.0.0.1',
-    connectTimeoutMs: 5000,
-    persist: { dir: kept, idleMs: 30_000 },
-    ...extra,
-  });
-  return { home, known, configFile, config, kept, opts, user };
+  const s = localSide(sshd!, name, () => config(port), `[127.0.0.1]:${sshd!.port} ${sshd!.hostKeyPub}\n`, () => ({ persist: { dir: kept, idleMs: 30_000 } }));
+  return { ...s, known, config, kept, user };
 }
 
 const host = (machine: string, port: number, user = sshd!.user): Host => ({ machine, user, port, iface: 'vm0' });

@@ -3,10 +3,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
-import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { closingSessions, reachError } from '../support/sessions.js';
-import { keygen, startSshd } from '../support/sshd.js';
+import { keygen } from '../support/sshd.js';
+import { localSide, sshdForSuites } from '../support/ssh-suites.js';
 
 const open = closingSessions();
 
@@ -19,10 +20,7 @@ jest.setTimeout(30_000);
  * with no terminal to ask on.
  */
 
-const started = await startSshd(['LogLevel VERBOSE']);
-const sshd = typeof started === 'string' ? undefined : started;
-if (!sshd) console.warn(`SKIPPING the SSH passphrase tests: ${started as string}`);
-const suite = sshd ? describe : describe.skip;
+const { sshd, suite } = await sshdForSuites('SSH passphrase', ['LogLevel VERBOSE']);
 
 const SECRET = 'correct horse 7';
 const WRONG = ['tr0ub4dor', 'hunter2', 'letmein'];
@@ -31,8 +29,18 @@ let n = 0;
 /** A local side: a protected copy of the authorized key, ssh_config for h1/h2, and an askpass script answering `answers` in turn. */
 function side(answers: string[], delaySeconds = 0) {
   const s = sshd!;
-  const home = path.join(s.dir, `pass${++n}`);
-  fs.mkdirSync(home);
+  const said: string[] = [];
+  const { home, opts } = localSide(
+    s,
+    `pass${++n}`,
+    ({ home, knownHosts }) => `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${path.join(home, 'id_ed25519')}\n  UserKnownHostsFile ${knownHosts}\n  GlobalKnownHostsFile none\n`,
+    `[127.0.0.1]:${s.port} ${s.hostKeyPub}\n`,
+    (home) => ({
+      // No terminal here, whatever runs the tests.
+      passphrase: { env: { SSH_ASKPASS: path.join(home, 'askpass'), SSH_ASKPASS_REQUIRE: 'force' }, terminal: path.join(home, 'no-tty') },
+      say: (line) => said.push(line),
+    }),
+  );
   const key = path.join(home, 'id_ed25519');
   fs.copyFileSync(s.userKey, key);
   fs.chmodSync(key, 0o600);
@@ -46,22 +54,6 @@ function side(answers: string[], delaySeconds = 0) {
     `#!/bin/sh\nd='${home}'\nsleep ${delaySeconds}\nn=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))\necho $n > "$d/count"\nprintf '%s\\n' "$1" >> "$d/prompts"\nsed -n "\${n}p" "$d/answers"\n`,
     { mode: 0o700 },
   );
-  const known = path.join(home, 'known_hosts');
-  fs.writeFileSync(known, `[127.0.0.1]:${s.port} ${s.hostKeyPub}\n`);
-  const configFile = path.join(home, 'ssh_config');
-  fs.writeFileSync(configFile, `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${key}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n`);
-  const said: string[] = [];
-  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
-    configFile,
-    local: { home, authSock: undefined },
-    remoteRoot: path.join(home, 'remote'),
-    listen: '127.0.0.1',
-    connectTimeoutMs: 5000,
-    // No terminal here, whatever runs the tests.
-    passphrase: { env: { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force' }, terminal: path.join(home, 'no-tty') },
-    say: (line) => said.push(line),
-    ...extra,
-  });
   const prompts = (): string[] => (fs.existsSync(path.join(home, 'prompts')) ? fs.readFileSync(path.join(home, 'prompts'), 'utf8').split('\n').filter(Boolean) : []);
   return { home, key, shown: '~/id_ed25519', askpass, said, opts, prompts };
 }

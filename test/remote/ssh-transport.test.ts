@@ -8,8 +8,9 @@ import { shCommand } from '../../src/remote/ssh/quote.js';
 import { run } from '../../src/remote/ssh/exec.js';
 import { connectChain } from '../../src/remote/ssh/connect.js';
 import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
-import { SshTransport, type SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
+import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { freePort, keygen, startSshd, type Sshd } from '../support/sshd.js';
+import { localSide, sshdForSuites } from '../support/ssh-suites.js';
 import { jest } from '@jest/globals';
 
 const open = closingSessions();
@@ -22,30 +23,12 @@ jest.setTimeout(30_000);
  * ProxyJump, authentication, and bootstrapping a real vnetd through it.
  */
 
-const started = await startSshd();
-const sshd = typeof started === 'string' ? undefined : started;
-if (!sshd) console.warn(`SKIPPING the SSH transport tests: ${started as string}`);
-const suite = sshd ? describe : describe.skip;
+const { sshd, suite } = await sshdForSuites('SSH transport');
 
 let n = 0;
 /** A fresh local side per test: its own home, ssh config and known_hosts. */
 function side(config: (s: Sshd, home: string) => string, known?: string) {
-  const s = sshd!;
-  const home = path.join(s.dir, `local${++n}`);
-  fs.mkdirSync(home);
-  const knownHosts = path.join(home, 'known_hosts');
-  if (known !== undefined) fs.writeFileSync(knownHosts, known);
-  const configFile = path.join(home, 'ssh_config');
-  fs.writeFileSync(configFile, config(s, home).replaceAll('$KNOWN', knownHosts));
-  const opts = (extra: SshTransportOptions = {}): SshTransportOptions => ({
-    configFile,
-    local: { home, authSock: undefined },
-    remoteRoot: path.join(home, 'remote'),
-    listen: '127.0.0.1',
-    connectTimeoutMs: 5000,
-    ...extra,
-  });
-  return { home, knownHosts, configFile, opts };
+  return localSide(sshd!, `local${++n}`, ({ home, knownHosts }) => config(sshd!, home).replaceAll('$KNOWN', knownHosts), known);
 }
 
 const plainConfig = (s: Sshd) => `Host h1 h2\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${s.userKey}\n  UserKnownHostsFile $KNOWN\n  GlobalKnownHostsFile none\n`;
