@@ -1,5 +1,5 @@
 import { priorityOf, type SourceQualifier } from '../model/priority.js';
-import { linkKey, type Address, type Destination, type Rule, type State } from '../model/state.js';
+import { destinationKey, linkKey, type Address, type Destination, type Rule, type State } from '../model/state.js';
 
 /**
  * Where a frame goes: the path from one daemon to wherever the tables send
@@ -88,7 +88,12 @@ export function trace(state: State, from: string, ingress: Ingress, src: string,
     if (matched.length === 0) {
       return void endings.push({ kind: 'dead-end', machine, why: `no rule of ${machine} matches ${src} → ${dst}` });
     }
+    // Tied rules may name one destination twice; the frame leaves each port once (PROTOCOL.md), so each is followed once.
+    const ports = new Set<string>();
     for (const r of matched) {
+      const port = destinationKey(r.dest);
+      if (ports.has(port)) continue;
+      ports.add(port);
       if (r.dest.kind === 'interface') {
         endings.push({ kind: 'delivered', machine, iface: r.dest.iface });
         continue;

@@ -72,6 +72,26 @@ END
     expect(fromA.endings).toEqual([expect.objectContaining({ kind: 'dead-end', machine: 'b' })]);
   });
 
+  test('tied rules naming one destination send the frame there once: no false loop, no delivery counted twice', () => {
+    const tied = compileText(
+      't.vnet',
+      `BEGIN
+  HOST u AT a 5000 vm0
+  HOST u AT p 5000 eth0
+  ADD
+    LINK a p
+    FORWARD a NOT 02:00:00:00:00:01 ff:ff:ff:ff:ff:ff a p
+    FORWARD a NOT 02:00:00:00:00:02 ff:ff:ff:ff:ff:ff a p
+    FORWARD p NOT 02:00:00:00:00:01 ff:ff:ff:ff:ff:ff eth0
+    FORWARD p NOT 02:00:00:00:00:02 ff:ff:ff:ff:ff:ff eth0
+END
+`,
+    ).state!;
+    const t = trace(tied, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:03', 'ff:ff:ff:ff:ff:ff');
+    expect(t.hops.map((h) => [h.machine, h.matched.length])).toEqual([['a', 2], ['p', 2]]);
+    expect(t.endings).toEqual([{ kind: 'delivered', machine: 'p', iface: 'eth0' }]);
+  });
+
   test('loops and rules over missing links are found', () => {
     const ring = compileText(
       'l.vnet',
