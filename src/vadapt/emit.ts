@@ -59,19 +59,17 @@ export function additions(p: Problem, base: State, proxy: string, place: Int32Ar
   let rules = 0;
 
   if (moved.size) {
-    const starLinks: string[] = [];
+    const starLinks = new Set<string>();
     const starRules: Rule[] = [];
     for (const v of [...moved].sort((x, y) => x - y)) {
       const h = name(place[v]!);
       const host = base.hosts.get(h)!;
-      if (!base.links.has(linkKey(h, proxy)) && !starLinks.some((l) => l === printLink({ a: h, b: proxy, proto: 'tcp', dialer: h }))) {
-        starLinks.push(printLink({ a: h, b: proxy, proto: 'tcp', dialer: h }));
-      }
+      if (!base.links.has(linkKey(h, proxy))) starLinks.add(printLink({ a: h, b: proxy, proto: 'tcp', dialer: h }));
       starRules.push(...hostStarRules(h, host.iface, proxy, [p.vms[v]!]), proxyVmRule(proxy, { mac: p.vms[v]!, machine: h }), proxyBroadcastRule(proxy, h));
     }
     const statements = [...starLinks, ...fresh(starRules)];
-    links += starLinks.length;
-    rules += statements.length - starLinks.length;
+    links += starLinks.size;
+    rules += statements.length - starLinks.size;
     groups.push({ comment: 'Moved VMs at their new hosts: the star rules of Fig. 2 (LCR 2004), and the Proxy sends their frames there.', statements });
   }
 
@@ -84,7 +82,8 @@ export function additions(p: Problem, base: State, proxy: string, place: Int32Ar
     links += newLinks.length;
   }
   // Rules for every communicating VM pair across a fast path, new or from the base.
-  const linked = (a: number, b: number): boolean => p.baseLinks[a * p.size + b] === 1 || notes.some((n) => (n.pair.a === a && n.pair.b === b) || (n.pair.a === b && n.pair.b === a));
+  const noted = new Set(notes.flatMap((n) => [n.pair.a * p.size + n.pair.b, n.pair.b * p.size + n.pair.a]));
+  const linked = (a: number, b: number): boolean => p.baseLinks[a * p.size + b] === 1 || noted.has(a * p.size + b);
   const perMachine = new Map<string, Rule[]>();
   for (const { a, b } of p.pairs) {
     const ha = place[a]!;
@@ -96,7 +95,8 @@ export function additions(p: Problem, base: State, proxy: string, place: Int32Ar
     }
   }
   for (const m of [...perMachine.keys()].sort()) {
-    const statements = fresh(perMachine.get(m)!.sort((x, y) => printRule(x).localeCompare(printRule(y))));
+    // By code unit, as every order in the file: the same adaptation writes the same bytes whatever the locale.
+    const statements = fresh(perMachine.get(m)!).sort();
     rules += statements.length;
     if (statements.length) groups.push({ statements });
   }
