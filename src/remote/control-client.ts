@@ -20,17 +20,26 @@ export class ControlClient {
   constructor(private readonly stream: Duplex) {
     this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
     stream.setEncoding('utf8');
-    stream.on('data', (text: string) => this.onData(text));
-    const fail = (e: Error) => {
-      this.closed = e;
-      for (const w of this.waiting.splice(0).slice(this.head)) w.reject(e);
-      this.head = 0;
-    };
-    stream.on('error', fail);
+    stream.on('data', (text: string) => {
+      try {
+        this.onData(text);
+      } catch (e) {
+        // Not the protocol (a login shell's chatter on an exec channel, a stranger on the socket): every waiter gets the reason, not the process a stack trace.
+        this.fail(new Error(`the control connection sent something that is not vnetd's protocol: ${(e as Error).message}`));
+        stream.destroy();
+      }
+    });
+    stream.on('error', (e: Error) => this.fail(e));
     // 'end' too: an SSH channel whose far side went away may send EOF and wait for us to close.
-    const closed = () => fail(new Error('the daemon closed the control connection'));
+    const closed = () => this.fail(new Error('the daemon closed the control connection'));
     stream.on('end', closed);
     stream.on('close', closed);
+  }
+
+  private fail(e: Error): void {
+    this.closed ??= e;
+    for (const w of this.waiting.splice(0).slice(this.head)) w.reject(e);
+    this.head = 0;
   }
 
   static connect(socketPath: string): Promise<ControlClient> {
