@@ -58,6 +58,8 @@ export const START =
   ALIVE + OURS +
   ` state=$1 log=$2 pidf=$3 sock=$4; shift 4; umask 077; mkdir -p "$state" || exit 1;` +
   ` if [ -f "$pidf" ] && ours "$(cat "$pidf")" "$state"; then cat "$pidf"; exit ${EXIT.running}; fi;` +
+  // A socket left by a daemon that died answers nobody (we start only when none answered); gone, the wait below waits for the new one's.
+  ` rm -f "$sock";` +
   // The subshell exits at once, so the daemon is not our child: init reaps it, and kill -0 tells whether it runs.
   ` (setsid "$@" </dev/null >>"$log" 2>&1 & echo $! >"$pidf"); pid=$(cat "$pidf"); i=0;` +
   ` while [ ! -S "$sock" ]; do if ! alive "$pid"; then tail -n 20 "$log"; exit ${EXIT.exited}; fi;` +
