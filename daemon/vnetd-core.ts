@@ -154,10 +154,14 @@ export class Vnetd implements ControlTarget {
   async stop(): Promise<void> {
     this.vttif.stop();
     await this.control.close();
+    // A commit in flight may queue a compaction behind itself: wait until the queue stops growing, before what it touches is closed.
+    for (let queued = this.commits; ; queued = this.commits) {
+      await queued;
+      if (queued === this.commits) break;
+    }
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
     for (const sink of this.linkCaptures.values()) await sink.close();
-    await this.commits;
     await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
   }
@@ -294,7 +298,7 @@ export class Vnetd implements ControlTarget {
       case 'info?':
         yield `machine ${this.opts.machine}`;
         yield `version ${this.version}`;
-        yield `port ${this.opts.port}`;
+        yield `port ${this.links.port ?? this.opts.port}`;
         yield `listen ${this.opts.listen}`;
         yield `pid ${process.pid}`;
         yield `uptime-s ${Math.round((Date.now() - this.startedAt) / 1000)}`;

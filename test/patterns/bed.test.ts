@@ -34,6 +34,13 @@ describe('a bed of 8 VMs on 3 hosts, one interface per VM', () => {
     expect([...bed.daemons.keys()]).toEqual(['proxy', 'host1', 'host2', 'host3']);
   });
 
+  test('INFO? names the port each daemon bound (asked for port 0), the one its peers dial', () => {
+    for (const d of bed.daemons.values()) {
+      expect(d.links.port).toBeGreaterThan(0);
+      expect([...d.query('info?')]).toContain(`port ${d.links.port}`);
+    }
+  });
+
   test('every kind runs to the end with every message delivered, every frame through vnetd', async () => {
     const size = 2000; // two frames a message
     for (const kind of KINDS) {
