@@ -1,5 +1,5 @@
 import { printHost, printLink, printRule } from '../lang/print.js';
-import type { Host, Link, Rule } from '../model/state.js';
+import { linkKey, type Host, type Link, type Rule } from '../model/state.js';
 import { InputError } from '../util/input-error.js';
 import type { Requirements, VmReq } from './requirements.js';
 import { busRules, directRules, hostStarRules, proxyBroadcastRule, proxyLanRules, proxyVmRule, type Placed } from './rules.js';
@@ -22,7 +22,7 @@ export function applicationEdges(req: Requirements): [VmReq, VmReq][] {
   const out: [VmReq, VmReq][] = [];
   const seen = new Set<string>();
   const add = (a: VmReq, b: VmReq): void => {
-    const key = a.name < b.name ? `${a.name} ${b.name}` : `${b.name} ${a.name}`;
+    const key = linkKey(a.name, b.name);
     if (a !== b && !seen.has(key)) {
       seen.add(key);
       out.push([a, b]);

@@ -1,4 +1,5 @@
-import { macToNumber, numberToMac } from '../model/mac48.js';
+import { numberToMac } from '../model/mac48.js';
+import { linkKey } from '../model/state.js';
 import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
 import { Damper } from './damping.js';
 import { prune } from './prune.js';
@@ -99,18 +100,12 @@ export class Collector {
   private carriedByNewestRound(top: Topology): boolean {
     const carried = new Set<string>();
     for (const pairs of this.window.newest()) {
-      for (let f = 0; f < pairs.length; f += PAIR_FIELDS) {
-        const s = pairs[f]!;
-        const d = pairs[f + 1]!;
-        carried.add(s < d ? `${s} ${d}` : `${d} ${s}`);
-      }
+      for (let f = 0; f < pairs.length; f += PAIR_FIELDS) carried.add(linkKey(numberToMac(pairs[f]!), numberToMac(pairs[f + 1]!)));
     }
     let some = false;
     let all = true;
     for (const e of top.edges) {
-      const a = macToNumber(e.a);
-      const b = macToNumber(e.b);
-      const has = carried.has(a < b ? `${a} ${b}` : `${b} ${a}`);
+      const has = carried.has(linkKey(e.a, e.b));
       some ||= has;
       all &&= has;
     }

@@ -2,7 +2,8 @@ import { visible } from '../../diag/render.js';
 import type { Inference, TopologyEdge } from '../types.js';
 import { APPEARING, EDGE, LEAVING } from './colours.js';
 import { formatIntensity, formatParams, formatRate } from './units.js';
-import { pairKey, pending, sortedEdges, vmsByHost } from './vms.js';
+import { linkKey } from '../../model/state.js';
+import { pending, sortedEdges, vmsByHost } from './vms.js';
 
 /**
  * Graphviz DOT of the settled topology: VMs as nodes in one cluster per
@@ -24,8 +25,8 @@ export function renderDot(inf: Inference): string {
     else out.push(`  subgraph ${q(`cluster ${g.host}`)} {`, `    label=${q(g.host)}; style="rounded"; color="#8899aa";`, ...nodes.map((n) => '    ' + n), '  }');
   }
   const diff = pending(inf);
-  const leaving = new Set((diff?.removed ?? []).map((e) => pairKey(e.a, e.b)));
-  for (const e of sortedEdges(inf.topology.edges)) out.push('  ' + edge(e, leaving.has(pairKey(e.a, e.b)) ? 'disappearing' : 'settled'));
+  const leaving = new Set((diff?.removed ?? []).map((e) => linkKey(e.a, e.b)));
+  for (const e of sortedEdges(inf.topology.edges)) out.push('  ' + edge(e, leaving.has(linkKey(e.a, e.b)) ? 'disappearing' : 'settled'));
   for (const e of diff?.added ?? []) out.push('  ' + edge(e, 'appearing'));
   out.push('}');
   return out.join('\n') + '\n';

@@ -2,7 +2,8 @@ import type { Inference, TopologyEdge } from '../types.js';
 import { APPEARING, EDGE, LEAVING } from './colours.js';
 import { MONO_ADVANCE, n, text, title, type Look, type Panel } from './svg-kit.js';
 import { formatIntensity, formatRate, plural } from './units.js';
-import { pairKey, pending, sortedEdges } from './vms.js';
+import { linkKey } from '../../model/state.js';
+import { pending, sortedEdges } from './vms.js';
 
 /**
  * The application topology as a circle: VMs around it, grouped and coloured
@@ -58,9 +59,9 @@ export function topologyPanel(inf: Inference, look: Look): Panel {
 
   // Edges, weakest first so the strongest are drawn on top.
   const diff = pending(inf);
-  const leaving = new Set((diff?.removed ?? []).map((e) => pairKey(e.a, e.b)));
+  const leaving = new Set((diff?.removed ?? []).map((e) => linkKey(e.a, e.b)));
   const drawn: Array<{ e: TopologyEdge; kind: 'settled' | 'appearing' | 'leaving' }> = [
-    ...sortedEdges(inf.topology.edges).map((e) => ({ e, kind: leaving.has(pairKey(e.a, e.b)) ? ('leaving' as const) : ('settled' as const) })),
+    ...sortedEdges(inf.topology.edges).map((e) => ({ e, kind: leaving.has(linkKey(e.a, e.b)) ? ('leaving' as const) : ('settled' as const) })),
     ...(diff?.added ?? []).map((e) => ({ e, kind: 'appearing' as const })),
   ].sort((x, y) => x.e.intensity - y.e.intensity);
   const total = drawn.length;

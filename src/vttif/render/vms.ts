@@ -1,3 +1,4 @@
+import { linkKey } from '../../model/state.js';
 import type { Inference, Topology, TopologyEdge } from '../types.js';
 
 /**
@@ -67,8 +68,6 @@ export function hostOf(inf: Inference, vm: string): string | undefined {
 }
 
 /** An unordered pair as one key. */
-export const pairKey = (a: string, b: string): string => (a < b ? `${a} ${b}` : `${b} ${a}`);
-
 /** Edges with a < b, sorted by (a, b): the contract of types.ts, enforced rather than trusted. */
 export function sortedEdges(edges: readonly TopologyEdge[]): TopologyEdge[] {
   return edges
@@ -85,11 +84,11 @@ export interface TopologyDiff {
 
 /** Edges that appear and disappear going from one topology to another (null: from nothing). */
 export function topologyDiff(from: Topology | null, to: Topology): TopologyDiff {
-  const before = new Set((from?.edges ?? []).map((e) => pairKey(e.a, e.b)));
-  const after = new Set(to.edges.map((e) => pairKey(e.a, e.b)));
+  const before = new Set((from?.edges ?? []).map((e) => linkKey(e.a, e.b)));
+  const after = new Set(to.edges.map((e) => linkKey(e.a, e.b)));
   return {
-    added: sortedEdges(to.edges.filter((e) => !before.has(pairKey(e.a, e.b)))),
-    removed: sortedEdges((from?.edges ?? []).filter((e) => !after.has(pairKey(e.a, e.b)))),
+    added: sortedEdges(to.edges.filter((e) => !before.has(linkKey(e.a, e.b)))),
+    removed: sortedEdges((from?.edges ?? []).filter((e) => !after.has(linkKey(e.a, e.b)))),
   };
 }
 
