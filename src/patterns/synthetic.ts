@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { macToNumber, readMac48, writeMac48 } from '../model/mac48.js';
 import type { HostPort } from '../wire/hostport.js';
 import { Mailbox, type MessageSender } from './bsp.js';
 import { fragmentCount, fragmentData, HEADER_BYTES, KIND_FRAGMENT, KIND_NOISE, MAX_FRAGMENTS, readHeader, writeHeader } from './message.js';
@@ -30,13 +31,18 @@ export function vmMac(rank: number): string {
   return `02:50:00:00:${(rank >> 8).toString(16).padStart(2, '0')}:${(rank & 0xff).toString(16).padStart(2, '0')}`;
 }
 
-const macBytes = (mac: string): Buffer => Buffer.from(mac.replace(/:/g, ''), 'hex');
-const macKey = (frame: Buffer, at: number): string => frame.toString('hex', at, at + 6);
+/** A MAC's six bytes (checked: a bad one throws RangeError naming it). */
+function macBytes(mac: string): Buffer {
+  const b = Buffer.alloc(6);
+  writeMac48(b, 0, macToNumber(mac));
+  return b;
+}
 
 export type FrameHandler = (frame: Buffer) => void;
 
 export class SyntheticHost {
-  private readonly handlers = new Map<string, FrameHandler>();
+  /** By MAC as a 48-bit number: a frame's addresses are read as numbers, with no string per frame. */
+  private readonly handlers = new Map<number, FrameHandler>();
   private daemon: HostPort | undefined;
   private closed = false;
   /** Frames from elsewhere than the daemon's interface (dropped, as vnetd drops strays). */
@@ -46,7 +52,7 @@ export class SyntheticHost {
     private readonly socket: dgram.Socket,
     readonly macs: readonly string[],
   ) {
-    for (const m of macs) this.handlers.set(m.replace(/:/g, ''), () => {});
+    for (const m of macs) this.handlers.set(macToNumber(m), () => {});
     socket.on('message', (msg, rinfo) => {
       if (!this.daemon || rinfo.port !== this.daemon.port || msg.length < ETH_HEADER) {
         this.strays++;
@@ -83,7 +89,7 @@ export class SyntheticHost {
 
   /** Routes frames addressed to `mac` (a VM of this host) to `handler`. */
   on(mac: string, handler: FrameHandler): void {
-    const k = mac.replace(/:/g, '');
+    const k = macToNumber(mac);
     if (!this.handlers.has(k)) throw new Error(`${mac} is not a VM of this host`);
     this.handlers.set(k, handler);
   }
@@ -92,15 +98,15 @@ export class SyntheticHost {
   send(frame: Buffer): void {
     // A run still draining its pacer when the host closes: its frames have nowhere to go.
     if (this.closed) return;
-    const dst = macKey(frame, 0);
     const group = (frame[0]! & 1) === 1;
-    if (group || this.handlers.has(dst)) setImmediate(() => this.deliver(frame, macKey(frame, 6)));
-    if ((group || !this.handlers.has(dst)) && this.daemon) this.socket.send(frame, this.daemon.port, this.daemon.host, () => {});
+    const local = !group && this.handlers.has(readMac48(frame, 0));
+    if (group || local) setImmediate(() => this.deliver(frame, readMac48(frame, 6)));
+    if (!local && this.daemon) this.socket.send(frame, this.daemon.port, this.daemon.host, () => {});
   }
 
-  private deliver(frame: Buffer, from: string | undefined): void {
+  private deliver(frame: Buffer, from: number | undefined): void {
     if ((frame[0]! & 1) === 0) {
-      this.handlers.get(macKey(frame, 0))?.(frame);
+      this.handlers.get(readMac48(frame, 0))?.(frame);
       return;
     }
     for (const [k, h] of this.handlers) if (k !== from) h(frame);
