@@ -192,8 +192,12 @@ export class SshSession implements Session {
         break;
       case EXIT.running:
         throw new ReachError(this.machine, `a vnetd already runs for ${this.machine} (pid ${r.stdout.trim()})`, 'stop it first, or apply to it instead of starting it');
-      case EXIT.exited:
-        throw new ReachError(this.machine, `vnetd on ${this.machine} exited at start: ${lastError(r.stdout) || 'no message'}`, `its log is ${layout.logFile} there`);
+      case EXIT.exited: {
+        // An uploaded daemon has no pcap addon (it is native code, built where vnetd is installed): say what works instead.
+        const pcap = ifaces.some((spec) => spec.includes('=pcap:'));
+        const hint = pcap ? `its log is ${layout.logFile} there; pcap needs vnetd installed there with its pcap addon, or give --iface ${host.machine}=qemu-udp:… or qemu-stream:…` : `its log is ${layout.logFile} there`;
+        throw new ReachError(this.machine, `vnetd on ${this.machine} exited at start: ${lastError(r.stdout) || 'no message'}`, hint);
+      }
       case EXIT.startTimeout:
         throw new ReachError(this.machine, `vnetd on ${this.machine} did not open its control socket within 30 s`, `its log is ${layout.logFile} there`);
       default:
