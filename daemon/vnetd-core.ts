@@ -2,7 +2,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { version } from '../src/version.js';
-import { formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
+import { formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { ForwardingTable } from './forward/table.js';
@@ -315,10 +315,14 @@ export class Vnetd implements ControlTarget {
         const stats = new Map(this.links.stats().map((s) => [s.peer, s]));
         for (const l of this.config.links.values()) {
           const s = stats.get(l.peer);
-          const rtt = s?.rttMs == null ? '-' : s.rttMs.toFixed(3);
-          yield `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s?.state ?? 'down'}` +
-            ` rtt-ms=${rtt} tx=${s?.txFrames ?? 0}/${s?.txBytes ?? 0} rx=${s?.rxFrames ?? 0}/${s?.rxBytes ?? 0}` +
-            ` auth-failures=${s?.authFailures ?? 0} reconnects=${s?.reconnects ?? 0} moves=${s?.moves ?? 0}`;
+          yield formatLinkLine({
+            link: l,
+            state: s?.state ?? 'down',
+            rttMs: s?.rttMs ?? undefined,
+            counters: s
+              ? { 'tx-frames': s.txFrames, 'tx-bytes': s.txBytes, 'rx-frames': s.rxFrames, 'rx-bytes': s.rxBytes, 'auth-failures': s.authFailures, reconnects: s.reconnects, moves: s.moves }
+              : {},
+          });
         }
         return;
       }

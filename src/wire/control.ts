@@ -321,7 +321,18 @@ export interface LinkStatus {
   counters: Record<string, number>;
 }
 
-/** Reads a `LINKS?` data line; the inverse of the daemon's listing. Throws WireError. */
+/** A `LINKS?` data line, as the daemon lists each link; parseLinkLine reads it back. */
+export function formatLinkLine(s: LinkStatus): string {
+  const l = s.link;
+  const c = (k: string): number => s.counters[k] ?? 0;
+  return (
+    `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s.state}` +
+    ` rtt-ms=${s.rttMs === undefined ? '-' : s.rttMs.toFixed(3)} tx=${c('tx-frames')}/${c('tx-bytes')} rx=${c('rx-frames')}/${c('rx-bytes')}` +
+    ` auth-failures=${c('auth-failures')} reconnects=${c('reconnects')} moves=${c('moves')}`
+  );
+}
+
+/** Reads a `LINKS?` data line; the inverse of formatLinkLine. Throws WireError. */
 export function parseLinkLine(line: string): LinkStatus {
   const w = new Words(line.trim().split(/ +/));
   const head = linkHeadWords(w);

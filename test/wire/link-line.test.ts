@@ -1,4 +1,4 @@
-import { parseLinkLine } from '../../src/wire/control.js';
+import { formatLinkLine, parseLinkLine } from '../../src/wire/control.js';
 
 test('a LINKS? line reads back into the link as configured, its state, RTT and counters', () => {
   const s = parseLinkLine('host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1');
@@ -11,4 +11,13 @@ test('a LINKS? line reads back into the link as configured, its state, RTT and c
   expect(parseLinkLine('proxy TCP ACCEPT - ENCRYPT connecting rtt-ms=-')).toMatchObject({ link: { address: undefined, dial: false }, rttMs: undefined });
   expect(() => parseLinkLine('proxy TCP ACCEPT - ENCRYPT sideways')).toThrow("'sideways' is not a link state");
   expect(() => parseLinkLine('proxy SCTP ACCEPT - ENCRYPT up')).toThrow('expected TCP or UDP');
+});
+
+test('the daemon\'s formatter and the reader are inverses', () => {
+  for (const line of [
+    'host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1',
+    'proxy TCP ACCEPT - ENCRYPT down rtt-ms=- tx=0/0 rx=0/0 auth-failures=0 reconnects=0 moves=0',
+  ]) {
+    expect(formatLinkLine(parseLinkLine(line))).toBe(line);
+  }
 });
