@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { countErrors } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
@@ -13,7 +12,7 @@ import type { Inference } from '../src/vttif/types.js';
 import { painterFor } from './color.js';
 import { connectCollector, settledChanges } from './infer.js';
 import type { ReachArgs } from './live.js';
-import { load, UsageError, writeFileAtomic, type Io } from './io.js';
+import { load, readTextFile, UsageError, writeFileAtomic, type Io } from './io.js';
 
 export interface AdaptArgs extends ReachArgs {
   /** The inference from a file; or live from the spec's collector (`live`, `watch`). */
@@ -46,15 +45,6 @@ export function limitFrom(args: { k: string | undefined; budget: number | undefi
   return { kind: 'count', k: Number(args.k) };
 }
 
-async function readText(io: Io, path: string, what: string): Promise<string> {
-  try {
-    return await readFile(resolve(io.cwd, path), 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read ${what} '${path}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
-  }
-}
-
 /**
  * `vnetc adapt`: 0 written, 1 a bad input file (spec, matrix or network) or
  * unreachable daemons, 2 usage. The inference comes from `--matrix`, or
@@ -71,7 +61,7 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
   if (args.watch && args.out === undefined) throw new UsageError('--watch writes one file per settled change: give --out NAME.vnet (files are NAME-1.vnet, NAME-2.vnet, …)');
   if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
   try {
-    if (!live) return await run(io, args, readInference(args.matrix!, await readText(io, args.matrix!, 'the matrix')), args.matrix!, options, []);
+    if (!live) return await run(io, args, readInference(args.matrix!, await readTextFile(io.cwd, args.matrix!, 'the matrix')), args.matrix!, options, []);
     const session = await connectCollector(io, args.spec, args, null);
     if (!session) return 1;
     try {
@@ -110,7 +100,7 @@ async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName:
     io.stderr.write(`vnetc: error: ${args.spec} has errors; adapt starts from a valid spec\n`);
     return 1;
   }
-  const given = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readText(io, args.network, 'the network file'));
+  const given = args.network === undefined ? defaultNetwork() : readNetwork(args.network, await readTextFile(io.cwd, args.network, 'the network file'));
   const network = rtts.length ? withMeasuredRtts(given, rtts) : given;
   const networkName =
     (args.network ?? 'defaults (1000 Mbit/s, 1 ms between any two machines)') +

@@ -1,20 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { expand } from '../src/gen/expand.js';
 import { parseRequirements } from '../src/gen/requirements.js';
 import { InputError } from '../src/util/input-error.js';
-import { STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
+import { readTextFile, STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
 
 /** `vnetc gen <requirements>`: 0 written, 1 the requirements are wrong, 2 usage or I/O. */
 export async function gen(io: Io, args: { file: string; out: string | undefined }): Promise<number> {
   const name = args.file === STDIN ? '<stdin>' : args.file;
-  let text: string;
-  try {
-    text = args.file === STDIN ? (await io.readStdin()).toString('utf8') : await readFile(resolve(io.cwd, args.file), 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read '${name}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
-  }
+  const text = args.file === STDIN ? (await io.readStdin()).toString('utf8') : await readTextFile(io.cwd, args.file, 'the requirements');
   let vnet: string;
   try {
     vnet = expand(parseRequirements(name, text), name);

@@ -108,6 +108,15 @@ function decodeTooLarge(name: string, size: number): { diagnostics: Diagnostic[]
   return { diagnostics: [diagnostic(Msg.FileTooLarge, new SourceFile(name, ''), undefined, [size, MAX_FILE_BYTES])] };
 }
 
+/** A whole text file named on the command line (relative to the working directory); a UsageError says why it cannot be read. */
+export async function readTextFile(cwd: string, path: string, what: string): Promise<string> {
+  try {
+    return await readFile(resolve(cwd, path), 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${what} '${path}': ${describeIoError(e)}`);
+  }
+}
+
 function describeIoError(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
   switch (code) {
