@@ -41,7 +41,7 @@ import { parseArgs } from 'node:util';
 import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
-import { MemoryInterface } from './memory-interface.js';
+import { ethernet, MemoryInterface } from './memory-interface.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
 import type { Address, Destination, Rule } from '../src/model/state.js';
 import { prng } from '../src/util/prng.js';
@@ -403,14 +403,6 @@ const lookupSection: Section = (opts, progress) => {
 
 const FORWARD_FLOWS = 4096;
 const FRAME_BYTES = 64;
-
-function ethernet(dst: number, src: number, bytes: number): Buffer {
-  const f = Buffer.alloc(bytes);
-  f.writeUIntBE(dst, 0, 6);
-  f.writeUIntBE(src, 6, 6);
-  f.writeUInt16BE(0x88b5, 12);
-  return f;
-}
 
 const forwardSection: Section = async (opts, progress) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vnetd-bench-'));

@@ -48,3 +48,12 @@ export class MemoryInterface extends EventEmitter implements Interface {
     return Promise.resolve();
   }
 }
+
+/** A minimal Ethernet frame of `bytes` bytes from `src` to `dst` (48-bit numbers), of the local experimental EtherType. */
+export function ethernet(dst: number, src: number, bytes: number): Buffer {
+  const f = Buffer.alloc(bytes);
+  f.writeUIntBE(dst, 0, 6);
+  f.writeUIntBE(src, 6, 6);
+  f.writeUInt16BE(0x88b5, 12);
+  return f;
+}

@@ -1,3 +1,5 @@
+import { prng } from '../src/util/prng.js';
+
 /** The middle of a sample (the mean of the two middle values for an even count): what every benchmark reports, robust to a noisy round. */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -11,13 +13,7 @@ export function median(xs: readonly number[]): number {
  * fixed-seed generator, so a run's printout is reproducible from its data.
  */
 export function medianInterval(xs: readonly number[], resamples = 2000): [number, number] {
-  let seed = 0x2545f491;
-  const next = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 4294967296;
-  };
+  const next = prng(0x2545f491);
   const medians: number[] = [];
   for (let r = 0; r < resamples; r++) medians.push(median(Array.from(xs, () => xs[Math.floor(next() * xs.length)]!)));
   medians.sort((a, b) => a - b);

@@ -34,7 +34,8 @@ import type { Inference } from '../src/vttif/types.js';
 import { parseInference } from '../src/wire/vttif.js';
 import { macToNumber } from '../src/model/mac48.js';
 import type { Change } from '../src/wire/control.js';
-import { MemoryInterface } from './memory-interface.js';
+import { vmMac } from '../src/patterns/synthetic.js';
+import { ethernet, MemoryInterface } from './memory-interface.js';
 import { profileShare } from './profile-share.js';
 import { median, medianInterval } from './stats.js';
 
@@ -66,16 +67,6 @@ const VMS = 64;
 const SPARSE = 16;
 const FRAME_BYTES = 64;
 
-function ethernet(dst: string, src: string, bytes: number): Buffer {
-  const f = Buffer.alloc(bytes);
-  f.writeUIntBE(macToNumber(dst), 0, 6);
-  f.writeUIntBE(macToNumber(src), 6, 6);
-  f.writeUInt16BE(0x88b5, 12);
-  return f;
-}
-
-const vmMac = (i: number): string => `02:50:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-
 /** A daemon with VMs 0..VMS/2-1 behind vm1 and the rest behind vm2; `received` counts frames at vm2. */
 async function oneDaemon(dir: string, sampling: boolean, every = 1) {
   const counter = { received: 0 };
@@ -101,7 +92,7 @@ const overheadSection: Section = async (progress) => {
   try {
     // An application-like matrix: every VM of vm1's half talks to two of vm2's.
     const frames: Buffer[] = [];
-    for (let i = 0; i < VMS / 2; i++) for (const d of [VMS / 2 + i, VMS / 2 + ((i + 1) % (VMS / 2))]) frames.push(ethernet(vmMac(d), vmMac(i), FRAME_BYTES));
+    for (let i = 0; i < VMS / 2; i++) for (const d of [VMS / 2 + i, VMS / 2 + ((i + 1) % (VMS / 2))]) frames.push(ethernet(macToNumber(vmMac(d)), macToNumber(vmMac(i)), FRAME_BYTES));
     const burst = (d: typeof on) => () => {
       for (let k = 0; k < 64; k++) for (const f of frames) d.vm1.inject(f);
     };
