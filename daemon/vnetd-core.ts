@@ -183,9 +183,7 @@ export class Vnetd implements ControlTarget {
   }
 
   commit(changes: readonly Change[]): Promise<CommitResult> {
-    const run = this.commits.then(() => this.commitNow(changes));
-    this.commits = run.catch(() => {});
-    return run;
+    return this.serially(() => this.commitNow(changes));
   }
 
   private async commitNow(changes: readonly Change[]): Promise<CommitResult> {
@@ -255,37 +253,50 @@ export class Vnetd implements ControlTarget {
   }
 
   async setConfigTime(ms: number): Promise<void> {
-    const run = this.commits.then(async () => {
+    await this.serially(async () => {
       const before = this.configTimeMs;
       this.configTimeMs = ms;
       try {
-        await this.store.append({ configTimeMs: ms }, () => this.saved());
+        await this.persist(() => this.store.append({ configTimeMs: ms }, () => this.saved()));
       } catch (e) {
         this.configTimeMs = before;
         throw e;
       }
     });
-    this.commits = run.catch(() => {});
-    await run;
   }
 
-  async setVttif(words: readonly string[]): Promise<string> {
-    const run = this.commits.then(async () => {
+  setVttif(words: readonly string[]): Promise<string> {
+    return this.serially(async () => {
       let next;
       try {
         next = applySettingWords(this.vttif.current, words);
       } catch (e) {
+        // Callers in this process (the bed, the benches) pass words the control parser has not seen.
         throw new WireError('E_SYNTAX', (e as Error).message);
       }
       const problem = settingsProblem(next);
       if (problem) throw new WireError('E_REJECTED', problem);
       const text = formatSettings(next);
-      await this.store.append({ vttif: text }, () => ({ ...this.saved(), vttif: text }));
+      await this.persist(() => this.store.append({ vttif: text }, () => ({ ...this.saved(), vttif: text })));
       this.vttif.configure(next);
       return `vttif ${text}`;
     });
+  }
+
+  /** Runs `f` after every change queued before it: each one's check, write and effect see the last one's result. */
+  private serially<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.commits.then(f);
     this.commits = run.catch(() => {});
     return run;
+  }
+
+  /** A store write whose failure the client hears as E_PERSIST, as for a commit. */
+  private async persist(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (e) {
+      throw new WireError('E_PERSIST', `cannot save the state (${(e as Error).message}); nothing applied`);
+    }
   }
 
   shutdown(): void {
