@@ -21,6 +21,7 @@ const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 const DIAL_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, maxMs: 5000 };
 /** A connection that held this long earns a fresh backoff; one closed at once (garbage) keeps backing off. */
 const HELD_MS = 2000;
+const DIAL_TIMEOUT_MS = 10_000;
 
 const KEYS = ['listen', 'path', 'connect', 'connect-path'] as const;
 
@@ -144,13 +145,16 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
       if (this.closing) return;
       if (!this.outageLogged) {
         this.outageLogged = true;
-        const why = e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? 'nothing listens there' : e.message;
+        const why = e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? 'nothing listens there' : e.code === 'ENOTFOUND' ? 'no such host' : e.message;
         this.emit('note', `QEMU is not listening at ${this.where} (${why}); retrying until it is (start QEMU with server=on, or socket,listen=)`);
       }
       this.retry();
     };
     s.once('error', failed);
+    // A host that drops the SYN would hold each attempt for the kernel's two minutes.
+    s.setTimeout(DIAL_TIMEOUT_MS, () => s.destroy(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
     s.once('connect', () => {
+      s.setTimeout(0);
       s.off('error', failed);
       this.dialing = undefined;
       this.outageLogged = false;
