@@ -93,7 +93,6 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   }
 
   async open(): Promise<void> {
-    this.closing = false;
     if (this.dial) return this.connect();
     if ('unix' in this.at) await removeStaleSocket(this.at.unix);
     const server = net.createServer((s) => this.accept(s));
