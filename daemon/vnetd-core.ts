@@ -99,6 +99,7 @@ export class Vnetd implements ControlTarget {
     }
 
     for (const iface of opts.interfaces) {
+      iface.on('note', (line: string) => opts.log(`iface ${iface.name}: ${line}`));
       await iface.open();
       const port = this.table.attach({ kind: 'interface', iface: iface.name });
       iface.on('frame', (frame: Buffer) => {
@@ -317,7 +318,8 @@ export class Vnetd implements ControlTarget {
       case 'devices?':
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;
-          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}`;
+          const vm = iface.connected === undefined ? '' : ` vm=${iface.connected ? 'up' : 'down'}`;
+          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${vm}`;
         }
         // What else could be opened here; '(' cannot start an interface name, so a reader tells the two apart.
         for (const d of listCapturable()) yield `(can open) pcap:${d.name} ${d.description}`;

@@ -26,7 +26,9 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
   --listen      the address overlay links are accepted on (default 0.0.0.0)
   --state-dir   where links, rules and the control socket live (owner only)
   --iface       a local interface: vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000,
-                vm0=qemu-stream:listen=127.0.0.1:7001 (or path=/run/vm0.sock), vm0=pcap:veth0[,filter=BPF]
+                vm0=qemu-stream:listen=127.0.0.1:7001 (or path=/run/vm0.sock) where QEMU connects,
+                vm0=qemu-stream:connect=127.0.0.1:7001 (or connect-path=/run/vm0.sock) where QEMU listens,
+                vm0=pcap:veth0[,filter=BPF]
   --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark);
                 link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
   ctl           connect standard input and output to the running daemon's control socket

@@ -17,6 +17,7 @@ export class CapturingInterface extends EventEmitter implements Interface {
       writer.write(frame);
       this.emit('frame', frame);
     });
+    inner.on('note', (line: string) => this.emit('note', line));
   }
 
   get name(): string {
@@ -29,6 +30,10 @@ export class CapturingInterface extends EventEmitter implements Interface {
 
   get counters(): Interface['counters'] {
     return this.inner.counters;
+  }
+
+  get connected(): boolean | undefined {
+    return this.inner.connected;
   }
 
   open(): Promise<void> {

@@ -3,7 +3,8 @@ import type { EventEmitter } from 'node:events';
 /**
  * A local interface the daemon captures frames from and injects frames into:
  * a VM's NIC one way or another. Emits 'frame' (Buffer) for each frame
- * received from the VM side.
+ * received from the VM side, and 'note' (string) when the VM's connection
+ * changes state (a line for the daemon's log).
  */
 export interface Interface extends EventEmitter {
   readonly name: string;
@@ -14,4 +15,6 @@ export interface Interface extends EventEmitter {
   send(frame: Uint8Array): boolean;
   close(): Promise<void>;
   readonly counters: { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; errors: number };
+  /** Whether the VM is connected, for kinds that have a connection (QEMU's stream netdev); undefined for the others. */
+  readonly connected?: boolean;
 }

@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events';
 import { chmod, lstat, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
 import { LengthPrefixReader } from '../links/framing.js';
+import type { BackoffOptions } from '../links/types.js';
 import type { Interface } from './interface.js';
 import { parseParams } from './params.js';
 
@@ -12,46 +14,86 @@ import { parseParams } from './params.js';
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
 /**
+ * Re-dialling a QEMU that went away: the links' backoff, capped lower. QEMU
+ * is local and a connection attempt costs next to nothing, while a VM cut off
+ * for the links' 30 s ceiling after its QEMU restarts would be felt.
+ */
+const DIAL_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, maxMs: 5000 };
+/** A connection that held this long earns a fresh backoff; one closed at once (garbage) keeps backing off. */
+const HELD_MS = 2000;
+const DIAL_TIMEOUT_MS = 10_000;
+
+const KEYS = ['listen', 'path', 'connect', 'connect-path'] as const;
+
+/** Where the stream is, and which side listens. */
+type Endpoint = { tcp: HostPort } | { unix: string };
+
+/**
  * QEMU's stream socket netdev: each frame is a 4-byte big-endian length, then
- * the frame. vnetd listens and the VM connects:
+ * the frame. Either side may listen.
+ *
+ * vnetd listens (`listen=`, `path=`) and the VM connects:
  *   -netdev stream,id=n0,server=off,addr.type=inet,addr.host=HOST,addr.port=PORT
  *   -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH
- * (or the older `-netdev socket,id=n0,connect=HOST:PORT`). One VM at a time,
- * like QEMU's own listening side: a second connection is refused while the
- * first is up. A length QEMU would never send (0, under an Ethernet header,
+ *   -netdev socket,id=n0,connect=HOST:PORT
+ * One VM at a time, like QEMU's own listening side: a second connection is
+ * refused while the first is up.
+ *
+ * QEMU listens (`connect=`, `connect-path=`) and vnetd dials:
+ *   -netdev stream,id=n0,server=on,addr.type=inet,addr.host=HOST,addr.port=PORT
+ *   -netdev stream,id=n0,server=on,addr.type=unix,addr.path=PATH
+ *   -netdev socket,id=n0,listen=HOST:PORT
+ * vnetd retries with backoff until QEMU is there and whenever it goes away,
+ * which is what QEMU 7.2's own dialling side cannot do.
+ *
+ * Either way, a length QEMU would never send (0, under an Ethernet header,
  * over 64 KiB) means the stream is garbage: that connection is closed and
- * counted, the interface keeps listening.
+ * counted, and the interface waits for (or dials) the next.
  */
 export class QemuStreamInterface extends EventEmitter implements Interface {
   readonly counters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, errors: 0 };
   private server: net.Server | undefined;
   private vm: net.Socket | undefined;
+  private closing = false;
+  // Dialling only.
+  private dialing: net.Socket | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private attempts = 0;
+  /** Set once a failed dial was logged, cleared when connected: one line per outage, not one per retry. */
+  private outageLogged = false;
 
   constructor(
     readonly name: string,
     readonly spec: string,
-    private readonly at: { tcp: HostPort } | { unix: string },
+    private readonly at: Endpoint,
+    private readonly dial: boolean,
   ) {
     super();
   }
 
-  /** Parses `listen=HOST:PORT` or `path=/abs/socket`. */
+  /** Parses `listen=HOST:PORT`, `path=/abs/socket`, `connect=HOST:PORT` or `connect-path=/abs/socket`. */
   static parse(name: string, params: string): QemuStreamInterface {
-    const kv = parseParams('qemu-stream', params, ['listen', 'path']);
-    const listen = kv.get('listen');
-    const file = kv.get('path');
-    const spec = `qemu-stream:${params}`;
-    if ((listen === undefined) === (file === undefined)) throw new Error('qemu-stream needs exactly one of listen=HOST:PORT or path=/SOCKET');
-    if (file !== undefined) {
-      if (!path.isAbsolute(file)) throw new Error(`qemu-stream: path '${file}' must be absolute`);
-      return new QemuStreamInterface(name, spec, { unix: file });
+    const kv = parseParams('qemu-stream', params, KEYS);
+    const given = KEYS.filter((k) => kv.has(k));
+    if (given.length !== 1) {
+      const which = given.length ? `give only one, not ${given.join(' and ')}` : 'give one';
+      throw new Error(`qemu-stream: ${which}: listen=HOST:PORT or path=/SOCKET (QEMU connects to vnetd), connect=HOST:PORT or connect-path=/SOCKET (vnetd connects to QEMU)`);
     }
-    const hp = parseHostPort(listen!);
-    if (!hp) throw new Error(`qemu-stream: listen '${listen}' is not HOST:PORT`);
-    return new QemuStreamInterface(name, spec, { tcp: hp });
+    const key = given[0]!;
+    const value = kv.get(key)!;
+    const dial = key.startsWith('connect');
+    const spec = `qemu-stream:${params}`;
+    if (key === 'path' || key === 'connect-path') {
+      if (!path.isAbsolute(value)) throw new Error(`qemu-stream: ${key} '${value}' must be an absolute path (for example ${key}=/run/vnetd/${name}.sock)`);
+      return new QemuStreamInterface(name, spec, { unix: value }, dial);
+    }
+    const hp = parseHostPort(value);
+    if (!hp) throw new Error(`qemu-stream: ${key} '${value}' is not HOST:PORT with a port 1-65535 (for example ${key}=127.0.0.1:7001, or [::1]:7001)`);
+    return new QemuStreamInterface(name, spec, { tcp: hp }, dial);
   }
 
   async open(): Promise<void> {
+    if (this.dial) return this.connect();
     if ('unix' in this.at) await removeStaleSocket(this.at.unix);
     const server = net.createServer((s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
@@ -77,32 +119,90 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     return this.vm !== undefined;
   }
 
+  private get where(): string {
+    return 'unix' in this.at ? this.at.unix : formatHostPort(this.at.tcp);
+  }
+
   private accept(s: net.Socket): void {
     if (this.vm) {
       this.counters.errors++;
       s.destroy();
       return;
     }
+    const from = s.remoteAddress ? `from ${formatHostPort({ host: s.remoteAddress, port: s.remotePort! })}` : `on ${this.where}`;
+    this.attach(s, `QEMU connected ${from}`);
+  }
+
+  /** One dial attempt; a failure schedules the next. */
+  private connect(): void {
+    if (this.closing) return;
+    const s = 'unix' in this.at ? net.connect(this.at.unix) : net.connect(this.at.tcp.port, this.at.tcp.host);
+    this.dialing = s;
+    const failed = (e: NodeJS.ErrnoException) => {
+      this.dialing = undefined;
+      s.destroy();
+      if (this.closing) return;
+      if (!this.outageLogged) {
+        this.outageLogged = true;
+        const why = e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? 'nothing listens there' : e.code === 'ENOTFOUND' ? 'no such host' : e.message;
+        this.emit('note', `QEMU is not listening at ${this.where} (${why}); retrying until it is (start QEMU with server=on, or socket,listen=)`);
+      }
+      this.retry();
+    };
+    s.once('error', failed);
+    // A host that drops the SYN would hold each attempt for the kernel's two minutes.
+    s.setTimeout(DIAL_TIMEOUT_MS, () => s.destroy(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    s.once('connect', () => {
+      s.setTimeout(0);
+      s.off('error', failed);
+      this.dialing = undefined;
+      this.outageLogged = false;
+      this.attach(s, `connected to QEMU at ${this.where}`);
+    });
+  }
+
+  private retry(): void {
+    if (this.closing || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, backoffDelay(this.attempts++, DIAL_BACKOFF)).unref();
+  }
+
+  /** The VM's connection, whichever side opened it: frames in, garbage out, and what follows when it ends. */
+  private attach(s: net.Socket, hello: string): void {
     this.vm = s;
+    const since = performance.now();
     s.setNoDelay?.(true);
+    this.emit('note', hello);
+    let why = 'QEMU closed the connection';
     const reader = new LengthPrefixReader(MAX_FRAME);
-    const garbage = () => {
+    const garbage = (what: string) => {
       this.counters.errors++;
+      why = `QEMU sent ${what}, not a frame: closed the connection`;
       reader.stopped = true;
       s.destroy();
     };
     s.on('data', (chunk: Buffer) => {
       const bad = reader.push(chunk, (frame) => {
-        if (frame.length < MIN_FRAME) return garbage();
+        if (frame.length < MIN_FRAME) return garbage(`a length of ${frame.length}`);
         this.counters.rxFrames++;
         this.counters.rxBytes += frame.length;
         this.emit('frame', frame);
       });
-      if (bad) garbage();
+      if (bad) garbage(bad === 'empty' ? 'a length of 0' : `a length over ${MAX_FRAME}`);
     });
-    s.on('error', () => this.counters.errors++);
+    // A reset is QEMU going away, said in the log line below; `errors` counts what vnetd refused or dropped.
+    s.on('error', (e) => (why = `the connection failed: ${e.message}`));
     s.on('close', () => {
       if (this.vm === s) this.vm = undefined;
+      if (this.closing) return;
+      if (!this.dial) return void this.emit('note', `${why}; waiting for QEMU to connect again`);
+      this.emit('note', `${why}; reconnecting to ${this.where}`);
+      if (performance.now() - since >= HELD_MS) this.attempts = 0;
+      // The first retry after a loss is a logged outage already: do not log its failure again.
+      this.outageLogged = true;
+      this.retry();
     });
   }
 
@@ -124,9 +224,13 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.dialing?.destroy();
+    this.vm?.destroy();
     const server = this.server;
     this.server = undefined;
-    this.vm?.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

@@ -142,6 +142,119 @@ describe.each([
   });
 });
 
+/** QEMU's listening side (`server=on`), played by a plain server: hands over each connection vnetd makes. */
+class FakeQemu {
+  readonly conns: net.Socket[] = [];
+  private server: net.Server | undefined;
+  constructor(readonly at: string | number) {}
+  async listen(): Promise<void> {
+    const server = net.createServer((s) => this.conns.push(s));
+    await new Promise<void>((r) => (typeof this.at === 'number' ? server.listen(this.at, '127.0.0.1', () => r()) : server.listen(this.at, () => r())));
+    this.server = server;
+  }
+  /** Stops listening and drops every connection, as a QEMU that exits. */
+  async exit(): Promise<void> {
+    for (const c of this.conns) c.destroy();
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
+
+describe.each([
+  ['inet', async () => {
+    const port = await freePort();
+    return { qemu: new FakeQemu(port), params: `connect=127.0.0.1:${port}`, where: `127.0.0.1:${port}` };
+  }],
+  ['unix', async () => {
+    const file = path.join(dir, 'qemu.sock');
+    return { qemu: new FakeQemu(file), params: `connect-path=${file}`, where: file };
+  }],
+])('qemu-stream dialling a listening QEMU over %s', (_kind, setup) => {
+  let iface: QemuStreamInterface;
+  let qemu: FakeQemu;
+  let where: string;
+  let received: Buffer[];
+  let notes: string[];
+
+  beforeEach(async () => {
+    let params: string;
+    ({ qemu, params, where } = await setup());
+    iface = QemuStreamInterface.parse('vm1', params);
+    received = [];
+    notes = [];
+    iface.on('frame', (f: Buffer) => received.push(Buffer.from(f)));
+    iface.on('note', (n: string) => notes.push(n));
+  });
+  afterEach(async () => {
+    await iface.close();
+    await qemu.exit();
+  });
+
+  test('connects, carries frames both ways, and counts them like the listening side', async () => {
+    await qemu.listen();
+    await iface.open();
+    await until('vnetd to connect', () => qemu.conns.length === 1 && iface.connected);
+    const vm = qemu.conns[0]!;
+    const fromVnetd = collect(vm);
+    vm.write(Buffer.concat([prefixed(frame(60, 1)), prefixed(frame(1514, 2))]));
+    await until('two frames in', () => received.length === 2);
+    expect(received[1]!.equals(frame(1514, 2))).toBe(true);
+    expect(iface.send(frame(9000, 3))).toBe(true);
+    await until('a frame out', () => fromVnetd.length === 1);
+    expect(fromVnetd[0]!.equals(frame(9000, 3))).toBe(true);
+    expect(iface.counters).toEqual({ rxFrames: 2, rxBytes: 60 + 1514, txFrames: 1, txBytes: 9000, errors: 0 });
+    expect(notes).toEqual([`connected to QEMU at ${where}`]);
+  });
+
+  test('waits for a QEMU that is not there yet, saying so once, and reconnects after it exits and comes back', async () => {
+    await iface.open();
+    await until('the outage noted', () => notes.length === 1);
+    expect(notes[0]).toBe(`QEMU is not listening at ${where} (nothing listens there); retrying until it is (start QEMU with server=on, or socket,listen=)`);
+    expect(iface.send(frame(64, 1))).toBe(false);
+    await qemu.listen();
+    await until('vnetd to connect', () => iface.connected);
+
+    await qemu.exit();
+    await until('vnetd to see QEMU gone', () => !iface.connected);
+    await qemu.listen();
+    await until('vnetd to reconnect', () => iface.connected && qemu.conns.length === 2);
+    const fromVnetd = collect(qemu.conns[1]!);
+    iface.send(frame(64, 2));
+    await until('a frame to the new QEMU', () => fromVnetd.length === 1);
+    expect(notes).toEqual([
+      notes[0],
+      `connected to QEMU at ${where}`,
+      `QEMU closed the connection; reconnecting to ${where}`,
+      `connected to QEMU at ${where}`,
+    ]);
+    expect(iface.counters.errors).toBe(0);
+  });
+
+  test('garbage from QEMU closes that connection, counted, and vnetd dials again', async () => {
+    await qemu.listen();
+    await iface.open();
+    await until('vnetd to connect', () => iface.connected);
+    qemu.conns[0]!.write(Buffer.from([0, 0, 0, 0]));
+    await until('vnetd to dial again', () => qemu.conns.length === 2);
+    expect(iface.counters.errors).toBe(1);
+    expect(notes[1]).toBe(`QEMU sent a length of 0, not a frame: closed the connection; reconnecting to ${where}`);
+    await until('the new connection', () => iface.connected);
+    qemu.conns[1]!.write(prefixed(frame(64, 7)));
+    await until('its frame', () => received.length === 1);
+  });
+
+  test('close() stops dialling', async () => {
+    await iface.open();
+    await until('the first attempt failed', () => notes.length === 1);
+    await iface.close();
+    await qemu.listen();
+    // Longer than the next two retries would have taken.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(qemu.conns).toEqual([]);
+  });
+});
+
 describe('qemu-stream on a Unix socket path', () => {
   test('is owner-only, replaces a stale socket file, and refuses a live one or a regular file', async () => {
     // A socket file with nobody behind it, as a SIGKILLed daemon leaves one
@@ -169,17 +282,38 @@ describe('qemu-stream on a Unix socket path', () => {
 });
 
 describe('--iface specs', () => {
+  const either = 'listen=HOST:PORT or path=/SOCKET (QEMU connects to vnetd), connect=HOST:PORT or connect-path=/SOCKET (vnetd connects to QEMU)';
   test.each([
-    ['vm0=qemu-stream:', 'qemu-stream needs exactly one of listen=HOST:PORT or path=/SOCKET'],
-    ['vm0=qemu-stream:listen=127.0.0.1:1,path=/x', 'exactly one of'],
-    ['vm0=qemu-stream:path=rel.sock', "path 'rel.sock' must be absolute"],
-    ['vm0=qemu-stream:listen=nowhere', "listen 'nowhere' is not HOST:PORT"],
-    ['vm0=qemu-stream:lisen=127.0.0.1:1', "qemu-stream has no parameter 'lisen' (known: listen, path)"],
+    ['vm0=qemu-stream:', `qemu-stream: give one: ${either}`],
+    ['vm0=qemu-stream:listen=127.0.0.1:1,path=/x', `qemu-stream: give only one, not listen and path: ${either}`],
+    ['vm0=qemu-stream:listen=127.0.0.1:1,connect=127.0.0.1:2', 'give only one, not listen and connect'],
+    ['vm0=qemu-stream:path=/x,connect-path=/y', 'give only one, not path and connect-path'],
+    ['vm0=qemu-stream:path=rel.sock', "qemu-stream: path 'rel.sock' must be an absolute path (for example path=/run/vnetd/vm0.sock)"],
+    ['vm0=qemu-stream:connect-path=run/vm0.sock', "qemu-stream: connect-path 'run/vm0.sock' must be an absolute path (for example connect-path=/run/vnetd/vm0.sock)"],
+    ['vm0=qemu-stream:listen=nowhere', "qemu-stream: listen 'nowhere' is not HOST:PORT with a port 1-65535 (for example listen=127.0.0.1:7001, or [::1]:7001)"],
+    ['vm0=qemu-stream:connect=nowhere', "qemu-stream: connect 'nowhere' is not HOST:PORT with a port 1-65535 (for example connect=127.0.0.1:7001, or [::1]:7001)"],
+    ['vm0=qemu-stream:connect=127.0.0.1:0', "connect '127.0.0.1:0' is not HOST:PORT"],
+    ['vm0=qemu-stream:connect=127.0.0.1:70000', "connect '127.0.0.1:70000' is not HOST:PORT"],
+    ['vm0=qemu-stream:connect=::1:7001', "connect '::1:7001' is not HOST:PORT"],
+    ['vm0=qemu-stream:connect=', "connect '' is not HOST:PORT"],
+    ['vm0=qemu-stream:connect=127.0.0.1:1,connect=127.0.0.1:2', "qemu-stream: 'connect' is given twice"],
+    ['vm0=qemu-stream:lisen=127.0.0.1:1', "qemu-stream has no parameter 'lisen' (known: listen, path, connect, connect-path)"],
     ['vm0=qemu-udp:listen=127.0.0.1:1', 'qemu-udp needs peer=HOST:PORT'],
     ['vm0=qemu-udp:listen', "qemu-udp: 'listen' is not KEY=VALUE"],
     ['vm0=tap:tap0', "unknown interface kind 'tap'"],
   ])('%s → %s', (spec, message) => {
     expect(() => interfaceFromSpec(spec)).toThrow(message);
+  });
+
+  test.each([
+    ['vm0=qemu-stream:connect=127.0.0.1:7001'],
+    ['vm0=qemu-stream:connect=[::1]:7001'],
+    ['vm0=qemu-stream:connect=qemu-host.example:7001'],
+    ['vm0=qemu-stream:connect-path=/run/vnetd/vm0.sock'],
+  ])('%s is a dialling stream interface', (spec) => {
+    const i = interfaceFromSpec(spec) as QemuStreamInterface;
+    expect(i).toBeInstanceOf(QemuStreamInterface);
+    expect(i.connected).toBe(false);
   });
 
   test('a good one names the interface and keeps its spec for DEVICES?', () => {
