@@ -7,7 +7,7 @@ import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
-import { listCapturable } from './interfaces/pcap.js';
+import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
@@ -146,8 +146,10 @@ export class Vnetd implements ControlTarget {
       );
     }
 
-    // Before the first client: its commit is then an append and a sync, like every later one.
+    // Before the first client: its commit is then an append and a sync, like
+    // every later one, and its first DEVICES? does not pay for loading libpcap.
     await this.store.prepare(this.saved());
+    pcapBinding();
     await this.control.listen(sock);
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }

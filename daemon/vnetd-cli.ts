@@ -1,0 +1,158 @@
+import { writeSync } from 'node:fs';
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { isMachineName } from '../src/model/names.js';
+import { version } from '../src/version.js';
+import { CapturingInterface } from './capture/capturing-interface.js';
+import { PcapWriter } from './capture/pcap-file.js';
+import { interfaceFromSpec } from './interfaces/from-spec.js';
+import type { Interface } from './interfaces/interface.js';
+import { StateError } from './store.js';
+import { controlSocketPath, Vnetd } from './vnetd-core.js';
+
+/**
+ * vnetd: the VNET daemon, one per host and one on the Proxy.
+ *
+ *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
+ *   vnetd ctl --state-dir DIR     the control socket on stdin/stdout (what SSH runs)
+ */
+
+const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
+       vnetd ctl --state-dir DIR
+
+  --machine     this daemon's machine name, as in the .vnet file's HOST line
+  --port        the overlay port (TCP and UDP) from the HOST line
+  --listen      the address overlay links are accepted on (default 0.0.0.0)
+  --state-dir   where links, rules and the control socket live (owner only)
+  --iface       a local interface: vm0=qemu-udp:listen=127.0.0.1:7001,peer=127.0.0.1:7000,
+                vm0=qemu-stream:listen=127.0.0.1:7001 (or path=/run/vm0.sock) where QEMU connects,
+                vm0=qemu-stream:connect=127.0.0.1:7001 (or connect-path=/run/vm0.sock) where QEMU listens,
+                vm0=pcap:veth0[,filter=BPF]
+  --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark);
+                link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
+  ctl           connect standard input and output to the running daemon's control socket
+`;
+
+function fail(message: string, code = 2): never {
+  // Synchronously: stderr on a pipe is asynchronous, and exit would cut the message off.
+  writeSync(2, `vnetd: error: ${message}\n${code === 2 ? "Run 'vnetd --help' for usage.\n" : ''}`);
+  process.exit(code);
+}
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+async function ctl(argv: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' } }, strict: true }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const dir = values['state-dir'] ?? fail('ctl needs --state-dir DIR');
+  const sock = net.connect(controlSocketPath(dir));
+  sock.on('error', (e: NodeJS.ErrnoException) => {
+    const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'no vnetd is running with this state directory' : e.message;
+    fail(`cannot reach the daemon's control socket ${controlSocketPath(dir)}: ${why}`, 1);
+  });
+  sock.on('connect', () => {
+    process.stdin.pipe(sock);
+    sock.pipe(process.stdout);
+  });
+  sock.on('close', () => process.exit(0));
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'ctl') return ctl(argv.slice(1));
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        machine: { type: 'string' },
+        port: { type: 'string' },
+        listen: { type: 'string', default: '0.0.0.0' },
+        'state-dir': { type: 'string' },
+        iface: { type: 'string', multiple: true, default: [] },
+        capture: { type: 'string', multiple: true, default: [] },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) return void process.stdout.write(USAGE);
+  if (values.version) return void process.stdout.write(version() + '\n');
+  const machine = values.machine ?? fail('say which machine this is: --machine NAME (as in the HOST line)');
+  if (!isMachineName(machine)) fail(`'${machine}' is not a machine name`);
+  const portText = values.port ?? fail('say which port to use: --port PORT (as in the HOST line)');
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fail(`--port must be 1..65535, not '${portText}'`);
+  const stateDir = values['state-dir'] ?? fail('say where to keep state: --state-dir DIR');
+  const interfaces: Interface[] = [];
+  for (const spec of values.iface) {
+    try {
+      interfaces.push(interfaceFromSpec(spec));
+    } catch (e) {
+      fail(`--iface: ${(e as Error).message}`);
+    }
+  }
+  const names = interfaces.map((i) => i.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) fail(`--iface: two interfaces are named '${dup}'`);
+
+  // Every --capture is checked before any file is opened: a mistake in the last one creates no file for the first.
+  const captures: { peer: string | null; at: number; file: string }[] = [];
+  for (const arg of values.capture) {
+    const eq = arg.indexOf('=');
+    const name = arg.slice(0, eq);
+    if (eq <= 0 || eq === arg.length - 1) fail(`--capture: '${arg}' is not NAME=FILE or link:PEER=FILE (for example vm0=/tmp/vm0.pcap)`);
+    const peer = name.startsWith('link:') ? name.slice('link:'.length) : null;
+    const at = interfaces.findIndex((i) => i.name === name);
+    if (peer !== null) {
+      if (!isMachineName(peer) || peer === machine) fail(`--capture: '${peer}' is not another machine's name (link:PEER names the machine at the link's other end)`);
+    } else if (at === -1) {
+      fail(`--capture: no interface is named '${name}' (give it with --iface ${name}=KIND:PARAMS, or capture a link with link:PEER=FILE)`);
+    }
+    if (captures.some((c) => (peer !== null ? c.peer === peer : c.at === at))) fail(`--capture: ${peer !== null ? `the link to '${peer}'` : `'${name}'`} is captured twice`);
+    captures.push({ peer, at, file: arg.slice(eq + 1) });
+  }
+  const linkCaptures = new Map<string, PcapWriter>();
+  for (const c of captures) {
+    let writer: PcapWriter;
+    try {
+      writer = new PcapWriter(c.file);
+    } catch (e) {
+      fail(`--capture: cannot write ${c.file}: ${(e as Error).message}`);
+    }
+    if (c.peer !== null) linkCaptures.set(c.peer, writer);
+    else interfaces[c.at] = new CapturingInterface(interfaces[c.at]!, writer);
+  }
+
+  let stop = (_why: string): void => {};
+  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, linkCaptures, log, onShutdown: () => stop('SHUTDOWN') });
+  try {
+    await daemon.start();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? `address in use (${(e as Error).message}); is another daemon on this port?` : (e as Error).message;
+    fail(e instanceof StateError ? why : `cannot start: ${why}`, 1);
+  }
+  let stopping = false;
+  stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping`);
+    daemon.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main(process.argv.slice(2));
