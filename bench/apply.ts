@@ -40,12 +40,32 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
 const SAMPLES = path.join(ROOT, 'samples');
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, parallelism: { type: 'string', default: '10' }, only: { type: 'string' } } });
+function usage(problem: string): never {
+  console.error(`bench:apply: ${problem}\nusage: node dist/bench/apply.js [--rounds N] [--parallelism N] [--only local|ssh]`);
+  process.exit(2);
+}
+
+function options() {
+  try {
+    return parseArgs({ options: { rounds: { type: 'string', default: '3' }, parallelism: { type: 'string', default: '10' }, only: { type: 'string' } } }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+}
+const values = options();
+const count = (name: string, text: string): number => (/^[1-9]\d{0,2}$/.test(text) ? Number(text) : usage(`--${name} must be a whole number 1..999, not '${text}'`));
 /** `--only local` or `--only ssh`: one half of the bench. */
-const ONLY = values.only;
-const ROUNDS = Math.max(1, Number(values.rounds));
+const ONLY = values.only === undefined || values.only === 'local' || values.only === 'ssh' ? values.only : usage(`--only must be local or ssh, not '${values.only}'`);
+const ROUNDS = count('rounds', values.rounds);
 /** Daemons talked to at once, as `--parallelism` (vnetc's default is 10). */
-const PARALLELISM = Math.max(1, Number(values.parallelism));
+const PARALLELISM = count('parallelism', values.parallelism);
+
+/** vnetc, failing the bench (with its output) when the command fails. */
+async function must(args: string[], cwd: string, home: string): Promise<{ ms: number; out: string }> {
+  const r = await vnetc(args, cwd, home);
+  if (r.code !== 0) throw new Error(`vnetc ${args.join(' ')} failed:\n${r.out}`);
+  return r;
+}
 
 function vnetc(args: string[], cwd: string, home: string): Promise<{ ms: number; code: number; out: string }> {
   return new Promise((resolve, reject) => {
@@ -122,19 +142,14 @@ async function once(s: Scenario, mode: 'cli' | 'in-process'): Promise<{ apply: n
   fs.writeFileSync(path.join(dir, 'target.vnet'), target);
   const base = s.base(port);
   try {
-    const must = async (args: string[]) => {
-      const r = await vnetc(args, dir, home);
-      if (r.code !== 0) throw new Error(`vnetc ${args.join(' ')} failed:\n${r.out}`);
-      return r;
-    };
-    await must(['up', '--local', 'hosts.vnet']);
+    await must(['up', '--local', 'hosts.vnet'], dir, home);
     if (base) {
       fs.writeFileSync(path.join(dir, 'base.vnet'), base);
-      await must(['apply', '--local', '--auto-approve', 'base.vnet']);
+      await must(['apply', '--local', '--auto-approve', 'base.vnet'], dir, home);
     }
-    const apply = mode === 'cli' ? (await must(['apply', '--local', '--auto-approve', 'target.vnet'])).ms : await inProcess(target, new LocalTransport(home));
-    const validate = await must(['validate', 'target.vnet']);
-    const again = await must(['plan', '--local', 'target.vnet', '--detailed-exitcode']);
+    const apply = mode === 'cli' ? (await must(['apply', '--local', '--auto-approve', 'target.vnet'], dir, home)).ms : await inProcess(target, new LocalTransport(home));
+    const validate = await must(['validate', 'target.vnet'], dir, home);
+    const again = await must(['plan', '--local', 'target.vnet', '--detailed-exitcode'], dir, home);
     if (!again.out.startsWith('No changes.')) throw new Error(`after apply, plan still has changes:\n${again.out}`);
     return { apply, validate: validate.ms };
   } finally {
@@ -151,11 +166,11 @@ async function oneRule(star: string): Promise<number> {
     fs.writeFileSync(path.join(dir, 'star.vnet'), star);
     const extra = star.replace(/\nEND/, '\n    FORWARD host1 ANY 02:00:00:00:99:99 vmnet1\nEND');
     fs.writeFileSync(path.join(dir, 'one.vnet'), extra);
-    await vnetc(['up', '--local', 'star.vnet'], dir, home);
+    await must(['up', '--local', 'star.vnet'], dir, home);
     const times: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      times.push((await vnetc(['apply', '--local', '--auto-approve', 'one.vnet'], dir, home)).ms);
-      await vnetc(['apply', '--local', '--auto-approve', 'star.vnet'], dir, home);
+      times.push((await must(['apply', '--local', '--auto-approve', 'one.vnet'], dir, home)).ms);
+      await must(['apply', '--local', '--auto-approve', 'star.vnet'], dir, home);
     }
     return median(times);
   } finally {
@@ -298,7 +313,9 @@ async function main(): Promise<void> {
   const small = await oneRule(sample('star8.vnet', 20000 + Math.floor(Math.random() * 20000)));
   const large = await oneRule(starOf(sample('all2all28.vnet', 20000 + Math.floor(Math.random() * 20000))));
   console.log(`one-rule change: star of 8 ${small.toFixed(0)} ms, star of 28 ${large.toFixed(0)} ms (ratio ${(large / small).toFixed(2)}x for 3.2x the daemons)`);
-  console.log(`target: every scenario's configuration time at least 20x faster than the paper: ${worst >= 20 ? 'met' : 'NOT met'} (slowest ${worst.toFixed(1)}x)`);
+  const overall = Math.min(worst, worstSsh);
+  const sshPart = Number.isFinite(worstSsh) ? `, over SSH with kept connections ${worstSsh.toFixed(1)}x` : ' (SSH not measured)';
+  console.log(`target: every scenario's configuration time at least 20x faster than the paper: ${overall >= 20 ? 'met' : 'NOT met'} (slowest: local ${worst.toFixed(1)}x${sshPart})`);
 }
 
 main().catch((e: Error) => {
