@@ -6,7 +6,8 @@ import type { Interface } from './interface.js';
 
 /** The native binding (daemon/interfaces/pcap-native), as vnetd uses it. */
 interface PcapBinding {
-  open(device: string, filter: string | null, snaplen: number, bufferBytes: number, onFrame: (frame: Buffer, truncated: boolean) => void): object;
+  /** `onFrames` gets each capture round's frames in one buffer: per frame a u32le header (length, bit 31: truncated), then the frame. */
+  open(device: string, filter: string | null, snaplen: number, bufferBytes: number, onFrames: (staged: Buffer) => void): object;
   send(handle: object, frame: Uint8Array): true | string;
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   close(handle: object): void;
@@ -29,6 +30,10 @@ export function pcapBinding(): PcapBinding | string {
   }
   return binding;
 }
+
+/** The binding's per-frame header in a round of captured frames: the length, and bit 31 when the frame was truncated. */
+const FRAME_HEADER = 4;
+const LENGTH_MASK = 0x7fffffff;
 
 /** Kernel socket buffer for captured frames: room for a burst of about 2,500 full-size frames. */
 const BUFFER_BYTES = 4 * 1024 * 1024;
@@ -78,20 +83,26 @@ export class PcapInterface extends EventEmitter implements Interface {
     if (typeof lib === 'string') throw new Error(`interface ${this.name}: ${lib}`);
     this.lib = lib;
     try {
-      this.handle = lib.open(this.device, this.filter ?? null, MAX_FRAME, BUFFER_BYTES, (frame, truncated) => this.received(frame, truncated));
+      this.handle = lib.open(this.device, this.filter ?? null, MAX_FRAME, BUFFER_BYTES, (staged) => this.received(staged));
     } catch (e) {
       throw new Error(`interface ${this.name} (pcap ${(e as Error).message})`);
     }
   }
 
-  private received(frame: Buffer, truncated: boolean): void {
-    if (truncated || frame.length < MIN_FRAME) {
-      this.counters.errors++;
-      return;
+  private received(staged: Buffer): void {
+    for (let at = 0; at + FRAME_HEADER <= staged.length; ) {
+      const header = staged.readUInt32LE(at);
+      const length = header & LENGTH_MASK;
+      const start = at + FRAME_HEADER;
+      at = start + length;
+      if (header !== length || length < MIN_FRAME) {
+        this.counters.errors++;
+        continue;
+      }
+      this.counters.rxFrames++;
+      this.counters.rxBytes += length;
+      this.emit('frame', staged.subarray(start, at));
     }
-    this.counters.rxFrames++;
-    this.counters.rxBytes += frame.length;
-    this.emit('frame', frame);
   }
 
   send(frame: Uint8Array): boolean {

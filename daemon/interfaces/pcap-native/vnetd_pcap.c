@@ -4,19 +4,30 @@
  * (pcap_setdirection(PCAP_D_IN), so frames the daemon injects are never
  * captured and forwarded again), inject frames, list devices, count drops.
  * Frames reach JavaScript from libuv's poll on pcap's selectable fd, on the
- * main thread, with no threads of our own.
+ * main thread, with no threads of our own: each pcap_dispatch round is copied
+ * into one buffer and handed over in one call, because a call into
+ * JavaScript and a buffer per frame cost more than the frame's forwarding.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pcap/pcap.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #define BATCH 64
 
+/* One round's frames as JavaScript receives them: per frame a 4-byte
+ * little-endian header (the captured length, bit 31 set when the frame was
+ * cut short by the snap length), then the frame. */
+#define FRAME_HEADER 4
+#define TRUNCATED 0x80000000u
+
 typedef struct {
   pcap_t *pcap;
+  unsigned char *stage;
+  size_t stage_size, staged;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_frame;
@@ -48,17 +59,37 @@ static int get_string(napi_env env, napi_value v, char *out, size_t size) {
 
 static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
   capture_t *c = (capture_t *)user;
+  size_t need = c->staged + FRAME_HEADER + h->caplen;
+  if (need > c->stage_size) {
+    size_t size = c->stage_size ? c->stage_size : 65536;
+    while (size < need) size *= 2;
+    unsigned char *grown = realloc(c->stage, size);
+    if (!grown) return; /* dropped, as the kernel drops when its buffer is full */
+    c->stage = grown;
+    c->stage_size = size;
+  }
+  uint32_t header = h->caplen | (h->caplen < h->len ? TRUNCATED : 0);
+  unsigned char *at = c->stage + c->staged;
+  at[0] = header & 0xff;
+  at[1] = (header >> 8) & 0xff;
+  at[2] = (header >> 16) & 0xff;
+  at[3] = header >> 24;
+  memcpy(at + FRAME_HEADER, bytes, h->caplen);
+  c->staged = need;
+}
+
+/* Hands the staged frames to JavaScript in one buffer and one call. */
+static void deliver(capture_t *c) {
   napi_env env = c->env;
-  napi_value buf, cb, recv, argv[2];
+  napi_value buf, cb, recv, result;
   void *data;
-  if (c->closing) return;
-  if (napi_create_buffer_copy(env, h->caplen, bytes, &data, &buf) != napi_ok) return;
-  argv[0] = buf;
-  napi_get_boolean(env, h->caplen < h->len, &argv[1]);
+  size_t n = c->staged;
+  c->staged = 0;
+  if (n == 0 || c->closing) return;
+  if (napi_create_buffer_copy(env, n, c->stage, &data, &buf) != napi_ok) return;
   napi_get_reference_value(env, c->on_frame, &cb);
   napi_get_global(env, &recv);
-  napi_value result;
-  if (napi_make_callback(env, c->async, recv, cb, 2, argv, &result) != napi_ok) {
+  if (napi_make_callback(env, c->async, recv, cb, 1, &buf, &result) != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) {
@@ -72,6 +103,7 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
 static void free_capture(uv_handle_t *h) {
   capture_t *c = (capture_t *)h->data;
   pcap_close(c->pcap);
+  free(c->stage);
   free(c);
 }
 
@@ -90,14 +122,17 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_open_handle_scope(c->env, &scope);
   c->dispatching = 1;
   /* Drain what is there, a batch at a time, so one busy device cannot starve the loop for long. */
-  for (int rounds = 0; rounds < 16 && !c->closing; rounds++)
-    if (pcap_dispatch(c->pcap, BATCH, on_frame, (u_char *)c) < BATCH) break;
+  for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
+    int got = pcap_dispatch(c->pcap, BATCH, on_frame, (u_char *)c);
+    deliver(c);
+    if (got < BATCH) break;
+  }
   c->dispatching = 0;
   napi_close_handle_scope(c->env, scope);
   if (c->closing) really_close(c);
 }
 
-/* open(device, filter | null, snaplen, bufferBytes, onFrame(frame, truncated)) -> handle */
+/* open(device, filter | null, snaplen, bufferBytes, onFrames(staged)) -> handle; staged as above FRAME_HEADER */
 static napi_value open_capture(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -112,7 +147,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[2], &snaplen));
   CHECK(napi_get_value_int32(env, argv[3], &buffer));
   CHECK(napi_typeof(env, argv[4], &t));
-  if (t != napi_function) return throw_msg(env, "open", "onFrame must be a function");
+  if (t != napi_function) return throw_msg(env, "open", "onFrames must be a function");
 
   pcap_t *p = pcap_create(device, err);
   if (!p) return throw_msg(env, device, err);
