@@ -134,31 +134,44 @@ export class Sealer {
     return this.seq;
   }
 
+  /** Bytes a record has before its payload: the transport's headroom, then the header. */
+  get prefix(): number {
+    return this.headroom + HEADER_BYTES;
+  }
+
   /** null once the sequence space is spent: the session must be re-keyed, never wrapped. */
   seal(type: number, payload: Uint8Array): Buffer | null {
+    const record = Buffer.allocUnsafe(this.prefix + payload.length + TAG_BYTES);
+    record.set(payload, this.prefix);
+    return this.sealInPlace(type, record, payload.length);
+  }
+
+  /**
+   * Seals the `length` payload bytes already at `prefix` in `record`, which
+   * has room for the tag after them, in place: a sender that builds its
+   * payload there (the link's frame batch) saves a copy of every frame.
+   */
+  sealInPlace(type: number, record: Buffer, length: number): Buffer | null {
     if (this.seq >= SEQ_LIMIT) return null;
     const h = this.headroom;
     const body = h + HEADER_BYTES;
-    const end = body + payload.length;
-    const out = Buffer.allocUnsafe(end + TAG_BYTES);
-    writeHeader(out, h, type, this.tag, this.seq);
+    const end = body + length;
+    const seq = this.seq++;
+    writeHeader(record, h, type, this.tag, seq);
     if (this.native) {
-      out.set(payload, body);
-      this.native.lib.run(this.native.context, out, this.seq++, h, this.encrypt ? body : end, end);
-      return out;
-    }
-    const c = createCipheriv(AEAD, this.key, nonceFor(this.nonce, this.seq), { authTagLength: TAG_BYTES });
-    this.seq++;
-    if (this.encrypt) {
-      c.setAAD(out.subarray(h, body), { plaintextLength: payload.length });
-      c.update(payload).copy(out, body);
+      this.native.lib.run(this.native.context, record, seq, h, this.encrypt ? body : end, end);
     } else {
-      out.set(payload, body);
-      c.setAAD(out.subarray(h, end), { plaintextLength: 0 });
+      const c = createCipheriv(AEAD, this.key, nonceFor(this.nonce, seq), { authTagLength: TAG_BYTES });
+      if (this.encrypt) {
+        c.setAAD(record.subarray(h, body), { plaintextLength: length });
+        c.update(record.subarray(body, end)).copy(record, body);
+      } else {
+        c.setAAD(record.subarray(h, end), { plaintextLength: 0 });
+      }
+      c.final();
+      c.getAuthTag().copy(record, end);
     }
-    c.final();
-    c.getAuthTag().copy(out, end);
-    return out;
+    return record.subarray(0, end + TAG_BYTES);
   }
 }
 

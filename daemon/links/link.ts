@@ -3,7 +3,7 @@ import { backoffDelay } from './backoff.js';
 import type { Channel } from './channel.js';
 import type { Session } from './session.js';
 import type { BackoffOptions, LinkSpec, LinkState, LinkStats } from './types.js';
-import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, REPORT, TCP_MAX_PAYLOAD } from './wire.js';
+import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, REPORT, TAG_BYTES, TCP_MAX_PAYLOAD } from './wire.js';
 
 /**
  * One configured link at runtime: its session when up, its keep-alives and
@@ -29,7 +29,7 @@ export interface LinkTiming {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** A batch buffer starts small and grows with the traffic, so idle links cost little memory. */
+/** A batch starts small and grows with the traffic, so idle links cost little memory. */
 const BATCH_INITIAL = 4096;
 
 export class Link {
@@ -58,6 +58,8 @@ export class Link {
   private lastError: string | null = null;
   private batch: Buffer | null = null;
   private batchFill = 0;
+  /** Payload room the next batch starts with. */
+  private batchSize = BATCH_INITIAL;
   private flushQueued = false;
   private readonly flushQueuedBatch = (): void => {
     this.flushQueued = false;
@@ -84,7 +86,7 @@ export class Link {
       return false;
     }
     if (channel.batching) {
-      if (!this.enqueue(frame)) {
+      if (!this.enqueue(session, frame)) {
         this.dropped++;
         return false;
       }
@@ -106,23 +108,26 @@ export class Link {
    * Adds a frame to the batch sealed at the end of this event-loop turn
    * (setImmediate: after every event the poll phase delivered, so frames
    * that arrived together leave together, and a lone frame waits for nothing).
+   * The batch is built where the record's payload goes, and sealed there.
    */
-  private enqueue(frame: Uint8Array): boolean {
+  private enqueue(session: Session, frame: Uint8Array): boolean {
     const need = BATCH_ENTRY_OVERHEAD + frame.length;
     if (this.batchFill + need > TCP_MAX_PAYLOAD) {
       this.flush();
       if (!this.session) return false;
     }
+    const prefix = session.prefix;
     let batch = this.batch;
-    if (!batch || batch.length < this.batchFill + need) {
-      let size = batch ? batch.length : BATCH_INITIAL;
+    if (!batch || batch.length < prefix + this.batchFill + need + TAG_BYTES) {
+      let size = batch ? batch.length - prefix - TAG_BYTES : this.batchSize;
       while (size < this.batchFill + need) size *= 2;
-      const grown = Buffer.allocUnsafe(Math.min(size, TCP_MAX_PAYLOAD));
-      if (batch) batch.copy(grown, 0, 0, this.batchFill);
+      const grown = Buffer.allocUnsafe(prefix + Math.min(size, TCP_MAX_PAYLOAD) + TAG_BYTES);
+      if (batch) batch.copy(grown, prefix, prefix, prefix + this.batchFill);
       batch = this.batch = grown;
     }
-    batch.writeUInt16BE(frame.length, this.batchFill);
-    batch.set(frame, this.batchFill + BATCH_ENTRY_OVERHEAD);
+    const at = prefix + this.batchFill;
+    batch.writeUInt16BE(frame.length, at);
+    batch.set(frame, at + BATCH_ENTRY_OVERHEAD);
     this.batchFill += need;
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -132,10 +137,17 @@ export class Link {
   }
 
   private flush(): void {
-    if (this.batchFill === 0 || !this.session || !this.channel || !this.batch) return;
-    const record = this.session.seal(DATA, this.batch.subarray(0, this.batchFill));
+    const { session, channel, batch } = this;
+    if (this.batchFill === 0 || !session || !channel || !batch) return;
+    const fill = this.batchFill;
+    // The sealed batch goes to the socket, which may hold on to it: the next one is a new buffer, sized for this one's traffic.
+    this.batch = null;
     this.batchFill = 0;
-    if (record) this.channel.write(record);
+    // Sized for the larger of this turn's traffic and half what the last was sized for: a burst
+    // that grows a batch copies what it holds, and bursts come in trains.
+    this.batchSize = Math.max(BATCH_INITIAL, Math.min(Math.max(2 * fill, this.batchSize >> 1), TCP_MAX_PAYLOAD));
+    const record = session.sealInPlace(DATA, batch, fill);
+    if (record) channel.write(record);
     else this.lost('sequence numbers used up; re-keying with a new handshake');
   }
 
@@ -338,6 +350,7 @@ export class Link {
     if (this.keepTimer) clearInterval(this.keepTimer);
     this.keepTimer = null;
     if (this.channel) this.channel.onClose = () => {};
+    this.batch = null;
     this.batchFill = 0;
     this.session = null;
     this.channel = null;

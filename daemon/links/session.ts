@@ -40,6 +40,15 @@ export class Session {
     return this.sealer.seal(type, payload);
   }
 
+  /** Where a payload built for `sealInPlace` starts in its record. */
+  get prefix(): number {
+    return this.sealer.prefix;
+  }
+
+  sealInPlace(type: number, record: Buffer, length: number): Buffer | null {
+    return this.sealer.sealInPlace(type, record, length);
+  }
+
   open(record: Buffer): OpenResult {
     const seq = Opener.peekSeq(record);
     // Another session's record (or a guess): refused before paying for authentication.

@@ -23,11 +23,15 @@
  * cut short by the snap length), then the frame. */
 #define FRAME_HEADER 4
 #define TRUNCATED 0x80000000u
+/* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
+#define HANDOVER 16384
 
 typedef struct {
   pcap_t *pcap;
   unsigned char *stage;
   size_t stage_size, staged;
+  /* The size of the last stage handed over: a busy device's next round needs as much. */
+  size_t stage_hint;
   uv_poll_t poll;
   napi_env env;
   napi_ref on_frame;
@@ -61,7 +65,7 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
   capture_t *c = (capture_t *)user;
   size_t need = c->staged + FRAME_HEADER + h->caplen;
   if (need > c->stage_size) {
-    size_t size = c->stage_size ? c->stage_size : 65536;
+    size_t size = c->stage_size ? c->stage_size : c->stage_hint ? c->stage_hint : 65536;
     while (size < need) size *= 2;
     unsigned char *grown = realloc(c->stage, size);
     if (!grown) return; /* dropped, as the kernel drops when its buffer is full */
@@ -78,6 +82,12 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
   c->staged = need;
 }
 
+static void free_stage(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
 /* Hands the staged frames to JavaScript in one buffer and one call. */
 static void deliver(capture_t *c) {
   napi_env env = c->env;
@@ -86,7 +96,15 @@ static void deliver(capture_t *c) {
   size_t n = c->staged;
   c->staged = 0;
   if (n == 0 || c->closing) return;
-  if (napi_create_buffer_copy(env, n, c->stage, &data, &buf) != napi_ok) return;
+  if (n < HANDOVER) {
+    if (napi_create_buffer_copy(env, n, c->stage, &data, &buf) != napi_ok) return;
+  } else {
+    /* A full round is handed over rather than copied; the next round gets a new stage. */
+    if (napi_create_external_buffer(env, n, c->stage, free_stage, NULL, &buf) != napi_ok) return;
+    c->stage_hint = c->stage_size;
+    c->stage = NULL;
+    c->stage_size = 0;
+  }
   napi_get_reference_value(env, c->on_frame, &cb);
   napi_get_global(env, &recv);
   if (napi_make_callback(env, c->async, recv, cb, 1, &buf, &result) != napi_ok) {
