@@ -1,7 +1,7 @@
 import yargs from 'yargs';
 import { version } from '../src/version.js';
 import { UsageError, type Io } from './io.js';
-import { KINDS as PATTERN_KINDS } from '../src/patterns/topology.js';
+import { DESCRIPTIONS as PATTERN_DESCRIPTIONS, KINDS as PATTERN_KINDS } from '../src/patterns/topology.js';
 
 /**
  * The command line: yargs parses flags and picks a command; the command
@@ -396,7 +396,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' })
           .example('$0 patterns --topology ring --vms 8', 'neighbour exchange among 8 VMs on 8 hosts')
           .example('$0 patterns -t all-to-all -n 16 --hosts 4 --size 65536 --ratio 1', 'all-to-all, 4 VMs a host, compute as long as communication')
-          .epilogue('Runs on this machine alone (no root, no SSH) and removes everything it started. Exit status: 0 ran, 2 usage error.'),
+          .epilogue(
+            'Topologies:\n' +
+              PATTERN_KINDS.map((k) => `  ${k.padEnd(11)} ${PATTERN_DESCRIPTIONS[k]}`).join('\n') +
+              '\n\nRuns on this machine alone (no root, no SSH) and removes everything it started. Exit status: 0 ran, 2 usage error.',
+          ),
       (a) => {
         run = async () =>
           (await import('./patterns.js')).patterns(io, {

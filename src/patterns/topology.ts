@@ -42,10 +42,6 @@ export interface Pattern {
 /** A kind that cannot take the asked size or dims; the message says what would work. */
 export class TopologyError extends Error {}
 
-export function isKind(s: string): s is Kind {
-  return (KINDS as readonly string[]).includes(s);
-}
-
 export function pattern(kind: Kind, n: number, dims?: readonly number[]): Pattern {
   if (!Number.isInteger(n) || n < 2) throw new TopologyError(`a ${kind} needs at least 2 VMs (got ${n})`);
   if (dims && !isGrid(kind)) throw new TopologyError(`--dims applies to mesh2d, mesh3d, torus2d and torus3d, not ${kind}`);

@@ -67,12 +67,10 @@ export interface ApplyOptions {
    * know. Without it, the plan's own steps are used.
    */
   replan?: () => Step[];
-  /** Link keys; random by default (tests may fix them). */
-  newKey?: () => string;
 }
 
 /** The changes one step makes at each daemon, in order. */
-function changesOf(step: Step, fetched: Fetched, key: () => string): Map<string, Change[]> {
+function changesOf(step: Step, fetched: Fetched): Map<string, Change[]> {
   const out = new Map<string, Change[]>();
   const put = (machine: string, c: Change) => {
     const list = out.get(machine);
@@ -90,7 +88,7 @@ function changesOf(step: Step, fetched: Fetched, key: () => string): Map<string,
         return out;
       }
       // LINK ADD of an existing peer replaces it in place, so a replace is one ADD per end, with a fresh key.
-      const k = key();
+      const k = randomBytes(32).toString('hex');
       for (const [self, peer] of [[l.a, l.b], [l.b, l.a]] as const) {
         const address = fetched.reached.get(peer)?.session.overlayAddress;
         put(self, { op: 'link-add', link: { peer, proto: step.after.proto, dial: step.after.dialer === self, address, key: k, mode: 'encrypt' } });
@@ -112,7 +110,6 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   let results: StepResult[] = steps.map((step) => ({ step, status: 'not-attempted', at: [] }));
   const failures: { machine: string; message: string }[] = [];
   const started: string[] = [];
-  const key = opts.newKey ?? (() => randomBytes(32).toString('hex'));
   const parallelism = opts.parallelism ?? 10;
 
   /** Records how one daemon's share went, on each step it carried, and reports it. */
@@ -184,7 +181,7 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   // Each daemon's batch: its changes in the plan's phase order, and which step each came from.
   const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
   for (const r of [...changes].sort((a, b) => a.step.phase - b.step.phase)) {
-    for (const [machine, list] of changesOf(r.step, fetched, key)) {
+    for (const [machine, list] of changesOf(r.step, fetched)) {
       let b = batches.get(machine);
       if (!b) batches.set(machine, (b = { changes: [], owner: [] }));
       for (const c of list) {

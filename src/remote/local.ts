@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Host } from '../model/state.js';
 import { packageRoot } from '../util/package-root.js';
+import { isAlive } from '../util/process-alive.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient } from './control-client.js';
 import { ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
@@ -183,7 +184,7 @@ class LocalSession implements Session {
     await c.request('SHUTDOWN').catch(() => undefined);
     this.client = undefined;
     const deadline = Date.now() + 10_000;
-    while (alive(pid)) {
+    while (isAlive(pid)) {
       if (Date.now() > deadline) {
         process.kill(pid, 'SIGKILL');
         break;
@@ -198,12 +199,3 @@ class LocalSession implements Session {
   }
 }
 
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

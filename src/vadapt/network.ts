@@ -1,5 +1,6 @@
 import { linkKey } from '../model/state.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
+import { JsonReader } from '../util/json-reader.js';
 
 /**
  * What the underlying network offers between the machines of an overlay:
@@ -73,73 +74,63 @@ const EXPECTED = 'a network description: {"default": {...}, "hosts": {...}, "pai
 
 export function readNetwork(name: string, text: string): Network {
   const root = parseJsonFile(name, text, EXPECTED);
-  const fail = (path: string, expected: string, got: unknown): never => {
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got).slice(0, 40);
-    throw new InputError(`${name}: ${path}: expected ${expected}, got ${shown}`);
-  };
-  const object = (v: unknown, path: string): Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : fail(path, 'an object', v);
-  const only = (o: Record<string, unknown>, path: string, keys: string[]): void => {
-    for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${path}.${k}`, `one of the fields ${keys.join(', ')}`, k);
-  };
-  const positive = (v: unknown, path: string, zeroOk = false): number =>
-    typeof v === 'number' && Number.isFinite(v) && (v > 0 || (zeroOk && v === 0)) ? v : fail(path, zeroOk ? 'a number ≥ 0' : 'a number > 0', v);
-  const machine = (v: unknown, path: string): string => (typeof v === 'string' && v !== '' ? v : fail(path, 'a machine name', v));
+  const r = new JsonReader(name);
+  const machine = (v: unknown, path: string): string => (typeof v === 'string' && v !== '' ? v : r.fail(path, 'a machine name', v));
 
   if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new InputError(`${name}: not ${EXPECTED}`);
   const o = root as Record<string, unknown>;
-  only(o, '(top level)', ['default', 'localMbps', 'ruleCost', 'hosts', 'pairs']);
+  r.only(o, '(top level)', ['default', 'localMbps', 'ruleCost', 'hosts', 'pairs']);
   const figures = (v: unknown, path: string): Partial<Figures> => {
-    const f = object(v, path);
+    const f = r.object(v, path);
     const out: Partial<Figures> = {};
-    if (f.mbps !== undefined) out.mbps = positive(f.mbps, `${path}.mbps`);
-    if (f.latencyMs !== undefined) out.latencyMs = positive(f.latencyMs, `${path}.latencyMs`, true);
-    if (f.cost !== undefined) out.cost = positive(f.cost, `${path}.cost`, true);
+    if (f.mbps !== undefined) out.mbps = r.positive(f.mbps, `${path}.mbps`);
+    if (f.latencyMs !== undefined) out.latencyMs = r.positive(f.latencyMs, `${path}.latencyMs`, true);
+    if (f.cost !== undefined) out.cost = r.positive(f.cost, `${path}.cost`, true);
     return out;
   };
   let defaults = DEFAULT_FIGURES;
   if (o.default !== undefined) {
-    only(object(o.default, 'default'), 'default', ['mbps', 'latencyMs', 'cost']);
+    r.only(r.object(o.default, 'default'), 'default', ['mbps', 'latencyMs', 'cost']);
     defaults = { ...DEFAULT_FIGURES, ...figures(o.default, 'default') };
   }
   const net = new TableNetwork(
     defaults,
-    o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : positive(o.localMbps, 'localMbps'),
-    o.ruleCost === undefined ? 0 : positive(o.ruleCost, 'ruleCost', true),
+    o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : r.positive(o.localMbps, 'localMbps'),
+    o.ruleCost === undefined ? 0 : r.positive(o.ruleCost, 'ruleCost', true),
   );
   if (o.hosts !== undefined) {
-    for (const [m, v] of Object.entries(object(o.hosts, 'hosts'))) {
+    for (const [m, v] of Object.entries(r.object(o.hosts, 'hosts'))) {
       const path = `hosts[${JSON.stringify(m)}]`;
-      const h = object(v, path);
-      only(h, path, ['capacity', 'localMbps']);
+      const h = r.object(v, path);
+      r.only(h, path, ['capacity', 'localMbps']);
       const entry: { capacity?: number; localMbps?: number } = {};
       if (h.capacity !== undefined) {
-        if (!Number.isInteger(h.capacity) || (h.capacity as number) < 0) fail(`${path}.capacity`, 'a whole number ≥ 0', h.capacity);
+        if (!Number.isInteger(h.capacity) || (h.capacity as number) < 0) r.fail(`${path}.capacity`, 'a whole number ≥ 0', h.capacity);
         entry.capacity = h.capacity as number;
       }
-      if (h.localMbps !== undefined) entry.localMbps = positive(h.localMbps, `${path}.localMbps`);
+      if (h.localMbps !== undefined) entry.localMbps = r.positive(h.localMbps, `${path}.localMbps`);
       net.hosts.set(m, entry);
       net.mentions.push({ machine: m, path });
     }
   }
   if (o.pairs !== undefined) {
-    if (!Array.isArray(o.pairs)) fail('pairs', 'an array', o.pairs);
+    if (!Array.isArray(o.pairs)) r.fail('pairs', 'an array', o.pairs);
     (o.pairs as unknown[]).forEach((v, i) => {
       const path = `pairs[${i}]`;
-      const p = object(v, path);
-      only(p, path, ['between', 'from', 'to', 'mbps', 'latencyMs', 'cost']);
+      const p = r.object(v, path);
+      r.only(p, path, ['between', 'from', 'to', 'mbps', 'latencyMs', 'cost']);
       let ends: [string, string][];
       if (p.between !== undefined) {
-        if (p.from !== undefined || p.to !== undefined) fail(path, "either 'between' or 'from' and 'to'", Object.keys(p));
+        if (p.from !== undefined || p.to !== undefined) r.fail(path, "either 'between' or 'from' and 'to'", Object.keys(p));
         const b = p.between;
-        if (!Array.isArray(b) || b.length !== 2) return fail(`${path}.between`, 'two machine names', b);
+        if (!Array.isArray(b) || b.length !== 2) return r.fail(`${path}.between`, 'two machine names', b);
         const [x, y] = [machine(b[0], `${path}.between[0]`), machine(b[1], `${path}.between[1]`)];
-        if (x === y) fail(`${path}.between`, 'two different machines', b);
+        if (x === y) r.fail(`${path}.between`, 'two different machines', b);
         net.mentions.push({ machine: x, path: `${path}.between[0]` }, { machine: y, path: `${path}.between[1]` });
         ends = [[x, y], [y, x]];
       } else {
         const [x, y] = [machine(p.from, `${path}.from`), machine(p.to, `${path}.to`)];
-        if (x === y) fail(`${path}.to`, 'a machine other than from', y);
+        if (x === y) r.fail(`${path}.to`, 'a machine other than from', y);
         net.mentions.push({ machine: x, path: `${path}.from` }, { machine: y, path: `${path}.to` });
         ends = [[x, y]];
       }

@@ -48,6 +48,7 @@ export interface Topology {
  * - `no-data`: nothing has been seen since the collector started.
  */
 export type InferenceState = 'settled' | 'settling' | 'idle' | 'no-data';
+export const INFERENCE_STATES: readonly InferenceState[] = ['settled', 'settling', 'idle', 'no-data'];
 
 export interface Inference {
   /** The machine whose daemon aggregated this (the Proxy). */

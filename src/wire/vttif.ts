@@ -16,9 +16,8 @@
 import { parseMac } from '../model/mac.js';
 import { isMachineName } from '../model/names.js';
 import { topologyOf } from '../vttif/prune.js';
-import type { Inference, InferenceState, TopologyEdge, VttifParams } from '../vttif/types.js';
+import { INFERENCE_STATES, type Inference, type InferenceState, type TopologyEdge, type VttifParams } from '../vttif/types.js';
 
-const STATES: readonly InferenceState[] = ['settled', 'settling', 'idle', 'no-data'];
 
 const num = (n: number): string => String(Math.round(n * 1e6) / 1e6);
 const edgeLine = (kind: string, e: TopologyEdge): string => `${kind} ${e.a} ${e.b} intensity=${num(e.intensity)} bytes-per-s=${num(e.bytesPerS)}`;
@@ -89,7 +88,7 @@ export function parseInference(lines: readonly string[]): Inference {
         break;
       }
       case 'state': {
-        if (!STATES.includes(w[0] as InferenceState)) bad(`unknown state '${w[0]}'`);
+        if (!INFERENCE_STATES.includes(w[0] as InferenceState)) bad(`unknown state '${w[0]}'`);
         const f = fields(1, ['changes', 'settled-at']);
         out.state = w[0] as InferenceState;
         out.changes = number(f['changes']!, 'changes');

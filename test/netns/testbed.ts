@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ControlClient } from '../../src/remote/control-client.js';
+import { isAlive } from '../../src/util/process-alive.js';
 
 /**
  * A testbed of network namespaces for tests and benchmarks: "hosts" on a
@@ -47,14 +48,6 @@ export function netnsUnavailable(): string | null {
   return null;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function removeNamespace(ns: string): Promise<void> {
   const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean).map(Number), () => []);
@@ -76,7 +69,7 @@ export async function sweepStale(): Promise<string[]> {
     .map((l) => l.split(' ')[0]!)
     .filter((n) => {
       const m = NAME.exec(n);
-      return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
+      return m !== null && Number(m[1]) !== process.pid && !isAlive(Number(m[1]));
     });
   for (const ns of stale) await removeNamespace(ns);
   return stale;

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
 import { ControlClient } from '../control-client.js';
 import type { SshHostConfig } from './config.js';
-import { isAlive, pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
+import { isAlive } from '../../util/process-alive.js';
+import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
 /**
  * Where keepers (keeper.ts) leave their sockets: `$VNETC_HOME/ssh/`, a

@@ -6,6 +6,7 @@ import { connectChain } from './connect.js';
 import { execChannel } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import { mapBounded } from '../../util/pool.js';
+import { isAlive } from '../../util/process-alive.js';
 
 /**
  * The keeper: a small detached process that holds verified SSH connections
@@ -52,14 +53,6 @@ export const pidPath = (dir: string, key: string): string => `${dir}/${key}.pid`
 /** Each running keeper process, by pid. */
 export const procPath = (dir: string, pid: number): string => `${dir}/proc-${pid}`;
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs a job read from `jobFile` (which is removed); resolves when nothing is kept any more. */
 export async function runKeeper(jobFile: string): Promise<void> {
