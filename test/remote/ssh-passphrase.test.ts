@@ -132,6 +132,26 @@ suite('passphrase-protected identity files', () => {
     expect(s.prompts()).toHaveLength(1);
   });
 
+  test('NumberOfPasswordPrompts sets the tries; BatchMode yes never asks', async () => {
+    const s = side([...WRONG, SECRET]);
+    const cfg = path.join(s.home, 'ssh_config');
+    const base = fs.readFileSync(cfg, 'utf8');
+    // ssh_config: the first value obtained wins, so the per-host line goes first.
+    fs.writeFileSync(cfg, `Host h1\n  NumberOfPasswordPrompts 1\nHost h2\n  BatchMode yes\n${base}`);
+    const t = new SshTransport(s.opts());
+    const batch = await reachError(t.open(host('h2')));
+    expect(batch.message).toBe(`cannot log in to ${sshd!.user}@127.0.0.1:${sshd!.port} (h2): key ${s.shown} is passphrase-protected, and the SSH configuration forbids asking (BatchMode yes, or NumberOfPasswordPrompts 0)`);
+    expect(batch.hint).toContain(`ssh-add ${s.shown}`);
+    expect(s.prompts()).toEqual([]);
+    const one = await reachError(t.open(host('h1')));
+    expect(one.message).toMatch(/wrong passphrase for key .* \(1 try\)$/);
+    expect(s.said).toEqual([`wrong passphrase for key ${s.shown}: 1 try, giving up on it`]);
+    expect(s.prompts()).toHaveLength(1);
+    fs.writeFileSync(cfg, `Host h1\n  NumberOfPasswordPrompts often\n${base}`);
+    const bad = await reachError(new SshTransport(s.opts()).open(host('h1')));
+    expect(bad.message).toMatch(/ssh_config:2: NumberOfPasswordPrompts must be a whole number, not 'often'$/);
+  });
+
   test('a key the server does not take is never asked for', async () => {
     const s = side([SECRET]);
     const stranger = path.join(s.home, 'stranger');

@@ -68,7 +68,7 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
         if (k instanceof KeyLocked) plan.locked.some((l) => l.shown === shown) || plan.locked.push(k);
         else if (!plan.unlocked.includes(shown)) plan.unlocked.push(shown);
       };
-      methods.push({ type: 'agent', username, agent: new ProtectedKeyAgent(file, shown, text, unlocker, outcome, (busy) => plan.onWait?.(busy)) });
+      methods.push({ type: 'agent', username, agent: new ProtectedKeyAgent(file, shown, text, unlocker, cfg.passphraseTries, outcome, (busy) => plan.onWait?.(busy)) });
       notes.push(`${shown} (passphrase-protected)`);
       continue;
     }

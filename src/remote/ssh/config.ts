@@ -38,6 +38,11 @@ export interface SshHostConfig {
   /** The name host keys are looked up under instead of the host name. */
   hostKeyAlias: string | undefined;
   connectTimeoutMs: number | undefined;
+  /**
+   * How many times a protected key's passphrase may be asked for
+   * (NumberOfPasswordPrompts, default 3); 0 under BatchMode, which never asks.
+   */
+  passphraseTries: number;
 }
 
 export interface LocalContext {
@@ -184,6 +189,15 @@ export class SshConfig {
       connectTimeoutMs = Number(t) * 1000;
     }
 
+    const promptsD = first.get('numberofpasswordprompts');
+    let passphraseTries = 3;
+    if (promptsD) {
+      const t = promptsD.args[0]!;
+      if (!/^\d{1,3}$/.test(t)) throw new SshConfigError(`${where(promptsD)}: NumberOfPasswordPrompts must be a whole number, not '${t}'`);
+      passphraseTries = Number(t);
+    }
+    if (yesNo(first.get('batchmode'), false)) passphraseTries = 0;
+
     return {
       alias,
       hostname,
@@ -199,6 +213,7 @@ export class SshConfig {
       hashKnownHosts: yesNo(first.get('hashknownhosts'), false),
       hostKeyAlias: arg('hostkeyalias'),
       connectTimeoutMs,
+      passphraseTries,
     };
   }
 

@@ -218,9 +218,11 @@ function lockedFailure(machine: string, where: string, k: KeyLocked): ReachError
   switch (k.reason) {
     case 'no-way-to-ask':
       return new ReachError(machine, `cannot log in to ${where}: key ${k.shown} is passphrase-protected; ${add} or run on a terminal / set SSH_ASKPASS`, 'vnetc asks for a passphrase as ssh does: on the terminal, else through SSH_ASKPASS (with DISPLAY, or SSH_ASKPASS_REQUIRE=force)');
+    case 'not-asked':
+      return new ReachError(machine, `cannot log in to ${where}: key ${k.shown} is passphrase-protected, and the SSH configuration forbids asking (BatchMode yes, or NumberOfPasswordPrompts 0)`, `${add}, or allow prompts for this host in ~/.ssh/config`);
     case 'not-given':
       return new ReachError(machine, `cannot log in to ${where}: no passphrase was given for key ${k.shown}`, `run again and enter it, or ${add}`);
     case 'wrong':
-      return new ReachError(machine, `cannot log in to ${where}: wrong passphrase for key ${k.shown} (3 tries)`, `check it with ssh-keygen -y -f ${k.shown}, or ${add}`);
+      return new ReachError(machine, `cannot log in to ${where}: wrong passphrase for key ${k.shown} (${k.tries} ${k.tries === 1 ? 'try' : 'tries'})`, `check it with ssh-keygen -y -f ${k.shown}, or ${add}`);
   }
 }

@@ -7,23 +7,22 @@ import type { Ask } from './passphrase.js';
  * Passphrase-protected identity files, used the way ssh(1) uses them: the
  * key's public half is offered first, and the passphrase is asked only
  * when the server would accept that key; a wrong one is said so and asked
- * again, three tries in all (NumberOfPasswordPrompts); an empty answer
- * gives up on the key. One KeyUnlocker serves one command: each key is
+ * again, as many tries in all as the host's NumberOfPasswordPrompts (3
+ * unless set; none under BatchMode); an empty answer gives up on the key. One KeyUnlocker serves one command: each key is
  * asked for once, however many machines (or jump hosts) use it, and the
  * prompts come one at a time.
  */
 
-/** Tries at a passphrase per key, OpenSSH's NumberOfPasswordPrompts default. */
-const TRIES = 3;
-
 /** Why a protected key could not be used. */
-export type LockedReason = 'no-way-to-ask' | 'not-given' | 'wrong';
+export type LockedReason = 'no-way-to-ask' | 'not-asked' | 'not-given' | 'wrong';
 
 export class KeyLocked extends Error {
   constructor(
     /** The key as shown to the person (~/.ssh/id_ed25519). */
     readonly shown: string,
     readonly reason: LockedReason,
+    /** The tries the host's configuration allowed. */
+    readonly tries: number,
   ) {
     super(`key ${shown} is passphrase-protected and stayed locked (${reason})`);
   }
@@ -41,29 +40,34 @@ export class KeyUnlocker {
     private readonly say: (line: string) => void,
   ) {}
 
-  /** The decrypted key of `file` (named `shown` to the person), asked for at most once. */
-  unlock(file: string, shown: string, text: Buffer): Promise<ParsedKey | KeyLocked> {
+  /**
+   * The decrypted key of `file` (named `shown` to the person), asked for at
+   * most once, in at most `tries` prompts (0: never asked, as under BatchMode).
+   */
+  unlock(file: string, shown: string, text: Buffer, tries: number): Promise<ParsedKey | KeyLocked> {
+    // A host that may not ask neither asks nor uses up the key's one turn for the hosts that may.
+    if (tries === 0) return Promise.resolve(this.unlocked.get(file) ?? new KeyLocked(shown, 'not-asked', 0));
     let p = this.unlocked.get(file);
     if (!p) {
       // A terminal that fails midway (EIO) is no answer, not an error that would leave the login hanging.
-      p = this.queue.then(() => this.askFor(shown, text)).catch(() => new KeyLocked(shown, 'not-given'));
+      p = this.queue.then(() => this.askFor(shown, text, tries)).catch(() => new KeyLocked(shown, 'not-given', tries));
       this.queue = p;
       this.unlocked.set(file, p);
     }
     return p;
   }
 
-  private async askFor(shown: string, text: Buffer): Promise<ParsedKey | KeyLocked> {
+  private async askFor(shown: string, text: Buffer, tries: number): Promise<ParsedKey | KeyLocked> {
     const ask = this.ask;
-    if (!ask) return new KeyLocked(shown, 'no-way-to-ask');
-    for (let i = 1; i <= TRIES; i++) {
+    if (!ask) return new KeyLocked(shown, 'no-way-to-ask', tries);
+    for (let i = 1; i <= tries; i++) {
       const passphrase = await ask(`Enter passphrase for key '${shown}': `);
-      if (passphrase === undefined) return new KeyLocked(shown, 'not-given');
+      if (passphrase === undefined) return new KeyLocked(shown, 'not-given', tries);
       const key = ssh2.utils.parseKey(text, passphrase);
       if (!(key instanceof Error)) return key;
-      this.say(`wrong passphrase for key ${shown}${i < TRIES ? ', try again' : `: ${TRIES} tries, giving up on it`}`);
+      this.say(`wrong passphrase for key ${shown}${i < tries ? ', try again' : `: ${tries} ${tries === 1 ? 'try' : 'tries'}, giving up on it`}`);
     }
-    return new KeyLocked(shown, 'wrong');
+    return new KeyLocked(shown, 'wrong', tries);
   }
 }
 
@@ -119,6 +123,8 @@ export class ProtectedKeyAgent extends ssh2.BaseAgent<ParsedKey> {
     private readonly shown: string,
     private readonly text: Buffer,
     private readonly unlocker: KeyUnlocker,
+    /** Prompts the host allows (its NumberOfPasswordPrompts; 0 under BatchMode). */
+    private readonly tries: number,
     /** Told the key was unlocked to sign with, or why it stayed locked. */
     private readonly outcome: (k: ParsedKey | KeyLocked) => void,
     /** Told while the key is being unlocked (a person may be typing): the login's time bound must not run meanwhile. */
@@ -151,7 +157,7 @@ export class ProtectedKeyAgent extends ssh2.BaseAgent<ParsedKey> {
   private async key(): Promise<ParsedKey | KeyLocked> {
     this.waiting(true);
     try {
-      return await this.unlocker.unlock(this.file, this.shown, this.text);
+      return await this.unlocker.unlock(this.file, this.shown, this.text, this.tries);
     } finally {
       this.waiting(false);
     }
