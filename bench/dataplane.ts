@@ -24,6 +24,7 @@
  * be built or a VM cannot reach the other.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -159,6 +160,47 @@ async function measure(tb: Testbed, path: string, from: string, to: string, seco
   };
 }
 
+/** A Node process that sends back each datagram it receives: the least a JavaScript forwarder can spend per frame. */
+const ECHO_SERVER = `import dgram from 'node:dgram';
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => s.send(m, r.port, r.address));
+s.bind(0, '127.0.0.1', () => console.log(s.address().port));`;
+
+/**
+ * The event loop's own floor, same run: CPU per echo of ECHO_SERVER on
+ * loopback, echoes 2 ms apart like the pings. Each echo is one wake-up, one
+ * receive and one send, which is what one vnetd traversal of a ping is at
+ * the least (a one-hop round trip is four of them).
+ */
+async function eventLoopFloor(): Promise<number> {
+  const server = spawn(process.execPath, ['--input-type=module', '-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      server.stdout!.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+      server.once('exit', () => reject(new Error('the echo server exited')));
+    });
+    const client = dgram.createSocket('udp4');
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
+    const frame = Buffer.alloc(98);
+    const before = cpuUs(server.pid!);
+    let back = 0;
+    for (let i = 0; i < ECHOES; i++) {
+      const echoed = new Promise<void>((resolve) => {
+        const late = setTimeout(resolve, 100);
+        client.once('message', () => (clearTimeout(late), back++, resolve()));
+      });
+      client.send(frame, port, '127.0.0.1');
+      await echoed;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    client.close();
+    if (back < ECHOES / 2) fail(`the event-loop floor's echo server answered ${back} of ${ECHOES}`);
+    return (cpuUs(server.pid!) - before) / back;
+  } finally {
+    server.kill();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } } });
   const seconds = Number(values.seconds);
@@ -237,11 +279,13 @@ async function main(): Promise<void> {
     await tb.destroy();
   }
 
+  const floor = await eventLoopFloor();
   const base = rows[0]!;
   const tinc = hasTinc ? rows[1]! : undefined;
+  const oneHop = rows.find((r) => r.path === 'vnetd 1 hop, TCP encrypt')!;
   if (values.json) {
-    process.stdout.write(JSON.stringify(rows.map((r) => ({ ...r, addedRttUs: r.rttUs - base.rttUs, tcpVsDirect: r.tcpGbit / base.tcpGbit,
-      ...(tinc ? { tcpVsTinc: r.tcpGbit / tinc.tcpGbit } : {}) })), null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ eventLoopFloorUsPerEcho: floor, rows: rows.map((r) => ({ ...r, addedRttUs: r.rttUs - base.rttUs, tcpVsDirect: r.tcpGbit / base.tcpGbit,
+      ...(tinc ? { tcpVsTinc: r.tcpGbit / tinc.tcpGbit } : {}) })) }, null, 2) + '\n');
     return;
   }
   const fmt = (n: number, d: number) => n.toFixed(d);
@@ -255,6 +299,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${line(header)}\n${table.map(line).join('\n')}\n`);
   process.stdout.write(`(${seconds} s per throughput point; ping: median of ${ECHOES} echoes 2 ms apart, with the CPU the path's daemons used per echo;` +
     ` one iperf3 stream; VMs without offloads; "x tinc" is against tinc with its default cipher)\n`);
+  // A one-hop round trip crosses the two daemons twice each.
+  const perTraversal = oneHop.cpuUsPerEcho! / 4;
+  process.stdout.write(`\nevent-loop floor: a Node process that receives and sends back one datagram per wake-up spends ${fmt(floor, 0)} µs of CPU per echo;` +
+    ` vnetd spends ${fmt(perTraversal, 0)} µs per traversal of a ping (1 hop, TCP encrypt: ${fmt(oneHop.cpuUsPerEcho!, 0)} µs over 4 traversals), ${fmt(perTraversal / floor, 2)}x the floor\n`);
 }
 
 main().catch((e: Error) => fail(e.message));
