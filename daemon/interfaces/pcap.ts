@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { nativeAddon } from '../native-addon.js';
 import type { Interface } from './interface.js';
 
 /** The native binding (daemon/interfaces/pcap-native), as vnetd uses it. */
@@ -17,18 +17,9 @@ interface PcapBinding {
 const NOT_INSTALLED =
   'pcap support is not installed: install libpcap-dev (Debian) and run `npm rebuild vnetd-pcap` in vnetd\'s directory; qemu-udp and qemu-stream interfaces work without it';
 
-let binding: PcapBinding | string | undefined;
-
 /** The binding, or why there is none. Loaded on first use: vnetd without libpcap still runs QEMU interfaces. */
 export function pcapBinding(): PcapBinding | string {
-  if (binding === undefined) {
-    try {
-      binding = createRequire(import.meta.url)('vnetd-pcap') as PcapBinding;
-    } catch {
-      binding = NOT_INSTALLED;
-    }
-  }
-  return binding;
+  return nativeAddon<PcapBinding>('vnetd-pcap') ?? NOT_INSTALLED;
 }
 
 /** The binding's per-frame header in a round of captured frames: the length, and bit 31 when the frame was truncated. */

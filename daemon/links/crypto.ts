@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import {
   createCipheriv,
   createDecipheriv,
@@ -9,6 +8,7 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
+import { nativeAddon } from '../native-addon.js';
 import { HEADER_BYTES, RECORD_OVERHEAD, SEQ_LIMIT, TAG_BYTES, readSeq, writeHeader } from './wire.js';
 
 /**
@@ -80,17 +80,8 @@ interface AeadBinding {
  */
 export type AeadImpl = 'native' | 'node';
 
-let binding: AeadBinding | null | undefined;
-
 function nativeAead(): AeadBinding | null {
-  if (binding === undefined) {
-    try {
-      binding = createRequire(import.meta.url)('vnetd-aead') as AeadBinding;
-    } catch {
-      binding = null;
-    }
-  }
-  return binding;
+  return nativeAddon<AeadBinding>('vnetd-aead');
 }
 
 /** The implementation new sessions use. */

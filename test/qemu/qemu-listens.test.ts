@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QEMU, qemuMissing, until, type Qemu } from '../support/qemu.js';
-import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends, type Hub } from '../support/qemu-hub.js';
+import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends, type Form, type Hub } from '../support/qemu-hub.js';
 
 /**
  * vnetd dialling a QEMU that listens (`qemu-stream:connect=` and
@@ -16,12 +16,6 @@ import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends, type Hub } fr
 
 const skip = qemuMissing();
 const suite = skip ? describe.skip : describe;
-
-interface Form {
-  streamIface: (e: Ends) => string;
-  dgramNetdev: (e: Ends) => string;
-  streamNetdev: (e: Ends) => string;
-}
 
 const tcpIface = (e: Ends) => `q=qemu-stream:connect=127.0.0.1:${e.streamTcp}`;
 const STREAM_TCP: Form = {

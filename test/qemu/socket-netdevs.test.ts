@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { QEMU, qemuMissing, until } from '../support/qemu.js';
-import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends } from '../support/qemu-hub.js';
+import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends, type Form } from '../support/qemu-hub.js';
 
 /**
  * vnetd's QEMU interfaces against real QEMU, vnetd listening: QEMU's hub
@@ -13,13 +13,6 @@ import { dgramNetdev, SIZES, socketUdpNetdev, startHub, type Ends } from '../sup
 
 const skip = qemuMissing();
 const suite = skip ? describe.skip : describe;
-
-/** One way of writing the two netdevs: vnetd's stream --iface and QEMU's two -netdev values. */
-interface Form {
-  streamIface: (e: Ends) => string;
-  dgramNetdev: (e: Ends) => string;
-  streamNetdev: (e: Ends) => string;
-}
 
 const tcpIface = (e: Ends) => `q=qemu-stream:listen=127.0.0.1:${e.streamTcp}`;
 
