@@ -63,19 +63,19 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
     const running = [...fetched.reached].filter(([, r]) => r.client);
     const stopped = [...fetched.reached].filter(([, r]) => !r.client).map(([m]) => m);
     if (stopped.length) throw new UsageError(`no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${file ? ` ${file}` : ''}'`);
-    const current = new Map<string, VttifSettings>();
-    for (const [machine, r] of running) current.set(machine, settingsFromLines(await ask(r, 'VTTIF?')));
+    // The daemons are asked at once, not in turn: each has its own session.
+    const current = new Map<string, VttifSettings>(await Promise.all(running.map(async ([machine, r]) => [machine, settingsFromLines(await ask(r, 'VTTIF?'))] as const)));
     let collector: string;
     let settings: VttifSettings;
     if (configure) {
       collector = chooseCollector(configure, fetched, current);
       settings = await wantedSettings(configure, running, current, collector);
-      for (const [machine, r] of running) {
-        const words = difference(current.get(machine)!, settings);
-        if (!words.length) continue;
-        await ask(r, `VTTIF ${words.join(' ')}`);
-        io.stderr.write(`vttif: ${machine}: set ${words.join(' ')}\n`);
-      }
+      const changes = running.map(([machine, r]) => ({ machine, r, words: difference(current.get(machine)!, settings) })).filter((c) => c.words.length);
+      const done = await Promise.allSettled(changes.map((c) => ask(c.r, `VTTIF ${c.words.join(' ')}`)));
+      // What was set is said, in order, even when another daemon refused.
+      changes.forEach((c, i) => done[i]!.status === 'fulfilled' && io.stderr.write(`vttif: ${c.machine}: set ${c.words.join(' ')}\n`));
+      const refused = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+      if (refused) throw refused.reason;
     } else {
       const named = [...current.values()].map((x) => x.collector).find((c): c is string => c !== null && fetched.reached.has(c));
       if (named === undefined) throw new UsageError(`VTTIF is not on for these daemons; turn it on with 'vnetc infer${file ? ` ${file}` : ''}'`);
