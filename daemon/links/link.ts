@@ -140,13 +140,20 @@ export class Link {
     const { session, channel, batch } = this;
     if (this.batchFill === 0 || !session || !channel || !batch) return;
     const fill = this.batchFill;
-    // The sealed batch goes to the socket, which may hold on to it: the next one is a new buffer, sized for this one's traffic.
+    // The sealed batch goes to the socket, which may hold on to it: the next one is a new buffer.
     this.batch = null;
     this.batchFill = 0;
     // Sized for the larger of this turn's traffic and half what the last was sized for: a burst
     // that grows a batch copies what it holds, and bursts come in trains.
     this.batchSize = Math.max(BATCH_INITIAL, Math.min(Math.max(2 * fill, this.batchSize >> 1), TCP_MAX_PAYLOAD));
-    const record = session.sealInPlace(DATA, batch, fill);
+    let record: Buffer | null;
+    try {
+      record = session.sealInPlace(DATA, batch, fill);
+    } catch (e) {
+      // Runs from setImmediate: nothing above would catch it, and the daemon must outlive a failing cipher.
+      this.lost(`cannot seal a record (${(e as Error).message})`);
+      return;
+    }
     if (record) channel.write(record);
     else this.lost('sequence numbers used up; re-keying with a new handshake');
   }

@@ -20,7 +20,7 @@ function handshake(dialerKey = KEY, acceptorKey = KEY, mode: 'encrypt' | 'auth-o
   return { dialer, acceptor, hello };
 }
 
-function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window') {
+function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window', headroom = 0) {
   const { dialer, acceptor } = handshake(KEY, KEY, mode);
   const proof = dialer.answer(acceptor.challenge)!;
   const v = acceptor.verify(proof);
@@ -29,7 +29,7 @@ function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window') 
   if (!f.ok) throw new Error('finish failed');
   return {
     d: new Session(f.keys, 'dialer', mode, 0, ordering),
-    a: new Session(v.keys, 'acceptor', mode, 0, ordering),
+    a: new Session(v.keys, 'acceptor', mode, headroom, ordering),
   };
 }
 
@@ -311,8 +311,8 @@ describe('backoff and addresses', () => {
 });
 
 describe('a link on a stub transport', () => {
-  function stubLink(batching: boolean) {
-    const { d, a } = sessions('encrypt', batching ? 'strict' : 'window');
+  function stubLink(batching: boolean, headroom = 0) {
+    const { d, a } = sessions('encrypt', batching ? 'strict' : 'window', headroom);
     const events: string[] = [];
     const frames: Buffer[] = [];
     const link = new Link(
@@ -330,7 +330,7 @@ describe('a link on a stub transport', () => {
     const written: Buffer[] = [];
     const channel: Channel = {
       remote: 'stub',
-      headroom: 0,
+      headroom,
       maxFrame: 1000,
       batching,
       onRecord: () => false,
@@ -359,6 +359,40 @@ describe('a link on a stub transport', () => {
     const batch = Buffer.from([0, 2, 0xaa, 0xbb, 0, 0, 0, 1, 0xcc]);
     t.channel.onRecord(t.peer.seal(DATA, batch)!);
     expect(t.frames.map((f) => f.toString('hex'))).toEqual(['aabb', '', 'cc']);
+    t.link.shutdown();
+  });
+
+  test('batches built in place across turns: every frame arrives whole and in order, and no record is written over by the next', async () => {
+    const HEADROOM = 4;
+    const t = stubLink(true, HEADROOM);
+    const sent: Buffer[] = [];
+    const send = (n: number, size: number) => {
+      for (let i = 0; i < n; i++) {
+        const f = randomBytes(size);
+        sent.push(f);
+        expect(t.link.send(f)).toBe(true);
+      }
+    };
+    const turn = () => new Promise((r) => setImmediate(r));
+    // Small, then a burst that outgrows the first batch buffer and then a whole record, then small again.
+    send(3, 60);
+    await turn();
+    send(80, 1000);
+    await turn();
+    send(1, 1000);
+    await turn();
+    const received: Buffer[] = [];
+    for (const w of t.written) {
+      const r = t.peer.open(w.subarray(HEADROOM));
+      if (!r.ok || r.type !== DATA) continue;
+      for (let o = 0; o < r.payload.length; ) {
+        const len = r.payload.readUInt16BE(o);
+        received.push(r.payload.subarray(o + 2, o + 2 + len));
+        o += 2 + len;
+      }
+    }
+    expect(received.length).toBe(sent.length);
+    expect(received.every((f, i) => f.equals(sent[i]!))).toBe(true);
     t.link.shutdown();
   });
 
