@@ -8,9 +8,9 @@ import type { Ask } from './passphrase.js';
  * key's public half is offered first, and the passphrase is asked only
  * when the server would accept that key; a wrong one is said so and asked
  * again, as many tries in all as the host's NumberOfPasswordPrompts (3
- * unless set; none under BatchMode); an empty answer gives up on the key. One KeyUnlocker serves one command: each key is
- * asked for once, however many machines (or jump hosts) use it, and the
- * prompts come one at a time.
+ * unless set; none under BatchMode); an empty answer gives up on the key.
+ * One KeyUnlocker serves one command: each key is asked for once, however
+ * many machines (or jump hosts) use it, and the prompts come one at a time.
  */
 
 /** Why a protected key could not be used. */
