@@ -8,12 +8,15 @@
  * into one buffer and handed over in one call, because a call into
  * JavaScript and a buffer per frame cost more than the frame's forwarding.
  */
+#define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pcap/pcap.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #define BATCH 64
@@ -232,20 +235,67 @@ static capture_t *unwrap(napi_env env, napi_value v) {
   return (capture_t *)p;
 }
 
-/* send(handle, buffer) -> true, or the error text */
-static napi_value send_frame(napi_env env, napi_callback_info info) {
+/*
+ * sendMany(handle, frames: Buffer[]) -> { sent, sentBytes, failed, error? }
+ * One sendmmsg(2) on the capture's own packet socket (what pcap_inject
+ * sends on) for up to BATCH frames: a record's frames leave in one system
+ * call, not one each. A frame the kernel will not take (over the MTU, say)
+ * is counted in `failed`, with the reason, and the rest still go.
+ */
+static napi_value send_many(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], out;
-  void *data;
-  size_t len;
+  napi_value argv[2], out, v;
+  uint32_t count, sent = 0, failed = 0;
+  double sent_bytes = 0;
+  int last_errno = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   capture_t *c = unwrap(env, argv[0]);
   if (!c) return NULL;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &len));
-  if (pcap_inject(c->pcap, data, len) == (int)len) {
-    CHECK(napi_get_boolean(env, true, &out));
-  } else {
-    CHECK(napi_create_string_utf8(env, pcap_geterr(c->pcap), NAPI_AUTO_LENGTH, &out));
+  CHECK(napi_get_array_length(env, argv[1], &count));
+  int fd = pcap_fileno(c->pcap);
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  for (uint32_t next = 0; next < count;) {
+    unsigned n = 0;
+    for (; n < BATCH && next + n < count; n++) {
+      void *data;
+      size_t len;
+      CHECK(napi_get_element(env, argv[1], next + n, &v));
+      CHECK(napi_get_buffer_info(env, v, &data, &len));
+      iov[n].iov_base = data;
+      iov[n].iov_len = len;
+      memset(&msgs[n], 0, sizeof msgs[n]);
+      msgs[n].msg_hdr.msg_iov = &iov[n];
+      msgs[n].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(fd, msgs, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) r = 0;
+    for (int i = 0; i < r; i++) sent_bytes += (double)iov[i].iov_len;
+    sent += (uint32_t)r;
+    next += (uint32_t)r;
+    if ((unsigned)r < n) {
+      /* The kernel stopped at this frame: send it alone to learn why (or to send it, if that passed). */
+      if (send(fd, iov[r].iov_base, iov[r].iov_len, 0) < 0) {
+        failed++;
+        last_errno = errno;
+      } else {
+        sent++;
+        sent_bytes += (double)iov[r].iov_len;
+      }
+      next++;
+    }
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_uint32(env, sent, &v));
+  CHECK(napi_set_named_property(env, out, "sent", v));
+  CHECK(napi_create_double(env, sent_bytes, &v));
+  CHECK(napi_set_named_property(env, out, "sentBytes", v));
+  CHECK(napi_create_uint32(env, failed, &v));
+  CHECK(napi_set_named_property(env, out, "failed", v));
+  if (failed) {
+    CHECK(napi_create_string_utf8(env, strerror(last_errno), NAPI_AUTO_LENGTH, &v));
+    CHECK(napi_set_named_property(env, out, "error", v));
   }
   return out;
 }
@@ -313,7 +363,7 @@ static napi_value devices(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
-      {"send", NULL, send_frame, NULL, NULL, NULL, napi_default, NULL},
+      {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
       {"devices", NULL, devices, NULL, NULL, NULL, napi_default, NULL},
