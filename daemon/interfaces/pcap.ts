@@ -41,7 +41,7 @@ export class PcapInterface extends EventEmitter implements Interface {
   readonly counters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, errors: 0 };
   private handle: object | undefined;
   private lib: PcapBinding | undefined;
-  /** The last injection error, for the log: the kernel's words. */
+  /** The last injection error, in the kernel's words (logged when it changes). */
   lastError: string | undefined;
   private pending: Uint8Array[] = [];
 
@@ -122,6 +122,8 @@ export class PcapInterface extends EventEmitter implements Interface {
     }
     if (r.failed) {
       this.counters.errors += r.failed;
+      // Said once per reason, not once per frame: a VM sending jumbo frames into a 1500-byte device would flood the log.
+      if (r.error !== this.lastError) this.emit('note', `the device refused ${r.failed === 1 ? 'a frame' : `${r.failed} frames`}: ${r.error}`);
       this.lastError = r.error;
     }
     this.counters.txFrames += r.sent;

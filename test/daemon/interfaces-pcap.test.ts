@@ -66,6 +66,25 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect(i.counters).toMatchObject({ rxFrames: 5, txFrames: 3, errors: 0 });
   });
 
+  test('a frame the device refuses is counted and said once, and the frames around it still go', async () => {
+    const { i } = await open(dev);
+    const notes: string[] = [];
+    i.on('note', (line: string) => notes.push(line));
+    const before = await tb.linkStats('vm', 'eth0');
+    // Over the veth's 1500-byte MTU, between two that fit: one sendmmsg for all three.
+    const jumbo = Buffer.concat([probe(7).subarray(0, 14), Buffer.alloc(3000)]);
+    expect(i.send(probe(1))).toBe(true);
+    expect(i.send(jumbo)).toBe(true);
+    expect(i.send(probe(2))).toBe(true);
+    await until('two frames at the VM', async () => (await tb.linkStats('vm', 'eth0')).rx >= before.rx + 2);
+    expect(i.counters).toMatchObject({ txFrames: 2, txBytes: 2 * probe(0).length, errors: 1 });
+    i.send(jumbo);
+    await new Promise((r) => setImmediate(r));
+    expect(i.counters.errors).toBe(2);
+    expect(notes).toEqual([`the device refused a frame: ${i.lastError}`]);
+    expect(i.lastError).toMatch(/too long/i);
+  });
+
   test('never captures frames sent out of the device: its own, another injector\'s, or the host\'s', async () => {
     const { i, got } = await open(dev);
     const { i: other, got: otherGot } = await open(dev);
