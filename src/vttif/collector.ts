@@ -1,8 +1,7 @@
 import { numberToMac } from '../model/mac48.js';
-import { linkKey } from '../model/state.js';
-import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
+import type { Report } from '../wire/vttif-report.js';
 import { Damper } from './damping.js';
-import { prune } from './prune.js';
+import { edgeKey, prune } from './prune.js';
 import { remember } from './recent.js';
 import type { Inference, MatrixEntry, Topology, VttifParams } from './types.js';
 import { SlidingWindow } from './window.js';
@@ -98,14 +97,11 @@ export class Collector {
 
   /** True when the newest round of reports carried traffic on every edge of `top`, or on none. */
   private carriedByNewestRound(top: Topology): boolean {
-    const carried = new Set<string>();
-    for (const pairs of this.window.newest()) {
-      for (let f = 0; f < pairs.length; f += PAIR_FIELDS) carried.add(linkKey(numberToMac(pairs[f]!), numberToMac(pairs[f + 1]!)));
-    }
+    const carried = this.window.newestEdges();
     let some = false;
     let all = true;
     for (const e of top.edges) {
-      const has = carried.has(linkKey(e.a, e.b));
+      const has = carried.has(edgeKey(e));
       some ||= has;
       all &&= has;
     }

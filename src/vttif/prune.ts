@@ -1,3 +1,4 @@
+import { linkKey } from '../model/state.js';
 import type { Topology, TopologyEdge } from './types.js';
 
 /** A directed pair's sums over the window, with its undirected edge named (src/vttif/window.ts keeps them). */
@@ -42,7 +43,8 @@ export function topologyOf(edges: TopologyEdge[]): Topology {
   return { vms: [...vms].sort(), edges };
 }
 
-export const edgeKey = (e: { a: string; b: string }): string => `${e.a} ${e.b}`;
+/** An edge's key: the link key of its ends, as the model names a link. */
+export const edgeKey = (e: { a: string; b: string }): string => linkKey(e.a, e.b);
 
 export function sameEdges(x: Topology, y: Topology): boolean {
   if (x.edges.length !== y.edges.length) return false;

@@ -1,6 +1,6 @@
 import { numberToMac } from '../model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
-import { edgeKey } from './prune.js';
+import { linkKey } from '../model/state.js';
 
 /**
  * The collector's sliding window (000 §2.2, "smoothing interval"): each
@@ -33,7 +33,7 @@ interface Round {
 export interface PairSums {
   src: string;
   dst: string;
-  /** The edge's ends in order (a < b), and its key as prune.edgeKey writes it. */
+  /** The edge's ends in order (a < b), and its key (linkKey). */
   a: string;
   b: string;
   edge: string;
@@ -82,9 +82,20 @@ export class SlidingWindow {
     return dropped;
   }
 
-  /** The pairs of each daemon's newest round: what the window has that is not history. */
-  *newest(): Iterable<Float64Array> {
-    for (const q of this.daemons.values()) if (q.length) yield* q.at(-1)!.chunks;
+  /**
+   * The edges (their keys) that each daemon's newest round carries: what the
+   * window has that is not history. Named from the sums, which hold every
+   * pair of a round still in the window, so no key is written out again.
+   */
+  newestEdges(): Set<string> {
+    const edges = new Set<string>();
+    for (const q of this.daemons.values()) {
+      if (!q.length) continue;
+      for (const pairs of q.at(-1)!.chunks) {
+        for (let f = 0; f < pairs.length; f += PAIR_FIELDS) edges.add(this.sums.get(pairs[f]!)!.get(pairs[f + 1]!)!.edge);
+      }
+    }
+    return edges;
   }
 
   *pairs(): Iterable<PairSums> {
@@ -105,7 +116,7 @@ export class SlidingWindow {
       if (!s) {
         const [srcMac, dstMac] = [numberToMac(src), numberToMac(dst)];
         const [a, b] = srcMac < dstMac ? [srcMac, dstMac] : [dstMac, srcMac];
-        s = { src: srcMac, dst: dstMac, a, b, edge: edgeKey({ a, b }), bytes: 0, frames: 0 };
+        s = { src: srcMac, dst: dstMac, a, b, edge: linkKey(a, b), bytes: 0, frames: 0 };
         row.set(dst, s);
       }
       s.bytes += sign * pairs[f + 2]!;
