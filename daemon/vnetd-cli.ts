@@ -13,11 +13,11 @@ import { controlSocketPath, Vnetd } from './vnetd-core.js';
 /**
  * vnetd: the VNET daemon, one per host and one on the Proxy.
  *
- *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
+ *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]... [--no-fast-path]
  *   vnetd ctl --state-dir DIR     the control socket on stdin/stdout (what SSH runs)
  */
 
-const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]...
+const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]... [--no-fast-path]
        vnetd ctl --state-dir DIR
 
   --machine     this daemon's machine name, as in the .vnet file's HOST line
@@ -30,6 +30,8 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
                 vm0=pcap:veth0[,filter=BPF]
   --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark);
                 link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
+  --no-fast-path  forward every frame in JavaScript; by default the frames of known flows between pcap
+                interfaces and UDP links are forwarded in C (the pcap addon), which counts them the same
   ctl           connect standard input and output to the running daemon's control socket
 `;
 
@@ -76,6 +78,7 @@ async function main(argv: string[]): Promise<void> {
         'state-dir': { type: 'string' },
         iface: { type: 'string', multiple: true, default: [] },
         capture: { type: 'string', multiple: true, default: [] },
+        'no-fast-path': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -133,7 +136,17 @@ async function main(argv: string[]): Promise<void> {
   }
 
   let stop = (_why: string): void => {};
-  const daemon = new Vnetd({ machine, port, listen: values.listen, stateDir, interfaces, linkCaptures, log, onShutdown: () => stop('SHUTDOWN') });
+  const daemon = new Vnetd({
+    machine,
+    port,
+    listen: values.listen,
+    stateDir,
+    interfaces,
+    linkCaptures,
+    log,
+    fastPath: !values['no-fast-path'],
+    onShutdown: () => stop('SHUTDOWN'),
+  });
   try {
     await daemon.start();
   } catch (e) {

@@ -5,9 +5,10 @@ import { version } from '../src/version.js';
 import { formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
+import { FastPath } from './forward/fast-path.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
-import { listCapturable, pcapBinding } from './interfaces/pcap.js';
+import { listCapturable, pcapBinding, PcapInterface } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
@@ -28,6 +29,12 @@ export interface VnetdOptions {
   links?: { keepaliveMs?: number };
   /** Per peer machine, where to write the frames the link to it carries, both ways (`--capture link:PEER=FILE`). */
   linkCaptures?: Map<string, FrameSink>;
+  /**
+   * Forward the frames of known flows between pcap interfaces and UDP links
+   * in C, without JavaScript (daemon/forward/fast-path.ts); default true,
+   * used when the pcap addon is built.
+   */
+  fastPath?: boolean;
 }
 
 /** Where captured frames go: a .pcap file (daemon/capture/pcap-file.ts). */
@@ -63,20 +70,38 @@ export class Vnetd implements ControlTarget {
   private readonly startedAt = Date.now();
   private readonly vttif: VttifAgent;
   private readonly linkCaptures: Map<string, FrameSink>;
+  private readonly fast: FastPath | null;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
     this.linkCaptures = opts.linkCaptures ?? new Map();
     this.config = new Config(opts.machine, new Set(opts.interfaces.map((i) => i.name)));
+    this.fast =
+      opts.fastPath === false
+        ? null
+        : FastPath.create(this.table, {
+            opened: (port, frame) => {
+              const dest = this.table.port(port)?.dest;
+              if (dest?.kind === 'link') this.links.opened(dest.to, frame);
+            },
+            sampled: (src, dst, frames, bytes) => this.vttif.sampler?.count(src, dst, frames, bytes),
+          });
+    if (this.fast) this.table.onChange = () => this.fast!.flush();
     this.links = new LinkManager({
       self: opts.machine,
       host: opts.listen,
       port: opts.port,
       log: opts.log,
       ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
+      ...(this.fast ? { openUdp: this.fast.openUdp } : {}),
     });
     this.control = new ControlServer(this, opts.log);
-    this.vttif = new VttifAgent({ machine: opts.machine, send: (peer, payload) => this.links.report(peer, payload), log: opts.log });
+    this.vttif = new VttifAgent({
+      machine: opts.machine,
+      send: (peer, payload) => this.links.report(peer, payload),
+      log: opts.log,
+      beforeReport: () => this.fast?.drain(),
+    });
   }
 
   get machine(): string {
@@ -106,6 +131,8 @@ export class Vnetd implements ControlTarget {
         this.vttif.sampler?.sent(frame);
         this.forward(port, frame);
       });
+      // A capture file (--capture) must see every frame: a wrapped interface stays off the fast path.
+      if (this.fast && iface instanceof PcapInterface) this.fast.attachInterface(port, iface);
       this.ifaces.set(iface.name, { iface, port });
     }
 
@@ -114,6 +141,11 @@ export class Vnetd implements ControlTarget {
       this.forward(this.table.portId({ kind: 'link', to: peer }), frame);
     });
     this.links.on('report', (peer: string, payload: Buffer) => this.vttif.received(peer, payload));
+    this.links.on('path', (peer, path) => {
+      // A link being captured (--capture link:PEER) must see every frame, so it stays off the fast path.
+      if (!this.fast || this.linkCaptures.has(peer)) return;
+      this.fast.setLink(this.table.portId({ kind: 'link', to: peer }), path, (rf, rb, tf, tb, dropped) => this.links.credit(peer, rf, rb, tf, tb, dropped));
+    });
     this.links.on('up', (peer: string) => {
       this.table.attach({ kind: 'link', to: peer });
       opts.log(`link ${peer} up`);
@@ -178,6 +210,7 @@ export class Vnetd implements ControlTarget {
         }
         else this.ifaces.get(dest.iface)?.iface.send(frame);
       }
+      this.fast?.learn(ingress, frame);
     } catch (e) {
       // A frame must never take the daemon down; count it and carry on.
       this.forwardErrors++;
@@ -308,6 +341,7 @@ export class Vnetd implements ControlTarget {
   }
 
   *query(op: QueryOp): Iterable<string> {
+    this.fast?.drain();
     switch (op) {
       case 'info?':
         yield `machine ${this.opts.machine}`;
@@ -354,6 +388,7 @@ export class Vnetd implements ControlTarget {
         yield* flat('', this.table.stats());
         yield* flat('listener.', this.links.listenerStats());
         yield `forward-errors ${this.forwardErrors}`;
+        if (this.fast) yield* flat('fast-path.', this.fast.stats());
         return;
       }
       case 'vttif?':

@@ -22,7 +22,7 @@ export type { CacheStats } from './flow-cache.js';
 export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from '../../src/model/mac48.js';
 export type { PortInfo } from './ports.js';
 export { MAX_PRIORITY, priorityOf } from '../../src/model/priority.js';
-export type { DropReason, InstalledRule, Match } from './rule-index.js';
+export type { Decision, DropReason, InstalledRule, Match } from './rule-index.js';
 
 export { MIN_FRAME } from '../frame.js';
 
@@ -79,6 +79,8 @@ export class ForwardingTable {
   private readonly index = new RuleIndex();
   private readonly registry = new PortRegistry();
   private readonly cache: FlowCache<Decision>;
+  /** Called whenever cached results go stale (any rule or port change): the fast path flushes with the cache. */
+  onChange: (() => void) | undefined = undefined;
   private frames = 0;
   private bytes = 0;
   private forwarded = 0;
@@ -108,7 +110,7 @@ export class ForwardingTable {
     const port = this.registry.intern(dest);
     if (!port.up) {
       port.up = true;
-      this.cache.invalidate();
+      this.invalidate();
     }
     return port.id;
   }
@@ -118,7 +120,7 @@ export class ForwardingTable {
     const port = this.registry.find(dest);
     if (port === undefined || !port.up) return false;
     port.up = false;
-    this.cache.invalidate();
+    this.invalidate();
     return true;
   }
 
@@ -139,7 +141,7 @@ export class ForwardingTable {
     const key = tableKey(rule);
     if (this.entries.has(key)) return false;
     this.install(key, rule);
-    this.cache.invalidate();
+    this.invalidate();
     return true;
   }
 
@@ -150,7 +152,7 @@ export class ForwardingTable {
     if (entry === undefined) return false;
     this.entries.delete(key);
     this.index.remove(entry);
-    this.cache.invalidate();
+    this.invalidate();
     return true;
   }
 
@@ -174,6 +176,7 @@ export class ForwardingTable {
     for (const [key, rule] of wanted) if (!this.entries.has(key)) this.install(key, rule);
     // A whole new table: release the old results too, not just outdate them.
     this.cache.clear();
+    this.onChange?.();
   }
 
   has(rule: Rule): boolean {
@@ -245,6 +248,35 @@ export class ForwardingTable {
     return decision.ports;
   }
 
+  /** `match` as the data path uses it: the winning rules and the egress ports themselves. */
+  decision(ingress: number, src: number, dst: number): Decision {
+    return this.decide(ingress, src, dst);
+  }
+
+  /**
+   * Counts `frames` frames (`bytes` bytes) that went where `decision` sent
+   * them without `forward` (the fast path carried them), as `forward`
+   * would have counted them.
+   */
+  credit(ingress: number, decision: Decision, frames: number, bytes: number): void {
+    const inPort = this.registry.list[ingress];
+    if (inPort) {
+      inPort.rxPackets += frames;
+      inPort.rxBytes += bytes;
+    }
+    this.frames += frames;
+    this.bytes += bytes;
+    this.forwarded += frames;
+    for (const rule of decision.rules) {
+      rule.packets += frames;
+      rule.bytes += bytes;
+    }
+    for (const port of decision.egress) {
+      port.txPackets += frames;
+      port.txBytes += bytes;
+    }
+  }
+
   stats(): TableStats {
     return {
       frames: this.frames,
@@ -254,6 +286,11 @@ export class ForwardingTable {
       drops: { noMatch: this.noMatch, linkDown: this.linkDown, ingress: this.toIngress, malformed: this.malformed },
       cache: this.cache.stats(),
     };
+  }
+
+  private invalidate(): void {
+    this.cache.invalidate();
+    this.onChange?.();
   }
 
   private decide(ingress: number, src: number, dst: number): Decision {

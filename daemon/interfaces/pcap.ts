@@ -130,6 +130,11 @@ export class PcapInterface extends EventEmitter implements Interface {
     this.counters.txBytes += r.sentBytes;
   };
 
+  /** The open capture, for the fast path (daemon/forward/fast-path.ts); undefined while closed. */
+  get captureHandle(): object | undefined {
+    return this.handle;
+  }
+
   /** What libpcap counted: frames the kernel passed the filter, and those it dropped for want of buffer. */
   kernelStats(): { received: number; dropped: number; ifDropped: number } | undefined {
     return this.handle && this.lib ? this.lib.stats(this.handle) : undefined;

@@ -8,7 +8,6 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { nativeAddon } from '../native-addon.js';
 import { HEADER_BYTES, RECORD_OVERHEAD, SEQ_LIMIT, TAG_BYTES, readSeq, writeHeader } from './wire.js';
 
 /**
@@ -66,39 +65,6 @@ export function sessionKeys(linkKey: Buffer, transcript: Buffer): DirectionKeys 
   return { d2a: okm.subarray(0, 32), a2d: okm.subarray(32, 64), tag: okm.readUInt16BE(64) };
 }
 
-/** The native record cipher (daemon/links/aead-native): one OpenSSL context per direction, reused. */
-interface AeadBinding {
-  context(key: Buffer, sealing: boolean): object;
-  /** Authenticates [aadStart, dataStart) and [dataStart, dataEnd), ciphering the latter in place; the tag is at dataEnd. */
-  run(context: object, record: Buffer, seq: number, aadStart: number, dataStart: number, dataEnd: number): boolean;
-}
-
-/**
- * Which implementation protects records: `native` when the addon was built
- * (node:crypto's cipher object per record was about a tenth of vnetd's CPU
- * per frame on the data path), `node` otherwise. Both make the same bytes.
- */
-export type AeadImpl = 'native' | 'node';
-
-function nativeAead(): AeadBinding | null {
-  return nativeAddon<AeadBinding>('vnetd-aead');
-}
-
-/** The implementation new sessions use. */
-export function aeadImpl(): AeadImpl {
-  return nativeAead() ? 'native' : 'node';
-}
-
-type NativeContext = { lib: AeadBinding; context: object } | null;
-
-/** A native context for one direction's key, or null to use node:crypto. */
-function nativeContext(key: Buffer, impl: AeadImpl, sealing: boolean): NativeContext {
-  if (impl === 'node') return null;
-  const lib = nativeAead();
-  if (!lib) throw new Error('the native record cipher (vnetd-aead) is not built');
-  return { lib, context: lib.context(key, sealing) };
-}
-
 /** `0x00000000 ‖ u64(seq)`: the sequence number alone, since one key serves one direction of one session. */
 function nonceFor(nonce: Buffer, seq: number): Buffer {
   nonce.writeUInt32BE(0, 0);
@@ -115,7 +81,6 @@ export class Sealer {
   private seq = 0;
   private readonly key: KeyObject;
   private readonly nonce = Buffer.alloc(12);
-  private readonly native: NativeContext;
 
   constructor(
     key: Buffer,
@@ -123,10 +88,8 @@ export class Sealer {
     /** Bytes left free at the front of every record, for the transport's own header. */
     private readonly headroom: number,
     private readonly tag: number,
-    impl: AeadImpl = aeadImpl(),
   ) {
     this.key = createSecretKey(key);
-    this.native = nativeContext(key, impl, true);
   }
 
   get sent(): number {
@@ -157,20 +120,15 @@ export class Sealer {
     const end = body + length;
     const seq = this.seq++;
     writeHeader(record, h, type, this.tag, seq);
-    if (this.native) {
-      // Sealing fails only if OpenSSL itself does; a record without its tag must not leave.
-      if (!this.native.lib.run(this.native.context, record, seq, h, this.encrypt ? body : end, end)) throw new Error('OpenSSL failed to seal a record');
+    const c = createCipheriv(AEAD, this.key, nonceFor(this.nonce, seq), { authTagLength: TAG_BYTES });
+    if (this.encrypt) {
+      c.setAAD(record.subarray(h, body), { plaintextLength: length });
+      c.update(record.subarray(body, end)).copy(record, body);
     } else {
-      const c = createCipheriv(AEAD, this.key, nonceFor(this.nonce, seq), { authTagLength: TAG_BYTES });
-      if (this.encrypt) {
-        c.setAAD(record.subarray(h, body), { plaintextLength: length });
-        c.update(record.subarray(body, end)).copy(record, body);
-      } else {
-        c.setAAD(record.subarray(h, end), { plaintextLength: 0 });
-      }
-      c.final();
-      c.getAuthTag().copy(record, end);
+      c.setAAD(record.subarray(h, end), { plaintextLength: 0 });
     }
+    c.final();
+    c.getAuthTag().copy(record, end);
     // A record made to measure (seal, once per frame on UDP) is returned as it is, not as a new view of itself.
     return record.length === end + TAG_BYTES ? record : record.subarray(0, end + TAG_BYTES);
   }
@@ -186,15 +144,12 @@ export interface Opened {
 export class Opener {
   private readonly key: KeyObject;
   private readonly nonce = Buffer.alloc(12);
-  private readonly native: NativeContext;
 
   constructor(
     key: Buffer,
     private readonly encrypt: boolean,
-    impl: AeadImpl = aeadImpl(),
   ) {
     this.key = createSecretKey(key);
-    this.native = nativeContext(key, impl, false);
   }
 
   /** The sequence number a record claims, before paying for authentication; -1 if unusable. */
@@ -202,14 +157,10 @@ export class Opener {
     return record.length < RECORD_OVERHEAD ? -1 : readSeq(record);
   }
 
-  /** null when the record is not authentic under this key. Opened natively, an encrypted record is deciphered in place. */
+  /** null when the record is not authentic under this key. */
   open(record: Buffer, seq: number): Opened | null {
     const end = record.length - TAG_BYTES;
     if (end < HEADER_BYTES) return null;
-    if (this.native) {
-      if (!this.native.lib.run(this.native.context, record, seq, 0, this.encrypt ? HEADER_BYTES : end, end)) return null;
-      return { type: record[0]!, seq, payload: record.subarray(HEADER_BYTES, end) };
-    }
     const d = createDecipheriv(AEAD, this.key, nonceFor(this.nonce, seq), { authTagLength: TAG_BYTES });
     d.setAuthTag(record.subarray(end));
     let payload: Buffer;

@@ -17,6 +17,8 @@ export interface LinkHooks {
   report(peer: string, payload: Buffer): void;
   up(peer: string): void;
   down(peer: string, reason: string): void;
+  /** The link's session and channel changed (up, replaced, moved), or it has none (down). */
+  path(peer: string, session: Session | null, channel: Channel | null): void;
   /** Start a dial attempt for this link. */
   redial(link: Link): void;
   log(line: string): void;
@@ -198,6 +200,7 @@ export class Link {
     channel.onMoved = (from) => {
       this.moves++;
       this.hooks.log(`link ${this.spec.peer}: peer moved from ${from} to ${channel.remote}`);
+      if (this.channel === channel) this.hooks.path(this.spec.peer, session, channel);
     };
     channel.onClose = (reason) => {
       if (this.channel === channel) this.lost(reason === 'closed' ? 'connection closed' : reason);
@@ -206,6 +209,7 @@ export class Link {
     this.keepTimer = setInterval(() => this.keepalive(), this.timing.keepaliveMs).unref();
     this.ping();
     this.hooks.log(`link ${this.spec.peer}: ${replacing ? 'session replaced' : 'up'} (${this.spec.proto} ${channel.remote}, ${this.spec.mode})`);
+    this.hooks.path(this.spec.peer, session, channel);
     if (!replacing) this.hooks.up(this.spec.peer);
   }
 
@@ -290,6 +294,22 @@ export class Link {
     return true;
   }
 
+  /** A DATA frame the fast path opened under this link's session (and found no cached flow for). */
+  opened(frame: Buffer): void {
+    if (!this.session) return;
+    this.lastRx = performance.now();
+    this.deliver(frame);
+  }
+
+  /** Frames the fast path carried over this link, counted as if the link had. */
+  credit(rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, dropped: number): void {
+    this.rxFrames += rxFrames;
+    this.rxBytes += rxBytes;
+    this.txFrames += txFrames;
+    this.txBytes += txBytes;
+    this.dropped += dropped;
+  }
+
   private deliver(frame: Buffer): void {
     this.rxFrames++;
     this.rxBytes += frame.length;
@@ -354,6 +374,7 @@ export class Link {
   }
 
   private detach(): void {
+    if (this.session) this.hooks.path(this.spec.peer, null, null);
     if (this.keepTimer) clearInterval(this.keepTimer);
     this.keepTimer = null;
     if (this.channel) this.channel.onClose = () => {};

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
@@ -12,18 +12,19 @@ import { DialerHandshake } from './handshake.js';
 import { Link, type LinkHooks, type LinkTiming } from './link.js';
 import { Session } from './session.js';
 import { acceptTcp, dialTcp } from './tcp.js';
-import type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats, Proto } from './types.js';
-import { UdpEndpoint } from './udp.js';
+import type { DatagramSocket, LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats, Proto } from './types.js';
+import { UdpChannel, UdpEndpoint } from './udp.js';
 import type { Hello } from './wire.js';
 
-export type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats } from './types.js';
+export type { LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats } from './types.js';
 
 /**
  * All overlay links of one daemon: one TCP listener and one UDP socket on the
  * daemon's port, a Link per configured peer, dialing and re-dialing those
  * this end dials.
  *
- * Events: 'frame' (peer, frame), 'report' (peer, VTTIF report), 'up' (peer), 'down' (peer, reason). A
+ * Events: 'frame' (peer, frame), 'report' (peer, VTTIF report), 'up' (peer), 'down' (peer, reason),
+ * 'path' (peer, LinkPath | null: where a UDP link's records go, for the fast path). A
  * frame's buffer is never reused by the links, but it is often a view into a
  * larger one (a TCP chunk, a decrypted batch): a listener that keeps frames
  * for long should copy them, or each pins up to 64 KiB.
@@ -32,7 +33,7 @@ export type { LinkManagerOptions, LinkSpec, LinkStats, ListenerStats } from './t
 /** Half-done inbound TCP handshakes held at once. */
 const MAX_PENDING_TCP = 128;
 /** Socket buffers asked of the kernel (it caps them at net.core.[rw]mem_max): bursts of datagrams otherwise overflow the default. */
-const UDP_BUFFER_BYTES = 4 << 20;
+export const UDP_BUFFER_BYTES = 4 << 20;
 /** Refusals are logged at most this often per window, then summarised: a flood must not become a log flood. */
 const LOG_BURST = 20;
 const LOG_WINDOW_MS = 10_000;
@@ -53,6 +54,7 @@ export interface LinkManager {
   on(event: 'report', listener: (peer: string, payload: Buffer) => void): this;
   on(event: 'up', listener: (peer: string) => void): this;
   on(event: 'down', listener: (peer: string, reason: string) => void): this;
+  on(event: 'path', listener: (peer: string, path: LinkPath | null) => void): this;
   once(event: 'frame', listener: (peer: string, frame: Buffer) => void): this;
   once(event: 'up', listener: (peer: string) => void): this;
   once(event: 'down', listener: (peer: string, reason: string) => void): this;
@@ -84,7 +86,8 @@ export class LinkManager extends EventEmitter {
   private readonly hooks: LinkHooks;
   private readonly policy: InboundPolicy<Link>;
   private server: Server | null = null;
-  private socket: UdpSocket | null = null;
+  private socket: DatagramSocket | null = null;
+  private readonly openUdp: (host: string, port: number) => Promise<DatagramSocket>;
   private udp: UdpEndpoint<Link> | null = null;
   private boundPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
@@ -105,11 +108,14 @@ export class LinkManager extends EventEmitter {
     };
     this.handshakeMs = opts.handshakeMs ?? 5000;
     this.logLine = opts.log ?? (() => {});
+    this.openUdp = opts.openUdp ?? dgramSocket;
     this.hooks = {
       frame: (peer, frame) => this.emit('frame', peer, frame),
       report: (peer, payload) => this.emit('report', peer, payload),
       up: (peer) => this.emit('up', peer),
       down: (peer, reason) => this.emit('down', peer, reason),
+      path: (peer, session, channel) =>
+        this.emit('path', peer, session?.handle && channel instanceof UdpChannel ? { session: session.handle, ip: channel.ip, port: channel.port } : null),
       redial: (link) => this.dial(link),
       log: this.logLine,
     };
@@ -140,18 +146,17 @@ export class LinkManager extends EventEmitter {
         throw e;
       }
       const port = (server.address() as { port: number }).port;
-      const socket = createSocket({ type: isIP(this.host) === 6 ? 'udp6' : 'udp4' });
+      let socket: DatagramSocket;
       try {
-        await bind(socket, this.host, port);
+        socket = await this.openUdp(this.host, port);
       } catch (e) {
-        socket.close();
         await closeServer(server);
         if (this.wantedPort === 0 && (e as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 10) continue;
         this.state = 'closed';
         throw e;
       }
       if ((this.state as string) === 'closed') {
-        socket.close();
+        socket.close(() => {});
         await closeServer(server);
         return;
       }
@@ -162,12 +167,6 @@ export class LinkManager extends EventEmitter {
     }
     const socket = this.socket!;
     socket.on('error', (e) => this.refusalLog(`links: udp error: ${e.message}`));
-    try {
-      socket.setRecvBufferSize(UDP_BUFFER_BYTES);
-      socket.setSendBufferSize(UDP_BUFFER_BYTES);
-    } catch {
-      // Some platforms refuse; the defaults still work, only burstiness suffers.
-    }
     this.udp = new UdpEndpoint<Link>(socket, {
       policy: this.policy,
       timeoutMs: this.handshakeMs,
@@ -225,6 +224,16 @@ export class LinkManager extends EventEmitter {
   send(peer: string, frame: Uint8Array): boolean {
     const link = this.links.get(peer);
     return link ? link.send(frame) : false;
+  }
+
+  /** A DATA frame the fast path opened under the link's session but could not forward itself. */
+  opened(peer: string, frame: Buffer): void {
+    this.links.get(peer)?.opened(frame);
+  }
+
+  /** Frames the fast path carried over the link, for its counters. */
+  credit(peer: string, rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, dropped: number): void {
+    this.links.get(peer)?.credit(rxFrames, rxBytes, txFrames, txBytes, dropped);
   }
 
   /** Sends a VTTIF report; false when there is no such link or it is down. */
@@ -418,13 +427,24 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-function bind(socket: UdpSocket, host: string, port: number): Promise<void> {
+/** The daemon's UDP socket from node:dgram, when there is no fast path. */
+function dgramSocket(host: string, port: number): Promise<DatagramSocket> {
+  const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
   return new Promise((resolve, reject) => {
-    const onError = (e: Error): void => reject(e);
+    const onError = (e: Error): void => {
+      socket.close();
+      reject(e);
+    };
     socket.once('error', onError);
     socket.bind(port, host, () => {
       socket.off('error', onError);
-      resolve();
+      try {
+        socket.setRecvBufferSize(UDP_BUFFER_BYTES);
+        socket.setSendBufferSize(UDP_BUFFER_BYTES);
+      } catch {
+        // Some platforms refuse; the defaults still work, only burstiness suffers.
+      }
+      resolve(socket);
     });
   });
 }

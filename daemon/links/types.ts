@@ -118,4 +118,27 @@ export interface LinkManagerOptions {
   handshakeMs?: number;
   backoff?: Partial<BackoffOptions>;
   log?: (line: string) => void;
+  /**
+   * Opens the daemon's UDP socket (bound to host:port, throwing an Error
+   * with `code` such as EADDRINUSE); the default is a node:dgram socket.
+   * vnetd passes its fast path's socket (daemon/forward/fast-path.ts).
+   */
+  openUdp?: (host: string, port: number) => Promise<DatagramSocket>;
+}
+
+/** What UDP links need of a datagram socket: node:dgram's Socket has it, and so has the fast path's. */
+export interface DatagramSocket {
+  on(event: 'message', listener: (msg: Buffer, rinfo: { address: string; port: number }) => void): this;
+  on(event: 'error', listener: (e: Error) => void): this;
+  send(datagram: Buffer, port: number, ip: string): void;
+  getSendQueueSize(): number;
+  address(): { address: string; family: string; port: number };
+  close(callback: () => void): void;
+}
+
+/** Where a UDP link's records go and under which native session, for the fast path; null while the link is down or not on UDP. */
+export interface LinkPath {
+  session: object;
+  ip: string;
+  port: number;
 }

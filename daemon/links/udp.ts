@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { addressKey } from './address.js';
 import type { Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
+import type { DatagramSocket } from './types.js';
 import { macEqual, transcriptHash } from './crypto.js';
 import { AcceptorHandshake, type DialerHandshake } from './handshake.js';
 import {
@@ -55,8 +55,9 @@ export class UdpChannel implements Channel {
   constructor(
     private readonly endpoint: UdpEndpoint<unknown>,
     public remote: string,
-    private ip: string,
-    private port: number,
+    /** The peer's address and port now (they change when it moves). */
+    public ip: string,
+    public port: number,
     readonly tag: number,
   ) {}
 
@@ -120,6 +121,8 @@ interface Done {
   at: number;
 }
 
+type Rinfo = { address: string; port: number };
+
 export class UdpEndpoint<T> {
   private readonly channels = new Map<string, UdpChannel>();
   private readonly byTag = new Map<number, Set<UdpChannel>>();
@@ -132,7 +135,7 @@ export class UdpEndpoint<T> {
   private closed = false;
 
   constructor(
-    private readonly socket: UdpSocket,
+    private readonly socket: DatagramSocket,
     private readonly o: {
       policy: InboundPolicy<T>;
       timeoutMs: number;
@@ -210,7 +213,7 @@ export class UdpEndpoint<T> {
     this.outbound.delete(key);
   }
 
-  private receive(msg: Buffer, rinfo: RemoteInfo): void {
+  private receive(msg: Buffer, rinfo: Rinfo): void {
     const key = addressKey(rinfo.address, rinfo.port);
     const type = msg.length > 0 ? msg[0]! : -1;
     if (type >= DATA) {
@@ -233,7 +236,7 @@ export class UdpEndpoint<T> {
   }
 
   /** A session record from an unknown address: the session its tag names, if the record proves it. */
-  private follow(msg: Buffer, key: string, rinfo: RemoteInfo): boolean {
+  private follow(msg: Buffer, key: string, rinfo: Rinfo): boolean {
     if (msg.length < RECORD_OVERHEAD) return false;
     const candidates = this.byTag.get(readTag(msg));
     if (!candidates) return false;
@@ -252,7 +255,7 @@ export class UdpEndpoint<T> {
     return Math.floor(performance.now() / this.o.timeoutMs);
   }
 
-  private onHello(key: string, msg: Buffer, rinfo: RemoteInfo): void {
+  private onHello(key: string, msg: Buffer, rinfo: Rinfo): void {
     const hello = decodeHello(msg);
     if (!hello) return this.o.policy.refused('malformed', key, null, null);
     const now = performance.now();
@@ -262,7 +265,7 @@ export class UdpEndpoint<T> {
   }
 
   /** PROOF ‖ the CHALLENGE nonce ‖ the HELLO: everything the acceptor needs, since it kept nothing. */
-  private onProof(key: string, msg: Buffer, rinfo: RemoteInfo): void {
+  private onProof(key: string, msg: Buffer, rinfo: Rinfo): void {
     const split = splitUdpProof(msg);
     if (!split) return this.o.policy.refused('malformed', key, null, null);
     const { proof, nonce, helloMessage } = split;
@@ -304,7 +307,7 @@ export class UdpEndpoint<T> {
     this.done.set(id, d);
   }
 
-  private open(key: string, rinfo: RemoteInfo, tag: number): UdpChannel {
+  private open(key: string, rinfo: Rinfo, tag: number): UdpChannel {
     const channel = new UdpChannel(this as UdpEndpoint<unknown>, key, rinfo.address, rinfo.port, tag);
     const old = this.channels.get(key);
     this.channels.set(key, channel);
@@ -315,7 +318,7 @@ export class UdpEndpoint<T> {
     return channel;
   }
 
-  private onAnswer(key: string, type: number, msg: Buffer, rinfo: RemoteInfo): void {
+  private onAnswer(key: string, type: number, msg: Buffer, rinfo: Rinfo): void {
     const out = this.outbound.get(key);
     if (!out) return this.o.stray();
     if (type === CHALLENGE) {

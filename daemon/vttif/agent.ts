@@ -24,6 +24,8 @@ export interface AgentHooks {
   /** Sends one report chunk over the link to `peer`; false when that link is down or absent. */
   send(peer: string, payload: Buffer): boolean;
   log(line: string): void;
+  /** Called just before the sampler is read: the fast path folds in what it counted. */
+  beforeReport?(): void;
 }
 
 export class VttifAgent {
@@ -147,6 +149,7 @@ export class VttifAgent {
   private tick(): void {
     const now = performance.now();
     if (this.sampler) {
+      this.hooks.beforeReport?.();
       const report = this.sampler.take();
       for (const mac of report.hosted) remember(this.hosted, mac, now);
       this.deliver(report, now);

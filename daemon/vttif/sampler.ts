@@ -86,6 +86,28 @@ export class Sampler {
     this.counts[2 * i + 1]! += this.every;
   }
 
+  /**
+   * `frames` frames (`bytes` bytes) from `src` to `dst` (48-bit MACs, a
+   * unicast destination) that the fast path carried: counted exactly, not
+   * sampled, since they cost nothing to count.
+   */
+  count(src: number, dst: number, frames: number, bytes: number): void {
+    if (Math.floor(src / TWO_32) & 0x100) return; // a group source is not a VM
+    const sHigh = Math.floor(src / TWO_32);
+    const dHigh = Math.floor(dst / TWO_32);
+    const s = src % TWO_32 | 0;
+    const d = dst % TWO_32 | 0;
+    const h = (sHigh << 16) | dHigh;
+    let i = this.find(s, d, h);
+    if (i < 0) {
+      i = this.insert(s, d, h);
+      if (i < 0) return;
+      this.hosted.add(src);
+    }
+    this.counts[2 * i]! += bytes;
+    this.counts[2 * i + 1]! += frames;
+  }
+
   /** What was counted since the last call, and a fresh start. */
   take(): Report {
     const pairs = new Float64Array(this.used * PAIR_FIELDS);

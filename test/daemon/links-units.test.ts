@@ -322,6 +322,7 @@ describe('a link on a stub transport', () => {
         report: (_peer, p) => events.push(`report ${p.length}`),
         up: () => events.push('up'),
         down: (_peer, reason) => events.push(`down: ${reason}`),
+        path: (_peer, session) => events.push(session ? 'path' : 'no path'),
         redial: () => {},
         log: () => {},
       },
@@ -351,7 +352,7 @@ describe('a link on a stub transport', () => {
     t.channel.onRecord(t.peer.seal(DATA, bad)!);
     expect(t.frames).toEqual([]);
     expect(t.link.stats()).toMatchObject({ rejected: 1, state: 'down', lastError: 'malformed frame batch from the peer' });
-    expect(t.events).toEqual(['up', 'down: malformed frame batch from the peer']);
+    expect(t.events).toEqual(['path', 'up', 'no path', 'down: malformed frame batch from the peer']);
   });
 
   test('a good batch delivers every frame, an empty frame included', () => {

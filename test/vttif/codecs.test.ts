@@ -141,6 +141,22 @@ describe('the sampler', () => {
     expect(s.take()).toEqual({ hosted: [], pairs: new Float64Array(0) });
   });
 
+  test('counts from the fast path (count) land where the same frames sent one by one would, and a group source is ignored', () => {
+    const macs = ['02:00:00:00:00:0a', '02:00:00:00:00:0b', 'fe:dc:ba:98:76:54', '00:00:00:00:00:01'];
+    const one = new Sampler();
+    const bulk = new Sampler();
+    for (const [i, src] of macs.entries()) {
+      const dst = macs[(i + 1) % macs.length]!;
+      for (let n = 0; n < 3; n++) one.sent(frame(dst, src, 100 + i));
+      bulk.count(macToNumber(src), macToNumber(dst), 3, 3 * (100 + i));
+    }
+    bulk.count(macToNumber('03:00:00:00:00:01'), macToNumber(B), 5, 500);
+    const a = one.take();
+    const b = bulk.take();
+    expect(b.hosted.sort()).toEqual(a.hosted.sort());
+    expect(merge([b]).pairs.sort((x, y) => x[0]! - y[0]!)).toEqual(merge([a]).pairs.sort((x, y) => x[0]! - y[0]!));
+  });
+
   test('one frame in N, at random and scaled: estimates close to the truth, even for traffic in step with N', () => {
     const s = new Sampler(16);
     const C = '02:00:00:00:00:0c';

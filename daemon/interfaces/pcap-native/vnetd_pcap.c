@@ -11,13 +11,12 @@
 #define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
 #include <node_api.h>
-#include <pcap/pcap.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <uv.h>
+#include "capture.h"
 
 #define BATCH 64
 
@@ -28,20 +27,6 @@
 #define TRUNCATED 0x80000000u
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
-
-typedef struct {
-  pcap_t *pcap;
-  unsigned char *stage;
-  size_t stage_size, staged;
-  /* The size of the last stage handed over: a busy device's next round needs as much. */
-  size_t stage_hint;
-  uv_poll_t poll;
-  napi_env env;
-  napi_ref on_frame;
-  napi_async_context async;
-  int dispatching;
-  int closing;
-} capture_t;
 
 #define CHECK(call)                                                     \
   do {                                                                  \
@@ -66,6 +51,7 @@ static int get_string(napi_env env, napi_value v, char *out, size_t size) {
 
 static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
   capture_t *c = (capture_t *)user;
+  if (c->dp && h->caplen == h->len && fp_captured(c->dp, c->port, bytes, h->caplen)) return;
   size_t need = c->staged + FRAME_HEADER + h->caplen;
   if (need > c->stage_size) {
     size_t size = c->stage_size ? c->stage_size : c->stage_hint ? c->stage_hint : 65536;
@@ -129,6 +115,7 @@ static void free_capture(uv_handle_t *h) {
 }
 
 static void really_close(capture_t *c) {
+  if (c->dp) fp_forget_capture(c->dp, c);
   uv_poll_stop(&c->poll);
   napi_delete_reference(c->env, c->on_frame);
   napi_async_destroy(c->env, c->async);
@@ -226,7 +213,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-static capture_t *unwrap(napi_env env, napi_value v) {
+capture_t *capture_unwrap(napi_env env, napi_value v) {
   void *p = NULL;
   if (napi_get_value_external(env, v, &p) != napi_ok || !p || ((capture_t *)p)->closing) {
     napi_throw_error(env, NULL, "vnetd-pcap: closed or not a capture handle");
@@ -249,7 +236,7 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   double sent_bytes = 0;
   int last_errno = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = unwrap(env, argv[0]);
+  capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   CHECK(napi_get_array_length(env, argv[1], &count));
   int fd = pcap_fileno(c->pcap);
@@ -306,7 +293,7 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   napi_value argv[1], out, v;
   struct pcap_stat s;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = unwrap(env, argv[0]);
+  capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   memset(&s, 0, sizeof s);
   pcap_stats(c->pcap, &s);
@@ -325,7 +312,7 @@ static napi_value close_capture(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = unwrap(env, argv[0]);
+  capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   c->closing = 1;
   if (c->dispatching) pcap_breakloop(c->pcap);
@@ -369,5 +356,7 @@ NAPI_MODULE_INIT() {
       {"devices", NULL, devices, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  /* The same sessions as vnetd-aead's, so the fast path can seal and open the records of the links it carries. */
+  if (vs_define(env, exports) != napi_ok || fp_define(env, exports) != napi_ok) return NULL;
   return exports;
 }

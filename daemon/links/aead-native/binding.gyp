@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "vnetd_aead",
-      "sources": ["vnetd_aead.c"],
+      "sources": ["vnetd_aead.c", "vnetd_session.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

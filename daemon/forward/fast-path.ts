@@ -1,0 +1,233 @@
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import { readMac48 } from '../../src/model/mac48.js';
+import { PcapInterface, pcapBinding } from '../interfaces/pcap.js';
+import { UDP_BUFFER_BYTES } from '../links/manager.js';
+import type { DatagramSocket, LinkPath } from '../links/types.js';
+import type { Decision } from './rule-index.js';
+import type { ForwardingTable } from './table.js';
+
+/**
+ * The JavaScript half of vnetd's fast path (the C half is
+ * daemon/interfaces/pcap-native/fastpath.c, which says why it exists). The
+ * forwarding table decides every flow's first frame, as always; when the
+ * frame came in on a fast-path port (a pcap interface, or a UDP link with a
+ * native session) and every port it went out on is one too, the flow is
+ * cached in C, and its later frames never reach JavaScript. Every change to
+ * the table flushes the cache, exactly as it flushes the table's own.
+ *
+ * What the fast path carries is counted in C, per flow and per port, in two
+ * arrays shared with this class, and folded into the table's rule and port
+ * counters, the interfaces' and links' counters and VTTIF's sampler when
+ * anything reads them (`drain`): the numbers an operator sees are the same
+ * with the fast path as without it.
+ */
+
+/** The C half, as the pcap addon exports it. */
+interface FastPathBinding {
+  datapath(flowCounts: Float64Array, portCounts: Float64Array): object;
+  attachCapture(dp: object, port: number, capture: object): void;
+  setLink(dp: object, port: number, session: object, ip: string, udpPort: number): void;
+  clearPort(dp: object, port: number): void;
+  learn(dp: object, ingress: number, src: number, dst: number, egress: readonly number[]): number;
+  flush(dp: object): void;
+  udpOpen(dp: object, host: string, port: number, bufferBytes: number, onDatagrams: (staged: Buffer) => void): number;
+  udpSend(dp: object, datagram: Buffer, ip: string, port: number): number;
+  udpQueued(dp: object): number;
+  udpClose(dp: object): void;
+}
+
+/** Flows the C cache holds (four-way sets, like the table's own cache). */
+const FLOWS = 16384;
+/** Port ids at or above this are never fast-path ports (a daemon names far fewer). */
+const MAX_PORTS = 1024;
+/** Egress ports a cached flow may have (fastpath.c's MAX_OUT). */
+const MAX_OUT = 8;
+/** Per port in the shared counts: rx frames, rx bytes, tx frames, tx bytes, tx errors. */
+const PORT_FIELDS = 5;
+/** An upcall entry's header (fastpath.c): u32le length, u8 kind, u8 address length, u16le port. */
+const UP_HEADER = 8;
+const UP_OPENED = 1;
+
+/** What a fast-path port's own counters are: an interface's or a link's. */
+export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, errors: number) => void;
+
+export interface FastPathHooks {
+  /** A DATA frame the C half opened for a link (port `port`) but found no flow for: JavaScript forwards it. */
+  opened(port: number, frame: Buffer): void;
+  /** Frames of a pair that entered from a local interface, for VTTIF. */
+  sampled(src: number, dst: number, frames: number, bytes: number): void;
+}
+
+interface Flow {
+  ingress: number;
+  src: number;
+  dst: number;
+  decision: Decision;
+  /** Entered from a local interface: VTTIF counts it. */
+  fromInterface: boolean;
+}
+
+export class FastPath {
+  private readonly flowCounts = new Float64Array(2 * FLOWS);
+  private readonly portCounts = new Float64Array(PORT_FIELDS * MAX_PORTS);
+  private readonly dp: object;
+  private readonly flows: (Flow | undefined)[] = new Array<Flow | undefined>(FLOWS).fill(undefined);
+  /** Per port id: its counters' owner while it is a fast-path port; ports also keep theirs after, until drained. */
+  private readonly sinks = new Map<number, PortSink>();
+  private readonly native = new Uint8Array(MAX_PORTS);
+  private readonly interfaces = new Uint8Array(MAX_PORTS);
+  /** Frames the fast path forwarded, as folded so far. */
+  private carried = 0;
+
+  /** The fast path, or null when the pcap addon is not built. */
+  static create(table: ForwardingTable, hooks: FastPathHooks): FastPath | null {
+    const lib = pcapBinding();
+    return typeof lib === 'string' ? null : new FastPath(lib as unknown as FastPathBinding, table, hooks);
+  }
+
+  private constructor(
+    private readonly lib: FastPathBinding,
+    private readonly table: ForwardingTable,
+    private readonly hooks: FastPathHooks,
+  ) {
+    this.dp = lib.datapath(this.flowCounts, this.portCounts);
+  }
+
+  /** The pcap interface's frames go through the fast path as port `port`. */
+  attachInterface(port: number, iface: PcapInterface): void {
+    const capture = iface.captureHandle;
+    if (port >= MAX_PORTS || !capture) return;
+    this.lib.attachCapture(this.dp, port, capture);
+    this.native[port] = 1;
+    this.interfaces[port] = 1;
+    this.sinks.set(port, (rf, rb, tf, tb, e) => {
+      const c = iface.counters;
+      c.rxFrames += rf;
+      c.rxBytes += rb;
+      c.txFrames += tf;
+      c.txBytes += tb;
+      c.errors += e;
+    });
+  }
+
+  /** A UDP link's records now go to `path` under its session; null: the link is down, or left the fast path. */
+  setLink(port: number, path: LinkPath | null, sink: PortSink): void {
+    if (port >= MAX_PORTS) return;
+    this.sinks.set(port, sink);
+    if (path) this.lib.setLink(this.dp, port, path.session, path.ip, path.port);
+    else this.lib.clearPort(this.dp, port);
+    this.native[port] = path ? 1 : 0;
+  }
+
+  /**
+   * After the table forwarded a frame from `ingress`: caches its flow when
+   * every port involved is a fast-path port. Group destinations (ARP,
+   * broadcast) are left to JavaScript: VTTIF learns hosts from them.
+   */
+  learn(ingress: number, frame: Uint8Array): void {
+    if (!this.native[ingress] || frame.length < 14 || frame[0]! & 1) return;
+    const src = readMac48(frame, 6);
+    const dst = readMac48(frame, 0);
+    const decision = this.table.decision(ingress, src, dst);
+    const ports = decision.ports;
+    if (ports.length === 0 || ports.length > MAX_OUT) return;
+    for (const id of ports) if (!this.native[id]) return;
+    const slot = this.lib.learn(this.dp, ingress, src, dst, ports);
+    if (slot < 0) return;
+    this.fold(slot);
+    this.flows[slot] = { ingress, src, dst, decision, fromInterface: this.interfaces[ingress] === 1 };
+  }
+
+  /** Folds what the fast path counted into the table, interfaces, links and VTTIF. */
+  drain(): void {
+    for (let slot = 0; slot < FLOWS; slot++) if (this.flowCounts[2 * slot] !== 0) this.fold(slot);
+    const pc = this.portCounts;
+    for (const [port, sink] of this.sinks) {
+      const o = port * PORT_FIELDS;
+      if (pc[o] === 0 && pc[o + 2] === 0 && pc[o + 4] === 0) continue;
+      sink(pc[o]!, pc[o + 1]!, pc[o + 2]!, pc[o + 3]!, pc[o + 4]!);
+      pc.fill(0, o, o + PORT_FIELDS);
+    }
+  }
+
+  /** For STATS?: frames carried (drained first), and ports on the fast path now. */
+  stats(): { frames: number; ports: number } {
+    this.drain();
+    let ports = 0;
+    for (const on of this.native) ports += on;
+    return { frames: this.carried, ports };
+  }
+
+  /** The table changed: every cached flow goes, after its counts are folded. */
+  flush(): void {
+    this.drain();
+    this.lib.flush(this.dp);
+    this.flows.fill(undefined);
+  }
+
+  private fold(slot: number): void {
+    const frames = this.flowCounts[2 * slot]!;
+    if (frames === 0) return;
+    const bytes = this.flowCounts[2 * slot + 1]!;
+    this.flowCounts[2 * slot] = 0;
+    this.flowCounts[2 * slot + 1] = 0;
+    this.carried += frames;
+    const f = this.flows[slot];
+    if (!f) return;
+    this.table.credit(f.ingress, f.decision, frames, bytes);
+    if (f.fromInterface) this.hooks.sampled(f.src, f.dst, frames, bytes);
+  }
+
+  /** The daemon's UDP socket, owned by the C half so that it can take the records of fast-path links (for LinkManagerOptions.openUdp). */
+  readonly openUdp = async (host: string, port: number): Promise<DatagramSocket> => new FastPathSocket(this.lib, this.dp, host, port, this.hooks);
+}
+
+/** The fast path's UDP socket as UDP links see it: what node:dgram's would give them, less what the C half kept. */
+class FastPathSocket extends EventEmitter implements DatagramSocket {
+  private readonly bound: { address: string; family: string; port: number };
+
+  constructor(
+    private readonly lib: FastPathBinding,
+    private readonly dp: object,
+    host: string,
+    port: number,
+    private readonly hooks: FastPathHooks,
+  ) {
+    super();
+    const actual = lib.udpOpen(dp, host, port, UDP_BUFFER_BYTES, (staged) => this.received(staged));
+    this.bound = { address: host, family: isIP(host) === 6 ? 'IPv6' : 'IPv4', port: actual };
+  }
+
+  private received(staged: Buffer): void {
+    for (let at = 0; at + UP_HEADER <= staged.length; ) {
+      const length = staged.readUInt32LE(at);
+      const kind = staged[at + 4]!;
+      const textLength = staged[at + 5]!;
+      const port = staged.readUInt16LE(at + 6);
+      const start = at + UP_HEADER + textLength;
+      const data = staged.subarray(start, start + length);
+      if (kind === UP_OPENED) this.hooks.opened(port, data);
+      else this.emit('message', data, { address: staged.toString('latin1', at + UP_HEADER, start), port });
+      at = start + length;
+    }
+  }
+
+  /** A datagram the kernel will not queue now is dropped, as a congested link drops. */
+  send(datagram: Buffer, port: number, ip: string): void {
+    this.lib.udpSend(this.dp, datagram, ip, port);
+  }
+
+  getSendQueueSize(): number {
+    return this.lib.udpQueued(this.dp);
+  }
+
+  address(): { address: string; family: string; port: number } {
+    return this.bound;
+  }
+
+  close(callback: () => void): void {
+    this.lib.udpClose(this.dp);
+    setImmediate(callback);
+  }
+}

@@ -1,0 +1,39 @@
+/*
+ * What vnetd_pcap.c (capture and injection) and fastpath.c (frames of known
+ * flows forwarded without JavaScript) share.
+ */
+#ifndef VNETD_CAPTURE_H
+#define VNETD_CAPTURE_H
+#include "vnetd_session.h"
+#include <pcap/pcap.h>
+#include <uv.h>
+
+typedef struct datapath datapath_t;
+
+typedef struct {
+  pcap_t *pcap;
+  unsigned char *stage;
+  size_t stage_size, staged;
+  /* The size of the last stage handed over: a busy device's next round needs as much. */
+  size_t stage_hint;
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_frame;
+  napi_async_context async;
+  int dispatching;
+  int closing;
+  /* Set while the capture is a fast-path port: frames of cached flows leave from here and never reach JavaScript. */
+  datapath_t *dp;
+  int port;
+} capture_t;
+
+/* The capture behind a handle from open(), or NULL (an exception is pending). */
+capture_t *capture_unwrap(napi_env env, napi_value handle);
+/* A frame captured on fast-path port `port`: 1 when the fast path forwarded it, 0 when JavaScript must. */
+int fp_captured(datapath_t *dp, int port, const unsigned char *frame, size_t len);
+/* The capture is closing: the fast path lets go of it. */
+void fp_forget_capture(datapath_t *dp, capture_t *c);
+/* Adds the fast path's functions to the addon's exports. */
+napi_status fp_define(napi_env env, napi_value exports);
+
+#endif

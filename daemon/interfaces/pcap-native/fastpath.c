@@ -1,0 +1,762 @@
+/*
+ * vnetd's fast path: frames of flows the JavaScript forwarding table has
+ * already decided are forwarded here, in C, inside libuv's poll callback,
+ * and never enter JavaScript. Node's event loop costs about 75-110 us of CPU
+ * per wake-up that reaches JavaScript on a small machine, against about 20
+ * for C, and a round trip through one overlay hop wakes a daemon four times.
+ *
+ * The split is Open vSwitch's: JavaScript owns the rules, the links and
+ * every decision, and installs a flow here (ingress port, source MAC,
+ * destination MAC -> egress ports) after it forwarded the flow's first frame
+ * itself. Any change to the table flushes every flow. What the fast path
+ * carries it counts per flow and per port in arrays JavaScript shares, and
+ * JavaScript folds those counts into its rule, port, link and VTTIF counters
+ * when they are read.
+ *
+ * Fast-path ports are pcap captures (vnetd_pcap.c) and UDP links. A UDP link
+ * is its native session (vnetd_session.c, shared with JavaScript, so both
+ * count the same sequence numbers) and its peer's address on the daemon's
+ * one UDP socket, which this file owns: datagrams that are not DATA records
+ * of a known session, or whose flow is not cached, go to JavaScript.
+ *
+ * Everything here runs on the main thread, like the JavaScript that changes
+ * it, so nothing locks.
+ */
+#define _GNU_SOURCE
+#include "capture.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define WAYS 4
+#define MAX_OUT 8
+#define MAX_DATAGRAM 65535
+#define RECV_BATCH 32
+#define DP_MAGIC 0x76647061u
+
+/* Per port, in the shared counts: what the fast path itself moved. */
+enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, PORT_FIELDS };
+enum { PORT_NONE, PORT_PCAP, PORT_UDP };
+
+/* One upcall entry's header: u32le payload length, u8 kind, u8 address length, u16le port, then the address text. */
+#define UP_RAW 0
+#define UP_OPENED 1
+#define UP_HEADER 8
+
+typedef struct {
+  int kind;
+  capture_t *cap;
+  vs_session *session;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+} port_t;
+
+typedef struct {
+  uint64_t src, dst;
+  uint32_t ingress, gen;
+  uint32_t nout;
+  uint16_t out[MAX_OUT];
+} flow_t;
+
+struct datapath {
+  uint32_t magic;
+  int refs;
+  napi_env env;
+  /* Shared with JavaScript: per flow slot (frames, bytes), per port PORT_FIELDS. */
+  napi_ref flow_counts_ref, port_counts_ref;
+  double *flow_counts, *port_counts;
+  flow_t *flows;
+  uint32_t nflows, set_shift, gen, victim;
+  port_t *ports;
+  uint32_t nports;
+  /* UDP ports by peer address: open addressing over port ids, rebuilt when a link changes. */
+  int32_t *by_addr;
+  uint32_t by_addr_mask;
+  /* The daemon's UDP socket. */
+  int udp_fd;
+  int udp_family;
+  uv_poll_t udp_poll;
+  napi_ref on_datagrams;
+  napi_async_context async;
+  int udp_open, udp_closing, udp_dispatching;
+  unsigned char *stage;
+  size_t stage_size, staged;
+  /* A sealed record on its way out. */
+  unsigned char *seal_buf;
+  /* recvmmsg's buffers. */
+  unsigned char *rx_bufs;
+  struct mmsghdr rx_msgs[RECV_BATCH];
+  struct iovec rx_iov[RECV_BATCH];
+  struct sockaddr_storage rx_addr[RECV_BATCH];
+};
+
+static void dp_release(datapath_t *dp) {
+  if (--dp->refs > 0) return;
+  for (uint32_t i = 0; i < dp->nports; i++)
+    if (dp->ports[i].session) vs_release(dp->ports[i].session);
+  napi_delete_reference(dp->env, dp->flow_counts_ref);
+  napi_delete_reference(dp->env, dp->port_counts_ref);
+  free(dp->flows);
+  free(dp->ports);
+  free(dp->by_addr);
+  free(dp->stage);
+  free(dp->seal_buf);
+  free(dp->rx_bufs);
+  dp->magic = 0;
+  free(dp);
+}
+
+/* --- flows ------------------------------------------------------------ */
+
+static uint64_t mac_at(const unsigned char *p) {
+  return ((uint64_t)p[0] << 40) | ((uint64_t)p[1] << 32) | ((uint64_t)p[2] << 24) | ((uint64_t)p[3] << 16) | ((uint64_t)p[4] << 8) | p[5];
+}
+
+static uint32_t set_of(const datapath_t *dp, uint32_t ingress, uint64_t src, uint64_t dst) {
+  uint64_t h = (src * 0x9e3779b97f4a7c15ull) ^ (dst * 0xc2b2ae3d27d4eb4full) ^ ((uint64_t)ingress << 48);
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  return (uint32_t)(h >> dp->set_shift) * WAYS;
+}
+
+static int find_flow(const datapath_t *dp, uint32_t ingress, uint64_t src, uint64_t dst) {
+  uint32_t first = set_of(dp, ingress, src, dst);
+  for (uint32_t w = 0; w < WAYS; w++) {
+    const flow_t *f = &dp->flows[first + w];
+    if (f->gen == dp->gen && f->src == src && f->dst == dst && f->ingress == ingress) return (int)(first + w);
+  }
+  return -1;
+}
+
+/* Forgets every flow in O(1): slots of older generations never match. */
+static void flush_flows(datapath_t *dp) {
+  if (++dp->gen == 0) {
+    memset(dp->flows, 0, sizeof(flow_t) * dp->nflows);
+    dp->gen = 1;
+  }
+}
+
+/* --- sending ---------------------------------------------------------- */
+
+static void count(datapath_t *dp, uint32_t port, int field, double n) {
+  dp->port_counts[port * PORT_FIELDS + field] += n;
+}
+
+static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
+  port_t *p = &dp->ports[id];
+  if (p->kind == PORT_PCAP) {
+    if (send(pcap_fileno(p->cap->pcap), frame, len, 0) < 0) {
+      count(dp, id, TX_ERRORS, 1);
+      return;
+    }
+  } else if (p->kind == PORT_UDP && len + VS_OVERHEAD <= MAX_DATAGRAM - 28) {
+    memcpy(dp->seal_buf + VS_HEADER_BYTES, frame, len);
+    int r = vs_seal(p->session, VS_DATA, dp->seal_buf, 0, len);
+    if (r != 0) {
+      /* Sequence numbers spent (or OpenSSL failed): JavaScript's next frame for the link finds out and re-keys. */
+      vs_release(p->session);
+      p->session = NULL;
+      p->kind = PORT_NONE;
+      flush_flows(dp);
+      count(dp, id, TX_ERRORS, 1);
+      return;
+    }
+    /* A full socket buffer drops, as a congested link does in JavaScript. */
+    if (sendto(dp->udp_fd, dp->seal_buf, len + VS_OVERHEAD, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
+      count(dp, id, TX_ERRORS, 1);
+      return;
+    }
+  } else {
+    count(dp, id, TX_ERRORS, 1);
+    return;
+  }
+  count(dp, id, TX_FRAMES, 1);
+  count(dp, id, TX_BYTES, (double)len);
+}
+
+/* Forwards a frame of a cached flow; 0 when the flow is not cached. */
+static int forward(datapath_t *dp, uint32_t ingress, const unsigned char *frame, size_t len) {
+  if (len < 14) return 0;
+  int slot = find_flow(dp, ingress, mac_at(frame + 6), mac_at(frame));
+  if (slot < 0) return 0;
+  const flow_t *f = &dp->flows[slot];
+  dp->flow_counts[2 * slot] += 1;
+  dp->flow_counts[2 * slot + 1] += (double)len;
+  count(dp, ingress, RX_FRAMES, 1);
+  count(dp, ingress, RX_BYTES, (double)len);
+  for (uint32_t i = 0; i < f->nout; i++) send_on(dp, f->out[i], frame, len);
+  return 1;
+}
+
+int fp_captured(datapath_t *dp, int port, const unsigned char *frame, size_t len) {
+  return port >= 0 && (uint32_t)port < dp->nports && dp->ports[port].kind == PORT_PCAP && forward(dp, (uint32_t)port, frame, len);
+}
+
+void fp_forget_capture(datapath_t *dp, capture_t *c) {
+  for (uint32_t i = 0; i < dp->nports; i++)
+    if (dp->ports[i].kind == PORT_PCAP && dp->ports[i].cap == c) memset(&dp->ports[i], 0, sizeof dp->ports[i]);
+  flush_flows(dp);
+  c->dp = NULL;
+  dp_release(dp);
+}
+
+/* --- UDP ports by address --------------------------------------------- */
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return 0;
+  if (a->ss_family == AF_INET) {
+    const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+static uint32_t addr_hash(const struct sockaddr_storage *a) {
+  uint32_t h = 2166136261u;
+  const unsigned char *p;
+  size_t n;
+  uint16_t port;
+  if (a->ss_family == AF_INET) {
+    p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
+    n = 4;
+    port = ((const struct sockaddr_in *)a)->sin_port;
+  } else {
+    p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+    n = 16;
+    port = ((const struct sockaddr_in6 *)a)->sin6_port;
+  }
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  h = (h ^ port) * 16777619u;
+  return h ^ (h >> 15);
+}
+
+static int rebuild_addresses(datapath_t *dp) {
+  uint32_t n = 0, size = 8;
+  for (uint32_t i = 0; i < dp->nports; i++) n += dp->ports[i].kind == PORT_UDP;
+  while (size < 2 * n) size *= 2;
+  int32_t *t = malloc(sizeof *t * size);
+  if (!t) return -1;
+  for (uint32_t i = 0; i < size; i++) t[i] = -1;
+  for (uint32_t i = 0; i < dp->nports; i++) {
+    if (dp->ports[i].kind != PORT_UDP) continue;
+    uint32_t j = addr_hash(&dp->ports[i].addr) & (size - 1);
+    while (t[j] >= 0) j = (j + 1) & (size - 1);
+    t[j] = (int32_t)i;
+  }
+  free(dp->by_addr);
+  dp->by_addr = t;
+  dp->by_addr_mask = size - 1;
+  return 0;
+}
+
+static int port_by_addr(const datapath_t *dp, const struct sockaddr_storage *a) {
+  for (uint32_t j = addr_hash(a) & dp->by_addr_mask;; j = (j + 1) & dp->by_addr_mask) {
+    int32_t id = dp->by_addr[j];
+    if (id < 0) return -1;
+    if (same_addr(&dp->ports[id].addr, a)) return id;
+  }
+}
+
+/* --- the UDP socket ------------------------------------------------------ */
+
+static void stage_up(datapath_t *dp, int kind, const struct sockaddr_storage *from, uint16_t port_or_id, const unsigned char *data, size_t len) {
+  char text[INET6_ADDRSTRLEN] = "";
+  uint16_t port = port_or_id;
+  if (kind == UP_RAW) {
+    if (from->ss_family == AF_INET) {
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, text, sizeof text);
+      port = ntohs(((const struct sockaddr_in *)from)->sin_port);
+    } else {
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, text, sizeof text);
+      port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+    }
+  }
+  size_t tlen = strlen(text), need = dp->staged + UP_HEADER + tlen + len;
+  if (need > dp->stage_size) {
+    size_t size = dp->stage_size ? dp->stage_size : 65536;
+    while (size < need) size *= 2;
+    unsigned char *grown = realloc(dp->stage, size);
+    if (!grown) return; /* dropped, as a full socket buffer drops */
+    dp->stage = grown;
+    dp->stage_size = size;
+  }
+  unsigned char *at = dp->stage + dp->staged;
+  uint32_t l = (uint32_t)len;
+  at[0] = l & 0xff;
+  at[1] = (l >> 8) & 0xff;
+  at[2] = (l >> 16) & 0xff;
+  at[3] = l >> 24;
+  at[4] = (unsigned char)kind;
+  at[5] = (unsigned char)tlen;
+  at[6] = port & 0xff;
+  at[7] = port >> 8;
+  memcpy(at + UP_HEADER, text, tlen);
+  memcpy(at + UP_HEADER + tlen, data, len);
+  dp->staged = need;
+}
+
+static void deliver_up(datapath_t *dp) {
+  napi_env env = dp->env;
+  napi_value buf, cb, recv, result;
+  void *data;
+  size_t n = dp->staged;
+  dp->staged = 0;
+  if (n == 0 || dp->udp_closing) return;
+  if (napi_create_buffer_copy(env, n, dp->stage, &data, &buf) != napi_ok) return;
+  napi_get_reference_value(env, dp->on_datagrams, &cb);
+  napi_get_global(env, &recv);
+  if (napi_make_callback(env, dp->async, recv, cb, 1, &buf, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+  }
+}
+
+/* One datagram: forwarded here when it is a DATA record of a fast-path link whose flow is cached, else staged for JavaScript. */
+static void received(datapath_t *dp, unsigned char *d, size_t len, const struct sockaddr_storage *from) {
+  if (len >= VS_OVERHEAD && d[0] == VS_DATA) {
+    int id = port_by_addr(dp, from);
+    if (id >= 0) {
+      /* A refusal leaves the record as it came: JavaScript opens it again and counts why. */
+      if (vs_open(dp->ports[id].session, d, len) == VS_DATA) {
+        const unsigned char *frame = d + VS_HEADER_BYTES;
+        size_t flen = len - VS_OVERHEAD;
+        if (!forward(dp, (uint32_t)id, frame, flen)) stage_up(dp, UP_OPENED, from, (uint16_t)id, frame, flen);
+        return;
+      }
+    }
+  }
+  stage_up(dp, UP_RAW, from, 0, d, len);
+}
+
+static void udp_closed(uv_handle_t *h) {
+  datapath_t *dp = (datapath_t *)h->data;
+  close(dp->udp_fd);
+  dp->udp_fd = -1;
+  dp_release(dp);
+}
+
+static void udp_really_close(datapath_t *dp) {
+  uv_poll_stop(&dp->udp_poll);
+  napi_delete_reference(dp->env, dp->on_datagrams);
+  napi_async_destroy(dp->env, dp->async);
+  uv_close((uv_handle_t *)&dp->udp_poll, udp_closed);
+}
+
+static void on_udp_readable(uv_poll_t *h, int status, int events) {
+  datapath_t *dp = (datapath_t *)h->data;
+  (void)events;
+  if (status < 0 || dp->udp_closing) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(dp->env, &scope);
+  dp->udp_dispatching = 1;
+  /* Drain what is there, a batch at a time, so one busy socket cannot starve the loop for long. */
+  for (int rounds = 0; rounds < 8 && !dp->udp_closing; rounds++) {
+    for (int i = 0; i < RECV_BATCH; i++) {
+      dp->rx_iov[i].iov_base = dp->rx_bufs + (size_t)i * MAX_DATAGRAM;
+      dp->rx_iov[i].iov_len = MAX_DATAGRAM;
+      memset(&dp->rx_msgs[i].msg_hdr, 0, sizeof dp->rx_msgs[i].msg_hdr);
+      dp->rx_msgs[i].msg_hdr.msg_iov = &dp->rx_iov[i];
+      dp->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+      dp->rx_msgs[i].msg_hdr.msg_name = &dp->rx_addr[i];
+      dp->rx_msgs[i].msg_hdr.msg_namelen = sizeof dp->rx_addr[i];
+    }
+    int got = recvmmsg(dp->udp_fd, dp->rx_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+    if (got <= 0) break;
+    for (int i = 0; i < got; i++) {
+      struct sockaddr_storage *from = &dp->rx_addr[i];
+      /* A v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as JavaScript's addresses are. */
+      received(dp, dp->rx_bufs + (size_t)i * MAX_DATAGRAM, dp->rx_msgs[i].msg_len, from);
+    }
+    deliver_up(dp);
+    if (got < RECV_BATCH) break;
+  }
+  dp->udp_dispatching = 0;
+  napi_close_handle_scope(dp->env, scope);
+  if (dp->udp_closing) udp_really_close(dp);
+}
+
+/* --- JavaScript's side ------------------------------------------------- */
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      napi_throw_error(env, NULL, "vnetd-pcap: N-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static napi_value fail(napi_env env, const char *why) {
+  napi_throw_error(env, NULL, why);
+  return NULL;
+}
+
+static datapath_t *dp_unwrap(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p || ((datapath_t *)p)->magic != DP_MAGIC) {
+    napi_throw_type_error(env, NULL, "not a datapath handle");
+    return NULL;
+  }
+  return (datapath_t *)p;
+}
+
+static void dp_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  dp_release((datapath_t *)data);
+}
+
+static double *float64s(napi_env env, napi_value v, size_t *length) {
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok || type != napi_float64_array) return NULL;
+  return (double *)data;
+}
+
+/* datapath(flowCounts: Float64Array(2 * flows), portCounts: Float64Array(5 * ports)) -> handle; flows a power of two, at least 8 */
+static napi_value datapath(napi_env env, napi_callback_info info) {
+  size_t argc = 2, nf, np;
+  napi_value argv[2], handle;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double *fc = argc == 2 ? float64s(env, argv[0], &nf) : NULL, *pc = argc == 2 ? float64s(env, argv[1], &np) : NULL;
+  if (!fc || !pc) return fail(env, "datapath(flowCounts: Float64Array, portCounts: Float64Array)");
+  uint32_t flows = (uint32_t)(nf / 2), ports = (uint32_t)(np / PORT_FIELDS);
+  if (flows < 2 * WAYS || (flows & (flows - 1)) != 0 || ports == 0 || ports > 65535) return fail(env, "datapath: flows must be a power of two of at least 8, ports 1 to 65535");
+  datapath_t *dp = calloc(1, sizeof *dp);
+  if (!dp) return fail(env, "out of memory");
+  dp->magic = DP_MAGIC;
+  dp->refs = 1;
+  dp->env = env;
+  dp->flow_counts = fc;
+  dp->port_counts = pc;
+  dp->nflows = flows;
+  dp->set_shift = 64 - __builtin_ctz(flows / WAYS);
+  dp->gen = 1;
+  dp->nports = ports;
+  dp->udp_fd = -1;
+  dp->flows = calloc(flows, sizeof(flow_t));
+  dp->ports = calloc(ports, sizeof(port_t));
+  dp->seal_buf = malloc(MAX_DATAGRAM);
+  if (!dp->flows || !dp->ports || !dp->seal_buf || rebuild_addresses(dp) != 0) {
+    dp_release(dp);
+    return fail(env, "out of memory");
+  }
+  /* The counts stay where JavaScript reads them for as long as the datapath lives. */
+  CHECK(napi_create_reference(env, argv[0], 1, &dp->flow_counts_ref));
+  CHECK(napi_create_reference(env, argv[1], 1, &dp->port_counts_ref));
+  CHECK(napi_create_external(env, dp, dp_finalize, NULL, &handle));
+  return handle;
+}
+
+static int get_port(napi_env env, datapath_t *dp, napi_value v, uint32_t *id) {
+  if (napi_get_value_uint32(env, v, id) != napi_ok || *id >= dp->nports) {
+    napi_throw_range_error(env, NULL, "fast path: no such port");
+    return -1;
+  }
+  return 0;
+}
+
+static void clear_port(datapath_t *dp, uint32_t id) {
+  port_t *p = &dp->ports[id];
+  if (p->session) vs_release(p->session);
+  if (p->cap && p->cap->dp == dp) {
+    p->cap->dp = NULL;
+    dp_release(dp);
+  }
+  memset(p, 0, sizeof *p);
+}
+
+/* attachCapture(dp, port, capture): the capture's frames enter the fast path as `port`, and frames for `port` leave by it */
+static napi_value attach_capture(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 3 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  capture_t *c = capture_unwrap(env, argv[2]);
+  if (!c) return NULL;
+  if (c->dp) return fail(env, "fast path: the capture is attached already");
+  clear_port(dp, id);
+  dp->ports[id].kind = PORT_PCAP;
+  dp->ports[id].cap = c;
+  c->dp = dp;
+  c->port = (int)id;
+  dp->refs++;
+  flush_flows(dp);
+  return NULL;
+}
+
+static int parse_addr(datapath_t *dp, const char *ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  struct in_addr v4;
+  if (dp->udp_family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a;
+    if (inet_pton(AF_INET, ip, &v4) == 1) {
+      /* What a dual-stack socket reports for a v4 peer. */
+      a->sin6_addr.s6_addr[10] = 0xff;
+      a->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+      return 0;
+    }
+    return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : -1;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)out;
+  a->sin_family = AF_INET;
+  a->sin_port = htons((uint16_t)port);
+  *len = sizeof *a;
+  return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+/* setLink(dp, port, session, ip, udpPort): frames for `port` are sealed under `session` and sent to ip:udpPort, and its DATA records from there are opened here */
+static napi_value set_link(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t id, udp_port;
+  char ip[INET6_ADDRSTRLEN + 1];
+  size_t n;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  vs_session *s = vs_unwrap(env, argv[2]);
+  if (!s) return NULL;
+  if (napi_get_value_string_utf8(env, argv[3], ip, sizeof ip, &n) != napi_ok || napi_get_value_uint32(env, argv[4], &udp_port) != napi_ok || udp_port > 65535)
+    return fail(env, "setLink(dp, port, session, ip, udpPort)");
+  if (dp->udp_fd < 0) return fail(env, "fast path: the UDP socket is not open");
+  struct sockaddr_storage addr;
+  socklen_t len;
+  if (parse_addr(dp, ip, udp_port, &addr, &len) != 0) return fail(env, "fast path: not an IP address of the socket's family");
+  vs_retain(s);
+  clear_port(dp, id);
+  port_t *p = &dp->ports[id];
+  p->kind = PORT_UDP;
+  p->session = s;
+  p->addr = addr;
+  p->addrlen = len;
+  /* Another port at the same address (a session replaced before the old one was cleared) gives way. */
+  for (uint32_t i = 0; i < dp->nports; i++)
+    if (i != id && dp->ports[i].kind == PORT_UDP && same_addr(&dp->ports[i].addr, &addr)) clear_port(dp, i);
+  flush_flows(dp);
+  if (rebuild_addresses(dp) != 0) return fail(env, "out of memory");
+  return NULL;
+}
+
+/* clearPort(dp, port): nothing enters or leaves by `port` here any more */
+static napi_value clear_port_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 2 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  clear_port(dp, id);
+  flush_flows(dp);
+  if (rebuild_addresses(dp) != 0) return fail(env, "out of memory");
+  return NULL;
+}
+
+/*
+ * learn(dp, ingress, src, dst, egress: number[]) -> slot, or -1
+ * Caches a flow JavaScript just forwarded: its frames from now on go to the
+ * egress ports here. -1 when a port is not a fast-path port. The slot's
+ * counts may still hold an evicted flow's frames: JavaScript folds them
+ * before it reuses the slot.
+ */
+static napi_value learn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out, v;
+  uint32_t ingress, nout;
+  double src, dst;
+  uint16_t ports[MAX_OUT];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &ingress) != 0) return NULL;
+  CHECK(napi_get_value_double(env, argv[2], &src));
+  CHECK(napi_get_value_double(env, argv[3], &dst));
+  CHECK(napi_get_array_length(env, argv[4], &nout));
+  int ok = dp->ports[ingress].kind != PORT_NONE && nout > 0 && nout <= MAX_OUT && src >= 0 && dst >= 0 && src < 281474976710656.0 && dst < 281474976710656.0;
+  for (uint32_t i = 0; ok && i < nout; i++) {
+    uint32_t id;
+    CHECK(napi_get_element(env, argv[4], i, &v));
+    if (napi_get_value_uint32(env, v, &id) != napi_ok || id >= dp->nports || dp->ports[id].kind == PORT_NONE || id == ingress) ok = 0;
+    else ports[i] = (uint16_t)id;
+  }
+  int slot = -1;
+  if (ok) {
+    uint64_t s = (uint64_t)src, d = (uint64_t)dst;
+    slot = find_flow(dp, ingress, s, d);
+    if (slot < 0) {
+      uint32_t first = set_of(dp, ingress, s, d), w = 0;
+      while (w < WAYS && dp->flows[first + w].gen == dp->gen) w++;
+      /* A full set gives up a flow in turn; an evicted flow's next frame goes to JavaScript, which caches it again. */
+      if (w == WAYS) w = dp->victim++ % WAYS;
+      slot = (int)(first + w);
+    }
+    flow_t *f = &dp->flows[slot];
+    f->src = s;
+    f->dst = d;
+    f->ingress = ingress;
+    f->gen = dp->gen;
+    f->nout = nout;
+    memcpy(f->out, ports, sizeof ports[0] * nout);
+  }
+  CHECK(napi_create_int32(env, slot, &out));
+  return out;
+}
+
+/* flush(dp): forgets every flow (the table changed); their counts stay for JavaScript to fold */
+static napi_value flush(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  flush_flows(dp);
+  return NULL;
+}
+
+/* udpOpen(dp, host, port, bufferBytes, onDatagrams) -> the bound port; throws an Error with `code` (EADDRINUSE, ...) */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5, n;
+  napi_value argv[5], out, name;
+  char host[INET6_ADDRSTRLEN + 1];
+  uint32_t port, buffer;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  if (napi_get_value_string_utf8(env, argv[1], host, sizeof host, &n) != napi_ok || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &buffer) != napi_ok || napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function || port > 65535)
+    return fail(env, "udpOpen(dp, host, port, bufferBytes, onDatagrams)");
+  if (dp->udp_fd >= 0 || dp->udp_open) return fail(env, "fast path: the UDP socket is open already");
+  struct sockaddr_storage addr;
+  socklen_t len;
+  struct in6_addr v6;
+  dp->udp_family = inet_pton(AF_INET6, host, &v6) == 1 ? AF_INET6 : AF_INET;
+  if (parse_addr(dp, host, port, &addr, &len) != 0) return fail(env, "udpOpen: not an IP address");
+  int fd = socket(dp->udp_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int zero = 0, size = (int)buffer;
+  if (fd >= 0 && dp->udp_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, len) != 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    napi_value err, msg, code;
+    char text[256];
+    snprintf(text, sizeof text, "bind %s:%u: %s", host, port, strerror(e));
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_create_string_utf8(env, e == EADDRINUSE ? "EADDRINUSE" : e == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : e == EACCES ? "EACCES" : "EBIND", NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, err, "code", code);
+    napi_throw(env, err);
+    return NULL;
+  }
+  /* The kernel caps these at net.core.[rw]mem_max; the defaults still work, only bursts suffer. */
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  dp->rx_bufs = dp->rx_bufs ? dp->rx_bufs : malloc((size_t)RECV_BATCH * MAX_DATAGRAM);
+  if (!dp->rx_bufs) {
+    close(fd);
+    return fail(env, "out of memory");
+  }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  CHECK(napi_create_reference(env, argv[4], 1, &dp->on_datagrams));
+  CHECK(napi_create_string_utf8(env, "vnetd-udp", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &dp->async));
+  dp->udp_fd = fd;
+  dp->udp_open = 1;
+  dp->udp_closing = 0;
+  dp->refs++;
+  uv_poll_init(loop, &dp->udp_poll, fd);
+  dp->udp_poll.data = dp;
+  uv_poll_start(&dp->udp_poll, UV_READABLE, on_udp_readable);
+  CHECK(napi_create_uint32(env, ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port), &out));
+  return out;
+}
+
+/* udpSend(dp, datagram, ip, port) -> 0, or the errno (EAGAIN: the socket buffer is full, and the datagram is dropped) */
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4, n, len;
+  napi_value argv[4], out;
+  char ip[INET6_ADDRSTRLEN + 1];
+  uint32_t port;
+  void *data;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_string_utf8(env, argv[2], ip, sizeof ip, &n) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &port) != napi_ok || port > 65535)
+    return fail(env, "udpSend(dp, datagram, ip, port)");
+  struct sockaddr_storage addr;
+  socklen_t alen;
+  int e = 0;
+  if (dp->udp_fd < 0 || dp->udp_closing) e = EBADF;
+  else if (parse_addr(dp, ip, port, &addr, &alen) != 0) e = EAFNOSUPPORT;
+  else if (sendto(dp->udp_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&addr, alen) < 0) e = errno;
+  CHECK(napi_create_int32(env, e, &out));
+  return out;
+}
+
+/* udpQueued(dp) -> bytes waiting in the socket's send queue */
+static napi_value udp_queued(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int queued = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  if (dp->udp_fd >= 0) ioctl(dp->udp_fd, SIOCOUTQ, &queued);
+  CHECK(napi_create_int32(env, queued, &out));
+  return out;
+}
+
+/* udpClose(dp): stops receiving now; the socket is closed once libuv lets go of it */
+static napi_value udp_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  if (!dp->udp_open || dp->udp_closing) return NULL;
+  dp->udp_closing = 1;
+  /* Links sending by the socket are gone with it. */
+  for (uint32_t i = 0; i < dp->nports; i++)
+    if (dp->ports[i].kind == PORT_UDP) clear_port(dp, i);
+  flush_flows(dp);
+  rebuild_addresses(dp);
+  if (!dp->udp_dispatching) udp_really_close(dp);
+  return NULL;
+}
+
+napi_status fp_define(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"datapath", NULL, datapath, NULL, NULL, NULL, napi_default, NULL},
+      {"attachCapture", NULL, attach_capture, NULL, NULL, NULL, napi_default, NULL},
+      {"setLink", NULL, set_link, NULL, NULL, NULL, napi_default, NULL},
+      {"clearPort", NULL, clear_port_js, NULL, NULL, NULL, napi_default, NULL},
+      {"learn", NULL, learn, NULL, NULL, NULL, napi_default, NULL},
+      {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
+      {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
+      {"udpQueued", NULL, udp_queued, NULL, NULL, NULL, napi_default, NULL},
+      {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
