@@ -30,9 +30,9 @@ export interface VnetdOptions {
   /** Per peer machine, where to write the frames the link to it carries, both ways (`--capture link:PEER=FILE`). */
   linkCaptures?: Map<string, FrameSink>;
   /**
-   * Forward the frames of known flows between pcap interfaces and UDP links
-   * in C, without JavaScript (daemon/forward/fast-path.ts); default true,
-   * used when the pcap addon is built.
+   * Forward the frames of known flows between pcap interfaces and links in
+   * C, without JavaScript (daemon/forward/fast-path.ts); default true, used
+   * when the pcap addon is built.
    */
   fastPath?: boolean;
 }
@@ -80,10 +80,9 @@ export class Vnetd implements ControlTarget {
       opts.fastPath === false
         ? null
         : FastPath.create(this.table, {
-            opened: (port, frame) => {
-              const dest = this.table.port(port)?.dest;
-              if (dest?.kind === 'link') this.links.opened(dest.to, frame);
-            },
+            opened: (port, frame) => this.links.opened(this.peerOf(port), frame),
+            record: (port, type, payload) => this.links.received(this.peerOf(port), type, payload),
+            refused: (port, reason) => this.links.refusedRecord(this.peerOf(port), reason),
             sampled: (src, dst, frames, bytes) => this.vttif.sampler?.count(src, dst, frames, bytes),
           });
     if (this.fast) this.table.onChange = () => this.fast!.flush();
@@ -102,6 +101,12 @@ export class Vnetd implements ControlTarget {
       log: opts.log,
       beforeReport: () => this.fast?.drain(),
     });
+  }
+
+  /** The peer a link port leads to ('' for an interface port, which no link has). */
+  private peerOf(port: number): string {
+    const dest = this.table.port(port)?.dest;
+    return dest?.kind === 'link' ? dest.to : '';
   }
 
   get machine(): string {

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
 import { PcapInterface, pcapBinding } from '../interfaces/pcap.js';
 import { UDP_BUFFER_BYTES } from '../links/manager.js';
-import type { DatagramSocket, LinkPath } from '../links/types.js';
+import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
 import type { Decision } from './rule-index.js';
 import type { ForwardingTable } from './table.js';
 
@@ -11,8 +11,9 @@ import type { ForwardingTable } from './table.js';
  * The JavaScript half of vnetd's fast path (the C half is
  * daemon/interfaces/pcap-native/fastpath.c, which says why it exists). The
  * forwarding table decides every flow's first frame, as always; when the
- * frame came in on a fast-path port (a pcap interface, or a UDP link with a
- * native session) and every port it went out on is one too, the flow is
+ * frame came in on a fast-path port (a pcap interface; a UDP link with a
+ * native session; a TCP link with one, once its channel handed the
+ * connection over) and every port it went out on is one too, the flow is
  * cached in C, and its later frames never reach JavaScript. Every change to
  * the table flushes the cache, exactly as it flushes the table's own.
  *
@@ -25,16 +26,20 @@ import type { ForwardingTable } from './table.js';
 
 /** The C half, as the pcap addon exports it. */
 interface FastPathBinding {
-  datapath(flowCounts: Float64Array, portCounts: Float64Array): object;
+  datapath(flowCounts: Float64Array, portCounts: Float64Array, onUp: (staged: Buffer) => void): object;
   attachCapture(dp: object, port: number, capture: object): void;
   setLink(dp: object, port: number, session: object, ip: string, udpPort: number): void;
   clearPort(dp: object, port: number): void;
   learn(dp: object, ingress: number, src: number, dst: number, egress: readonly number[]): number;
   flush(dp: object): void;
-  udpOpen(dp: object, host: string, port: number, bufferBytes: number, onDatagrams: (staged: Buffer) => void): number;
+  udpOpen(dp: object, host: string, port: number, bufferBytes: number): number;
   udpSend(dp: object, datagram: Buffer, ip: string, port: number): number;
   udpQueued(dp: object): number;
   udpClose(dp: object): void;
+  tcpAttach(dp: object, port: number, session: object, fd: number, pending: Buffer): void;
+  tcpWrite(dp: object, port: number, bytes: Buffer): boolean;
+  tcpQueued(dp: object, port: number): number;
+  tcpRelease(dp: object, port: number): Buffer;
 }
 
 /** Flows the C cache holds (four-way sets, like the table's own cache). */
@@ -45,9 +50,17 @@ const MAX_PORTS = 1024;
 const MAX_OUT = 8;
 /** Per port in the shared counts: rx frames, rx bytes, tx frames, tx bytes, tx errors. */
 const PORT_FIELDS = 5;
-/** An upcall entry's header (fastpath.c): u32le length, u8 kind, u8 address length, u16le port. */
+/** An upcall entry's header (fastpath.c): u32le length, u8 kind, u8 extra, u16le port; a datagram's sender follows as text. */
 const UP_HEADER = 8;
+const UP_RAW = 0;
 const UP_OPENED = 1;
+const UP_RECORD = 2;
+const UP_FAILED = 3;
+/** Why a handed-over TCP connection failed (fastpath.c's TCP_*), for the link's counters. */
+const FAILED_REPLAY = 4;
+const FAILED_AUTH = 5;
+const FAILED_BATCH = 6;
+const EMPTY = Buffer.alloc(0);
 
 /** What a fast-path port's own counters are: an interface's or a link's. */
 export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, errors: number) => void;
@@ -55,6 +68,10 @@ export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txB
 export interface FastPathHooks {
   /** A DATA frame the C half opened for a link (port `port`) but found no flow for: JavaScript forwards it. */
   opened(port: number, frame: Buffer): void;
+  /** Another record of a handed-over TCP link, opened. */
+  record(port: number, type: number, payload: Buffer): void;
+  /** A record of a handed-over TCP link did not open: out of sequence, or not authentic (or a bad batch). */
+  refused(port: number, reason: 'replay' | 'auth'): void;
   /** Frames of a pair that entered from a local interface, for VTTIF. */
   sampled(src: number, dst: number, frames: number, bytes: number): void;
 }
@@ -77,6 +94,9 @@ export class FastPath {
   private readonly sinks = new Map<number, PortSink>();
   private readonly native = new Uint8Array(MAX_PORTS);
   private readonly interfaces = new Uint8Array(MAX_PORTS);
+  /** TCP links by port, from the moment their connection is offered until it is given back. */
+  private readonly tcp = new Map<number, TcpTakeover>();
+  private socket: FastPathSocket | null = null;
   /** Frames the fast path forwarded, as folded so far. */
   private carried = 0;
 
@@ -91,7 +111,7 @@ export class FastPath {
     private readonly table: ForwardingTable,
     private readonly hooks: FastPathHooks,
   ) {
-    this.dp = lib.datapath(this.flowCounts, this.portCounts);
+    this.dp = lib.datapath(this.flowCounts, this.portCounts, (staged) => this.received(staged));
   }
 
   /** The pcap interface's frames go through the fast path as port `port`. */
@@ -111,13 +131,47 @@ export class FastPath {
     });
   }
 
-  /** A UDP link's records now go to `path` under its session; null: the link is down, or left the fast path. */
+  /**
+   * A link's records now go by `path` under its session: to a UDP peer's
+   * address at once, over a TCP connection once it is handed over. null: the
+   * link is down, and a handed-over connection goes back to its channel.
+   */
   setLink(port: number, path: LinkPath | null, sink: PortSink): void {
     if (port >= MAX_PORTS) return;
     this.sinks.set(port, sink);
-    if (path) this.lib.setLink(this.dp, port, path.session, path.ip, path.port);
-    else this.lib.clearPort(this.dp, port);
-    this.native[port] = path ? 1 : 0;
+    this.native[port] = 0;
+    const offered = this.tcp.get(port);
+    this.tcp.delete(port);
+    if (offered) offered.reclaim();
+    this.lib.clearPort(this.dp, port);
+    if (!path) return;
+    if ('ip' in path) {
+      this.lib.setLink(this.dp, port, path.session, path.ip, path.port);
+      this.native[port] = 1;
+      return;
+    }
+    const { lib, dp } = this;
+    let state: 'offered' | 'attached' | 'released' = 'offered';
+    this.tcp.set(port, path.tcp);
+    path.tcp.handOver({
+      attach: (fd, pending) => {
+        if (state !== 'offered') return;
+        lib.tcpAttach(dp, port, path.session, fd, pending);
+        state = 'attached';
+        this.native[port] = 1;
+      },
+      write: (bytes) => state === 'attached' && lib.tcpWrite(dp, port, bytes),
+      queued: () => (state === 'attached' ? lib.tcpQueued(dp, port) : 0),
+      release: () => {
+        const was = state;
+        state = 'released';
+        if (this.tcp.get(port) === path.tcp) {
+          this.tcp.delete(port);
+          this.native[port] = 0;
+        }
+        return was === 'attached' ? lib.tcpRelease(dp, port) : EMPTY;
+      },
+    });
   }
 
   /**
@@ -179,11 +233,32 @@ export class FastPath {
     if (f.fromInterface) this.hooks.sampled(f.src, f.dst, frames, bytes);
   }
 
+  /** What the C half did not forward, one buffer per poll callback. */
+  private received(staged: Buffer): void {
+    for (let at = 0; at + UP_HEADER <= staged.length; ) {
+      const length = staged.readUInt32LE(at);
+      const kind = staged[at + 4]!;
+      const extra = staged[at + 5]!;
+      const port = staged.readUInt16LE(at + 6);
+      const start = at + UP_HEADER + (kind === UP_RAW ? extra : 0);
+      const data = staged.subarray(start, start + length);
+      at = start + length;
+      if (kind === UP_RAW) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
+      else if (kind === UP_OPENED) this.hooks.opened(port, data);
+      else if (kind === UP_RECORD) this.hooks.record(port, extra, data);
+      else if (kind === UP_FAILED) {
+        if (extra === FAILED_REPLAY) this.hooks.refused(port, 'replay');
+        else if (extra === FAILED_AUTH || extra === FAILED_BATCH) this.hooks.refused(port, 'auth');
+        this.tcp.get(port)?.failed(data.toString('utf8'));
+      }
+    }
+  }
+
   /** The daemon's UDP socket, owned by the C half so that it can take the records of fast-path links (for LinkManagerOptions.openUdp). */
-  readonly openUdp = async (host: string, port: number): Promise<DatagramSocket> => new FastPathSocket(this.lib, this.dp, host, port, this.hooks);
+  readonly openUdp = async (host: string, port: number): Promise<DatagramSocket> => (this.socket = new FastPathSocket(this.lib, this.dp, host, port));
 }
 
-/** The fast path's UDP socket as UDP links see it: what node:dgram's would give them, less what the C half kept. */
+/** The fast path's UDP socket as UDP links see it: what node:dgram's would give them, less what the C half kept (FastPath.received emits its 'message's). */
 class FastPathSocket extends EventEmitter implements DatagramSocket {
   private readonly bound: { address: string; family: string; port: number };
 
@@ -192,25 +267,10 @@ class FastPathSocket extends EventEmitter implements DatagramSocket {
     private readonly dp: object,
     host: string,
     port: number,
-    private readonly hooks: FastPathHooks,
   ) {
     super();
-    const actual = lib.udpOpen(dp, host, port, UDP_BUFFER_BYTES, (staged) => this.received(staged));
+    const actual = lib.udpOpen(dp, host, port, UDP_BUFFER_BYTES);
     this.bound = { address: host, family: isIP(host) === 6 ? 'IPv6' : 'IPv4', port: actual };
-  }
-
-  private received(staged: Buffer): void {
-    for (let at = 0; at + UP_HEADER <= staged.length; ) {
-      const length = staged.readUInt32LE(at);
-      const kind = staged[at + 4]!;
-      const textLength = staged[at + 5]!;
-      const port = staged.readUInt16LE(at + 6);
-      const start = at + UP_HEADER + textLength;
-      const data = staged.subarray(start, start + length);
-      if (kind === UP_OPENED) this.hooks.opened(port, data);
-      else this.emit('message', data, { address: staged.toString('latin1', at + UP_HEADER, start), port });
-      at = start + length;
-    }
   }
 
   /** A datagram the kernel will not queue now is dropped, as a congested link drops. */

@@ -60,8 +60,25 @@ export class LengthPrefixReader {
     }
     return null;
   }
+
+  /** What is held of a record not yet complete, length prefix included, as it arrived; the reader starts afresh. */
+  takePartial(): Buffer {
+    let out: Buffer;
+    if (this.body) {
+      out = Buffer.allocUnsafe(LENGTH_BYTES + this.bodyFill);
+      out.writeUInt32BE(this.body.length, 0);
+      this.body.copy(out, LENGTH_BYTES, 0, this.bodyFill);
+    } else {
+      out = Buffer.from(this.head.subarray(0, this.headFill));
+    }
+    this.body = null;
+    this.bodyFill = 0;
+    this.headFill = 0;
+    return out;
+  }
 }
 
+/** Takes back what `push` holds of a record not yet complete, length prefix included, as it arrived; the reader starts afresh. */
 /** Prefixes a bare message (handshake traffic, which is rare enough to copy). */
 export function withLength(message: Buffer): Buffer {
   const out = Buffer.allocUnsafe(LENGTH_BYTES + message.length);

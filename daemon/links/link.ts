@@ -263,35 +263,52 @@ export class Link {
     if (!session) return false;
     const r = session.open(record);
     if (!r.ok) {
-      if (r.reason === 'replay') this.replayed++;
-      else this.rejected++;
+      this.countRefusal(r.reason === 'replay' ? 'replay' : 'auth');
       // On TCP nothing can arrive out of order or twice unless someone
       // tampered with the stream, and a stream cannot be resynchronised.
       if (this.spec.proto === 'tcp') this.lost(r.reason === 'replay' ? 'record out of sequence' : 'record failed authentication');
       return false;
     }
     this.lastRx = performance.now();
-    switch (r.type) {
+    this.handle(session, r.type, r.payload);
+    return true;
+  }
+
+  /** A record of this link that the fast path opened (it reads the link's TCP connection). */
+  receiveOpened(type: number, payload: Buffer): void {
+    const session = this.session;
+    if (!session) return;
+    this.lastRx = performance.now();
+    this.handle(session, type, payload);
+  }
+
+  /** A record that did not open, here or in the fast path. */
+  countRefusal(reason: 'replay' | 'auth'): void {
+    if (reason === 'replay') this.replayed++;
+    else this.rejected++;
+  }
+
+  private handle(session: Session, type: number, payload: Buffer): void {
+    switch (type) {
       case DATA:
-        if (this.channel?.batching) this.unbatch(session, r.payload);
-        else this.deliver(r.payload);
+        if (this.channel?.batching) this.unbatch(session, payload);
+        else this.deliver(payload);
         break;
       case PING:
-        this.control(PONG, r.payload);
+        this.control(PONG, payload);
         break;
       case PONG:
-        if (r.payload.length === 8) this.sample(this.lastRx - r.payload.readDoubleBE(0));
+        if (payload.length === 8) this.sample(this.lastRx - payload.readDoubleBE(0));
         break;
       case CLOSE:
         this.lost('peer closed the link');
         break;
       case REPORT:
-        this.hooks.report(this.spec.peer, r.payload);
+        this.hooks.report(this.spec.peer, payload);
         break;
       default:
       // Authentic but unknown: a newer peer's extension, harmless to skip.
     }
-    return true;
   }
 
   /** A DATA frame the fast path opened under this link's session (and found no cached flow for). */

@@ -11,7 +11,7 @@ import { DEFAULT_BACKOFF } from './backoff.js';
 import { DialerHandshake } from './handshake.js';
 import { Link, type LinkHooks, type LinkTiming } from './link.js';
 import { Session } from './session.js';
-import { acceptTcp, dialTcp } from './tcp.js';
+import { acceptTcp, dialTcp, TcpChannel } from './tcp.js';
 import type { DatagramSocket, LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats, Proto } from './types.js';
 import { UdpChannel, UdpEndpoint } from './udp.js';
 import type { Hello } from './wire.js';
@@ -114,8 +114,7 @@ export class LinkManager extends EventEmitter {
       report: (peer, payload) => this.emit('report', peer, payload),
       up: (peer) => this.emit('up', peer),
       down: (peer, reason) => this.emit('down', peer, reason),
-      path: (peer, session, channel) =>
-        this.emit('path', peer, session?.handle && channel instanceof UdpChannel ? { session: session.handle, ip: channel.ip, port: channel.port } : null),
+      path: (peer, session, channel) => this.emit('path', peer, fastPath(session, channel)),
       redial: (link) => this.dial(link),
       log: this.logLine,
     };
@@ -229,6 +228,16 @@ export class LinkManager extends EventEmitter {
   /** A DATA frame the fast path opened under the link's session but could not forward itself. */
   opened(peer: string, frame: Buffer): void {
     this.links.get(peer)?.opened(frame);
+  }
+
+  /** A record of a link whose TCP connection the fast path reads, opened there. */
+  received(peer: string, type: number, payload: Buffer): void {
+    this.links.get(peer)?.receiveOpened(type, payload);
+  }
+
+  /** A record the fast path could not open for the link: counted (the connection fails with it). */
+  refusedRecord(peer: string, reason: 'replay' | 'auth'): void {
+    this.links.get(peer)?.countRefusal(reason);
   }
 
   /** Frames the fast path carried over the link, for its counters. */
@@ -425,6 +434,14 @@ function listen(server: Server, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Where a link's records go, for the fast path; null when its session is not native (or it is down). */
+function fastPath(session: Session | null, channel: Channel | null): LinkPath | null {
+  if (!session?.handle) return null;
+  if (channel instanceof UdpChannel) return { session: session.handle, ip: channel.ip, port: channel.port };
+  if (channel instanceof TcpChannel) return { session: session.handle, tcp: channel };
+  return null;
 }
 
 /** The daemon's UDP socket from node:dgram, when there is no fast path. */

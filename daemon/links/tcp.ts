@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { addressKey } from './address.js';
 import type { Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
+import type { TcpFastPath, TcpTakeover } from './types.js';
 import { withLength, type FramingError, LengthPrefixReader } from './framing.js';
 import { AcceptorHandshake, type DialerHandshake } from './handshake.js';
 import { LENGTH_BYTES, MAX_FRAME, MAX_HANDSHAKE, MAX_RECORD, decodeHello, type Hello } from './wire.js';
@@ -18,7 +19,7 @@ const TX_QUEUE_LIMIT = 1 << 20;
 /** A graceful close that the peer does not let finish is cut off after this. */
 const CLOSE_GRACE_MS = 1000;
 
-export class TcpChannel implements Channel {
+export class TcpChannel implements Channel, TcpTakeover {
   readonly headroom = LENGTH_BYTES;
   readonly maxFrame = MAX_FRAME;
   readonly batching = true;
@@ -27,6 +28,8 @@ export class TcpChannel implements Channel {
   onClose: (reason: string) => void = () => {};
   private readonly reader = new LengthPrefixReader(MAX_HANDSHAKE);
   private closed = false;
+  /** Set once the fast path reads and writes the connection. */
+  private fast: TcpFastPath | null = null;
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
@@ -52,12 +55,16 @@ export class TcpChannel implements Channel {
   }
 
   congested(): boolean {
-    return this.socket.writableLength > TX_QUEUE_LIMIT;
+    return (this.fast ? this.fast.queued() : this.socket.writableLength) > TX_QUEUE_LIMIT;
   }
 
   write(record: Buffer): void {
     if (this.closed) return;
     record.writeUInt32BE(record.length - LENGTH_BYTES, 0);
+    if (this.fast) {
+      this.fast.write(record);
+      return;
+    }
     // Records written in one tick (a batch, keep-alive replies, full batches
     // cut mid-burst) leave in one writev: with Nagle off, nothing else would
     // merge them.
@@ -74,8 +81,49 @@ export class TcpChannel implements Channel {
     if (!this.closed) this.socket.write(withLength(message));
   }
 
+  handOver(to: TcpFastPath): void {
+    // Node's own handle: its descriptor, and reading stopped and started. Internal, but unchanged for years.
+    const handle = (this.socket as unknown as { _handle?: { fd?: unknown; readStop?: () => number; readStart?: () => number } })._handle;
+    const take = (): void => {
+      if (this.closed || this.fast || !handle || typeof handle.fd !== 'number' || !handle.readStop || !handle.readStart) return;
+      // Whatever Node still has to send must go first: the fast path's writes would overtake it.
+      if (this.socket.writableLength > 0) return void this.socket.once('drain', () => setImmediate(take));
+      handle.readStop();
+      const pending = this.reader.takePartial();
+      try {
+        to.attach(handle.fd, pending);
+      } catch {
+        // The connection stays with JavaScript, which carries it as before, only slower.
+        this.reader.push(pending, (r) => this.onRecord(r));
+        handle.readStart();
+        return;
+      }
+      this.fast = to;
+    };
+    // Not now: the record that made the link (an ACCEPT, say) may share its chunk with records after it, still being read.
+    setImmediate(take);
+  }
+
+  failed(reason: string): void {
+    this.fail(reason);
+  }
+
+  reclaim(): void {
+    this.takeBack();
+  }
+
+  /** The fast path lets go (the link is going down): what it had not sent goes first, through the socket. */
+  private takeBack(): void {
+    const fast = this.fast;
+    if (!fast) return;
+    this.fast = null;
+    const unsent = fast.release();
+    if (unsent.length && !this.socket.destroyed) this.socket.write(unsent);
+  }
+
   close(farewell?: Buffer): void {
     if (this.closed) return;
+    this.takeBack();
     this.closed = true;
     this.reader.stopped = true;
     if (!farewell || this.socket.destroyed || !this.socket.writable) {
@@ -97,6 +145,8 @@ export class TcpChannel implements Channel {
 
   private fail(reason: FramingError | string): void {
     if (this.closed) return;
+    this.fast?.release();
+    this.fast = null;
     this.closed = true;
     this.reader.stopped = true;
     this.socket.destroy();

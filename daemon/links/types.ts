@@ -136,9 +136,34 @@ export interface DatagramSocket {
   close(callback: () => void): void;
 }
 
-/** Where a UDP link's records go and under which native session, for the fast path; null while the link is down or not on UDP. */
-export interface LinkPath {
-  session: object;
-  ip: string;
-  port: number;
+/**
+ * Where a link's records go and under which native session, for the fast
+ * path: a UDP peer's address, or a TCP connection the fast path may take
+ * over. null while the link is down, or when its session is not native.
+ */
+export type LinkPath = { session: object } & ({ ip: string; port: number } | { tcp: TcpTakeover });
+
+/** A TCP link's connection, as the fast path takes it over: from then on it reads and writes the socket. */
+export interface TcpTakeover {
+  /**
+   * Hands the socket over as soon as nothing is left unsent and nothing
+   * half-read is in flight (a later turn): `attach` gets its descriptor and
+   * the bytes of a record JavaScript had begun to read. Nothing happens if
+   * the channel closes first.
+   */
+  handOver(to: TcpFastPath): void;
+  /** The fast path failed the connection: the channel closes as if its socket had. */
+  failed(reason: string): void;
+  /** The fast path gives the connection back (the link is going down); what it had not sent goes first. */
+  reclaim(): void;
+}
+
+/** The fast path's side of a handed-over connection. */
+export interface TcpFastPath {
+  attach(fd: number, pending: Buffer): void;
+  /** Sends after everything sent before; false once the connection has failed. */
+  write(bytes: Buffer): boolean;
+  queued(): number;
+  /** Gives the connection back: the bytes the kernel has not taken yet, to send first (empty the second time). */
+  release(): Buffer;
 }

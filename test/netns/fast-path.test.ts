@@ -5,7 +5,8 @@ import { netnsUnavailable, Testbed, type Daemon } from './testbed.js';
 
 /**
  * The fast path (daemon/forward/fast-path.ts, pcap-native/fastpath.c) on
- * real packets: two hosts joined by a UDP link, a VM on each behind a pcap
+ * real packets: two hosts joined by a UDP link, then by a TCP link (whose
+ * connection the fast path takes over), a VM on each behind a pcap
  * interface. After a flow's first frame the frames cross in C, and the
  * counters an operator reads still add up to what the VMs' kernels counted;
  * a rule change takes effect on the next frame; a link that comes back
@@ -55,7 +56,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 15_000): 
   }
 }
 
-suite(`the fast path on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
+suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed (${skip ?? 'root, ip, pcap'})`, (proto) => {
   let tb: Testbed;
   let h1: Daemon, h2: Daemon;
   const ping = async (count: number): Promise<number> => {
@@ -63,11 +64,11 @@ suite(`the fast path on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () =
     const r = await tb.exec('vm1', ['ping', '-c', String(count), '-i', '0.01', '-W', '1', '10.201.0.2']).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
     return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
   };
-  /** The UDP link and the rules that send each VM's frames over it. */
+  /** The link and the rules that send each VM's frames over it. */
   const connect = async (key: string): Promise<void> => {
-    await batch(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
-    await batch(h1, [`LINK ADD h2 UDP DIAL ${tb.lanAddress.get('h2')}:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
-    await until('the UDP link is up', async () => (await linkState(h1, 'h2')) === 'up' && (await linkState(h2, 'h1')) === 'up');
+    await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
+    await batch(h1, [`LINK ADD h2 ${proto} DIAL ${tb.lanAddress.get('h2')}:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
+    await until(`the ${proto} link is up`, async () => (await linkState(h1, 'h2')) === 'up' && (await linkState(h2, 'h1')) === 'up');
   };
 
   beforeAll(async () => {

@@ -31,6 +31,8 @@ typedef struct {
 capture_t *capture_unwrap(napi_env env, napi_value handle);
 /* A frame captured on fast-path port `port`: 1 when the fast path forwarded it, 0 when JavaScript must. */
 int fp_captured(datapath_t *dp, int port, const unsigned char *frame, size_t len);
+/* A native poll callback ended: the fast path sends its batches and hands JavaScript the rest. */
+void fp_round_end(datapath_t *dp);
 /* The capture is closing: the fast path lets go of it. */
 void fp_forget_capture(datapath_t *dp, capture_t *c);
 /* Adds the fast path's functions to the addon's exports. */

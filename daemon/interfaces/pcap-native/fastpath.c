@@ -13,11 +13,17 @@
  * JavaScript folds those counts into its rule, port, link and VTTIF counters
  * when they are read.
  *
- * Fast-path ports are pcap captures (vnetd_pcap.c) and UDP links. A UDP link
- * is its native session (vnetd_session.c, shared with JavaScript, so both
- * count the same sequence numbers) and its peer's address on the daemon's
- * one UDP socket, which this file owns: datagrams that are not DATA records
- * of a known session, or whose flow is not cached, go to JavaScript.
+ * Fast-path ports are pcap captures (vnetd_pcap.c), UDP links and TCP links.
+ * A link is its native session (vnetd_session.c, shared with JavaScript, so
+ * both count the same sequence numbers) and where its records go: the
+ * peer's address on the daemon's one UDP socket, which this file owns, or
+ * the link's TCP connection, which JavaScript hands over once the handshake
+ * is done. Datagrams that are not DATA records of a known session, records
+ * other than DATA, and frames whose flow is not cached go to JavaScript,
+ * opened; everything JavaScript sends on a handed-over connection goes
+ * through here, so records leave in the order they were sealed. Frames for
+ * a TCP link are batched per poll callback into one record, as JavaScript
+ * batches them per event-loop turn.
  *
  * Everything here runs on the main thread, like the JavaScript that changes
  * it, so nothing locks.
@@ -31,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,16 +49,54 @@
 
 /* Per port, in the shared counts: what the fast path itself moved. */
 enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, PORT_FIELDS };
-enum { PORT_NONE, PORT_PCAP, PORT_UDP };
+enum { PORT_NONE, PORT_PCAP, PORT_UDP, PORT_TCP };
 
-/* One upcall entry's header: u32le payload length, u8 kind, u8 address length, u16le port, then the address text. */
+/*
+ * One upcall entry's header: u32le payload length, u8 kind, u8 extra, u16le
+ * port, then (UP_RAW only) `extra` bytes of the sender's address as text.
+ * UP_RAW: a datagram, port = the sender's UDP port. UP_OPENED: a DATA frame
+ * of link port `port` with no cached flow. UP_RECORD: another record of
+ * link port `port`, opened, extra = its type. UP_FAILED: the TCP connection
+ * of port `port` failed, extra = why (TCP_*), the payload says it in words.
+ */
 #define UP_RAW 0
 #define UP_OPENED 1
+#define UP_RECORD 2
+#define UP_FAILED 3
 #define UP_HEADER 8
+enum { TCP_CLOSED = 1, TCP_ERROR, TCP_FRAMING, TCP_REPLAY, TCP_AUTH, TCP_BATCH, TCP_SPENT };
+
+#define LENGTH_BYTES 4
+#define BATCH_ENTRY 2
+#define MAX_FRAME 65535
+#define TCP_MAX_PAYLOAD (MAX_FRAME + BATCH_ENTRY)
+#define MAX_RECORD (TCP_MAX_PAYLOAD + VS_OVERHEAD)
+#define TCP_RX_SIZE (4 * (LENGTH_BYTES + MAX_RECORD))
+/* Unsent bytes beyond which frames for a TCP link are dropped, as JavaScript's link drops them (tcp.ts). */
+#define TCP_TX_LIMIT (1 << 20)
+
+typedef struct tcp {
+  uv_poll_t poll;
+  datapath_t *dp;
+  int fd;
+  uint32_t port;
+  int events;
+  int failed, closing, dispatching;
+  unsigned char *rx;
+  size_t rx_len;
+  /* Bytes the kernel has not taken yet, from tx + tx_off. */
+  unsigned char *tx;
+  size_t tx_off, tx_len, tx_size;
+  /* The next DATA record: length prefix, header, frames (each after its u16 length), room for the tag. */
+  unsigned char *batch;
+  size_t batch_fill;
+  int dirty;
+} tcp_t;
 
 typedef struct {
   int kind;
   capture_t *cap;
+  tcp_t *tcp;
   vs_session *session;
   struct sockaddr_storage addr;
   socklen_t addrlen;
@@ -68,6 +113,12 @@ struct datapath {
   uint32_t magic;
   int refs;
   napi_env env;
+  /* Where everything that is not forwarded here goes (UP_* entries, one buffer per poll callback). */
+  napi_ref on_up;
+  napi_async_context async;
+  /* TCP ports whose batch has frames, to be sealed when the current callback ends. */
+  uint32_t *dirty;
+  uint32_t ndirty;
   /* Shared with JavaScript: per flow slot (frames, bytes), per port PORT_FIELDS. */
   napi_ref flow_counts_ref, port_counts_ref;
   double *flow_counts, *port_counts;
@@ -82,8 +133,6 @@ struct datapath {
   int udp_fd;
   int udp_family;
   uv_poll_t udp_poll;
-  napi_ref on_datagrams;
-  napi_async_context async;
   int udp_open, udp_closing, udp_dispatching;
   unsigned char *stage;
   size_t stage_size, staged;
@@ -95,6 +144,13 @@ struct datapath {
   struct iovec rx_iov[RECV_BATCH];
   struct sockaddr_storage rx_addr[RECV_BATCH];
 };
+
+static void stage_up(datapath_t *dp, int kind, int extra, uint32_t port, const char *text, const unsigned char *data, size_t len);
+static void deliver_up(datapath_t *dp);
+static void tcp_failed(datapath_t *dp, tcp_t *t, int why, const char *text);
+static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t len);
+static void tcp_flush(datapath_t *dp, uint32_t id);
+static void on_tcp_event(uv_poll_t *h, int status, int events);
 
 static void dp_release(datapath_t *dp) {
   if (--dp->refs > 0) return;
@@ -108,6 +164,9 @@ static void dp_release(datapath_t *dp) {
   free(dp->stage);
   free(dp->seal_buf);
   free(dp->rx_bufs);
+  free(dp->dirty);
+  napi_delete_reference(dp->env, dp->on_up);
+  napi_async_destroy(dp->env, dp->async);
   dp->magic = 0;
   free(dp);
 }
@@ -171,6 +230,19 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
     if (sendto(dp->udp_fd, dp->seal_buf, len + VS_OVERHEAD, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
       count(dp, id, TX_ERRORS, 1);
       return;
+    }
+  } else if (p->kind == PORT_TCP && !p->tcp->failed && p->tcp->tx_len <= TCP_TX_LIMIT && len <= MAX_FRAME) {
+    tcp_t *t = p->tcp;
+    /* A full batch leaves now. */
+    if (t->batch_fill + BATCH_ENTRY + len > TCP_MAX_PAYLOAD) tcp_flush(dp, id);
+    unsigned char *at = t->batch + LENGTH_BYTES + VS_HEADER_BYTES + t->batch_fill;
+    at[0] = (unsigned char)(len >> 8);
+    at[1] = (unsigned char)len;
+    memcpy(at + BATCH_ENTRY, frame, len);
+    t->batch_fill += BATCH_ENTRY + len;
+    if (!t->dirty) {
+      t->dirty = 1;
+      dp->dirty[dp->ndirty++] = id;
     }
   } else {
     count(dp, id, TX_ERRORS, 1);
@@ -266,19 +338,8 @@ static int port_by_addr(const datapath_t *dp, const struct sockaddr_storage *a) 
 
 /* --- the UDP socket ------------------------------------------------------ */
 
-static void stage_up(datapath_t *dp, int kind, const struct sockaddr_storage *from, uint16_t port_or_id, const unsigned char *data, size_t len) {
-  char text[INET6_ADDRSTRLEN] = "";
-  uint16_t port = port_or_id;
-  if (kind == UP_RAW) {
-    if (from->ss_family == AF_INET) {
-      inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, text, sizeof text);
-      port = ntohs(((const struct sockaddr_in *)from)->sin_port);
-    } else {
-      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, text, sizeof text);
-      port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
-    }
-  }
-  size_t tlen = strlen(text), need = dp->staged + UP_HEADER + tlen + len;
+static void stage_up(datapath_t *dp, int kind, int extra, uint32_t port, const char *text, const unsigned char *data, size_t len) {
+  size_t tlen = text ? strlen(text) : 0, need = dp->staged + UP_HEADER + tlen + len;
   if (need > dp->stage_size) {
     size_t size = dp->stage_size ? dp->stage_size : 65536;
     while (size < need) size *= 2;
@@ -294,12 +355,26 @@ static void stage_up(datapath_t *dp, int kind, const struct sockaddr_storage *fr
   at[2] = (l >> 16) & 0xff;
   at[3] = l >> 24;
   at[4] = (unsigned char)kind;
-  at[5] = (unsigned char)tlen;
+  at[5] = (unsigned char)(text ? tlen : (size_t)extra);
   at[6] = port & 0xff;
-  at[7] = port >> 8;
-  memcpy(at + UP_HEADER, text, tlen);
+  at[7] = (port >> 8) & 0xff;
+  if (tlen) memcpy(at + UP_HEADER, text, tlen);
   memcpy(at + UP_HEADER + tlen, data, len);
   dp->staged = need;
+}
+
+/* A datagram for JavaScript, with its sender as text (a v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as node:dgram says it). */
+static void stage_datagram(datapath_t *dp, const struct sockaddr_storage *from, const unsigned char *data, size_t len) {
+  char text[INET6_ADDRSTRLEN] = "";
+  uint16_t port;
+  if (from->ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, text, sizeof text);
+    port = ntohs(((const struct sockaddr_in *)from)->sin_port);
+  } else {
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, text, sizeof text);
+    port = ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+  }
+  stage_up(dp, UP_RAW, 0, port, text, data, len);
 }
 
 static void deliver_up(datapath_t *dp) {
@@ -308,9 +383,9 @@ static void deliver_up(datapath_t *dp) {
   void *data;
   size_t n = dp->staged;
   dp->staged = 0;
-  if (n == 0 || dp->udp_closing) return;
+  if (n == 0) return;
   if (napi_create_buffer_copy(env, n, dp->stage, &data, &buf) != napi_ok) return;
-  napi_get_reference_value(env, dp->on_datagrams, &cb);
+  napi_get_reference_value(env, dp->on_up, &cb);
   napi_get_global(env, &recv);
   if (napi_make_callback(env, dp->async, recv, cb, 1, &buf, &result) != napi_ok) {
     bool pending = false;
@@ -332,12 +407,12 @@ static void received(datapath_t *dp, unsigned char *d, size_t len, const struct 
       if (vs_open(dp->ports[id].session, d, len) == VS_DATA) {
         const unsigned char *frame = d + VS_HEADER_BYTES;
         size_t flen = len - VS_OVERHEAD;
-        if (!forward(dp, (uint32_t)id, frame, flen)) stage_up(dp, UP_OPENED, from, (uint16_t)id, frame, flen);
+        if (!forward(dp, (uint32_t)id, frame, flen)) stage_up(dp, UP_OPENED, 0, (uint32_t)id, NULL, frame, flen);
         return;
       }
     }
   }
-  stage_up(dp, UP_RAW, from, 0, d, len);
+  stage_datagram(dp, from, d, len);
 }
 
 static void udp_closed(uv_handle_t *h) {
@@ -349,8 +424,6 @@ static void udp_closed(uv_handle_t *h) {
 
 static void udp_really_close(datapath_t *dp) {
   uv_poll_stop(&dp->udp_poll);
-  napi_delete_reference(dp->env, dp->on_datagrams);
-  napi_async_destroy(dp->env, dp->async);
   uv_close((uv_handle_t *)&dp->udp_poll, udp_closed);
 }
 
@@ -379,12 +452,200 @@ static void on_udp_readable(uv_poll_t *h, int status, int events) {
       /* A v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as JavaScript's addresses are. */
       received(dp, dp->rx_bufs + (size_t)i * MAX_DATAGRAM, dp->rx_msgs[i].msg_len, from);
     }
-    deliver_up(dp);
+    fp_round_end(dp);
     if (got < RECV_BATCH) break;
   }
   dp->udp_dispatching = 0;
   napi_close_handle_scope(dp->env, scope);
   if (dp->udp_closing) udp_really_close(dp);
+}
+
+/* --- TCP links ---------------------------------------------------------- */
+
+static void tcp_update_poll(tcp_t *t) {
+  int want = t->failed || t->closing ? 0 : UV_READABLE | (t->tx_len ? UV_WRITABLE : 0);
+  if (want == t->events) return;
+  t->events = want;
+  if (want) uv_poll_start(&t->poll, want, on_tcp_event);
+  else uv_poll_stop(&t->poll);
+}
+
+static void tcp_failed(datapath_t *dp, tcp_t *t, int why, const char *text) {
+  if (t->failed) return;
+  t->failed = 1;
+  tcp_update_poll(t);
+  stage_up(dp, UP_FAILED, why, t->port, NULL, (const unsigned char *)text, strlen(text));
+}
+
+/* Writes what the kernel takes now and queues the rest, in order; a sealed record is never dropped (the peer would see a gap). */
+static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t len) {
+  if (t->failed || t->closing) return;
+  if (t->tx_len == 0) {
+    ssize_t n = send(t->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      tcp_failed(dp, t, TCP_ERROR, strerror(errno));
+      return;
+    }
+    if (n > 0) {
+      data += n;
+      len -= (size_t)n;
+    }
+    if (len == 0) return;
+  }
+  if (t->tx_off + t->tx_len + len > t->tx_size) {
+    memmove(t->tx, t->tx + t->tx_off, t->tx_len);
+    t->tx_off = 0;
+    if (t->tx_len + len > t->tx_size) {
+      size_t size = t->tx_size ? t->tx_size : 65536;
+      while (size < t->tx_len + len) size *= 2;
+      unsigned char *grown = realloc(t->tx, size);
+      if (!grown) {
+        tcp_failed(dp, t, TCP_ERROR, "out of memory for the send queue");
+        return;
+      }
+      t->tx = grown;
+      t->tx_size = size;
+    }
+  }
+  memcpy(t->tx + t->tx_off + t->tx_len, data, len);
+  t->tx_len += len;
+  tcp_update_poll(t);
+}
+
+/* Seals the port's batch of frames into one DATA record and sends it. */
+static void tcp_flush(datapath_t *dp, uint32_t id) {
+  port_t *p = &dp->ports[id];
+  if (p->kind != PORT_TCP) return;
+  tcp_t *t = p->tcp;
+  size_t fill = t->batch_fill;
+  if (fill == 0 || t->failed) return;
+  t->batch_fill = 0;
+  if (vs_seal(p->session, VS_DATA, t->batch, LENGTH_BYTES, fill) != 0) {
+    tcp_failed(dp, t, TCP_SPENT, "sequence numbers used up; re-keying with a new handshake");
+    return;
+  }
+  uint32_t rlen = (uint32_t)(fill + VS_OVERHEAD);
+  t->batch[0] = (unsigned char)(rlen >> 24);
+  t->batch[1] = (unsigned char)(rlen >> 16);
+  t->batch[2] = (unsigned char)(rlen >> 8);
+  t->batch[3] = (unsigned char)rlen;
+  tcp_send(dp, t, t->batch, LENGTH_BYTES + rlen);
+}
+
+/* A native poll callback is done: batches leave, and JavaScript gets what is left for it. */
+void fp_round_end(datapath_t *dp) {
+  for (uint32_t i = 0; i < dp->ndirty; i++) {
+    uint32_t id = dp->dirty[i];
+    if (dp->ports[id].kind == PORT_TCP) {
+      dp->ports[id].tcp->dirty = 0;
+      tcp_flush(dp, id);
+    }
+  }
+  dp->ndirty = 0;
+  deliver_up(dp);
+}
+
+/* One record from a TCP link, its length prefix stripped. */
+static void tcp_record(datapath_t *dp, tcp_t *t, unsigned char *rec, size_t len) {
+  port_t *p = &dp->ports[t->port];
+  int type = vs_open(p->session, rec, len);
+  if (type < 0) {
+    /* On TCP nothing arrives out of order or twice unless someone tampered with the stream, which cannot be resynchronised. */
+    if (type == VS_REPLAY) tcp_failed(dp, t, TCP_REPLAY, "record out of sequence");
+    else tcp_failed(dp, t, TCP_AUTH, "record failed authentication");
+    return;
+  }
+  unsigned char *payload = rec + VS_HEADER_BYTES;
+  size_t plen = len - VS_OVERHEAD, o = 0;
+  if (type != VS_DATA) {
+    stage_up(dp, UP_RECORD, type, t->port, NULL, payload, plen);
+    return;
+  }
+  /* Checked whole before any frame goes out: half of a bad batch is no better than none. */
+  while (o + BATCH_ENTRY <= plen) o += BATCH_ENTRY + ((size_t)payload[o] << 8 | payload[o + 1]);
+  if (o != plen) {
+    tcp_failed(dp, t, TCP_BATCH, "malformed frame batch from the peer");
+    return;
+  }
+  for (o = 0; o < plen;) {
+    size_t flen = (size_t)payload[o] << 8 | payload[o + 1];
+    unsigned char *frame = payload + o + BATCH_ENTRY;
+    o += BATCH_ENTRY + flen;
+    if (!forward(dp, t->port, frame, flen)) stage_up(dp, UP_OPENED, 0, t->port, NULL, frame, flen);
+  }
+}
+
+static void tcp_read(datapath_t *dp, tcp_t *t) {
+  for (int rounds = 0; rounds < 16 && !t->failed && !t->closing; rounds++) {
+    size_t room = TCP_RX_SIZE - t->rx_len;
+    ssize_t n = recv(t->fd, t->rx + t->rx_len, room, MSG_DONTWAIT);
+    if (n == 0) {
+      tcp_failed(dp, t, TCP_CLOSED, "closed");
+      return;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) tcp_failed(dp, t, TCP_ERROR, strerror(errno));
+      return;
+    }
+    t->rx_len += (size_t)n;
+    size_t off = 0;
+    while (!t->failed && t->rx_len - off >= LENGTH_BYTES) {
+      const unsigned char *h = t->rx + off;
+      uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+      if (len == 0 || len > MAX_RECORD) {
+        tcp_failed(dp, t, TCP_FRAMING, len == 0 ? "empty" : "oversize");
+        return;
+      }
+      if (t->rx_len - off - LENGTH_BYTES < len) break;
+      tcp_record(dp, t, t->rx + off + LENGTH_BYTES, len);
+      off += LENGTH_BYTES + len;
+    }
+    memmove(t->rx, t->rx + off, t->rx_len - off);
+    t->rx_len -= off;
+    if ((size_t)n < room) return;
+  }
+}
+
+static void tcp_closed(uv_handle_t *h) {
+  tcp_t *t = (tcp_t *)h->data;
+  datapath_t *dp = t->dp;
+  close(t->fd);
+  free(t->rx);
+  free(t->tx);
+  free(t->batch);
+  free(t);
+  dp_release(dp);
+}
+
+static void tcp_really_close(tcp_t *t) {
+  uv_poll_stop(&t->poll);
+  uv_close((uv_handle_t *)&t->poll, tcp_closed);
+}
+
+static void on_tcp_event(uv_poll_t *h, int status, int events) {
+  tcp_t *t = (tcp_t *)h->data;
+  datapath_t *dp = t->dp;
+  if (t->closing) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(dp->env, &scope);
+  t->dispatching = 1;
+  if (status < 0) tcp_failed(dp, t, TCP_ERROR, uv_strerror(status));
+  if (!t->failed && (events & UV_WRITABLE) && t->tx_len) {
+    ssize_t n = send(t->fd, t->tx + t->tx_off, t->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      t->tx_off += (size_t)n;
+      t->tx_len -= (size_t)n;
+      if (t->tx_len == 0) t->tx_off = 0;
+      tcp_update_poll(t);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      tcp_failed(dp, t, TCP_ERROR, strerror(errno));
+    }
+  }
+  if (!t->failed && (events & UV_READABLE)) tcp_read(dp, t);
+  fp_round_end(dp);
+  t->dispatching = 0;
+  napi_close_handle_scope(dp->env, scope);
+  if (t->closing) tcp_really_close(t);
 }
 
 /* --- JavaScript's side ------------------------------------------------- */
@@ -424,13 +685,17 @@ static double *float64s(napi_env env, napi_value v, size_t *length) {
   return (double *)data;
 }
 
-/* datapath(flowCounts: Float64Array(2 * flows), portCounts: Float64Array(5 * ports)) -> handle; flows a power of two, at least 8 */
+/*
+ * datapath(flowCounts: Float64Array(2 * flows), portCounts: Float64Array(5 * ports), onUp(staged)) -> handle;
+ * flows a power of two, at least 8; onUp gets what is not forwarded here, as UP_* entries
+ */
 static napi_value datapath(napi_env env, napi_callback_info info) {
-  size_t argc = 2, nf, np;
-  napi_value argv[2], handle;
+  size_t argc = 3, nf, np;
+  napi_value argv[3], handle, name;
+  napi_valuetype t;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  double *fc = argc == 2 ? float64s(env, argv[0], &nf) : NULL, *pc = argc == 2 ? float64s(env, argv[1], &np) : NULL;
-  if (!fc || !pc) return fail(env, "datapath(flowCounts: Float64Array, portCounts: Float64Array)");
+  double *fc = argc == 3 ? float64s(env, argv[0], &nf) : NULL, *pc = argc == 3 ? float64s(env, argv[1], &np) : NULL;
+  if (!fc || !pc || napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function) return fail(env, "datapath(flowCounts: Float64Array, portCounts: Float64Array, onUp)");
   uint32_t flows = (uint32_t)(nf / 2), ports = (uint32_t)(np / PORT_FIELDS);
   if (flows < 2 * WAYS || (flows & (flows - 1)) != 0 || ports == 0 || ports > 65535) return fail(env, "datapath: flows must be a power of two of at least 8, ports 1 to 65535");
   datapath_t *dp = calloc(1, sizeof *dp);
@@ -448,13 +713,17 @@ static napi_value datapath(napi_env env, napi_callback_info info) {
   dp->flows = calloc(flows, sizeof(flow_t));
   dp->ports = calloc(ports, sizeof(port_t));
   dp->seal_buf = malloc(MAX_DATAGRAM);
-  if (!dp->flows || !dp->ports || !dp->seal_buf || rebuild_addresses(dp) != 0) {
+  dp->dirty = calloc(ports, sizeof *dp->dirty);
+  if (!dp->flows || !dp->ports || !dp->seal_buf || !dp->dirty || rebuild_addresses(dp) != 0) {
     dp_release(dp);
     return fail(env, "out of memory");
   }
   /* The counts stay where JavaScript reads them for as long as the datapath lives. */
   CHECK(napi_create_reference(env, argv[0], 1, &dp->flow_counts_ref));
   CHECK(napi_create_reference(env, argv[1], 1, &dp->port_counts_ref));
+  CHECK(napi_create_reference(env, argv[2], 1, &dp->on_up));
+  CHECK(napi_create_string_utf8(env, "vnetd-fast-path", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &dp->async));
   CHECK(napi_create_external(env, dp, dp_finalize, NULL, &handle));
   return handle;
 }
@@ -470,6 +739,11 @@ static int get_port(napi_env env, datapath_t *dp, napi_value v, uint32_t *id) {
 static void clear_port(datapath_t *dp, uint32_t id) {
   port_t *p = &dp->ports[id];
   if (p->session) vs_release(p->session);
+  if (p->tcp) {
+    /* The connection is closed here; JavaScript closes its own socket. While its callback runs, it closes itself after. */
+    p->tcp->closing = 1;
+    if (!p->tcp->dispatching) tcp_really_close(p->tcp);
+  }
   if (p->cap && p->cap->dp == dp) {
     p->cap->dp = NULL;
     dp_release(dp);
@@ -629,19 +903,18 @@ static napi_value flush(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* udpOpen(dp, host, port, bufferBytes, onDatagrams) -> the bound port; throws an Error with `code` (EADDRINUSE, ...) */
+/* udpOpen(dp, host, port, bufferBytes) -> the bound port; throws an Error with `code` (EADDRINUSE, ...). Datagrams go to onUp. */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5, n;
-  napi_value argv[5], out, name;
+  size_t argc = 4, n;
+  napi_value argv[4], out;
   char host[INET6_ADDRSTRLEN + 1];
   uint32_t port, buffer;
-  napi_valuetype t;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
   if (!dp) return NULL;
   if (napi_get_value_string_utf8(env, argv[1], host, sizeof host, &n) != napi_ok || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &buffer) != napi_ok || napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function || port > 65535)
-    return fail(env, "udpOpen(dp, host, port, bufferBytes, onDatagrams)");
+      napi_get_value_uint32(env, argv[3], &buffer) != napi_ok || port > 65535)
+    return fail(env, "udpOpen(dp, host, port, bufferBytes)");
   if (dp->udp_fd >= 0 || dp->udp_open) return fail(env, "fast path: the UDP socket is open already");
   struct sockaddr_storage addr;
   socklen_t len;
@@ -677,9 +950,6 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   getsockname(fd, (struct sockaddr *)&bound, &blen);
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_create_reference(env, argv[4], 1, &dp->on_datagrams));
-  CHECK(napi_create_string_utf8(env, "vnetd-udp", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &dp->async));
   dp->udp_fd = fd;
   dp->udp_open = 1;
   dp->udp_closing = 0;
@@ -745,6 +1015,120 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * tcpAttach(dp, port, session, fd, pending: Buffer): the link's TCP
+ * connection is read and written here from now on (a duplicate of `fd`;
+ * JavaScript stops reading its socket first, with nothing left unsent).
+ * `pending` is what JavaScript had read of a record not yet complete.
+ */
+static napi_value tcp_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 5, plen;
+  napi_value argv[5];
+  uint32_t id;
+  int32_t fd;
+  void *pending;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  vs_session *s = vs_unwrap(env, argv[2]);
+  if (!s) return NULL;
+  if (napi_get_value_int32(env, argv[3], &fd) != napi_ok || fd < 0 || napi_get_buffer_info(env, argv[4], &pending, &plen) != napi_ok || plen > TCP_RX_SIZE)
+    return fail(env, "tcpAttach(dp, port, session, fd, pending)");
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return fail(env, "tcpAttach: cannot duplicate the socket");
+  tcp_t *t = calloc(1, sizeof *t);
+  if (t) {
+    t->rx = malloc(TCP_RX_SIZE);
+    t->batch = malloc(LENGTH_BYTES + MAX_RECORD);
+  }
+  if (!t || !t->rx || !t->batch) {
+    if (t) {
+      free(t->rx);
+      free(t->batch);
+    }
+    free(t);
+    close(own);
+    return fail(env, "out of memory");
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  t->dp = dp;
+  t->fd = own;
+  t->port = id;
+  memcpy(t->rx, pending, plen);
+  t->rx_len = plen;
+  vs_retain(s);
+  clear_port(dp, id);
+  dp->ports[id].kind = PORT_TCP;
+  dp->ports[id].tcp = t;
+  dp->ports[id].session = s;
+  dp->refs++;
+  uv_poll_init(loop, &t->poll, own);
+  t->poll.data = t;
+  tcp_update_poll(t);
+  flush_flows(dp);
+  return NULL;
+}
+
+static tcp_t *tcp_of(napi_env env, napi_value *argv, datapath_t **dpp) {
+  uint32_t id;
+  datapath_t *dp = dp_unwrap(env, argv[0]);
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  if (dp->ports[id].kind != PORT_TCP) {
+    napi_throw_error(env, NULL, "fast path: not a TCP link port");
+    return NULL;
+  }
+  *dpp = dp;
+  return dp->ports[id].tcp;
+}
+
+/* tcpWrite(dp, port, bytes): sends them after everything sent before (false once the connection has failed) */
+static napi_value tcp_write(napi_env env, napi_callback_info info) {
+  size_t argc = 3, len;
+  napi_value argv[3], out;
+  void *data;
+  datapath_t *dp = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) return fail(env, "tcpWrite(dp, port, bytes)");
+  tcp_t *t = tcp_of(env, argv, &dp);
+  if (!t) return NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) return fail(env, "tcpWrite(dp, port, bytes)");
+  tcp_send(dp, t, data, len);
+  CHECK(napi_get_boolean(env, !t->failed, &out));
+  return out;
+}
+
+/* tcpQueued(dp, port) -> bytes the kernel has not taken yet */
+static napi_value tcp_queued(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  datapath_t *dp = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2) return fail(env, "tcpQueued(dp, port)");
+  tcp_t *t = tcp_of(env, argv, &dp);
+  if (!t) return NULL;
+  CHECK(napi_create_double(env, (double)t->tx_len, &out));
+  return out;
+}
+
+/* tcpRelease(dp, port) -> the bytes the kernel has not taken yet; the connection is JavaScript's again (its link is going down) */
+static napi_value tcp_release(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  void *data;
+  datapath_t *dp = NULL;
+  uint32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2) return fail(env, "tcpRelease(dp, port)");
+  tcp_t *t = tcp_of(env, argv, &dp);
+  if (!t) return NULL;
+  CHECK(napi_create_buffer_copy(env, t->tx_len, t->tx_len ? t->tx + t->tx_off : (void *)"", &data, &out));
+  napi_get_value_uint32(env, argv[1], &id);
+  clear_port(dp, id);
+  flush_flows(dp);
+  return out;
+}
+
 napi_status fp_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"datapath", NULL, datapath, NULL, NULL, NULL, napi_default, NULL},
@@ -757,6 +1141,10 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
       {"udpQueued", NULL, udp_queued, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpAttach", NULL, tcp_attach, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpWrite", NULL, tcp_write, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpQueued", NULL, tcp_queued, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpRelease", NULL, tcp_release, NULL, NULL, NULL, napi_default, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

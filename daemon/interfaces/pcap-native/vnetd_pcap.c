@@ -7,6 +7,8 @@
  * main thread, with no threads of our own: each pcap_dispatch round is copied
  * into one buffer and handed over in one call, because a call into
  * JavaScript and a buffer per frame cost more than the frame's forwarding.
+ * Frames of flows the fast path has cached (fastpath.c) are forwarded there
+ * instead and never reach JavaScript.
  */
 #define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
@@ -135,6 +137,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     deliver(c);
     if (got < BATCH) break;
   }
+  if (c->dp) fp_round_end(c->dp);
   c->dispatching = 0;
   napi_close_handle_scope(c->env, scope);
   if (c->closing) really_close(c);
