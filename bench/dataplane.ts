@@ -42,6 +42,8 @@ interface Row {
   path: string;
   /** Median round trip of the ping run. */
   rttUs: number;
+  /** The same with the echoes 0.2 ms apart: the path's own latency, with CPUs too busy to doze between frames. */
+  busyRttUs: number;
   /** CPU the forwarding daemons (vnetd or tincd, all of them, every thread) used per echo; null with no daemon. */
   cpuUsPerEcho: number | null;
   tcpGbit: number;
@@ -138,6 +140,9 @@ async function measure(tb: Testbed, path: string, from: string, to: string, seco
   const spent = pids.reduce((sum, pid, i) => sum + cpuUs(pid) - before[i]!, 0);
   const times = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   if (times.length < ECHOES / 2) fail(`${path}: only ${times.length} of ${ECHOES} echoes came back:\n${ping.stdout.split('\n').slice(-3).join('\n')}`);
+  const busy = await tb.exec(from, ['ping', '-c', String(ECHOES), '-i', '0.0002', VM2]);
+  const busyTimes = [...busy.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
+  if (busyTimes.length < ECHOES / 2) fail(`${path}: only ${busyTimes.length} of ${ECHOES} echoes 0.2 ms apart came back`);
 
   const iperf = async (args: string[]): Promise<{ end: Record<string, unknown> }> => {
     const server = spawn('ip', ['netns', 'exec', tb.ns(to), 'iperf3', '-s', '-1', '-B', VM2], { stdio: 'ignore' });
@@ -154,6 +159,7 @@ async function measure(tb: Testbed, path: string, from: string, to: string, seco
   return {
     path,
     rttUs: median(times),
+    busyRttUs: median(busyTimes),
     cpuUsPerEcho: pids.length ? spent / times.length : null,
     tcpGbit: tcp.sum_received.bits_per_second / 1e9,
     udp64Kpps: (udp.sum.packets - udp.sum.lost_packets) / udp.sum.seconds / 1000,
@@ -290,14 +296,15 @@ async function main(): Promise<void> {
   }
   const fmt = (n: number, d: number) => n.toFixed(d);
   const vsTinc = (n: number, t: number | undefined) => (t === undefined ? '-' : fmt(n / t, 3));
-  const header = ['path', 'RTT µs', 'added µs', 'CPU µs/echo', 'TCP Gbit/s', 'x direct', 'x tinc', '64B kpps', 'x direct', 'x tinc'];
-  const table = rows.map((r) => [r.path, fmt(r.rttUs, 0), r === base ? '-' : fmt(r.rttUs - base.rttUs, 0), r.cpuUsPerEcho === null ? '-' : fmt(r.cpuUsPerEcho, 0), fmt(r.tcpGbit, 3),
+  const header = ['path', 'RTT µs', 'added µs', 'busy: added', 'CPU µs/echo', 'TCP Gbit/s', 'x direct', 'x tinc', '64B kpps', 'x direct', 'x tinc'];
+  const table = rows.map((r) => [r.path, fmt(r.rttUs, 0), r === base ? '-' : fmt(r.rttUs - base.rttUs, 0), r === base ? '-' : fmt(r.busyRttUs - base.busyRttUs, 0), r.cpuUsPerEcho === null ? '-' : fmt(r.cpuUsPerEcho, 0), fmt(r.tcpGbit, 3),
     fmt(r.tcpGbit / base.tcpGbit, 3), vsTinc(r.tcpGbit, tinc?.tcpGbit), fmt(r.udp64Kpps, 1), fmt(r.udp64Kpps / base.udp64Kpps, 3),
     vsTinc(r.udp64Kpps, tinc?.udp64Kpps)]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   process.stdout.write(`${line(header)}\n${table.map(line).join('\n')}\n`);
   process.stdout.write(`(${seconds} s per throughput point; ping: median of ${ECHOES} echoes 2 ms apart, with the CPU the path's daemons used per echo;` +
+    ` "busy": ${ECHOES} more 0.2 ms apart, where no CPU dozes between frames;` +
     ` one iperf3 stream; VMs without offloads; "x tinc" is against tinc with its default cipher)\n`);
   // A one-hop round trip crosses the two daemons twice each.
   const perTraversal = oneHop.cpuUsPerEcho! / 4;
@@ -308,9 +315,12 @@ async function main(): Promise<void> {
   const fastTraversal = fast.cpuUsPerEcho! / 4;
   process.stdout.write(`; the fast path (1 hop, UDP encrypt) ${fmt(fastTraversal, 0)} µs, ${fmt(fastTraversal / floor, 2)}x\n`);
   const added = fast.rttUs - base.rttUs;
+  const busyAdded = fast.busyRttUs - base.busyRttUs;
   const best = rows.filter((r) => r.path.startsWith('vnetd 1 hop')).reduce((a, b) => (b.tcpGbit > a.tcpGbit ? b : a));
   const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  process.stdout.write(`target: under 100 µs added per hop: ${fmt(added, 0)} µs (1 hop, UDP encrypt), ${verdict(added < 100)};` +
+  // tinc's, same run: what a C overlay gets from this machine as it is now.
+  const tincAdded = tinc ? `; tinc ${fmt(tinc.rttUs - base.rttUs, 0)} µs` : '';
+  process.stdout.write(`target: under 100 µs added per hop: ${fmt(added, 0)} µs (1 hop, UDP encrypt; ${fmt(busyAdded, 0)} µs busy${tincAdded}), ${verdict(added < 100)};` +
     ` at least 1 Gbit/s${tinc ? ' and at least tinc' : ''}: ${fmt(best.tcpGbit, 2)} Gbit/s (${best.path})` +
     `${tinc ? `, ${fmt(best.tcpGbit / tinc.tcpGbit, 2)}x tinc` : ''}, ${verdict(best.tcpGbit >= 1 && (!tinc || best.tcpGbit >= tinc.tcpGbit))}\n`);
 }

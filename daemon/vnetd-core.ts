@@ -79,12 +79,7 @@ export class Vnetd implements ControlTarget {
     this.fast =
       opts.fastPath === false
         ? null
-        : FastPath.create(this.table, {
-            opened: (port, frame) => this.links.opened(this.peerOf(port), frame),
-            record: (port, type, payload) => this.links.received(this.peerOf(port), type, payload),
-            refused: (port, reason) => this.links.refusedRecord(this.peerOf(port), reason),
-            sampled: (src, dst, frames, bytes) => this.vttif.sampler?.count(src, dst, frames, bytes),
-          });
+        : FastPath.create(this.table, { sampled: (src, dst, frames, bytes) => this.vttif.sampler?.count(src, dst, frames, bytes) });
     if (this.fast) this.table.onChange = () => this.fast!.flush();
     this.links = new LinkManager({
       self: opts.machine,
@@ -94,6 +89,8 @@ export class Vnetd implements ControlTarget {
       ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
       ...(this.fast ? { openUdp: this.fast.openUdp } : {}),
     });
+    // A link being captured (--capture link:PEER) must see every frame, so it stays off the fast path.
+    this.fast?.serve(this.links, (peer) => this.linkCaptures.has(peer));
     this.control = new ControlServer(this, opts.log);
     this.vttif = new VttifAgent({
       machine: opts.machine,
@@ -101,12 +98,6 @@ export class Vnetd implements ControlTarget {
       log: opts.log,
       beforeReport: () => this.fast?.drain(),
     });
-  }
-
-  /** The peer a link port leads to ('' for an interface port, which no link has). */
-  private peerOf(port: number): string {
-    const dest = this.table.port(port)?.dest;
-    return dest?.kind === 'link' ? dest.to : '';
   }
 
   get machine(): string {
@@ -146,11 +137,6 @@ export class Vnetd implements ControlTarget {
       this.forward(this.table.portId({ kind: 'link', to: peer }), frame);
     });
     this.links.on('report', (peer: string, payload: Buffer) => this.vttif.received(peer, payload));
-    this.links.on('path', (peer, path) => {
-      // A link being captured (--capture link:PEER) must see every frame, so it stays off the fast path.
-      if (!this.fast || this.linkCaptures.has(peer)) return;
-      this.fast.setLink(this.table.portId({ kind: 'link', to: peer }), path, (rf, rb, tf, tb, dropped) => this.links.credit(peer, rf, rb, tf, tb, dropped));
-    });
     this.links.on('up', (peer: string) => {
       this.table.attach({ kind: 'link', to: peer });
       opts.log(`link ${peer} up`);

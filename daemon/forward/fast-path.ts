@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
 import { PcapInterface, pcapBinding } from '../interfaces/pcap.js';
-import { UDP_BUFFER_BYTES } from '../links/manager.js';
+import { UDP_BUFFER_BYTES, type LinkManager } from '../links/manager.js';
 import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
 import type { Decision } from './rule-index.js';
 import type { ForwardingTable } from './table.js';
@@ -66,12 +66,6 @@ const EMPTY = Buffer.alloc(0);
 export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, errors: number) => void;
 
 export interface FastPathHooks {
-  /** A DATA frame the C half opened for a link (port `port`) but found no flow for: JavaScript forwards it. */
-  opened(port: number, frame: Buffer): void;
-  /** Another record of a handed-over TCP link, opened. */
-  record(port: number, type: number, payload: Buffer): void;
-  /** A record of a handed-over TCP link did not open: out of sequence, or not authentic (or a bad batch). */
-  refused(port: number, reason: 'replay' | 'auth'): void;
   /** Frames of a pair that entered from a local interface, for VTTIF. */
   sampled(src: number, dst: number, frames: number, bytes: number): void;
 }
@@ -97,6 +91,7 @@ export class FastPath {
   /** TCP links by port, from the moment their connection is offered until it is given back. */
   private readonly tcp = new Map<number, TcpTakeover>();
   private socket: FastPathSocket | null = null;
+  private links: LinkManager | null = null;
   /** Frames the fast path forwarded, as folded so far. */
   private carried = 0;
 
@@ -112,6 +107,25 @@ export class FastPath {
     private readonly hooks: FastPathHooks,
   ) {
     this.dp = lib.datapath(this.flowCounts, this.portCounts, (staged) => this.received(staged));
+  }
+
+  /**
+   * Carries the frames of `links` (made with `openUdp`): each link joins the
+   * fast path when its session is up (unless `skip` says it must stay in
+   * JavaScript), and what the C half opens for a link goes back to it.
+   */
+  serve(links: LinkManager, skip: (peer: string) => boolean = () => false): void {
+    this.links = links;
+    links.on('path', (peer, path) => {
+      if (skip(peer)) return;
+      this.setLink(this.table.portId({ kind: 'link', to: peer }), path, (rf, rb, tf, tb, dropped) => links.credit(peer, rf, rb, tf, tb, dropped));
+    });
+  }
+
+  /** The peer a link port leads to ('' for another port, which no link has). */
+  private peerOf(port: number): string {
+    const dest = this.table.port(port)?.dest;
+    return dest?.kind === 'link' ? dest.to : '';
   }
 
   /** The pcap interface's frames go through the fast path as port `port`. */
@@ -136,7 +150,7 @@ export class FastPath {
    * address at once, over a TCP connection once it is handed over. null: the
    * link is down, and a handed-over connection goes back to its channel.
    */
-  setLink(port: number, path: LinkPath | null, sink: PortSink): void {
+  private setLink(port: number, path: LinkPath | null, sink: PortSink): void {
     if (port >= MAX_PORTS) return;
     this.sinks.set(port, sink);
     this.native[port] = 0;
@@ -244,11 +258,11 @@ export class FastPath {
       const data = staged.subarray(start, start + length);
       at = start + length;
       if (kind === UP_RAW) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
-      else if (kind === UP_OPENED) this.hooks.opened(port, data);
-      else if (kind === UP_RECORD) this.hooks.record(port, extra, data);
+      else if (kind === UP_OPENED) this.links?.opened(this.peerOf(port), data);
+      else if (kind === UP_RECORD) this.links?.received(this.peerOf(port), extra, data);
       else if (kind === UP_FAILED) {
-        if (extra === FAILED_REPLAY) this.hooks.refused(port, 'replay');
-        else if (extra === FAILED_AUTH || extra === FAILED_BATCH) this.hooks.refused(port, 'auth');
+        if (extra === FAILED_REPLAY) this.links?.refusedRecord(this.peerOf(port), 'replay');
+        else if (extra === FAILED_AUTH || extra === FAILED_BATCH) this.links?.refusedRecord(this.peerOf(port), 'auth');
         this.tcp.get(port)?.failed(data.toString('utf8'));
       }
     }

@@ -5,6 +5,8 @@ import { LinkManager, type LinkManagerOptions, type LinkSpec, type LinkStats } f
 import type { ListenerStats } from '../../daemon/links/types.js';
 import { DialerHandshake } from '../../daemon/links/handshake.js';
 import { MAX_FRAME, UDP_MAX_FRAME } from '../../daemon/links/wire.js';
+import { FastPath } from '../../daemon/forward/fast-path.js';
+import { ForwardingTable } from '../../daemon/forward/table.js';
 
 // Short timers so that failures, timeouts and re-dials happen within a test;
 // no assertion depends on them beyond "eventually".
@@ -23,8 +25,20 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
+/**
+ * Every test runs twice: links in JavaScript, and links whose records the
+ * fast path reads and writes (its UDP socket, its hand-over of TCP
+ * connections, its opening of records), as vnetd runs them when the pcap
+ * addon is built.
+ */
+let withFastPath = false;
+const noFastPath = FastPath.create(new ForwardingTable(), { sampled: () => {} }) ? null : 'the pcap addon (vnetd-pcap) is not built';
+if (noFastPath) process.stderr.write(`links.test: only links in JavaScript are tested: ${noFastPath}\n`);
+
 async function daemon(self: string, opts: Partial<LinkManagerOptions> = {}): Promise<LinkManager> {
-  const m = new LinkManager({ self, port: 0, ...FAST, ...opts });
+  const fast = withFastPath ? FastPath.create(new ForwardingTable(), { sampled: () => {} }) : null;
+  const m = new LinkManager({ self, port: 0, ...FAST, ...(fast ? { openUdp: fast.openUdp } : {}), ...opts });
+  fast?.serve(m);
   open.push(m);
   await m.start();
   return m;
@@ -143,488 +157,496 @@ const withLength = (b: Buffer): Buffer => {
   return out;
 };
 
-describe('frames between two daemons', () => {
-  test.each([
-    ['tcp', 'encrypt'],
-    ['tcp', 'auth-only'],
-    ['udp', 'encrypt'],
-    ['udp', 'auth-only'],
-  ] as const)('%s, %s: frames cross both ways, counted', async (proto, mode) => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const atA = inbox(a);
-    const atB = inbox(b);
-    connectPair(a, b, { proto, mode });
-    await Promise.all([up(a, 'b'), up(b, 'a')]);
-    const sizes = [60, 1514, 9018];
-    sizes.forEach((n, i) => expect(a.send('b', frameOf(n, i + 1))).toBe(true));
-    sizes.forEach((n, i) => expect(b.send('a', frameOf(n, i + 11))).toBe(true));
-    await until('frames', () => atA.length === 3 && atB.length === 3);
-    expect(atB.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['a', n, i + 1]));
-    expect(atA.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['b', n, i + 11]));
-    const total = sizes.reduce((x, y) => x + y, 0);
-    expect(link(a, 'b')).toMatchObject({ proto, mode, state: 'up', txFrames: 3, txBytes: total, rxFrames: 3, rxBytes: total, authFailures: 0 });
-    expect(link(b, 'a')).toMatchObject({ dial: false, txFrames: 3, rxFrames: 3, rejected: 0, replayed: 0 });
+describe.each([['in JavaScript', false], ['through the fast path', true]] as const)('links %s', (_how, fast) => {
+  const maybe = fast && noFastPath ? describe.skip : describe;
+  beforeAll(() => {
+    withFastPath = fast;
   });
 
-  test('three daemons: a proxy relays between a TCP host and a UDP host', async () => {
-    const proxy = await daemon('proxy');
-    const h1 = await daemon('h1');
-    const h2 = await daemon('h2');
-    connectPair(h1, proxy, { peer: 'proxy', bPeer: 'h1', proto: 'tcp' });
-    connectPair(h2, proxy, { peer: 'proxy', bPeer: 'h2', proto: 'udp', mode: 'auth-only' });
-    proxy.on('frame', (from, frame) => proxy.send(from === 'h1' ? 'h2' : 'h1', frame));
-    const at1 = inbox(h1);
-    const at2 = inbox(h2);
-    await Promise.all([up(h1, 'proxy'), up(h2, 'proxy'), up(proxy, 'h1'), up(proxy, 'h2')]);
-    h1.send('proxy', frameOf(100, 0xa1));
-    h2.send('proxy', frameOf(200, 0xb2));
-    await until('relayed frames', () => at1.length === 1 && at2.length === 1);
-    expect(at2[0]!.frame.equals(frameOf(100, 0xa1))).toBe(true);
-    expect(at1[0]!.frame.equals(frameOf(200, 0xb2))).toBe(true);
-    expect(proxy.stats().map((s) => [s.peer, s.proto, s.rxFrames, s.txFrames])).toEqual([
-      ['h1', 'tcp', 1, 1],
-      ['h2', 'udp', 1, 1],
-    ]);
-  });
-
-  test('frames up to the transport limit cross; larger ones and sends on a down link are dropped', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const c = await daemon('c');
-    const atB = inbox(b);
-    const atC = inbox(c);
-    expect(a.send('b', frameOf(60, 1))).toBe(false);
-    connectPair(a, b, { proto: 'tcp' });
-    connectPair(a, c, { peer: 'c', proto: 'udp' });
-    expect(a.send('b', frameOf(60, 1))).toBe(false);
-    await Promise.all([up(a, 'b'), up(a, 'c')]);
-    expect(a.send('b', frameOf(MAX_FRAME, 2))).toBe(true);
-    expect(a.send('b', frameOf(MAX_FRAME + 1, 3))).toBe(false);
-    expect(a.send('c', frameOf(UDP_MAX_FRAME, 4))).toBe(true);
-    expect(a.send('c', frameOf(UDP_MAX_FRAME + 1, 5))).toBe(false);
-    expect(a.send('nobody', frameOf(60, 6))).toBe(false);
-    await until('jumbo frames', () => atB.length === 1 && atC.length === 1);
-    expect(atB[0]!.frame.length).toBe(MAX_FRAME);
-    expect(atC[0]!.frame.length).toBe(UDP_MAX_FRAME);
-    expect(link(a, 'b')!.dropped).toBe(2);
-    expect(link(a, 'c')!.dropped).toBe(1);
-  });
-
-  test('a burst of frames in one turn is batched over TCP and arrives whole and in order', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const atB = inbox(b);
-    connectPair(a, b, { proto: 'tcp' });
-    await up(a, 'b');
-    // Sizes chosen so that batches fill up and are cut mid-turn, yet the
-    // whole burst stays under the send queue's limit (beyond it, frames are dropped).
-    const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? MAX_FRAME : i % 7 === 0 ? 4000 : 60 + i));
-    sizes.forEach((n, i) => {
-      const f = randomBytes(n);
-      f.writeUInt16BE(i, 0);
-      expect(a.send('b', f)).toBe(true);
+  maybe('frames between two daemons', () => {
+    test.each([
+      ['tcp', 'encrypt'],
+      ['tcp', 'auth-only'],
+      ['udp', 'encrypt'],
+      ['udp', 'auth-only'],
+    ] as const)('%s, %s: frames cross both ways, counted', async (proto, mode) => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const atA = inbox(a);
+      const atB = inbox(b);
+      connectPair(a, b, { proto, mode });
+      await Promise.all([up(a, 'b'), up(b, 'a')]);
+      const sizes = [60, 1514, 9018];
+      sizes.forEach((n, i) => expect(a.send('b', frameOf(n, i + 1))).toBe(true));
+      sizes.forEach((n, i) => expect(b.send('a', frameOf(n, i + 11))).toBe(true));
+      await until('frames', () => atA.length === 3 && atB.length === 3);
+      expect(atB.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['a', n, i + 1]));
+      expect(atA.map((f) => [f.peer, f.frame.length, f.frame[0]])).toEqual(sizes.map((n, i) => ['b', n, i + 11]));
+      const total = sizes.reduce((x, y) => x + y, 0);
+      expect(link(a, 'b')).toMatchObject({ proto, mode, state: 'up', txFrames: 3, txBytes: total, rxFrames: 3, rxBytes: total, authFailures: 0 });
+      expect(link(b, 'a')).toMatchObject({ dial: false, txFrames: 3, rxFrames: 3, rejected: 0, replayed: 0 });
     });
-    await until('all frames', () => atB.length === sizes.length);
-    expect(atB.map((f) => [f.frame.length, f.frame.readUInt16BE(0)])).toEqual(sizes.map((n, i) => [n, i]));
-    expect(link(b, 'a')!.rxBytes).toBe(sizes.reduce((x, y) => x + y, 0));
-  });
 
-  test('a burst beyond the send queue limit is dropped, not queued', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    connectPair(a, b, { proto: 'tcp' });
-    await up(a, 'b');
-    const results = Array.from({ length: 40 }, () => a.send('b', frameOf(MAX_FRAME, 1)));
-    expect(results.filter((r) => !r).length).toBeGreaterThan(0);
-    expect(link(a, 'b')).toMatchObject({ state: 'up', dropped: results.filter((r) => !r).length });
-  });
-
-  test('keep-alives measure the round trip', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    connectPair(a, b, { proto: 'udp' });
-    const rtt = await until('an RTT sample', () => link(a, 'b')?.rttMs ?? null);
-    expect(rtt).toBeGreaterThanOrEqual(0);
-    await until('an RTT at the acceptor too', () => link(b, 'a')?.rttMs !== null);
-  });
-});
-
-describe('authentication', () => {
-  test.each(['tcp', 'udp'] as const)('%s: a wrong key is refused and counted at both ends', async (proto) => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    let ups = 0;
-    a.on('up', () => ups++);
-    b.on('up', () => ups++);
-    connectPair(a, b, { proto, aKey: randomBytes(32), bKey: randomBytes(32) });
-    await until('two refusals', () => listener(b).authFailures >= 2 && link(a, 'b')!.authFailures >= 2);
-    expect(link(b, 'a')!.authFailures).toBeGreaterThanOrEqual(2);
-    expect(link(a, 'b')!.lastError).toMatch(/refused/);
-    expect(ups).toBe(0);
-    expect(a.send('b', frameOf(60, 0))).toBe(false);
-  });
-
-  test.each(['tcp', 'udp'] as const)('%s: unknown peers, peers we dial ourselves, and misaddressed handshakes are refused', async (proto) => {
-    const key = randomBytes(32);
-    const b = await daemon('b');
-    const stranger = await daemon('stranger');
-    stranger.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
-    await until('unknown peer', () => listener(b).unknownPeer >= 1);
-
-    const a = await daemon('a');
-    b.add({ peer: 'a', proto, dial: true, address: '127.0.0.1:9', key, mode: 'encrypt' });
-    a.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
-    const before = listener(b).unknownPeer;
-    await until('a refused: b dials a itself', () => listener(b).unknownPeer > before);
-
-    // The right key, sent to the right port, but addressed to another name.
-    b.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
-    a.add({ peer: 'c', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
-    a.remove('b');
-    const before2 = listener(b).unknownPeer;
-    await until('misaddressed refused', () => listener(b).unknownPeer > before2);
-    expect(b.stats().every((s) => s.state !== 'up')).toBe(true);
-    await until('the stranger counts its refusal', () => link(stranger, 'b')!.authFailures >= 1);
-  });
-
-  test('a mode mismatch is refused, and counted as such', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const key = randomBytes(32);
-    a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
-    b.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'auth-only' });
-    await until('mismatch', () => listener(b).mismatch >= 1);
-    expect(link(a, 'b')!.state).not.toBe('up');
-  });
-
-  test('a replayed UDP datagram is rejected, and the frame arrives once', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const relay = await udpRelay(b.port);
-    relay.duplicateData = true;
-    const atB = inbox(b);
-    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
-    await up(a, 'b');
-    for (let i = 0; i < 5; i++) a.send('b', frameOf(80, i));
-    await until('duplicates rejected', () => link(b, 'a')!.replayed >= 5 && atB.length >= 5);
-    // A late replay of the first data datagram, after the window moved on.
-    relay.send(relay.fromClient.find((m) => m[0] === 0x10)!);
-    await until('late replay rejected', () => link(b, 'a')!.replayed >= 6);
-    expect(atB.map((f) => f.frame[0])).toEqual([0, 1, 2, 3, 4]);
-  });
-
-  test('a recorded UDP handshake replayed later opens nothing', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const relay = await udpRelay(b.port);
-    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
-    await up(b, 'a');
-    a.remove('b');
-    await until('b sees a go', () => link(b, 'a')!.state === 'down');
-    const hello = relay.fromClient.find((m) => m[0] === 0x01)!;
-    const proof = relay.fromClient.find((m) => m[0] === 0x03)!;
-    const before = listener(b);
-    // At once: the acceptor remembers the handshake and answers with its old
-    // ACCEPT (as for a retransmission); no second session opens.
-    relay.send(proof);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(listener(b).handshakes).toBe(before.handshakes);
-    // Later than the cookie lives (two time slots of handshakeMs): the PROOF
-    // carries a cookie the acceptor no longer computes, and goes nowhere.
-    await new Promise((r) => setTimeout(r, 850));
-    relay.send(hello);
-    await new Promise((r) => setTimeout(r, 50));
-    relay.send(proof);
-    await until('stale proof ignored', () => listener(b).strays >= before.strays + 1);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(listener(b).handshakes).toBe(before.handshakes);
-    expect(link(b, 'a')!.state).toBe('down');
-  });
-});
-
-/** A NAT in front of a dialer: the dialer talks to `port`; the NAT talks to the target from an outside port it can change. */
-async function nat(targetPort: number) {
-  const inside: UdpSocket = createSocket('udp4');
-  let client: RemoteInfo | null = null;
-  const outsides: UdpSocket[] = [];
-  const fromClient: Buffer[] = [];
-  const bind = async (): Promise<UdpSocket> => {
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    s.on('message', (msg) => {
-      // A NAT forwards back only what arrives at the current mapping.
-      if (s === outsides[outsides.length - 1] && client) inside.send(msg, client.port, client.address);
+    test('three daemons: a proxy relays between a TCP host and a UDP host', async () => {
+      const proxy = await daemon('proxy');
+      const h1 = await daemon('h1');
+      const h2 = await daemon('h2');
+      connectPair(h1, proxy, { peer: 'proxy', bPeer: 'h1', proto: 'tcp' });
+      connectPair(h2, proxy, { peer: 'proxy', bPeer: 'h2', proto: 'udp', mode: 'auth-only' });
+      proxy.on('frame', (from, frame) => proxy.send(from === 'h1' ? 'h2' : 'h1', frame));
+      const at1 = inbox(h1);
+      const at2 = inbox(h2);
+      await Promise.all([up(h1, 'proxy'), up(h2, 'proxy'), up(proxy, 'h1'), up(proxy, 'h2')]);
+      h1.send('proxy', frameOf(100, 0xa1));
+      h2.send('proxy', frameOf(200, 0xb2));
+      await until('relayed frames', () => at1.length === 1 && at2.length === 1);
+      expect(at2[0]!.frame.equals(frameOf(100, 0xa1))).toBe(true);
+      expect(at1[0]!.frame.equals(frameOf(200, 0xb2))).toBe(true);
+      expect(proxy.stats().map((s) => [s.peer, s.proto, s.rxFrames, s.txFrames])).toEqual([
+        ['h1', 'tcp', 1, 1],
+        ['h2', 'udp', 1, 1],
+      ]);
     });
-    outsides.push(s);
-    return s;
-  };
-  await bind();
-  inside.on('message', (msg, rinfo) => {
-    client = rinfo;
-    fromClient.push(Buffer.from(msg));
-    outsides[outsides.length - 1]!.send(msg, targetPort, '127.0.0.1');
+
+    test('frames up to the transport limit cross; larger ones and sends on a down link are dropped', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const c = await daemon('c');
+      const atB = inbox(b);
+      const atC = inbox(c);
+      expect(a.send('b', frameOf(60, 1))).toBe(false);
+      connectPair(a, b, { proto: 'tcp' });
+      connectPair(a, c, { peer: 'c', proto: 'udp' });
+      expect(a.send('b', frameOf(60, 1))).toBe(false);
+      await Promise.all([up(a, 'b'), up(a, 'c')]);
+      expect(a.send('b', frameOf(MAX_FRAME, 2))).toBe(true);
+      expect(a.send('b', frameOf(MAX_FRAME + 1, 3))).toBe(false);
+      expect(a.send('c', frameOf(UDP_MAX_FRAME, 4))).toBe(true);
+      expect(a.send('c', frameOf(UDP_MAX_FRAME + 1, 5))).toBe(false);
+      expect(a.send('nobody', frameOf(60, 6))).toBe(false);
+      await until('jumbo frames', () => atB.length === 1 && atC.length === 1);
+      expect(atB[0]!.frame.length).toBe(MAX_FRAME);
+      expect(atC[0]!.frame.length).toBe(UDP_MAX_FRAME);
+      expect(link(a, 'b')!.dropped).toBe(2);
+      expect(link(a, 'c')!.dropped).toBe(1);
+    });
+
+    test('a burst of frames in one turn is batched over TCP and arrives whole and in order', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const atB = inbox(b);
+      connectPair(a, b, { proto: 'tcp' });
+      await up(a, 'b');
+      // Sizes chosen so that batches fill up and are cut mid-turn, yet the
+      // whole burst stays under the send queue's limit (beyond it, frames are dropped).
+      const sizes = Array.from({ length: 300 }, (_, i) => (i % 50 === 0 ? MAX_FRAME : i % 7 === 0 ? 4000 : 60 + i));
+      sizes.forEach((n, i) => {
+        const f = randomBytes(n);
+        f.writeUInt16BE(i, 0);
+        expect(a.send('b', f)).toBe(true);
+      });
+      await until('all frames', () => atB.length === sizes.length);
+      expect(atB.map((f) => [f.frame.length, f.frame.readUInt16BE(0)])).toEqual(sizes.map((n, i) => [n, i]));
+      expect(link(b, 'a')!.rxBytes).toBe(sizes.reduce((x, y) => x + y, 0));
+    });
+
+    test('a burst beyond the send queue limit is dropped, not queued', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      connectPair(a, b, { proto: 'tcp' });
+      await up(a, 'b');
+      // 26 MB in one turn: more than the kernel's socket buffer (which the fast path writes into at once) and the daemon's 1 MiB queue.
+      const results = Array.from({ length: 400 }, () => a.send('b', frameOf(MAX_FRAME, 1)));
+      expect(results.filter((r) => !r).length).toBeGreaterThan(0);
+      expect(link(a, 'b')).toMatchObject({ state: 'up', dropped: results.filter((r) => !r).length });
+    });
+
+    test('keep-alives measure the round trip', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      connectPair(a, b, { proto: 'udp' });
+      const rtt = await until('an RTT sample', () => link(a, 'b')?.rttMs ?? null);
+      expect(rtt).toBeGreaterThanOrEqual(0);
+      await until('an RTT at the acceptor too', () => link(b, 'a')?.rttMs !== null);
+    });
   });
-  await new Promise<void>((r) => inside.bind(0, '127.0.0.1', r));
-  cleanups.push(async () => {
-    for (const s of [inside, ...outsides]) await new Promise<void>((r) => s.close(() => r()));
+
+  maybe('authentication', () => {
+    test.each(['tcp', 'udp'] as const)('%s: a wrong key is refused and counted at both ends', async (proto) => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      let ups = 0;
+      a.on('up', () => ups++);
+      b.on('up', () => ups++);
+      connectPair(a, b, { proto, aKey: randomBytes(32), bKey: randomBytes(32) });
+      await until('two refusals', () => listener(b).authFailures >= 2 && link(a, 'b')!.authFailures >= 2);
+      expect(link(b, 'a')!.authFailures).toBeGreaterThanOrEqual(2);
+      expect(link(a, 'b')!.lastError).toMatch(/refused/);
+      expect(ups).toBe(0);
+      expect(a.send('b', frameOf(60, 0))).toBe(false);
+    });
+
+    test.each(['tcp', 'udp'] as const)('%s: unknown peers, peers we dial ourselves, and misaddressed handshakes are refused', async (proto) => {
+      const key = randomBytes(32);
+      const b = await daemon('b');
+      const stranger = await daemon('stranger');
+      stranger.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+      await until('unknown peer', () => listener(b).unknownPeer >= 1);
+
+      const a = await daemon('a');
+      b.add({ peer: 'a', proto, dial: true, address: '127.0.0.1:9', key, mode: 'encrypt' });
+      a.add({ peer: 'b', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+      const before = listener(b).unknownPeer;
+      await until('a refused: b dials a itself', () => listener(b).unknownPeer > before);
+
+      // The right key, sent to the right port, but addressed to another name.
+      b.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
+      a.add({ peer: 'c', proto, dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+      a.remove('b');
+      const before2 = listener(b).unknownPeer;
+      await until('misaddressed refused', () => listener(b).unknownPeer > before2);
+      expect(b.stats().every((s) => s.state !== 'up')).toBe(true);
+      await until('the stranger counts its refusal', () => link(stranger, 'b')!.authFailures >= 1);
+    });
+
+    test('a mode mismatch is refused, and counted as such', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const key = randomBytes(32);
+      a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'encrypt' });
+      b.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'auth-only' });
+      await until('mismatch', () => listener(b).mismatch >= 1);
+      expect(link(a, 'b')!.state).not.toBe('up');
+    });
+
+    test('a replayed UDP datagram is rejected, and the frame arrives once', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const relay = await udpRelay(b.port);
+      relay.duplicateData = true;
+      const atB = inbox(b);
+      connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+      await up(a, 'b');
+      for (let i = 0; i < 5; i++) a.send('b', frameOf(80, i));
+      await until('duplicates rejected', () => link(b, 'a')!.replayed >= 5 && atB.length >= 5);
+      // A late replay of the first data datagram, after the window moved on.
+      relay.send(relay.fromClient.find((m) => m[0] === 0x10)!);
+      await until('late replay rejected', () => link(b, 'a')!.replayed >= 6);
+      expect(atB.map((f) => f.frame[0])).toEqual([0, 1, 2, 3, 4]);
+    });
+
+    test('a recorded UDP handshake replayed later opens nothing', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const relay = await udpRelay(b.port);
+      connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+      await up(b, 'a');
+      a.remove('b');
+      await until('b sees a go', () => link(b, 'a')!.state === 'down');
+      const hello = relay.fromClient.find((m) => m[0] === 0x01)!;
+      const proof = relay.fromClient.find((m) => m[0] === 0x03)!;
+      const before = listener(b);
+      // At once: the acceptor remembers the handshake and answers with its old
+      // ACCEPT (as for a retransmission); no second session opens.
+      relay.send(proof);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(listener(b).handshakes).toBe(before.handshakes);
+      // Later than the cookie lives (two time slots of handshakeMs): the PROOF
+      // carries a cookie the acceptor no longer computes, and goes nowhere.
+      await new Promise((r) => setTimeout(r, 850));
+      relay.send(hello);
+      await new Promise((r) => setTimeout(r, 50));
+      relay.send(proof);
+      await until('stale proof ignored', () => listener(b).strays >= before.strays + 1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(listener(b).handshakes).toBe(before.handshakes);
+      expect(link(b, 'a')!.state).toBe('down');
+    });
   });
-  return {
-    port: inside.address().port,
-    fromClient,
-    outsidePort: () => outsides[outsides.length - 1]!.address().port,
-    /** The mapping expires and the next datagram leaves from a new port. */
-    rebind: bind,
-  };
-}
 
-describe('NAT rebinding and spoofing (UDP)', () => {
-  test('a peer whose address changes is followed once a record from the new address authenticates, never before', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const atA = inbox(a);
-    const atB = inbox(b);
-    const n = await nat(b.port);
-    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${n.port}` });
-    await Promise.all([up(a, 'b'), up(b, 'a')]);
-    expect(a.send('b', frameOf(100, 1))).toBe(true);
-    await until('first frame', () => atB.length === 1);
-    const first = n.outsidePort();
-    expect(link(b, 'a')!.remote).toBe(`127.0.0.1:${first}`);
-
-    // From another address: a recorded authentic record (a replay) and one altered in transit. Neither moves the link.
-    const data = n.fromClient.filter((m) => m[0] === 0x10);
-    const spoofer = createSocket('udp4');
-    cleanups.push(() => new Promise<void>((r) => spoofer.close(() => r())));
-    await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', r));
-    const altered = Buffer.from(data[data.length - 1]!);
-    altered[altered.length - 1] = altered[altered.length - 1]! ^ 1;
-    const strays = listener(b).strays;
-    spoofer.send(data[data.length - 1]!, b.port, '127.0.0.1');
-    spoofer.send(altered, b.port, '127.0.0.1');
-    await until('spoofed records dropped', () => listener(b).strays >= strays + 2);
-    expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${first}`, moves: 0, state: 'up' });
-    expect(atB).toHaveLength(1);
-
-    // The NAT rebinds: the next record comes from a new port, authenticates, and the link follows it both ways.
-    await n.rebind();
-    expect(a.send('b', frameOf(100, 2))).toBe(true);
-    await until('frame via the new mapping', () => atB.length === 2);
-    expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${n.outsidePort()}`, moves: 1, reconnects: 0, state: 'up' });
-    expect(b.send('a', frameOf(100, 3))).toBe(true);
-    await until('reply through the new mapping', () => atA.length === 1);
-    expect(atA[0]!.frame[0]).toBe(3);
-    expect(link(a, 'b')).toMatchObject({ reconnects: 0, moves: 0 });
-  });
-
-  test('a flood of HELLOs from many addresses leaves no state behind: each gets a stateless CHALLENGE, and a real dialer gets through', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    let challenges = 0;
-    const hello = () => new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'udp', mode: 'encrypt' }).hello;
-    // More sources than the 256 half-open handshakes an acceptor used to hold, each never finishing.
-    const SOURCES = 320;
-    const flooders: UdpSocket[] = [];
+  /** A NAT in front of a dialer: the dialer talks to `port`; the NAT talks to the target from an outside port it can change. */
+  async function nat(targetPort: number) {
+    const inside: UdpSocket = createSocket('udp4');
+    let client: RemoteInfo | null = null;
+    const outsides: UdpSocket[] = [];
+    const fromClient: Buffer[] = [];
+    const bind = async (): Promise<UdpSocket> => {
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      s.on('message', (msg) => {
+        // A NAT forwards back only what arrives at the current mapping.
+        if (s === outsides[outsides.length - 1] && client) inside.send(msg, client.port, client.address);
+      });
+      outsides.push(s);
+      return s;
+    };
+    await bind();
+    inside.on('message', (msg, rinfo) => {
+      client = rinfo;
+      fromClient.push(Buffer.from(msg));
+      outsides[outsides.length - 1]!.send(msg, targetPort, '127.0.0.1');
+    });
+    await new Promise<void>((r) => inside.bind(0, '127.0.0.1', r));
     cleanups.push(async () => {
-      for (const f of flooders) await new Promise<void>((r) => f.close(() => r()));
+      for (const s of [inside, ...outsides]) await new Promise<void>((r) => s.close(() => r()));
     });
-    for (let i = 0; i < SOURCES; i++) {
-      const f = createSocket('udp4');
-      f.on('message', (m) => m[0] === 0x02 && challenges++);
-      await new Promise<void>((r) => f.bind(0, '127.0.0.1', r));
-      flooders.push(f);
-      for (let k = 0; k < 3; k++) f.send(hello(), b.port, '127.0.0.1');
-    }
-    await until('challenges', () => challenges >= SOURCES * 3 * 0.9);
-    // A PROOF with a cookie this daemon never issued is not even checked against a key.
-    flooders[0]!.send(Buffer.concat([Buffer.from([0x03]), randomBytes(64), hello()]), b.port, '127.0.0.1');
-    connectPair(a, b, { proto: 'udp' });
-    await Promise.all([up(a, 'b'), up(b, 'a')]);
-    await until('forged proof dropped', () => listener(b).strays >= 1);
-    expect(listener(b)).toMatchObject({ busy: 0, authFailures: 0, unknownPeer: 0, handshakes: 1 });
-  });
-});
+    return {
+      port: inside.address().port,
+      fromClient,
+      outsidePort: () => outsides[outsides.length - 1]!.address().port,
+      /** The mapping expires and the next datagram leaves from a new port. */
+      rebind: bind,
+    };
+  }
 
-describe('bad input', () => {
-  test('garbage, a 10 MB length prefix, a truncated handshake and a silent connection are dropped and counted', async () => {
-    const b = await daemon('b');
-    const a = await daemon('a');
+  maybe('NAT rebinding and spoofing (UDP)', () => {
+    test('a peer whose address changes is followed once a record from the new address authenticates, never before', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const atA = inbox(a);
+      const atB = inbox(b);
+      const n = await nat(b.port);
+      connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${n.port}` });
+      await Promise.all([up(a, 'b'), up(b, 'a')]);
+      expect(a.send('b', frameOf(100, 1))).toBe(true);
+      await until('first frame', () => atB.length === 1);
+      const first = n.outsidePort();
+      expect(link(b, 'a')!.remote).toBe(`127.0.0.1:${first}`);
 
-    const http = await rawTcp(b.port);
-    http.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    await http.gone;
+      // From another address: a recorded authentic record (a replay) and one altered in transit. Neither moves the link.
+      const data = n.fromClient.filter((m) => m[0] === 0x10);
+      const spoofer = createSocket('udp4');
+      cleanups.push(() => new Promise<void>((r) => spoofer.close(() => r())));
+      await new Promise<void>((r) => spoofer.bind(0, '127.0.0.1', r));
+      const altered = Buffer.from(data[data.length - 1]!);
+      altered[altered.length - 1] = altered[altered.length - 1]! ^ 1;
+      const strays = listener(b).strays;
+      spoofer.send(data[data.length - 1]!, b.port, '127.0.0.1');
+      spoofer.send(altered, b.port, '127.0.0.1');
+      await until('spoofed records dropped', () => listener(b).strays >= strays + 2);
+      expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${first}`, moves: 0, state: 'up' });
+      expect(atB).toHaveLength(1);
 
-    const huge = await rawTcp(b.port);
-    const prefix = Buffer.alloc(4);
-    prefix.writeUInt32BE(10 * 1024 * 1024);
-    huge.write(Buffer.concat([prefix, randomBytes(4096)]));
-    await huge.gone;
-
-    const junk = await rawTcp(b.port);
-    junk.write(withLength(Buffer.from('hello there')));
-    await junk.gone;
-
-    const hello = new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'tcp', mode: 'encrypt' }).hello;
-    const truncated = await rawTcp(b.port);
-    truncated.end(withLength(hello).subarray(0, 20));
-    await truncated.gone;
-
-    const silent = await rawTcp(b.port);
-    await silent.gone;
-
-    await until('all counted', () => {
-      const s = listener(b);
-      return s.oversize >= 2 && s.malformed >= 1 && s.aborted >= 1 && s.timeouts >= 1 && s;
+      // The NAT rebinds: the next record comes from a new port, authenticates, and the link follows it both ways.
+      await n.rebind();
+      expect(a.send('b', frameOf(100, 2))).toBe(true);
+      await until('frame via the new mapping', () => atB.length === 2);
+      expect(link(b, 'a')).toMatchObject({ remote: `127.0.0.1:${n.outsidePort()}`, moves: 1, reconnects: 0, state: 'up' });
+      expect(b.send('a', frameOf(100, 3))).toBe(true);
+      await until('reply through the new mapping', () => atA.length === 1);
+      expect(atA[0]!.frame[0]).toBe(3);
+      expect(link(a, 'b')).toMatchObject({ reconnects: 0, moves: 0 });
     });
-    expect(listener(b).connections).toBe(5);
 
-    // Still serving.
-    connectPair(a, b, { proto: 'tcp' });
-    await up(a, 'b');
+    test('a flood of HELLOs from many addresses leaves no state behind: each gets a stateless CHALLENGE, and a real dialer gets through', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      let challenges = 0;
+      const hello = () => new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'udp', mode: 'encrypt' }).hello;
+      // More sources than the 256 half-open handshakes an acceptor used to hold, each never finishing.
+      const SOURCES = 320;
+      const flooders: UdpSocket[] = [];
+      cleanups.push(async () => {
+        for (const f of flooders) await new Promise<void>((r) => f.close(() => r()));
+      });
+      for (let i = 0; i < SOURCES; i++) {
+        const f = createSocket('udp4');
+        f.on('message', (m) => m[0] === 0x02 && challenges++);
+        await new Promise<void>((r) => f.bind(0, '127.0.0.1', r));
+        flooders.push(f);
+        for (let k = 0; k < 3; k++) f.send(hello(), b.port, '127.0.0.1');
+      }
+      await until('challenges', () => challenges >= SOURCES * 3 * 0.9);
+      // A PROOF with a cookie this daemon never issued is not even checked against a key.
+      flooders[0]!.send(Buffer.concat([Buffer.from([0x03]), randomBytes(64), hello()]), b.port, '127.0.0.1');
+      connectPair(a, b, { proto: 'udp' });
+      await Promise.all([up(a, 'b'), up(b, 'a')]);
+      await until('forged proof dropped', () => listener(b).strays >= 1);
+      expect(listener(b)).toMatchObject({ busy: 0, authFailures: 0, unknownPeer: 0, handshakes: 1 });
+    });
   });
 
-  test('a flood of silent connections is capped, and the daemon still serves', async () => {
-    const b = await daemon('b', { handshakeMs: 2000 });
-    const a = await daemon('a');
-    const sockets = await Promise.all(Array.from({ length: 140 }, () => rawTcp(b.port)));
-    await until('busy', () => listener(b).busy >= 1);
-    for (const s of sockets) s.destroy();
-    await until('aborted', () => listener(b).aborted >= 100);
-    connectPair(a, b, { proto: 'tcp' });
-    await up(a, 'b');
+  maybe('bad input', () => {
+    test('garbage, a 10 MB length prefix, a truncated handshake and a silent connection are dropped and counted', async () => {
+      const b = await daemon('b');
+      const a = await daemon('a');
+
+      const http = await rawTcp(b.port);
+      http.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await http.gone;
+
+      const huge = await rawTcp(b.port);
+      const prefix = Buffer.alloc(4);
+      prefix.writeUInt32BE(10 * 1024 * 1024);
+      huge.write(Buffer.concat([prefix, randomBytes(4096)]));
+      await huge.gone;
+
+      const junk = await rawTcp(b.port);
+      junk.write(withLength(Buffer.from('hello there')));
+      await junk.gone;
+
+      const hello = new DialerHandshake(randomBytes(32), { self: 'a', peer: 'b', proto: 'tcp', mode: 'encrypt' }).hello;
+      const truncated = await rawTcp(b.port);
+      truncated.end(withLength(hello).subarray(0, 20));
+      await truncated.gone;
+
+      const silent = await rawTcp(b.port);
+      await silent.gone;
+
+      await until('all counted', () => {
+        const s = listener(b);
+        return s.oversize >= 2 && s.malformed >= 1 && s.aborted >= 1 && s.timeouts >= 1 && s;
+      });
+      expect(listener(b).connections).toBe(5);
+
+      // Still serving.
+      connectPair(a, b, { proto: 'tcp' });
+      await up(a, 'b');
+    });
+
+    test('a flood of silent connections is capped, and the daemon still serves', async () => {
+      const b = await daemon('b', { handshakeMs: 2000 });
+      const a = await daemon('a');
+      const sockets = await Promise.all(Array.from({ length: 140 }, () => rawTcp(b.port)));
+      await until('busy', () => listener(b).busy >= 1);
+      for (const s of sockets) s.destroy();
+      await until('aborted', () => listener(b).aborted >= 100);
+      connectPair(a, b, { proto: 'tcp' });
+      await up(a, 'b');
+    });
+
+    test('garbage datagrams are ignored and counted', async () => {
+      const b = await daemon('b');
+      const a = await daemon('a');
+      const s = createSocket('udp4');
+      cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      const garbage = [
+        Buffer.from([0x10, 1, 2, 3]),
+        Buffer.from([0xff]),
+        Buffer.alloc(0),
+        Buffer.concat([Buffer.from([0x03]), randomBytes(32)]),
+        Buffer.concat([Buffer.from([0x01, 0x01, 0x00]), randomBytes(60)]),
+        randomBytes(1400),
+      ];
+      for (const g of garbage) s.send(g, b.port, '127.0.0.1');
+      await until('counted', () => listener(b).strays + listener(b).malformed >= garbage.length - 1);
+      connectPair(a, b, { proto: 'udp' });
+      await up(a, 'b');
+    });
   });
 
-  test('garbage datagrams are ignored and counted', async () => {
-    const b = await daemon('b');
-    const a = await daemon('a');
-    const s = createSocket('udp4');
-    cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    const garbage = [
-      Buffer.from([0x10, 1, 2, 3]),
-      Buffer.from([0xff]),
-      Buffer.alloc(0),
-      Buffer.concat([Buffer.from([0x03]), randomBytes(32)]),
-      Buffer.concat([Buffer.from([0x01, 0x01, 0x00]), randomBytes(60)]),
-      randomBytes(1400),
-    ];
-    for (const g of garbage) s.send(g, b.port, '127.0.0.1');
-    await until('counted', () => listener(b).strays + listener(b).malformed >= garbage.length - 1);
-    connectPair(a, b, { proto: 'udp' });
-    await up(a, 'b');
-  });
-});
+  maybe('resilience', () => {
+    test('a TCP link cut in the middle is re-dialed and traffic resumes', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const proxy = await tcpProxy(b.port);
+      const atB = inbox(b);
+      const downs: string[] = [];
+      a.on('down', (peer, reason) => downs.push(`${peer}: ${reason}`));
+      connectPair(a, b, { proto: 'tcp', address: `127.0.0.1:${proxy.port}` });
+      await up(a, 'b');
+      proxy.cut();
+      await until('down', () => downs.length >= 1);
+      await until('re-dialed', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects >= 1);
+      await until('b up again', () => link(b, 'a')!.state === 'up');
+      expect(a.send('b', frameOf(64, 7))).toBe(true);
+      await until('frame after re-dial', () => atB.length === 1);
+    });
 
-describe('resilience', () => {
-  test('a TCP link cut in the middle is re-dialed and traffic resumes', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const proxy = await tcpProxy(b.port);
-    const atB = inbox(b);
-    const downs: string[] = [];
-    a.on('down', (peer, reason) => downs.push(`${peer}: ${reason}`));
-    connectPair(a, b, { proto: 'tcp', address: `127.0.0.1:${proxy.port}` });
-    await up(a, 'b');
-    proxy.cut();
-    await until('down', () => downs.length >= 1);
-    await until('re-dialed', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects >= 1);
-    await until('b up again', () => link(b, 'a')!.state === 'up');
-    expect(a.send('b', frameOf(64, 7))).toBe(true);
-    await until('frame after re-dial', () => atB.length === 1);
-  });
+    test('a TCP record altered in transit is rejected; the link is re-established', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const proxy = await tcpProxy(b.port);
+      const atB = inbox(b);
+      connectPair(a, b, { proto: 'tcp', mode: 'auth-only', address: `127.0.0.1:${proxy.port}` });
+      await up(b, 'a');
+      proxy.corruptNext = true;
+      a.send('b', frameOf(100, 1));
+      await until('rejected', () => link(b, 'a')!.rejected === 1);
+      expect(link(b, 'a')!.lastError).toBe('record failed authentication');
+      expect(atB).toHaveLength(0);
+      await until('back up', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects === 1);
+    });
 
-  test('a TCP record altered in transit is rejected; the link is re-established', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const proxy = await tcpProxy(b.port);
-    const atB = inbox(b);
-    connectPair(a, b, { proto: 'tcp', mode: 'auth-only', address: `127.0.0.1:${proxy.port}` });
-    await up(b, 'a');
-    proxy.corruptNext = true;
-    a.send('b', frameOf(100, 1));
-    await until('rejected', () => link(b, 'a')!.rejected === 1);
-    expect(link(b, 'a')!.lastError).toBe('record failed authentication');
-    expect(atB).toHaveLength(0);
-    await until('back up', () => link(a, 'b')!.state === 'up' && link(a, 'b')!.reconnects === 1);
-  });
+    test.each(['tcp', 'udp'] as const)('%s: restarting the accepting daemon on the same port brings the link back', async (proto) => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const key = randomBytes(32);
+      connectPair(a, b, { proto, key });
+      await up(a, 'b');
+      const port = b.port;
+      await b.close();
+      await until('a sees b go', () => link(a, 'b')!.state !== 'up');
+      const b2 = await daemon('b', { port });
+      b2.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
+      const atB2 = inbox(b2);
+      await up(a, 'b');
+      await up(b2, 'a');
+      expect(link(a, 'b')!.reconnects).toBe(1);
+      a.send('b', frameOf(64, 9));
+      await until('frame to the new b', () => atB2.length === 1);
+    });
 
-  test.each(['tcp', 'udp'] as const)('%s: restarting the accepting daemon on the same port brings the link back', async (proto) => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const key = randomBytes(32);
-    connectPair(a, b, { proto, key });
-    await up(a, 'b');
-    const port = b.port;
-    await b.close();
-    await until('a sees b go', () => link(a, 'b')!.state !== 'up');
-    const b2 = await daemon('b', { port });
-    b2.add({ peer: 'a', proto, dial: false, key, mode: 'encrypt' });
-    const atB2 = inbox(b2);
-    await up(a, 'b');
-    await up(b2, 'a');
-    expect(link(a, 'b')!.reconnects).toBe(1);
-    a.send('b', frameOf(64, 9));
-    await until('frame to the new b', () => atB2.length === 1);
-  });
+    test('a UDP peer that falls silent is declared dead, and the link recovers when it returns', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const relay = await udpRelay(b.port);
+      const reasons: string[] = [];
+      a.on('down', (_peer, reason) => reasons.push(reason));
+      connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+      await up(a, 'b');
+      relay.blackhole = true;
+      await until('dead peer', () => reasons.length >= 1);
+      expect(reasons[0]).toMatch(/silent/);
+      await until('b notices too', () => link(b, 'a')!.state === 'down');
+      relay.blackhole = false;
+      await up(a, 'b');
+      await up(b, 'a');
+    });
 
-  test('a UDP peer that falls silent is declared dead, and the link recovers when it returns', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const relay = await udpRelay(b.port);
-    const reasons: string[] = [];
-    a.on('down', (_peer, reason) => reasons.push(reason));
-    connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
-    await up(a, 'b');
-    relay.blackhole = true;
-    await until('dead peer', () => reasons.length >= 1);
-    expect(reasons[0]).toMatch(/silent/);
-    await until('b notices too', () => link(b, 'a')!.state === 'down');
-    relay.blackhole = false;
-    await up(a, 'b');
-    await up(b, 'a');
-  });
+    test.each(['tcp', 'udp'] as const)('%s: remove() closes the link at both ends', async (proto) => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      connectPair(a, b, { proto });
+      await Promise.all([up(a, 'b'), up(b, 'a')]);
+      const bDown = new Promise<string>((r) => b.once('down', (_peer, reason) => r(reason)));
+      a.remove('b');
+      expect(await bDown).toBe('peer closed the link');
+      expect(link(a, 'b')).toBeUndefined();
+      expect(a.send('b', frameOf(60, 0))).toBe(false);
+      expect(link(b, 'a')!.state).toBe('down');
+    });
 
-  test.each(['tcp', 'udp'] as const)('%s: remove() closes the link at both ends', async (proto) => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    connectPair(a, b, { proto });
-    await Promise.all([up(a, 'b'), up(b, 'a')]);
-    const bDown = new Promise<string>((r) => b.once('down', (_peer, reason) => r(reason)));
-    a.remove('b');
-    expect(await bDown).toBe('peer closed the link');
-    expect(link(a, 'b')).toBeUndefined();
-    expect(a.send('b', frameOf(60, 0))).toBe(false);
-    expect(link(b, 'a')!.state).toBe('down');
-  });
+    test('add() is idempotent, and a changed spec replaces the link', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const key = randomBytes(32);
+      connectPair(a, b, { proto: 'tcp', key });
+      await up(a, 'b');
+      let downs = 0;
+      a.on('down', () => downs++);
+      a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key: Buffer.from(key), mode: 'encrypt' });
+      expect(link(a, 'b')!.state).toBe('up');
+      expect(downs).toBe(0);
+      b.add({ peer: 'a', proto: 'udp', dial: false, key, mode: 'auth-only' });
+      a.add({ peer: 'b', proto: 'udp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'auth-only' });
+      expect(downs).toBe(1);
+      const s = await up(a, 'b');
+      expect(s).toMatchObject({ proto: 'udp', mode: 'auth-only', reconnects: 0 });
+      const atB = inbox(b);
+      a.send('b', frameOf(60, 3));
+      await until('frame over the new link', () => atB.length === 1);
+    });
 
-  test('add() is idempotent, and a changed spec replaces the link', async () => {
-    const a = await daemon('a');
-    const b = await daemon('b');
-    const key = randomBytes(32);
-    connectPair(a, b, { proto: 'tcp', key });
-    await up(a, 'b');
-    let downs = 0;
-    a.on('down', () => downs++);
-    a.add({ peer: 'b', proto: 'tcp', dial: true, address: `127.0.0.1:${b.port}`, key: Buffer.from(key), mode: 'encrypt' });
-    expect(link(a, 'b')!.state).toBe('up');
-    expect(downs).toBe(0);
-    b.add({ peer: 'a', proto: 'udp', dial: false, key, mode: 'auth-only' });
-    a.add({ peer: 'b', proto: 'udp', dial: true, address: `127.0.0.1:${b.port}`, key, mode: 'auth-only' });
-    expect(downs).toBe(1);
-    const s = await up(a, 'b');
-    expect(s).toMatchObject({ proto: 'udp', mode: 'auth-only', reconnects: 0 });
-    const atB = inbox(b);
-    a.send('b', frameOf(60, 3));
-    await until('frame over the new link', () => atB.length === 1);
-  });
-
-  test('an invalid spec is refused at add()', async () => {
-    const a = await daemon('a');
-    const key = randomBytes(32);
-    expect(() => a.add({ peer: 'b', proto: 'tcp', dial: true, key, mode: 'encrypt' })).toThrow(/address/);
-    expect(() => a.add({ peer: 'b', proto: 'tcp', dial: false, key: key.subarray(0, 16), mode: 'encrypt' })).toThrow(/32 bytes/);
-    expect(() => a.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/itself/);
-    expect(() => a.add({ peer: '-x', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/name/);
-    expect(a.stats()).toEqual([]);
+    test('an invalid spec is refused at add()', async () => {
+      const a = await daemon('a');
+      const key = randomBytes(32);
+      expect(() => a.add({ peer: 'b', proto: 'tcp', dial: true, key, mode: 'encrypt' })).toThrow(/address/);
+      expect(() => a.add({ peer: 'b', proto: 'tcp', dial: false, key: key.subarray(0, 16), mode: 'encrypt' })).toThrow(/32 bytes/);
+      expect(() => a.add({ peer: 'a', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/itself/);
+      expect(() => a.add({ peer: '-x', proto: 'tcp', dial: false, key, mode: 'encrypt' })).toThrow(/name/);
+      expect(a.stats()).toEqual([]);
+    });
   });
 });

@@ -416,14 +416,14 @@ static void received(datapath_t *dp, unsigned char *d, size_t len, const struct 
 }
 
 static void udp_closed(uv_handle_t *h) {
-  datapath_t *dp = (datapath_t *)h->data;
-  close(dp->udp_fd);
-  dp->udp_fd = -1;
-  dp_release(dp);
+  dp_release((datapath_t *)h->data);
 }
 
+/* The descriptor closes now, not when libuv lets go of the handle: a daemon restarted at once can bind the port again. */
 static void udp_really_close(datapath_t *dp) {
   uv_poll_stop(&dp->udp_poll);
+  close(dp->udp_fd);
+  dp->udp_fd = -1;
   uv_close((uv_handle_t *)&dp->udp_poll, udp_closed);
 }
 
@@ -609,7 +609,6 @@ static void tcp_read(datapath_t *dp, tcp_t *t) {
 static void tcp_closed(uv_handle_t *h) {
   tcp_t *t = (tcp_t *)h->data;
   datapath_t *dp = t->dp;
-  close(t->fd);
   free(t->rx);
   free(t->tx);
   free(t->batch);
@@ -619,6 +618,7 @@ static void tcp_closed(uv_handle_t *h) {
 
 static void tcp_really_close(tcp_t *t) {
   uv_poll_stop(&t->poll);
+  close(t->fd);
   uv_close((uv_handle_t *)&t->poll, tcp_closed);
 }
 
