@@ -126,6 +126,7 @@ function cpuUs(pid: number): number {
 }
 
 const ECHOES = 500;
+const JS_ROW = 'vnetd 1 hop, TCP encrypt, no fast path';
 
 /**
  * Round-trip time, TCP throughput and small-frame rate from one VM namespace
@@ -237,11 +238,21 @@ async function main(): Promise<void> {
         await tb.exec(h, ['ip', 'link', 'set', 'brt', 'up']);
       }
     }
-    const [proxy, h1, h2] = await Promise.all([
-      tb.vnetd('proxy', 'proxy', PORT),
-      tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']),
-      tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2']),
-    ]);
+    const host = (name: 'h1' | 'h2', flags: string[] = []) => tb.vnetd(name, name, PORT, [`vm${name.slice(1)}=pcap:vm${name.slice(1)}`], flags);
+    const proxy = await tb.vnetd('proxy', 'proxy', PORT);
+    let [h1, h2] = await Promise.all([host('h1'), host('h2')]);
+    /** Stops both hosts' daemons and starts them again (they restore their links and rules), with `flags`. */
+    const restart = async (flags: string[]): Promise<void> => {
+      for (const d of [h1, h2]) {
+        d.ctl.close();
+        const gone = new Promise((r) => d.proc.once('exit', r));
+        d.proc.kill('SIGTERM');
+        await gone;
+      }
+      [h1, h2] = await Promise.all([host('h1', flags), host('h2', flags)]);
+      await linkUp(h1, 'h2');
+      await linkUp(h2, 'h1');
+    };
 
     rows.push(await measure(tb, 'direct veth (no overlay)', 'd1', 'd2', seconds));
     if (hasTinc) {
@@ -271,6 +282,14 @@ async function main(): Promise<void> {
       }
     }
 
+    // The same hop with every frame forwarded in JavaScript, for the event loop's floor below.
+    const k = randomBytes(32).toString('hex');
+    await batch(h2, [`LINK ADD h1 TCP ACCEPT - ${k}`]);
+    await batch(h1, [`LINK ADD h2 TCP DIAL ${tb.lanAddress.get('h2')}:${PORT} ${k}`]);
+    await restart(['--no-fast-path']);
+    rows.push(await measure(tb, JS_ROW, 'vm1', 'vm2', seconds, [h1, h2].map((d) => d.proc.pid!)));
+    await restart([]);
+
     // Two hops: the hosts' default rules now point at the Proxy, which knows where each VM is.
     const [k1, k2] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
     await batch(proxy, [`LINK ADD h1 TCP ACCEPT - ${k1}`, `LINK ADD h2 TCP ACCEPT - ${k2}`,
@@ -288,7 +307,7 @@ async function main(): Promise<void> {
   const floor = await eventLoopFloor();
   const base = rows[0]!;
   const tinc = hasTinc ? rows[1]! : undefined;
-  const oneHop = rows.find((r) => r.path === 'vnetd 1 hop, TCP encrypt')!;
+  const oneHop = rows.find((r) => r.path === JS_ROW)!;
   if (values.json) {
     process.stdout.write(JSON.stringify({ eventLoopFloorUsPerEcho: floor, rows: rows.map((r) => ({ ...r, addedRttUs: r.rttUs - base.rttUs, tcpVsDirect: r.tcpGbit / base.tcpGbit,
       ...(tinc ? { tcpVsTinc: r.tcpGbit / tinc.tcpGbit } : {}) })) }, null, 2) + '\n');
@@ -309,7 +328,7 @@ async function main(): Promise<void> {
   // A one-hop round trip crosses the two daemons twice each.
   const perTraversal = oneHop.cpuUsPerEcho! / 4;
   process.stdout.write(`\nevent-loop floor: a Node process that receives and sends back one datagram per wake-up spends ${fmt(floor, 0)} µs of CPU per echo;` +
-    ` vnetd spends ${fmt(perTraversal, 0)} µs per traversal of a ping where JavaScript forwards (1 hop, TCP encrypt: ${fmt(oneHop.cpuUsPerEcho!, 0)} µs over 4 traversals), ${fmt(perTraversal / floor, 2)}x the floor`);
+    ` vnetd spends ${fmt(perTraversal, 0)} µs per traversal of a ping where JavaScript forwards (${JS_ROW}: ${fmt(oneHop.cpuUsPerEcho!, 0)} µs over 4 traversals), ${fmt(perTraversal / floor, 2)}x the floor`);
   // UDP links between pcap interfaces are the fast path's (frames of known flows forwarded in C).
   const fast = rows.find((r) => r.path === 'vnetd 1 hop, UDP encrypt')!;
   const fastTraversal = fast.cpuUsPerEcho! / 4;

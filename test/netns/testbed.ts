@@ -214,11 +214,11 @@ export class Testbed {
     return { rx: s.rx.packets, tx: s.tx.packets };
   }
 
-  /** Starts vnetd inside a host's namespace and connects to its control socket. */
-  async vnetd(host: string, machine: string, port: number, ifaces: string[] = []): Promise<Daemon> {
+  /** Starts vnetd inside a host's namespace (with `flags` besides its own) and connects to its control socket. */
+  async vnetd(host: string, machine: string, port: number, ifaces: string[] = [], flags: string[] = []): Promise<Daemon> {
     const dir = path.join(this.dir, machine);
     const args = ['netns', 'exec', this.ns(host), process.execPath, VNETD, '--machine', machine, '--port', String(port),
-      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i])];
+      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i]), ...flags];
     const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
