@@ -333,15 +333,19 @@ async function main(): Promise<void> {
   const fast = rows.find((r) => r.path === 'vnetd 1 hop, UDP encrypt')!;
   const fastTraversal = fast.cpuUsPerEcho! / 4;
   process.stdout.write(`; the fast path (1 hop, UDP encrypt) ${fmt(fastTraversal, 0)} µs, ${fmt(fastTraversal / floor, 2)}x\n`);
-  const added = fast.rttUs - base.rttUs;
-  const busyAdded = fast.busyRttUs - base.busyRttUs;
-  const best = rows.filter((r) => r.path.startsWith('vnetd 1 hop')).reduce((a, b) => (b.tcpGbit > a.tcpGbit ? b : a));
-  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
-  // tinc's, same run: what a C overlay gets from this machine as it is now.
-  const tincAdded = tinc ? `; tinc ${fmt(tinc.rttUs - base.rttUs, 0)} µs` : '';
-  process.stdout.write(`target: under 100 µs added per hop: ${fmt(added, 0)} µs (1 hop, UDP encrypt; ${fmt(busyAdded, 0)} µs busy${tincAdded}), ${verdict(added < 100)};` +
-    ` at least 1 Gbit/s${tinc ? ' and at least tinc' : ''}: ${fmt(best.tcpGbit, 2)} Gbit/s (${best.path})` +
-    `${tinc ? `, ${fmt(best.tcpGbit / tinc.tcpGbit, 2)}x tinc` : ''}, ${verdict(best.tcpGbit >= 1 && (!tinc || best.tcpGbit >= tinc.tcpGbit))}\n`);
+  // The target, for each one-hop link with the fast path: all three must hold for one configuration.
+  // tinc's latency, same run, says what a C overlay gets from this machine as it is now.
+  const misses = (r: Row): string[] => [
+    ...(r.rttUs - base.rttUs < 100 ? [] : ['latency']),
+    ...(r.tcpGbit >= 1 ? [] : ['1 Gbit/s']),
+    ...(!tinc || r.tcpGbit >= tinc.tcpGbit ? [] : ['tinc']),
+  ];
+  const hops = rows.filter((r) => r.path.startsWith('vnetd 1 hop') && r.path !== JS_ROW);
+  process.stdout.write(`target (under 100 µs added per hop, at least 1 Gbit/s${tinc ? `, at least tinc's ${fmt(tinc.tcpGbit, 2)} Gbit/s; tinc adds ${fmt(tinc.rttUs - base.rttUs, 0)} µs` : ''}):\n` +
+    hops.map((r) => {
+      const miss = misses(r);
+      return `  ${r.path.slice('vnetd 1 hop, '.length)}: ${fmt(r.rttUs - base.rttUs, 0)} µs (${fmt(r.busyRttUs - base.busyRttUs, 0)} busy), ${fmt(r.tcpGbit, 2)} Gbit/s: ${miss.length ? `NOT met (${miss.join(', ')})` : 'met'}\n`;
+    }).join(''));
 }
 
 main().catch((e: Error) => fail(e.message));
