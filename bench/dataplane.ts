@@ -30,7 +30,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pcapBinding } from '../daemon/interfaces/pcap.js';
-import { netnsUnavailable, Testbed, type Daemon } from '../test/netns/testbed.js';
+import { batch, linkUp, netnsUnavailable, Testbed } from '../test/netns/testbed.js';
 import { median } from './stats.js';
 
 const MAC = { vm1: '02:00:00:00:01:01', vm2: '02:00:00:00:02:02', bcast: 'ff:ff:ff:ff:ff:ff' };
@@ -53,28 +53,6 @@ interface Row {
 function fail(message: string): never {
   process.stderr.write(`bench:dataplane: ${message}\n`);
   process.exit(1);
-}
-
-async function request(d: Daemon, line: string): Promise<string[]> {
-  const r = await d.ctl.request(line);
-  if (!r.ok) fail(`${d.host}: ${line} -> ERR ${r.code} ${r.text}`);
-  return r.data;
-}
-
-async function batch(d: Daemon, lines: string[]): Promise<void> {
-  await request(d, 'BATCH');
-  for (const l of lines) await request(d, l);
-  await request(d, 'COMMIT');
-}
-
-async function linkUp(d: Daemon, peer: string): Promise<void> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    const line = (await request(d, 'LINKS?')).find((l) => l.startsWith(peer + ' '));
-    if (line?.split(' ')[5] === 'up') return;
-    if (Date.now() > end) fail(`link ${d.host}–${peer} did not come up:\n${d.log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**

@@ -28,8 +28,9 @@ export class TcpChannel implements Channel, TcpTakeover {
   onClose: (reason: string) => void = () => {};
   private readonly reader = new LengthPrefixReader(MAX_HANDSHAKE);
   private closed = false;
-  /** Set once the fast path reads and writes the connection. */
+  /** Set once the fast path reads and writes the connection; `offered` while it is yet to take it. */
   private fast: TcpFastPath | null = null;
+  private offered: TcpFastPath | null = null;
   private corked = false;
   private readonly uncork = (): void => {
     this.corked = false;
@@ -84,8 +85,9 @@ export class TcpChannel implements Channel, TcpTakeover {
   handOver(to: TcpFastPath): void {
     // Node's own handle: its descriptor, and reading stopped and started. Internal, but unchanged for years.
     const handle = (this.socket as unknown as { _handle?: { fd?: unknown; readStop?: () => number; readStart?: () => number } })._handle;
+    this.offered = to;
     const take = (): void => {
-      if (this.closed || this.fast || !handle || typeof handle.fd !== 'number' || !handle.readStop || !handle.readStart) return;
+      if (this.closed || this.offered !== to || !handle || typeof handle.fd !== 'number' || !handle.readStop || !handle.readStart) return;
       // Whatever Node still has to send must go first: the fast path's writes would overtake it.
       if (this.socket.writableLength > 0) return void this.socket.once('drain', () => setImmediate(take));
       handle.readStop();
@@ -98,6 +100,7 @@ export class TcpChannel implements Channel, TcpTakeover {
         handle.readStart();
         return;
       }
+      this.offered = null;
       this.fast = to;
     };
     // Not now: the record that made the link (an ACCEPT, say) may share its chunk with records after it, still being read.
@@ -109,6 +112,7 @@ export class TcpChannel implements Channel, TcpTakeover {
   }
 
   reclaim(): void {
+    this.offered = null;
     this.takeBack();
   }
 

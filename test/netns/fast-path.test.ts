@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
-import type { Reply } from '../../src/wire/control.js';
-import { netnsUnavailable, Testbed, type Daemon } from './testbed.js';
+import { batch, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from './testbed.js';
 
 /**
  * The fast path (daemon/forward/fast-path.ts, pcap-native/fastpath.c) on
@@ -20,18 +19,6 @@ if (skip) console.warn(`fast-path tests skipped: ${skip}`);
 const MAC = { vm1: '02:00:00:00:01:01', vm2: '02:00:00:00:02:02', bcast: 'ff:ff:ff:ff:ff:ff' };
 const PORT = 5000;
 
-async function ok(d: Daemon, line: string): Promise<Reply> {
-  const r = await d.ctl.request(line);
-  if (!r.ok) throw new Error(`${d.host}: ${line} -> ERR ${r.code} ${r.text}\n${d.log()}`);
-  return r;
-}
-
-async function batch(d: Daemon, lines: string[]): Promise<void> {
-  await ok(d, 'BATCH');
-  for (const l of lines) await ok(d, l);
-  await ok(d, 'COMMIT');
-}
-
 /** A number from a query's lines: the line starting with `start`, the first match of `re` in it. */
 async function read(d: Daemon, query: string, start: string, re: RegExp): Promise<number> {
   const line = (await ok(d, query)).data.find((l) => l.startsWith(start));
@@ -42,19 +29,10 @@ async function read(d: Daemon, query: string, start: string, re: RegExp): Promis
 
 const carried = (d: Daemon) => read(d, 'STATS?', 'fast-path.frames ', /(\d+)$/);
 const ruleCount = (d: Daemon, rule: string) => read(d, 'RULES?', `${rule} `, /packets=(\d+)/);
-const linkState = async (d: Daemon, peer: string) => (await ok(d, 'LINKS?')).data.find((l) => l.startsWith(`${peer} `))?.split(' ')[5];
 const device = async (d: Daemon, name: string) => {
   const line = (await ok(d, 'DEVICES?')).data.find((l) => l.startsWith(`${name} `))!;
   return { rx: Number(/ rx=(\d+)\//.exec(line)![1]), tx: Number(/ tx=(\d+)\//.exec(line)![1]) };
 };
-
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed (${skip ?? 'root, ip, pcap'})`, (proto) => {
   let tb: Testbed;
@@ -68,7 +46,8 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
   const connect = async (key: string): Promise<void> => {
     await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
     await batch(h1, [`LINK ADD h2 ${proto} DIAL ${tb.lanAddress.get('h2')}:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
-    await until(`the ${proto} link is up`, async () => (await linkState(h1, 'h2')) === 'up' && (await linkState(h2, 'h1')) === 'up');
+    await linkUp(h1, 'h2');
+    await linkUp(h2, 'h1');
   };
 
   beforeAll(async () => {

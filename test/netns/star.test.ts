@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
-import type { Reply } from '../../src/wire/control.js';
-import { netnsUnavailable, Testbed, type Daemon } from './testbed.js';
+import { batch, link, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from './testbed.js';
 
 /**
  * Acceptance on real packets: three hosts (a Proxy and two hosts) on a LAN of
@@ -39,32 +38,6 @@ if (skip) console.warn(`namespace testbed tests skipped: ${skip}`);
 const MAC = { vm1: '02:00:00:00:01:01', vm2: '02:00:00:00:02:02', bcast: 'ff:ff:ff:ff:ff:ff' };
 const PORT = 5000;
 const key = () => randomBytes(32).toString('hex');
-
-async function ok(d: Daemon, line: string): Promise<Reply> {
-  const r = await d.ctl.request(line);
-  if (!r.ok) throw new Error(`${d.host}: ${line} -> ERR ${r.code} ${r.text}\n${d.log()}`);
-  return r;
-}
-
-async function batch(d: Daemon, lines: string[]): Promise<void> {
-  await ok(d, 'BATCH');
-  for (const l of lines) await ok(d, l);
-  await ok(d, 'COMMIT');
-}
-
-async function link(d: Daemon, peer: string): Promise<{ state: string; tx: number; rx: number }> {
-  const line = (await ok(d, 'LINKS?')).data.find((l) => l.startsWith(peer + ' '));
-  if (!line) throw new Error(`${d.host} has no link to ${peer}`);
-  return { state: line.split(' ')[5]!, tx: Number(/ tx=(\d+)\//.exec(line)![1]), rx: Number(/ rx=(\d+)\//.exec(line)![1]) };
-}
-
-async function linkUp(d: Daemon, peer: string): Promise<void> {
-  const end = Date.now() + 15_000;
-  while ((await link(d, peer)).state !== 'up') {
-    if (Date.now() > end) throw new Error(`link ${d.host}–${peer} did not come up:\n${d.log()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
   let tb: Testbed;

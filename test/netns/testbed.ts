@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ControlClient } from '../../src/remote/control-client.js';
+import type { Reply } from '../../src/wire/control.js';
 import { isAlive } from '../../src/util/process-alive.js';
 
 /**
@@ -81,6 +82,36 @@ export interface Daemon {
   proc: ChildProcess;
   ctl: ControlClient;
   log: () => string;
+}
+
+/** One control line to a testbed daemon; an error reply throws, with the daemon's log. */
+export async function ok(d: Daemon, line: string): Promise<Reply> {
+  const r = await d.ctl.request(line);
+  if (!r.ok) throw new Error(`${d.host}: ${line} -> ERR ${r.code} ${r.text}\n${d.log()}`);
+  return r;
+}
+
+/** Lines committed as one batch. */
+export async function batch(d: Daemon, lines: string[]): Promise<void> {
+  await ok(d, 'BATCH');
+  for (const l of lines) await ok(d, l);
+  await ok(d, 'COMMIT');
+}
+
+/** The daemon's link to `peer`: its state, and frames sent and received. */
+export async function link(d: Daemon, peer: string): Promise<{ state: string; tx: number; rx: number }> {
+  const line = (await ok(d, 'LINKS?')).data.find((l) => l.startsWith(peer + ' '));
+  if (!line) throw new Error(`${d.host} has no link to ${peer}`);
+  return { state: line.split(' ')[5]!, tx: Number(/ tx=(\d+)\//.exec(line)![1]), rx: Number(/ rx=(\d+)\//.exec(line)![1]) };
+}
+
+/** Waits until the daemon's link to `peer` is up (15 s at most). */
+export async function linkUp(d: Daemon, peer: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  while ((await link(d, peer)).state !== 'up') {
+    if (Date.now() > end) throw new Error(`link ${d.host}–${peer} did not come up:\n${d.log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export class Testbed {

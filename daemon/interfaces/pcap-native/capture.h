@@ -27,6 +27,8 @@ typedef struct {
   int port;
 } capture_t;
 
+/* Calls JavaScript's `fn` with `arg` from a libuv callback; an exception it throws is the process's uncaught exception, as from any callback. */
+void js_call(napi_env env, napi_async_context async, napi_ref fn, napi_value arg);
 /* The capture behind a handle from open(), or NULL (an exception is pending). */
 capture_t *capture_unwrap(napi_env env, napi_value handle);
 /* A frame captured on fast-path port `port`: 1 when the fast path forwarded it, 0 when JavaScript must. */

@@ -381,23 +381,13 @@ static void stage_datagram(datapath_t *dp, const struct sockaddr_storage *from, 
 
 static void deliver_up(datapath_t *dp) {
   napi_env env = dp->env;
-  napi_value buf, cb, recv, result;
+  napi_value buf;
   void *data;
   size_t n = dp->staged;
   dp->staged = 0;
   if (n == 0) return;
   if (napi_create_buffer_copy(env, n, dp->stage, &data, &buf) != napi_ok) return;
-  napi_get_reference_value(env, dp->on_up, &cb);
-  napi_get_global(env, &recv);
-  if (napi_make_callback(env, dp->async, recv, cb, 1, &buf, &result) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) {
-      napi_value e;
-      napi_get_and_clear_last_exception(env, &e);
-      napi_fatal_exception(env, e);
-    }
-  }
+  js_call(env, dp->async, dp->on_up, buf);
 }
 
 /* One datagram: forwarded here when it is a DATA record of a fast-path link whose flow is cached, else staged for JavaScript. */

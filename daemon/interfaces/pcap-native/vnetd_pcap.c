@@ -82,7 +82,7 @@ static void free_stage(napi_env env, void *data, void *hint) {
 /* Hands the staged frames to JavaScript in one buffer and one call. */
 static void deliver(capture_t *c) {
   napi_env env = c->env;
-  napi_value buf, cb, recv, result;
+  napi_value buf;
   void *data;
   size_t n = c->staged;
   c->staged = 0;
@@ -96,9 +96,14 @@ static void deliver(capture_t *c) {
     c->stage = NULL;
     c->stage_size = 0;
   }
-  napi_get_reference_value(env, c->on_frame, &cb);
+  js_call(env, c->async, c->on_frame, buf);
+}
+
+void js_call(napi_env env, napi_async_context async, napi_ref fn, napi_value arg) {
+  napi_value cb, recv, result;
+  napi_get_reference_value(env, fn, &cb);
   napi_get_global(env, &recv);
-  if (napi_make_callback(env, c->async, recv, cb, 1, &buf, &result) != napi_ok) {
+  if (napi_make_callback(env, async, recv, cb, 1, &arg, &result) != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) {
