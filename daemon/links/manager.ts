@@ -24,7 +24,7 @@ export type { LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats }
  * this end dials.
  *
  * Events: 'frame' (peer, frame), 'report' (peer, VTTIF report), 'up' (peer), 'down' (peer, reason),
- * 'path' (peer, LinkPath | null: where a UDP link's records go, for the fast path). A
+ * 'path' (peer, LinkPath | null: where a link's records go and under which native session, for the fast path). A
  * frame's buffer is never reused by the links, but it is often a view into a
  * larger one (a TCP chunk, a decrypted batch): a listener that keeps frames
  * for long should copy them, or each pins up to 64 KiB.
