@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
-import { PcapInterface, pcapBinding } from '../interfaces/pcap.js';
+import { PcapInterface, pcapBinding, systemErrorMessage } from '../interfaces/pcap.js';
 import { UDP_BUFFER_BYTES, type LinkManager } from '../links/manager.js';
 import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
 import type { Decision } from './rule-index.js';
@@ -48,8 +48,8 @@ const FLOWS = 16384;
 const MAX_PORTS = 1024;
 /** Egress ports a cached flow may have (fastpath.c's MAX_OUT). */
 const MAX_OUT = 8;
-/** Per port in the shared counts: rx frames, rx bytes, tx frames, tx bytes, tx errors. */
-const PORT_FIELDS = 5;
+/** Per port in the shared counts: rx frames, rx bytes, tx frames, tx bytes, tx errors, the errno of the last frame a device refused. */
+const PORT_FIELDS = 6;
 /** An upcall entry's header (fastpath.c): u32le length, u8 kind, u8 extra, u16le port; a datagram's sender follows as text. */
 const UP_HEADER = 8;
 const UP_RAW = 0;
@@ -62,8 +62,8 @@ const FAILED_AUTH = 5;
 const FAILED_BATCH = 6;
 const EMPTY = Buffer.alloc(0);
 
-/** What a fast-path port's own counters are: an interface's or a link's. */
-export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, errors: number) => void;
+/** What a fast-path port's own counters are: an interface's or a link's (`errno`: why the last of `errors` was refused, when a device said). */
+export type PortSink = (rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, errors: number, errno: number) => void;
 
 export interface FastPathHooks {
   /** Frames of a pair that entered from a local interface, for VTTIF. */
@@ -135,13 +135,13 @@ export class FastPath {
     this.lib.attachCapture(this.dp, port, capture);
     this.native[port] = 1;
     this.interfaces[port] = 1;
-    this.sinks.set(port, (rf, rb, tf, tb, e) => {
+    this.sinks.set(port, (rf, rb, tf, tb, errors, errno) => {
       const c = iface.counters;
       c.rxFrames += rf;
       c.rxBytes += rb;
       c.txFrames += tf;
       c.txBytes += tb;
-      c.errors += e;
+      if (errors) iface.refused(errors, systemErrorMessage(errno));
     });
   }
 
@@ -214,7 +214,7 @@ export class FastPath {
     for (const [port, sink] of this.sinks) {
       const o = port * PORT_FIELDS;
       if (pc[o] === 0 && pc[o + 2] === 0 && pc[o + 4] === 0) continue;
-      sink(pc[o]!, pc[o + 1]!, pc[o + 2]!, pc[o + 3]!, pc[o + 4]!);
+      sink(pc[o]!, pc[o + 1]!, pc[o + 2]!, pc[o + 3]!, pc[o + 4]!, pc[o + 5]!);
       pc.fill(0, o, o + PORT_FIELDS);
     }
   }

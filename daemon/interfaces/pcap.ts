@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
 import { nativeAddon } from '../native-addon.js';
 import type { Interface } from './interface.js';
@@ -9,10 +11,15 @@ interface PcapBinding {
   /** `onFrames` gets each capture round's frames in one buffer: per frame a u32le header (length, bit 31: truncated), then the frame. */
   open(device: string, filter: string | null, snaplen: number, bufferBytes: number, onFrames: (staged: Buffer) => void): object;
   /** Sends frames in order in as few system calls as it can; counts what the kernel refused. */
-  sendMany(handle: object, frames: Uint8Array[]): { sent: number; sentBytes: number; failed: number; error?: string };
+  sendMany(handle: object, frames: Uint8Array[]): { sent: number; sentBytes: number; failed: number; errno?: number };
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   close(handle: object): void;
   devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
+}
+
+/** The kernel's words for an errno, as libuv has them. */
+export function systemErrorMessage(errno: number): string {
+  return getSystemErrorMap().get(-errno)?.[1] ?? `error ${errno}`;
 }
 
 const NOT_INSTALLED =
@@ -116,19 +123,22 @@ export class PcapInterface extends EventEmitter implements Interface {
     let r: ReturnType<PcapBinding['sendMany']>;
     try {
       r = this.lib.sendMany(this.handle, frames);
-    } catch (e) {
+    } catch {
       // Closed under us: nothing was sent, and a microtask must not throw.
-      r = { sent: 0, sentBytes: 0, failed: frames.length, error: (e as Error).message };
+      r = { sent: 0, sentBytes: 0, failed: frames.length, errno: constants.errno.EBADF };
     }
-    if (r.failed) {
-      this.counters.errors += r.failed;
-      // Said once per reason, not once per frame: a VM sending jumbo frames into a 1500-byte device would flood the log.
-      if (r.error !== this.lastError) this.emit('note', `the device refused ${r.failed === 1 ? 'a frame' : `${r.failed} frames`}: ${r.error}`);
-      this.lastError = r.error;
-    }
+    if (r.failed) this.refused(r.failed, systemErrorMessage(r.errno ?? 0));
     this.counters.txFrames += r.sent;
     this.counters.txBytes += r.sentBytes;
   };
+
+  /** `failed` frames the device would not take, here or in the fast path: counted, and said once per reason. */
+  refused(failed: number, error: string): void {
+    this.counters.errors += failed;
+    // Once per reason, not once per frame: a VM sending jumbo frames into a 1500-byte device would flood the log.
+    if (error !== this.lastError) this.emit('note', `the device refused ${failed === 1 ? 'a frame' : `${failed} frames`}: ${error}`);
+    this.lastError = error;
+  }
 
   /** The open capture, for the fast path (daemon/forward/fast-path.ts); undefined while closed. */
   get captureHandle(): object | undefined {

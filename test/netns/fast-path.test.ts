@@ -119,6 +119,27 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     }
   }, 60_000);
 
+  test('a frame the VM\'s device refuses in the fast path is counted, and said in the log once', async () => {
+    expect(await ping(2)).toBe(2); // the flow vm1 → vm2 is cached at h2
+    const before = await device(h2, 'vm2');
+    const said = () => h2.log().split('\n').filter((l) => l.includes('iface vm2: the device refused')).length;
+    const notes = said();
+    await tb.exec('h2', ['ip', 'link', 'set', 'vm2', 'mtu', '1000']);
+    try {
+      // 1242-byte frames for a 1000-byte device: every one refused, by C.
+      const r = await tb.exec('vm1', ['ping', '-c', '5', '-i', '0.05', '-W', '1', '-s', '1200', '10.201.0.2']).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+      expect(r.stdout).toContain('0 received');
+      const after = await device(h2, 'vm2');
+      expect(after.tx).toBe(before.tx);
+      expect((await ok(h2, 'DEVICES?')).data.find((l) => l.startsWith('vm2 '))).toMatch(/ errors=5\b/);
+      expect(said() - notes).toBe(1);
+      expect(h2.log()).toMatch(/iface vm2: the device refused (a frame|\d frames): message too long/);
+    } finally {
+      await tb.exec('h2', ['ip', 'link', 'set', 'vm2', 'mtu', '1500']);
+    }
+    expect(await ping(2)).toBe(2);
+  }, 60_000);
+
   test('a rule change flushes the cached flows: the next frame already goes where the new rules say', async () => {
     expect(await ping(3)).toBe(3);
     await batch(h1, [`RULE DELETE ${MAC.vm1} NONE LINK h2`]);

@@ -49,8 +49,8 @@
 #define RECV_BATCH 32
 #define DP_MAGIC 0x76647061u
 
-/* Per port, in the shared counts: what the fast path itself moved. */
-enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, PORT_FIELDS };
+/* Per port, in the shared counts: what the fast path itself moved, and the errno of the last frame a device refused. */
+enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, LAST_ERRNO, PORT_FIELDS };
 enum { PORT_NONE, PORT_PCAP, PORT_UDP, PORT_TCP };
 
 /*
@@ -214,6 +214,7 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
   if (p->kind == PORT_PCAP) {
     if (send(pcap_fileno(p->cap->pcap), frame, len, 0) < 0) {
       count(dp, id, TX_ERRORS, 1);
+      dp->port_counts[id * PORT_FIELDS + LAST_ERRNO] = errno;
       return;
     }
   } else if (p->kind == PORT_UDP && len + VS_OVERHEAD <= MAX_DATAGRAM - 28) {
@@ -678,7 +679,7 @@ static double *float64s(napi_env env, napi_value v, size_t *length) {
 }
 
 /*
- * datapath(flowCounts: Float64Array(2 * flows), portCounts: Float64Array(5 * ports), onUp(staged)) -> handle;
+ * datapath(flowCounts: Float64Array(2 * flows), portCounts: Float64Array(6 * ports), onUp(staged)) -> handle;
  * flows a power of two, at least 8; onUp gets what is not forwarded here, as UP_* entries
  */
 static napi_value datapath(napi_env env, napi_callback_info info) {

@@ -231,11 +231,11 @@ capture_t *capture_unwrap(napi_env env, napi_value v) {
 }
 
 /*
- * sendMany(handle, frames: Buffer[]) -> { sent, sentBytes, failed, error? }
+ * sendMany(handle, frames: Buffer[]) -> { sent, sentBytes, failed, errno? }
  * One sendmmsg(2) on the capture's own packet socket (what pcap_inject
  * sends on) for up to BATCH frames: a record's frames leave in one system
  * call, not one each. A frame the kernel will not take (over the MTU, say)
- * is counted in `failed`, with the reason, and the rest still go.
+ * is counted in `failed`, with the last one's errno, and the rest still go.
  */
 static napi_value send_many(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -289,8 +289,8 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   CHECK(napi_create_uint32(env, failed, &v));
   CHECK(napi_set_named_property(env, out, "failed", v));
   if (failed) {
-    CHECK(napi_create_string_utf8(env, strerror(last_errno), NAPI_AUTO_LENGTH, &v));
-    CHECK(napi_set_named_property(env, out, "error", v));
+    CHECK(napi_create_int32(env, last_errno, &v));
+    CHECK(napi_set_named_property(env, out, "errno", v));
   }
   return out;
 }
