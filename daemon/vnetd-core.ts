@@ -194,14 +194,16 @@ export class Vnetd implements ControlTarget {
 
   private forward(ingress: number, frame: Buffer): void {
     try {
-      for (const id of this.table.forward(ingress, frame)) {
+      const decision = this.table.route(ingress, frame);
+      if (!decision) return;
+      for (const id of decision.ports) {
         const dest = this.table.port(id)!.dest;
         if (dest.kind === 'link') {
           if (this.links.send(dest.to, frame) && this.linkCaptures.size) this.linkCaptures.get(dest.to)?.write(frame);
         }
         else this.ifaces.get(dest.iface)?.iface.send(frame);
       }
-      this.fast?.learn(ingress, frame);
+      this.fast?.learn(ingress, frame, decision);
     } catch (e) {
       // A frame must never take the daemon down; count it and carry on.
       this.forwardErrors++;

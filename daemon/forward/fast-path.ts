@@ -189,18 +189,16 @@ export class FastPath {
   }
 
   /**
-   * After the table forwarded a frame from `ingress`: caches its flow when
-   * every port involved is a fast-path port. Group destinations (ARP,
-   * broadcast) are left to JavaScript: VTTIF learns hosts from them.
+   * After the table routed a frame from `ingress` by `decision`: caches its
+   * flow when every port involved is a fast-path port. Group destinations
+   * (ARP, broadcast) are left to JavaScript: VTTIF learns hosts from them.
    */
-  learn(ingress: number, frame: Uint8Array): void {
-    if (!this.native[ingress] || frame.length < 14 || frame[0]! & 1) return;
+  learn(ingress: number, frame: Uint8Array, decision: Decision): void {
+    const ports = decision.ports;
+    if (!this.native[ingress] || frame[0]! & 1 || ports.length === 0 || ports.length > MAX_OUT) return;
+    for (const id of ports) if (!this.native[id]) return;
     const src = readMac48(frame, 6);
     const dst = readMac48(frame, 0);
-    const decision = this.table.decision(ingress, src, dst);
-    const ports = decision.ports;
-    if (ports.length === 0 || ports.length > MAX_OUT) return;
-    for (const id of ports) if (!this.native[id]) return;
     const slot = this.lib.learn(this.dp, ingress, src, dst, ports);
     if (slot < 0) return;
     this.fold(slot);

@@ -4,7 +4,7 @@
  * and the counters an operator reads. PROTOCOL.md "Forwarding semantics" is
  * the user-facing statement of what it does.
  *
- * Data path: `forward(ingress, frame)` per frame, or `lookup` when the caller
+ * Data path: `forward(ingress, frame)` per frame (`route` for the whole decision), or `lookup` when the caller
  * reads the MACs itself. Control path: `add`, `delete`, `replaceAll`,
  * `attach`, `detach`; each change invalidates the cache, since any of them
  * can change where a cached flow goes.
@@ -217,40 +217,32 @@ export class ForwardingTable {
    * an unknown ingress id.
    */
   forward(ingress: number, frame: Uint8Array): readonly number[] {
+    return this.route(ingress, frame)?.ports ?? NOWHERE;
+  }
+
+  /**
+   * `forward` with the whole decision (the winning rules and egress ports,
+   * for the fast path to cache); null for a frame too short to look up.
+   */
+  route(ingress: number, frame: Uint8Array): Decision | null {
     const inPort: Port | undefined = this.registry.list[ingress];
     if (inPort === undefined) throw new RangeError(`no port ${ingress}`);
     const len = frame.length;
-    inPort.rxPackets++;
-    inPort.rxBytes += len;
-    this.frames++;
-    this.bytes += len;
     if (len < MIN_FRAME) {
+      this.received(inPort, 1, len);
       this.malformed++;
-      return NOWHERE;
+      return null;
     }
     const decision = this.decide(ingress, readMac48(frame, 6), readMac48(frame, 0));
-    const egress = decision.egress;
-    if (egress.length === 0) {
+    if (decision.egress.length === 0) {
+      this.received(inPort, 1, len);
       if (decision.drop === 'no-match') this.noMatch++;
       else if (decision.drop === 'link-down') this.linkDown++;
       else this.toIngress++;
-      return NOWHERE;
+      return decision;
     }
-    this.forwarded++;
-    for (const rule of decision.rules) {
-      rule.packets++;
-      rule.bytes += len;
-    }
-    for (const port of egress) {
-      port.txPackets++;
-      port.txBytes += len;
-    }
-    return decision.ports;
-  }
-
-  /** `match` as the data path uses it: the winning rules and the egress ports themselves. */
-  decision(ingress: number, src: number, dst: number): Decision {
-    return this.decide(ingress, src, dst);
+    this.sent(inPort, decision, 1, len);
+    return decision;
   }
 
   /**
@@ -260,12 +252,20 @@ export class ForwardingTable {
    */
   credit(ingress: number, decision: Decision, frames: number, bytes: number): void {
     const inPort = this.registry.list[ingress];
-    if (inPort) {
-      inPort.rxPackets += frames;
-      inPort.rxBytes += bytes;
-    }
+    if (inPort) this.sent(inPort, decision, frames, bytes);
+  }
+
+  /** Frames that came in on `inPort`, counted whatever became of them. */
+  private received(inPort: Port, frames: number, bytes: number): void {
+    inPort.rxPackets += frames;
+    inPort.rxBytes += bytes;
     this.frames += frames;
     this.bytes += bytes;
+  }
+
+  /** Frames that `decision` sent on: counted in, per winning rule and per egress port. */
+  private sent(inPort: Port, decision: Decision, frames: number, bytes: number): void {
+    this.received(inPort, frames, bytes);
     this.forwarded += frames;
     for (const rule of decision.rules) {
       rule.packets += frames;

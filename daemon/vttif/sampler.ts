@@ -92,8 +92,8 @@ export class Sampler {
    * sampled, since they cost nothing to count.
    */
   count(src: number, dst: number, frames: number, bytes: number): void {
-    if (Math.floor(src / TWO_32) & 0x100) return; // a group source is not a VM
     const sHigh = Math.floor(src / TWO_32);
+    if (sHigh & 0x100) return; // a group source is not a VM
     const dHigh = Math.floor(dst / TWO_32);
     const s = src % TWO_32 | 0;
     const d = dst % TWO_32 | 0;
