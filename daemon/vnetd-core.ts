@@ -80,7 +80,7 @@ export class Vnetd implements ControlTarget {
       opts.fastPath === false
         ? null
         : FastPath.create(this.table, { sampled: (src, dst, frames, bytes) => this.vttif.sampler?.count(src, dst, frames, bytes) });
-    if (this.fast) this.table.onChange = () => this.fast!.flush();
+    if (this.fast) this.table.onChange = () => this.fast!.tableChanged();
     this.links = new LinkManager({
       self: opts.machine,
       host: opts.listen,

@@ -84,6 +84,8 @@ export class FastPath {
   private readonly portCounts = new Float64Array(PORT_FIELDS * MAX_PORTS);
   private readonly dp: object;
   private readonly flows: (Flow | undefined)[] = new Array<Flow | undefined>(FLOWS).fill(undefined);
+  /** The slots `flows` holds since the last flush: what `drain` reads, rather than all FLOWS of them on every query and rule change. */
+  private readonly used: number[] = [];
   /** Per port id: its counters' owner while it is a fast-path port; ports also keep theirs after, until drained. */
   private readonly sinks = new Map<number, PortSink>();
   private readonly native = new Uint8Array(MAX_PORTS);
@@ -92,6 +94,7 @@ export class FastPath {
   private readonly tcp = new Map<number, TcpTakeover>();
   private socket: FastPathSocket | null = null;
   private links: LinkManager | null = null;
+  private flushQueued = false;
   /** Frames the fast path forwarded, as folded so far. */
   private carried = 0;
 
@@ -201,13 +204,14 @@ export class FastPath {
     const dst = readMac48(frame, 0);
     const slot = this.lib.learn(this.dp, ingress, src, dst, ports);
     if (slot < 0) return;
-    this.fold(slot);
+    if (this.flows[slot]) this.fold(slot);
+    else this.used.push(slot);
     this.flows[slot] = { ingress, src, dst, decision, fromInterface: this.interfaces[ingress] === 1 };
   }
 
   /** Folds what the fast path counted into the table, interfaces, links and VTTIF. */
   drain(): void {
-    for (let slot = 0; slot < FLOWS; slot++) if (this.flowCounts[2 * slot] !== 0) this.fold(slot);
+    for (const slot of this.used) this.fold(slot);
     const pc = this.portCounts;
     for (const [port, sink] of this.sinks) {
       const o = port * PORT_FIELDS;
@@ -217,20 +221,32 @@ export class FastPath {
     }
   }
 
-  /** For STATS?: frames carried (drained first), and ports on the fast path now. */
+  /** For STATS? (which drains first): frames carried, and ports on the fast path now. */
   stats(): { frames: number; ports: number } {
-    this.drain();
     let ports = 0;
     for (const on of this.native) ports += on;
     return { frames: this.carried, ports };
   }
 
-  /** The table changed: every cached flow goes, after its counts are folded. */
-  flush(): void {
+  /**
+   * The table changed: every cached flow goes, once the current task is done
+   * (a batch of 10,000 rule changes flushes once, not 10,000 times). No frame
+   * reaches the C half before then: it runs from libuv's poll, after every microtask.
+   */
+  tableChanged(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flush);
+  }
+
+  /** Every cached flow goes, after its counts are folded. */
+  private readonly flush = (): void => {
+    this.flushQueued = false;
     this.drain();
     this.lib.flush(this.dp);
-    this.flows.fill(undefined);
-  }
+    for (const slot of this.used) this.flows[slot] = undefined;
+    this.used.length = 0;
+  };
 
   private fold(slot: number): void {
     const frames = this.flowCounts[2 * slot]!;
@@ -239,8 +255,7 @@ export class FastPath {
     this.flowCounts[2 * slot] = 0;
     this.flowCounts[2 * slot + 1] = 0;
     this.carried += frames;
-    const f = this.flows[slot];
-    if (!f) return;
+    const f = this.flows[slot]!;
     this.table.credit(f.ingress, f.decision, frames, bytes);
     if (f.fromInterface) this.hooks.sampled(f.src, f.dst, frames, bytes);
   }
