@@ -9,6 +9,7 @@ import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
+import { syntheticVm } from '../support/synthetic-vm.js';
 import { ROOT } from '../support/vnetc.js';
 
 /** A reader written from the format's description, independent of the writer, to check what it wrote. */
@@ -148,13 +149,7 @@ describe('vnetd --capture', () => {
 describe('capturing an overlay link', () => {
   const mac = ['020000000001', '020000000002'] as const;
   test('the Ethernet frames a link carries, both ways, decrypted: what one VM sent the other and the answer', async () => {
-    const vms = await Promise.all([0, 1].map(async () => {
-      const sock = dgram.createSocket('udp4');
-      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-      const got: Buffer[] = [];
-      sock.on('message', (m) => got.push(m));
-      return { sock, got };
-    }));
+    const vms = await Promise.all([syntheticVm(), syntheticVm()]);
     const ports = [await freePort(), await freePort()];
     const file = path.join(dir, 'link.pcap');
     const daemons = [0, 1].map((i) => new Vnetd({

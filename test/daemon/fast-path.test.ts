@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +6,7 @@ import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
+import { syntheticVm } from '../support/synthetic-vm.js';
 
 /**
  * vnetd with and without its fast path (`--no-fast-path`), in one process:
@@ -42,13 +42,7 @@ const cases = [
 
 test.each(built ? cases : cases.filter(([, how]) => how === 'off'))('a %s link, fast path %s: frames cross both ways, and STATS? says what the fast path holds', async (proto, how) => {
   const fastPath = how === 'on';
-  const vms = await Promise.all([0, 1].map(async () => {
-    const sock = dgram.createSocket('udp4');
-    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    const got: Buffer[] = [];
-    sock.on('message', (m) => got.push(m));
-    return { sock, got };
-  }));
+  const vms = await Promise.all([syntheticVm(), syntheticVm()]);
   const ports = [await freePort(), await freePort()];
   const daemons = [0, 1].map((i) => new Vnetd({
     machine: `h${i + 1}`, port: 0, listen: '127.0.0.1', stateDir: path.join(dir, `${proto}-${fastPath}-h${i + 1}`),

@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import path from 'node:path';
 import { interfaceFromSpec } from '../../daemon/interfaces/from-spec.js';
 import type { Interface } from '../../daemon/interfaces/interface.js';
@@ -8,6 +7,7 @@ import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freeUdpPorts, startQemu, stopQemu, until, type Qemu } from './qemu.js';
 import { freePort } from './sshd.js';
+import { syntheticVm, type SyntheticVm } from './synthetic-vm.js';
 
 /**
  * Real QEMU as the wire between two daemons. QEMU runs with no guest
@@ -48,20 +48,6 @@ function firstDifference(sent: Buffer[], got: Buffer[]): string | undefined {
     if (!s.equals(g)) return `frame ${i} (${s.length} bytes) differs from what arrived (${g.length} bytes)`;
   }
   return undefined;
-}
-
-/** A synthetic VM: a UDP socket that a daemon's qemu-udp interface talks to. */
-interface SyntheticVm {
-  sock: dgram.Socket;
-  got: Buffer[];
-}
-
-async function syntheticVm(): Promise<SyntheticVm> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  const got: Buffer[] = [];
-  sock.on('message', (m) => got.push(m));
-  return { sock, got };
 }
 
 /** The ports and paths of one run: vnetd's ends and QEMU's. */
