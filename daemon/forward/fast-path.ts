@@ -4,6 +4,7 @@ import { readMac48 } from '../../src/model/mac48.js';
 import { PcapInterface, pcapBinding, systemErrorMessage } from '../interfaces/pcap.js';
 import { UDP_BUFFER_BYTES, type LinkManager } from '../links/manager.js';
 import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
+import { MAX_FRAME, MAX_RECORD } from '../links/wire.js';
 import type { Decision } from './rule-index.js';
 import type { ForwardingTable } from './table.js';
 
@@ -40,26 +41,39 @@ interface FastPathBinding {
   tcpWrite(dp: object, port: number, bytes: Buffer): boolean;
   tcpQueued(dp: object, port: number): number;
   tcpRelease(dp: object, port: number): Buffer;
+  /** The numbers of fastpath.c's layout: the shared counts, the upcall entries, the wire's limits. */
+  layout: Layout;
+}
+
+/**
+ * fastpath.c's side of what the two halves share, read from the addon
+ * rather than written out here again: `portFields` numbers per port in the
+ * shared counts (rx frames, rx bytes, tx frames, tx bytes, tx errors, the
+ * errno of the last refused frame); at most `maxOut` egress ports a flow;
+ * an upcall entry's `upHeader`-byte header (u32le length, u8 kind, u8
+ * extra, u16le port; a datagram's sender follows as text) and its kinds;
+ * why a handed-over connection failed; and the wire's limits, which must
+ * be wire.ts's.
+ */
+interface Layout {
+  portFields: number;
+  maxOut: number;
+  upHeader: number;
+  upRaw: number;
+  upOpened: number;
+  upRecord: number;
+  upFailed: number;
+  failedReplay: number;
+  failedAuth: number;
+  failedBatch: number;
+  maxFrame: number;
+  maxRecord: number;
 }
 
 /** Flows the C cache holds (four-way sets, like the table's own cache). */
 const FLOWS = 16384;
 /** Port ids at or above this are never fast-path ports (a daemon names far fewer). */
 const MAX_PORTS = 1024;
-/** Egress ports a cached flow may have (fastpath.c's MAX_OUT). */
-const MAX_OUT = 8;
-/** Per port in the shared counts: rx frames, rx bytes, tx frames, tx bytes, tx errors, the errno of the last frame a device refused. */
-const PORT_FIELDS = 6;
-/** An upcall entry's header (fastpath.c): u32le length, u8 kind, u8 extra, u16le port; a datagram's sender follows as text. */
-const UP_HEADER = 8;
-const UP_RAW = 0;
-const UP_OPENED = 1;
-const UP_RECORD = 2;
-const UP_FAILED = 3;
-/** Why a handed-over TCP connection failed (fastpath.c's TCP_*), for the link's counters. */
-const FAILED_REPLAY = 4;
-const FAILED_AUTH = 5;
-const FAILED_BATCH = 6;
 const EMPTY = Buffer.alloc(0);
 
 /** What a fast-path port's own counters are: an interface's or a link's (`errno`: why the last of `errors` was refused, when a device said). */
@@ -81,7 +95,8 @@ interface Flow {
 
 export class FastPath {
   private readonly flowCounts = new Float64Array(2 * FLOWS);
-  private readonly portCounts = new Float64Array(PORT_FIELDS * MAX_PORTS);
+  private readonly portCounts: Float64Array;
+  private readonly layout: Layout;
   private readonly dp: object;
   private readonly flows: (Flow | undefined)[] = new Array<Flow | undefined>(FLOWS).fill(undefined);
   /** The slots `flows` holds since the last flush: what `drain` reads, rather than all FLOWS of them on every query and rule change. */
@@ -109,6 +124,12 @@ export class FastPath {
     private readonly table: ForwardingTable,
     private readonly hooks: FastPathHooks,
   ) {
+    const layout = (this.layout = lib.layout);
+    // An addon built from other sources than this file would misread every count and upcall: refuse it now.
+    if (layout.maxFrame !== MAX_FRAME || layout.maxRecord !== MAX_RECORD) {
+      throw new Error(`vnetd-pcap was built for frames of ${layout.maxFrame} bytes and records of ${layout.maxRecord}, vnetd uses ${MAX_FRAME} and ${MAX_RECORD}: run \`npm rebuild vnetd-pcap\``);
+    }
+    this.portCounts = new Float64Array(layout.portFields * MAX_PORTS);
     this.dp = lib.datapath(this.flowCounts, this.portCounts, (staged) => this.received(staged));
   }
 
@@ -198,7 +219,7 @@ export class FastPath {
    */
   learn(ingress: number, frame: Uint8Array, decision: Decision): void {
     const ports = decision.ports;
-    if (!this.native[ingress] || frame[0]! & 1 || ports.length === 0 || ports.length > MAX_OUT) return;
+    if (!this.native[ingress] || frame[0]! & 1 || ports.length === 0 || ports.length > this.layout.maxOut) return;
     for (const id of ports) if (!this.native[id]) return;
     const src = readMac48(frame, 6);
     const dst = readMac48(frame, 0);
@@ -213,11 +234,12 @@ export class FastPath {
   drain(): void {
     for (const slot of this.used) this.fold(slot);
     const pc = this.portCounts;
+    const fields = this.layout.portFields;
     for (const [port, sink] of this.sinks) {
-      const o = port * PORT_FIELDS;
+      const o = port * fields;
       if (pc[o] === 0 && pc[o + 2] === 0 && pc[o + 4] === 0) continue;
       sink(pc[o]!, pc[o + 1]!, pc[o + 2]!, pc[o + 3]!, pc[o + 4]!, pc[o + 5]!);
-      pc.fill(0, o, o + PORT_FIELDS);
+      pc.fill(0, o, o + fields);
     }
   }
 
@@ -262,20 +284,21 @@ export class FastPath {
 
   /** What the C half did not forward, one buffer per poll callback. */
   private received(staged: Buffer): void {
-    for (let at = 0; at + UP_HEADER <= staged.length; ) {
+    const L = this.layout;
+    for (let at = 0; at + L.upHeader <= staged.length; ) {
       const length = staged.readUInt32LE(at);
       const kind = staged[at + 4]!;
       const extra = staged[at + 5]!;
       const port = staged.readUInt16LE(at + 6);
-      const start = at + UP_HEADER + (kind === UP_RAW ? extra : 0);
+      const start = at + L.upHeader + (kind === L.upRaw ? extra : 0);
       const data = staged.subarray(start, start + length);
       at = start + length;
-      if (kind === UP_RAW) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
-      else if (kind === UP_OPENED) this.links?.opened(this.peerOf(port), data);
-      else if (kind === UP_RECORD) this.links?.received(this.peerOf(port), extra, data);
-      else if (kind === UP_FAILED) {
-        if (extra === FAILED_REPLAY) this.links?.refusedRecord(this.peerOf(port), 'replay');
-        else if (extra === FAILED_AUTH || extra === FAILED_BATCH) this.links?.refusedRecord(this.peerOf(port), 'auth');
+      if (kind === L.upRaw) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
+      else if (kind === L.upOpened) this.links?.opened(this.peerOf(port), data);
+      else if (kind === L.upRecord) this.links?.received(this.peerOf(port), extra, data);
+      else if (kind === L.upFailed) {
+        if (extra === L.failedReplay) this.links?.refusedRecord(this.peerOf(port), 'replay');
+        else if (extra === L.failedAuth || extra === L.failedBatch) this.links?.refusedRecord(this.peerOf(port), 'auth');
         this.tcp.get(port)?.failed(data.toString('utf8'));
       }
     }

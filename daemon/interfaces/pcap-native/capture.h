@@ -10,6 +10,15 @@
 
 typedef struct datapath datapath_t;
 
+/* Returns NULL from an N-API function, with an exception, when an N-API call fails. */
+#define CHECK(call)                                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) {                                                \
+      napi_throw_error(env, NULL, "vnetd-pcap: N-API call failed: " #call); \
+      return NULL;                                                          \
+    }                                                                       \
+  } while (0)
+
 typedef struct {
   pcap_t *pcap;
   unsigned char *stage;

@@ -643,13 +643,6 @@ static void on_tcp_event(uv_poll_t *h, int status, int events) {
 
 /* --- JavaScript's side ------------------------------------------------- */
 
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, NULL, "vnetd-pcap: N-API call failed: " #call); \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
 
 static napi_value fail(napi_env env, const char *why) {
   napi_throw_error(env, NULL, why);
@@ -1122,6 +1115,25 @@ static napi_value tcp_release(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* The numbers JavaScript's half (fast-path.ts) and the wire format (wire.ts) must agree on, for it to check at start. */
+static napi_status define_layout(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    int value;
+  } layout[] = {
+      {"portFields", PORT_FIELDS}, {"maxOut", MAX_OUT},       {"upHeader", UP_HEADER},   {"upRaw", UP_RAW},
+      {"upOpened", UP_OPENED},     {"upRecord", UP_RECORD},   {"upFailed", UP_FAILED},   {"failedReplay", TCP_REPLAY},
+      {"failedAuth", TCP_AUTH},    {"failedBatch", TCP_BATCH}, {"maxFrame", MAX_FRAME},  {"maxRecord", MAX_RECORD},
+  };
+  napi_value o, v;
+  napi_status st = napi_create_object(env, &o);
+  for (size_t i = 0; st == napi_ok && i < sizeof layout / sizeof layout[0]; i++) {
+    st = napi_create_int32(env, layout[i].value, &v);
+    if (st == napi_ok) st = napi_set_named_property(env, o, layout[i].name, v);
+  }
+  return st == napi_ok ? napi_set_named_property(env, exports, "layout", o) : st;
+}
+
 napi_status fp_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"datapath", NULL, datapath, NULL, NULL, NULL, napi_default, NULL},
@@ -1139,5 +1151,6 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"tcpQueued", NULL, tcp_queued, NULL, NULL, NULL, napi_default, NULL},
       {"tcpRelease", NULL, tcp_release, NULL, NULL, NULL, napi_default, NULL},
   };
-  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_status st = napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return st == napi_ok ? define_layout(env, exports) : st;
 }

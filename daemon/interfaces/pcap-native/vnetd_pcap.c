@@ -30,13 +30,6 @@
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
 
-#define CHECK(call)                                                     \
-  do {                                                                  \
-    if ((call) != napi_ok) {                                            \
-      napi_throw_error(env, NULL, "vnetd-pcap: N-API call failed: " #call); \
-      return NULL;                                                      \
-    }                                                                   \
-  } while (0)
 
 static napi_value throw_msg(napi_env env, const char *what, const char *detail) {
   char buf[PCAP_ERRBUF_SIZE + 256];
