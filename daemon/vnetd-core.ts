@@ -76,6 +76,7 @@ export class Vnetd implements ControlTarget {
     this.store = new StateStore(opts.stateDir);
     this.linkCaptures = opts.linkCaptures ?? new Map();
     this.config = new Config(opts.machine, new Set(opts.interfaces.map((i) => i.name)));
+    const pcap = pcapBinding();
     this.fast =
       opts.fastPath === false
         ? null
@@ -88,6 +89,7 @@ export class Vnetd implements ControlTarget {
       log: opts.log,
       ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
       ...(this.fast ? { openUdp: this.fast.openUdp } : {}),
+      ...(typeof pcap === 'object' ? { pathMtu: pcap.pathMtu } : {}),
     });
     // A link being captured (--capture link:PEER) must see every frame, so it stays off the fast path.
     this.fast?.serve(this.links, (peer) => this.linkCaptures.has(peer));
@@ -170,9 +172,9 @@ export class Vnetd implements ControlTarget {
     }
 
     // Before the first client: its commit is then an append and a sync, like
-    // every later one, and its first DEVICES? does not pay for loading libpcap.
+    // every later one. libpcap is loaded already (links read path MTUs
+    // through it), so its first DEVICES? does not pay for that either.
     await this.store.prepare(this.saved());
-    pcapBinding();
     await this.control.listen(sock);
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }

@@ -18,6 +18,12 @@ export interface Channel {
    * False: one frame per DATA record (UDP, where a lost datagram must cost one frame only).
    */
   readonly batching: boolean;
+  /**
+   * The largest frame a record carries across the path without IP
+   * fragmentation, 0 when unknown (UDP). TCP, which cuts its stream to fit,
+   * has none.
+   */
+  fitFrame?(): number;
   /** Authenticated-or-not records as they arrive; the session decides, and says whether the record was authentic and new. */
   onRecord: (record: Buffer) => boolean;
   /** The peer now sends from `remote`, no longer from `from` (UDP, after an authentic record from there). */

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { backoffDelay } from './backoff.js';
 import type { Channel } from './channel.js';
+import { clampMss, type Path } from './mss.js';
 import type { Session } from './session.js';
 import type { BackoffOptions, LinkSpec, LinkState, LinkStats } from './types.js';
 import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, REPORT, TAG_BYTES, TCP_MAX_PAYLOAD } from './wire.js';
@@ -93,7 +94,7 @@ export class Link {
         return false;
       }
     } else {
-      const record = session.seal(DATA, frame);
+      const record = session.seal(DATA, this.fitted(frame));
       if (!record) {
         this.dropped++;
         this.lost('sequence numbers used up; re-keying with a new handshake');
@@ -330,7 +331,17 @@ export class Link {
   private deliver(frame: Buffer): void {
     this.rxFrames++;
     this.rxBytes += frame.length;
-    this.hooks.frame(this.spec.peer, frame);
+    this.hooks.frame(this.spec.peer, this.fitted(frame));
+  }
+
+  /**
+   * On a UDP link, a TCP SYN with its MSS clamped to what the path carries
+   * unfragmented (mss.ts). Both ways: the SYN-ACK that comes in sets what our
+   * side's VM sends, and only this end knows its own route's MTU.
+   */
+  private fitted<T extends Uint8Array>(frame: T): T | Buffer {
+    const channel = this.channel;
+    return channel?.fitFrame ? clampMss(frame, channel as Path) : frame;
   }
 
   private unbatch(session: Session, payload: Buffer): void {

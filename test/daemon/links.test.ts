@@ -7,6 +7,7 @@ import { DialerHandshake } from '../../daemon/links/handshake.js';
 import { MAX_FRAME, UDP_MAX_FRAME } from '../../daemon/links/wire.js';
 import { FastPath } from '../../daemon/forward/fast-path.js';
 import { ForwardingTable } from '../../daemon/forward/table.js';
+import { mssOf, mssOption, SACK_OK, tcpChecksumSum, tcpFrame } from '../support/tcp-frames.js';
 
 // Short timers so that failures, timeouts and re-dials happen within a test;
 // no assertion depends on them beyond "eventually".
@@ -185,6 +186,22 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       const total = sizes.reduce((x, y) => x + y, 0);
       expect(link(a, 'b')).toMatchObject({ proto, mode, state: 'up', txFrames: 3, txBytes: total, rxFrames: 3, rxBytes: total, authFailures: 0 });
       expect(link(b, 'a')).toMatchObject({ dial: false, txFrames: 3, rxFrames: 3, rejected: 0, replayed: 0 });
+    });
+
+    test('a TCP SYN crossing a UDP link has its MSS clamped to what the path carries unfragmented, by the end that knows the path, either way; over TCP it crosses as it was', async () => {
+      // Only b knows its path: 1400 bytes to every peer. IPv4 and UDP headers (28) and the record (25) leave 1347-byte frames, MSS 1293.
+      const spec = { options: [mssOption(1460), SACK_OK] };
+      for (const [proto, mss] of [['udp', 1293], ['tcp', 1460]] as const) {
+        const a = await daemon('a');
+        const b = await daemon('b', { pathMtu: () => 1400 });
+        const [atA, atB] = [inbox(a), inbox(b)];
+        connectPair(a, b, { proto });
+        await Promise.all([up(a, 'b'), up(b, 'a')]);
+        expect(a.send('b', tcpFrame(spec))).toBe(true);
+        expect(b.send('a', tcpFrame(spec))).toBe(true);
+        await until('the SYNs', () => atA.length === 1 && atB.length === 1);
+        for (const got of [atA[0]!.frame, atB[0]!.frame]) expect([mssOf(got, spec), tcpChecksumSum(got, spec)]).toEqual([mss, 0xffff]);
+      }
     });
 
     test('three daemons: a proxy relays between a TCP host and a UDP host', async () => {

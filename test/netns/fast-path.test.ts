@@ -9,7 +9,8 @@ import { batch, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from './tes
  * interface. After a flow's first frame the frames cross in C, and the
  * counters an operator reads still add up to what the VMs' kernels counted;
  * a rule change takes effect on the next frame; a link that comes back
- * with a new session is carried again.
+ * with a new session is carried again. Over the UDP link a TCP transfer's
+ * frames fit the path unfragmented, their SYNs' MSS clamped (mss.ts).
  */
 const lib = pcapBinding();
 const skip = netnsUnavailable() ?? (typeof lib === 'string' ? lib : null);
@@ -42,6 +43,8 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     const r = await tb.exec('vm1', ['ping', '-c', String(count), '-i', '0.01', '-W', '1', '10.201.0.2']).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
     return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
   };
+  /** IPv4 fragments h1's kernel made: of datagrams larger than their route's MTU. */
+  const fragmentsMade = async () => Number((await tb.ipCounters('h1'))['FragCreates']);
   /** The link and the rules that send each VM's frames over it. */
   const connect = async (key: string): Promise<void> => {
     await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
@@ -139,6 +142,42 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     }
     expect(await ping(2)).toBe(2);
   }, 60_000);
+
+  test(`a TCP transfer between the VMs arrives whole${proto === 'UDP' ? ', with no frame of it fragmented on the LAN (the SYNs\' MSS is clamped to the path), while larger frames still cross, fragmented' : ''}`, async () => {
+    expect(await ping(2)).toBe(2); // the flows are cached: the connection's SYNs come to C first
+    const [c1, frag1] = [await carried(h1), await fragmentsMade()];
+    const transfer = await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20);
+    const { sent, got } = await transfer.done;
+    expect(sent).toMatch(/^4194304 [0-9a-f]{64}$/);
+    expect(got).toBe(sent);
+    // 4 MiB is about 2,900 full segments one way: nearly all of them, and the ACKs, crossed in C.
+    expect((await carried(h1)) - c1).toBeGreaterThan(2500);
+    if (proto !== 'UDP') return;
+    expect((await fragmentsMade()) - frag1).toBe(0);
+    // A 1514-byte ICMP frame (not TCP, so nothing clamps it) is one datagram of 1567 bytes, in two fragments.
+    const r = await tb.exec('vm1', ['ping', '-c', '3', '-i', '0.05', '-W', '1', '-s', '1472', '-M', 'do', '10.201.0.2']).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+    expect(r.stdout).toContain('3 received');
+    expect((await fragmentsMade()) - frag1).toBe(6);
+  }, 60_000);
+
+  if (proto === 'UDP') {
+    test('when one host\'s route to the other gets a smaller MTU, the next connection fits it: that host clamps the SYN-ACK it receives', async () => {
+      await tb.exec('h1', ['ip', 'route', 'add', `${tb.lanAddress.get('h2')}/32`, 'dev', 'eth0', 'mtu', '1400']);
+      try {
+        // The fast path reads the path's MTU again after a second (or at once, when the kernel refuses a send as too big).
+        await new Promise((r) => setTimeout(r, 1100));
+        expect(await ping(2)).toBe(2);
+        const frag1 = await fragmentsMade();
+        const transfer = await tb.transfer('vm1', 'vm2', '10.201.0.2', 2 << 20);
+        const { sent, got } = await transfer.done;
+        expect(got).toBe(sent);
+        // vm1's segments are as large as vm2's SYN-ACK allows: h2 clamped it for its own 1500-byte path, h1 again for 1400.
+        expect((await fragmentsMade()) - frag1).toBe(0);
+      } finally {
+        await tb.exec('h1', ['ip', 'route', 'del', `${tb.lanAddress.get('h2')}/32`]);
+      }
+    }, 60_000);
+  }
 
   test('a rule change flushes the cached flows: the next frame already goes where the new rules say', async () => {
     expect(await ping(3)).toBe(3);

@@ -21,6 +21,18 @@ import { isAlive } from '../../src/util/process-alive.js';
  */
 
 const run = promisify(execFile);
+
+/** Receives one TCP stream on port 9000 and prints its length and SHA-256 when it ends. */
+const SINK = `const net = require('net'), h = require('crypto').createHash('sha256'); let n = 0;
+net.createServer((s) => { s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => { console.log(n + ' ' + h.digest('hex')); process.exit(0); }); })
+  .listen(9000, process.argv[1], () => console.log('ready'));`;
+/** Sends random bytes at a steady pace (so that a cut can land mid-transfer) and prints length and SHA-256. */
+const SOURCE = `const net = require('net'), c = require('crypto'), h = c.createHash('sha256'); let n = 0;
+const total = Number(process.argv[2]);
+const s = net.connect(9000, process.argv[1], () => { const t = setInterval(() => {
+  if (n >= total) { clearInterval(t); s.end(); console.log(n + ' ' + h.digest('hex')); return; }
+  const b = c.randomBytes(16384); h.update(b); n += b.length; s.write(b); }, 5); });`;
 /** The repository: two levels up from test/netns/, three from dist/test/netns/ (benchmarks). */
 const ROOT = ((): string => {
   let dir = path.dirname(new URL(import.meta.url).pathname);
@@ -236,6 +248,37 @@ export class Testbed {
     await this.ip(['link', 'set', name, 'up']);
     await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
     return name;
+  }
+
+  /**
+   * Starts sending `bytes` random bytes over TCP from namespace `from` to
+   * `toIp` (an address of namespace `to`), 16 KiB every 5 ms; once the
+   * receiver listens it returns, with what each end printed when done:
+   * "LENGTH SHA256". Each end is killed after 45 s.
+   */
+  async transfer(from: string, to: string, toIp: string, bytes: number): Promise<{ done: Promise<{ sent: string; got: string }> }> {
+    const inNs = (role: string, script: string, args: string[]) => {
+      const p = spawn('ip', ['netns', 'exec', this.ns(role), process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout!.on('data', (b: Buffer) => (out += b));
+      p.stderr!.on('data', (b: Buffer) => (out += b));
+      const done = new Promise<string>((resolve, reject) => {
+        const t = setTimeout(() => (p.kill('SIGKILL'), reject(new Error(`${role} did not finish: ${out}`))), 45_000);
+        p.once('exit', () => (clearTimeout(t), resolve(out.trim())));
+      });
+      return { out: () => out, done };
+    };
+    const sink = inNs(to, SINK, [toIp]);
+    while (!sink.out().includes('ready')) await new Promise((r) => setTimeout(r, 20));
+    const source = inNs(from, SOURCE, [toIp, String(bytes)]);
+    return { done: Promise.all([source.done, sink.done]).then(([sent, got]) => ({ sent, got: got.replace('ready', '').trim() })) };
+  }
+
+  /** The kernel's IPv4 counters in a namespace (/proc/net/snmp's `Ip:` lines: FragCreates, ReasmReqds, ...). */
+  async ipCounters(role: string): Promise<Record<string, number>> {
+    const { stdout } = await this.exec(role, ['cat', '/proc/net/snmp']);
+    const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Ip: ')).map((l) => l.trim().split(/\s+/).slice(1));
+    return Object.fromEntries(names!.map((n, i) => [n, Number(values![i])]));
   }
 
   /** Frames and bytes an interface in a namespace has received and sent, as the kernel counts them. */

@@ -23,9 +23,14 @@
  * JavaScript as they came; the other records of a handed-over connection,
  * and frames whose flow is not cached, go opened. Everything JavaScript
  * sends on a handed-over connection goes through here too, so records
- * leave in the order they were sealed. Frames for
- * a TCP link are batched per poll callback into one record, as JavaScript
- * batches them per event-loop turn.
+ * leave in the order they were sealed. Frames for a TCP link are batched
+ * per poll callback into one record, as JavaScript batches them per
+ * event-loop turn. Frames for a UDP link stay one per datagram, but the
+ * datagrams of one poll callback leave in one send (UDP GSO) when they fit
+ * the path's MTU, and arrive in one receive (UDP GRO): on a small machine
+ * the kernel's cost per packet, not per byte, is what bounds a UDP link.
+ * A TCP segment opening a connection (SYN) to or from a UDP link goes to
+ * JavaScript, which clamps its MSS so that the connection's frames fit.
  *
  * Everything here runs on the main thread, like the JavaScript that changes
  * it, so nothing locks.
@@ -36,6 +41,7 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -48,6 +54,17 @@
 #define MAX_DATAGRAM 65535
 #define RECV_BATCH 32
 #define DP_MAGIC 0x76647061u
+/* One GSO send: at most 64 datagrams (the kernel's limit before 6.x raised it) and one IPv4 datagram's bytes. */
+#define GSO_SEGMENTS 64
+#define GSO_BYTES 65507
+/* The path MTU is read from the kernel again after this long, or at once after a send it refused as too big. */
+#define FIT_TTL_MS 1000
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 /* Per port, in the shared counts: what the fast path itself moved, and the errno of the last frame a device refused. */
 enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, LAST_ERRNO, PORT_FIELDS };
@@ -92,8 +109,18 @@ typedef struct tcp {
   /* The next DATA record: length prefix, header, frames (each after its u16 length), room for the tag. */
   unsigned char *batch;
   size_t batch_fill;
-  int dirty;
 } tcp_t;
+
+/* A UDP link's datagrams of one poll callback, sealed back to back for one GSO send: all `seg` bytes long but the last. */
+typedef struct {
+  unsigned char *buf;
+  size_t fill, seg;
+  uint32_t count;
+  /* Their frames' bytes, counted once they leave. */
+  double bytes;
+  /* The last datagram is shorter than `seg`: nothing may follow it in this send. */
+  int closed;
+} udp_batch_t;
 
 typedef struct {
   int kind;
@@ -102,6 +129,12 @@ typedef struct {
   vs_session *session;
   struct sockaddr_storage addr;
   socklen_t addrlen;
+  udp_batch_t out;
+  /* UDP: the largest record that reaches the peer unfragmented (0: none known), as of `fit_at` (the loop's ms). */
+  size_t fit;
+  uint64_t fit_at;
+  /* On dp->dirty: a batch to send when the poll callback ends. */
+  int dirty;
 } port_t;
 
 typedef struct {
@@ -115,10 +148,11 @@ struct datapath {
   uint32_t magic;
   int refs;
   napi_env env;
+  uv_loop_t *loop;
   /* Where everything that is not forwarded here goes (UP_* entries, one buffer per poll callback). */
   napi_ref on_up;
   napi_async_context async;
-  /* TCP ports whose batch has frames, to be sealed when the current callback ends. */
+  /* Ports whose batch has frames, to be sent when the current callback ends. */
   uint32_t *dirty;
   uint32_t ndirty;
   /* Shared with JavaScript: per flow slot (frames, bytes), per port PORT_FIELDS. */
@@ -136,6 +170,8 @@ struct datapath {
   int udp_family;
   uv_poll_t udp_poll;
   int udp_open, udp_closing, udp_dispatching;
+  /* The kernel segments UDP sends (UDP_SEGMENT): cleared for good when it says it cannot. */
+  int gso;
   unsigned char *stage;
   size_t stage_size, staged;
   /* A sealed record on its way out. */
@@ -145,6 +181,7 @@ struct datapath {
   struct mmsghdr rx_msgs[RECV_BATCH];
   struct iovec rx_iov[RECV_BATCH];
   struct sockaddr_storage rx_addr[RECV_BATCH];
+  char rx_control[RECV_BATCH][CMSG_SPACE(sizeof(int))];
 };
 
 static void stage_up(datapath_t *dp, int kind, int extra, uint32_t port, const char *text, const unsigned char *data, size_t len);
@@ -152,12 +189,15 @@ static void deliver_up(datapath_t *dp);
 static void tcp_failed(datapath_t *dp, tcp_t *t, int why, const char *text);
 static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t len);
 static void tcp_flush(datapath_t *dp, uint32_t id);
+static void udp_flush(datapath_t *dp, uint32_t id);
 static void on_tcp_event(uv_poll_t *h, int status, int events);
 
 static void dp_release(datapath_t *dp) {
   if (--dp->refs > 0) return;
-  for (uint32_t i = 0; i < dp->nports; i++)
+  for (uint32_t i = 0; i < dp->nports; i++) {
     if (dp->ports[i].session) vs_release(dp->ports[i].session);
+    free(dp->ports[i].out.buf);
+  }
   napi_delete_reference(dp->env, dp->flow_counts_ref);
   napi_delete_reference(dp->env, dp->port_counts_ref);
   free(dp->flows);
@@ -209,6 +249,137 @@ static void count(datapath_t *dp, uint32_t port, int field, double n) {
   dp->port_counts[port * PORT_FIELDS + field] += n;
 }
 
+static void mark_dirty(datapath_t *dp, uint32_t id) {
+  port_t *p = &dp->ports[id];
+  if (p->dirty) return;
+  p->dirty = 1;
+  dp->dirty[dp->ndirty++] = id;
+}
+
+/* The MTU of the kernel's route to `to` (lowered by ICMP "fragmentation needed" as the kernel learns it); 0 when it has none. */
+static int path_mtu(const struct sockaddr_storage *to) {
+  struct sockaddr_storage a = *to;
+  socklen_t alen = sizeof(struct sockaddr_in6);
+  const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)to;
+  if (to->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
+    memset(&a, 0, sizeof a);
+    v4->sin_family = AF_INET;
+    v4->sin_port = v6->sin6_port;
+    memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+  }
+  if (a.ss_family == AF_INET) alen = sizeof(struct sockaddr_in);
+  int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), mtu = 0;
+  socklen_t mlen = sizeof mtu;
+  if (fd < 0) return 0;
+  /* A connected UDP socket sends nothing: it only looks the route up. */
+  if (connect(fd, (struct sockaddr *)&a, alen) != 0 ||
+      getsockopt(fd, a.ss_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6, a.ss_family == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &mlen) != 0)
+    mtu = 0;
+  close(fd);
+  return mtu;
+}
+
+/* The largest record a UDP port's peer gets unfragmented: the path MTU less the IP and UDP headers. */
+static size_t port_fit(datapath_t *dp, port_t *p) {
+  uint64_t now = uv_now(dp->loop);
+  if (p->fit_at == 0 || now - p->fit_at >= FIT_TTL_MS) {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&p->addr;
+    int v4 = p->addr.ss_family == AF_INET || IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr);
+    int mtu = path_mtu(&p->addr), headers = v4 ? 28 : 48;
+    p->fit = mtu > headers ? (size_t)(mtu - headers) : 0;
+    p->fit_at = now ? now : 1;
+  }
+  return p->fit;
+}
+
+/* Sends a UDP port's batch one datagram at a time; the kernel fragments what does not fit. */
+static void udp_send_each(datapath_t *dp, uint32_t id) {
+  port_t *p = &dp->ports[id];
+  udp_batch_t *b = &p->out;
+  for (size_t off = 0; off < b->fill; off += b->seg) {
+    size_t dlen = b->fill - off < b->seg ? b->fill - off : b->seg;
+    if (sendto(dp->udp_fd, b->buf + off, dlen, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
+      count(dp, id, TX_ERRORS, 1);
+      continue;
+    }
+    count(dp, id, TX_FRAMES, 1);
+    count(dp, id, TX_BYTES, (double)(dlen - VS_OVERHEAD));
+  }
+}
+
+/* Sends a UDP port's batch: one GSO send, the kernel cutting it into the datagrams (and the peer's, with GRO, joining them again). */
+static void udp_flush(datapath_t *dp, uint32_t id) {
+  port_t *p = &dp->ports[id];
+  udp_batch_t *b = &p->out;
+  if (b->count == 0) return;
+  if (b->count == 1 || !dp->gso) {
+    udp_send_each(dp, id);
+  } else {
+    char control[CMSG_SPACE(sizeof(uint16_t))] = {0};
+    struct iovec iov = {b->buf, b->fill};
+    struct msghdr m = {.msg_name = &p->addr, .msg_namelen = p->addrlen, .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    uint16_t seg = (uint16_t)b->seg;
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof seg);
+    memcpy(CMSG_DATA(c), &seg, sizeof seg);
+    if (sendmsg(dp->udp_fd, &m, MSG_DONTWAIT) >= 0) {
+      count(dp, id, TX_FRAMES, b->count);
+      count(dp, id, TX_BYTES, b->bytes);
+    } else if (errno == EMSGSIZE || errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
+      /* EMSGSIZE: the path's MTU shrank since it was read. The others: this kernel or device cannot segment UDP. */
+      if (errno == EMSGSIZE) p->fit_at = 0;
+      else dp->gso = 0;
+      udp_send_each(dp, id);
+    } else {
+      /* A full socket buffer, no route: dropped, as a congested or unreachable link drops in JavaScript. */
+      count(dp, id, TX_ERRORS, b->count);
+    }
+  }
+  b->fill = b->seg = 0;
+  b->count = 0;
+  b->bytes = 0;
+  b->closed = 0;
+}
+
+/* Seals a frame for a UDP port onto its batch, or on its own (sent now, fragmented) when it does not fit the path. */
+static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
+  port_t *p = &dp->ports[id];
+  udp_batch_t *b = &p->out;
+  size_t dlen = len + VS_OVERHEAD;
+  int batched = dp->gso && dlen <= port_fit(dp, p) && (b->buf || (b->buf = malloc(GSO_BYTES)) != NULL);
+  if (b->count && (!batched || b->closed || dlen > b->seg || b->count == GSO_SEGMENTS || b->fill + dlen > GSO_BYTES)) udp_flush(dp, id);
+  unsigned char *at = batched ? b->buf + b->fill : dp->seal_buf;
+  memcpy(at + VS_HEADER_BYTES, frame, len);
+  if (vs_seal(p->session, VS_DATA, at, 0, len) != 0) {
+    /* Sequence numbers spent (or OpenSSL failed): what is sealed already leaves, and JavaScript's next frame for the link finds out and re-keys. */
+    udp_flush(dp, id);
+    vs_release(p->session);
+    p->session = NULL;
+    p->kind = PORT_NONE;
+    flush_flows(dp);
+    count(dp, id, TX_ERRORS, 1);
+    return;
+  }
+  if (!batched) {
+    if (sendto(dp->udp_fd, at, dlen, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
+      count(dp, id, TX_ERRORS, 1);
+      return;
+    }
+    count(dp, id, TX_FRAMES, 1);
+    count(dp, id, TX_BYTES, (double)len);
+    return;
+  }
+  if (b->count == 0) b->seg = dlen;
+  else if (dlen < b->seg) b->closed = 1;
+  b->count++;
+  b->fill += dlen;
+  b->bytes += (double)len;
+  mark_dirty(dp, id);
+}
+
 static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
   port_t *p = &dp->ports[id];
   if (p->kind == PORT_PCAP) {
@@ -218,22 +389,9 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
       return;
     }
   } else if (p->kind == PORT_UDP && len + VS_OVERHEAD <= MAX_DATAGRAM - 28) {
-    memcpy(dp->seal_buf + VS_HEADER_BYTES, frame, len);
-    int r = vs_seal(p->session, VS_DATA, dp->seal_buf, 0, len);
-    if (r != 0) {
-      /* Sequence numbers spent (or OpenSSL failed): JavaScript's next frame for the link finds out and re-keys. */
-      vs_release(p->session);
-      p->session = NULL;
-      p->kind = PORT_NONE;
-      flush_flows(dp);
-      count(dp, id, TX_ERRORS, 1);
-      return;
-    }
-    /* A full socket buffer drops, as a congested link does in JavaScript. */
-    if (sendto(dp->udp_fd, dp->seal_buf, len + VS_OVERHEAD, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
-      count(dp, id, TX_ERRORS, 1);
-      return;
-    }
+    /* Counted when it leaves. */
+    udp_queue(dp, id, frame, len);
+    return;
   } else if (p->kind == PORT_TCP && !p->tcp->failed && p->tcp->tx_len <= TCP_TX_LIMIT && len <= MAX_FRAME) {
     tcp_t *t = p->tcp;
     /* A full batch leaves now. */
@@ -243,10 +401,7 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
     at[1] = (unsigned char)len;
     memcpy(at + BATCH_ENTRY, frame, len);
     t->batch_fill += BATCH_ENTRY + len;
-    if (!t->dirty) {
-      t->dirty = 1;
-      dp->dirty[dp->ndirty++] = id;
-    }
+    mark_dirty(dp, id);
   } else {
     count(dp, id, TX_ERRORS, 1);
     return;
@@ -255,12 +410,38 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
   count(dp, id, TX_BYTES, (double)len);
 }
 
-/* Forwards a frame of a cached flow; 0 when the flow is not cached. */
+/* A TCP segment with SYN set, over IPv4 (unfragmented) or IPv6, behind up to two VLAN tags: what mss.ts clamps. */
+static int is_tcp_syn(const unsigned char *f, size_t len) {
+  size_t o = 12;
+  unsigned type = (unsigned)f[12] << 8 | f[13];
+  for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
+    o += 4;
+    if (o + 2 > len) return 0;
+    type = (unsigned)f[o] << 8 | f[o + 1];
+  }
+  o += 2;
+  size_t t;
+  if (type == 0x0800) {
+    if (len < o + 20 || f[o + 9] != 6 || ((f[o + 6] & 0x3f) | f[o + 7]) != 0) return 0;
+    t = o + (size_t)(f[o] & 15) * 4;
+  } else if (type == 0x86dd) {
+    if (len < o + 40 || f[o + 6] != 6) return 0;
+    t = o + 40;
+  } else {
+    return 0;
+  }
+  return len >= t + 20 && (f[t + 13] & 0x02) != 0;
+}
+
+/* Forwards a frame of a cached flow; 0 when the flow is not cached, or the frame is a SYN to or from a UDP link (JavaScript clamps it). */
 static int forward(datapath_t *dp, uint32_t ingress, const unsigned char *frame, size_t len) {
   if (len < 14) return 0;
   int slot = find_flow(dp, ingress, mac_at(frame + 6), mac_at(frame));
   if (slot < 0) return 0;
   const flow_t *f = &dp->flows[slot];
+  int udp = dp->ports[ingress].kind == PORT_UDP;
+  for (uint32_t i = 0; !udp && i < f->nout; i++) udp = dp->ports[f->out[i]].kind == PORT_UDP;
+  if (udp && is_tcp_syn(frame, len)) return 0;
   dp->flow_counts[2 * slot] += 1;
   dp->flow_counts[2 * slot + 1] += (double)len;
   count(dp, ingress, RX_FRAMES, 1);
@@ -437,13 +618,24 @@ static void on_udp_readable(uv_poll_t *h, int status, int events) {
       dp->rx_msgs[i].msg_hdr.msg_iovlen = 1;
       dp->rx_msgs[i].msg_hdr.msg_name = &dp->rx_addr[i];
       dp->rx_msgs[i].msg_hdr.msg_namelen = sizeof dp->rx_addr[i];
+      dp->rx_msgs[i].msg_hdr.msg_control = dp->rx_control[i];
+      dp->rx_msgs[i].msg_hdr.msg_controllen = sizeof dp->rx_control[i];
     }
     int got = recvmmsg(dp->udp_fd, dp->rx_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
     if (got <= 0) break;
     for (int i = 0; i < got; i++) {
-      struct sockaddr_storage *from = &dp->rx_addr[i];
+      struct msghdr *m = &dp->rx_msgs[i].msg_hdr;
+      unsigned char *d = dp->rx_bufs + (size_t)i * MAX_DATAGRAM;
+      size_t len = dp->rx_msgs[i].msg_len, seg = len;
+      /* GRO joined datagrams of one sender: all `seg` bytes long but the last. */
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        int v;
+        if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO) continue;
+        memcpy(&v, CMSG_DATA(c), sizeof v);
+        if (v > 0 && (size_t)v < len) seg = (size_t)v;
+      }
       /* A v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as JavaScript's addresses are. */
-      received(dp, dp->rx_bufs + (size_t)i * MAX_DATAGRAM, dp->rx_msgs[i].msg_len, from);
+      for (size_t off = 0; off < len; off += seg) received(dp, d + off, len - off < seg ? len - off : seg, &dp->rx_addr[i]);
     }
     fp_round_end(dp);
     if (got < RECV_BATCH) break;
@@ -529,10 +721,9 @@ static void tcp_flush(datapath_t *dp, uint32_t id) {
 void fp_round_end(datapath_t *dp) {
   for (uint32_t i = 0; i < dp->ndirty; i++) {
     uint32_t id = dp->dirty[i];
-    if (dp->ports[id].kind == PORT_TCP) {
-      dp->ports[id].tcp->dirty = 0;
-      tcp_flush(dp, id);
-    }
+    dp->ports[id].dirty = 0;
+    if (dp->ports[id].kind == PORT_TCP) tcp_flush(dp, id);
+    else if (dp->ports[id].kind == PORT_UDP) udp_flush(dp, id);
   }
   dp->ndirty = 0;
   deliver_up(dp);
@@ -696,6 +887,7 @@ static napi_value datapath(napi_env env, napi_callback_info info) {
   dp->gen = 1;
   dp->nports = ports;
   dp->udp_fd = -1;
+  CHECK(napi_get_uv_event_loop(env, &dp->loop));
   dp->flows = calloc(flows, sizeof(flow_t));
   dp->ports = calloc(ports, sizeof(port_t));
   dp->seal_buf = malloc(MAX_DATAGRAM);
@@ -724,6 +916,9 @@ static int get_port(napi_env env, datapath_t *dp, napi_value v, uint32_t *id) {
 
 static void clear_port(datapath_t *dp, uint32_t id) {
   port_t *p = &dp->ports[id];
+  /* Sealed already: it leaves. */
+  if (p->kind == PORT_UDP) udp_flush(dp, id);
+  free(p->out.buf);
   if (p->session) vs_release(p->session);
   if (p->tcp) {
     /* The connection is closed here; JavaScript closes its own socket. While its callback runs, it closes itself after. */
@@ -734,7 +929,10 @@ static void clear_port(datapath_t *dp, uint32_t id) {
     p->cap->dp = NULL;
     dp_release(dp);
   }
+  /* Still listed on dp->dirty if it was: listed once, it is skipped there. */
+  int dirty = p->dirty;
   memset(p, 0, sizeof *p);
+  p->dirty = dirty;
 }
 
 /* attachCapture(dp, port, capture): the capture's frames enter the fast path as `port`, and frames for `port` leave by it */
@@ -926,6 +1124,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   /* The kernel caps these at net.core.[rw]mem_max; the defaults still work, only bursts suffer. */
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  /* Kernels before 4.18 (GSO) and 5.0 (GRO) refuse these: datagrams then go and come one by one. */
+  int one = 1;
+  dp->gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   dp->rx_bufs = dp->rx_bufs ? dp->rx_bufs : malloc((size_t)RECV_BATCH * MAX_DATAGRAM);
   if (!dp->rx_bufs) {
     close(fd);
@@ -967,6 +1169,30 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   else if (parse_addr(dp, ip, port, &addr, &alen) != 0) e = EAFNOSUPPORT;
   else if (sendto(dp->udp_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&addr, alen) < 0) e = errno;
   CHECK(napi_create_int32(env, e, &out));
+  return out;
+}
+
+/* pathMtu(ip) -> the MTU of the kernel's route to ip (lowered as the kernel learns of smaller links on the path); 0 when there is none */
+static napi_value path_mtu_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1, n;
+  napi_value argv[1], out;
+  char ip[INET6_ADDRSTRLEN + 1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok) return fail(env, "pathMtu(ip)");
+  struct sockaddr_storage a;
+  memset(&a, 0, sizeof a);
+  int mtu = 0;
+  /* Any port will do: the route is per address. */
+  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&a)->sin_addr) == 1) {
+    a.ss_family = AF_INET;
+    ((struct sockaddr_in *)&a)->sin_port = htons(9);
+    mtu = path_mtu(&a);
+  } else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&a)->sin6_addr) == 1) {
+    a.ss_family = AF_INET6;
+    ((struct sockaddr_in6 *)&a)->sin6_port = htons(9);
+    mtu = path_mtu(&a);
+  }
+  CHECK(napi_create_int32(env, mtu, &out));
   return out;
 }
 
@@ -1145,6 +1371,7 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
       {"udpQueued", NULL, udp_queued, NULL, NULL, NULL, napi_default, NULL},
+      {"pathMtu", NULL, path_mtu_js, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpAttach", NULL, tcp_attach, NULL, NULL, NULL, napi_default, NULL},
       {"tcpWrite", NULL, tcp_write, NULL, NULL, NULL, napi_default, NULL},
