@@ -12,6 +12,12 @@ export interface ExecResult {
 /** Output beyond this is dropped: remote commands here print a few lines, a runaway one must not fill memory. */
 const MAX_OUTPUT = 1 << 20;
 
+/** How a command ended, in words: "exit 3", "killed by SIGTERM", or "no exit status" (the channel closed without one). */
+export function ending(r: ExecResult): string {
+  if (r.code !== null) return `exit ${r.code}`;
+  return r.signal ? `killed by ${r.signal}` : 'no exit status';
+}
+
 export function execChannel(client: ssh2.Client, command: string): Promise<ssh2.ClientChannel> {
   return new Promise((resolve, reject) => client.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))));
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { run } from './exec.js';
+import { ending, run } from './exec.js';
 import { EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
 import path from 'node:path';
 
@@ -27,7 +27,7 @@ export const MIN_NODE = [20, 19] as const;
 export async function probe(client: ssh2.Client, machine: string, installDir: string): Promise<Probe> {
   const r = await run(client, shScript(PROBE, [installDir]));
   if (r.code === EXIT.noHome) throw new ReachError(machine, `the SSH user on ${machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
-  if (r.code !== 0) throw new ReachError(machine, `cannot run commands on ${machine} (exit ${r.code}): ${firstLine(r.stderr)}`, 'check that the account has a POSIX shell (sh) and is not restricted to a forced command');
+  if (r.code !== 0) throw new ReachError(machine, `cannot run commands on ${machine} (${ending(r)}): ${firstLine(r.stderr)}`, 'check that the account has a POSIX shell (sh) and is not restricted to a forced command');
   const v: Record<string, string> = {};
   for (const line of r.stdout.split('\n')) {
     const eq = line.indexOf('=');
