@@ -188,6 +188,24 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       expect(link(b, 'a')).toMatchObject({ dial: false, txFrames: 3, rxFrames: 3, rejected: 0, replayed: 0 });
     });
 
+    test.each(['udp', 'tcp'] as const)('%s over IPv6, and from a v4 peer to a dual-stack daemon: frames cross both ways', async (proto) => {
+      const a = await daemon('a', { host: '::' });
+      const b = await daemon('b', { host: '::1' });
+      const c = await daemon('c', { host: '127.0.0.1' });
+      const [atA, atB, atC] = [inbox(a), inbox(b), inbox(c)];
+      connectPair(b, a, { proto, peer: 'a', bPeer: 'b', address: `[::1]:${a.port}` });
+      connectPair(c, a, { proto, peer: 'a', bPeer: 'c', address: `127.0.0.1:${a.port}` });
+      await Promise.all([up(a, 'b'), up(a, 'c'), up(b, 'a'), up(c, 'a')]);
+      const sizes = [60, 1514, 9018];
+      for (const [m, peer] of [[b, 'a'], [c, 'a'], [a, 'b'], [a, 'c']] as const) sizes.forEach((n, i) => expect(m.send(peer, frameOf(n, i + 1))).toBe(true));
+      await until('frames', () => atA.length === 6 && atB.length === 3 && atC.length === 3);
+      const got = (box: typeof atA, from: string) => box.filter((f) => f.peer === from).map((f) => [f.frame.length, f.frame[0]]);
+      const want = sizes.map((n, i) => [n, i + 1]);
+      expect([got(atA, 'b'), got(atA, 'c'), got(atB, 'a'), got(atC, 'a')]).toEqual([want, want, want, want]);
+      expect(link(a, 'b')?.remote).toMatch(/^\[::1\]:\d+$/);
+      expect(link(a, 'c')?.remote).toMatch(/127\.0\.0\.1\]?:\d+$/);
+    });
+
     test('a TCP SYN crossing a UDP link has its MSS clamped to what the path carries unfragmented, by the end that knows the path, either way; over TCP it crosses as it was', async () => {
       // Only b knows its path: 1400 bytes to every peer. IPv4 and UDP headers (28) and the record (25) leave 1347-byte frames, MSS 1293.
       const spec = { options: [mssOption(1460), SACK_OK] };
