@@ -302,7 +302,8 @@ async function main(): Promise<void> {
   process.stdout.write(`${line(header)}\n${table.map(line).join('\n')}\n`);
   process.stdout.write(`(${seconds} s per throughput point; ping: median of ${ECHOES} echoes 2 ms apart, with the CPU the path's daemons used per echo;` +
     ` "busy": ${ECHOES} more 0.2 ms apart, where no CPU dozes between frames;` +
-    ` one iperf3 stream; VMs without offloads; "x tinc" is against tinc with its default cipher)\n`);
+    ` one iperf3 stream; VMs without offloads, MTU 1500 on a 1500-byte LAN (vnetd's UDP links and tinc clamp TCP's MSS to fit it);` +
+    ` "x tinc" is against tinc with its default cipher)\n`);
   // A one-hop round trip crosses the two daemons twice each.
   const perTraversal = oneHop.cpuUsPerEcho! / 4;
   process.stdout.write(`\nevent-loop floor: a Node process that receives and sends back one datagram per wake-up spends ${fmt(floor, 0)} µs of CPU per echo;` +
