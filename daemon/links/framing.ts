@@ -78,7 +78,6 @@ export class LengthPrefixReader {
   }
 }
 
-/** Takes back what `push` holds of a record not yet complete, length prefix included, as it arrived; the reader starts afresh. */
 /** Prefixes a bare message (handshake traffic, which is rare enough to copy). */
 export function withLength(message: Buffer): Buffer {
   const out = Buffer.allocUnsafe(LENGTH_BYTES + message.length);

@@ -63,7 +63,6 @@ export interface Ends {
   streamPath: string;
 }
 
-/** QEMU's datagram netdev as the README gives it. */
 /** One way of writing the two netdevs: vnetd's stream --iface and QEMU's two -netdev values. */
 export interface Form {
   streamIface: (e: Ends) => string;
@@ -71,6 +70,7 @@ export interface Form {
   streamNetdev: (e: Ends) => string;
 }
 
+/** QEMU's datagram netdev as the README gives it. */
 export const dgramNetdev = (e: Ends) =>
   `dgram,id=nd,local.type=inet,local.host=127.0.0.1,local.port=${e.qemuUdp},remote.type=inet,remote.host=127.0.0.1,remote.port=${e.vnetdUdp}`;
 /** The same, in the older `-netdev socket` spelling. */

@@ -67,7 +67,6 @@ export function hostOf(inf: Inference, vm: string): string | undefined {
   return Object.hasOwn(inf.hosts, vm) ? inf.hosts[vm] : undefined;
 }
 
-/** An unordered pair as one key. */
 /** Edges with a < b, sorted by (a, b): the contract of types.ts, enforced rather than trusted. */
 export function sortedEdges(edges: readonly TopologyEdge[]): TopologyEdge[] {
   return edges
