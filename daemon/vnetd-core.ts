@@ -89,7 +89,7 @@ export class Vnetd implements ControlTarget {
       log: opts.log,
       ...(opts.links?.keepaliveMs ? { keepaliveMs: opts.links.keepaliveMs } : {}),
       ...(this.fast ? { openUdp: this.fast.openUdp } : {}),
-      ...(typeof pcap === 'object' ? { pathMtu: pcap.pathMtu } : {}),
+      ...(typeof pcap === 'object' ? { pathRoom: pcap.pathRoom } : {}),
     });
     // A link being captured (--capture link:PEER) must see every frame, so it stays off the fast path.
     this.fast?.serve(this.links, (peer) => this.linkCaptures.has(peer));
@@ -172,8 +172,8 @@ export class Vnetd implements ControlTarget {
     }
 
     // Before the first client: its commit is then an append and a sync, like
-    // every later one. libpcap is loaded already (links read path MTUs
-    // through it), so its first DEVICES? does not pay for that either.
+    // every later one. libpcap is loaded already (links read their paths'
+    // MTUs through it), so its first DEVICES? does not pay for that either.
     await this.store.prepare(this.saved());
     await this.control.listen(sock);
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);

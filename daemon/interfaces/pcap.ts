@@ -15,8 +15,8 @@ interface PcapBinding {
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   close(handle: object): void;
   devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
-  /** The MTU of the kernel's route to `ip`, 0 when it has none (the fast path's C half uses it too; UDP links clamp TCP's MSS to it). */
-  pathMtu(ip: string): number;
+  /** The largest UDP payload that reaches `ip` unfragmented (its route's MTU less the headers), 0 with no route: UDP links clamp TCP's MSS to it, as the fast path batches by it. */
+  pathRoom(ip: string): number;
 }
 
 /** The kernel's words for an errno, as libuv has them. */

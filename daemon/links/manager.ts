@@ -88,7 +88,7 @@ export class LinkManager extends EventEmitter {
   private server: Server | null = null;
   private socket: DatagramSocket | null = null;
   private readonly openUdp: (host: string, port: number) => Promise<DatagramSocket>;
-  private readonly pathMtu: ((ip: string) => number) | undefined;
+  private readonly pathRoom: ((ip: string) => number) | undefined;
   private udp: UdpEndpoint<Link> | null = null;
   private boundPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
@@ -110,7 +110,7 @@ export class LinkManager extends EventEmitter {
     this.handshakeMs = opts.handshakeMs ?? 5000;
     this.logLine = opts.log ?? (() => {});
     this.openUdp = opts.openUdp ?? dgramSocket;
-    this.pathMtu = opts.pathMtu;
+    this.pathRoom = opts.pathRoom;
     this.hooks = {
       frame: (peer, frame) => this.emit('frame', peer, frame),
       report: (peer, payload) => this.emit('report', peer, payload),
@@ -172,7 +172,7 @@ export class LinkManager extends EventEmitter {
       policy: this.policy,
       timeoutMs: this.handshakeMs,
       stray: () => this.counters.strays++,
-      ...(this.pathMtu ? { pathMtu: this.pathMtu } : {}),
+      ...(this.pathRoom ? { pathRoom: this.pathRoom } : {}),
     });
     this.state = 'running';
     this.logLine(`links: listening on ${this.host} port ${this.boundPort} (tcp, udp)`);

@@ -125,12 +125,13 @@ export interface LinkManagerOptions {
    */
   openUdp?: (host: string, port: number) => Promise<DatagramSocket>;
   /**
-   * The MTU of the kernel's route to an address, 0 when unknown: UDP links
-   * clamp the MSS of TCP SYNs they carry to it (mss.ts). vnetd passes the
-   * pcap addon's; without it nothing is clamped, and full-size frames cross
-   * fragmented.
+   * The largest UDP payload that reaches an address unfragmented (the MTU of
+   * the kernel's route there less the IP and UDP headers), 0 when unknown:
+   * UDP links clamp the MSS of TCP SYNs they carry to fit it (mss.ts). vnetd
+   * passes the pcap addon's; without it nothing is clamped, and full-size
+   * frames cross fragmented.
    */
-  pathMtu?: (ip: string) => number;
+  pathRoom?: (ip: string) => number;
 }
 
 /** What UDP links need of a datagram socket: node:dgram's Socket has it, and so has the fast path's. */

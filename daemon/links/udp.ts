@@ -38,11 +38,8 @@ import {
 
 /** Bytes waiting in the socket's send queue beyond which data is dropped. */
 const TX_QUEUE_LIMIT = 1 << 20;
-/** How long a path MTU read from the kernel is used before it is read again. */
+/** How long the room a path has, read from the kernel, is used before it is read again. */
 const FIT_TTL_MS = 1000;
-/** IP and UDP headers in front of a record: IPv4 (also a v4 peer on a dual-stack socket) and IPv6. */
-const HEADERS_V4 = 20 + 8;
-const HEADERS_V6 = 40 + 8;
 /** CHALLENGEs sent per second at most; HELLOs beyond are refused as busy. */
 const MAX_CHALLENGES_PER_SEC = 10_000;
 /** Handshakes remembered after their PROOF (to answer a retransmitted one, and to refuse a replayed one). */
@@ -74,9 +71,7 @@ export class UdpChannel implements Channel {
   fitFrame(): number {
     const now = performance.now();
     if (this.fit.ip !== this.ip || now - this.fit.at >= FIT_TTL_MS) {
-      const mtu = this.endpoint.pathMtu(this.ip);
-      const v4 = isIP(this.ip) === 4 || this.ip.startsWith('::ffff:');
-      this.fit = { frame: Math.max(0, mtu - (v4 ? HEADERS_V4 : HEADERS_V6) - RECORD_OVERHEAD), ip: this.ip, at: now };
+      this.fit = { frame: Math.max(0, this.endpoint.pathRoom(this.ip) - RECORD_OVERHEAD), ip: this.ip, at: now };
     }
     return this.fit.frame;
   }
@@ -157,8 +152,8 @@ export class UdpEndpoint<T> {
       timeoutMs: number;
       /** A datagram that belongs to nothing. */
       stray: () => void;
-      /** LinkManagerOptions.pathMtu. */
-      pathMtu?: (ip: string) => number;
+      /** LinkManagerOptions.pathRoom. */
+      pathRoom?: (ip: string) => number;
     },
   ) {
     this.v6 = socket.address().family === 'IPv6';
@@ -169,8 +164,8 @@ export class UdpEndpoint<T> {
     return this.socket.getSendQueueSize() > TX_QUEUE_LIMIT;
   }
 
-  pathMtu(ip: string): number {
-    return this.o.pathMtu?.(ip) ?? 0;
+  pathRoom(ip: string): number {
+    return this.o.pathRoom?.(ip) ?? 0;
   }
 
   transmit(datagram: Buffer, ip: string, port: number): void {

@@ -207,11 +207,11 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
     });
 
     test('a TCP SYN crossing a UDP link has its MSS clamped to what the path carries unfragmented, by the end that knows the path, either way; over TCP it crosses as it was', async () => {
-      // Only b knows its path: 1400 bytes to every peer. IPv4 and UDP headers (28) and the record (25) leave 1347-byte frames, MSS 1293.
+      // Only b knows its path: a 1400-byte IPv4 MTU to every peer, 1372 bytes of UDP payload. Less the record (25), 1347-byte frames: MSS 1293.
       const spec = { options: [mssOption(1460), SACK_OK] };
       for (const [proto, mss] of [['udp', 1293], ['tcp', 1460]] as const) {
         const a = await daemon('a');
-        const b = await daemon('b', { pathMtu: () => 1400 });
+        const b = await daemon('b', { pathRoom: () => 1372 });
         const [atA, atB] = [inbox(a), inbox(b)];
         connectPair(a, b, { proto });
         await Promise.all([up(a, 'b'), up(b, 'a')]);

@@ -33,6 +33,7 @@ const total = Number(process.argv[2]);
 const s = net.connect(9000, process.argv[1], () => { const t = setInterval(() => {
   if (n >= total) { clearInterval(t); s.end(); console.log(n + ' ' + h.digest('hex')); return; }
   const b = c.randomBytes(16384); h.update(b); n += b.length; s.write(b); }, 5); });`;
+
 /** The repository: two levels up from test/netns/, three from dist/test/netns/ (benchmarks). */
 const ROOT = ((): string => {
   let dir = path.dirname(new URL(import.meta.url).pathname);

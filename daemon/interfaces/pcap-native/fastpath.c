@@ -141,6 +141,8 @@ typedef struct {
   uint64_t src, dst;
   uint32_t ingress, gen;
   uint32_t nout;
+  /* The flow enters or leaves by a UDP link: its SYNs go to JavaScript. Port kinds change only with a flush. */
+  int via_udp;
   uint16_t out[MAX_OUT];
 } flow_t;
 
@@ -174,8 +176,6 @@ struct datapath {
   int gso;
   unsigned char *stage;
   size_t stage_size, staged;
-  /* A sealed record on its way out. */
-  unsigned char *seal_buf;
   /* recvmmsg's buffers. */
   unsigned char *rx_bufs;
   struct mmsghdr rx_msgs[RECV_BATCH];
@@ -204,7 +204,6 @@ static void dp_release(datapath_t *dp) {
   free(dp->ports);
   free(dp->by_addr);
   free(dp->stage);
-  free(dp->seal_buf);
   free(dp->rx_bufs);
   free(dp->dirty);
   napi_delete_reference(dp->env, dp->on_up);
@@ -256,10 +255,13 @@ static void mark_dirty(datapath_t *dp, uint32_t id) {
   dp->dirty[dp->ndirty++] = id;
 }
 
-/* The MTU of the kernel's route to `to` (lowered by ICMP "fragmentation needed" as the kernel learns it); 0 when it has none. */
-static int path_mtu(const struct sockaddr_storage *to) {
+/*
+ * The largest UDP payload that reaches `to` unfragmented: the MTU of the
+ * kernel's route there (lowered by ICMP "fragmentation needed" as the kernel
+ * learns it) less the IP and UDP headers; 0 when there is no route.
+ */
+static size_t path_room(const struct sockaddr_storage *to) {
   struct sockaddr_storage a = *to;
-  socklen_t alen = sizeof(struct sockaddr_in6);
   const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)to;
   if (to->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
     struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
@@ -268,26 +270,23 @@ static int path_mtu(const struct sockaddr_storage *to) {
     v4->sin_port = v6->sin6_port;
     memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
   }
-  if (a.ss_family == AF_INET) alen = sizeof(struct sockaddr_in);
-  int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0), mtu = 0;
+  int inet = a.ss_family == AF_INET, mtu = 0, headers = inet ? 20 + 8 : 40 + 8;
   socklen_t mlen = sizeof mtu;
+  int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   /* A connected UDP socket sends nothing: it only looks the route up. */
-  if (connect(fd, (struct sockaddr *)&a, alen) != 0 ||
-      getsockopt(fd, a.ss_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6, a.ss_family == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &mlen) != 0)
+  if (connect(fd, (struct sockaddr *)&a, inet ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)) != 0 ||
+      getsockopt(fd, inet ? IPPROTO_IP : IPPROTO_IPV6, inet ? IP_MTU : IPV6_MTU, &mtu, &mlen) != 0)
     mtu = 0;
   close(fd);
-  return mtu;
+  return mtu > headers ? (size_t)(mtu - headers) : 0;
 }
 
-/* The largest record a UDP port's peer gets unfragmented: the path MTU less the IP and UDP headers. */
+/* path_room for a UDP port's peer, read again once a second (or after a send the kernel found too big). */
 static size_t port_fit(datapath_t *dp, port_t *p) {
   uint64_t now = uv_now(dp->loop);
   if (p->fit_at == 0 || now - p->fit_at >= FIT_TTL_MS) {
-    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&p->addr;
-    int v4 = p->addr.ss_family == AF_INET || IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr);
-    int mtu = path_mtu(&p->addr), headers = v4 ? 28 : 48;
-    p->fit = mtu > headers ? (size_t)(mtu - headers) : 0;
+    p->fit = path_room(&p->addr);
     p->fit_at = now ? now : 1;
   }
   return p->fit;
@@ -344,14 +343,18 @@ static void udp_flush(datapath_t *dp, uint32_t id) {
   b->closed = 0;
 }
 
-/* Seals a frame for a UDP port onto its batch, or on its own (sent now, fragmented) when it does not fit the path. */
+/* Seals a frame for a UDP port onto its batch; one that does not fit the path leaves at once, on its own, for the kernel to fragment. */
 static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
   port_t *p = &dp->ports[id];
   udp_batch_t *b = &p->out;
   size_t dlen = len + VS_OVERHEAD;
-  int batched = dp->gso && dlen <= port_fit(dp, p) && (b->buf || (b->buf = malloc(GSO_BYTES)) != NULL);
+  if (!b->buf && !(b->buf = malloc(GSO_BYTES))) {
+    count(dp, id, TX_ERRORS, 1);
+    return;
+  }
+  int batched = dp->gso && dlen <= port_fit(dp, p);
   if (b->count && (!batched || b->closed || dlen > b->seg || b->count == GSO_SEGMENTS || b->fill + dlen > GSO_BYTES)) udp_flush(dp, id);
-  unsigned char *at = batched ? b->buf + b->fill : dp->seal_buf;
+  unsigned char *at = b->buf + b->fill;
   memcpy(at + VS_HEADER_BYTES, frame, len);
   if (vs_seal(p->session, VS_DATA, at, 0, len) != 0) {
     /* Sequence numbers spent (or OpenSSL failed): what is sealed already leaves, and JavaScript's next frame for the link finds out and re-keys. */
@@ -363,21 +366,13 @@ static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, s
     count(dp, id, TX_ERRORS, 1);
     return;
   }
-  if (!batched) {
-    if (sendto(dp->udp_fd, at, dlen, MSG_DONTWAIT, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
-      count(dp, id, TX_ERRORS, 1);
-      return;
-    }
-    count(dp, id, TX_FRAMES, 1);
-    count(dp, id, TX_BYTES, (double)len);
-    return;
-  }
   if (b->count == 0) b->seg = dlen;
   else if (dlen < b->seg) b->closed = 1;
   b->count++;
   b->fill += dlen;
   b->bytes += (double)len;
-  mark_dirty(dp, id);
+  if (batched) mark_dirty(dp, id);
+  else udp_flush(dp, id);
 }
 
 static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
@@ -439,9 +434,7 @@ static int forward(datapath_t *dp, uint32_t ingress, const unsigned char *frame,
   int slot = find_flow(dp, ingress, mac_at(frame + 6), mac_at(frame));
   if (slot < 0) return 0;
   const flow_t *f = &dp->flows[slot];
-  int udp = dp->ports[ingress].kind == PORT_UDP;
-  for (uint32_t i = 0; !udp && i < f->nout; i++) udp = dp->ports[f->out[i]].kind == PORT_UDP;
-  if (udp && is_tcp_syn(frame, len)) return 0;
+  if (f->via_udp && is_tcp_syn(frame, len)) return 0;
   dp->flow_counts[2 * slot] += 1;
   dp->flow_counts[2 * slot + 1] += (double)len;
   count(dp, ingress, RX_FRAMES, 1);
@@ -834,7 +827,6 @@ static void on_tcp_event(uv_poll_t *h, int status, int events) {
 
 /* --- JavaScript's side ------------------------------------------------- */
 
-
 static napi_value fail(napi_env env, const char *why) {
   napi_throw_error(env, NULL, why);
   return NULL;
@@ -890,9 +882,8 @@ static napi_value datapath(napi_env env, napi_callback_info info) {
   CHECK(napi_get_uv_event_loop(env, &dp->loop));
   dp->flows = calloc(flows, sizeof(flow_t));
   dp->ports = calloc(ports, sizeof(port_t));
-  dp->seal_buf = malloc(MAX_DATAGRAM);
   dp->dirty = calloc(ports, sizeof *dp->dirty);
-  if (!dp->flows || !dp->ports || !dp->seal_buf || !dp->dirty || rebuild_addresses(dp) != 0) {
+  if (!dp->flows || !dp->ports || !dp->dirty || rebuild_addresses(dp) != 0) {
     dp_release(dp);
     return fail(env, "out of memory");
   }
@@ -1071,6 +1062,8 @@ static napi_value learn(napi_env env, napi_callback_info info) {
     f->gen = dp->gen;
     f->nout = nout;
     memcpy(f->out, ports, sizeof ports[0] * nout);
+    f->via_udp = dp->ports[ingress].kind == PORT_UDP;
+    for (uint32_t i = 0; i < nout; i++) f->via_udp |= dp->ports[ports[i]].kind == PORT_UDP;
   }
   CHECK(napi_create_int32(env, slot, &out));
   return out;
@@ -1172,27 +1165,27 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* pathMtu(ip) -> the MTU of the kernel's route to ip (lowered as the kernel learns of smaller links on the path); 0 when there is none */
-static napi_value path_mtu_js(napi_env env, napi_callback_info info) {
+/* pathRoom(ip) -> the largest UDP payload that reaches ip unfragmented (path_room); 0 when there is no route */
+static napi_value path_room_js(napi_env env, napi_callback_info info) {
   size_t argc = 1, n;
   napi_value argv[1], out;
   char ip[INET6_ADDRSTRLEN + 1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok) return fail(env, "pathMtu(ip)");
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok) return fail(env, "pathRoom(ip)");
   struct sockaddr_storage a;
   memset(&a, 0, sizeof a);
-  int mtu = 0;
+  size_t room = 0;
   /* Any port will do: the route is per address. */
   if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&a)->sin_addr) == 1) {
     a.ss_family = AF_INET;
     ((struct sockaddr_in *)&a)->sin_port = htons(9);
-    mtu = path_mtu(&a);
+    room = path_room(&a);
   } else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&a)->sin6_addr) == 1) {
     a.ss_family = AF_INET6;
     ((struct sockaddr_in6 *)&a)->sin6_port = htons(9);
-    mtu = path_mtu(&a);
+    room = path_room(&a);
   }
-  CHECK(napi_create_int32(env, mtu, &out));
+  CHECK(napi_create_uint32(env, (uint32_t)room, &out));
   return out;
 }
 
@@ -1371,7 +1364,7 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
       {"udpQueued", NULL, udp_queued, NULL, NULL, NULL, napi_default, NULL},
-      {"pathMtu", NULL, path_mtu_js, NULL, NULL, NULL, napi_default, NULL},
+      {"pathRoom", NULL, path_room_js, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpAttach", NULL, tcp_attach, NULL, NULL, NULL, napi_default, NULL},
       {"tcpWrite", NULL, tcp_write, NULL, NULL, NULL, napi_default, NULL},

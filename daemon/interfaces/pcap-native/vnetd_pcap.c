@@ -30,7 +30,6 @@
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
 
-
 static napi_value throw_msg(napi_env env, const char *what, const char *detail) {
   char buf[PCAP_ERRBUF_SIZE + 256];
   snprintf(buf, sizeof buf, "%s: %s", what, detail);
