@@ -8,7 +8,8 @@ import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } fr
 import { FastPath } from './forward/fast-path.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
-import { listCapturable, pcapBinding, PcapInterface } from './interfaces/pcap.js';
+import { NativeInterface } from './interfaces/native-interface.js';
+import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
@@ -130,7 +131,7 @@ export class Vnetd implements ControlTarget {
         this.forward(port, frame);
       });
       // A capture file (--capture) must see every frame: a wrapped interface stays off the fast path.
-      if (this.fast && iface instanceof PcapInterface) this.fast.attachInterface(port, iface);
+      if (this.fast && iface instanceof NativeInterface) this.fast.attachInterface(port, iface);
       this.ifaces.set(iface.name, { iface, port });
     }
 

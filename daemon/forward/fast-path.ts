@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
-import { PcapInterface, pcapBinding, systemErrorMessage } from '../interfaces/pcap.js';
+import { NativeInterface, systemErrorMessage } from '../interfaces/native-interface.js';
+import { pcapBinding } from '../interfaces/pcap.js';
 import { UDP_BUFFER_BYTES, type LinkManager } from '../links/manager.js';
 import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
 import { MAX_FRAME, MAX_RECORD } from '../links/wire.js';
@@ -91,6 +92,8 @@ interface Flow {
   decision: Decision;
   /** Entered from a local interface: VTTIF counts it. */
   fromInterface: boolean;
+  /** The table's change count when it was decided. */
+  change: number;
 }
 
 export class FastPath {
@@ -110,6 +113,9 @@ export class FastPath {
   private socket: FastPathSocket | null = null;
   private links: LinkManager | null = null;
   private flushQueued = false;
+  /** Flows to cache once this turn's link batches have left (see `learn`), and the table's changes so far, which void them. */
+  private toLearn: Flow[] = [];
+  private changes = 0;
   /** Frames the fast path forwarded, as folded so far. */
   private carried = 0;
 
@@ -152,8 +158,8 @@ export class FastPath {
     return dest?.kind === 'link' ? dest.to : '';
   }
 
-  /** The pcap interface's frames go through the fast path as port `port`. */
-  attachInterface(port: number, iface: PcapInterface): void {
+  /** The interface's frames (a pcap device's, a QEMU socket's) go through the fast path as port `port`. */
+  attachInterface(port: number, iface: NativeInterface): void {
     const capture = iface.captureHandle;
     if (port >= MAX_PORTS || !capture) return;
     this.lib.attachCapture(this.dp, port, capture);
@@ -214,21 +220,42 @@ export class FastPath {
 
   /**
    * After the table routed a frame from `ingress` by `decision`: caches its
-   * flow when every port involved is a fast-path port. Group destinations
-   * (ARP, broadcast) are left to JavaScript: VTTIF learns hosts from them.
+   * flow, at the end of this event-loop turn, when every port involved is a
+   * fast-path port. Group destinations (ARP, broadcast) are left to
+   * JavaScript: VTTIF learns hosts from them.
    */
   learn(ingress: number, frame: Uint8Array, decision: Decision): void {
-    const ports = decision.ports;
-    if (!this.native[ingress] || frame[0]! & 1 || ports.length === 0 || ports.length > this.layout.maxOut) return;
-    for (const id of ports) if (!this.native[id]) return;
+    if (!this.eligible(ingress, decision.ports) || frame[0]! & 1) return;
     const src = readMac48(frame, 6);
     const dst = readMac48(frame, 0);
-    const slot = this.lib.learn(this.dp, ingress, src, dst, ports);
-    if (slot < 0) return;
-    if (this.flows[slot]) this.fold(slot);
-    else this.used.push(slot);
-    this.flows[slot] = { ingress, src, dst, decision, fromInterface: this.interfaces[ingress] === 1 };
+    // A burst's first frames all come here before the flow is cached: one entry is enough.
+    const last = this.toLearn[this.toLearn.length - 1];
+    if (last && last.ingress === ingress && last.src === src && last.dst === dst) return;
+    // Cached on the turn's setImmediate, after the link batches this turn's frames went into
+    // (link.ts seals them there): a later frame of the flow, forwarded in C at once, would
+    // otherwise overtake them.
+    if (this.toLearn.push({ ingress, src, dst, decision, fromInterface: this.interfaces[ingress] === 1, change: this.changes }) === 1) setImmediate(this.cacheLearned);
   }
+
+  private eligible(ingress: number, ports: readonly number[]): boolean {
+    if (!this.native[ingress] || ports.length === 0 || ports.length > this.layout.maxOut) return false;
+    for (const id of ports) if (!this.native[id]) return false;
+    return true;
+  }
+
+  private readonly cacheLearned = (): void => {
+    const flows = this.toLearn;
+    this.toLearn = [];
+    for (const flow of flows) {
+      // Decided by a table that has changed since, or through a port that has left the fast path.
+      if (flow.change !== this.changes || !this.eligible(flow.ingress, flow.decision.ports)) continue;
+      const slot = this.lib.learn(this.dp, flow.ingress, flow.src, flow.dst, flow.decision.ports);
+      if (slot < 0) continue;
+      if (this.flows[slot]) this.fold(slot);
+      else this.used.push(slot);
+      this.flows[slot] = flow;
+    }
+  };
 
   /** Folds what the fast path counted into the table, interfaces, links and VTTIF. */
   drain(): void {
@@ -256,6 +283,7 @@ export class FastPath {
    * reaches the C half before then: it runs from libuv's poll, after every microtask.
    */
   tableChanged(): void {
+    this.changes++;
     if (this.flushQueued) return;
     this.flushQueued = true;
     queueMicrotask(this.flush);

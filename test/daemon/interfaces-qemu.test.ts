@@ -1,9 +1,12 @@
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { interfaceFromSpec } from '../../daemon/interfaces/from-spec.js';
+import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
+import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { freePort } from '../support/sshd.js';
 
 /** QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
@@ -278,6 +281,97 @@ describe('qemu-stream on a Unix socket path', () => {
     fs.writeFileSync(regular, 'keep me');
     await expect(QemuStreamInterface.parse('vm3', `path=${regular}`).open()).rejects.toThrow('exists and is not a socket');
     expect(fs.readFileSync(regular, 'utf8')).toBe('keep me');
+  });
+});
+
+/** QEMU's datagram netdev, played by a UDP socket: one frame per datagram. */
+async function udpSocket(host = '127.0.0.1'): Promise<{ sock: dgram.Socket; port: number; got: Buffer[] }> {
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const got: Buffer[] = [];
+  sock.on('message', (m) => got.push(m));
+  await new Promise<void>((r) => sock.bind(0, host, () => r()));
+  return { sock, port: sock.address().port, got };
+}
+
+const nativeBuilt = typeof pcapBinding() !== 'string';
+if (!nativeBuilt) process.stderr.write('interfaces-qemu.test: the native addon (vnetd-pcap) is not built; qemu-udp is tested on Node\'s socket only\n');
+
+describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as const : [['Node\'s', false]] as const)('qemu-udp on %s socket', (_which, native) => {
+  const open = async (listen: string, peer: string): Promise<{ iface: QemuUdpInterface; received: Buffer[] }> => {
+    const iface = QemuUdpInterface.parse('vm1', `listen=${listen},peer=${peer}`, { native });
+    const received: Buffer[] = [];
+    iface.on('frame', (f: Buffer) => received.push(Buffer.from(f)));
+    await iface.open();
+    return { iface, received };
+  };
+
+  test.each([
+    ['IPv4', '127.0.0.1', '127.0.0.1'],
+    ['IPv6', '[::1]', '::1'],
+  ])('frames both ways over %s, each datagram one frame, counted', async (_family, bracketed, host) => {
+    const vm = await udpSocket(host);
+    const port = await freePort();
+    const { iface, received } = await open(`${bracketed}:${port}`, `${bracketed}:${vm.port}`);
+    try {
+      const sizes = [60, 1514, 9000, 65000];
+      for (const [i, n] of sizes.entries()) vm.sock.send(frame(n, i + 1), port, host);
+      await until('four frames in', () => received.length === 4);
+      expect(received.map((f) => f.length)).toEqual(sizes);
+      expect(received.map((f) => f[20])).toEqual([1, 2, 3, 4]);
+      expect(iface.send(frame(1514, 7))).toBe(true);
+      expect(iface.send(frame(64, 8))).toBe(true);
+      await until('two frames at the VM', () => vm.got.length === 2);
+      expect(vm.got.map((f) => [f.length, f[20]])).toEqual([[1514, 7], [64, 8]]);
+      expect(iface.counters).toEqual({ rxFrames: 4, rxBytes: 60 + 1514 + 9000 + 65000, txFrames: 2, txBytes: 1514 + 64, errors: 0 });
+    } finally {
+      await iface.close();
+      vm.sock.close();
+    }
+  });
+
+  test('datagrams from anyone but the peer, and runts from the peer, are counted and dropped', async () => {
+    const vm = await udpSocket();
+    const other = await udpSocket();
+    const elsewhere = await udpSocket('127.0.0.2');
+    const port = await freePort();
+    const { iface, received } = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
+    try {
+      other.sock.send(frame(100, 1), port, '127.0.0.1');
+      // The peer's port, but another address: only the VM's QEMU may inject.
+      elsewhere.sock.send(frame(100, 2), port, '127.0.0.1');
+      vm.sock.send(Buffer.alloc(13), port, '127.0.0.1');
+      vm.sock.send(frame(100, 4), port, '127.0.0.1');
+      await until('the good frame', () => received.length === 1);
+      await until('three errors', () => iface.counters.errors === 3);
+      expect(received[0]![20]).toBe(4);
+      expect(iface.counters).toMatchObject({ rxFrames: 1, rxBytes: 100, errors: 3 });
+    } finally {
+      await iface.close();
+      for (const s of [vm, other, elsewhere]) s.sock.close();
+    }
+  });
+
+  test('a port in use, or a peer that does not resolve, is refused with the interface and address named', async () => {
+    const taken = await udpSocket();
+    await expect(open(`127.0.0.1:${taken.port}`, '127.0.0.1:9')).rejects.toThrow(
+      `interface vm1 (qemu-udp listen=127.0.0.1:${taken.port}): the address is in use (another daemon or VM on this port?)`,
+    );
+    taken.sock.close();
+    const port = await freePort();
+    await expect(open(`127.0.0.1:${port}`, 'no-such-host.invalid:9')).rejects.toThrow(
+      `interface vm1 (qemu-udp listen=127.0.0.1:${port}): cannot resolve peer host 'no-such-host.invalid' to an IPv4 address`,
+    );
+  });
+
+  test('after close nothing is sent, and the port is free again at once', async () => {
+    const vm = await udpSocket();
+    const port = await freePort();
+    const first = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
+    await first.iface.close();
+    expect(first.iface.send(frame(64, 1))).toBe(false);
+    const again = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
+    await again.iface.close();
+    vm.sock.close();
   });
 });
 

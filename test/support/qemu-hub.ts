@@ -101,7 +101,8 @@ export interface Hub {
   /**
    * Sends a frame of each size from B to A, then from A to B, WINDOW at a time,
    * waiting each time until the other VM has them; checks they arrived byte
-   * for byte and in order. Returns what crossed each way.
+   * for byte and in order. Returns what crossed each way; the interfaces'
+   * counters are up to date after.
    */
   exchange(sizes: number[], qemu: Qemu): Promise<{ frames: number; bytes: number }>;
   /** The interface's line in the daemon's DEVICES? listing. */
@@ -184,6 +185,8 @@ export async function startHub(dir: string, streamIface: (e: Ends) => string): P
         const toB = await one(a, hub.ifaces.h1vm.port, b, MAC_B, MAC_A);
         if (qemu.gone()) throw new Error(`QEMU stopped during the exchange${qemu.gone()}`);
         if (toB ?? toA) throw new Error(`towards ${toB ? 'B' : 'A'}: ${toB ?? toA}`);
+        // Counters are read as an operator reads them: a query folds in what the fast path carried.
+        for (const d of [hub.h1, hub.h2]) void [...d.query('devices?')];
         return { frames: sizes.length, bytes: sizes.reduce((sum, x) => sum + x, 0) };
       },
       device(d, iface) {

@@ -14,7 +14,8 @@
  * JavaScript folds those counts into its rule, port, link and VTTIF counters
  * when they are read.
  *
- * Fast-path ports are pcap captures (vnetd_pcap.c), UDP links and TCP links.
+ * Fast-path ports are local interfaces (vnetd_pcap.c: pcap captures and
+ * QEMU datagram sockets), UDP links and TCP links.
  * A link is its native session (vnetd_session.c, shared with JavaScript, so
  * both count the same sequence numbers) and where its records go: the
  * peer's address on the daemon's one UDP socket, which this file owns, or
@@ -68,7 +69,7 @@
 
 /* Per port, in the shared counts: what the fast path itself moved, and the errno of the last frame a device refused. */
 enum { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_ERRORS, LAST_ERRNO, PORT_FIELDS };
-enum { PORT_NONE, PORT_PCAP, PORT_UDP, PORT_TCP };
+enum { PORT_NONE, PORT_IFACE, PORT_UDP, PORT_TCP };
 
 /*
  * One upcall entry's header: u32le payload length, u8 kind, u8 extra, u16le
@@ -377,8 +378,8 @@ static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, s
 
 static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, size_t len) {
   port_t *p = &dp->ports[id];
-  if (p->kind == PORT_PCAP) {
-    if (send(pcap_fileno(p->cap->pcap), frame, len, 0) < 0) {
+  if (p->kind == PORT_IFACE) {
+    if (capture_send(p->cap, frame, len) < 0) {
       count(dp, id, TX_ERRORS, 1);
       dp->port_counts[id * PORT_FIELDS + LAST_ERRNO] = errno;
       return;
@@ -444,28 +445,18 @@ static int forward(datapath_t *dp, uint32_t ingress, const unsigned char *frame,
 }
 
 int fp_captured(datapath_t *dp, int port, const unsigned char *frame, size_t len) {
-  return port >= 0 && (uint32_t)port < dp->nports && dp->ports[port].kind == PORT_PCAP && forward(dp, (uint32_t)port, frame, len);
+  return port >= 0 && (uint32_t)port < dp->nports && dp->ports[port].kind == PORT_IFACE && forward(dp, (uint32_t)port, frame, len);
 }
 
 void fp_forget_capture(datapath_t *dp, capture_t *c) {
   for (uint32_t i = 0; i < dp->nports; i++)
-    if (dp->ports[i].kind == PORT_PCAP && dp->ports[i].cap == c) memset(&dp->ports[i], 0, sizeof dp->ports[i]);
+    if (dp->ports[i].kind == PORT_IFACE && dp->ports[i].cap == c) memset(&dp->ports[i], 0, sizeof dp->ports[i]);
   flush_flows(dp);
   c->dp = NULL;
   dp_release(dp);
 }
 
 /* --- UDP ports by address --------------------------------------------- */
-
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
-  if (a->ss_family != b->ss_family) return 0;
-  if (a->ss_family == AF_INET) {
-    const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
 
 static uint32_t addr_hash(const struct sockaddr_storage *a) {
   uint32_t h = 2166136261u;
@@ -938,37 +929,13 @@ static napi_value attach_capture(napi_env env, napi_callback_info info) {
   if (!c) return NULL;
   if (c->dp) return fail(env, "fast path: the capture is attached already");
   clear_port(dp, id);
-  dp->ports[id].kind = PORT_PCAP;
+  dp->ports[id].kind = PORT_IFACE;
   dp->ports[id].cap = c;
   c->dp = dp;
   c->port = (int)id;
   dp->refs++;
   flush_flows(dp);
   return NULL;
-}
-
-static int parse_addr(datapath_t *dp, const char *ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
-  memset(out, 0, sizeof *out);
-  struct in_addr v4;
-  if (dp->udp_family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    *len = sizeof *a;
-    if (inet_pton(AF_INET, ip, &v4) == 1) {
-      /* What a dual-stack socket reports for a v4 peer. */
-      a->sin6_addr.s6_addr[10] = 0xff;
-      a->sin6_addr.s6_addr[11] = 0xff;
-      memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
-      return 0;
-    }
-    return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : -1;
-  }
-  struct sockaddr_in *a = (struct sockaddr_in *)out;
-  a->sin_family = AF_INET;
-  a->sin_port = htons((uint16_t)port);
-  *len = sizeof *a;
-  return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : -1;
 }
 
 /* setLink(dp, port, session, ip, udpPort): frames for `port` are sealed under `session` and sent to ip:udpPort, and its DATA records from there are opened here */
@@ -988,7 +955,7 @@ static napi_value set_link(napi_env env, napi_callback_info info) {
   if (dp->udp_fd < 0) return fail(env, "fast path: the UDP socket is not open");
   struct sockaddr_storage addr;
   socklen_t len;
-  if (parse_addr(dp, ip, udp_port, &addr, &len) != 0) return fail(env, "fast path: not an IP address of the socket's family");
+  if (ip_sockaddr(dp->udp_family, ip, udp_port, &addr, &len) != 0) return fail(env, "fast path: not an IP address of the socket's family");
   vs_retain(s);
   clear_port(dp, id);
   port_t *p = &dp->ports[id];
@@ -1093,32 +1060,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
       napi_get_value_uint32(env, argv[3], &buffer) != napi_ok || port > 65535)
     return fail(env, "udpOpen(dp, host, port, bufferBytes)");
   if (dp->udp_fd >= 0 || dp->udp_open) return fail(env, "fast path: the UDP socket is open already");
-  struct sockaddr_storage addr;
-  socklen_t len;
-  struct in6_addr v6;
-  dp->udp_family = inet_pton(AF_INET6, host, &v6) == 1 ? AF_INET6 : AF_INET;
-  if (parse_addr(dp, host, port, &addr, &len) != 0) return fail(env, "udpOpen: not an IP address");
-  int fd = socket(dp->udp_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int zero = 0, size = (int)buffer;
-  if (fd >= 0 && dp->udp_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, len) != 0) {
-    int e = errno;
-    if (fd >= 0) close(fd);
-    napi_value err, msg, code;
-    char text[256];
-    snprintf(text, sizeof text, "bind %s:%u: %s", host, port, strerror(e));
-    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_create_string_utf8(env, e == EADDRINUSE ? "EADDRINUSE" : e == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : e == EACCES ? "EACCES" : "EBIND", NAPI_AUTO_LENGTH, &code);
-    napi_set_named_property(env, err, "code", code);
-    napi_throw(env, err);
-    return NULL;
-  }
-  /* The kernel caps these at net.core.[rw]mem_max; the defaults still work, only bursts suffer. */
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  int fd = udp_bound(env, host, port, (int)buffer, &dp->udp_family);
+  if (fd < 0) return NULL;
   /* Kernels before 4.18 (GSO) and 5.0 (GRO) refuse these: datagrams then go and come one by one. */
-  int one = 1;
+  int zero = 0, one = 1;
   dp->gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
   setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   dp->rx_bufs = dp->rx_bufs ? dp->rx_bufs : malloc((size_t)RECV_BATCH * MAX_DATAGRAM);
@@ -1126,9 +1071,6 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return fail(env, "out of memory");
   }
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  getsockname(fd, (struct sockaddr *)&bound, &blen);
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   dp->udp_fd = fd;
@@ -1138,7 +1080,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   uv_poll_init(loop, &dp->udp_poll, fd);
   dp->udp_poll.data = dp;
   uv_poll_start(&dp->udp_poll, UV_READABLE, on_udp_readable);
-  CHECK(napi_create_uint32(env, ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port), &out));
+  CHECK(napi_create_uint32(env, (uint32_t)local_port(fd), &out));
   return out;
 }
 
@@ -1159,7 +1101,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   socklen_t alen;
   int e = 0;
   if (dp->udp_fd < 0 || dp->udp_closing) e = EBADF;
-  else if (parse_addr(dp, ip, port, &addr, &alen) != 0) e = EAFNOSUPPORT;
+  else if (ip_sockaddr(dp->udp_family, ip, port, &addr, &alen) != 0) e = EAFNOSUPPORT;
   else if (sendto(dp->udp_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&addr, alen) < 0) e = errno;
   CHECK(napi_create_int32(env, e, &out));
   return out;

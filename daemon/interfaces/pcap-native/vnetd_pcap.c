@@ -9,15 +9,21 @@
  * JavaScript and a buffer per frame cost more than the frame's forwarding.
  * Frames of flows the fast path has cached (fastpath.c) are forwarded there
  * instead and never reach JavaScript.
+ *
+ * The same handles, and the same fast path, serve QEMU's datagram netdev
+ * (openDatagram): a UDP socket that exchanges one frame per datagram with
+ * one peer, the VM's QEMU, which needs neither libpcap nor root.
  */
 #define _GNU_SOURCE /* sendmmsg */
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <arpa/inet.h> /* INET6_ADDRSTRLEN */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "capture.h"
 
 #define BATCH 64
@@ -27,6 +33,14 @@
  * cut short by the snap length), then the frame. */
 #define FRAME_HEADER 4
 #define TRUNCATED 0x80000000u
+/* A datagram on a QEMU socket from anyone but its peer is staged as an empty entry marked truncated: JavaScript counts it, nothing more. */
+#define NOT_FROM_PEER TRUNCATED
+/* QEMU sockets read this many datagrams per recvmmsg, each into a buffer as large as any datagram. */
+#define DGRAM_BATCH 16
+#define DGRAM_MAX 65536
+
+/* Those buffers, one set for every QEMU socket of a thread (each reads on its loop's thread, and a batch is staged or forwarded before the next read). */
+static _Thread_local unsigned char *dgram_rx;
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
 
@@ -43,10 +57,9 @@ static int get_string(napi_env env, napi_value v, char *out, size_t size) {
   return len + 1 < size ? 0 : -1;
 }
 
-static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
-  capture_t *c = (capture_t *)user;
-  if (c->dp && h->caplen == h->len && fp_captured(c->dp, c->port, bytes, h->caplen)) return;
-  size_t need = c->staged + FRAME_HEADER + h->caplen;
+/* Stages one entry for JavaScript: a u32le header (`header`), then `len` bytes. */
+static void stage(capture_t *c, uint32_t header, const u_char *bytes, size_t len) {
+  size_t need = c->staged + FRAME_HEADER + len;
   if (need > c->stage_size) {
     size_t size = c->stage_size ? c->stage_size : c->stage_hint ? c->stage_hint : 65536;
     while (size < need) size *= 2;
@@ -55,14 +68,19 @@ static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *by
     c->stage = grown;
     c->stage_size = size;
   }
-  uint32_t header = h->caplen | (h->caplen < h->len ? TRUNCATED : 0);
   unsigned char *at = c->stage + c->staged;
   at[0] = header & 0xff;
   at[1] = (header >> 8) & 0xff;
   at[2] = (header >> 16) & 0xff;
   at[3] = header >> 24;
-  memcpy(at + FRAME_HEADER, bytes, h->caplen);
+  if (len) memcpy(at + FRAME_HEADER, bytes, len);
   c->staged = need;
+}
+
+static void on_frame(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes) {
+  capture_t *c = (capture_t *)user;
+  if (c->dp && h->caplen == h->len && fp_captured(c->dp, c->port, bytes, h->caplen)) return;
+  stage(c, h->caplen | (h->caplen < h->len ? TRUNCATED : 0), bytes, h->caplen);
 }
 
 static void free_stage(napi_env env, void *data, void *hint) {
@@ -108,7 +126,7 @@ void js_call(napi_env env, napi_async_context async, napi_ref fn, napi_value arg
 
 static void free_capture(uv_handle_t *h) {
   capture_t *c = (capture_t *)h->data;
-  pcap_close(c->pcap);
+  if (c->pcap) pcap_close(c->pcap);
   free(c->stage);
   free(c);
 }
@@ -116,9 +134,40 @@ static void free_capture(uv_handle_t *h) {
 static void really_close(capture_t *c) {
   if (c->dp) fp_forget_capture(c->dp, c);
   uv_poll_stop(&c->poll);
+  /* A QEMU socket closes now, not when libuv lets go of the handle: an interface opened again at once can bind the port. */
+  if (!c->pcap) close(c->fd);
   napi_delete_reference(c->env, c->on_frame);
   napi_async_destroy(c->env, c->async);
   uv_close((uv_handle_t *)&c->poll, free_capture);
+}
+
+/* Reads a QEMU socket's datagrams, a batch at a time: each from the peer is a frame, anything else is counted and dropped. */
+static void read_datagrams(capture_t *c) {
+  struct mmsghdr m[DGRAM_BATCH];
+  struct iovec iov[DGRAM_BATCH];
+  struct sockaddr_storage from[DGRAM_BATCH];
+  if (!dgram_rx && !(dgram_rx = malloc((size_t)DGRAM_BATCH * DGRAM_MAX))) return;
+  for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < DGRAM_BATCH; i++) {
+      iov[i].iov_base = dgram_rx + (size_t)i * DGRAM_MAX;
+      iov[i].iov_len = DGRAM_MAX;
+      m[i].msg_hdr.msg_iov = &iov[i];
+      m[i].msg_hdr.msg_iovlen = 1;
+      m[i].msg_hdr.msg_name = &from[i];
+      m[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int got = recvmmsg(c->fd, m, DGRAM_BATCH, MSG_DONTWAIT, NULL);
+    if (got <= 0) break;
+    for (int i = 0; i < got; i++) {
+      const unsigned char *frame = iov[i].iov_base;
+      size_t len = m[i].msg_len;
+      if (!same_addr(&from[i], &c->peer)) stage(c, NOT_FROM_PEER, NULL, 0);
+      else if (!c->dp || !fp_captured(c->dp, c->port, frame, len)) stage(c, (uint32_t)len, frame, len);
+    }
+    deliver(c);
+    if (got < DGRAM_BATCH) break;
+  }
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -128,16 +177,36 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(c->env, &scope);
   c->dispatching = 1;
-  /* Drain what is there, a batch at a time, so one busy device cannot starve the loop for long. */
-  for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
-    int got = pcap_dispatch(c->pcap, BATCH, on_frame, (u_char *)c);
-    deliver(c);
-    if (got < BATCH) break;
+  if (c->pcap) {
+    /* Drain what is there, a batch at a time, so one busy device cannot starve the loop for long. */
+    for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
+      int got = pcap_dispatch(c->pcap, BATCH, on_frame, (u_char *)c);
+      deliver(c);
+      if (got < BATCH) break;
+    }
+  } else {
+    read_datagrams(c);
   }
   if (c->dp) fp_round_end(c->dp);
   c->dispatching = 0;
   napi_close_handle_scope(c->env, scope);
   if (c->closing) really_close(c);
+}
+
+/* Starts reading a new capture's descriptor; its handle for JavaScript. */
+static napi_value watch(napi_env env, capture_t *c, napi_value on_frames) {
+  uv_loop_t *loop;
+  napi_value name, handle;
+  c->env = env;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  CHECK(napi_create_reference(env, on_frames, 1, &c->on_frame));
+  CHECK(napi_create_string_utf8(env, "vnetd-pcap", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &c->async));
+  uv_poll_init(loop, &c->poll, c->fd);
+  c->poll.data = c;
+  uv_poll_start(&c->poll, UV_READABLE, on_readable);
+  CHECK(napi_create_external(env, c, NULL, NULL, &handle));
+  return handle;
 }
 
 /* open(device, filter | null, snaplen, bufferBytes, onFrames(staged)) -> handle; staged as above FRAME_HEADER */
@@ -198,19 +267,46 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
   }
 
   capture_t *c = calloc(1, sizeof *c);
-  uv_loop_t *loop;
-  napi_value name, handle;
+  if (!c) {
+    pcap_close(p);
+    return throw_msg(env, device, "out of memory");
+  }
   c->pcap = p;
-  c->env = env;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_create_reference(env, argv[4], 1, &c->on_frame));
-  CHECK(napi_create_string_utf8(env, "vnetd-pcap", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &c->async));
-  uv_poll_init(loop, &c->poll, fd);
-  c->poll.data = c;
-  uv_poll_start(&c->poll, UV_READABLE, on_readable);
-  CHECK(napi_create_external(env, c, NULL, NULL, &handle));
-  return handle;
+  c->fd = fd;
+  return watch(env, c, argv[4]);
+}
+
+/*
+ * openDatagram(host, port, peerIp, peerPort, bufferBytes, onFrames) -> handle:
+ * a UDP socket bound to host:port whose datagrams from
+ * peerIp:peerPort are frames, staged as open()'s are, and to which frames
+ * for the VM are sent.
+ */
+static napi_value open_datagram(napi_env env, napi_callback_info info) {
+  size_t argc = 6, n;
+  napi_value argv[6];
+  char host[INET6_ADDRSTRLEN + 1], peer[INET6_ADDRSTRLEN + 1];
+  uint32_t port, peer_port, buffer;
+  napi_valuetype t;
+  int family;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6 || napi_get_value_string_utf8(env, argv[0], host, sizeof host, &n) != napi_ok || napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], peer, sizeof peer, &n) != napi_ok || napi_get_value_uint32(env, argv[3], &peer_port) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &buffer) != napi_ok || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function)
+    return throw_msg(env, "openDatagram", "(host, port, peerIp, peerPort, bufferBytes, onFrames)");
+  capture_t *c = calloc(1, sizeof *c);
+  if (!c) return throw_msg(env, "openDatagram", "out of memory");
+  c->fd = udp_bound(env, host, port, (int)buffer, &family);
+  if (c->fd < 0) {
+    free(c);
+    return NULL;
+  }
+  if (peer_port == 0 || peer_port > 65535 || ip_sockaddr(family, peer, peer_port, &c->peer, &c->peerlen) != 0) {
+    close(c->fd);
+    free(c);
+    return throw_msg(env, peer, "the peer is not an IP address and port of the socket's family");
+  }
+  return watch(env, c, argv[5]);
 }
 
 capture_t *capture_unwrap(napi_env env, napi_value v) {
@@ -222,11 +318,17 @@ capture_t *capture_unwrap(napi_env env, napi_value v) {
   return (capture_t *)p;
 }
 
+/* A QEMU socket is non-blocking: a VM that does not keep up loses frames, as a full device queue loses them. */
+int capture_send(capture_t *c, const unsigned char *frame, size_t len) {
+  const struct sockaddr *to = c->pcap ? NULL : (const struct sockaddr *)&c->peer;
+  return sendto(c->fd, frame, len, 0, to, c->pcap ? 0 : c->peerlen) < 0 ? -1 : 0;
+}
+
 /*
  * sendMany(handle, frames: Buffer[]) -> { sent, sentBytes, failed, errno? }
  * One sendmmsg(2) on the capture's own packet socket (what pcap_inject
- * sends on) for up to BATCH frames: a record's frames leave in one system
- * call, not one each. A frame the kernel will not take (over the MTU, say)
+ * sends on), or the QEMU socket, for up to BATCH frames: a record's frames
+ * leave in one system call, not one each. A frame the kernel will not take (over the MTU, say)
  * is counted in `failed`, with the last one's errno, and the rest still go.
  */
 static napi_value send_many(napi_env env, napi_callback_info info) {
@@ -239,7 +341,6 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   CHECK(napi_get_array_length(env, argv[1], &count));
-  int fd = pcap_fileno(c->pcap);
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   for (uint32_t next = 0; next < count;) {
@@ -254,8 +355,12 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
       memset(&msgs[n], 0, sizeof msgs[n]);
       msgs[n].msg_hdr.msg_iov = &iov[n];
       msgs[n].msg_hdr.msg_iovlen = 1;
+      if (!c->pcap) {
+        msgs[n].msg_hdr.msg_name = &c->peer;
+        msgs[n].msg_hdr.msg_namelen = c->peerlen;
+      }
     }
-    int r = sendmmsg(fd, msgs, n, 0);
+    int r = sendmmsg(c->fd, msgs, n, 0);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) r = 0;
     for (int i = 0; i < r; i++) sent_bytes += (double)iov[i].iov_len;
@@ -263,7 +368,7 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
     next += (uint32_t)r;
     if ((unsigned)r < n) {
       /* The kernel stopped at this frame: send it alone to learn why (or to send it, if that passed). */
-      if (send(fd, iov[r].iov_base, iov[r].iov_len, 0) < 0) {
+      if (capture_send(c, iov[r].iov_base, iov[r].iov_len) < 0) {
         failed++;
         last_errno = errno;
       } else {
@@ -295,6 +400,7 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
+  if (!c->pcap) return throw_msg(env, "stats", "not a pcap capture");
   memset(&s, 0, sizeof s);
   pcap_stats(c->pcap, &s);
   CHECK(napi_create_object(env, &out));
@@ -315,7 +421,7 @@ static napi_value close_capture(napi_env env, napi_callback_info info) {
   capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   c->closing = 1;
-  if (c->dispatching) pcap_breakloop(c->pcap);
+  if (c->dispatching && c->pcap) pcap_breakloop(c->pcap);
   else really_close(c);
   return NULL;
 }
@@ -350,6 +456,7 @@ static napi_value devices(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
+      {"openDatagram", NULL, open_datagram, NULL, NULL, NULL, napi_default, NULL},
       {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
