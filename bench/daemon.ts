@@ -12,6 +12,12 @@
  *            our own code. Beside the same frames handed from one in-memory
  *            interface to the other by a bare event listener, no daemon.
  *
+ *   qemu     round trip and echo rate between two QEMU datagram NICs (UDP
+ *            sockets here) through two vnetd processes and an encrypted UDP
+ *            link on loopback, with the fast path and with --no-fast-path,
+ *            beside the same echoes between the two "VMs" directly, rounds
+ *            alternating.
+ *
  *   commit   latency of a durable commit on a daemon holding 100,000 rules:
  *            one RULE ADD, beside a bare synced append of a record of the
  *            same size to a file in the same directory (the floor of any
@@ -34,12 +40,16 @@
  * is not a test); 1 if the table disagrees with the naive scan, or on a
  * usage error.
  */
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
+import { ControlClient } from '../src/remote/control-client.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
 import { ethernet, MemoryInterface } from './memory-interface.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
@@ -485,6 +495,194 @@ const forwardSection: Section = async (opts, progress) => {
 };
 
 // ---------------------------------------------------------------------------
+// The qemu section: VM1 -> vnetd -> link -> vnetd -> VM2 and back over QEMU's datagram netdev, real sockets.
+
+const QEMU_ROUNDS = 5;
+const QEMU_ECHOES = 200;
+const QEMU_STREAM = 10_000;
+const QEMU_WINDOW = 64;
+const VNETD_JS = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'daemon', 'vnetd.js');
+
+/** A "VM": a UDP socket on loopback, as QEMU's -netdev dgram is. */
+interface Vm {
+  sock: dgram.Socket;
+  port: number;
+  /** Where its frames go: vnetd's interface, or the other VM. */
+  to: number;
+}
+
+async function vmSocket(): Promise<Vm> {
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  sock.setRecvBufferSize(4 << 20);
+  sock.setSendBufferSize(4 << 20);
+  return { sock, port: sock.address().port, to: 0 };
+}
+
+async function freeUdpPort(): Promise<number> {
+  const vm = await vmSocket();
+  const port = vm.port;
+  await new Promise<void>((r) => vm.sock.close(() => r()));
+  return port;
+}
+
+/** A vnetd process (its link port on loopback) with a qemu-udp interface `vm` towards `vm`'s socket, and its control connection. */
+async function qemuDaemon(dir: string, machine: string, vm: Vm, flags: string[]): Promise<{ port: number; ctl: ControlClient; stop: () => Promise<void> }> {
+  const state = await mkdtemp(path.join(dir, `${machine}-`));
+  const port = await freeUdpPort();
+  const child = spawn(process.execPath, [VNETD_JS, '--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--state-dir', state,
+    '--iface', `vm=qemu-udp:listen=127.0.0.1:${vm.to},peer=127.0.0.1:${vm.port}`, ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  let ctl: ControlClient | undefined;
+  const stop = async () => {
+    ctl?.close();
+    if (child.exitCode === null) await new Promise<void>((r) => (child.once('exit', () => r()), child.kill()));
+  };
+  const sock = path.join(state, 'vnetd.sock');
+  for (const end = Date.now() + 20_000; !ctl; await new Promise((r) => setTimeout(r, 50))) {
+    if (child.exitCode !== null || Date.now() > end) {
+      await stop();
+      throw new MismatchError(`vnetd ${flags.join(' ')} did not start: ${log.trim()}`);
+    }
+    ctl = existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
+  }
+  return { port, ctl, stop };
+}
+
+/**
+ * Two vnetd processes joined by an encrypted UDP link, a QEMU datagram
+ * interface on each: VM1's frames for VM2 go h1 -> link -> h2, and back.
+ * Returns once a frame has crossed.
+ */
+async function qemuPair(dir: string, flags: string[]): Promise<{ vm1: Vm; vm2: Vm; carried: () => Promise<number>; stop: () => Promise<void> }> {
+  const [vm1, vm2] = [await vmSocket(), await vmSocket()];
+  [vm1.to, vm2.to] = [await freeUdpPort(), await freeUdpPort()];
+  const daemons: Awaited<ReturnType<typeof qemuDaemon>>[] = [];
+  const stop = async () => {
+    for (const d of daemons) await d.stop();
+    for (const vm of [vm1, vm2]) vm.sock.close();
+  };
+  try {
+    const [h1, h2] = [await qemuDaemon(dir, 'h1', vm1, flags), await qemuDaemon(dir, 'h2', vm2, flags)];
+    daemons.push(h1, h2);
+    const key = 'b7'.repeat(32);
+    const configure = async (d: typeof h1, lines: string[]) => {
+      for (const line of ['BATCH', ...lines, 'COMMIT']) {
+        const r = await d.ctl.request(line);
+        if (!r.ok) throw new MismatchError(`vnetd refused ${line}: ${r.text}`);
+      }
+    };
+    await configure(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ANY ${vmMac(2)} IFACE vm`, `RULE ADD ANY ${vmMac(1)} LINK h1`]);
+    await configure(h1, [`LINK ADD h2 UDP DIAL 127.0.0.1:${h2.port} ${key}`, `RULE ADD ANY ${vmMac(1)} IFACE vm`, `RULE ADD ANY ${vmMac(2)} LINK h2`]);
+    // Until the link is up, VM1's frames are dropped: one that arrives says it is.
+    const probe = ethernet(VM_BASE + 2, VM_BASE + 1, 64);
+    const crossed = new Promise<void>((r) => vm2.sock.once('message', () => r()));
+    let up = false;
+    void crossed.then(() => (up = true));
+    for (const end = Date.now() + 10_000; !up; await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new MismatchError(`the link between the two vnetd ${flags.join(' ')} did not come up`);
+      vm1.sock.send(probe, vm1.to, '127.0.0.1');
+    }
+    const count = async (d: typeof h1) => Number((await d.ctl.request('STATS?')).data.find((l) => l.startsWith('fast-path.frames '))?.split(' ')[1] ?? 0);
+    return { vm1, vm2, carried: async () => (await count(h1)) + (await count(h2)), stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** VM2 sends each frame back, addresses swapped; VM1 times round trips one at a time, then keeps a window in flight. */
+async function echoes(vm1: Vm, vm2: Vm): Promise<{ rttUs: number; perSec: number }> {
+  vm2.sock.removeAllListeners('message');
+  vm2.sock.on('message', (f: Buffer) => {
+    const back = Buffer.from(f);
+    f.copy(back, 0, 6, 12);
+    f.copy(back, 6, 0, 6);
+    vm2.sock.send(back, vm2.to, '127.0.0.1');
+  });
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      const late = setTimeout(() => reject(new MismatchError('an echo did not come back within a second')), 1000);
+      vm1.sock.once('message', () => (clearTimeout(late), resolve()));
+    });
+  const small = ethernet(VM_BASE + 2, VM_BASE + 1, 64);
+  const rtts: number[] = [];
+  for (let i = 0; i < QEMU_ECHOES; i++) {
+    const t0 = process.hrtime.bigint();
+    const back = next();
+    vm1.sock.send(small, vm1.to, '127.0.0.1');
+    await back;
+    rtts.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  const full = ethernet(VM_BASE + 2, VM_BASE + 1, 1514);
+  let sent = 0;
+  let got = 0;
+  const t0 = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    let late = setTimeout(() => reject(new MismatchError(`the stream stalled: ${got} of ${QEMU_STREAM} echoes back`)), 2000);
+    vm1.sock.on('message', () => {
+      if (++got === QEMU_STREAM) return void (clearTimeout(late), resolve());
+      late.refresh();
+      if (sent < QEMU_STREAM) (vm1.sock.send(full, vm1.to, '127.0.0.1'), sent++);
+    });
+    for (; sent < QEMU_WINDOW; sent++) vm1.sock.send(full, vm1.to, '127.0.0.1');
+  });
+  vm1.sock.removeAllListeners('message');
+  return { rttUs: median(rtts), perSec: QEMU_STREAM / (Number(process.hrtime.bigint() - t0) / 1e9) };
+}
+
+const qemuSection: Section = async (_opts, progress) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'vnetd-bench-qemu-'));
+  const pairs: Awaited<ReturnType<typeof qemuPair>>[] = [];
+  try {
+    progress('qemu: starting vnetd with and without its fast path ... ');
+    const fast = await qemuPair(dir, []);
+    pairs.push(fast);
+    const js = await qemuPair(dir, ['--no-fast-path']);
+    pairs.push(js);
+    const direct = { vm1: await vmSocket(), vm2: await vmSocket() };
+    [direct.vm1.to, direct.vm2.to] = [direct.vm2.port, direct.vm1.port];
+    pairs.push({ ...direct, carried: async () => 0, stop: async () => void [direct.vm1, direct.vm2].forEach((vm) => vm.sock.close()) });
+    progress('ok\n');
+    const runs = { fast: [] as { rttUs: number; perSec: number }[], js: [] as { rttUs: number; perSec: number }[], direct: [] as { rttUs: number; perSec: number }[] };
+    for (let r = 0; r < QEMU_ROUNDS; r++) {
+      progress(`qemu: round ${r + 1} of ${QEMU_ROUNDS} ... `);
+      runs.fast.push(await echoes(fast.vm1, fast.vm2));
+      runs.js.push(await echoes(js.vm1, js.vm2));
+      runs.direct.push(await echoes(direct.vm1, direct.vm2));
+      progress('done\n');
+    }
+    const crossings = 4 * QEMU_ROUNDS * (QEMU_ECHOES + QEMU_STREAM);
+    const [inC, inJs] = [await fast.carried(), await js.carried()];
+    if (inC < crossings * 0.99 || inJs !== 0) throw new MismatchError(`the fast path carried ${inC} of ${crossings} frames (with --no-fast-path ${inJs})`);
+    const rtt = (k: keyof typeof runs) => median(runs[k].map((x) => x.rttUs));
+    const rate = (k: keyof typeof runs) => median(runs[k].map((x) => x.perSec));
+    return {
+      title: 'QEMU datagram NICs through two vnetd processes and an encrypted UDP link, loopback',
+      setup: [
+        `path      VM1 -> qemu-udp -> vnetd h1 -> UDP link -> vnetd h2 -> qemu-udp -> VM2, which sends each frame back the same way: four daemon traversals per echo`,
+        `VMs       UDP sockets of this process, as QEMU's -netdev dgram is; "direct" is the same echoes between them with no daemon`,
+        `echoes    ${QEMU_ECHOES} of 64 bytes one at a time (median round trip), then ${QEMU_STREAM.toLocaleString('en-US')} of 1514 bytes ${QEMU_WINDOW} in flight; median of ${QEMU_ROUNDS} alternating rounds`,
+        `checked   the fast path carried ${inC.toLocaleString('en-US')} of the ${crossings.toLocaleString('en-US')} frames in C (the others were each flow's first, in JavaScript); --no-fast-path none`,
+        `extra     the fast path adds ${(rtt('fast') - rtt('direct')).toFixed(0)} µs per round trip to the direct one, JavaScript ${(rtt('js') - rtt('direct')).toFixed(0)} µs`,
+        `limit     with the fast path the echo rate is ${(rate('fast') / rate('direct')).toFixed(2)}x the direct one: this process, playing both VMs, is close to its own limit`,
+      ],
+      figures: [
+        { name: 'round trip, fast path', value: rtt('fast'), unit: 'µs', baseline: { name: '--no-fast-path', value: rtt('js'), ratio: rtt('fast') / rtt('js') } },
+        { name: 'round trip, --no-fast-path', value: rtt('js'), unit: 'µs', baseline: { name: 'direct', value: rtt('direct'), ratio: rtt('js') / rtt('direct') } },
+        { name: '1514-byte echoes, fast path', value: rate('fast'), unit: 'echoes/s', baseline: { name: '--no-fast-path', value: rate('js'), ratio: rate('fast') / rate('js') } },
+        { name: '1514-byte echoes, --no-fast-path', value: rate('js'), unit: 'echoes/s', baseline: { name: 'direct', value: rate('direct'), ratio: rate('js') / rate('direct') } },
+      ],
+      targets: [],
+    };
+  } finally {
+    for (const p of pairs) await p.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+};
+
+// ---------------------------------------------------------------------------
 // The commit section: what a change costs to make durable on a large table.
 
 const SINGLE_COMMITS = 200;
@@ -581,6 +779,7 @@ const commitSection: Section = async (opts, progress) => {
 const SECTIONS: Record<string, { about: string; run: Section }> = {
   lookup: { about: 'forwarding-table lookup rate, warm and cold', run: lookupSection },
   forward: { about: 'frames/s through one daemon between two in-memory interfaces', run: forwardSection },
+  qemu: { about: 'round trip and echo rate between QEMU datagram NICs through two daemons and a UDP link, fast path on and off', run: qemuSection },
   commit: { about: 'durable commit latency on a large table: one change, a 10,000-change batch', run: commitSection },
 };
 
@@ -589,7 +788,7 @@ const SECTIONS: Record<string, { about: string; run: Section }> = {
 
 const fmtRate = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k` : x.toFixed(0));
 /** Rates in k/M; durations in ms, which are small numbers. */
-const fmtValue = (x: number, unit: string) => (unit === 'ms' ? x.toFixed(x < 10 ? 3 : 1) : fmtRate(x));
+const fmtValue = (x: number, unit: string) => (unit === 'ms' ? x.toFixed(x < 10 ? 3 : 1) : unit === 'µs' ? x.toFixed(0) : fmtRate(x));
 
 function render(reports: SectionReport[]): string {
   const env = `Node ${process.version}, ${process.platform} ${process.arch}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;

@@ -9,6 +9,8 @@ interface PcapBinding extends NativeFrames {
   open(device: string, filter: string | null, snaplen: number, bufferBytes: number, onFrames: (staged: Buffer) => void): object;
   /** A UDP socket bound to host:port that exchanges one frame per datagram with peerIp:peerPort (QEMU's datagram netdev); frames come as open()'s do, datagrams from anyone else as empty truncated entries. */
   openDatagram(host: string, port: number, peerIp: string, peerPort: number, bufferBytes: number, onFrames: (staged: Buffer) => void): object;
+  /** The port an openDatagram() socket is bound to. */
+  boundPort(handle: object): number;
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
   /** The largest UDP payload that reaches `ip` unfragmented (its route's MTU less the headers), 0 with no route: UDP links clamp TCP's MSS to it, as the fast path batches by it. */

@@ -100,9 +100,12 @@ export class QemuUdpInterface extends NativeInterface {
     });
   }
 
-  /** The port it listens on, where QEMU sends. */
+  /** The port it listens on, where QEMU sends (the bed asks for any: port 0). */
   get port(): number {
-    return this.local.port;
+    const lib = pcapBinding();
+    const h = this.captureHandle;
+    if (h && typeof lib !== 'string') return lib.boundPort(h);
+    return this.socket?.address().port ?? this.local.port;
   }
 
   override send(frame: Uint8Array): boolean {

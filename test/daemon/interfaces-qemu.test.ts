@@ -363,6 +363,22 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
     );
   });
 
+  test('asked for any port (as the patterns bed asks), it says which it got, and frames arrive there', async () => {
+    const vm = await udpSocket();
+    const iface = new QemuUdpInterface('vm1', 'qemu-udp:bed', { host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: vm.port }, native);
+    const received: Buffer[] = [];
+    iface.on('frame', (f: Buffer) => received.push(f));
+    await iface.open();
+    try {
+      expect(iface.port).toBeGreaterThan(0);
+      vm.sock.send(frame(60, 1), iface.port, '127.0.0.1');
+      await until('the frame', () => received.length === 1);
+    } finally {
+      await iface.close();
+      vm.sock.close();
+    }
+  });
+
   test('after close nothing is sent, and the port is free again at once', async () => {
     const vm = await udpSocket();
     const port = await freePort();

@@ -278,7 +278,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
 
 /*
  * openDatagram(host, port, peerIp, peerPort, bufferBytes, onFrames) -> handle:
- * a UDP socket bound to host:port whose datagrams from
+ * a UDP socket bound to host:port (port 0: any) whose datagrams from
  * peerIp:peerPort are frames, staged as open()'s are, and to which frames
  * for the VM are sent.
  */
@@ -322,6 +322,19 @@ capture_t *capture_unwrap(napi_env env, napi_value v) {
 int capture_send(capture_t *c, const unsigned char *frame, size_t len) {
   const struct sockaddr *to = c->pcap ? NULL : (const struct sockaddr *)&c->peer;
   return sendto(c->fd, frame, len, 0, to, c->pcap ? 0 : c->peerlen) < 0 ? -1 : 0;
+}
+
+/* boundPort(handle) -> the UDP port an openDatagram() socket is bound to (it may have asked for any) */
+static napi_value bound_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  capture_t *c = capture_unwrap(env, argv[0]);
+  if (!c) return NULL;
+  int port = c->pcap ? -1 : local_port(c->fd);
+  if (port < 0) return throw_msg(env, "boundPort", "not a datagram socket");
+  CHECK(napi_create_uint32(env, (uint32_t)port, &out));
+  return out;
 }
 
 /*
@@ -457,6 +470,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
       {"openDatagram", NULL, open_datagram, NULL, NULL, NULL, napi_default, NULL},
+      {"boundPort", NULL, bound_port, NULL, NULL, NULL, napi_default, NULL},
       {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
