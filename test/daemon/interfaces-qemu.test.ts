@@ -297,8 +297,8 @@ const nativeBuilt = typeof pcapBinding() !== 'string';
 if (!nativeBuilt) process.stderr.write('interfaces-qemu.test: the native addon (vnetd-pcap) is not built; qemu-udp is tested on Node\'s socket only\n');
 
 describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as const : [['Node\'s', false]] as const)('qemu-udp on %s socket', (_which, native) => {
-  const open = async (listen: string, peer: string): Promise<{ iface: QemuUdpInterface; received: Buffer[] }> => {
-    const iface = QemuUdpInterface.parse('vm1', `listen=${listen},peer=${peer}`, { native });
+  const open = async (listen: string, peer: string) => opened(QemuUdpInterface.parse('vm1', `listen=${listen},peer=${peer}`, { native }));
+  const opened = async (iface: QemuUdpInterface): Promise<{ iface: QemuUdpInterface; received: Buffer[] }> => {
     const received: Buffer[] = [];
     iface.on('frame', (f: Buffer) => received.push(Buffer.from(f)));
     await iface.open();
@@ -365,10 +365,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
 
   test('asked for any port (as the patterns bed asks), it says which it got, and frames arrive there', async () => {
     const vm = await udpSocket();
-    const iface = new QemuUdpInterface('vm1', 'qemu-udp:bed', { host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: vm.port }, native);
-    const received: Buffer[] = [];
-    iface.on('frame', (f: Buffer) => received.push(f));
-    await iface.open();
+    const { iface, received } = await opened(new QemuUdpInterface('vm1', 'qemu-udp:bed', { host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: vm.port }, native));
     try {
       expect(iface.port).toBeGreaterThan(0);
       vm.sock.send(frame(60, 1), iface.port, '127.0.0.1');
