@@ -38,6 +38,7 @@ interface FastPathBinding {
   udpSend(dp: object, datagram: Buffer, ip: string, port: number): number;
   udpQueued(dp: object): number;
   udpClose(dp: object): void;
+  udpGso(dp: object): { on: boolean; sends: number; datagrams: number };
   tcpAttach(dp: object, port: number, session: object, fd: number, pending: Buffer): void;
   tcpWrite(dp: object, port: number, bytes: Buffer): boolean;
   tcpQueued(dp: object, port: number): number;
@@ -270,11 +271,17 @@ export class FastPath {
     }
   }
 
-  /** For STATS? (which drains first): frames carried, and ports on the fast path now. */
-  stats(): { frames: number; ports: number } {
+  /**
+   * For STATS? (which drains first): frames carried, ports on the fast path
+   * now, and whether UDP links' datagrams leave in segmented sends (1; 0 when
+   * the kernel cannot, and they leave one by one), with how many such sends
+   * carried how many datagrams.
+   */
+  stats(): { frames: number; ports: number; 'udp-gso': number; 'udp-gso-sends': number; 'udp-gso-datagrams': number } {
     let ports = 0;
     for (const on of this.native) ports += on;
-    return { frames: this.carried, ports };
+    const gso = this.lib.udpGso(this.dp);
+    return { frames: this.carried, ports, 'udp-gso': gso.on ? 1 : 0, 'udp-gso-sends': gso.sends, 'udp-gso-datagrams': gso.datagrams };
   }
 
   /**

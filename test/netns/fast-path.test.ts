@@ -29,6 +29,11 @@ async function read(d: Daemon, query: string, start: string, re: RegExp): Promis
 }
 
 const carried = (d: Daemon) => read(d, 'STATS?', 'fast-path.frames ', /(\d+)$/);
+const gso = async (d: Daemon) => ({
+  on: await read(d, 'STATS?', 'fast-path.udp-gso ', /(\d+)$/),
+  sends: await read(d, 'STATS?', 'fast-path.udp-gso-sends ', /(\d+)$/),
+  datagrams: await read(d, 'STATS?', 'fast-path.udp-gso-datagrams ', /(\d+)$/),
+});
 const ruleCount = (d: Daemon, rule: string) => read(d, 'RULES?', `${rule} `, /packets=(\d+)/);
 const device = async (d: Daemon, name: string) => {
   const line = (await ok(d, 'DEVICES?')).data.find((l) => l.startsWith(`${name} `))!;
@@ -145,7 +150,7 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
 
   test(`a TCP transfer between the VMs arrives whole${proto === 'UDP' ? ', with no frame of it fragmented on the LAN (the SYNs\' MSS is clamped to the path) and its datagrams sent in batches (GSO), while larger frames still cross, fragmented' : ''}`, async () => {
     expect(await ping(2)).toBe(2); // the flows are cached: the connection's SYNs come to C first
-    const [c1, frag1] = [await carried(h1), await fragmentsMade()];
+    const [c1, frag1, gso1] = [await carried(h1), await fragmentsMade(), await gso(h1)];
     const [lan1, link1] = [await tb.linkStats('h1', 'eth0'), await link(h1, 'h2')];
     const transfer = await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20);
     const { sent, got } = await transfer.done;
@@ -159,6 +164,11 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     // One datagram per frame, but they leave a poll callback's worth at a time (UDP GSO): h1's LAN device
     // counts each send as one packet (about 260 for 3,100 frames here; one by one it would be 3,100 or more).
     expect(lan2.tx - lan1.tx).toBeLessThan((link2.tx - link1.tx) / 3);
+    // STATS? says so too: GSO is on, and its sends (each one of the LAN's packets) carried several datagrams each.
+    const gso2 = await gso(h1);
+    expect(gso2.on).toBe(1);
+    expect(gso2.sends - gso1.sends).toBeLessThanOrEqual(lan2.tx - lan1.tx);
+    expect(gso2.datagrams - gso1.datagrams).toBeGreaterThan(3 * (gso2.sends - gso1.sends));
     // A 1514-byte ICMP frame (not TCP, so nothing clamps it) is one datagram of 1567 bytes, in two fragments.
     const r = await tb.exec('vm1', ['ping', '-c', '3', '-i', '0.05', '-W', '1', '-s', '1472', '-M', 'do', '10.201.0.2']).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
     expect(r.stdout).toContain('3 received');

@@ -173,8 +173,9 @@ struct datapath {
   int udp_family;
   uv_poll_t udp_poll;
   int udp_open, udp_closing, udp_dispatching;
-  /* The kernel segments UDP sends (UDP_SEGMENT): cleared for good when it says it cannot. */
+  /* The kernel segments UDP sends (UDP_SEGMENT): cleared for good when it says it cannot. What it has sent so, for STATS?. */
   int gso;
+  double gso_sends, gso_datagrams;
   unsigned char *stage;
   size_t stage_size, staged;
   /* recvmmsg's buffers. */
@@ -326,6 +327,8 @@ static void udp_flush(datapath_t *dp, uint32_t id) {
     c->cmsg_len = CMSG_LEN(sizeof seg);
     memcpy(CMSG_DATA(c), &seg, sizeof seg);
     if (sendmsg(dp->udp_fd, &m, MSG_DONTWAIT) >= 0) {
+      dp->gso_sends++;
+      dp->gso_datagrams += b->count;
       count(dp, id, TX_FRAMES, b->count);
       count(dp, id, TX_BYTES, b->bytes);
     } else if (errno == EMSGSIZE || errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
@@ -1107,6 +1110,23 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* udpGso(dp) -> { on, sends, datagrams }: whether UDP links' datagrams leave in segmented sends, and how many sends carried how many datagrams */
+static napi_value udp_gso(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp) return NULL;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_get_boolean(env, dp->udp_fd >= 0 && dp->gso, &v));
+  CHECK(napi_set_named_property(env, out, "on", v));
+  CHECK(napi_create_double(env, dp->gso_sends, &v));
+  CHECK(napi_set_named_property(env, out, "sends", v));
+  CHECK(napi_create_double(env, dp->gso_datagrams, &v));
+  CHECK(napi_set_named_property(env, out, "datagrams", v));
+  return out;
+}
+
 /* pathRoom(ip) -> the largest UDP payload that reaches ip unfragmented (path_room); 0 when there is no route */
 static napi_value path_room_js(napi_env env, napi_callback_info info) {
   size_t argc = 1, n;
@@ -1307,6 +1327,7 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_default, NULL},
       {"udpQueued", NULL, udp_queued, NULL, NULL, NULL, napi_default, NULL},
       {"pathRoom", NULL, path_room_js, NULL, NULL, NULL, napi_default, NULL},
+      {"udpGso", NULL, udp_gso, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpAttach", NULL, tcp_attach, NULL, NULL, NULL, napi_default, NULL},
       {"tcpWrite", NULL, tcp_write, NULL, NULL, NULL, napi_default, NULL},
