@@ -173,7 +173,7 @@ struct datapath {
   int udp_family;
   uv_poll_t udp_poll;
   int udp_open, udp_closing, udp_dispatching;
-  /* The kernel segments UDP sends (UDP_SEGMENT): cleared for good when it says it cannot. What it has sent so, for STATS?. */
+  /* The kernel segments UDP sends (UDP_SEGMENT): cleared for good when it says it cannot. Such sends so far, and their datagrams (STATS?). */
   int gso;
   double gso_sends, gso_datagrams;
   unsigned char *stage;
