@@ -40,21 +40,19 @@
  * is not a test); 1 if the table disagrees with the naive scan, or on a
  * usage error.
  */
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
-import { ControlClient } from '../src/remote/control-client.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
 import { ethernet, MemoryInterface } from './memory-interface.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
 import type { Address, Destination, Rule } from '../src/model/state.js';
 import { prng } from '../src/util/prng.js';
+import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../test/netns/testbed.js';
 import { median } from './stats.js';
 
 // ---------------------------------------------------------------------------
@@ -501,7 +499,6 @@ const QEMU_ROUNDS = 5;
 const QEMU_ECHOES = 200;
 const QEMU_STREAM = 10_000;
 const QEMU_WINDOW = 64;
-const VNETD_JS = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'daemon', 'vnetd.js');
 
 /** A "VM": a UDP socket on loopback, as QEMU's -netdev dgram is. */
 interface Vm {
@@ -526,69 +523,39 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-/** A vnetd process (its link port on loopback) with a qemu-udp interface `vm` towards `vm`'s socket, and its control connection. */
-async function qemuDaemon(dir: string, machine: string, vm: Vm, flags: string[]): Promise<{ port: number; ctl: ControlClient; stop: () => Promise<void> }> {
-  const state = await mkdtemp(path.join(dir, `${machine}-`));
-  const port = await freeUdpPort();
-  const child = spawn(process.execPath, [VNETD_JS, '--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--state-dir', state,
-    '--iface', `vm=qemu-udp:listen=127.0.0.1:${vm.to},peer=127.0.0.1:${vm.port}`, ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  let ctl: ControlClient | undefined;
-  const stop = async () => {
-    ctl?.close();
-    if (child.exitCode === null) await new Promise<void>((r) => (child.once('exit', () => r()), child.kill()));
-  };
-  const sock = path.join(state, 'vnetd.sock');
-  for (const end = Date.now() + 20_000; !ctl; await new Promise((r) => setTimeout(r, 50))) {
-    if (child.exitCode !== null || Date.now() > end) {
-      await stop();
-      throw new MismatchError(`vnetd ${flags.join(' ')} did not start: ${log.trim()}`);
-    }
-    ctl = existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
-  }
-  return { port, ctl, stop };
-}
-
 /**
  * Two vnetd processes joined by an encrypted UDP link, a QEMU datagram
  * interface on each: VM1's frames for VM2 go h1 -> link -> h2, and back.
- * Returns once a frame has crossed.
+ * Returns once the link is up.
  */
 async function qemuPair(dir: string, flags: string[]): Promise<{ vm1: Vm; vm2: Vm; carried: () => Promise<number>; stop: () => Promise<void> }> {
   const [vm1, vm2] = [await vmSocket(), await vmSocket()];
   [vm1.to, vm2.to] = [await freeUdpPort(), await freeUdpPort()];
-  const daemons: Awaited<ReturnType<typeof qemuDaemon>>[] = [];
+  const daemons: Daemon[] = [];
   const stop = async () => {
-    for (const d of daemons) await d.stop();
+    for (const d of daemons) await stopVnetd(d);
     for (const vm of [vm1, vm2]) vm.sock.close();
   };
+  const daemon = async (machine: string, vm: Vm) => {
+    const port = await freeUdpPort();
+    const args = ['--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--iface', `vm=qemu-udp:listen=127.0.0.1:${vm.to},peer=127.0.0.1:${vm.port}`, ...flags];
+    const d = await startVnetd(machine, machine, await mkdtemp(path.join(dir, `${machine}-`)), [], args);
+    daemons.push(d);
+    return { d, port };
+  };
   try {
-    const [h1, h2] = [await qemuDaemon(dir, 'h1', vm1, flags), await qemuDaemon(dir, 'h2', vm2, flags)];
-    daemons.push(h1, h2);
+    const [h1, h2] = [await daemon('h1', vm1), await daemon('h2', vm2)];
     const key = 'b7'.repeat(32);
-    const configure = async (d: typeof h1, lines: string[]) => {
-      for (const line of ['BATCH', ...lines, 'COMMIT']) {
-        const r = await d.ctl.request(line);
-        if (!r.ok) throw new MismatchError(`vnetd refused ${line}: ${r.text}`);
-      }
-    };
-    await configure(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ANY ${vmMac(2)} IFACE vm`, `RULE ADD ANY ${vmMac(1)} LINK h1`]);
-    await configure(h1, [`LINK ADD h2 UDP DIAL 127.0.0.1:${h2.port} ${key}`, `RULE ADD ANY ${vmMac(1)} IFACE vm`, `RULE ADD ANY ${vmMac(2)} LINK h2`]);
-    // Until the link is up, VM1's frames are dropped: one that arrives says it is.
-    const probe = ethernet(VM_BASE + 2, VM_BASE + 1, 64);
-    const crossed = new Promise<void>((r) => vm2.sock.once('message', () => r()));
-    let up = false;
-    void crossed.then(() => (up = true));
-    for (const end = Date.now() + 10_000; !up; await new Promise((r) => setTimeout(r, 100))) {
-      if (Date.now() > end) throw new MismatchError(`the link between the two vnetd ${flags.join(' ')} did not come up`);
-      vm1.sock.send(probe, vm1.to, '127.0.0.1');
-    }
-    const count = async (d: typeof h1) => Number((await d.ctl.request('STATS?')).data.find((l) => l.startsWith('fast-path.frames '))?.split(' ')[1] ?? 0);
-    return { vm1, vm2, carried: async () => (await count(h1)) + (await count(h2)), stop };
+    await batch(h2.d, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ANY ${vmMac(2)} IFACE vm`, `RULE ADD ANY ${vmMac(1)} LINK h1`]);
+    await batch(h1.d, [`LINK ADD h2 UDP DIAL 127.0.0.1:${h2.port} ${key}`, `RULE ADD ANY ${vmMac(1)} IFACE vm`, `RULE ADD ANY ${vmMac(2)} LINK h2`]);
+    await linkUp(h1.d, 'h2');
+    await linkUp(h2.d, 'h1');
+    const count = async (d: Daemon) => Number((await ok(d, 'STATS?')).data.find((l) => l.startsWith('fast-path.frames '))?.split(' ')[1] ?? 0);
+    return { vm1, vm2, carried: async () => (await count(h1.d)) + (await count(h2.d)), stop };
   } catch (e) {
     await stop();
-    throw e;
+    // Reported as the other sections report a failure: a message, not a stack trace.
+    throw new MismatchError((e as Error).message);
   }
 }
 

@@ -127,6 +127,42 @@ export async function linkUp(d: Daemon, peer: string): Promise<void> {
   }
 }
 
+/**
+ * Starts vnetd as `machine` with state directory `dir` (after `prefix`, such
+ * as `ip netns exec NS`, and `args`) and connects to its control socket. If
+ * it exits or does not open the socket within 20 s, it is stopped and the
+ * error carries its log.
+ */
+export async function startVnetd(host: string, machine: string, dir: string, prefix: string[], args: string[]): Promise<Daemon> {
+  const [command, ...rest] = [...prefix, process.execPath, VNETD, '--state-dir', dir, ...args];
+  const proc = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  const sock = path.join(dir, 'vnetd.sock');
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const why = proc.exitCode !== null ? `exited ${proc.exitCode}` : Date.now() > end ? 'did not open its control socket' : null;
+    if (why) {
+      await stopVnetd({ proc });
+      throw new Error(`vnetd ${machine} ${why}:\n${log}`);
+    }
+    const ctl = fs.existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
+    if (ctl) return { host, dir, proc, ctl, log: () => log };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Closes the daemon's control connection and stops it: SIGTERM, then SIGKILL after 3 s. */
+export async function stopVnetd(d: { proc: ChildProcess; ctl?: ControlClient }): Promise<void> {
+  d.ctl?.close();
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const late = setTimeout(() => d.proc.kill('SIGKILL'), 3000);
+    d.proc.once('exit', () => (clearTimeout(late), resolve()));
+    d.proc.kill('SIGTERM');
+  });
+}
+
 export class Testbed {
   readonly prefix = `vnt${process.pid}x${randomBytes(3).toString('hex')}`;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-testbed-'));
@@ -291,39 +327,15 @@ export class Testbed {
 
   /** Starts vnetd inside a host's namespace (with `flags` besides its own) and connects to its control socket. */
   async vnetd(host: string, machine: string, port: number, ifaces: string[] = [], flags: string[] = []): Promise<Daemon> {
-    const dir = path.join(this.dir, machine);
-    const args = ['netns', 'exec', this.ns(host), process.execPath, VNETD, '--machine', machine, '--port', String(port),
-      '--listen', this.lanAddress.get(host) ?? '0.0.0.0', '--state-dir', dir, ...ifaces.flatMap((i) => ['--iface', i]), ...flags];
-    const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-    const sock = path.join(dir, 'vnetd.sock');
-    const end = Date.now() + 20_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`vnetd ${machine} exited ${proc.exitCode}:\n${log}`);
-      const ctl = fs.existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
-      if (ctl) {
-        const d = { host, dir, proc, ctl, log: () => log };
-        this.daemons.push(d);
-        return d;
-      }
-      if (Date.now() > end) throw new Error(`vnetd ${machine} did not open its control socket:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const args = ['--machine', machine, '--port', String(port), '--listen', this.lanAddress.get(host) ?? '0.0.0.0', ...ifaces.flatMap((i) => ['--iface', i]), ...flags];
+    const d = await startVnetd(host, machine, path.join(this.dir, machine), ['ip', 'netns', 'exec', this.ns(host)], args);
+    this.daemons.push(d);
+    return d;
   }
 
   /** Removes everything: daemons, processes left in the namespaces, the namespaces (and their links), state dirs. */
   async destroy(): Promise<void> {
-    for (const d of this.daemons) {
-      d.ctl.close();
-      if (d.proc.exitCode === null && d.proc.signalCode === null) {
-        await new Promise<void>((resolve) => {
-          const late = setTimeout(() => d.proc.kill('SIGKILL'), 3000);
-          d.proc.once('exit', () => (clearTimeout(late), resolve()));
-          d.proc.kill('SIGTERM');
-        });
-      }
-    }
+    for (const d of this.daemons) await stopVnetd(d);
     for (const ns of this.namespaces.reverse()) await removeNamespace(ns);
     for (const l of this.rootLinks) await this.ip(['link', 'del', l]).catch(() => undefined);
     fs.rmSync(this.dir, { recursive: true, force: true });
