@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { listCapturable, pcapBinding, PcapInterface } from '../../daemon/interfaces/pcap.js';
 import { netnsUnavailable, Testbed } from '../netns/testbed.js';
 
@@ -122,5 +123,17 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect(names).not.toContain('lo');
     expect(names).not.toContain('any');
     expect(listCapturable().find((d) => d.name === dev)!.description).toBe('up');
+  });
+});
+
+(typeof lib === 'string' ? describe.skip : describe)('pathRoom (the native addon)', () => {
+  test('is the route\'s MTU less the IP and UDP headers, for IPv4, IPv6 and v4-mapped addresses; 0 for what is not an address', () => {
+    const binding = lib as Exclude<typeof lib, string>;
+    const mtu = Number(readFileSync('/sys/class/net/lo/mtu', 'utf8'));
+    // An IPv4 route's MTU is at most 65535: the total length field has 16 bits.
+    expect(binding.pathRoom('127.0.0.1')).toBe(Math.min(mtu, 65535) - 20 - 8);
+    expect(binding.pathRoom('::ffff:127.0.0.1')).toBe(Math.min(mtu, 65535) - 20 - 8);
+    expect(binding.pathRoom('::1')).toBe(mtu - 40 - 8);
+    expect(binding.pathRoom('not-an-address')).toBe(0);
   });
 });

@@ -1135,19 +1135,10 @@ static napi_value path_room_js(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 1 || napi_get_value_string_utf8(env, argv[0], ip, sizeof ip, &n) != napi_ok) return fail(env, "pathRoom(ip)");
   struct sockaddr_storage a;
-  memset(&a, 0, sizeof a);
-  size_t room = 0;
+  socklen_t alen;
   /* Any port will do: the route is per address. */
-  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&a)->sin_addr) == 1) {
-    a.ss_family = AF_INET;
-    ((struct sockaddr_in *)&a)->sin_port = htons(9);
-    room = path_room(&a);
-  } else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&a)->sin6_addr) == 1) {
-    a.ss_family = AF_INET6;
-    ((struct sockaddr_in6 *)&a)->sin6_port = htons(9);
-    room = path_room(&a);
-  }
-  CHECK(napi_create_uint32(env, (uint32_t)room, &out));
+  int known = ip_sockaddr(AF_INET, ip, 9, &a, &alen) == 0 || ip_sockaddr(AF_INET6, ip, 9, &a, &alen) == 0;
+  CHECK(napi_create_uint32(env, known ? (uint32_t)path_room(&a) : 0, &out));
   return out;
 }
 
