@@ -30,8 +30,8 @@ const key = () => randomBytes(32).toString('hex');
 suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
   let tb: Testbed;
   let proxy: Daemon, h1: Daemon, h2: Daemon;
-  const ping = (from: string, to: string, count: number) =>
-    tb.exec(from, ['ping', '-c', String(count), '-i', '0.05', '-W', '2', to]);
+  /** Replies `from` got to `count` echo requests to `to`. */
+  const ping = async (from: string, to: string, count: number): Promise<number> => (await tb.ping(from, to, count, { interval: 0.05 })).received;
 
   beforeAll(async () => {
     tb = await Testbed.create();
@@ -59,15 +59,14 @@ suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
     await linkUp(h1, 'proxy');
     await linkUp(h2, 'proxy');
 
-    const { stdout } = await ping('vm1', '10.201.0.2', 3);
-    expect(stdout).toContain('3 received');
+    expect(await ping('vm1', '10.201.0.2', 3)).toBe(3);
     // The ARP request was a broadcast: the Proxy's broadcast rules carried it.
     const rules = (await ok(proxy, 'RULES?')).data;
     const bcast = rules.find((r) => r.startsWith(`ANY ${MAC.bcast} LINK h2 `))!;
     expect(Number(/packets=(\d+)/.exec(bcast)![1])).toBeGreaterThanOrEqual(1);
     expect((await link(proxy, 'h1')).rx).toBeGreaterThanOrEqual(4);
     expect((await link(proxy, 'h2')).tx).toBeGreaterThanOrEqual(4);
-    expect((await ping('vm2', '10.201.0.1', 2)).stdout).toContain('2 received');
+    expect(await ping('vm2', '10.201.0.1', 2)).toBe(2);
   }, 60_000);
 
   test('after a fast-path link and its rules, the same pings cross it and not the Proxy, and a slow Proxy no longer slows them', async () => {
@@ -77,9 +76,9 @@ suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
       const ended = new Promise((r) => load.once('exit', r));
       try {
         await new Promise((r) => setTimeout(r, 400)); // time for a queue to build where there is one
-        const { stdout } = await tb.exec('vm1', ['ping', '-q', '-c', '10', '-i', '0.1', '-s', '1000', '-W', '2', '10.201.0.2']);
-        const min = /= ([\d.]+)\//.exec(stdout);
-        if (!min) throw new Error(`no round trip came back: ${stdout}`);
+        const { out } = await tb.ping('vm1', '10.201.0.2', 10, { interval: 0.1, size: 1000, quiet: true });
+        const min = /= ([\d.]+)\//.exec(out);
+        if (!min) throw new Error(`no round trip came back: ${out}`);
         return Number(min[1]);
       } finally {
         await ended;
@@ -97,7 +96,7 @@ suite(`VMs on a namespace testbed (${skip ?? 'root, ip, pcap'})`, () => {
 
       const viaProxy = [await link(proxy, 'h1'), await link(proxy, 'h2')];
       const direct = await link(h1, 'h2');
-      expect((await ping('vm1', '10.201.0.2', 5)).stdout).toContain('5 received');
+      expect(await ping('vm1', '10.201.0.2', 5)).toBe(5);
       const after = await link(h1, 'h2');
       expect(after.tx - direct.tx).toBeGreaterThanOrEqual(5);
       expect(after.rx - direct.rx).toBeGreaterThanOrEqual(5);

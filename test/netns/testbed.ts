@@ -186,6 +186,26 @@ export class Testbed {
     return run('ip', ['netns', 'exec', this.ns(role), ...argv], { timeout: timeoutMs });
   }
 
+  /**
+   * Echo requests from a namespace until `count` replies have come or a deadline passes: how many were sent and
+   * how many came back, and ping's output. The deadline (-w) is what makes a slow reply count: with -W instead,
+   * once one reply has come ping waits for the rest only twice the slowest round trip or one interval, so on a
+   * loaded machine a reply held up for 10 ms was counted lost. With -w, ping goes on sending one per interval
+   * while replies are missing, so a test that counts frames counts `sent`, not `count`.
+   */
+  async ping(role: string, to: string, count: number, opts: { interval?: number; size?: number; dontFragment?: boolean; quiet?: boolean } = {}): Promise<{ sent: number; received: number; out: string }> {
+    const interval = opts.interval ?? 0.01;
+    const argv = ['ping', '-c', String(count), '-i', String(interval), '-w', String(Math.ceil(count * interval) + 2)];
+    if (opts.size !== undefined) argv.push('-s', String(opts.size));
+    if (opts.dontFragment) argv.push('-M', 'do');
+    if (opts.quiet) argv.push('-q');
+    // ping exits 1 when replies are missing: the counts say so.
+    const out = await this.exec(role, [...argv, to]).then((r) => r.stdout, (e: { stdout?: string; message?: string }) => e.stdout ?? e.message ?? '');
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    if (!m) throw new Error(`ping from ${role} to ${to} printed no summary:\n${out}`);
+    return { sent: Number(m[1]), received: Number(m[2]), out };
+  }
+
   private ip(args: string[]): Promise<unknown> {
     return run('ip', args);
   }
