@@ -18,6 +18,8 @@
  *            beside the same echoes between the two "VMs" directly, rounds
  *            alternating.
  *
+ *   qemu-stream  the same between two QEMU stream NICs (TCP connections).
+ *
  *   commit   latency of a durable commit on a daemon holding 100,000 rules:
  *            one RULE ADD, beside a bare synced append of a record of the
  *            same size to a file in the same directory (the floor of any
@@ -41,6 +43,8 @@
  * usage error.
  */
 import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -49,6 +53,8 @@ import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
 import { ethernet, MemoryInterface } from './memory-interface.js';
+import { LengthPrefixReader, withLength } from '../daemon/links/framing.js';
+import { freePort } from '../test/support/sshd.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
 import type { Address, Destination, Rule } from '../src/model/state.js';
 import { prng } from '../src/util/prng.js';
@@ -493,65 +499,152 @@ const forwardSection: Section = async (opts, progress) => {
 };
 
 // ---------------------------------------------------------------------------
-// The qemu section: VM1 -> vnetd -> link -> vnetd -> VM2 and back over QEMU's datagram netdev, real sockets.
+// The qemu sections: VM1 -> vnetd -> link -> vnetd -> VM2 and back over QEMU's socket netdevs, real sockets.
 
 const QEMU_ROUNDS = 5;
 const QEMU_ECHOES = 200;
 const QEMU_STREAM = 10_000;
 const QEMU_WINDOW = 64;
 
-/** A "VM": a UDP socket on loopback, as QEMU's -netdev dgram is. */
-interface Vm {
-  sock: dgram.Socket;
-  port: number;
-  /** Where its frames go: vnetd's interface, or the other VM. */
-  to: number;
+type QemuKind = 'qemu-udp' | 'qemu-stream';
+
+/** A "VM": QEMU's NIC as vnetd sees it, played by a socket of this process. Emits 'frame' (Buffer). */
+abstract class Vm extends EventEmitter {
+  abstract send(frame: Buffer): void;
+  abstract close(): void;
 }
 
-async function vmSocket(): Promise<Vm> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  sock.setRecvBufferSize(4 << 20);
-  sock.setSendBufferSize(4 << 20);
-  return { sock, port: sock.address().port, to: 0 };
+/** -netdev dgram: a UDP socket on loopback, one frame a datagram, sent to `to`. */
+class DatagramVm extends Vm {
+  to = 0;
+  private constructor(readonly sock: dgram.Socket) {
+    super();
+    sock.on('message', (f: Buffer) => this.emit('frame', f));
+  }
+
+  static async open(): Promise<DatagramVm> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    sock.setRecvBufferSize(4 << 20);
+    sock.setSendBufferSize(4 << 20);
+    return new DatagramVm(sock);
+  }
+
+  get port(): number {
+    return this.sock.address().port;
+  }
+
+  send(frame: Buffer): void {
+    this.sock.send(frame, this.to, '127.0.0.1');
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+}
+
+/** -netdev stream: a TCP connection, each frame after its 4-byte length. */
+class StreamVm extends Vm {
+  constructor(private readonly sock: net.Socket) {
+    super();
+    sock.setNoDelay(true);
+    const reader = new LengthPrefixReader(65535);
+    sock.on('data', (chunk: Buffer) => reader.push(chunk, (f) => this.emit('frame', f)));
+  }
+
+  static connect(port: number): Promise<StreamVm> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('error', reject);
+      s.once('connect', () => (s.off('error', reject), resolve(new StreamVm(s))));
+    });
+  }
+
+  send(frame: Buffer): void {
+    this.sock.write(withLength(frame));
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 async function freeUdpPort(): Promise<number> {
-  const vm = await vmSocket();
+  const vm = await DatagramVm.open();
   const port = vm.port;
   await new Promise<void>((r) => vm.sock.close(() => r()));
   return port;
 }
 
+interface VmPair {
+  vm1: Vm;
+  vm2: Vm;
+  /** Frames the daemons between them carried in C. */
+  carried: () => Promise<number>;
+  stop: () => Promise<void>;
+}
+
+/** The two VMs joined directly, with no daemon: the baseline. */
+async function directPair(kind: QemuKind): Promise<VmPair> {
+  if (kind === 'qemu-udp') {
+    const [vm1, vm2] = [await DatagramVm.open(), await DatagramVm.open()];
+    [vm1.to, vm2.to] = [vm2.port, vm1.port];
+    return { vm1, vm2, carried: async () => 0, stop: async () => void [vm1, vm2].forEach((vm) => vm.close()) };
+  }
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const vm1 = await StreamVm.connect((server.address() as net.AddressInfo).port);
+  const vm2 = new StreamVm(await accepted);
+  server.close();
+  return { vm1, vm2, carried: async () => 0, stop: async () => void [vm1, vm2].forEach((vm) => vm.close()) };
+}
+
 /**
- * Two vnetd processes joined by an encrypted UDP link, a QEMU datagram
- * interface on each: VM1's frames for VM2 go h1 -> link -> h2, and back.
+ * Two vnetd processes joined by an encrypted UDP link, a QEMU interface of
+ * `kind` on each: VM1's frames for VM2 go h1 -> link -> h2, and back.
  * Returns once the link is up.
  */
-async function qemuPair(dir: string, flags: string[]): Promise<{ vm1: Vm; vm2: Vm; carried: () => Promise<number>; stop: () => Promise<void> }> {
-  const [vm1, vm2] = [await vmSocket(), await vmSocket()];
-  [vm1.to, vm2.to] = [await freeUdpPort(), await freeUdpPort()];
+async function qemuPair(dir: string, kind: QemuKind, flags: string[]): Promise<VmPair> {
   const daemons: Daemon[] = [];
+  const vms: Vm[] = [];
   const stop = async () => {
     for (const d of daemons) await stopVnetd(d);
-    for (const vm of [vm1, vm2]) vm.sock.close();
+    for (const vm of vms) vm.close();
   };
-  const daemon = async (machine: string, vm: Vm) => {
+  /** A daemon whose interface `vm` is the VM of, the VM connecting once the daemon listens. */
+  const daemon = async (machine: string) => {
     const port = await freeUdpPort();
-    const args = ['--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--iface', `vm=qemu-udp:listen=127.0.0.1:${vm.to},peer=127.0.0.1:${vm.port}`, ...flags];
-    const d = await startVnetd(machine, machine, await mkdtemp(path.join(dir, `${machine}-`)), [], args);
+    let iface: string;
+    let attach: () => Promise<Vm>;
+    if (kind === 'qemu-udp') {
+      const vm = await DatagramVm.open();
+      vms.push(vm);
+      vm.to = await freeUdpPort();
+      iface = `vm=qemu-udp:listen=127.0.0.1:${vm.to},peer=127.0.0.1:${vm.port}`;
+      attach = async () => vm;
+    } else {
+      const at = await freePort();
+      iface = `vm=qemu-stream:listen=127.0.0.1:${at}`;
+      attach = async () => {
+        const vm = await StreamVm.connect(at);
+        vms.push(vm);
+        return vm;
+      };
+    }
+    const d = await startVnetd(machine, machine, await mkdtemp(path.join(dir, `${machine}-`)), [], ['--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--iface', iface, ...flags]);
     daemons.push(d);
-    return { d, port };
+    return { d, port, vm: await attach() };
   };
   try {
-    const [h1, h2] = [await daemon('h1', vm1), await daemon('h2', vm2)];
+    const [h1, h2] = [await daemon('h1'), await daemon('h2')];
     const key = 'b7'.repeat(32);
     await batch(h2.d, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ANY ${vmMac(2)} IFACE vm`, `RULE ADD ANY ${vmMac(1)} LINK h1`]);
     await batch(h1.d, [`LINK ADD h2 UDP DIAL 127.0.0.1:${h2.port} ${key}`, `RULE ADD ANY ${vmMac(1)} IFACE vm`, `RULE ADD ANY ${vmMac(2)} LINK h2`]);
     await linkUp(h1.d, 'h2');
     await linkUp(h2.d, 'h1');
     const count = async (d: Daemon) => Number((await ok(d, 'STATS?')).data.find((l) => l.startsWith('fast-path.frames '))?.split(' ')[1] ?? 0);
-    return { vm1, vm2, carried: async () => (await count(h1.d)) + (await count(h2.d)), stop };
+    return { vm1: h1.vm, vm2: h2.vm, carried: async () => (await count(h1.d)) + (await count(h2.d)), stop };
   } catch (e) {
     await stop();
     // Reported as the other sections report a failure: a message, not a stack trace.
@@ -561,24 +654,24 @@ async function qemuPair(dir: string, flags: string[]): Promise<{ vm1: Vm; vm2: V
 
 /** VM2 sends each frame back, addresses swapped; VM1 times round trips one at a time, then keeps a window in flight. */
 async function echoes(vm1: Vm, vm2: Vm): Promise<{ rttUs: number; perSec: number; sent: number }> {
-  vm2.sock.removeAllListeners('message');
-  vm2.sock.on('message', (f: Buffer) => {
+  vm2.removeAllListeners('frame');
+  vm2.on('frame', (f: Buffer) => {
     const back = Buffer.from(f);
     f.copy(back, 0, 6, 12);
     f.copy(back, 6, 0, 6);
-    vm2.sock.send(back, vm2.to, '127.0.0.1');
+    vm2.send(back);
   });
   const next = () =>
     new Promise<void>((resolve, reject) => {
       const late = setTimeout(() => reject(new MismatchError('an echo did not come back within a second')), 1000);
-      vm1.sock.once('message', () => (clearTimeout(late), resolve()));
+      vm1.once('frame', () => (clearTimeout(late), resolve()));
     });
   const small = ethernet(VM_BASE + 2, VM_BASE + 1, 64);
   const rtts: number[] = [];
   for (let i = 0; i < QEMU_ECHOES; i++) {
     const t0 = process.hrtime.bigint();
     const back = next();
-    vm1.sock.send(small, vm1.to, '127.0.0.1');
+    vm1.send(small);
     await back;
     rtts.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
@@ -589,35 +682,37 @@ async function echoes(vm1: Vm, vm2: Vm): Promise<{ rttUs: number; perSec: number
   await new Promise<void>((resolve, reject) => {
     const late = setTimeout(() => reject(new MismatchError(`the stream stalled: ${got} of ${QEMU_STREAM} echoes back`)), 2000);
     // Each echo back sends the next frame: a frame lost on the way narrows the window, and costs its time.
-    vm1.sock.on('message', () => {
-      if (++got === QEMU_STREAM) return void (clearTimeout(late), resolve());
+    vm1.on('frame', () => {
+      // A stream's chunk may hold echoes past the last: they send nothing.
+      if (++got >= QEMU_STREAM) return void (got === QEMU_STREAM && (clearTimeout(late), resolve()));
       late.refresh();
-      vm1.sock.send(full, vm1.to, '127.0.0.1');
+      vm1.send(full);
       sent++;
     });
-    for (let i = 0; i < QEMU_WINDOW; i++, sent++) vm1.sock.send(full, vm1.to, '127.0.0.1');
+    for (let i = 0; i < QEMU_WINDOW; i++, sent++) vm1.send(full);
   });
-  vm1.sock.removeAllListeners('message');
+  vm1.removeAllListeners('frame');
   return { rttUs: median(rtts), perSec: QEMU_STREAM / (Number(process.hrtime.bigint() - t0) / 1e9), sent };
 }
 
-const qemuSection: Section = async (_opts, progress) => {
+const qemuSection = (kind: QemuKind): Section => async (_opts, progress) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vnetd-bench-qemu-'));
-  const pairs: Awaited<ReturnType<typeof qemuPair>>[] = [];
+  const pairs: VmPair[] = [];
+  const stream = kind === 'qemu-stream';
+  const name = stream ? 'qemu-stream' : 'qemu';
   try {
-    progress('qemu: starting vnetd with and without its fast path ... ');
-    const fast = await qemuPair(dir, []);
+    progress(`${name}: starting vnetd with and without its fast path ... `);
+    const fast = await qemuPair(dir, kind, []);
     pairs.push(fast);
-    const js = await qemuPair(dir, ['--no-fast-path']);
+    const js = await qemuPair(dir, kind, ['--no-fast-path']);
     pairs.push(js);
-    const direct = { vm1: await vmSocket(), vm2: await vmSocket() };
-    [direct.vm1.to, direct.vm2.to] = [direct.vm2.port, direct.vm1.port];
-    pairs.push({ ...direct, carried: async () => 0, stop: async () => void [direct.vm1, direct.vm2].forEach((vm) => vm.sock.close()) });
+    const direct = await directPair(kind);
+    pairs.push(direct);
     progress('ok\n');
     type Run = Awaited<ReturnType<typeof echoes>>;
     const runs = { fast: [] as Run[], js: [] as Run[], direct: [] as Run[] };
     for (let r = 0; r < QEMU_ROUNDS; r++) {
-      progress(`qemu: round ${r + 1} of ${QEMU_ROUNDS} ... `);
+      progress(`${name}: round ${r + 1} of ${QEMU_ROUNDS} ... `);
       runs.fast.push(await echoes(fast.vm1, fast.vm2));
       runs.js.push(await echoes(js.vm1, js.vm2));
       runs.direct.push(await echoes(direct.vm1, direct.vm2));
@@ -630,10 +725,12 @@ const qemuSection: Section = async (_opts, progress) => {
     const rtt = (k: keyof typeof runs) => median(runs[k].map((x) => x.rttUs));
     const rate = (k: keyof typeof runs) => median(runs[k].map((x) => x.perSec));
     return {
-      title: 'QEMU datagram NICs through two vnetd processes and an encrypted UDP link, loopback',
+      title: `QEMU ${stream ? 'stream' : 'datagram'} NICs through two vnetd processes and an encrypted UDP link, loopback`,
       setup: [
-        `path      VM1 -> qemu-udp -> vnetd h1 -> UDP link -> vnetd h2 -> qemu-udp -> VM2, which sends each frame back the same way: four daemon traversals per echo`,
-        `VMs       UDP sockets of this process, as QEMU's -netdev dgram is; "direct" is the same echoes between them with no daemon`,
+        `path      VM1 -> ${kind} -> vnetd h1 -> UDP link -> vnetd h2 -> ${kind} -> VM2, which sends each frame back the same way: four daemon traversals per echo`,
+        stream
+          ? `VMs       TCP connections of this process, as QEMU's -netdev stream is; "direct" is the same echoes over one connection between them, no daemon`
+          : `VMs       UDP sockets of this process, as QEMU's -netdev dgram is; "direct" is the same echoes between them with no daemon`,
         `echoes    ${QEMU_ECHOES} of 64 bytes one at a time (median round trip), then ${QEMU_STREAM.toLocaleString('en-US')} of 1514 bytes ${QEMU_WINDOW} in flight; median of ${QEMU_ROUNDS} alternating rounds`,
         `checked   the fast path carried ${inC.toLocaleString('en-US')} of the ${crossings.toLocaleString('en-US')} daemon crossings in C (the others: each flow's first frame, in JavaScript, and any lost); --no-fast-path none`,
         `extra     the fast path adds ${(rtt('fast') - rtt('direct')).toFixed(0)} µs per round trip to the direct one, JavaScript ${(rtt('js') - rtt('direct')).toFixed(0)} µs`,
@@ -750,7 +847,8 @@ const commitSection: Section = async (opts, progress) => {
 const SECTIONS: Record<string, { about: string; run: Section }> = {
   lookup: { about: 'forwarding-table lookup rate, warm and cold', run: lookupSection },
   forward: { about: 'frames/s through one daemon between two in-memory interfaces', run: forwardSection },
-  qemu: { about: 'round trip and echo rate between QEMU datagram NICs through two daemons and a UDP link, fast path on and off', run: qemuSection },
+  qemu: { about: 'round trip and echo rate between QEMU datagram NICs through two daemons and a UDP link, fast path on and off', run: qemuSection('qemu-udp') },
+  'qemu-stream': { about: 'the same between QEMU stream NICs', run: qemuSection('qemu-stream') },
   commit: { about: 'durable commit latency on a large table: one change, a 10,000-change batch', run: commitSection },
 };
 
@@ -793,7 +891,7 @@ async function main(): Promise<number> {
     },
   });
   const usage = `usage: node dist/bench/daemon.js [--section ${Object.keys(SECTIONS).join('|')}]... [--rules N] [--json]\n${Object.entries(SECTIONS)
-    .map(([name, s]) => `  ${name.padEnd(8)} ${s.about}`)
+    .map(([name, s]) => `  ${name.padEnd(11)} ${s.about}`)
     .join('\n')}\n`;
   if (values.help) {
     process.stdout.write(usage);

@@ -31,7 +31,7 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
   --capture     write the frames crossing interface NAME, both ways, to FILE (.pcap, for tcpdump/Wireshark);
                 link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
   --no-fast-path  forward every frame in JavaScript; by default the frames of known flows between pcap
-                and qemu-udp interfaces and links are forwarded in C (the pcap addon), which counts them the same
+                and QEMU interfaces and links are forwarded in C (the pcap addon), which counts them the same
   ctl           connect standard input and output to the running daemon's control socket
 `;
 

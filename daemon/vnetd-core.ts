@@ -9,6 +9,7 @@ import { FastPath } from './forward/fast-path.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
 import { NativeInterface } from './interfaces/native-interface.js';
+import { QemuStreamInterface } from './interfaces/qemu-stream.js';
 import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { StateStore, type SavedState } from './store.js';
@@ -132,6 +133,7 @@ export class Vnetd implements ControlTarget {
       });
       // A capture file (--capture) must see every frame: a wrapped interface stays off the fast path.
       if (this.fast && iface instanceof NativeInterface) this.fast.attachInterface(port, iface);
+      else if (this.fast && iface instanceof QemuStreamInterface) this.fast.attachStream(port, iface);
       this.ifaces.set(iface.name, { iface, port });
     }
 

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
 import { NativeInterface, systemErrorMessage } from '../interfaces/native-interface.js';
 import { pcapBinding } from '../interfaces/pcap.js';
+import type { QemuStreamInterface } from '../interfaces/qemu-stream.js';
 import { UDP_BUFFER_BYTES, type LinkManager } from '../links/manager.js';
 import type { DatagramSocket, LinkPath, TcpTakeover } from '../links/types.js';
 import { MAX_FRAME, MAX_RECORD } from '../links/wire.js';
@@ -13,7 +14,8 @@ import type { ForwardingTable } from './table.js';
  * The JavaScript half of vnetd's fast path (the C half is
  * daemon/interfaces/pcap-native/fastpath.c, which says why it exists). The
  * forwarding table decides every flow's first frame, as always; when the
- * frame came in on a fast-path port (a pcap interface; a UDP link with a
+ * frame came in on a fast-path port (a pcap interface or a QEMU datagram
+ * socket; a QEMU stream's connection, once handed over; a UDP link with a
  * native session; a TCP link with one, once its channel handed the
  * connection over) and every port it went out on is one too, the flow is
  * cached in C, and its later frames never reach JavaScript. Every change to
@@ -40,6 +42,7 @@ interface FastPathBinding {
   udpClose(dp: object): void;
   udpGso(dp: object): { on: boolean; sends: number; datagrams: number };
   tcpAttach(dp: object, port: number, session: object, fd: number, pending: Buffer): void;
+  streamAttach(dp: object, port: number, fd: number, pending: Buffer): void;
   tcpWrite(dp: object, port: number, bytes: Buffer): boolean;
   tcpQueued(dp: object, port: number): number;
   tcpRelease(dp: object, port: number): Buffer;
@@ -67,6 +70,7 @@ interface Layout {
   upFailed: number;
   failedReplay: number;
   failedAuth: number;
+  failedFraming: number;
   failedBatch: number;
   maxFrame: number;
   maxRecord: number;
@@ -109,8 +113,10 @@ export class FastPath {
   private readonly sinks = new Map<number, PortSink>();
   private readonly native = new Uint8Array(MAX_PORTS);
   private readonly interfaces = new Uint8Array(MAX_PORTS);
-  /** TCP links by port, from the moment their connection is offered until it is given back. */
+  /** Connections (TCP links', QEMU streams') by port, from the moment they are offered until they are given back. */
   private readonly tcp = new Map<number, TcpTakeover>();
+  /** QEMU stream interfaces by port: the frames C read from them and did not forward go to them. */
+  private readonly streams = new Map<number, QemuStreamInterface>();
   private socket: FastPathSocket | null = null;
   private links: LinkManager | null = null;
   private flushQueued = false;
@@ -177,6 +183,25 @@ export class FastPath {
   }
 
   /**
+   * A QEMU stream interface: whenever a VM is connected, its connection is
+   * read and written in C as port `port`, like a TCP link's without sealing.
+   */
+  attachStream(port: number, iface: QemuStreamInterface): void {
+    if (port >= MAX_PORTS) return;
+    this.streams.set(port, iface);
+    this.interfaces[port] = 1;
+    this.sinks.set(port, (rf, rb, tf, tb, errors) => {
+      const c = iface.counters;
+      c.rxFrames += rf;
+      c.rxBytes += rb;
+      c.txFrames += tf;
+      c.txBytes += tb;
+      c.errors += errors;
+    });
+    iface.offerConnections((conn) => this.offer(port, conn, null));
+  }
+
+  /**
    * A link's records now go by `path` under its session: to a UDP peer's
    * address at once, over a TCP connection once it is handed over. null: the
    * link is down, and a handed-over connection goes back to its channel.
@@ -184,24 +209,36 @@ export class FastPath {
   private setLink(port: number, path: LinkPath | null, sink: PortSink): void {
     if (port >= MAX_PORTS) return;
     this.sinks.set(port, sink);
+    if (path && 'ip' in path) {
+      this.offer(port, null, null);
+      this.lib.setLink(this.dp, port, path.session, path.ip, path.port);
+      this.native[port] = 1;
+      return;
+    }
+    this.offer(port, path?.tcp ?? null, path?.session ?? null);
+  }
+
+  /**
+   * Port `port` is now `conn`, once it is handed over: a TCP link's, its
+   * records sealed under `session`, or a QEMU stream's (`session` null).
+   * Whatever the port was before leaves the fast path first, and a
+   * handed-over connection goes back to its owner.
+   */
+  private offer(port: number, conn: TcpTakeover | null, session: object | null): void {
     this.native[port] = 0;
     const offered = this.tcp.get(port);
     this.tcp.delete(port);
     if (offered) offered.reclaim();
     this.lib.clearPort(this.dp, port);
-    if (!path) return;
-    if ('ip' in path) {
-      this.lib.setLink(this.dp, port, path.session, path.ip, path.port);
-      this.native[port] = 1;
-      return;
-    }
+    if (!conn) return;
     const { lib, dp } = this;
     let state: 'offered' | 'attached' | 'released' = 'offered';
-    this.tcp.set(port, path.tcp);
-    path.tcp.handOver({
+    this.tcp.set(port, conn);
+    conn.handOver({
       attach: (fd, pending) => {
         if (state !== 'offered') return;
-        lib.tcpAttach(dp, port, path.session, fd, pending);
+        if (session) lib.tcpAttach(dp, port, session, fd, pending);
+        else lib.streamAttach(dp, port, fd, pending);
         state = 'attached';
         this.native[port] = 1;
       },
@@ -210,7 +247,7 @@ export class FastPath {
       release: () => {
         const was = state;
         state = 'released';
-        if (this.tcp.get(port) === path.tcp) {
+        if (this.tcp.get(port) === conn) {
           this.tcp.delete(port);
           this.native[port] = 0;
         }
@@ -329,12 +366,16 @@ export class FastPath {
       const data = staged.subarray(start, start + length);
       at = start + length;
       if (kind === L.upRaw) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
-      else if (kind === L.upOpened) this.links?.opened(this.peerOf(port), data);
+      else if (kind === L.upOpened) {
+        const stream = this.streams.get(port);
+        if (stream) stream.frameFromVm(data);
+        else this.links?.opened(this.peerOf(port), data);
+      }
       else if (kind === L.upRecord) this.links?.received(this.peerOf(port), extra, data);
       else if (kind === L.upFailed) {
         if (extra === L.failedReplay) this.links?.refusedRecord(this.peerOf(port), 'replay');
         else if (extra === L.failedAuth || extra === L.failedBatch) this.links?.refusedRecord(this.peerOf(port), 'auth');
-        this.tcp.get(port)?.failed(data.toString('utf8'));
+        this.tcp.get(port)?.failed(data.toString('utf8'), extra === L.failedFraming);
       }
     }
   }

@@ -6,12 +6,17 @@ import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hos
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
 import { LengthPrefixReader } from '../links/framing.js';
-import type { BackoffOptions } from '../links/types.js';
+import { handOverSocket } from '../links/handover.js';
+import type { BackoffOptions, TcpFastPath, TcpTakeover } from '../links/types.js';
 import type { Interface } from './interface.js';
 import { parseParams } from './params.js';
 
-/** Frames queued to a VM that reads slower than we send; beyond this they are dropped, not buffered without end. */
-const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes queued to a VM that reads slower than we send; beyond this frames
+ * are dropped, not buffered without end. The fast path's limit for a
+ * connection it holds is the same (fastpath.c's TCP_TX_LIMIT).
+ */
+const MAX_QUEUED_BYTES = 1 << 20;
 
 /**
  * Re-dialling a QEMU that went away: the links' backoff, capped lower. QEMU
@@ -49,11 +54,19 @@ type Endpoint = { tcp: HostPort } | { unix: string };
  * Either way, a length QEMU would never send (0, under an Ethernet header,
  * over 64 KiB) means the stream is garbage: that connection is closed and
  * counted, and the interface waits for (or dials) the next.
+ *
+ * With the fast path, each connection is handed over to it once up
+ * (`offerConnections`): C reads and writes it from then on, and only the
+ * frames of flows it has not cached come here (`frameFromVm`).
  */
 export class QemuStreamInterface extends EventEmitter implements Interface {
   readonly counters = { rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, errors: 0 };
   private server: net.Server | undefined;
   private vm: net.Socket | undefined;
+  /** The VM's connection as the fast path takes it over; `fast` once it has. */
+  private conn: TcpTakeover | undefined;
+  private fast: TcpFastPath | null = null;
+  private offerTo: ((conn: TcpTakeover | null) => void) | undefined;
   private closing = false;
   // Dialling only.
   private dialing: net.Socket | undefined;
@@ -183,19 +196,42 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
       reader.stopped = true;
       s.destroy();
     };
+    const deliver = (frame: Buffer) => (frame.length < MIN_FRAME ? garbage(`a length of ${frame.length}`) : this.frameFromVm(frame));
     s.on('data', (chunk: Buffer) => {
-      const bad = reader.push(chunk, (frame) => {
-        if (frame.length < MIN_FRAME) return garbage(`a length of ${frame.length}`);
-        this.counters.rxFrames++;
-        this.counters.rxBytes += frame.length;
-        this.emit('frame', frame);
-      });
+      const bad = reader.push(chunk, deliver);
       if (bad) garbage(bad === 'empty' ? 'a length of 0' : `a length over ${MAX_FRAME}`);
     });
     // A reset is QEMU going away, said in the log line below; `errors` counts what vnetd refused or dropped.
     s.on('error', (e) => (why = `the connection failed: ${e.message}`));
+    let offered: TcpFastPath | null = null;
+    const conn: TcpTakeover = {
+      handOver: (to) => {
+        offered = to;
+        const taken = () => ((offered = null), (this.fast = to));
+        handOverSocket(s, reader, deliver, () => this.conn === conn && offered === to, (fd, pending) => to.attach(fd, pending), taken);
+      },
+      // C read the connection: what it found ends it as the same thing read here would.
+      failed: (reason, isGarbage) => {
+        if (isGarbage) return garbage(reason);
+        if (reason !== 'closed') why = `the connection failed: ${reason}`;
+        s.destroy();
+      },
+      reclaim: () => {
+        offered = null;
+        const fast = this.fast;
+        this.fast = null;
+        const unsent = fast?.release();
+        if (unsent?.length && !s.destroyed) s.write(unsent);
+      },
+    };
+    this.conn = conn;
+    this.offerTo?.(conn);
     s.on('close', () => {
       if (this.vm === s) this.vm = undefined;
+      if (this.conn === conn) {
+        this.conn = undefined;
+        this.offerTo?.(null);
+      }
       if (this.closing) return;
       if (!this.dial) return void this.emit('note', `${why}; waiting for QEMU to connect again`);
       this.emit('note', `${why}; reconnecting to ${this.where}`);
@@ -206,18 +242,41 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     });
   }
 
+  /** From now on each VM connection is offered to the fast path when it comes (the one up now at once), and withdrawn (null) when it ends. */
+  offerConnections(offer: (conn: TcpTakeover | null) => void): void {
+    this.offerTo = offer;
+    if (this.conn) offer(this.conn);
+  }
+
+  /** A frame from the VM, read here or, for a flow it has not cached, by the fast path. */
+  frameFromVm(frame: Buffer): void {
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    this.emit('frame', frame);
+  }
+
   send(frame: Uint8Array): boolean {
     const s = this.vm;
-    if (!s || s.writableLength > MAX_QUEUED_BYTES) {
-      if (s) this.counters.errors++;
+    if (!s) return false;
+    const fast = this.fast;
+    if ((fast ? fast.queued() : s.writableLength) > MAX_QUEUED_BYTES) {
+      this.counters.errors++;
       return false;
     }
-    const head = Buffer.allocUnsafe(4);
-    head.writeUInt32BE(frame.length, 0);
-    s.cork();
-    s.write(head);
-    s.write(frame);
-    s.uncork();
+    if (fast) {
+      // After the frames C sent: it sends what it forwards before JavaScript runs again.
+      const record = Buffer.allocUnsafe(4 + frame.length);
+      record.writeUInt32BE(frame.length, 0);
+      record.set(frame, 4);
+      if (!fast.write(record)) return false;
+    } else {
+      const head = Buffer.allocUnsafe(4);
+      head.writeUInt32BE(frame.length, 0);
+      s.cork();
+      s.write(head);
+      s.write(frame);
+      s.uncork();
+    }
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
     return true;

@@ -3,6 +3,7 @@ import { addressKey } from './address.js';
 import type { Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
 import type { TcpFastPath, TcpTakeover } from './types.js';
 import { withLength, type FramingError, LengthPrefixReader } from './framing.js';
+import { handOverSocket } from './handover.js';
 import { AcceptorHandshake, type DialerHandshake } from './handshake.js';
 import { LENGTH_BYTES, MAX_FRAME, MAX_HANDSHAKE, MAX_RECORD, decodeHello, type Hello } from './wire.js';
 
@@ -83,28 +84,18 @@ export class TcpChannel implements Channel, TcpTakeover {
   }
 
   handOver(to: TcpFastPath): void {
-    // Node's own handle: its descriptor, and reading stopped and started. Internal, but unchanged for years.
-    const handle = (this.socket as unknown as { _handle?: { fd?: unknown; readStop?: () => number; readStart?: () => number } })._handle;
     this.offered = to;
-    const take = (): void => {
-      if (this.closed || this.offered !== to || !handle || typeof handle.fd !== 'number' || !handle.readStop || !handle.readStart) return;
-      // Whatever Node still has to send must go first: the fast path's writes would overtake it.
-      if (this.socket.writableLength > 0) return void this.socket.once('drain', () => setImmediate(take));
-      handle.readStop();
-      const pending = this.reader.takePartial();
-      try {
-        to.attach(handle.fd, pending);
-      } catch {
-        // The connection stays with JavaScript, which carries it as before, only slower.
-        this.reader.push(pending, (r) => this.onRecord(r));
-        handle.readStart();
-        return;
-      }
-      this.offered = null;
-      this.fast = to;
-    };
-    // Not now: the record that made the link (an ACCEPT, say) may share its chunk with records after it, still being read.
-    setImmediate(take);
+    handOverSocket(
+      this.socket,
+      this.reader,
+      (r) => this.onRecord(r),
+      () => !this.closed && this.offered === to,
+      (fd, pending) => to.attach(fd, pending),
+      () => {
+        this.offered = null;
+        this.fast = to;
+      },
+    );
   }
 
   failed(reason: string): void {

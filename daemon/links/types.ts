@@ -160,8 +160,8 @@ export interface TcpTakeover {
    * the channel closes first.
    */
   handOver(to: TcpFastPath): void;
-  /** The fast path failed the connection: the channel closes as if its socket had. */
-  failed(reason: string): void;
+  /** The fast path failed the connection (`garbage`: what came was not a record, or not a frame): the channel closes as if its socket had. */
+  failed(reason: string, garbage: boolean): void;
   /** The fast path gives the connection back (the link is going down); what it had not sent goes first. */
   reclaim(): void;
 }

@@ -1,19 +1,22 @@
 import fs from 'node:fs';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
+import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
-import { syntheticVm } from '../support/synthetic-vm.js';
+import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
 
 /**
  * vnetd with and without its fast path (`--no-fast-path`), in one process:
- * two daemons, a QEMU datagram interface each and a link between them.
- * Frames cross either way, in order; with the fast path a flow's frames
- * after the first few pass through C (the QEMU socket, and the link's UDP
- * socket or the TCP connection it was handed), and STATS? says so.
+ * two daemons, a QEMU interface each (datagram or stream) and a link
+ * between them. Frames cross either way, in order; with the fast path a
+ * flow's frames after the first few pass through C (the QEMU socket or the
+ * stream connection it was handed, and the link's UDP socket or the TCP
+ * connection it was handed), and STATS? says so.
  * test/netns/fast-path.test.ts has the fast path carry real packets.
  */
 const built = typeof pcapBinding() !== 'string';
@@ -33,20 +36,43 @@ let dir: string;
 beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-fast-path-'))));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const cases = [
-  ['TCP', 'on'],
-  ['UDP', 'on'],
-  ['TCP', 'off'],
-  ['UDP', 'off'],
-] as const;
+/** A VM on a QEMU socket of either kind: the interface its daemon gets, and the VM's own side once that is open. */
+interface VmSide {
+  send(f: Buffer): void;
+  got: Buffer[];
+  close(): void;
+}
+const attachments = {
+  'qemu-udp': async () => {
+    const vm = await syntheticVm();
+    const port = await freePort();
+    const side: VmSide = { send: (f) => vm.sock.send(f, port, '127.0.0.1'), got: vm.got, close: () => vm.sock.close() };
+    return { iface: QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${port},peer=127.0.0.1:${vm.sock.address().port}`), connect: async () => side };
+  },
+  'qemu-stream': async () => {
+    const port = await freePort();
+    const connectVm = async (): Promise<VmSide> => {
+      const s = await connect(port);
+      return { send: (f) => s.write(prefixed(f)), got: collect(s), close: () => s.destroy() };
+    };
+    return { iface: QemuStreamInterface.parse('vm0', `listen=127.0.0.1:${port}`), connect: connectVm };
+  },
+};
 
-test.each(built ? cases : cases.filter(([, how]) => how === 'off'))('a %s link, fast path %s: frames cross both ways, and STATS? says what the fast path holds', async (proto, how) => {
+const cases = (['qemu-udp', 'qemu-stream'] as const).flatMap((kind) => [
+  [kind, 'TCP', 'on'],
+  [kind, 'UDP', 'on'],
+  [kind, 'TCP', 'off'],
+  [kind, 'UDP', 'off'],
+] as const);
+
+test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interfaces, a %s link, fast path %s: frames cross both ways, and STATS? says what the fast path holds', async (kind, proto, how) => {
   const fastPath = how === 'on';
-  const vms = await Promise.all([syntheticVm(), syntheticVm()]);
-  const ports = [await freePort(), await freePort()];
+  const attached = await Promise.all([attachments[kind](), attachments[kind]()]);
+  const vms: VmSide[] = [];
   const daemons = [0, 1].map((i) => new Vnetd({
-    machine: `h${i + 1}`, port: 0, listen: '127.0.0.1', stateDir: path.join(dir, `${proto}-${fastPath}-h${i + 1}`),
-    interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${ports[i]},peer=127.0.0.1:${vms[i]!.sock.address().port}`)],
+    machine: `h${i + 1}`, port: 0, listen: '127.0.0.1', stateDir: path.join(dir, `${kind}-${proto}-${fastPath}-h${i + 1}`),
+    interfaces: [attached[i]!.iface],
     log: () => {},
     fastPath,
   }));
@@ -54,6 +80,7 @@ test.each(built ? cases : cases.filter(([, how]) => how === 'off'))('a %s link, 
   const stats = (d: Vnetd) => [...d.query('stats?')].filter((l) => l.startsWith('fast-path.'));
   try {
     for (const d of daemons) await d.start();
+    for (const a of attached) vms.push(await a.connect());
     const key = 'cd'.repeat(32);
     const batch = async (d: Vnetd, lines: string[]) => expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
     await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ANY ${colon(MAC[0])} LINK h1`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm0`]);
@@ -63,8 +90,8 @@ test.each(built ? cases : cases.filter(([, how]) => how === 'off'))('a %s link, 
     await new Promise((r) => setTimeout(r, 20));
     const burst = async (from: number, to: number) => {
       for (let n = from; n <= to; n++) {
-        vms[0]!.sock.send(frame(MAC[1], MAC[0], n), ports[0]!, '127.0.0.1');
-        vms[1]!.sock.send(frame(MAC[0], MAC[1], n), ports[1]!, '127.0.0.1');
+        vms[0]!.send(frame(MAC[1], MAC[0], n));
+        vms[1]!.send(frame(MAC[0], MAC[1], n));
       }
       while (vms[0]!.got.length < to || vms[1]!.got.length < to) await new Promise((r) => setTimeout(r, 5));
     };
@@ -81,9 +108,75 @@ test.each(built ? cases : cases.filter(([, how]) => how === 'off'))('a %s link, 
     if (fastPath) expect(daemons.map(carried).map((n, i) => n - before[i]!)).toEqual([40, 40]);
     else expect(stats(h1)).toEqual([]);
     // The interface's own counters include what C carried.
-    expect([...h1.query('devices?')][0]).toMatch(/^vm0 qemu-udp:\S+ rx=40\/4000 tx=40\/4000 errors=0$/);
+    expect([...h1.query('devices?')][0]).toMatch(new RegExp(`^vm0 ${kind}:\\S+ rx=40/4000 tx=40/4000 errors=0( vm=up)?$`));
   } finally {
     for (const d of daemons) await d.stop();
-    for (const v of vms) v.sock.close();
+    for (const v of vms) v.close();
+  }
+});
+
+(built ? test : test.skip)('a QEMU stream the fast path reads: garbage or a close ends the connection as it would in JavaScript, and the next connection is handed over again', async () => {
+  const ports = [await freePort(), await freePort()];
+  const log: string[] = [];
+  const d = new Vnetd({
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'stream-lifecycle'),
+    interfaces: ports.map((p, i) => QemuStreamInterface.parse(`vm${i}`, `listen=127.0.0.1:${p}`)),
+    log: (l) => log.push(l),
+  });
+  const stat = (name: string) => Number([...d.query('stats?')].find((l) => l.startsWith(`${name} `))!.split(' ')[1]);
+  const device = (name: string) => [...d.query('devices?')].find((l) => l.startsWith(`${name} `))!;
+  const until = async (what: string, ok: () => boolean) => {
+    for (const end = Date.now() + 5000; !ok(); await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  };
+  const open: net.Socket[] = [];
+  const vm = async (i: number) => {
+    const s = await connect(ports[i]!);
+    open.push(s);
+    return { s, got: collect(s) };
+  };
+  /** `n` frames each way between the two VMs, all of them back in order: how many of them C carried. */
+  const exchange = async (a: { s: net.Socket; got: Buffer[] }, b: { s: net.Socket; got: Buffer[] }, n: number): Promise<number> => {
+    const carried = stat('fast-path.frames');
+    const [ga, gb] = [a.got.length, b.got.length];
+    for (let k = 1; k <= n; k++) {
+      a.s.write(prefixed(frame(MAC[1], MAC[0], k)));
+      b.s.write(prefixed(frame(MAC[0], MAC[1], k)));
+    }
+    await until('the frames', () => a.got.length === ga + n && b.got.length === gb + n);
+    expect(a.got.slice(ga).map((f) => f[20])).toEqual(Array.from({ length: n }, (_, k) => k + 1));
+    expect(b.got.slice(gb).map((f) => f[20])).toEqual(Array.from({ length: n }, (_, k) => k + 1));
+    return stat('fast-path.frames') - carried;
+  };
+  try {
+    await d.start();
+    expect((await d.commit([`RULE ADD ANY ${colon(MAC[0])} IFACE vm0`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm1`].map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    let a = await vm(0);
+    const b = await vm(1);
+    await until('both streams on the fast path', () => stat('fast-path.ports') === 2);
+    // The first frames cache the flows (a burst read at once goes through JavaScript whole); then C carries all.
+    await exchange(a, b, 2);
+    expect(await exchange(a, b, 20)).toBe(40);
+
+    // A length no QEMU sends, read by C: the connection closes, counted and said as JavaScript says it.
+    for (const [bad, said] of [[prefixed(Buffer.alloc(5)), 'a length of 5'], [Buffer.from([0, 1, 0x11, 0x70]), 'a length over 65535'], [Buffer.alloc(4), 'a length of 0']] as const) {
+      const errors = Number(/ errors=(\d+)/.exec(device('vm0'))![1]);
+      a.s.write(bad);
+      await until(`vm0 to drop the connection after ${said}`, () => / vm=down$/.test(device('vm0')));
+      expect(log).toContain(`iface vm0: QEMU sent ${said}, not a frame: closed the connection; waiting for QEMU to connect again`);
+      expect(device('vm0')).toContain(` errors=${errors + 1} `);
+      expect(stat('fast-path.ports')).toBe(1);
+      // The next connection is taken over again, and its flows cached again.
+      a = await vm(0);
+      await until('vm0 back on the fast path', () => stat('fast-path.ports') === 2);
+      await exchange(a, b, 2);
+      expect(await exchange(a, b, 10)).toBe(20);
+    }
+    // QEMU going away, seen by C.
+    a.s.end();
+    await until('vm0 to see QEMU go', () => / vm=down$/.test(device('vm0')));
+    expect(log).toContain('iface vm0: QEMU closed the connection; waiting for QEMU to connect again');
+  } finally {
+    await d.stop();
+    for (const s of open) s.destroy();
   }
 });

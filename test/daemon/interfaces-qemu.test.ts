@@ -8,18 +8,12 @@ import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { freePort } from '../support/sshd.js';
-
-/** QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
+import { collect, connect, prefixed } from '../support/synthetic-vm.js';
 
 const frame = (n: number, fill: number): Buffer => {
   const f = Buffer.alloc(n, fill);
   f.writeUInt16BE(0x88b5, 12);
   return f;
-};
-const prefixed = (f: Buffer): Buffer => {
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(f.length);
-  return Buffer.concat([h, f]);
 };
 
 async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
@@ -29,30 +23,6 @@ async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> 
     await new Promise((r) => setTimeout(r, 5));
   }
 }
-
-function connect(to: string | number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = typeof to === 'number' ? net.connect(to, '127.0.0.1') : net.connect(to);
-    s.once('error', reject);
-    s.once('connect', () => resolve(s));
-  });
-}
-
-/** Everything the "VM" receives, split back into frames. */
-function collect(s: net.Socket): Buffer[] {
-  const got: Buffer[] = [];
-  let buf = Buffer.alloc(0);
-  s.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const n = buf.readUInt32BE(0);
-      got.push(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
-    }
-  });
-  return got;
-}
-
 
 const closed = (s: net.Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
 

@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import net from 'node:net';
 
 /** A synthetic VM: a UDP socket on loopback that a daemon's qemu-udp interface talks to, keeping what it receives. */
 export interface SyntheticVm {
@@ -12,4 +13,37 @@ export async function syntheticVm(): Promise<SyntheticVm> {
   const got: Buffer[] = [];
   sock.on('message', (m) => got.push(m));
   return { sock, got };
+}
+
+/* QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
+
+/** A frame as QEMU's stream netdev writes it. */
+export const prefixed = (f: Buffer): Buffer => {
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(f.length);
+  return Buffer.concat([h, f]);
+};
+
+/** Connects to a TCP port on loopback, or to a Unix socket path, as QEMU's connecting side does. */
+export function connect(to: string | number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = typeof to === 'number' ? net.connect(to, '127.0.0.1') : net.connect(to);
+    s.once('error', reject);
+    s.once('connect', () => resolve(s));
+  });
+}
+
+/** Everything the "VM" receives on a stream, split back into frames. */
+export function collect(s: net.Socket): Buffer[] {
+  const got: Buffer[] = [];
+  let buf = Buffer.alloc(0);
+  s.on('data', (c: Buffer) => {
+    buf = Buffer.concat([buf, c]);
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const n = buf.readUInt32BE(0);
+      got.push(buf.subarray(4, 4 + n));
+      buf = buf.subarray(4 + n);
+    }
+  });
+  return got;
 }

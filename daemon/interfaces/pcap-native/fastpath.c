@@ -15,7 +15,9 @@
  * when they are read.
  *
  * Fast-path ports are local interfaces (vnetd_pcap.c: pcap captures and
- * QEMU datagram sockets), UDP links and TCP links.
+ * QEMU datagram sockets; and QEMU stream connections, which JavaScript
+ * hands over like a TCP link's and are read here the same way, without
+ * sealing), UDP links and TCP links.
  * A link is its native session (vnetd_session.c, shared with JavaScript, so
  * both count the same sequence numbers) and where its records go: the
  * peer's address on the daemon's one UDP socket, which this file owns, or
@@ -89,25 +91,36 @@ enum { TCP_CLOSED = 1, TCP_ERROR, TCP_FRAMING, TCP_REPLAY, TCP_AUTH, TCP_BATCH, 
 #define LENGTH_BYTES 4
 #define BATCH_ENTRY 2
 #define MAX_FRAME 65535
+#define MIN_FRAME 14
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define TCP_MAX_PAYLOAD (MAX_FRAME + BATCH_ENTRY)
 #define MAX_RECORD (TCP_MAX_PAYLOAD + VS_OVERHEAD)
 #define TCP_RX_SIZE (4 * (LENGTH_BYTES + MAX_RECORD))
+/* A plain stream's frames of one poll callback leave together up to this many bytes (the batch buffer's size). */
+#define PLAIN_BATCH (LENGTH_BYTES + MAX_RECORD)
 /* Unsent bytes beyond which frames for a TCP link are dropped, as JavaScript's link drops them (tcp.ts). */
 #define TCP_TX_LIMIT (1 << 20)
 
+/*
+ * A connection read and written here: a TCP link's (sealed records, the
+ * handshake done in JavaScript), or a QEMU stream netdev's (`plain`: each
+ * frame bare after its length, as QEMU writes them).
+ */
 typedef struct tcp {
   uv_poll_t poll;
   datapath_t *dp;
   int fd;
   uint32_t port;
   int events;
+  int plain;
   int failed, closing, dispatching;
   unsigned char *rx;
   size_t rx_len;
   /* Bytes the kernel has not taken yet, from tx + tx_off. */
   unsigned char *tx;
   size_t tx_off, tx_len, tx_size;
-  /* The next DATA record: length prefix, header, frames (each after its u16 length), room for the tag. */
+  /* The next DATA record: length prefix, header, frames (each after its u16 length), room for the tag. Plain: frames, each after its u32 length. */
   unsigned char *batch;
   size_t batch_fill;
 } tcp_t;
@@ -215,6 +228,13 @@ static void dp_release(datapath_t *dp) {
 }
 
 /* --- flows ------------------------------------------------------------ */
+
+static void put_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
 
 static uint64_t mac_at(const unsigned char *p) {
   return ((uint64_t)p[0] << 40) | ((uint64_t)p[1] << 32) | ((uint64_t)p[2] << 24) | ((uint64_t)p[3] << 16) | ((uint64_t)p[4] << 8) | p[5];
@@ -393,13 +413,21 @@ static void send_on(datapath_t *dp, uint32_t id, const unsigned char *frame, siz
     return;
   } else if (p->kind == PORT_TCP && !p->tcp->failed && p->tcp->tx_len <= TCP_TX_LIMIT && len <= MAX_FRAME) {
     tcp_t *t = p->tcp;
-    /* A full batch leaves now. */
-    if (t->batch_fill + BATCH_ENTRY + len > TCP_MAX_PAYLOAD) tcp_flush(dp, id);
-    unsigned char *at = t->batch + LENGTH_BYTES + VS_HEADER_BYTES + t->batch_fill;
-    at[0] = (unsigned char)(len >> 8);
-    at[1] = (unsigned char)len;
-    memcpy(at + BATCH_ENTRY, frame, len);
-    t->batch_fill += BATCH_ENTRY + len;
+    if (t->plain) {
+      if (t->batch_fill + LENGTH_BYTES + len > PLAIN_BATCH) tcp_flush(dp, id);
+      unsigned char *at = t->batch + t->batch_fill;
+      put_be32(at, (uint32_t)len);
+      memcpy(at + LENGTH_BYTES, frame, len);
+      t->batch_fill += LENGTH_BYTES + len;
+    } else {
+      /* A full batch leaves now. */
+      if (t->batch_fill + BATCH_ENTRY + len > TCP_MAX_PAYLOAD) tcp_flush(dp, id);
+      unsigned char *at = t->batch + LENGTH_BYTES + VS_HEADER_BYTES + t->batch_fill;
+      at[0] = (unsigned char)(len >> 8);
+      at[1] = (unsigned char)len;
+      memcpy(at + BATCH_ENTRY, frame, len);
+      t->batch_fill += BATCH_ENTRY + len;
+    }
     mark_dirty(dp, id);
   } else {
     count(dp, id, TX_ERRORS, 1);
@@ -684,7 +712,7 @@ static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t
   tcp_update_poll(t);
 }
 
-/* Seals the port's batch of frames into one DATA record and sends it. */
+/* Seals the port's batch of frames into one DATA record and sends it (a plain stream's frames go as they are). */
 static void tcp_flush(datapath_t *dp, uint32_t id) {
   port_t *p = &dp->ports[id];
   if (p->kind != PORT_TCP) return;
@@ -692,15 +720,16 @@ static void tcp_flush(datapath_t *dp, uint32_t id) {
   size_t fill = t->batch_fill;
   if (fill == 0 || t->failed) return;
   t->batch_fill = 0;
+  if (t->plain) {
+    tcp_send(dp, t, t->batch, fill);
+    return;
+  }
   if (vs_seal(p->session, VS_DATA, t->batch, LENGTH_BYTES, fill) != 0) {
     tcp_failed(dp, t, TCP_SPENT, "sequence numbers used up; re-keying with a new handshake");
     return;
   }
   uint32_t rlen = (uint32_t)(fill + VS_OVERHEAD);
-  t->batch[0] = (unsigned char)(rlen >> 24);
-  t->batch[1] = (unsigned char)(rlen >> 16);
-  t->batch[2] = (unsigned char)(rlen >> 8);
-  t->batch[3] = (unsigned char)rlen;
+  put_be32(t->batch, rlen);
   tcp_send(dp, t, t->batch, LENGTH_BYTES + rlen);
 }
 
@@ -746,7 +775,19 @@ static void tcp_record(datapath_t *dp, tcp_t *t, unsigned char *rec, size_t len)
   }
 }
 
+/* A frame from a QEMU stream; QEMU never sends one shorter than an Ethernet header. */
+static void stream_frame(datapath_t *dp, tcp_t *t, unsigned char *frame, size_t len) {
+  if (len < MIN_FRAME) {
+    char why[32];
+    snprintf(why, sizeof why, "a length of %zu", len);
+    tcp_failed(dp, t, TCP_FRAMING, why);
+    return;
+  }
+  if (!forward(dp, t->port, frame, len)) stage_up(dp, UP_OPENED, 0, t->port, NULL, frame, len);
+}
+
 static void tcp_read(datapath_t *dp, tcp_t *t) {
+  uint32_t max = t->plain ? MAX_FRAME : MAX_RECORD;
   for (int rounds = 0; rounds < 16 && !t->failed && !t->closing; rounds++) {
     size_t room = TCP_RX_SIZE - t->rx_len;
     ssize_t n = recv(t->fd, t->rx + t->rx_len, room, MSG_DONTWAIT);
@@ -763,12 +804,15 @@ static void tcp_read(datapath_t *dp, tcp_t *t) {
     while (!t->failed && t->rx_len - off >= LENGTH_BYTES) {
       const unsigned char *h = t->rx + off;
       uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
-      if (len == 0 || len > MAX_RECORD) {
-        tcp_failed(dp, t, TCP_FRAMING, len == 0 ? "empty" : "oversize");
+      if (len == 0 || len > max) {
+        /* In QEMU's words for a stream; a link's peer sent records, said as JavaScript's reader says it. */
+        if (t->plain) tcp_failed(dp, t, TCP_FRAMING, len == 0 ? "a length of 0" : "a length over " STR(MAX_FRAME));
+        else tcp_failed(dp, t, TCP_FRAMING, len == 0 ? "empty" : "oversize");
         return;
       }
       if (t->rx_len - off - LENGTH_BYTES < len) break;
-      tcp_record(dp, t, t->rx + off + LENGTH_BYTES, len);
+      if (t->plain) stream_frame(dp, t, t->rx + off + LENGTH_BYTES, len);
+      else tcp_record(dp, t, t->rx + off + LENGTH_BYTES, len);
       off += LENGTH_BYTES + len;
     }
     memmove(t->rx, t->rx + off, t->rx_len - off);
@@ -1174,26 +1218,19 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
 }
 
 /*
- * tcpAttach(dp, port, session, fd, pending: Buffer): the link's TCP
- * connection is read and written here from now on (a duplicate of `fd`;
- * JavaScript stops reading its socket first, with nothing left unsent).
+ * The connection on `fd` is read and written here from now on, as port `id`
+ * (a duplicate of `fd`; JavaScript stops reading its socket first, with
+ * nothing left unsent): sealed under `s`, or plain when `s` is NULL.
  * `pending` is what JavaScript had read of a record not yet complete.
  */
-static napi_value tcp_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 5, plen;
-  napi_value argv[5];
-  uint32_t id;
+static napi_value conn_attach(napi_env env, datapath_t *dp, uint32_t id, vs_session *s, napi_value fd_v, napi_value pending_v, const char *usage) {
   int32_t fd;
   void *pending;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
-  vs_session *s = vs_unwrap(env, argv[2]);
-  if (!s) return NULL;
-  if (napi_get_value_int32(env, argv[3], &fd) != napi_ok || fd < 0 || napi_get_buffer_info(env, argv[4], &pending, &plen) != napi_ok || plen >= LENGTH_BYTES + MAX_RECORD)
-    return fail(env, "tcpAttach(dp, port, session, fd, pending)");
+  size_t plen;
+  if (napi_get_value_int32(env, fd_v, &fd) != napi_ok || fd < 0 || napi_get_buffer_info(env, pending_v, &pending, &plen) != napi_ok || plen >= LENGTH_BYTES + MAX_RECORD)
+    return fail(env, usage);
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own < 0) return fail(env, "tcpAttach: cannot duplicate the socket");
+  if (own < 0) return fail(env, "fast path: cannot duplicate the socket");
   tcp_t *t = calloc(1, sizeof *t);
   if (t) {
     t->rx = malloc(TCP_RX_SIZE);
@@ -1213,9 +1250,10 @@ static napi_value tcp_attach(napi_env env, napi_callback_info info) {
   t->dp = dp;
   t->fd = own;
   t->port = id;
+  t->plain = s == NULL;
   memcpy(t->rx, pending, plen);
   t->rx_len = plen;
-  vs_retain(s);
+  if (s) vs_retain(s);
   clear_port(dp, id);
   dp->ports[id].kind = PORT_TCP;
   dp->ports[id].tcp = t;
@@ -1228,12 +1266,36 @@ static napi_value tcp_attach(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* tcpAttach(dp, port, session, fd, pending: Buffer): a TCP link's connection, its records sealed under `session` */
+static napi_value tcp_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  vs_session *s = vs_unwrap(env, argv[2]);
+  if (!s) return NULL;
+  return conn_attach(env, dp, id, s, argv[3], argv[4], "tcpAttach(dp, port, session, fd, pending)");
+}
+
+/* streamAttach(dp, port, fd, pending: Buffer): a QEMU stream netdev's connection, bare length-prefixed frames; tcpWrite, tcpQueued and tcpRelease serve it too */
+static napi_value stream_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
+  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  return conn_attach(env, dp, id, NULL, argv[2], argv[3], "streamAttach(dp, port, fd, pending)");
+}
+
 static tcp_t *tcp_of(napi_env env, napi_value *argv, datapath_t **dpp) {
   uint32_t id;
   datapath_t *dp = dp_unwrap(env, argv[0]);
   if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
   if (dp->ports[id].kind != PORT_TCP) {
-    napi_throw_error(env, NULL, "fast path: not a TCP link port");
+    napi_throw_error(env, NULL, "fast path: not a port with a connection");
     return NULL;
   }
   *dpp = dp;
@@ -1295,7 +1357,7 @@ static napi_status define_layout(napi_env env, napi_value exports) {
   } layout[] = {
       {"portFields", PORT_FIELDS}, {"maxOut", MAX_OUT},       {"upHeader", UP_HEADER},   {"upRaw", UP_RAW},
       {"upOpened", UP_OPENED},     {"upRecord", UP_RECORD},   {"upFailed", UP_FAILED},   {"failedReplay", TCP_REPLAY},
-      {"failedAuth", TCP_AUTH},    {"failedBatch", TCP_BATCH}, {"maxFrame", MAX_FRAME},  {"maxRecord", MAX_RECORD},
+      {"failedAuth", TCP_AUTH},    {"failedFraming", TCP_FRAMING},    {"failedBatch", TCP_BATCH}, {"maxFrame", MAX_FRAME},  {"maxRecord", MAX_RECORD},
   };
   napi_value o, v;
   napi_status st = napi_create_object(env, &o);
@@ -1321,6 +1383,7 @@ napi_status fp_define(napi_env env, napi_value exports) {
       {"udpGso", NULL, udp_gso, NULL, NULL, NULL, napi_default, NULL},
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
       {"tcpAttach", NULL, tcp_attach, NULL, NULL, NULL, napi_default, NULL},
+      {"streamAttach", NULL, stream_attach, NULL, NULL, NULL, napi_default, NULL},
       {"tcpWrite", NULL, tcp_write, NULL, NULL, NULL, napi_default, NULL},
       {"tcpQueued", NULL, tcp_queued, NULL, NULL, NULL, napi_default, NULL},
       {"tcpRelease", NULL, tcp_release, NULL, NULL, NULL, napi_default, NULL},
