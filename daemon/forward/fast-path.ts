@@ -366,11 +366,7 @@ export class FastPath {
       const data = staged.subarray(start, start + length);
       at = start + length;
       if (kind === L.upRaw) this.socket?.emit('message', data, { address: staged.toString('latin1', start - extra, start), port });
-      else if (kind === L.upOpened) {
-        const stream = this.streams.get(port);
-        if (stream) stream.frameFromVm(data);
-        else this.links?.opened(this.peerOf(port), data);
-      }
+      else if (kind === L.upOpened) this.opened(port, data);
       else if (kind === L.upRecord) this.links?.received(this.peerOf(port), extra, data);
       else if (kind === L.upFailed) {
         if (extra === L.failedReplay) this.links?.refusedRecord(this.peerOf(port), 'replay');
@@ -378,6 +374,13 @@ export class FastPath {
         this.tcp.get(port)?.failed(data.toString('utf8'), extra === L.failedFraming);
       }
     }
+  }
+
+  /** A frame C read and did not forward: a QEMU stream's goes to its interface, a link's to its link. */
+  private opened(port: number, frame: Buffer): void {
+    const stream = this.streams.get(port);
+    if (stream) stream.frameFromVm(frame);
+    else this.links?.opened(this.peerOf(port), frame);
   }
 
   /** The daemon's UDP socket, owned by the C half so that it can take the records of fast-path links (for LinkManagerOptions.openUdp). */

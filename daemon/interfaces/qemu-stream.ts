@@ -207,7 +207,10 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     const conn: TcpTakeover = {
       handOver: (to) => {
         offered = to;
-        const taken = () => ((offered = null), (this.fast = to));
+        const taken = () => {
+          offered = null;
+          this.fast = to;
+        };
         handOverSocket(s, reader, deliver, () => this.conn === conn && offered === to, (fd, pending) => to.attach(fd, pending), taken);
       },
       // C read the connection: what it found ends it as the same thing read here would.
@@ -263,19 +266,14 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
       this.counters.errors++;
       return false;
     }
+    const record = Buffer.allocUnsafe(4 + frame.length);
+    record.writeUInt32BE(frame.length, 0);
+    record.set(frame, 4);
+    // Handed over, it goes after the frames C forwarded: C sends those before JavaScript runs again.
     if (fast) {
-      // After the frames C sent: it sends what it forwards before JavaScript runs again.
-      const record = Buffer.allocUnsafe(4 + frame.length);
-      record.writeUInt32BE(frame.length, 0);
-      record.set(frame, 4);
       if (!fast.write(record)) return false;
     } else {
-      const head = Buffer.allocUnsafe(4);
-      head.writeUInt32BE(frame.length, 0);
-      s.cork();
-      s.write(head);
-      s.write(frame);
-      s.uncork();
+      s.write(record);
     }
     this.counters.txFrames++;
     this.counters.txBytes += frame.length;
