@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
@@ -7,7 +8,9 @@ import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
+import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../netns/testbed.js';
 import { freePort } from '../support/sshd.js';
+import { ROOT } from '../support/vnetc.js';
 import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
 
 /**
@@ -180,3 +183,63 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     for (const s of open) s.destroy();
   }
 });
+
+/**
+ * The kernel refusing segmented UDP sends (EIO), which this machine's kernel
+ * cannot be made to do: two vnetd processes, one run with
+ * test/support/refuse-udp-gso.c preloaded, the other as it is, the control.
+ */
+const shim = (): string | null => {
+  const so = path.join(dir, 'refuse-udp-gso.so');
+  if (fs.existsSync(so)) return so;
+  const cc = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, path.join(ROOT, 'test', 'support', 'refuse-udp-gso.c'), '-ldl'], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`cannot build the test's sendmsg shim with cc (apt-get install gcc): ${cc.stderr ?? cc.error?.message}`);
+  return so;
+};
+
+(built ? test.each(['refuses', 'allows'] as const) : test.skip.each(['refuses', 'allows'] as const))('where the kernel %s segmented UDP sends, every frame of a burst over a UDP link arrives in order, and STATS? says how they left', async (kernel) => {
+  const refuses = kernel === 'refuses';
+  const vms = await Promise.all([syntheticVm(), syntheticVm()]);
+  const daemons: Daemon[] = [];
+  try {
+    const ports = [await freePort(), await freePort()];
+    const linkPorts = [await freePort(), await freePort()];
+    for (const i of [0, 1]) {
+      const machine = `h${i + 1}`;
+      const state = fs.mkdtempSync(path.join(dir, `gso-${kernel}-${machine}-`));
+      const args = ['--machine', machine, '--port', String(linkPorts[i]), '--listen', '127.0.0.1', '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ports[i]},peer=127.0.0.1:${vms[i]!.sock.address().port}`];
+      daemons.push(await startVnetd(machine, machine, state, refuses && i === 0 ? ['env', `LD_PRELOAD=${shim()}`] : [], args));
+    }
+    const [h1, h2] = daemons as [Daemon, Daemon];
+    const key = 'ef'.repeat(32);
+    await batch(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ANY ${colon(MAC[0])} LINK h1`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm0`]);
+    await batch(h1, [`LINK ADD h2 UDP DIAL 127.0.0.1:${linkPorts[1]} ${key}`, `RULE ADD ANY ${colon(MAC[1])} LINK h2`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`]);
+    await linkUp(h1, 'h2');
+    await linkUp(h2, 'h1');
+    const stat = async (name: string) => Number((await ok(h1, 'STATS?')).data.find((l) => l.startsWith(`${name} `))!.split(' ')[1]);
+    // One frame caches the flow at h1; then bursts of 64, which h1 reads many at a time and sends on in batches.
+    const send = (from: number, to: number) => {
+      for (let n = from; n <= to; n++) vms[0]!.sock.send(frame(MAC[1], MAC[0], n % 256), ports[0]!, '127.0.0.1');
+    };
+    const arrived = async (count: number) => {
+      for (const end = Date.now() + 5000; vms[1]!.got.length < count; await new Promise((r) => setTimeout(r, 5))) {
+        if (Date.now() > end) throw new Error(`${vms[1]!.got.length} of ${count} frames arrived`);
+      }
+    };
+    send(1, 1);
+    await arrived(1);
+    await new Promise((r) => setTimeout(r, 20));
+    for (let b = 0; b < 10; b++) {
+      send(2 + 64 * b, 1 + 64 * (b + 1));
+      await arrived(1 + 64 * (b + 1));
+    }
+    expect(vms[1]!.got.map((f) => f[20])).toEqual(Array.from({ length: 641 }, (_, i) => (i + 1) % 256));
+    expect(await stat('fast-path.frames')).toBeGreaterThanOrEqual(640);
+    expect(await stat('fast-path.udp-gso')).toBe(refuses ? 0 : 1);
+    if (refuses) expect(await stat('fast-path.udp-gso-sends')).toBe(0);
+    else expect(await stat('fast-path.udp-gso-datagrams')).toBeGreaterThan(await stat('fast-path.udp-gso-sends'));
+  } finally {
+    for (const d of daemons) await stopVnetd(d);
+    for (const v of vms) v.sock.close();
+  }
+}, 60_000);

@@ -10,7 +10,9 @@ import { batch, link, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from 
  * counters an operator reads still add up to what the VMs' kernels counted;
  * a rule change takes effect on the next frame; a link that comes back
  * with a new session is carried again. Over the UDP link a TCP transfer's
- * frames fit the path unfragmented, their SYNs' MSS clamped (mss.ts).
+ * frames fit the path unfragmented, their SYNs' MSS clamped (mss.ts), over
+ * an IPv4 LAN and an IPv6 one, and leave in segmented sends (UDP GSO).
+ * (test/daemon/fast-path.test.ts has the kernel refuse those.)
  */
 const lib = pcapBinding();
 const skip = netnsUnavailable() ?? (typeof lib === 'string' ? lib : null);
@@ -208,5 +210,46 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     const c1 = await carried(h1);
     expect(await ping(50)).toBe(50);
     expect((await carried(h1)) - c1).toBeGreaterThanOrEqual(90);
+  }, 60_000);
+});
+
+suite(`the fast path over a UDP link on an IPv6 LAN (${skip ?? 'root, ip, pcap'})`, () => {
+  let tb: Testbed;
+  let h1: Daemon, h2: Daemon;
+  beforeAll(async () => {
+    tb = await Testbed.create();
+    await tb.lan(['h1', 'h2'], { v6: true });
+    await tb.vm('h1', 'vm1', 'vm1', MAC.vm1, '10.201.0.1');
+    await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
+    [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
+    const key = randomBytes(32).toString('hex');
+    for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
+      await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
+    }
+    await batch(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
+    await batch(h1, [`LINK ADD h2 UDP DIAL [${tb.lanAddress.get('h2')}]:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
+    await linkUp(h1, 'h2');
+    await linkUp(h2, 'h1');
+  }, 60_000);
+  afterAll(() => tb?.destroy(), 30_000);
+
+  test('a TCP transfer between the VMs arrives whole, fitted to the IPv6 path (no fragments) and sent in segmented batches; a larger frame still crosses, fragmented', async () => {
+    expect((await tb.ping('vm1', '10.201.0.2', 2)).received).toBe(2);
+    const fragments = async () => (await tb.ip6Counters('h1'))['Ip6FragCreates']!;
+    const [c1, frag1, gso1, lan1] = [await carried(h1), await fragments(), await gso(h1), await tb.linkStats('h1', 'eth0')];
+    const { sent, got } = await (await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20)).done;
+    expect(sent).toMatch(/^4194304 [0-9a-f]{64}$/);
+    expect(got).toBe(sent);
+    const [gso2, lan2] = [await gso(h1), await tb.linkStats('h1', 'eth0')];
+    expect((await carried(h1)) - c1).toBeGreaterThan(2500);
+    // 20 bytes more of IPv6 header than over IPv4: the SYNs were clamped for it, and nothing was fragmented.
+    expect((await fragments()) - frag1).toBe(0);
+    expect(gso2.on).toBe(1);
+    expect(gso2.sends - gso1.sends).toBeLessThanOrEqual(lan2.tx - lan1.tx);
+    expect(gso2.datagrams - gso1.datagrams).toBeGreaterThan(3 * (gso2.sends - gso1.sends));
+    // A 1514-byte ICMP frame, which nothing clamps, is one datagram too large for the path: h1's kernel sends it in two fragments.
+    const r = await tb.ping('vm1', '10.201.0.2', 3, { interval: 0.05, size: 1472, dontFragment: true });
+    expect(r.received).toBe(3);
+    expect((await fragments()) - frag1).toBe(2 * r.sent);
   }, 60_000);
 });

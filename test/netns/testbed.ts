@@ -220,8 +220,11 @@ export class Testbed {
     return ns;
   }
 
-  /** Hosts on one LAN (10.200.0.0/24, in the order given), joined by a bridge in namespace `lan`. */
-  async lan(hosts: string[]): Promise<void> {
+  /**
+   * Hosts on one LAN (10.200.0.0/24, in the order given), joined by a bridge in namespace `lan`. With `v6`,
+   * the hosts' LAN addresses (what `lanAddress` holds, and vnetd listens on) are fd00:200::1/64 and on instead.
+   */
+  async lan(hosts: string[], opts: { v6?: boolean } = {}): Promise<void> {
     const lan = await this.namespace('lan');
     await this.ip(['-n', lan, 'link', 'add', 'br0', 'type', 'bridge']);
     await this.ip(['-n', lan, 'link', 'set', 'br0', 'up']);
@@ -230,8 +233,14 @@ export class Testbed {
       const port = `p${i}`;
       await this.ip(['-n', lan, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
       await this.ip(['-n', lan, 'link', 'set', port, 'master', 'br0', 'up']);
-      const addr = `10.200.0.${i + 1}`;
-      await this.ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+      const addr = opts.v6 ? `fd00:200::${i + 1}` : `10.200.0.${i + 1}`;
+      if (opts.v6) {
+        // IPv6 on the LAN device only, so that the VMs' counters still see none of its chatter; no duplicate address detection to wait for.
+        await this.exec(host, ['sysctl', '-qw', 'net.ipv6.conf.eth0.disable_ipv6=0']);
+        await this.ip(['-n', ns, 'addr', 'add', `${addr}/64`, 'dev', 'eth0', 'nodad']);
+      } else {
+        await this.ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
+      }
       await this.ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
       this.lanAddress.set(host, addr);
     }
@@ -336,6 +345,12 @@ export class Testbed {
     const { stdout } = await this.exec(role, ['cat', '/proc/net/snmp']);
     const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Ip: ')).map((l) => l.trim().split(/\s+/).slice(1));
     return Object.fromEntries(names!.map((n, i) => [n, Number(values![i])]));
+  }
+
+  /** The kernel's IPv6 counters in a namespace (/proc/net/snmp6, a name and a number a line: Ip6FragCreates, ...). */
+  async ip6Counters(role: string): Promise<Record<string, number>> {
+    const { stdout } = await this.exec(role, ['cat', '/proc/net/snmp6']);
+    return Object.fromEntries(stdout.trim().split('\n').map((l) => l.trim().split(/\s+/)).map(([n, v]) => [n!, Number(v)]));
   }
 
   /** Frames and bytes an interface in a namespace has received and sent, as the kernel counts them. */
