@@ -352,8 +352,15 @@ static void udp_flush(datapath_t *dp, uint32_t id) {
       count(dp, id, TX_FRAMES, b->count);
       count(dp, id, TX_BYTES, b->bytes);
     } else if (errno == EMSGSIZE || errno == EIO || errno == EINVAL || errno == EOPNOTSUPP) {
-      /* EMSGSIZE: the path's MTU shrank since it was read. The others: this kernel or device cannot segment UDP. */
-      if (errno == EMSGSIZE) p->fit_at = 0;
+      /*
+       * EMSGSIZE: the path's MTU shrank since it was read; older kernels
+       * said EINVAL for that, so EINVAL with a segment the path no longer
+       * takes is that too. Otherwise this kernel or device cannot segment
+       * UDP.
+       */
+      int err = errno;
+      size_t room = err == EINVAL ? path_room(&p->addr) : 0;
+      if (err == EMSGSIZE || (room && b->seg > room)) p->fit_at = 0;
       else dp->gso = 0;
       udp_send_each(dp, id);
     } else {
