@@ -53,6 +53,7 @@ import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
 import { ethernet, MemoryInterface } from './memory-interface.js';
+import { MAX_FRAME } from '../daemon/frame.js';
 import { LengthPrefixReader, withLength } from '../daemon/links/framing.js';
 import { freePort } from '../test/support/sshd.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';
@@ -548,7 +549,7 @@ class StreamVm extends Vm {
   constructor(private readonly sock: net.Socket) {
     super();
     sock.setNoDelay(true);
-    const reader = new LengthPrefixReader(65535);
+    const reader = new LengthPrefixReader(MAX_FRAME);
     sock.on('data', (chunk: Buffer) => reader.push(chunk, (f) => this.emit('frame', f)));
   }
 
