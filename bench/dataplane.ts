@@ -325,6 +325,27 @@ async function main(): Promise<void> {
       const miss = misses(r);
       return `  ${r.path.slice('vnetd 1 hop, '.length)}: ${fmt(r.rttUs - base.rttUs, 0)} µs (${fmt(r.busyRttUs - base.busyRttUs, 0)} busy), ${fmt(r.tcpGbit, 2)} Gbit/s: ${miss.length ? `NOT met (${miss.join(', ')})` : 'met'}\n`;
     }).join(''));
+  process.stdout.write(idleCpus());
+}
+
+/**
+ * How this machine's idle CPUs sleep, which the 2 ms figures depend on more
+ * than on any daemon: every traversal of a round trip wakes one, and a
+ * virtual CPU that halts at once (guest_halt_poll_ns 0) is woken through
+ * the hypervisor. README.md has what halt polling changed.
+ */
+function idleCpus(): string {
+  const read = (file: string) => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver');
+  if (!driver) return '';
+  const poll = driver === 'haltpoll' ? read('/sys/module/haltpoll/parameters/guest_halt_poll_ns') : undefined;
+  return `idle CPUs: cpuidle driver ${driver}${poll === undefined ? '' : `, guest_halt_poll_ns ${poll}${poll === '0' ? ' (an idle vCPU halts at once, and each traversal wakes one through the hypervisor)' : ''}`}\n`;
 }
 
 main().catch((e: Error) => fail(e.message));
