@@ -4,8 +4,10 @@ import { netnsUnavailable, Testbed } from '../netns/testbed.js';
 
 /**
  * The pcap interface on a real veth pair: one end here, the other in a
- * namespace of its own standing in for a VM. Needs root and the built
- * binding; skips with the reason otherwise.
+ * namespace of its own standing in for a VM; and on a bridge with such a
+ * veth for its port. (test/qemu/guests.test.ts has one on a tap, with a
+ * real guest behind it.) Needs root and the built binding; skips with the
+ * reason otherwise.
  */
 
 const lib = pcapBinding();
@@ -115,6 +117,24 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect(() => PcapInterface.parse('vm', 'eth0,snaplen=9')).toThrow("pcap: after the device only filter=BPF may follow, not 'snaplen=9'");
     expect(() => PcapInterface.parse('vm', 'eth0,filter=')).toThrow('filter= is empty');
     expect(() => PcapInterface.parse('vm', 'a b')).toThrow("'a b' is not a network interface name");
+  });
+
+  test('on a bridge: captures what its port brings in, and what it injects leaves by the port', async () => {
+    const bridge = await tb.rootBridge('vm2');
+    const vm2 = '02:00:00:00:0b:01';
+    await tb.exec('vm2', ['ip', 'link', 'set', 'eth0', 'address', vm2]);
+    await tb.exec('vm2', ['ip', 'addr', 'add', '10.204.0.1/24', 'dev', 'eth0']);
+    await tb.exec('vm2', ['ip', 'neigh', 'replace', '10.204.0.2', 'lladdr', '02:00:00:00:0b:99', 'dev', 'eth0', 'nud', 'permanent']);
+    const { i, got } = await open(bridge);
+    await tb.exec('vm2', ['ping', '-c', '5', '-i', '0.05', '-W', '0.1', '10.204.0.2']).catch(() => undefined);
+    await until('five echo requests', () => got.length >= 5);
+    expect(got.length).toBe(5);
+    expect(got.every((f) => f.subarray(6, 12).equals(mac(vm2)) && f.readUInt16BE(12) === 0x0800)).toBe(true);
+    // The bridge learned vm2's address from those: frames for it leave by its port only.
+    const before = await tb.linkStats('vm2', 'eth0');
+    for (let n = 0; n < 3; n++) expect(i.send(Buffer.concat([mac(vm2), probe(n).subarray(6)]))).toBe(true);
+    await until('three frames at vm2', async () => (await tb.linkStats('vm2', 'eth0')).rx >= before.rx + 3);
+    expect(i.counters).toMatchObject({ rxFrames: 5, txFrames: 3, errors: 0 });
   });
 
   test('listCapturable names Ethernet devices that can be opened, not lo or pseudo-devices', () => {

@@ -317,6 +317,31 @@ export class Testbed {
   }
 
   /**
+   * A bridge in this process's own namespace with one port, a veth whose
+   * other end is `eth0` in namespace `role`: the bridge's name. The bridge
+   * is removed by destroy(), the port with the namespace.
+   */
+  async rootBridge(role: string): Promise<string> {
+    const bridge = `${this.prefix.slice(-6)}b${this.rootLinks.length}`;
+    await this.ip(['link', 'add', bridge, 'type', 'bridge']);
+    this.rootLinks.push(bridge);
+    await run('sysctl', ['-qw', `net.ipv6.conf.${bridge}.disable_ipv6=1`]);
+    await this.ip(['link', 'set', await this.rootVeth(role), 'master', bridge]);
+    await this.ip(['link', 'set', bridge, 'up']);
+    return bridge;
+  }
+
+  /** A tap device in this process's own namespace, up, for QEMU's tap backend to attach to: its name. Removed by destroy(). */
+  async rootTap(): Promise<string> {
+    const tap = `${this.prefix.slice(-6)}t${this.rootLinks.length}`;
+    await this.ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+    this.rootLinks.push(tap);
+    await run('sysctl', ['-qw', `net.ipv6.conf.${tap}.disable_ipv6=1`]);
+    await this.ip(['link', 'set', tap, 'up']);
+    return tap;
+  }
+
+  /**
    * Starts sending `bytes` random bytes over TCP from namespace `from` to
    * `toIp` (an address of namespace `to`), 16 KiB every 5 ms; once the
    * receiver listens it returns, with what each end printed when done:
