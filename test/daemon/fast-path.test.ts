@@ -205,11 +205,12 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
 });
 
 /**
- * The kernel refusing segmented UDP sends (EIO), which this machine's kernel
- * cannot be made to do: two vnetd processes, one run with
- * test/support/refuse-udp-gso.c preloaded, the other as it is, the control.
+ * The kernel refusing segmented UDP sends (EIO, or EINVAL for a segment the
+ * path still takes), which this machine's kernel cannot be made to do: two
+ * vnetd processes, h1 run with test/support/refuse-udp-gso.c preloaded, or
+ * as it is, the control.
  */
-const shim = (): string | null => {
+const shim = (): string => {
   const so = path.join(dir, 'refuse-udp-gso.so');
   if (fs.existsSync(so)) return so;
   const cc = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, path.join(ROOT, 'test', 'support', 'refuse-udp-gso.c'), '-ldl'], { encoding: 'utf8' });
