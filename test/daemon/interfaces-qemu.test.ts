@@ -346,6 +346,25 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
     }
   });
 
+  test('closed from its own frame handler, it closes once, and the port is free again', async () => {
+    const vm = await udpSocket();
+    const port = await freePort();
+    const { iface, received } = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
+    let closing: Promise<void> | undefined;
+    iface.on('frame', () => (closing ??= iface.close()));
+    for (let n = 1; n <= 5; n++) vm.sock.send(frame(100, n), port, '127.0.0.1');
+    await until('a frame', () => received.length > 0);
+    await closing;
+    expect(iface.send(frame(64, 1))).toBe(false);
+    // What it did: the socket was closed, and only once (twice would close a descriptor since reused, or crash).
+    await new Promise((r) => setTimeout(r, 50));
+    const again = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
+    vm.sock.send(frame(100, 9), port, '127.0.0.1');
+    await until('a frame on the new socket', () => again.received.length === 1);
+    await again.iface.close();
+    vm.sock.close();
+  });
+
   test('after close nothing is sent, and the port is free again at once', async () => {
     const vm = await udpSocket();
     const port = await freePort();

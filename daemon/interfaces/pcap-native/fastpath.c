@@ -1362,9 +1362,10 @@ static napi_status define_layout(napi_env env, napi_value exports) {
     const char *name;
     int value;
   } layout[] = {
-      {"portFields", PORT_FIELDS}, {"maxOut", MAX_OUT},       {"upHeader", UP_HEADER},   {"upRaw", UP_RAW},
-      {"upOpened", UP_OPENED},     {"upRecord", UP_RECORD},   {"upFailed", UP_FAILED},   {"failedReplay", TCP_REPLAY},
-      {"failedAuth", TCP_AUTH},    {"failedFraming", TCP_FRAMING},    {"failedBatch", TCP_BATCH}, {"maxFrame", MAX_FRAME},  {"maxRecord", MAX_RECORD},
+      {"portFields", PORT_FIELDS},      {"maxOut", MAX_OUT},         {"upHeader", UP_HEADER},   {"upRaw", UP_RAW},
+      {"upOpened", UP_OPENED},          {"upRecord", UP_RECORD},     {"upFailed", UP_FAILED},   {"failedReplay", TCP_REPLAY},
+      {"failedAuth", TCP_AUTH},         {"failedFraming", TCP_FRAMING}, {"failedBatch", TCP_BATCH}, {"maxFrame", MAX_FRAME},
+      {"maxRecord", MAX_RECORD},
   };
   napi_value o, v;
   napi_status st = napi_create_object(env, &o);

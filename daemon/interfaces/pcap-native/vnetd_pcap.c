@@ -147,16 +147,17 @@ static void read_datagrams(capture_t *c) {
   struct iovec iov[DGRAM_BATCH];
   struct sockaddr_storage from[DGRAM_BATCH];
   if (!dgram_rx && !(dgram_rx = malloc((size_t)DGRAM_BATCH * DGRAM_MAX))) return;
+  memset(m, 0, sizeof m);
+  for (int i = 0; i < DGRAM_BATCH; i++) {
+    iov[i].iov_base = dgram_rx + (size_t)i * DGRAM_MAX;
+    iov[i].iov_len = DGRAM_MAX;
+    m[i].msg_hdr.msg_iov = &iov[i];
+    m[i].msg_hdr.msg_iovlen = 1;
+    m[i].msg_hdr.msg_name = &from[i];
+  }
   for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
-    memset(m, 0, sizeof m);
-    for (int i = 0; i < DGRAM_BATCH; i++) {
-      iov[i].iov_base = dgram_rx + (size_t)i * DGRAM_MAX;
-      iov[i].iov_len = DGRAM_MAX;
-      m[i].msg_hdr.msg_iov = &iov[i];
-      m[i].msg_hdr.msg_iovlen = 1;
-      m[i].msg_hdr.msg_name = &from[i];
-      m[i].msg_hdr.msg_namelen = sizeof from[i];
-    }
+    /* The one field recvmmsg overwrites that it also reads. */
+    for (int i = 0; i < DGRAM_BATCH; i++) m[i].msg_hdr.msg_namelen = sizeof from[i];
     int got = recvmmsg(c->fd, m, DGRAM_BATCH, MSG_DONTWAIT, NULL);
     if (got <= 0) break;
     for (int i = 0; i < got; i++) {
@@ -434,8 +435,9 @@ static napi_value close_capture(napi_env env, napi_callback_info info) {
   capture_t *c = capture_unwrap(env, argv[0]);
   if (!c) return NULL;
   c->closing = 1;
-  if (c->dispatching && c->pcap) pcap_breakloop(c->pcap);
-  else really_close(c);
+  /* Closed from a frame's callback: on_readable closes it once its reading stops (a QEMU socket's loop checks `closing`). */
+  if (!c->dispatching) really_close(c);
+  else if (c->pcap) pcap_breakloop(c->pcap);
   return NULL;
 }
 
