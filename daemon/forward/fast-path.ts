@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { readMac48 } from '../../src/model/mac48.js';
+import type { Interface } from '../interfaces/interface.js';
 import { NativeInterface, systemErrorMessage } from '../interfaces/native-interface.js';
 import { pcapBinding } from '../interfaces/pcap.js';
 import type { QemuStreamInterface } from '../interfaces/qemu-stream.js';
@@ -172,14 +173,7 @@ export class FastPath {
     this.lib.attachCapture(this.dp, port, capture);
     this.native[port] = 1;
     this.interfaces[port] = 1;
-    this.sinks.set(port, (rf, rb, tf, tb, errors, errno) => {
-      const c = iface.counters;
-      c.rxFrames += rf;
-      c.rxBytes += rb;
-      c.txFrames += tf;
-      c.txBytes += tb;
-      if (errors) iface.refused(errors, systemErrorMessage(errno));
-    });
+    this.sinks.set(port, interfaceSink(iface, (errors, errno) => iface.refused(errors, systemErrorMessage(errno))));
   }
 
   /**
@@ -190,14 +184,7 @@ export class FastPath {
     if (port >= MAX_PORTS) return;
     this.streams.set(port, iface);
     this.interfaces[port] = 1;
-    this.sinks.set(port, (rf, rb, tf, tb, errors) => {
-      const c = iface.counters;
-      c.rxFrames += rf;
-      c.rxBytes += rb;
-      c.txFrames += tf;
-      c.txBytes += tb;
-      c.errors += errors;
-    });
+    this.sinks.set(port, interfaceSink(iface, (errors) => (iface.counters.errors += errors)));
     iface.offerConnections((conn) => this.offer(port, conn, null));
   }
 
@@ -385,6 +372,18 @@ export class FastPath {
 
   /** The daemon's UDP socket, owned by the C half so that it can take the records of fast-path links (for LinkManagerOptions.openUdp). */
   readonly openUdp = async (host: string, port: number): Promise<DatagramSocket> => (this.socket = new FastPathSocket(this.lib, this.dp, host, port));
+}
+
+/** A local interface's counters as a fast-path port's sink; frames it could not take go to `refused`. */
+function interfaceSink(iface: Interface, refused: (errors: number, errno: number) => void): PortSink {
+  return (rf, rb, tf, tb, errors, errno) => {
+    const c = iface.counters;
+    c.rxFrames += rf;
+    c.rxBytes += rb;
+    c.txFrames += tf;
+    c.txBytes += tb;
+    if (errors) refused(errors, errno);
+  };
 }
 
 /** The fast path's UDP socket as UDP links see it: what node:dgram's would give them, less what the C half kept (FastPath.received emits its 'message's). */

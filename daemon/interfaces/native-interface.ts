@@ -61,10 +61,15 @@ export abstract class NativeInterface extends EventEmitter implements Interface 
         this.counters.errors++;
         continue;
       }
-      this.counters.rxFrames++;
-      this.counters.rxBytes += length;
-      this.emit('frame', staged.subarray(start, at));
+      this.fromVm(staged.subarray(start, at));
     }
+  }
+
+  /** A frame from the VM: counted, and on to the daemon. */
+  protected fromVm(frame: Buffer): void {
+    this.counters.rxFrames++;
+    this.counters.rxBytes += frame.length;
+    this.emit('frame', frame);
   }
 
   /**

@@ -88,9 +88,7 @@ export class QemuUdpInterface extends NativeInterface {
             this.counters.errors++;
             return;
           }
-          this.counters.rxFrames++;
-          this.counters.rxBytes += msg.length;
-          this.emit('frame', msg);
+          this.fromVm(msg);
         });
         s.setRecvBufferSize(BUFFER_BYTES);
         s.setSendBufferSize(BUFFER_BYTES);

@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -8,7 +7,7 @@ import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { freePort } from '../support/sshd.js';
-import { collect, connect, prefixed } from '../support/synthetic-vm.js';
+import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
 
 const frame = (n: number, fill: number): Buffer => {
   const f = Buffer.alloc(n, fill);
@@ -254,15 +253,6 @@ describe('qemu-stream on a Unix socket path', () => {
   });
 });
 
-/** QEMU's datagram netdev, played by a UDP socket: one frame per datagram. */
-async function udpSocket(host = '127.0.0.1'): Promise<{ sock: dgram.Socket; port: number; got: Buffer[] }> {
-  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-  const got: Buffer[] = [];
-  sock.on('message', (m) => got.push(m));
-  await new Promise<void>((r) => sock.bind(0, host, () => r()));
-  return { sock, port: sock.address().port, got };
-}
-
 const nativeBuilt = typeof pcapBinding() !== 'string';
 if (!nativeBuilt) process.stderr.write('interfaces-qemu.test: the native addon (vnetd-pcap) is not built; qemu-udp is tested on Node\'s socket only\n');
 
@@ -279,7 +269,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
     ['IPv4', '127.0.0.1', '127.0.0.1'],
     ['IPv6', '[::1]', '::1'],
   ])('frames both ways over %s, each datagram one frame, counted', async (_family, bracketed, host) => {
-    const vm = await udpSocket(host);
+    const vm = await syntheticVm(host);
     const port = await freePort();
     const { iface, received } = await open(`${bracketed}:${port}`, `${bracketed}:${vm.port}`);
     try {
@@ -300,9 +290,9 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
   });
 
   test('datagrams from anyone but the peer, and runts from the peer, are counted and dropped', async () => {
-    const vm = await udpSocket();
-    const other = await udpSocket();
-    const elsewhere = await udpSocket('127.0.0.2');
+    const vm = await syntheticVm();
+    const other = await syntheticVm();
+    const elsewhere = await syntheticVm('127.0.0.2');
     const port = await freePort();
     const { iface, received } = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
     try {
@@ -322,7 +312,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
   });
 
   test('a port in use, or a peer that does not resolve, is refused with the interface and address named', async () => {
-    const taken = await udpSocket();
+    const taken = await syntheticVm();
     await expect(open(`127.0.0.1:${taken.port}`, '127.0.0.1:9')).rejects.toThrow(
       `interface vm1 (qemu-udp listen=127.0.0.1:${taken.port}): the address is in use (another daemon or VM on this port?)`,
     );
@@ -334,7 +324,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
   });
 
   test('asked for any port (as the patterns bed asks), it says which it got, and frames arrive there', async () => {
-    const vm = await udpSocket();
+    const vm = await syntheticVm();
     const { iface, received } = await opened(new QemuUdpInterface('vm1', 'qemu-udp:bed', { host: '127.0.0.1', port: 0 }, { host: '127.0.0.1', port: vm.port }, native));
     try {
       expect(iface.port).toBeGreaterThan(0);
@@ -347,7 +337,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
   });
 
   test('closed from its own frame handler, it closes once, and the port is free again', async () => {
-    const vm = await udpSocket();
+    const vm = await syntheticVm();
     const port = await freePort();
     const { iface, received } = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
     let closing: Promise<void> | undefined;
@@ -366,7 +356,7 @@ describe.each(nativeBuilt ? [['the addon\'s', true], ['Node\'s', false]] as cons
   });
 
   test('after close nothing is sent, and the port is free again at once', async () => {
-    const vm = await udpSocket();
+    const vm = await syntheticVm();
     const port = await freePort();
     const first = await open(`127.0.0.1:${port}`, `127.0.0.1:${vm.port}`);
     await first.iface.close();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
+import { formatHostPort } from '../../src/wire/hostport.js';
 import { batch, link, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from './testbed.js';
 
 /**
@@ -42,6 +43,57 @@ const device = async (d: Daemon, name: string) => {
   return { rx: Number(/ rx=(\d+)\//.exec(line)![1]), tx: Number(/ tx=(\d+)\//.exec(line)![1]) };
 };
 
+/** On `tb` (which removes them all, whatever fails): two hosts on a LAN (IPv6 with `v6`), a VM behind each on a pcap interface, and vnetd on each, its own VM's rules in. */
+async function twoHosts(tb: Testbed, opts: { v6?: boolean } = {}): Promise<{ h1: Daemon; h2: Daemon }> {
+  await tb.lan(['h1', 'h2'], opts);
+  await tb.vm('h1', 'vm1', 'vm1', MAC.vm1, '10.201.0.1');
+  await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
+  const [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
+  for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
+    await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
+  }
+  return { h1, h2 };
+}
+
+/** The link h1 to h2 under `key`, and the rules that send each VM's frames over it; returns once it is up both ways. */
+async function connect(tb: Testbed, h1: Daemon, h2: Daemon, proto: string, key: string): Promise<void> {
+  await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
+  await batch(h1, [`LINK ADD h2 ${proto} DIAL ${formatHostPort({ host: tb.lanAddress.get('h2')!, port: PORT })} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
+  await linkUp(h1, 'h2');
+  await linkUp(h2, 'h1');
+}
+
+/**
+ * A 4 MiB TCP transfer from vm1 to vm2 arrives whole, nearly all of it carried in C at h1. Over a UDP link
+ * (`fragments`: the IP fragments h1's kernel has made) also: no frame of it was fragmented on the LAN (the
+ * SYNs' MSS is clamped to the path), its datagrams left a poll callback's worth at a time (GSO), and a
+ * 1514-byte ICMP frame, which nothing clamps, still crosses, as one datagram in two fragments.
+ */
+async function transferChecked(tb: Testbed, h1: Daemon, fragments?: () => Promise<number>): Promise<void> {
+  expect((await tb.ping('vm1', '10.201.0.2', 2)).received).toBe(2); // the flows are cached: the connection's SYNs come to C first
+  const [c1, frag1, gso1] = [await carried(h1), await fragments?.(), await gso(h1)];
+  const [lan1, link1] = [await tb.linkStats('h1', 'eth0'), await link(h1, 'h2')];
+  const { sent, got } = await (await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20)).done;
+  const [lan2, link2] = [await tb.linkStats('h1', 'eth0'), await link(h1, 'h2')];
+  expect(sent).toMatch(/^4194304 [0-9a-f]{64}$/);
+  expect(got).toBe(sent);
+  // 4 MiB is about 2,900 full segments one way: nearly all of them, and the ACKs, crossed in C.
+  expect((await carried(h1)) - c1).toBeGreaterThan(2500);
+  if (!fragments) return;
+  expect((await fragments()) - frag1!).toBe(0);
+  // One datagram per frame, but they leave a poll callback's worth at a time (UDP GSO): h1's LAN device
+  // counts each send as one packet (about 260 for 3,100 frames here; one by one it would be 3,100 or more).
+  expect(lan2.tx - lan1.tx).toBeLessThan((link2.tx - link1.tx) / 3);
+  // STATS? says so too: GSO is on, and its sends (each one of the LAN's packets) carried several datagrams each.
+  const gso2 = await gso(h1);
+  expect(gso2.on).toBe(1);
+  expect(gso2.sends - gso1.sends).toBeLessThanOrEqual(lan2.tx - lan1.tx);
+  expect(gso2.datagrams - gso1.datagrams).toBeGreaterThan(3 * (gso2.sends - gso1.sends));
+  const r = await tb.ping('vm1', '10.201.0.2', 3, { interval: 0.05, size: 1472, dontFragment: true });
+  expect(r.received).toBe(3);
+  expect((await fragments()) - frag1!).toBe(2 * r.sent);
+}
+
 suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed (${skip ?? 'root, ip, pcap'})`, (proto) => {
   let tb: Testbed;
   let h1: Daemon, h2: Daemon;
@@ -49,24 +101,11 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
   const ping = async (count: number): Promise<number> => (await tb.ping('vm1', '10.201.0.2', count)).received;
   /** IPv4 fragments h1's kernel made: of datagrams larger than their route's MTU. */
   const fragmentsMade = async () => Number((await tb.ipCounters('h1'))['FragCreates']);
-  /** The link and the rules that send each VM's frames over it. */
-  const connect = async (key: string): Promise<void> => {
-    await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
-    await batch(h1, [`LINK ADD h2 ${proto} DIAL ${tb.lanAddress.get('h2')}:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
-    await linkUp(h1, 'h2');
-    await linkUp(h2, 'h1');
-  };
 
   beforeAll(async () => {
     tb = await Testbed.create();
-    await tb.lan(['h1', 'h2']);
-    await tb.vm('h1', 'vm1', 'vm1', MAC.vm1, '10.201.0.1');
-    await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
-    [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
-    for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
-      await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
-    }
-    await connect(randomBytes(32).toString('hex'));
+    ({ h1, h2 } = await twoHosts(tb));
+    await connect(tb, h1, h2, proto, randomBytes(32).toString('hex'));
   }, 60_000);
   afterAll(() => tb?.destroy(), 30_000);
 
@@ -149,30 +188,7 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
   }, 60_000);
 
   test(`a TCP transfer between the VMs arrives whole${proto === 'UDP' ? ', with no frame of it fragmented on the LAN (the SYNs\' MSS is clamped to the path) and its datagrams sent in batches (GSO), while larger frames still cross, fragmented' : ''}`, async () => {
-    expect(await ping(2)).toBe(2); // the flows are cached: the connection's SYNs come to C first
-    const [c1, frag1, gso1] = [await carried(h1), await fragmentsMade(), await gso(h1)];
-    const [lan1, link1] = [await tb.linkStats('h1', 'eth0'), await link(h1, 'h2')];
-    const transfer = await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20);
-    const { sent, got } = await transfer.done;
-    const [lan2, link2] = [await tb.linkStats('h1', 'eth0'), await link(h1, 'h2')];
-    expect(sent).toMatch(/^4194304 [0-9a-f]{64}$/);
-    expect(got).toBe(sent);
-    // 4 MiB is about 2,900 full segments one way: nearly all of them, and the ACKs, crossed in C.
-    expect((await carried(h1)) - c1).toBeGreaterThan(2500);
-    if (proto !== 'UDP') return;
-    expect((await fragmentsMade()) - frag1).toBe(0);
-    // One datagram per frame, but they leave a poll callback's worth at a time (UDP GSO): h1's LAN device
-    // counts each send as one packet (about 260 for 3,100 frames here; one by one it would be 3,100 or more).
-    expect(lan2.tx - lan1.tx).toBeLessThan((link2.tx - link1.tx) / 3);
-    // STATS? says so too: GSO is on, and its sends (each one of the LAN's packets) carried several datagrams each.
-    const gso2 = await gso(h1);
-    expect(gso2.on).toBe(1);
-    expect(gso2.sends - gso1.sends).toBeLessThanOrEqual(lan2.tx - lan1.tx);
-    expect(gso2.datagrams - gso1.datagrams).toBeGreaterThan(3 * (gso2.sends - gso1.sends));
-    // A 1514-byte ICMP frame (not TCP, so nothing clamps it) is one datagram of 1567 bytes, in two fragments.
-    const r = await tb.ping('vm1', '10.201.0.2', 3, { interval: 0.05, size: 1472, dontFragment: true });
-    expect(r.received).toBe(3);
-    expect((await fragmentsMade()) - frag1).toBe(2 * r.sent);
+    await transferChecked(tb, h1, proto === 'UDP' ? fragmentsMade : undefined);
   }, 60_000);
 
   if (proto === 'UDP') {
@@ -206,7 +222,7 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
     await batch(h1, [`RULE DELETE ${MAC.vm1} NONE LINK h2`, 'LINK DELETE h2']);
     await batch(h2, [`RULE DELETE ${MAC.vm2} NONE LINK h1`, 'LINK DELETE h1']);
     expect(await ping(2)).toBe(0);
-    await connect(randomBytes(32).toString('hex'));
+    await connect(tb, h1, h2, proto, randomBytes(32).toString('hex'));
     const c1 = await carried(h1);
     expect(await ping(50)).toBe(50);
     expect((await carried(h1)) - c1).toBeGreaterThanOrEqual(90);
@@ -218,38 +234,12 @@ suite(`the fast path over a UDP link on an IPv6 LAN (${skip ?? 'root, ip, pcap'}
   let h1: Daemon, h2: Daemon;
   beforeAll(async () => {
     tb = await Testbed.create();
-    await tb.lan(['h1', 'h2'], { v6: true });
-    await tb.vm('h1', 'vm1', 'vm1', MAC.vm1, '10.201.0.1');
-    await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
-    [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
-    const key = randomBytes(32).toString('hex');
-    for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
-      await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
-    }
-    await batch(h2, [`LINK ADD h1 UDP ACCEPT - ${key}`, `RULE ADD ${MAC.vm2} NONE LINK h1`]);
-    await batch(h1, [`LINK ADD h2 UDP DIAL [${tb.lanAddress.get('h2')}]:${PORT} ${key}`, `RULE ADD ${MAC.vm1} NONE LINK h2`]);
-    await linkUp(h1, 'h2');
-    await linkUp(h2, 'h1');
+    ({ h1, h2 } = await twoHosts(tb, { v6: true }));
+    await connect(tb, h1, h2, 'UDP', randomBytes(32).toString('hex'));
   }, 60_000);
   afterAll(() => tb?.destroy(), 30_000);
 
-  test('a TCP transfer between the VMs arrives whole, fitted to the IPv6 path (no fragments) and sent in segmented batches; a larger frame still crosses, fragmented', async () => {
-    expect((await tb.ping('vm1', '10.201.0.2', 2)).received).toBe(2);
-    const fragments = async () => (await tb.ip6Counters('h1'))['Ip6FragCreates']!;
-    const [c1, frag1, gso1, lan1] = [await carried(h1), await fragments(), await gso(h1), await tb.linkStats('h1', 'eth0')];
-    const { sent, got } = await (await tb.transfer('vm1', 'vm2', '10.201.0.2', 4 << 20)).done;
-    expect(sent).toMatch(/^4194304 [0-9a-f]{64}$/);
-    expect(got).toBe(sent);
-    const [gso2, lan2] = [await gso(h1), await tb.linkStats('h1', 'eth0')];
-    expect((await carried(h1)) - c1).toBeGreaterThan(2500);
-    // 20 bytes more of IPv6 header than over IPv4: the SYNs were clamped for it, and nothing was fragmented.
-    expect((await fragments()) - frag1).toBe(0);
-    expect(gso2.on).toBe(1);
-    expect(gso2.sends - gso1.sends).toBeLessThanOrEqual(lan2.tx - lan1.tx);
-    expect(gso2.datagrams - gso1.datagrams).toBeGreaterThan(3 * (gso2.sends - gso1.sends));
-    // A 1514-byte ICMP frame, which nothing clamps, is one datagram too large for the path: h1's kernel sends it in two fragments.
-    const r = await tb.ping('vm1', '10.201.0.2', 3, { interval: 0.05, size: 1472, dontFragment: true });
-    expect(r.received).toBe(3);
-    expect((await fragments()) - frag1).toBe(2 * r.sent);
+  test('a TCP transfer between the VMs arrives whole, fitted to the IPv6 path (no fragments: the SYNs were clamped for its 20 more header bytes) and sent in segmented batches; a larger frame still crosses, fragmented', async () => {
+    await transferChecked(tb, h1, async () => (await tb.ip6Counters('h1'))['Ip6FragCreates']!);
   }, 60_000);
 });

@@ -1,18 +1,19 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-/** A synthetic VM: a UDP socket on loopback that a daemon's qemu-udp interface talks to, keeping what it receives. */
+/** A synthetic VM: a UDP socket on loopback (QEMU's datagram netdev) that a daemon's qemu-udp interface talks to, keeping what it receives. */
 export interface SyntheticVm {
   sock: dgram.Socket;
+  port: number;
   got: Buffer[];
 }
 
-export async function syntheticVm(): Promise<SyntheticVm> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+export async function syntheticVm(host = '127.0.0.1'): Promise<SyntheticVm> {
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   const got: Buffer[] = [];
   sock.on('message', (m) => got.push(m));
-  return { sock, got };
+  await new Promise<void>((r) => sock.bind(0, host, () => r()));
+  return { sock, port: sock.address().port, got };
 }
 
 /* QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
