@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
 import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
+import { readPid } from '../../src/remote/ssh/keeper.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import type { ReachError, Session } from '../../src/remote/transport.js';
 import { closingSessions } from '../support/sessions.js';
@@ -42,7 +43,8 @@ const daemons: number[] = [];
 async function keptPids(dir: string, count = 1): Promise<number[]> {
   const deadline = Date.now() + 15_000;
   for (;;) {
-    const pids = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.pid')).map((f) => Number(fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0])) : [];
+    // Read as commands read them: a file caught half written has no pid yet (Number('') would be 0, the whole process group).
+    const pids = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.pid')).map((f) => readPid(path.join(dir, f))).filter((p) => p !== undefined) : [];
     if (pids.length >= count) return pids;
     if (Date.now() > deadline) throw new Error(`no keeper in ${dir} after 15 s`);
     await new Promise((r) => setTimeout(r, 25));
