@@ -101,17 +101,11 @@ export class Sealer {
     return this.headroom + HEADER_BYTES;
   }
 
-  /** null once the sequence space is spent: the session must be re-keyed, never wrapped. */
-  seal(type: number, payload: Uint8Array): Buffer | null {
-    const record = Buffer.allocUnsafe(this.prefix + payload.length + TAG_BYTES);
-    record.set(payload, this.prefix);
-    return this.sealInPlace(type, record, payload.length);
-  }
-
   /**
    * Seals the `length` payload bytes already at `prefix` in `record`, which
    * has room for the tag after them, in place: a sender that builds its
    * payload there (the link's frame batch) saves a copy of every frame.
+   * null once the sequence space is spent: the session must be re-keyed, never wrapped.
    */
   sealInPlace(type: number, record: Buffer, length: number): Buffer | null {
     if (this.seq >= SEQ_LIMIT) return null;
@@ -138,6 +132,19 @@ export interface Opened {
   type: number;
   seq: number;
   payload: Buffer;
+}
+
+/** What seals a record in place, at its `prefix`: a Sealer, or a session. */
+export interface InPlaceSealer {
+  readonly prefix: number;
+  sealInPlace(type: number, record: Buffer, length: number): Buffer | null;
+}
+
+/** A record of `type` carrying a copy of `payload`, made to measure for `s`. */
+export function sealCopy(s: InPlaceSealer, type: number, payload: Uint8Array): Buffer | null {
+  const record = Buffer.allocUnsafe(s.prefix + payload.length + TAG_BYTES);
+  record.set(payload, s.prefix);
+  return s.sealInPlace(type, record, payload.length);
 }
 
 /** One direction's receiving half; it authenticates, and leaves ordering to the caller. */

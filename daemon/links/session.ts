@@ -1,5 +1,5 @@
 import { nativeAddon } from '../native-addon.js';
-import { Opener, Sealer, type DirectionKeys } from './crypto.js';
+import { Opener, Sealer, sealCopy, type DirectionKeys } from './crypto.js';
 import { ReplayWindow } from './replay.js';
 import type { LinkMode } from './types.js';
 import { HEADER_BYTES, TAG_BYTES, readTag } from './wire.js';
@@ -85,9 +85,7 @@ export class Session {
 
   /** A record of `type` carrying `payload`; null once the sequence space is spent (re-key, never wrap). */
   seal(type: number, payload: Uint8Array): Buffer | null {
-    const record = Buffer.allocUnsafe(this.prefix + payload.length + TAG_BYTES);
-    record.set(payload, this.prefix);
-    return this.sealInPlace(type, record, payload.length);
+    return sealCopy(this, type, payload);
   }
 
   /**

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { addressKey } from './address.js';
 import type { Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
 import type { DatagramSocket } from './types.js';
-import { macEqual, transcriptHash } from './crypto.js';
+import { macEqual } from './crypto.js';
 import { AcceptorHandshake, type DialerHandshake } from './handshake.js';
 import {
   ACCEPT,
@@ -294,8 +294,8 @@ export class UdpEndpoint<T> {
     }
     const hello = decodeHello(helloMessage);
     if (!hello) return this.o.policy.refused('malformed', key, null, null);
-    const challenge = encodeFixed(CHALLENGE, nonce);
-    const id = transcriptHash(helloMessage, challenge).toString('base64');
+    // The cookie is a MAC over this HELLO and this address, so it names the handshake.
+    const id = nonce.toString('base64');
     const seen = this.done.get(id);
     if (seen) {
       // A retransmitted PROOF (our ACCEPT was lost) gets the same ACCEPT; it never opens a second session.
