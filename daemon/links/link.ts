@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { backoffDelay } from './backoff.js';
 import type { Channel } from './channel.js';
-import { clampMss, type Path } from './mss.js';
+import { clampMss } from './mss.js';
 import type { Session } from './session.js';
 import type { BackoffOptions, LinkSpec, LinkState, LinkStats } from './types.js';
 import { BATCH_ENTRY_OVERHEAD, CLOSE, DATA, PING, PONG, REPORT, TAG_BYTES, TCP_MAX_PAYLOAD } from './wire.js';
@@ -341,7 +341,7 @@ export class Link {
    */
   private fitted<T extends Uint8Array>(frame: T): T | Buffer {
     const channel = this.channel;
-    return channel?.fitFrame ? clampMss(frame, channel as Path) : frame;
+    return channel?.fitFrame ? clampMss(frame, channel) : frame;
   }
 
   private unbatch(session: Session, payload: Buffer): void {

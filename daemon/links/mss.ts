@@ -21,9 +21,13 @@ const MSS_OPTION = 2;
 const IPV4_HEADERS = 20 + 20;
 const IPV6_HEADERS = 40 + 20;
 
-/** What the frame is going over: the largest frame it carries unfragmented now, 0 when unknown (a UDP link's channel). */
+/**
+ * What the frame is going over: the largest frame it carries unfragmented
+ * now, 0 when unknown; none at all on a path that cuts its stream to fit
+ * (a TCP link's channel).
+ */
 export interface Path {
-  fitFrame(): number;
+  fitFrame?(): number;
 }
 
 /**
@@ -35,7 +39,7 @@ export interface Path {
 export function clampMss<T extends Uint8Array>(frame: T, path: Path): T | Buffer {
   const at = mssOption(frame);
   if (!at) return frame;
-  const room = path.fitFrame() - at.l3 - (at.v6 ? IPV6_HEADERS : IPV4_HEADERS);
+  const room = (path.fitFrame?.() ?? 0) - at.l3 - (at.v6 ? IPV6_HEADERS : IPV4_HEADERS);
   const mss = (frame[at.value]! << 8) | frame[at.value + 1]!;
   if (room <= 0 || mss <= room) return frame;
   const out = Buffer.from(frame);
