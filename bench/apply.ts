@@ -35,6 +35,7 @@ import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { freePort, startSshd, type Sshd } from '../test/support/sshd.js';
 import { median } from './stats.js';
+import { machine } from './table.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
@@ -267,7 +268,7 @@ async function waitForKeepers(dir: string, n: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`vnetc apply, median of ${ROUNDS} round(s), parallelism ${PARALLELISM}; node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`vnetc apply, median of ${ROUNDS} round(s), parallelism ${PARALLELISM}; ${machine()}`);
   console.log('');
   // "Already running": the parser is built once per process (Chevrotain's grammar analysis, ~15 ms), not per apply.
   compileText('warm.vnet', sample('star8.vnet', 5000));

@@ -47,6 +47,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
+import { renderReport } from './table.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Config } from '../daemon/config.js';
@@ -861,25 +862,17 @@ const fmtRate = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e
 const fmtValue = (x: number, unit: string) => (unit === 'ms' ? x.toFixed(x < 10 ? 3 : 1) : unit === 'µs' ? x.toFixed(0) : fmtRate(x));
 
 function render(reports: SectionReport[]): string {
-  const env = `Node ${process.version}, ${process.platform} ${process.arch}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-  const out = [`vnetd benchmark: ${env}`];
-  for (const r of reports) {
-    out.push('', `## ${r.title}`, '', ...r.setup, '');
-    const rows = r.figures.map((f) => [
+  const sections = reports.map((r) => ({
+    ...r,
+    rows: r.figures.map((f): [string, string, string, string] => [
       f.name,
       `${fmtValue(f.value, f.unit)} ${f.unit}`,
       f.baseline ? `${f.baseline.name}: ${fmtValue(f.baseline.value, f.unit)}` : '',
       f.baseline ? `${f.baseline.ratio.toFixed(2)}x` : '',
-    ]);
-    const widths = [0, 1, 2, 3].map((c) => Math.max(...rows.map((row) => row[c]!.length)));
-    for (const row of rows) out.push(`  ${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padStart(widths[1]!)}   ${row[2]!.padEnd(widths[2]!)}  ${row[3]!.padStart(widths[3]!)}`);
-  }
-  const targets = reports.flatMap((r) => r.targets);
-  if (targets.length > 0) out.push('', 'targets');
-  for (const t of targets) {
-    out.push(`  ${t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${fmtRate(t.value)} ${t.unit} (target ${fmtRate(t.limit)})`);
-  }
-  return out.join('\n') + '\n';
+    ]),
+  }));
+  const targets = reports.flatMap((r) => r.targets).map((t) => ({ ...t, detail: `${fmtRate(t.value)} ${t.unit} (target ${fmtRate(t.limit)})` }));
+  return renderReport('vnetd benchmark', sections, targets);
 }
 
 async function main(): Promise<number> {

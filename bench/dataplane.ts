@@ -32,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { pcapBinding } from '../daemon/interfaces/pcap.js';
 import { batch, linkUp, netnsUnavailable, Testbed } from '../test/netns/testbed.js';
 import { median } from './stats.js';
+import { aligned } from './table.js';
 
 const MAC = { vm1: '02:00:00:00:01:01', vm2: '02:00:00:00:02:02', bcast: 'ff:ff:ff:ff:ff:ff' };
 const VM1 = '10.201.0.1';
@@ -297,9 +298,7 @@ async function main(): Promise<void> {
   const table = rows.map((r) => [r.path, fmt(r.rttUs, 0), r === base ? '-' : fmt(r.rttUs - base.rttUs, 0), r === base ? '-' : fmt(r.busyRttUs - base.busyRttUs, 0), r.cpuUsPerEcho === null ? '-' : fmt(r.cpuUsPerEcho, 0), fmt(r.tcpGbit, 3),
     fmt(r.tcpGbit / base.tcpGbit, 3), vsTinc(r.tcpGbit, tinc?.tcpGbit), fmt(r.udp64Kpps, 1), fmt(r.udp64Kpps / base.udp64Kpps, 3),
     vsTinc(r.udp64Kpps, tinc?.udp64Kpps)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  process.stdout.write(`${line(header)}\n${table.map(line).join('\n')}\n`);
+  process.stdout.write(aligned([header, ...table], 'l').join('\n') + '\n');
   process.stdout.write(`(${seconds} s per throughput point; ping: median of ${ECHOES} echoes 2 ms apart, with the CPU the path's daemons used per echo;` +
     ` "busy": ${ECHOES} more 0.2 ms apart, where no CPU dozes between frames;` +
     ` one iperf3 stream; VMs without offloads, MTU 1500 on a 1500-byte LAN (vnetd's UDP links and tinc clamp TCP's MSS to fit it);` +

@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { printAddress } from '../src/lang/print.js';
 import { ruleCount, type Address } from '../src/model/state.js';
 import { median } from './stats.js';
+import { machine } from './table.js';
 
 // ---------------------------------------------------------------------------
 // The program: one model, written out twice (as .vnet and as JSON), so the
@@ -506,7 +507,7 @@ async function parent(lines: number, rounds: number, asJson: boolean, keep: bool
 
     const mb = (b: number) => `${f1(b / 1e6)} MB`;
     const out: string[] = [];
-    out.push(`vnetc language benchmark: Node ${env.node}, ${env.platform}, ${env.cpus} CPUs, load ${env.loadavg.map(f2).join(' ')}`);
+    out.push(`vnetc language benchmark: ${machine()}`);
     out.push('');
     out.push(`program   ${n0(lines)} lines: ${n0(prog.hosts)} hosts, ${n0(prog.links)} links, ${n0(prog.rules)} rules`);
     out.push(`          .vnet ${mb(prog.vnetBytes)}, .json ${mb(prog.jsonBytes)} (same content, one item per line)`);

@@ -34,6 +34,7 @@ import { LengthPrefixReader } from '../daemon/links/framing.js';
 import { LinkManager } from '../daemon/links/manager.js';
 import type { LinkMode, Proto } from '../daemon/links/types.js';
 import { MAX_RECORD } from '../daemon/links/wire.js';
+import { aligned } from './table.js';
 
 const WINDOW = 128;
 const WARMUP_S = 0.25;
@@ -280,8 +281,7 @@ async function main(): Promise<void> {
       String(p.lost),
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  for (const line of aligned(rows, 'lll')) console.log(line);
   console.log(`\none process, both ends; at most ${WINDOW} frames in flight; ${seconds} s per point after ${WARMUP_S} s warm-up`);
   console.log('paced: one frame per event-loop turn, so no TCP batching (the worst case)');
 }

@@ -19,7 +19,6 @@
  * (the step count must equal the changes made) or a child fails.
  */
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { liveFromState } from '../src/model/live.js';
@@ -30,6 +29,7 @@ import { summarize } from '../src/plan/plan.js';
 import { renderPlan } from '../src/plan/text.js';
 import { prng } from '../src/util/prng.js';
 import { median } from './stats.js';
+import { machine } from './table.js';
 
 const DAEMONS = 1000;
 const CHANGED = 0.01;
@@ -266,8 +266,7 @@ async function main(): Promise<number> {
     process.stdout.write(JSON.stringify({ points, reps }, null, 2) + '\n');
     return bad.length ? 1 : 0;
   }
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  console.log(`vnetc plan benchmark: Node ${process.version}, ${os.platform()} ${os.arch()}, ${os.cpus().length} CPUs, load ${load}`);
+  console.log(`vnetc plan benchmark: ${machine()}`);
   console.log(`states    ${fmt(DAEMONS)} daemons, links = rules/10, ${CHANGED * 100}% of links and of rules changed; ${reps} reps per point, fresh process per point`);
   console.log('baseline  one Map lookup per link and rule of each state in the other (the floor of any keyed compare)\n');
   console.log('     rules     links   steps  diff median  baseline  diff/baseline  ns/rule  plan heap  peak RSS  fingerprint  render');

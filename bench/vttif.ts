@@ -23,6 +23,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
+import { renderReport } from './table.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBed, type Bed } from '../daemon/bed.js';
@@ -356,17 +357,8 @@ const SECTIONS: Record<string, { about: string; run: Section }> = {
 };
 
 function render(reports: Report[]): string {
-  const out = [`VTTIF benchmark: Node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`];
-  for (const r of reports) {
-    out.push('', `## ${r.title}`, '', ...r.setup, '');
-    const cells = r.rows.map((x) => [x.name, x.value, x.baseline ?? '', x.ratio ?? '']);
-    const w = [0, 1, 2, 3].map((c) => Math.max(...cells.map((row) => row[c]!.length)));
-    for (const c of cells) out.push(`  ${c[0]!.padEnd(w[0]!)}  ${c[1]!.padStart(w[1]!)}   ${c[2]!.padEnd(w[2]!)}  ${c[3]!.padStart(w[3]!)}`);
-  }
-  const targets = reports.flatMap((r) => r.targets);
-  if (targets.length) out.push('', 'targets');
-  for (const t of targets) out.push(`  ${t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.detail}`);
-  return out.join('\n') + '\n';
+  const sections = reports.map((r) => ({ ...r, rows: r.rows.map((x): [string, string, string, string] => [x.name, x.value, x.baseline ?? '', x.ratio ?? '']) }));
+  return renderReport('VTTIF benchmark', sections, reports.flatMap((r) => r.targets));
 }
 
 async function main(): Promise<number> {
