@@ -1,18 +1,12 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from './util/package-root.js';
 
-/**
- * vnetc's version, from its package.json. Looked up from this module's
- * location, which is one level deeper in the built tree (dist/src/) than in
- * the sources (src/), hence the walk.
- */
+/** vnetc's version, from its package.json; 'unknown' rather than a failure, since it is only ever shown. */
 export function version(): string {
-  for (const up of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'vnetc' && pkg.version) return pkg.version;
-    } catch {
-      // not here; try one level up
-    }
+  try {
+    return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
   }
-  return 'unknown';
 }

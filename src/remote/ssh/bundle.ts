@@ -44,7 +44,7 @@ export function daemonBundle(root = packageRoot()): DaemonBundle {
     }
   }
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; version: string };
-  // version() in src/version.ts recognises the package by this name.
+  // packageRoot() (and so version()) recognises the package by this name.
   files.set('package.json', Buffer.from(JSON.stringify({ name: pkg.name, version: pkg.version, private: true, type: 'module' }, null, 2) + '\n'));
   const digest = createHash('sha256');
   for (const name of [...files.keys()].sort()) digest.update(name).update('\0').update(files.get(name)!).update('\0');
