@@ -71,6 +71,15 @@ int same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b
 int udp_bound(napi_env env, const char *host, uint32_t port, int buffer, int *family);
 /* The port a socket is bound to (port 0 asks for any); -1 when it is not. */
 int local_port(int fd);
+/*
+ * Points `n` recvmmsg headers at `n` buffers of `size` bytes each from
+ * `bufs`, at `n` addresses and (unless NULL) at `n` control buffers of
+ * `controllen` bytes each. Once; mmsg_rearm before every recvmmsg.
+ */
+void mmsg_setup(struct mmsghdr *m, struct iovec *iov, unsigned char *bufs, size_t size, struct sockaddr_storage *from, char *control,
+                size_t controllen, int n);
+/* Resets what recvmmsg both reads and overwrites: the address and control lengths. */
+void mmsg_rearm(struct mmsghdr *m, int n, size_t controllen);
 /* Adds the fast path's functions to the addon's exports. */
 napi_status fp_define(napi_env env, napi_value exports);
 

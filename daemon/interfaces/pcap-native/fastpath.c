@@ -632,17 +632,7 @@ static void on_udp_readable(uv_poll_t *h, int status, int events) {
   dp->udp_dispatching = 1;
   /* Drain what is there, a batch at a time, so one busy socket cannot starve the loop for long. */
   for (int rounds = 0; rounds < 8 && !dp->udp_closing; rounds++) {
-    for (int i = 0; i < RECV_BATCH; i++) {
-      dp->rx_iov[i].iov_base = dp->rx_bufs + (size_t)i * MAX_DATAGRAM;
-      dp->rx_iov[i].iov_len = MAX_DATAGRAM;
-      memset(&dp->rx_msgs[i].msg_hdr, 0, sizeof dp->rx_msgs[i].msg_hdr);
-      dp->rx_msgs[i].msg_hdr.msg_iov = &dp->rx_iov[i];
-      dp->rx_msgs[i].msg_hdr.msg_iovlen = 1;
-      dp->rx_msgs[i].msg_hdr.msg_name = &dp->rx_addr[i];
-      dp->rx_msgs[i].msg_hdr.msg_namelen = sizeof dp->rx_addr[i];
-      dp->rx_msgs[i].msg_hdr.msg_control = dp->rx_control[i];
-      dp->rx_msgs[i].msg_hdr.msg_controllen = sizeof dp->rx_control[i];
-    }
+    mmsg_rearm(dp->rx_msgs, RECV_BATCH, sizeof dp->rx_control[0]);
     int got = recvmmsg(dp->udp_fd, dp->rx_msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
     if (got <= 0) break;
     for (int i = 0; i < got; i++) {
@@ -1125,6 +1115,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return fail(env, "out of memory");
   }
+  mmsg_setup(dp->rx_msgs, dp->rx_iov, dp->rx_bufs, MAX_DATAGRAM, dp->rx_addr, &dp->rx_control[0][0], sizeof dp->rx_control[0], RECV_BATCH);
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   dp->udp_fd = fd;

@@ -82,3 +82,24 @@ int local_port(int fd) {
   if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) return -1;
   return ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port : ((struct sockaddr_in *)&a)->sin_port);
 }
+
+void mmsg_setup(struct mmsghdr *m, struct iovec *iov, unsigned char *bufs, size_t size, struct sockaddr_storage *from, char *control,
+                size_t controllen, int n) {
+  memset(m, 0, (size_t)n * sizeof *m);
+  for (int i = 0; i < n; i++) {
+    iov[i].iov_base = bufs + (size_t)i * size;
+    iov[i].iov_len = size;
+    m[i].msg_hdr.msg_iov = &iov[i];
+    m[i].msg_hdr.msg_iovlen = 1;
+    m[i].msg_hdr.msg_name = &from[i];
+    if (control) m[i].msg_hdr.msg_control = control + (size_t)i * controllen;
+  }
+  mmsg_rearm(m, n, controllen);
+}
+
+void mmsg_rearm(struct mmsghdr *m, int n, size_t controllen) {
+  for (int i = 0; i < n; i++) {
+    m[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    if (m[i].msg_hdr.msg_control) m[i].msg_hdr.msg_controllen = controllen;
+  }
+}

@@ -147,17 +147,9 @@ static void read_datagrams(capture_t *c) {
   struct iovec iov[DGRAM_BATCH];
   struct sockaddr_storage from[DGRAM_BATCH];
   if (!dgram_rx && !(dgram_rx = malloc((size_t)DGRAM_BATCH * DGRAM_MAX))) return;
-  memset(m, 0, sizeof m);
-  for (int i = 0; i < DGRAM_BATCH; i++) {
-    iov[i].iov_base = dgram_rx + (size_t)i * DGRAM_MAX;
-    iov[i].iov_len = DGRAM_MAX;
-    m[i].msg_hdr.msg_iov = &iov[i];
-    m[i].msg_hdr.msg_iovlen = 1;
-    m[i].msg_hdr.msg_name = &from[i];
-  }
+  mmsg_setup(m, iov, dgram_rx, DGRAM_MAX, from, NULL, 0, DGRAM_BATCH);
   for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
-    /* The one field recvmmsg overwrites that it also reads. */
-    for (int i = 0; i < DGRAM_BATCH; i++) m[i].msg_hdr.msg_namelen = sizeof from[i];
+    if (rounds > 0) mmsg_rearm(m, DGRAM_BATCH, 0);
     int got = recvmmsg(c->fd, m, DGRAM_BATCH, MSG_DONTWAIT, NULL);
     if (got <= 0) break;
     for (int i = 0; i < got; i++) {
