@@ -41,7 +41,8 @@ export class ControlServer {
     private readonly target: ControlTarget,
     private readonly log: (line: string) => void = () => {},
   ) {
-    this.server = net.createServer((socket) => this.session(socket));
+    // Half-open: a client that ends its input (a pipe into `vnetd ctl`) still gets the replies to all it sent.
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.session(socket));
     this.server.on('error', (e) => this.log(`control: ${e.message}`));
   }
 
@@ -183,6 +184,7 @@ class Session {
         this.head = 0;
       }
       if (item === undefined) {
+        this.onDone();
         this.queue = [];
         this.head = 0;
         break;

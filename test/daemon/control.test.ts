@@ -182,6 +182,19 @@ describe('control sessions', () => {
     c.close();
   });
 
+  test('a client that ends its input at once (a pipe into vnetd ctl) still gets every reply, then the end', async () => {
+    // A commit that takes a while, as a durable one does: its reply is due after the client's end of input.
+    const slow = target.commit.bind(target);
+    target.commit = async (changes) => (await new Promise((r) => setTimeout(r, 50)), slow(changes));
+    const c = net.connect(sock);
+    let out = '';
+    c.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const closed = new Promise((r) => c.on('close', r));
+    c.end(`LINK ADD h2 TCP DIAL 127.0.0.1:5001 ${KEY}\nRULE ADD ANY ANY LINK h2\nRULES?\n`);
+    await closed;
+    expect(out.split('\n')).toEqual(['OK vnetd test protocol 1 machine h1', 'OK', 'OK', '* ANY ANY LINK h2', 'OK 1', '']);
+  });
+
   test('a 10 MB line is refused and the session goes on', async () => {
     const c = await ControlClient.connect(sock);
     const reply = c.request('RULES? ' + 'x'.repeat(10 * 1024 * 1024));
