@@ -63,7 +63,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .usage('$0 <command> [options]\n\nCompiler and reconciler for VNET overlay topologies (.vnet files).')
     .option('color', {
       type: 'boolean',
-      describe: 'Colour the output (default: when writing to a terminal and NO_COLOR is unset)',
+      describe: 'Colour the output, even into a pipe; --no-color never (default: on a terminal, unless NO_COLOR is set)',
     })
     .command(
       // Optional here and checked in the command, so that yargs reports an unknown flag by name.

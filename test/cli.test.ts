@@ -502,6 +502,15 @@ describe('colour', () => {
     expect(f.stderr).toMatch(ANSI);
   });
 
+  test('ANSI with --color into a pipe, even with NO_COLOR=1', () => {
+    const v = vnetc(['validate', '--color', 'both.vnet'], { env: { NO_COLOR: '1' } });
+    expect(v.status).toBe(1);
+    expect(v.stdout).toMatch(ANSI);
+    const f = vnetc(['fmt', '--color', 'syntax.vnet', 'ugly.vnet', '--diff']);
+    expect(f.stdout).toMatch(ANSI);
+    expect(f.stderr).toMatch(ANSI);
+  });
+
   test('none with FORCE_COLOR=1 and NO_COLOR=1', () => {
     const env = { FORCE_COLOR: '1', NO_COLOR: '1' };
     const v = vnetc(['validate', 'both.vnet'], { env });
