@@ -33,6 +33,9 @@ export interface ControlTarget {
 /** Beyond this a batch is refused rather than buffered (a million-rule plan fits). */
 export const MAX_BATCH = 4_000_000;
 
+/** Reply bytes a client may leave unread before its session stops taking on commands, so one that never reads costs this, not memory without end. */
+export const MAX_UNREAD = 4 << 20;
+
 export class ControlServer {
   private readonly server: net.Server;
   private readonly sessions = new Set<net.Socket>();
@@ -87,6 +90,21 @@ export class ControlServer {
       socket.resume();
     };
     session.onDone = () => socket.end();
+    session.unread = () => {
+      if (socket.writableLength <= MAX_UNREAD || socket.destroyed) return undefined;
+      // Corked, nothing would leave and 'drain' would never come.
+      socket.uncork();
+      return new Promise<void>((resolve) => {
+        const go = () => {
+          socket.off('drain', go);
+          socket.off('close', go);
+          socket.cork();
+          resolve();
+        };
+        socket.on('drain', go);
+        socket.on('close', go);
+      });
+    };
     socket.on('end', () => session.push(undefined));
   }
 }
@@ -146,6 +164,8 @@ class Session {
   onBusy: () => void = () => {};
   onIdle: () => void = () => {};
   onDone: () => void = () => {};
+  /** While the client has too many replies unread: resolves once it has read them. */
+  unread: () => Promise<void> | undefined = () => undefined;
 
   constructor(
     private readonly target: ControlTarget,
@@ -178,6 +198,8 @@ class Session {
     this.running = true;
     this.onBusy();
     while (this.head < this.queue.length) {
+      const unread = this.unread();
+      if (unread) await unread;
       const item = this.queue[this.head++];
       if (this.head === this.queue.length) {
         this.queue = [];

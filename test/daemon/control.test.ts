@@ -89,7 +89,9 @@ class ConfigTarget implements ControlTarget {
   shutdown(): void {
     this.shutdowns++;
   }
+  queries = 0;
   *query(op: string): Iterable<string> {
+    this.queries++;
     if (op === 'rules?') for (const r of this.config.rules.values()) yield formatRule(r);
     if (op === 'links?') for (const l of this.config.links.values()) yield l.peer;
     if (op === 'infer?') throw new WireError('E_STATE', 'not the collector');
@@ -193,6 +195,37 @@ describe('control sessions', () => {
     c.end(`LINK ADD h2 TCP DIAL 127.0.0.1:5001 ${KEY}\nRULE ADD ANY ANY LINK h2\nRULES?\n`);
     await closed;
     expect(out.split('\n')).toEqual(['OK vnetd test protocol 1 machine h1', 'OK', 'OK', '* ANY ANY LINK h2', 'OK 1', '']);
+  });
+
+  test('a client that does not read its replies stops being served until it does, and then gets every one', async () => {
+    const rules = Array.from({ length: 200 }, (_, i) => `RULE ADD ANY 02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')} IFACE vm0`);
+    const c = await ControlClient.connect(sock);
+    expect(await c.batch(rules.map((r) => parseCommand(r) as Change))).toMatchObject({ ok: true });
+    c.close();
+    // Each RULES? reply is about 8 KB: 20,000 of them unread would be 160 MB.
+    const n = 20_000;
+    const raw = net.connect(sock);
+    raw.pause();
+    raw.write('RULES?\n'.repeat(n));
+    await new Promise((r) => setTimeout(r, 1500));
+    const served = target.queries;
+    expect(served).toBeGreaterThan(100);
+    expect(served).toBeLessThan(2_000);
+    let replies = 0;
+    let tail = '';
+    const done = new Promise<void>((resolve) => {
+      raw.on('data', (d: Buffer) => {
+        const text = tail + d.toString('latin1');
+        const lines = text.split('\n');
+        tail = lines.pop()!;
+        for (const l of lines) if (l === 'OK 200') replies++;
+        if (replies === n) resolve();
+      });
+    });
+    raw.resume();
+    await done;
+    expect(target.queries).toBe(n);
+    raw.destroy();
   });
 
   test('a 10 MB line is refused and the session goes on', async () => {
