@@ -41,8 +41,14 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/** Set once the log's reader is gone (a closed terminal, a dead pipe): the daemon goes on without a log rather than die of it. */
+let logGone = false;
+process.stderr.on('error', () => {
+  logGone = true;
+});
+
 function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  if (!logGone) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 }
 
 async function ctl(argv: string[]): Promise<void> {
@@ -166,6 +172,8 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A daemon outlives the terminal it was started from; and there is no configuration file to reload on a hang-up.
+  process.on('SIGHUP', () => log(`SIGHUP: ignored (vnetd's configuration is its state directory, ${stateDir}, changed over the control socket; SIGTERM stops it)`));
 }
 
 void main(process.argv.slice(2));

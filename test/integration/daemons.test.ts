@@ -197,6 +197,24 @@ describe('three daemons on loopback', () => {
     await sendAndExpect(h2!, h1!, frame(MAC.vm1, MAC.vm2, 'and back after the restart'));
   }, 40_000);
 
+  test('a hang-up (SIGHUP), even once its log has no reader, does not stop a daemon: it says so while it can, and serves on', async () => {
+    const n = nodes.h2!;
+    n.proc!.kill('SIGHUP');
+    await waitFor('the SIGHUP log line', () => (n.log.includes('SIGHUP: ignored') ? true : undefined));
+    // The terminal is gone: writing the log now fails (EPIPE).
+    n.proc!.stderr!.destroy();
+    n.proc!.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(n.proc!.exitCode).toBeNull();
+    expect(n.proc!.signalCode).toBeNull();
+    expect((await ok(n, 'INFO?')).data).toContain('machine h2');
+    // Its next start gets a fresh log reader.
+    await stopDaemon(n);
+    n.log = '';
+    await startDaemon(n);
+    await linkUp(n, 'proxy');
+  });
+
   test('a second daemon on the same state directory is refused, and the first keeps serving', async () => {
     const { h1 } = nodes as Record<string, Node>;
     const other = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(await freePort()), '--listen', '127.0.0.1', '--state-dir', h1!.dir], { stdio: ['ignore', 'ignore', 'pipe'] });
