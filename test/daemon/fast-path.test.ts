@@ -198,6 +198,14 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     a.s.end();
     await until('vm0 to see QEMU go', () => / vm=down$/.test(device('vm0')));
     expect(log).toContain('iface vm0: QEMU closed the connection; waiting for QEMU to connect again');
+    // A reset, seen by C, is said as the reset it is.
+    a = await vm(0);
+    await until('vm0 back on the fast path', () => stat('fast-path.ports') === 2);
+    a.s.resetAndDestroy();
+    await until('vm0 to see the reset', () => / vm=down$/.test(device('vm0')));
+    expect(log.filter((l) => l.startsWith('iface vm0: the connection failed'))).toEqual([
+      'iface vm0: the connection failed: Connection reset by peer; waiting for QEMU to connect again',
+    ]);
   } finally {
     await d.stop();
     for (const s of open) s.destroy();

@@ -841,7 +841,13 @@ static void on_tcp_event(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   napi_open_handle_scope(dp->env, &scope);
   t->dispatching = 1;
-  if (status < 0) tcp_failed(dp, t, TCP_ERROR, uv_strerror(status));
+  if (status < 0) {
+    /* libuv says EBADF for any POLLERR; the socket knows what happened (a reset, a timeout). */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) err = -status;
+    tcp_failed(dp, t, TCP_ERROR, strerror(err));
+  }
   if (!t->failed && (events & UV_WRITABLE) && t->tx_len) {
     ssize_t n = send(t->fd, t->tx + t->tx_off, t->tx_len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
