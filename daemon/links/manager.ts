@@ -4,6 +4,7 @@ import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { isMachineName } from '../../src/model/names.js';
+import { addressKey } from './address.js';
 import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
 import { LINK_KEY_BYTES, type DirectionKeys } from './crypto.js';
@@ -363,9 +364,11 @@ export class LinkManager extends EventEmitter {
     }
     this.counters.connections++;
     if (this.pendingTcp.size >= MAX_PENDING_TCP) {
+      // Read before destroy(), which forgets the peer's address.
+      const remote = addressKey(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
       socket.on('error', () => {});
       socket.destroy();
-      this.refused('busy', `${socket.remoteAddress}:${socket.remotePort}`, null, null);
+      this.refused('busy', remote, null, null);
       return;
     }
     const handle = acceptTcp(socket, {

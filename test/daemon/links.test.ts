@@ -539,11 +539,13 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       await up(a, 'b');
     });
 
-    test('a flood of silent connections is capped, and the daemon still serves', async () => {
-      const b = await daemon('b', { handshakeMs: 2000 });
+    test('a flood of silent connections is capped, said with where they come from, and the daemon still serves', async () => {
+      const logged: string[] = [];
+      const b = await daemon('b', { handshakeMs: 2000, log: (l) => logged.push(l) });
       const a = await daemon('a');
       const sockets = await Promise.all(Array.from({ length: 140 }, () => rawTcp(b.port)));
       await until('busy', () => listener(b).busy >= 1);
+      expect(logged.find((l) => l.includes('too many handshakes'))).toMatch(/^links: refused 127\.0\.0\.1:\d+: too many handshakes pending/);
       for (const s of sockets) s.destroy();
       await until('aborted', () => listener(b).aborted >= 100);
       connectPair(a, b, { proto: 'tcp' });
