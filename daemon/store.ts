@@ -2,7 +2,9 @@ import { constants, mkdir, open, readdir, readFile, rename, rm, type FileHandle 
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { applySettingWords, DEFAULT_SETTINGS } from '../src/vttif/params.js';
-import { formatCommand, formatLinkConfig, formatRule, isChange, parseCommand, type Change, type LinkConfig, type WireRule } from '../src/wire/control.js';
+import { InputError, parseJsonFile } from '../src/util/input-error.js';
+import { JsonReader } from '../src/util/json-reader.js';
+import { formatCommand, formatLinkConfig, formatRule, isChange, parseCommand, type Change, type Command, type LinkConfig, type WireRule } from '../src/wire/control.js';
 
 /**
  * What survives a restart: links (with their keys) and rules, as a snapshot
@@ -35,6 +37,8 @@ export interface SavedState {
 /** The state as found on start: the snapshot, and the journal's changes to apply after it, in order. */
 export interface LoadedState extends SavedState {
   journal: Change[];
+  /** The journal record (its line) each of `journal`'s changes came from, for a message that says where. */
+  journalRecords: number[];
   /** Lines for the log: what recovery did (a torn record dropped, stale files removed). */
   notes: string[];
 }
@@ -57,6 +61,13 @@ const COMPACT_MIN_BYTES = 64 * 1024;
 const RECORD = /^([0-9a-f]{8}) (.*)$/s;
 
 export class StateError extends Error {}
+
+/** What a person can do about state files vnetd will not start over. */
+export const MOVE_ASIDE = 'vnetd will not start over it and lose the configuration. Move state.json and state.journal aside to start empty, or restore them from a backup.';
+
+/** The CONFIGTIME command's range, which saved bounds are held to as well. */
+const MAX_CONFIG_TIME_MS = 999_999_999;
+const configTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_CONFIG_TIME_MS;
 
 /** Settings words as saved, checked the way the VTTIF command checks them; throws RangeError. */
 function checkedVttif(v: unknown): string {
@@ -101,7 +112,7 @@ export class StateStore {
     }
     this.hasSnapshot = true;
     this.seq = this.snapshotSeq = snapshot.seq;
-    const state: LoadedState = { ...snapshot.state, journal: [], notes };
+    const state: LoadedState = { ...snapshot.state, journal: [], journalRecords: [], notes };
     if (journal) {
       const { valid, torn } = this.replay(journal, state);
       if (torn > 0) {
@@ -231,35 +242,39 @@ export class StateStore {
     this.snapshotBytes = Buffer.byteLength(body);
   }
 
+  /** The snapshot, every field checked: a damaged one is refused, said at the field (`rules[3]`), never half-used. */
   private async readSnapshot(): Promise<{ state: SavedState; seq: number } | undefined> {
     const raw = await readOptional(this.file, this.file);
     if (!raw) return undefined;
     this.snapshotBytes = raw.length;
-    try {
-      const j = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-      if (j.format !== FORMAT || (j.version !== 1 && j.version !== VERSION)) throw new Error(`not a version ${VERSION} ${FORMAT} file`);
-      const seq = j.version === 1 ? 0 : j.seq;
-      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new Error('bad sequence number');
-      const links = (j.links as string[]).map((l) => {
-        const c = parseCommand(`LINK ADD ${l}`);
-        if (c.op !== 'link-add') throw new Error('bad link');
-        return c.link;
-      });
-      const rules = (j.rules as string[]).map((r) => {
-        const c = parseCommand(`RULE ADD ${r}`);
-        if (c.op !== 'rule-add') throw new Error('bad rule');
-        return c.rule;
-      });
-      const state: SavedState = { machine: String(j.machine), links, rules, configTimeMs: typeof j.configTimeMs === 'number' ? j.configTimeMs : null };
-      if (j.vttif !== undefined) state.vttif = checkedVttif(j.vttif);
-      return { seq, state };
-    } catch (e) {
-      throw new StateError(
-        `${this.file} is damaged (${(e as Error).message}); vnetd will not start over it and lose the configuration. ` +
-          'Move state.json and state.journal aside to start empty, or restore them from a backup.',
+    const damaged = `${this.file} is damaged`;
+    const r = new JsonReader(damaged);
+    /** The field at `path` as `read` makes it; a wrong one stops the daemon, saying where. */
+    const field = <T>(path: string, read: () => T): T => {
+      try {
+        return read();
+      } catch (e) {
+        const m = (e as Error).message;
+        throw new StateError(`${e instanceof InputError ? m : `${damaged}: ${path}: ${m}`}; ${MOVE_ASIDE}`);
+      }
+    };
+    const j = field('', () => r.object(parseJsonFile(damaged, raw.toString('utf8'), 'a vnetd state file'), 'the file'));
+    if (j.format !== FORMAT || (j.version !== 1 && j.version !== VERSION)) field('format', () => r.fail('format and version', `"${FORMAT}", ${VERSION}`, [j.format, j.version]));
+    const seq = j.version === 1 ? 0 : field('seq', () => (Number.isSafeInteger(j.seq) && (j.seq as number) >= 0 ? (j.seq as number) : r.fail('seq', 'a whole number ≥ 0', j.seq)));
+    const commands = <T>(key: 'links' | 'rules', verb: string, pick: (c: Command) => T | undefined): T[] =>
+      field(key, () => r.array(j[key], key)).map((x, i) =>
+        field(`${key}[${i}]`, () => pick(parseCommand(`${verb} ${r.string(x, `${key}[${i}]`)}`)) ?? r.fail(`${key}[${i}]`, `what ${verb} takes`, x)),
       );
-    }
+    const links = commands('links', 'LINK ADD', (c) => (c.op === 'link-add' ? c.link : undefined));
+    const rules = commands('rules', 'RULE ADD', (c) => (c.op === 'rule-add' ? c.rule : undefined));
+    const bound = j.configTimeMs ?? null;
+    if (bound !== null && !configTime(bound)) field('configTimeMs', () => r.fail('configTimeMs', `null or whole milliseconds from 0 to ${MAX_CONFIG_TIME_MS}`, bound));
+    const state: SavedState = { machine: field('machine', () => r.string(j.machine, 'machine')), links, rules, configTimeMs: bound as number | null };
+    if (j.vttif !== undefined) state.vttif = field('vttif', () => checkedVttif(j.vttif));
+    return { seq, state };
   }
+
+
 
   /**
    * Adds the journal's records after the snapshot to `state`. Returns how
@@ -272,16 +287,13 @@ export class StateStore {
     while (offset < journal.length) {
       const nl = journal.indexOf(0x0a, offset);
       const end = nl < 0 ? journal.length : nl + 1;
-      const r = nl < 0 ? { problem: 'unterminated', torn: true } : this.replayRecord(journal.toString('utf8', offset, nl), state);
+      const r = nl < 0 ? { problem: 'unterminated', torn: true } : this.replayRecord(journal.toString('utf8', offset, nl), state, line);
       if (r) {
         // Torn: a record whose bytes did not all reach the disk, and the
         // file's last (a crash mid-append leaves at most one). A whole record
         // that says something wrong, or a bad one with more after it, is damage.
         if (r.torn && end === journal.length) return { valid: offset, torn: journal.length - offset };
-        throw new StateError(
-          `${this.journalFile} is damaged at record ${line} (${r.problem}); vnetd will not start over it. ` +
-            'Move state.json and state.journal aside to start empty, or restore them from a backup.',
-        );
+        throw new StateError(`${this.journalFile} is damaged at record ${line} (${r.problem}); ${MOVE_ASIDE}`);
       }
       offset = end;
       line++;
@@ -290,7 +302,7 @@ export class StateStore {
   }
 
   /** Applies one record to `state`, or says why it cannot, and whether that is what a torn write looks like. */
-  private replayRecord(text: string, state: LoadedState): { problem: string; torn: boolean } | null {
+  private replayRecord(text: string, state: LoadedState, line: number): { problem: string; torn: boolean } | null {
     const m = RECORD.exec(text);
     if (!m) return { problem: 'not a journal record', torn: true };
     if (crc32hex(m[2]!) !== m[1]) return { problem: 'checksum mismatch', torn: true };
@@ -319,8 +331,13 @@ export class StateStore {
         changes.push(c);
       }
     }
-    if (j.configTimeMs !== undefined && j.configTimeMs !== null && typeof j.configTimeMs !== 'number') return bad('bad configuration time');
-    for (const c of changes) state.journal.push(c);
+    if (j.configTimeMs !== undefined && j.configTimeMs !== null && !configTime(j.configTimeMs)) {
+      return bad(`configuration time ${JSON.stringify(j.configTimeMs)}, not null or whole milliseconds from 0 to ${MAX_CONFIG_TIME_MS}`);
+    }
+    for (const c of changes) {
+      state.journal.push(c);
+      state.journalRecords.push(line);
+    }
     if (j.configTimeMs !== undefined) state.configTimeMs = j.configTimeMs;
     if (j.vttif !== undefined) {
       try {

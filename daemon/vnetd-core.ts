@@ -12,7 +12,7 @@ import { NativeInterface } from './interfaces/native-interface.js';
 import { QemuStreamInterface } from './interfaces/qemu-stream.js';
 import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
-import { StateStore, type SavedState } from './store.js';
+import { MOVE_ASIDE, StateError, StateStore, type SavedState } from './store.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
 import { VttifAgent } from './vttif/agent.js';
 
@@ -118,6 +118,17 @@ export class Vnetd implements ControlTarget {
       if (await answers(sock)) throw new Error(`another vnetd is running with state directory ${opts.stateDir}`);
       await rm(sock, { force: true });
     }
+    try {
+      await this.startOver(sock);
+    } catch (e) {
+      // What did open closes again: a daemon that could not start holds no port, socket or file.
+      await this.stop().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async startOver(sock: string): Promise<void> {
+    const { opts } = this;
     const saved = await this.store.load();
     if (saved && saved.machine !== opts.machine) {
       throw new Error(`${this.store.file} belongs to machine '${saved.machine}', not '${opts.machine}'; use another --state-dir`);
@@ -163,8 +174,13 @@ export class Vnetd implements ControlTarget {
       ];
       const r = this.config.apply(changes);
       if (!r.ok) {
-        const e = r.errors.find((x) => x)!;
-        throw new Error(`${this.store.file} (with ${this.store.journalFile}) does not apply to this daemon: ${e.message}`);
+        const at = r.errors.findIndex((x) => x);
+        const [nLinks, nRules] = [saved.links.length, saved.rules.length];
+        const where =
+          at < nLinks ? `${this.store.file}: links[${at}]`
+          : at < nLinks + nRules ? `${this.store.file}: rules[${at - nLinks}]`
+          : `${this.store.journalFile}: record ${saved.journalRecords[at - nLinks - nRules]}`;
+        throw new StateError(`${where} does not apply to this daemon (${r.errors[at]!.message}); ${MOVE_ASIDE}`);
       }
       this.configTimeMs = saved.configTimeMs;
       this.effect(changes);

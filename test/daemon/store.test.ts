@@ -164,9 +164,28 @@ describe('the state store', () => {
     const store = new StateStore(dir);
     fs.writeFileSync(store.file, '{"format":"vnetd-state","version":2,"seq":0,"machine":"h1","links":["proxy TCP DIAL"],"rules":[]}');
     await expect(store.load()).rejects.toThrow(StateError);
-    await expect(store.load()).rejects.toThrow(/is damaged .*will not start over it.*Move state.json and state.journal aside/);
+    await expect(store.load()).rejects.toThrow(/is damaged: links\[0\]: .*will not start over it.*Move state.json and state.journal aside/);
     fs.writeFileSync(store.file, 'garbage');
-    await expect(store.load()).rejects.toThrow(/is damaged/);
+    await expect(store.load()).rejects.toThrow(/state.json is damaged(:\d+:\d+)?: not JSON/);
+    // Each wrong field is named, whatever it holds instead.
+    const good = { format: 'vnetd-state', version: 2, seq: 0, machine: 'h1', configTimeMs: null, links: [formatLinkConfig(PROXY)], rules: ['ANY ANY LINK proxy'] };
+    for (const [change, said] of [
+      [null, 'the file: expected an object, got null'],
+      [{ links: undefined }, 'links: expected an array, got nothing'],
+      [{ links: { a: 1 } }, 'links: expected an array'],
+      [{ machine: undefined }, 'machine: expected a string, got nothing'],
+      [{ rules: ['ANY ANY LINK proxy', 'zz ANY LINK proxy'] }, "rules[1]: 'zz' is not a MAC address"],
+      [{ rules: [7] }, 'rules[0]: expected a string, got 7'],
+      [{ configTimeMs: -5 }, 'configTimeMs: expected null or whole milliseconds from 0 to 999999999, got -5'],
+      [{ configTimeMs: '250x' }, 'configTimeMs: expected null or whole milliseconds'],
+      [{ seq: 1.5 }, 'seq: expected a whole number ≥ 0, got 1.5'],
+      [{ version: 3 }, 'format and version: expected "vnetd-state", 2'],
+    ] as const) {
+      fs.writeFileSync(store.file, JSON.stringify(change === null ? null : { ...good, ...change }));
+      await expect(new StateStore(dir).load()).rejects.toThrow(`state.json is damaged: ${said}`);
+    }
+    fs.writeFileSync(store.file, JSON.stringify(good));
+    expect((await new StateStore(dir).load())!.rules).toHaveLength(1);
     // The version 1 format (no journal yet) still loads.
     fs.writeFileSync(store.file, `{"format":"vnetd-state","version":1,"machine":"h1","configTimeMs":null,"links":["${formatLinkConfig(PROXY)}"],"rules":[]}`);
     expect((await new StateStore(dir).load())!.links).toHaveLength(1);
