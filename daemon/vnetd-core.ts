@@ -383,7 +383,8 @@ export class Vnetd implements ControlTarget {
             state: s?.state ?? 'down',
             rttMs: s?.rttMs ?? undefined,
             counters: s
-              ? { 'tx-frames': s.txFrames, 'tx-bytes': s.txBytes, 'rx-frames': s.rxFrames, 'rx-bytes': s.rxBytes, 'auth-failures': s.authFailures, reconnects: s.reconnects, moves: s.moves }
+              ? { 'tx-frames': s.txFrames, 'tx-bytes': s.txBytes, 'rx-frames': s.rxFrames, 'rx-bytes': s.rxBytes, 'auth-failures': s.authFailures, reconnects: s.reconnects, moves: s.moves,
+                dropped: s.dropped, rejected: s.rejected, replayed: s.replayed }
               : {},
           });
         }

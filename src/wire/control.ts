@@ -328,7 +328,8 @@ export function formatLinkLine(s: LinkStatus): string {
   return (
     `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s.state}` +
     ` rtt-ms=${s.rttMs === undefined ? '-' : s.rttMs.toFixed(3)} tx=${c('tx-frames')}/${c('tx-bytes')} rx=${c('rx-frames')}/${c('rx-bytes')}` +
-    ` auth-failures=${c('auth-failures')} reconnects=${c('reconnects')} moves=${c('moves')}`
+    ` auth-failures=${c('auth-failures')} reconnects=${c('reconnects')} moves=${c('moves')}` +
+    ` dropped=${c('dropped')} rejected=${c('rejected')} replayed=${c('replayed')}`
   );
 }
 

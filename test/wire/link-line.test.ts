@@ -1,12 +1,12 @@
 import { formatLinkLine, parseLinkLine } from '../../src/wire/control.js';
 
 test('a LINKS? line reads back into the link as configured, its state, RTT and counters', () => {
-  const s = parseLinkLine('host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1');
+  const s = parseLinkLine('host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1 dropped=5 rejected=6 replayed=7');
   expect(s).toEqual({
     link: { peer: 'host1', proto: 'udp', dial: true, address: '127.0.0.2:5000', mode: 'auth-only' },
     state: 'up',
     rttMs: 0.512,
-    counters: { 'tx-frames': 3, 'tx-bytes': 180, 'rx-frames': 4, 'rx-bytes': 240, 'auth-failures': 1, reconnects: 2, moves: 1 },
+    counters: { 'tx-frames': 3, 'tx-bytes': 180, 'rx-frames': 4, 'rx-bytes': 240, 'auth-failures': 1, reconnects: 2, moves: 1, dropped: 5, rejected: 6, replayed: 7 },
   });
   expect(parseLinkLine('proxy TCP ACCEPT - ENCRYPT connecting rtt-ms=-')).toMatchObject({ link: { address: undefined, dial: false }, rttMs: undefined });
   expect(() => parseLinkLine('proxy TCP ACCEPT - ENCRYPT sideways')).toThrow("'sideways' is not a link state");
@@ -15,8 +15,8 @@ test('a LINKS? line reads back into the link as configured, its state, RTT and c
 
 test('the daemon\'s formatter and the reader are inverses', () => {
   for (const line of [
-    'host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1',
-    'proxy TCP ACCEPT - ENCRYPT down rtt-ms=- tx=0/0 rx=0/0 auth-failures=0 reconnects=0 moves=0',
+    'host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1 dropped=5 rejected=6 replayed=7',
+    'proxy TCP ACCEPT - ENCRYPT down rtt-ms=- tx=0/0 rx=0/0 auth-failures=0 reconnects=0 moves=0 dropped=0 rejected=0 replayed=0',
   ]) {
     expect(formatLinkLine(parseLinkLine(line))).toBe(line);
   }

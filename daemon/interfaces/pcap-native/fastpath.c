@@ -646,7 +646,8 @@ static void on_udp_readable(uv_poll_t *h, int status, int events) {
         memcpy(&v, CMSG_DATA(c), sizeof v);
         if (v > 0 && (size_t)v < len) seg = (size_t)v;
       }
-      /* A v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as JavaScript's addresses are. */
+      /* A v4 peer on a dual-stack socket is ::ffff:a.b.c.d, as JavaScript's addresses are. An empty datagram is one too, counted as JavaScript counts it. */
+      if (len == 0) received(dp, d, 0, &dp->rx_addr[i]);
       for (size_t off = 0; off < len; off += seg) received(dp, d + off, len - off < seg ? len - off : seg, &dp->rx_addr[i]);
     }
     fp_round_end(dp);
