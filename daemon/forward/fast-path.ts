@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { readMac48 } from '../../src/model/mac48.js';
 import type { Interface } from '../interfaces/interface.js';
 import { NativeInterface, systemErrorMessage } from '../interfaces/native-interface.js';
@@ -402,8 +403,10 @@ class FastPathSocket extends EventEmitter implements DatagramSocket {
   }
 
   /** A datagram the kernel will not queue now is dropped, as a congested link drops. */
-  send(datagram: Buffer, port: number, ip: string): void {
-    this.lib.udpSend(this.dp, datagram, ip, port);
+  send(datagram: Buffer, port: number, ip: string, sent?: (e: Error | null) => void): void {
+    const errno = this.lib.udpSend(this.dp, datagram, ip, port);
+    // Worded as node:dgram words it, so a link's log reads the same with the fast path or without.
+    sent?.(errno === 0 ? null : new Error(`send ${getSystemErrorName(-errno)} ${ip}:${port}`));
   }
 
   getSendQueueSize(): number {

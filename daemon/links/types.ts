@@ -138,7 +138,8 @@ export interface LinkManagerOptions {
 export interface DatagramSocket {
   on(event: 'message', listener: (msg: Buffer, rinfo: { address: string; port: number }) => void): this;
   on(event: 'error', listener: (e: Error) => void): this;
-  send(datagram: Buffer, port: number, ip: string): void;
+  /** `sent`, when given, hears whether the kernel took the datagram (null) or why not, as node:dgram's callback does. */
+  send(datagram: Buffer, port: number, ip: string, sent?: (e: Error | null) => void): void;
   getSendQueueSize(): number;
   address(): { address: string; family: string; port: number };
   close(callback: () => void): void;

@@ -123,6 +123,8 @@ interface Outbound {
   done: (r: DialResult<UdpChannel>) => void;
   retransmit: NodeJS.Timeout;
   deadline: NodeJS.Timeout;
+  /** Why the kernel would not send the last handshake datagram, if it would not: said when the dial gives up, rather than mere silence. */
+  sendError?: string;
 }
 
 /** A handshake whose PROOF was checked: its ACCEPT if it passed, null if refused. */
@@ -168,9 +170,9 @@ export class UdpEndpoint<T> {
     return this.o.pathRoom?.(ip) ?? 0;
   }
 
-  transmit(datagram: Buffer, ip: string, port: number): void {
+  transmit(datagram: Buffer, ip: string, port: number, failed?: (e: Error) => void): void {
     // A closed dgram socket throws on send; a late timer must not take the daemon down.
-    if (!this.closed) this.socket.send(datagram, port, ip);
+    if (!this.closed) this.socket.send(datagram, port, ip, failed && ((e: Error | null) => e && failed(e)));
   }
 
   forget(channel: UdpChannel): void {
@@ -193,22 +195,23 @@ export class UdpEndpoint<T> {
     const key = addressKey(ip, port);
     this.cancelOutbound(key);
     const every = Math.max(20, Math.min(1000, Math.floor(this.o.timeoutMs / 5)));
+    const failed = (e: Error) => (out.sendError = `cannot send to ${key}: ${e.message}`);
     const out: Outbound = {
       hs,
       current: hs.hello,
       done,
-      retransmit: setInterval(() => this.transmit(out.current, sendIp, port), every).unref(),
+      retransmit: setInterval(() => this.transmit(out.current, sendIp, port, failed), every).unref(),
       deadline: setTimeout(() => {
         this.cancelOutbound(key);
         done(
-          hs.answered
-            ? { ok: false, reason: 'refused', detail: 'peer did not accept our proof' }
-            : { ok: false, reason: 'timeout', detail: `no answer within ${this.o.timeoutMs} ms` },
+          hs.answered ? { ok: false, reason: 'refused', detail: 'peer did not accept our proof' }
+          : out.sendError ? { ok: false, reason: 'unreachable', detail: out.sendError }
+          : { ok: false, reason: 'timeout', detail: `no answer within ${this.o.timeoutMs} ms` },
         );
       }, this.o.timeoutMs).unref(),
     };
     this.outbound.set(key, out);
-    this.transmit(hs.hello, sendIp, port);
+    this.transmit(hs.hello, sendIp, port, failed);
     return () => {
       if (this.outbound.get(key) === out) this.cancelOutbound(key);
     };

@@ -552,6 +552,14 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       await up(a, 'b');
     });
 
+    test('a UDP dial the kernel will not send is said as such when it gives up, not as a silent peer', async () => {
+      const a = await daemon('a');
+      // Broadcast without SO_BROADCAST: the kernel refuses every datagram (EACCES).
+      a.add({ peer: 'b', proto: 'udp', mode: 'encrypt', dial: true, address: '255.255.255.255:9', key: randomBytes(32) });
+      const s = await until('the dial to fail', () => link(a, 'b')?.lastError && link(a, 'b'));
+      expect(s.lastError).toBe('unreachable: cannot send to 255.255.255.255:9: send EACCES 255.255.255.255:9');
+    });
+
     test('garbage datagrams are ignored and counted', async () => {
       const b = await daemon('b');
       const a = await daemon('a');
