@@ -142,7 +142,8 @@ export class LineSplitter {
       if (nl === -1) return;
       if (this.skipping) this.skipping = false;
       else {
-        let line = Buffer.concat(this.parts, this.size).toString('utf8');
+        // Byte for byte: the protocol is ASCII, and a stray byte is then quoted back as the \xNN it was, not as U+FFFD.
+        let line = Buffer.concat(this.parts, this.size).toString('latin1');
         if (line.endsWith('\r')) line = line.slice(0, -1);
         this.parts = [];
         this.size = 0;

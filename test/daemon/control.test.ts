@@ -236,6 +236,18 @@ describe('control sessions', () => {
     c.close();
   });
 
+  test('bytes that are not ASCII are quoted back as the bytes they were, \\xNN each, whether UTF-8 or not', async () => {
+    const s = net.connect(sock);
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const closed = new Promise((r) => s.on('close', r));
+    // An invalid UTF-8 pair, then a right-to-left override (U+202E), which could garble a terminal showing the reply.
+    s.end(Buffer.concat([Buffer.from('RULE ADD '), Buffer.from([0xff, 0xfe]), Buffer.from(' ANY IFACE vm0\nRULE ADD a'), Buffer.from('\u202e', 'utf8'), Buffer.from(' ANY IFACE vm0\n')]));
+    await closed;
+    const errors = out.split('\n').filter((l) => l.startsWith('ERR'));
+    expect(errors).toEqual([expect.stringContaining("'\\xff\\xfe'"), expect.stringContaining("'a\\xe2\\x80\\xae'")]);
+  });
+
   test('fuzz: random bytes get only well-formed replies, and the session still answers', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), async (chunks) => {
