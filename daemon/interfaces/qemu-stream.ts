@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { LogLimiter } from '../log-limiter.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
 import { LengthPrefixReader } from '../links/framing.js';
 import { handOverSocket } from '../links/handover.js';
@@ -74,6 +75,8 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   private attempts = 0;
   /** Set once a failed dial was logged, cleared when connected: one line per outage, not one per retry. */
   private outageLogged = false;
+  /** Anyone who can reach the socket can connect and hang up over and over: what each connection logs is limited. */
+  private readonly notes = new LogLimiter((l) => this.emit('note', l), (n) => `${n} more connection note(s) suppressed`);
 
   constructor(
     readonly name: string,
@@ -137,12 +140,13 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   }
 
   private accept(s: net.Socket): void {
+    const from = s.remoteAddress ? `from ${formatHostPort({ host: s.remoteAddress, port: s.remotePort! })}` : `on ${this.where}`;
     if (this.vm) {
       this.counters.errors++;
+      this.notes.line(`refused a second connection ${from}: a VM is attached already (one QEMU NIC per interface)`);
       s.destroy();
       return;
     }
-    const from = s.remoteAddress ? `from ${formatHostPort({ host: s.remoteAddress, port: s.remotePort! })}` : `on ${this.where}`;
     this.attach(s, `QEMU connected ${from}`);
   }
 
@@ -187,7 +191,7 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     this.vm = s;
     const since = performance.now();
     s.setNoDelay?.(true);
-    this.emit('note', hello);
+    this.notes.line(hello);
     let why = 'QEMU closed the connection';
     const reader = new LengthPrefixReader(MAX_FRAME);
     const garbage = (what: string) => {
@@ -236,8 +240,8 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
         this.offerTo?.(null);
       }
       if (this.closing) return;
-      if (!this.dial) return void this.emit('note', `${why}; waiting for QEMU to connect again`);
-      this.emit('note', `${why}; reconnecting to ${this.where}`);
+      if (!this.dial) return void this.notes.line(`${why}; waiting for QEMU to connect again`);
+      this.notes.line(`${why}; reconnecting to ${this.where}`);
       if (performance.now() - since >= HELD_MS) this.attempts = 0;
       // The first retry after a loss is a logged outage already: do not log its failure again.
       this.outageLogged = true;

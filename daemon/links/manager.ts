@@ -4,6 +4,7 @@ import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { isMachineName } from '../../src/model/names.js';
+import { LogLimiter } from '../log-limiter.js';
 import { addressKey } from './address.js';
 import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
@@ -35,9 +36,6 @@ export type { LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats }
 const MAX_PENDING_TCP = 128;
 /** Socket buffers asked of the kernel (it caps them at net.core.[rw]mem_max): bursts of datagrams otherwise overflow the default. */
 export const UDP_BUFFER_BYTES = 4 << 20;
-/** Refusals are logged at most this often per window, then summarised: a flood must not become a log flood. */
-const LOG_BURST = 20;
-const LOG_WINDOW_MS = 10_000;
 
 const REFUSAL_COUNTER: Record<Refusal, keyof ListenerStats> = {
   malformed: 'malformed',
@@ -93,7 +91,8 @@ export class LinkManager extends EventEmitter {
   private udp: UdpEndpoint<Link> | null = null;
   private boundPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
-  private logWindow = { start: 0, lines: 0, suppressed: 0 };
+  /** A flood of refusals must not become a flood of log lines. */
+  private readonly refusalLog = new LogLimiter((l) => this.logLine(l), (n) => `links: ${n} more refusal line(s) suppressed`);
 
   constructor(opts: LinkManagerOptions) {
     super();
@@ -168,7 +167,7 @@ export class LinkManager extends EventEmitter {
       break;
     }
     const socket = this.socket!;
-    socket.on('error', (e) => this.refusalLog(`links: udp error: ${e.message}`));
+    socket.on('error', (e) => this.refusalLog.line(`links: udp error: ${e.message}`));
     this.udp = new UdpEndpoint<Link>(socket, {
       policy: this.policy,
       timeoutMs: this.handshakeMs,
@@ -354,7 +353,7 @@ export class LinkManager extends EventEmitter {
     this.counters[REFUSAL_COUNTER[reason]]++;
     if (reason === 'auth' && link && this.links.get(link.spec.peer) === link) link.authFailures++;
     const who = hello ? `'${hello.from}' (${hello.proto}, ${hello.mode}) from ${remote}` : remote;
-    this.refusalLog(`links: refused ${who}: ${describe(reason)}`);
+    this.refusalLog.line(`links: refused ${who}: ${describe(reason)}`);
   }
 
   private onConnection(socket: Socket): void {
@@ -379,16 +378,6 @@ export class LinkManager extends EventEmitter {
     this.pendingTcp.set(socket, handle);
   }
 
-  private refusalLog(line: string): void {
-    const now = Date.now();
-    const w = this.logWindow;
-    if (now - w.start >= LOG_WINDOW_MS) {
-      if (w.suppressed > 0) this.logLine(`links: ${w.suppressed} more refusal line(s) suppressed`);
-      this.logWindow = { start: now, lines: 0, suppressed: 0 };
-    }
-    if (this.logWindow.lines++ < LOG_BURST) this.logLine(line);
-    else this.logWindow.suppressed++;
-  }
 }
 
 function describe(reason: Refusal): string {

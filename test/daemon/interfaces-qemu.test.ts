@@ -93,18 +93,35 @@ describe.each([
     again.destroy();
   });
 
-  test('one VM at a time: a second connection is refused and counted, the first goes on', async () => {
+  test('one VM at a time: a second connection is refused, counted and said, the first goes on', async () => {
+    const notes: string[] = [];
+    iface.on('note', (l: string) => notes.push(l));
     const first = await connect(target());
     const fromFirst = collect(first);
     await until('the VM attached', () => iface.connected);
     const second = await connect(target());
     await closed(second);
     expect(iface.counters.errors).toBe(1);
+    expect(notes.filter((l) => l.startsWith('refused a second connection'))).toEqual([expect.stringMatching(/a VM is attached already/)]);
     first.write(prefixed(frame(64, 5)));
     await until('the first VM still heard', () => received.length === 1);
     iface.send(frame(64, 6));
     await until('the first VM still served', () => fromFirst.length === 1);
     first.destroy();
+  });
+
+  test('a peer that connects and hangs up over and over is held to 20 log lines each 10 s, not two a connection', async () => {
+    const notes: string[] = [];
+    iface.on('note', (l: string) => notes.push(l));
+    for (let i = 0; i < 30; i++) {
+      const vm = await connect(target());
+      await until('the VM attached', () => iface.connected);
+      vm.destroy();
+      await until('the VM detached', () => !iface.connected);
+    }
+    // 60 unlimited; at most 20, a summary and 20 more should a slow machine cross into a second window.
+    expect(notes.length).toBeGreaterThanOrEqual(20);
+    expect(notes.length).toBeLessThanOrEqual(41);
   });
 
   test('with no VM attached, frames towards it are refused, not queued', () => {
