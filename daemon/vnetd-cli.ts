@@ -100,7 +100,8 @@ async function main(argv: string[]): Promise<void> {
   const portText = values.port ?? fail('say which port to use: --port PORT (as in the HOST line)');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fail(`--port must be 1..65535, not '${portText}'`);
-  const stateDir = values['state-dir'] ?? fail('say where to keep state: --state-dir DIR');
+  const stateDir = values['state-dir'] || fail('say where to keep state: --state-dir DIR');
+  if (net.isIP(values.listen) === 0) fail(`--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not '${values.listen}'`);
   const interfaces: Interface[] = [];
   for (const spec of values.iface) {
     try {
@@ -133,7 +134,7 @@ async function main(argv: string[]): Promise<void> {
   for (const c of captures) {
     let writer: PcapWriter;
     try {
-      writer = new PcapWriter(c.file);
+      writer = new PcapWriter(c.file, log);
     } catch (e) {
       fail(`--capture: cannot write ${c.file}: ${(e as Error).message}`);
     }
@@ -157,7 +158,10 @@ async function main(argv: string[]): Promise<void> {
     await daemon.start();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? `address in use (${(e as Error).message}); is another daemon on this port?` : (e as Error).message;
+    const why =
+      code === 'EADDRINUSE' ? `the overlay port ${port} on ${values.listen} is in use (another vnetd or program has it; each daemon on a machine needs its own --port)`
+      : code === 'EADDRNOTAVAIL' ? `--listen ${values.listen} is not an address of this machine`
+      : (e as Error).message;
     fail(e instanceof StateError ? why : `cannot start: ${why}`, 1);
   }
   let stopping = false;

@@ -111,6 +111,8 @@ export class Vnetd implements ControlTarget {
   /** Restores saved state, opens interfaces and links, then starts taking commands. */
   async start(): Promise<void> {
     const { opts } = this;
+    const existing = await stat(opts.stateDir).catch(() => undefined);
+    if (existing && !existing.isDirectory()) throw new StateError(`the state directory ${opts.stateDir} is not a directory; name another (--state-dir)`);
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
     const sock = controlSocketPath(opts.stateDir);
     // A socket file left by a daemon that was killed is stale and goes; one that answers belongs to a live daemon.

@@ -50,10 +50,16 @@ export class PcapWriter {
    * that cannot be written is refused at start-up. Owner-only: a capture
    * holds whatever the VMs said.
    */
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    /** Told once when the file can no longer be written (a full disk): the capture ends there, the daemon goes on. */
+    failed: (message: string) => void = () => {},
+  ) {
     const fd = fs.openSync(file, 'w', 0o600);
     this.out = fs.createWriteStream('', { fd });
-    this.out.on('error', () => this.counters.errors++);
+    this.out.on('error', (e) => {
+      if (this.counters.errors++ === 0) failed(`capture ${file}: ${e.message}; no more frames are written to it`);
+    });
     this.out.write(fileHeader());
   }
 

@@ -18,3 +18,9 @@ export interface Interface extends EventEmitter {
   /** Whether the VM is connected, for kinds that have a connection (QEMU's stream netdev); undefined for the others. */
   readonly connected?: boolean;
 }
+
+/** Why an interface could not open, said with which one (`where`), and in words for the commonest cause. */
+export function openError(where: string, e: unknown): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new Error(`${where}: ${code === 'EADDRINUSE' ? 'the address is in use (another daemon or VM on this port?)' : (e as Error).message}`);
+}

@@ -9,7 +9,7 @@ import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
 import { LengthPrefixReader } from '../links/framing.js';
 import { handOverSocket } from '../links/handover.js';
 import type { BackoffOptions, TcpFastPath, TcpTakeover } from '../links/types.js';
-import type { Interface } from './interface.js';
+import { openError, type Interface } from './interface.js';
 import { parseParams } from './params.js';
 
 /**
@@ -113,8 +113,9 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     if ('unix' in this.at) await removeStaleSocket(this.at.unix);
     const server = net.createServer((s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const done = () => (server.off('error', reject), resolve());
+      const failed = (e: Error) => reject(openError(`interface ${this.name} (qemu-stream listen=${this.where})`, e));
+      server.once('error', failed);
+      const done = () => (server.off('error', failed), resolve());
       if ('unix' in this.at) server.listen(this.at.unix, done);
       else server.listen(this.at.tcp.port, this.at.tcp.host, done);
     });

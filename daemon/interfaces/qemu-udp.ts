@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { openError } from './interface.js';
 import { NativeInterface } from './native-interface.js';
 import { parseParams } from './params.js';
 import { pcapBinding } from './pcap.js';
@@ -45,8 +46,9 @@ export class QemuUdpInterface extends NativeInterface {
     const kv = parseParams('qemu-udp', params, ['listen', 'peer']);
     const endpoint = (key: string): HostPort => {
       const v = kv.get(key);
-      const hp = v === undefined ? null : parseHostPort(v);
-      if (!hp) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
+      if (v === undefined) throw new Error(`qemu-udp needs ${key}=HOST:PORT`);
+      const hp = parseHostPort(v);
+      if (!hp) throw new Error(`qemu-udp: ${key} '${v}' is not HOST:PORT with a port 1-65535 (for example ${key}=127.0.0.1:7001, or [::1]:7001)`);
       return hp;
     };
     return new QemuUdpInterface(name, `qemu-udp:${params}`, endpoint('listen'), endpoint('peer'), opts.native ?? true);
@@ -69,8 +71,7 @@ export class QemuUdpInterface extends NativeInterface {
       if (typeof lib === 'string') await this.openNode(family, host, peer);
       else this.adopt(lib, (onFrames) => lib.openDatagram(host, this.local.port, peer, this.remote.port, BUFFER_BYTES, onFrames));
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new Error(`${where}: ${code === 'EADDRINUSE' ? 'the address is in use (another daemon or VM on this port?)' : (e as Error).message}`);
+      throw openError(where, e);
     }
   }
 

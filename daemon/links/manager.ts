@@ -139,13 +139,14 @@ export class LinkManager extends EventEmitter {
     // number; on the rare clash, pick again.
     for (let attempt = 0; ; attempt++) {
       const server = createServer((s) => this.onConnection(s));
-      server.on('error', (e) => this.logLine(`links: listener error: ${e.message}`));
       try {
         await listen(server, this.host, this.wantedPort);
       } catch (e) {
         this.state = 'closed';
         throw e;
       }
+      // Only once listening: a failure to listen is the caller's to say, once.
+      server.on('error', (e) => this.logLine(`links: listener error: ${e.message}`));
       const port = (server.address() as { port: number }).port;
       let socket: DatagramSocket;
       try {

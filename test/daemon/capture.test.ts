@@ -104,6 +104,18 @@ describe('pcap files', () => {
   });
 });
 
+test('a capture file that can no longer be written (a full disk) is said once, and the frames after it are not written', async () => {
+  const said: string[] = [];
+  const w = new PcapWriter('/dev/full', (m) => said.push(m));
+  for (let i = 0; i < 3; i++) {
+    w.write(frame('ffffffffffff', '020000000001', i));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await w.close();
+  expect(said).toEqual(['capture /dev/full: ENOSPC: no space left on device, write; no more frames are written to it']);
+  expect(w.counters.dropped).toBeGreaterThan(0);
+});
+
 describe('vnetd --capture', () => {
   const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
   const vnetd = (args: string[]) => spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', path.join(dir, 'h1'), ...args], { encoding: 'utf8' });

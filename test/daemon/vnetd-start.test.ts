@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../support/sshd.js';
+import { ROOT } from '../support/vnetc.js';
+
+/**
+ * vnetd refusing to start: each mistake a person makes on its command line
+ * or a machine makes for it (a port taken, a file where the state directory
+ * should be) is said in one line that names what to change, with no stack
+ * trace, and the exit status says which kind it was (2: the command line;
+ * 1: the machine).
+ */
+
+const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
+let dir: string;
+let taken: net.Server;
+let busy: number;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-start-'));
+  fs.writeFileSync(path.join(dir, 'a-file'), '');
+  taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  busy = (taken.address() as net.AddressInfo).port;
+});
+afterAll(async () => {
+  await new Promise((r) => taken.close(r));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const vnetd = (args: string[]) => spawnSync(process.execPath, [VNETD, '--machine', 'h1', ...args], { encoding: 'utf8', timeout: 20_000 });
+
+test.each([
+  [['--port', '1', '--state-dir', ''], 2, 'say where to keep state: --state-dir DIR'],
+  [['--port', '1', '--state-dir', 'x', '--listen', '999.1.1.1'], 2, "--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not '999.1.1.1'"],
+  [['--port', '1', '--state-dir', 'x', '--listen', ''], 2, "--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not ''"],
+  [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:listen=abc,peer=127.0.0.1:1'], 2, "--iface: qemu-udp: listen 'abc' is not HOST:PORT with a port 1-65535"],
+  [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:listen=127.0.0.1:99999,peer=127.0.0.1:1'], 2, "qemu-udp: listen '127.0.0.1:99999' is not HOST:PORT"],
+  [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:peer=127.0.0.1:1'], 2, 'qemu-udp needs listen=HOST:PORT'],
+])('%j: exit %d, %s', (args, status, message) => {
+  const r = vnetd(args);
+  expect(r.stderr).toContain(message);
+  expect(r.status).toBe(status);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+});
+
+test('what the machine refuses is said as what to change: a file for a state directory, a port taken, an address not here', async () => {
+  const free = await freePort();
+  const cases: [string[], string][] = [
+    [['--port', String(free), '--listen', '127.0.0.1', '--state-dir', path.join(dir, 'a-file')], `the state directory ${path.join(dir, 'a-file')} is not a directory; name another (--state-dir)`],
+    [['--port', String(busy), '--listen', '127.0.0.1', '--state-dir', path.join(dir, 'p')], `cannot start: the overlay port ${busy} on 127.0.0.1 is in use (another vnetd or program has it; each daemon on a machine needs its own --port)`],
+    [['--port', String(free), '--listen', '127.0.0.1', '--state-dir', path.join(dir, 's'), '--iface', `vm0=qemu-stream:listen=127.0.0.1:${busy}`],
+      `cannot start: interface vm0 (qemu-stream listen=127.0.0.1:${busy}): the address is in use (another daemon or VM on this port?)`],
+    // TEST-NET-1 (RFC 5737): never an address of a test machine.
+    [['--port', String(free), '--listen', '192.0.2.1', '--state-dir', path.join(dir, 'l')], 'cannot start: --listen 192.0.2.1 is not an address of this machine'],
+  ];
+  for (const [args, message] of cases) {
+    const r = vnetd(args);
+    expect(r.stderr).toBe(`vnetd: error: ${message}\n`);
+    expect(r.status).toBe(1);
+  }
+});
