@@ -224,7 +224,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('threshold', { type: 'number', describe: 'Detection threshold: fraction of the most intense pair an edge must reach' })
           .check((a) => {
             if ([a.json, a.dot, a.watch].filter(Boolean).length > 1) throw new Error('choose one of --json, --dot and --watch');
-            if (a.window !== undefined && a.window !== 'auto' && !/^[0-9]*\.?[0-9]+$/.test(a.window)) throw new Error(`--window must be seconds or 'auto', not '${a.window}'`);
+            if (typeof a.window === 'string' && a.window !== 'auto' && !/^[0-9]*\.?[0-9]+$/.test(a.window)) throw new Error(`--window must be seconds or 'auto', not '${a.window}'`);
             return true;
           }),
       (a) => {
@@ -419,6 +419,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
           });
       },
     )
+    // yargs passes its parser options here, not the alias map its typings name.
+    .check((a, o) => {
+      const message = repeatedFlag(a, o as unknown as ParserOptions);
+      if (message) throw new Error(message);
+      return true;
+    })
     .demandCommand(1, 'Say which command to run.')
     .recommendCommands()
     .strict()
@@ -446,6 +452,25 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (e instanceof UsageError) return usageError(io, e.message, usageExit);
     throw e;
   }
+}
+
+/**
+ * A flag that takes one value, given more than once: yargs collects the values
+ * into an array, which each command would then read as 'a,b' or trip on. Which
+ * one the person meant is theirs to say, so it is a usage error.
+ */
+type ParserOptions = { alias: Record<string, string[]>; array: string[]; key: Record<string, unknown> };
+
+function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | undefined {
+  const aliases = new Set(Object.values(o.alias).flat());
+  for (const key of Object.keys(o.key)) {
+    const value = a[key];
+    if (aliases.has(key) || o.array.includes(key) || !Array.isArray(value)) continue;
+    const short = (o.alias[key] ?? []).find((n) => n.length === 1);
+    const name = (key.length === 1 ? '-' : '--') + key + (short ? ` (-${short})` : '');
+    return `${name} is given ${value.length} times (${value.map((v) => `'${String(v)}'`).join(', ')}); give it once`;
+  }
+  return undefined;
 }
 
 function usageError(io: Io, message: string, code: number): number {

@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expectNoCrash, runVnetc, SAMPLES, type Run } from './support/vnetc.js';
+
+/**
+ * How vnetc reads its command line, whatever the command: flags given twice,
+ * values that are not what a flag takes, and the usage errors that say so.
+ * Each test works in a fresh temporary directory with copies of samples.
+ */
+
+let tmp = '';
+
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-flags-'));
+  for (const f of ['star4.vnet', 'star8.vnet', 'ring3.vgen']) fs.copyFileSync(path.join(SAMPLES, f), path.join(tmp, f));
+});
+
+afterEach(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const vnetc = (...args: string[]): Run => runVnetc(args, { cwd: tmp });
+
+/** A usage error: one message naming what was wrong, the given exit code, nothing on stdout. */
+function expectUsage(r: Run, status: number, message: string): void {
+  expectNoCrash(r);
+  expect(r.stderr).toContain(`vnetc: error: ${message}`);
+  expect(r.stdout).toBe('');
+  expect(r.status).toBe(status);
+}
+
+describe('a flag that takes one value, given twice', () => {
+  test('is a usage error naming the flag and both values (plan exits 1, other commands 2)', () => {
+    expectUsage(vnetc('plan', 'star8.vnet', '--state', 'star4.vnet', '--proxy', 'proxy', '--proxy', 'host1'), 1, "--proxy is given 2 times ('proxy', 'host1'); give it once");
+    expectUsage(vnetc('plan', 'star8.vnet', '-F', 'a', '--ssh-config', 'b'), 1, "--ssh-config (-F) is given 2 times ('a', 'b'); give it once");
+    expectUsage(vnetc('plan', 'star8.vnet', '--state', 'star4.vnet', '--state', 'star4.vnet'), 1, '--state is given 2 times');
+    expectUsage(vnetc('plan', 'star8.vnet', '--state', 'star4.vnet', '--out', 'a', '-o', 'b'), 1, '--out (-o) is given 2 times');
+    expectUsage(vnetc('patterns', '-t', 'ring', '-t', 'bus', '-n', '2'), 2, "--topology (-t) is given 2 times ('ring', 'bus')");
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '2', '--vms', '3'), 2, '--vms (-n) is given 2 times');
+    expectUsage(vnetc('infer', '--window', '1', '--window', '2'), 2, "--window is given 2 times ('1', '2')");
+    expectUsage(vnetc('gen', 'ring3.vgen', '-o', 'a.vnet', '-o', 'b.vnet'), 2, '--out (-o) is given 2 times');
+    expect(fs.existsSync(path.join(tmp, 'a.vnet'))).toBe(false);
+  });
+
+  test('flags meant to repeat still collect: --iface, and files', () => {
+    const iface = vnetc('apply', 'missing.vnet', '--iface', 'host1=qemu-udp:listen=127.0.0.1:7001', '--iface', 'host2=qemu-udp:listen=127.0.0.1:7002');
+    expect(iface.stderr).not.toContain('given 2 times');
+    expect(iface.stderr).toContain("cannot read 'missing.vnet'");
+    const files = vnetc('validate', 'star4.vnet', 'star8.vnet');
+    expect(files.stdout).toBe('2 files valid.\n');
+    expect(files.status).toBe(0);
+  });
+
+  test('a switch given twice is simply on', () => {
+    const r = vnetc('plan', 'star8.vnet', '--state', 'star4.vnet', '--json', '--json');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ format_version: expect.any(String) });
+  });
+});
