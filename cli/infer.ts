@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Fetched, Reached } from '../src/remote/fetch.js';
 import { applySettingWords, formatSettings, settingsFromLines, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
@@ -10,7 +9,7 @@ import type { Inference, Topology } from '../src/vttif/types.js';
 import { parseFields } from '../src/wire/control.js';
 import { parseInference } from '../src/wire/vttif.js';
 import { painterFor } from './color.js';
-import { UsageError, type Io } from './io.js';
+import { checkOutput, describeIoError, UsageError, writeFileAtomic, type Io } from './io.js';
 import type { ReachArgs } from './live.js';
 import { fetchTargets } from './show.js';
 
@@ -114,6 +113,7 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
 export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Promise<number> {
   if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
   if (args.maxChanges !== undefined && !(Number.isInteger(args.maxChanges) && args.maxChanges > 0)) throw new UsageError(`--max-changes must be a whole number above 0, not ${args.maxChanges}`);
+  if (args.svg !== undefined) await checkOutput(io.cwd, args.svg, '--svg');
   const session = await connectCollector(io, args.file, args, args);
   if (!session) return 1;
   try {
@@ -124,7 +124,11 @@ export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Prom
     }
     const inf = await session.read();
     if (args.svg !== undefined) {
-      await writeFile(resolve(io.cwd, args.svg), renderSvg(inf));
+      try {
+        await writeFileAtomic(resolve(io.cwd, args.svg), renderSvg(inf));
+      } catch (e) {
+        throw new UsageError(`cannot write --svg '${args.svg}': ${describeIoError(e)}`);
+      }
       io.stderr.write(`wrote ${args.svg}\n`);
     }
     const text = args.format === 'json' ? JSON.stringify(inf, null, 2) : args.format === 'dot' ? renderDot(inf) : renderTable(inf, paint);

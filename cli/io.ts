@@ -1,5 +1,6 @@
-import { chmod, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { constants } from 'node:fs';
+import { access, chmod, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { diagnostic } from '../src/diag/diagnostic.js';
 import { Msg } from '../src/diag/messages.js';
@@ -117,19 +118,70 @@ export async function readTextFile(cwd: string, path: string, what: string): Pro
   }
 }
 
-function describeIoError(e: unknown): string {
+/**
+ * What went wrong with a file, in words: Node's own messages name the system
+ * call and every path involved, including vnetc's temporary files.
+ */
+export function describeIoError(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
   switch (code) {
     case 'ENOENT':
       return 'no such file';
     case 'EACCES':
-    case 'EPERM':
       return 'permission denied';
+    case 'EPERM':
+      return 'not permitted';
     case 'EISDIR':
       return 'it is a directory';
-    default:
-      return (e as Error)?.message ?? String(e);
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'ELOOP':
+      return 'too many symbolic links (a link that leads back to itself?)';
+    case 'ENAMETOOLONG':
+      return 'the name is too long';
+    case 'EROFS':
+      return 'the file system is read-only';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EDQUOT':
+      return 'the disk quota is used up';
+    case 'EBUSY':
+    case 'ETXTBSY':
+      return 'the file is busy';
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'too many files are open';
+    case 'EIO':
+      return 'an input/output error (the device or disk failed)';
+    case 'ENXIO':
+    case 'ENODEV':
+      return 'no such device';
+    default: {
+      // Node says 'CODE: what, syscall 'path'': the part before the comma is the problem.
+      const message = (e as Error)?.message ?? String(e);
+      return code ? message.split(', ')[0]! : message;
+    }
   }
+}
+
+/**
+ * Refuses an output path (`flag` names where it came from, e.g. --svg) that
+ * cannot be written, before the command does anything that a failed write at
+ * the end would waste or leave half done (infer turns VTTIF on at the
+ * daemons; plan fetches live state).
+ */
+export async function checkOutput(cwd: string, path: string, flag: string): Promise<void> {
+  const refuse = (why: string): never => {
+    throw new UsageError(`cannot write ${flag} '${path}': ${why}`);
+  };
+  const abs = resolve(cwd, path);
+  // Through a symlink, the file it names is the one written (writeFileAtomic), so its directory is the one that counts.
+  const target = await realpath(abs).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : refuse(describeIoError(e))));
+  if (target !== undefined && (await stat(target)).isDirectory()) refuse('it is a directory; name a file in it');
+  const dir = dirname(target ?? abs);
+  await access(dir, constants.W_OK).catch((e: NodeJS.ErrnoException) =>
+    refuse(e.code === 'ENOENT' ? `there is no directory '${dirname(path)}'; create it, or name a file elsewhere` : `${describeIoError(e)} (in '${dir}')`),
+  );
 }
 
 /**
