@@ -74,7 +74,7 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
       throw new UsageError('apply needs a yes to go ahead, and there is no terminal to ask on: pass --auto-approve, or apply a plan saved with plan --out');
     }
     const answer = await io.ask('\nDo you want to make these changes? Only \'yes\' goes ahead: ');
-    if (answer.trim() !== 'yes') {
+    if (answer?.trim() !== 'yes') {
       io.stderr.write('Apply cancelled; nothing was changed.\n');
       return 1;
     }

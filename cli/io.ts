@@ -19,8 +19,12 @@ export interface Io {
   readStdin(): Promise<Buffer>;
   cwd: string;
   env: Record<string, string | undefined>;
-  /** Asks a person a question on the terminal; absent when there is no terminal to ask on. */
-  ask?: (question: string) => Promise<string>;
+  /**
+   * Asks a person a question on the terminal; absent when there is no
+   * terminal to ask on. Undefined when they gave no answer: ended the input
+   * (Ctrl-D) or interrupted (Ctrl-C).
+   */
+  ask?: (question: string) => Promise<string | undefined>;
 }
 
 /** A mistake in how vnetc was called: reported in one line, exit code 2. */

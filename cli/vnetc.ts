@@ -16,8 +16,16 @@ const io: Io = {
     ? {
         ask: async (question: string) => {
           const rl = (await import('node:readline/promises')).createInterface({ input: process.stdin, output: process.stderr });
+          // Ctrl-C and Ctrl-D at a prompt mean no; readline would reject the question with an AbortError.
+          const answered = new AbortController();
+          rl.on('SIGINT', () => answered.abort());
+          rl.on('close', () => answered.abort());
           try {
-            return await rl.question(question);
+            return await rl.question(question, { signal: answered.signal });
+          } catch (e) {
+            if ((e as Error).name !== 'AbortError') throw e;
+            process.stderr.write('\n');
+            return undefined;
           } finally {
             rl.close();
           }
