@@ -1,6 +1,6 @@
 import { countErrors, diagnostic, type Diagnostic, type Span } from '../src/diag/diagnostic.js';
 import { Msg, Verbatim } from '../src/diag/messages.js';
-import type { SourceFile } from '../src/diag/source.js';
+import { SourceFile } from '../src/diag/source.js';
 import { compileSource, parseSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { liveFromState, type Live } from '../src/model/live.js';
@@ -9,11 +9,12 @@ import { join, resolve } from 'node:path';
 import type { Host, State } from '../src/model/state.js';
 import { fingerprint } from '../src/plan/fingerprint.js';
 import { fetchLive, type Fetched } from '../src/remote/fetch.js';
-import { LocalTransport, vnetcHome } from '../src/remote/local.js';
+import { LocalTransport, vnetcHome, type LocalLaunch } from '../src/remote/local.js';
 import { Router } from '../src/remote/router.js';
 import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
+import { InputError } from '../src/util/input-error.js';
 import { load, UsageError, type Io } from './io.js';
 
 /**
@@ -173,11 +174,22 @@ export async function targets(io: Io, path: string | undefined, args: ReachArgs,
   const { local } = transportFor(io, args);
   const hosts: Host[] = [];
   for (const m of await local.machines()) {
-    const l = await local.launched(m);
+    let l: LocalLaunch | undefined;
+    try {
+      l = await local.launched(m);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      // One damaged record must not hide the other daemons.
+      const file = join(local.dirOf(m), 'launch.json');
+      const reason = e.message.startsWith(file) ? e.message.slice(file.length).replace(/^:\s*/, '') : e.message;
+      diags.push(diagnostic(Msg.DamagedLaunch, new SourceFile(file, ''), undefined, [m, new Verbatim(reason)], { hint: local.damagedHint(m) }));
+      continue;
+    }
     if (!l) continue;
     const iface = l.ifaces[0]?.split('=')[0] ?? 'none';
     hosts.push({ machine: l.machine, user: userInfo().username, port: l.port, iface });
   }
+  if (!hosts.length && diags.length) return undefined;
   if (!hosts.length) throw new UsageError(`no local daemons under ${local.root}; name a .vnet file to look at its daemons`);
   return { file: undefined, hosts };
 }

@@ -197,6 +197,7 @@ export const Msg = {
 
   // ── reaching daemons (APPLY.md) ──────────────────────────────────────
   Unreachable: def('VN5001', 'error', 'cannot reach {0}: {1}', 'check that the machine is up and reachable over SSH, then run the command again'),
+  DamagedLaunch: def('VN5002', 'warning', 'the record of the local daemon {0} is damaged, so it is left out: {1}', 'remove its directory if its daemon no longer runs'),
 } as const satisfies Record<string, MessageDef>;
 
 export type MessageKey = keyof typeof Msg;

@@ -4,6 +4,8 @@ import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Host } from '../model/state.js';
+import { InputError, parseJsonFile } from '../util/input-error.js';
+import { JsonReader } from '../util/json-reader.js';
 import { packageRoot } from '../util/package-root.js';
 import { isAlive } from '../util/process-alive.js';
 import { parseFields } from '../wire/control.js';
@@ -45,6 +47,25 @@ export interface LocalLaunch {
   pid: number;
 }
 
+/** A launch.json, field by field, as start() writes it for `machine`. */
+function readLaunch(file: string, text: string, machine: string): LocalLaunch {
+  const expected = 'the JSON object vnetc writes when it starts a daemon (machine, address, port, ifaces, pid)';
+  const root = parseJsonFile(file, text, expected);
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new InputError(`${file}: not a launch record; expected ${expected}`);
+  const o = root as Record<string, unknown>;
+  const r = new JsonReader(file);
+  const named = r.string(o.machine, 'machine');
+  if (named !== machine) r.fail('machine', `'${machine}' (the name of its directory)`, named);
+  const address = r.string(o.address, 'address');
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) r.fail('address', 'a loopback address (127.x.y.z)', address);
+  const port = r.number(o.port, 'port', 1, 65535);
+  const ifaces = r.array(o.ifaces, 'ifaces').map((v, i) => r.string(v, `ifaces[${i}]`));
+  const pid = r.number(o.pid, 'pid', 1);
+  if (!Number.isInteger(port)) r.fail('port', 'a whole number', port);
+  if (!Number.isInteger(pid)) r.fail('pid', 'a whole number', pid);
+  return { machine: named, address, port, ifaces, pid };
+}
+
 /** The built daemon of this package. */
 const vnetdScript = (): string => path.join(packageRoot(), 'dist', 'daemon', 'vnetd.js');
 
@@ -61,12 +82,25 @@ export class LocalTransport implements Transport {
     return path.join(this.root, machine);
   }
 
+  /**
+   * What the machine's daemon was started with; undefined when it never was.
+   * A record start() did not write as it stands (edited, truncated, another
+   * version's) is an InputError that names the file and the field.
+   */
   async launched(machine: string): Promise<LocalLaunch | undefined> {
+    const file = path.join(this.dirOf(machine), 'launch.json');
+    let text: string;
     try {
-      return JSON.parse(await readFile(path.join(this.dirOf(machine), 'launch.json'), 'utf8')) as LocalLaunch;
+      text = await readFile(file, 'utf8');
     } catch {
       return undefined;
     }
+    return readLaunch(file, text, machine);
+  }
+
+  /** What to do about a damaged launch.json: the daemon, if any, is out of vnetc's reach. */
+  damagedHint(machine: string): string {
+    return `if no daemon of ${machine} runs any more, remove ${this.dirOf(machine)}; otherwise stop it (its process is vnetd --machine ${machine}) and then remove it`;
   }
 
   /** Machines that have a local state directory. */
@@ -82,11 +116,18 @@ export class LocalTransport implements Transport {
   async addressOf(machine: string): Promise<string> {
     if (/^127\./.test(machine)) return machine;
     if (machine === 'localhost') return '127.0.0.1';
-    const mine = await this.launched(machine);
+    let mine: LocalLaunch | undefined;
+    try {
+      mine = await this.launched(machine);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      throw new ReachError(machine, e.message, this.damagedHint(machine));
+    }
     if (mine) return mine.address;
     const taken = new Set<string>();
     for (const m of await this.machines()) {
-      const l = m === machine ? undefined : await this.launched(m);
+      // Another machine's damaged record claims no address anyone can trust; show reports it.
+      const l = m === machine ? undefined : await this.launched(m).catch(() => undefined);
       if (l) taken.add(l.address);
     }
     const h = createHash('sha256').update(machine).digest();

@@ -1,0 +1,83 @@
+import { jest } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expectNoCrash, runVnetcAsync, type Run } from './support/vnetc.js';
+
+/**
+ * show, down and their kin with the local daemons in awkward states: a
+ * damaged record beside a running daemon, a daemon already stopped, a daemon
+ * that does not answer. Real vnetd processes on loopback addresses, in a
+ * scratch VNETC_HOME; every one started is stopped at the end.
+ */
+
+jest.setTimeout(60_000);
+
+let dir = '';
+let home = '';
+const port = 20000 + Math.floor(Math.random() * 20000);
+const run = (...args: string[]): Promise<Run> => runVnetcAsync(args, { cwd: dir, env: { VNETC_HOME: home } });
+const write = (name: string, text: string): void => {
+  fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+  fs.writeFileSync(path.join(dir, name), text);
+};
+const spec = (...machines: string[]): string => ['BEGIN', ...machines.map((m) => `  HOST vnet AT ${m} ${port} vm0`), 'END', ''].join('\n');
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-daemons-'));
+  home = path.join(dir, 'home');
+});
+
+afterEach(() => {
+  // Whatever a test left running goes.
+  for (const m of fs.existsSync(path.join(home, 'local')) ? fs.readdirSync(path.join(home, 'local')) : []) {
+    try {
+      const { pid } = JSON.parse(fs.readFileSync(path.join(home, 'local', m, 'launch.json'), 'utf8')) as { pid: number };
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // not running, or no record
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a damaged launch.json under VNETC_HOME', () => {
+  test('show names it, says what to do, and shows the daemons that are fine', async () => {
+    write('solo.vnet', spec('solo'));
+    expect((await run('up', '--local', 'solo.vnet')).status).toBe(0);
+    const damaged: [string, string, string][] = [
+      ['a', '{}', 'machine: expected a string, got nothing'],
+      ['b', '"x"', 'not a launch record; expected the JSON object vnetc writes'],
+      ['c', '{"machine":"bogus"}', `machine: expected 'c' (the name of its directory), got "bogus"`],
+    ];
+    for (const [m, text] of damaged) write(`home/local/${m}/launch.json`, text);
+    const r = await run('show');
+    expectNoCrash(r);
+    for (const [m, , why] of damaged) {
+      const file = path.join(home, 'local', m, 'launch.json');
+      expect(r.stderr).toContain(`${file}: warning[VN5002]: the record of the local daemon ${m} is damaged, so it is left out: ${why}`);
+      expect(r.stderr).toContain(`hint: if no daemon of ${m} runs any more, remove ${path.join(home, 'local', m)}`);
+    }
+    expect(r.stdout).toMatch(/^solo {2}local 127\.[\d.]+, port \d+/);
+    expect(r.stdout).not.toContain('undefined');
+    expect(r.status).toBe(0);
+
+    // Named in a file, the machine is unreachable, with the same advice.
+    write('c.vnet', spec('c'));
+    const named = await run('show', '--local', 'c.vnet');
+    expectNoCrash(named);
+    expect(named.stderr).toContain(`error[VN5001]: cannot reach c: ${path.join(home, 'local', 'c', 'launch.json')}: machine: expected 'c'`);
+    expect(named.stderr).toContain(`hint: if no daemon of c runs any more, remove ${path.join(home, 'local', 'c')}`);
+    expect(named.status).toBe(1);
+    expect((await run('down', '--local', 'solo.vnet')).status).toBe(0);
+  });
+
+  test('with only damaged records, show reports them and exits 1', async () => {
+    write('home/local/a/launch.json', '{');
+    const r = await run('show');
+    expectNoCrash(r);
+    expect(r.stderr).toContain('warning[VN5002]: the record of the local daemon a is damaged, so it is left out: 1:2: not JSON');
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(1);
+  });
+});
