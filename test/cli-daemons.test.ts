@@ -1,5 +1,7 @@
 import { jest } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expectNoCrash, runVnetcAsync, type Run } from './support/vnetc.js';
@@ -79,5 +81,31 @@ describe('a damaged launch.json under VNETC_HOME', () => {
     expect(r.stderr).toContain('warning[VN5002]: the record of the local daemon a is damaged, so it is left out: 1:2: not JSON');
     expect(r.stdout).toBe('');
     expect(r.status).toBe(1);
+  });
+});
+
+describe('SSH to a port that is not an SSH server', () => {
+  test('a server that sends garbage: the failure is reported and vnetc exits', async () => {
+    // More than ssh2 takes for its identification line, and then the connection is left open.
+    const garbage = net.createServer((c) => {
+      c.on('error', () => {});
+      c.write(Buffer.alloc(300 * 1024, 'A'));
+    });
+    await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
+    try {
+      const key = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+      write('id_rsa', key.privateKey);
+      fs.chmodSync(path.join(dir, 'id_rsa'), 0o600);
+      const { port: sshPort } = garbage.address() as net.AddressInfo;
+      write('ssh_config', `Host host1\n  HostName 127.0.0.1\n  Port ${sshPort}\n  IdentityFile ${path.join(dir, 'id_rsa')}\n  UserKnownHostsFile ${path.join(dir, 'known_hosts')}\n`);
+      write('far.vnet', spec('host1'));
+      // Before, the socket was left half-closed and this never returned.
+      const r = await run('plan', 'far.vnet', '-F', 'ssh_config', '--ssh-persist', '0');
+      expectNoCrash(r);
+      expect(r.stderr).toContain(`error[VN5001]: cannot reach host1: SSH to vnet@127.0.0.1:${sshPort} (host1) failed: Header line too long`);
+      expect(r.status).toBe(1);
+    } finally {
+      garbage.close();
+    }
   });
 });

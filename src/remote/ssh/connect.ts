@@ -155,7 +155,8 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
       };
       const fail = (e: Error & { level?: string; code?: string }) => {
         bound(false);
-        c.end();
+        // Not end(): after a protocol error the server may never close its side, and a half-closed socket keeps vnetc running.
+        c.destroy();
         reject(refusal ?? describeFailure(e, cfg, where, auth, policy));
       };
       auth.onWait = (busy) => bound(!busy);
