@@ -109,3 +109,25 @@ describe('SSH to a port that is not an SSH server', () => {
     }
   });
 });
+
+describe('a local daemon that does not answer', () => {
+  test('show and plan name it and say what to do, rather than wait for ever', async () => {
+    write('solo.vnet', spec('solo'));
+    expect((await run('up', '--local', 'solo.vnet')).status).toBe(0);
+    const { pid } = JSON.parse(fs.readFileSync(path.join(home, 'local', 'solo', 'launch.json'), 'utf8')) as { pid: number };
+    // Suspended, its socket still accepts (the kernel queues the connection), but nothing greets.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const [show, plan] = await Promise.all([run('show'), run('plan', '--local', 'solo.vnet')]);
+      for (const r of [show, plan]) {
+        expectNoCrash(r);
+        expect(r.stderr).toContain('error[VN5001]: cannot reach solo: the local daemon of solo accepted the connection but did not greet within 10 s');
+        expect(r.stderr).toContain(`hint: it may be suspended (SIGSTOP) or wedged: its log is ${path.join(home, 'local', 'solo', 'vnetd.log')}`);
+        expect(r.status).toBe(1);
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect((await run('down', '--local', 'solo.vnet')).status).toBe(0);
+  });
+});

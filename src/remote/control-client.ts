@@ -3,6 +3,18 @@ import type { Duplex } from 'node:stream';
 import { formatCommand, ReplyReader, type Change, type Reply } from '../wire/control.js';
 
 /**
+ * How long a daemon may owe an answer without sending a byte before the
+ * client gives up on it: the greeting, which a daemon sends as soon as it
+ * accepts, and any later reply (a large batch commits in seconds).
+ */
+export interface Patience {
+  greetingMs: number;
+  replyMs: number;
+  /** What every waiting request fails with: `greeting` when not even the greeting came. */
+  error: (greeting: boolean, ms: number) => Error;
+}
+
+/**
  * A client of vnetd's control protocol over any byte stream: a Unix socket
  * here, an SSH channel later. Requests are pipelined: each gets the next
  * reply, in order.
@@ -14,11 +26,18 @@ export class ControlClient {
   private head = 0;
   private closed: Error | undefined;
   private outgoing: string | undefined;
+  private replies = 0;
+  private timer: NodeJS.Timeout | undefined;
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
 
-  constructor(private readonly stream: Duplex) {
+  /** Without `patience`, waits as long as the stream stays open (SSH has its own bounds). */
+  constructor(
+    private readonly stream: Duplex,
+    private readonly patience?: Patience,
+  ) {
     this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.wait();
     stream.setEncoding('utf8');
     stream.on('data', (text: string) => {
       try {
@@ -36,19 +55,42 @@ export class ControlClient {
     stream.on('close', closed);
   }
 
+  /**
+   * (Re)starts the bound on the daemon's silence while it owes a reply; stops
+   * it when it owes none. `fresh`: it has just been heard from.
+   */
+  private wait(fresh = false): void {
+    if (!this.patience || this.closed) return;
+    if (this.waiting.length === this.head) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    if (this.timer !== undefined && !fresh) return;
+    clearTimeout(this.timer);
+    const greeting = this.replies === 0;
+    const ms = greeting ? this.patience.greetingMs : this.patience.replyMs;
+    this.timer = setTimeout(() => {
+      this.fail(this.patience!.error(greeting, ms));
+      this.stream.destroy();
+    }, ms);
+  }
+
   private fail(e: Error): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.closed ??= e;
     for (const w of this.waiting.splice(0).slice(this.head)) w.reject(e);
     this.head = 0;
   }
 
-  static connect(socketPath: string): Promise<ControlClient> {
+  static connect(socketPath: string, patience?: Patience): Promise<ControlClient> {
     return new Promise((resolve, reject) => {
       const s = net.connect(socketPath);
       s.once('error', reject);
       s.once('connect', () => {
         s.off('error', reject);
-        const c = new ControlClient(s);
+        const c = new ControlClient(s, patience);
         c.greeting.then(() => resolve(c), reject);
       });
     });
@@ -61,9 +103,13 @@ export class ControlClient {
     while ((nl = this.buffered.indexOf('\n', start)) !== -1) {
       const reply = this.reader.line(this.buffered.slice(start, nl));
       start = nl + 1;
-      if (reply) this.next()?.resolve(reply);
+      if (reply) {
+        this.replies++;
+        this.next()?.resolve(reply);
+      }
     }
     this.buffered = this.buffered.slice(start);
+    this.wait(true);
   }
 
   /** The oldest waiter. An index, not shift(): a batch waits for a million replies. */
@@ -97,6 +143,7 @@ export class ControlClient {
   request(line: string): Promise<Reply> {
     if (this.closed) return Promise.reject(this.closed);
     const p = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.wait();
     this.send(line + '\n');
     return p;
   }
@@ -110,6 +157,7 @@ export class ControlClient {
     const replies: Promise<Reply>[] = [];
     const lines = ['BATCH', ...changes.map(formatCommand), 'COMMIT'];
     for (let i = 0; i < lines.length; i++) replies.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
+    this.wait();
     this.send(lines.join('\n') + '\n');
     const all = await Promise.all(replies);
     return all[all.length - 1]!;
@@ -117,5 +165,9 @@ export class ControlClient {
 
   close(): void {
     this.stream.end();
+    if (!this.patience) return;
+    // A wedged daemon may never close its side, and a half-closed socket keeps vnetc running.
+    const t = setTimeout(() => this.stream.destroy(), this.patience.greetingMs);
+    this.stream.once('close', () => clearTimeout(t));
   }
 }

@@ -21,3 +21,65 @@ test('a peer that does not speak the protocol fails the waiting requests with a 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A socket server for one test, and what to do with each connection. */
+async function withServer(onConnection: (s: net.Socket) => void, body: (sock: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-ctl-'));
+  const sock = path.join(dir, 'x.sock');
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    accepted.push(s);
+    s.on('error', () => {});
+    onConnection(s);
+  });
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    await body(sock);
+  } finally {
+    for (const s of accepted) s.destroy();
+    await new Promise((r) => server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const patience = { greetingMs: 50, replyMs: 100, error: (greeting: boolean, ms: number) => new Error(`silent ${greeting ? 'before the greeting' : 'after it'} for ${ms} ms`) };
+
+describe('a daemon that goes silent', () => {
+  test('one that accepts and never greets: connect fails with the given error', async () => {
+    await withServer(
+      () => {},
+      async (sock) => {
+        await expect(ControlClient.connect(sock, patience)).rejects.toThrow('silent before the greeting for 50 ms');
+      },
+    );
+  });
+
+  test('one that greets and then never replies: every waiting request fails, and the next is refused', async () => {
+    await withServer(
+      (s) => s.write('OK vnetd 0.1.0 machine m\n'),
+      async (sock) => {
+        const c = await ControlClient.connect(sock, patience);
+        const waiting = [c.request('INFO?'), c.request('LINKS?')];
+        for (const w of waiting) await expect(w).rejects.toThrow('silent after it for 100 ms');
+        await expect(c.request('INFO?')).rejects.toThrow('silent after it');
+      },
+    );
+  });
+
+  test('one that answers: no bound applies while nothing is owed', async () => {
+    await withServer(
+      (s) => {
+        s.write('OK vnetd 0.1.0 machine m\n');
+        s.on('data', () => s.write('* a\nOK\n'));
+      },
+      async (sock) => {
+        const c = await ControlClient.connect(sock, patience);
+        expect((await c.request('INFO?')).data).toEqual(['a']);
+        // Idle past both bounds, owing nothing: still usable.
+        await new Promise((r) => setTimeout(r, 200));
+        expect((await c.request('INFO?')).ok).toBe(true);
+        c.close();
+      },
+    );
+  });
+});
