@@ -1,13 +1,14 @@
 import { resolve } from 'node:path';
 import { expand } from '../src/gen/expand.js';
 import { parseRequirements } from '../src/gen/requirements.js';
+import { MAX_FILE_BYTES } from '../src/lang/compile.js';
 import { InputError } from '../src/util/input-error.js';
 import { readTextFile, STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
 
 /** `vnetc gen <requirements>`: 0 written, 1 the requirements are wrong, 2 usage or I/O. */
 export async function gen(io: Io, args: { file: string; out: string | undefined }): Promise<number> {
   const name = args.file === STDIN ? '<stdin>' : args.file;
-  const text = args.file === STDIN ? (await io.readStdin()).toString('utf8') : await readTextFile(io.cwd, args.file, 'the requirements');
+  const text = args.file === STDIN ? (await io.readStdin(MAX_FILE_BYTES)).toString('utf8') : await readTextFile(io.cwd, args.file, 'the requirements');
   let vnet: string;
   try {
     vnet = expand(parseRequirements(name, text), name);

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { diagnostic } from '../src/diag/diagnostic.js';
@@ -16,7 +16,8 @@ export interface Out {
 export interface Io {
   stdout: Out;
   stderr: Out;
-  readStdin(): Promise<Buffer>;
+  /** Standard input, read to its end or until it is over `max` bytes (then the rest is left unread). */
+  readStdin(max: number): Promise<Buffer>;
   cwd: string;
   env: Record<string, string | undefined>;
   /**
@@ -91,25 +92,47 @@ export async function load(io: Io, path: string): Promise<Loaded> {
   let bytes: Buffer;
   try {
     if (path === STDIN) {
-      bytes = await io.readStdin();
+      bytes = await io.readStdin(MAX_FILE_BYTES);
     } else {
       const abs = resolve(io.cwd, path);
       const info = await stat(abs);
       if (info.isDirectory()) return fail('it is a directory');
+      if (info.isCharacterDevice() || info.isBlockDevice()) return fail('it is a device, not a file (for standard input, pass -)');
       // Refuse before reading, so a huge file costs nothing.
       if (info.size > MAX_FILE_BYTES) {
         return { ok: false, ...decodeTooLarge(name, info.size) };
       }
-      bytes = await readFile(abs);
+      // A FIFO or a /proc file says size 0 whatever it holds: only a capped read tells.
+      bytes = info.isFile() && info.size > 0 ? await readFile(abs) : await readAtMost(abs, MAX_FILE_BYTES);
     }
   } catch (e) {
     return fail(describeIoError(e));
   }
+  if (bytes.length > MAX_FILE_BYTES) return { ok: false, ...decodeTooLarge(name, `more than ${MAX_FILE_BYTES}`) };
   const { file, diagnostics } = decode(name, bytes);
   return diagnostics.length ? { ok: false, diagnostics } : { ok: true, file, diagnostics };
 }
 
-function decodeTooLarge(name: string, size: number): { diagnostics: Diagnostic[] } {
+/** A file read until its end or until it holds more than `max` bytes (the rest is left unread). */
+async function readAtMost(abs: string, max: number): Promise<Buffer> {
+  const fh = await open(abs, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total <= max) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, max + 1 - total));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    await fh.close();
+  }
+}
+
+function decodeTooLarge(name: string, size: number | string): { diagnostics: Diagnostic[] } {
   return { diagnostics: [diagnostic(Msg.FileTooLarge, new SourceFile(name, ''), undefined, [size, MAX_FILE_BYTES])] };
 }
 

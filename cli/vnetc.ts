@@ -5,9 +5,14 @@ import type { Io } from './io.js';
 const io: Io = {
   stdout: process.stdout,
   stderr: process.stderr,
-  readStdin: async () => {
+  readStdin: async (max) => {
     const chunks: Buffer[] = [];
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    let total = 0;
+    for await (const chunk of process.stdin) {
+      chunks.push(chunk as Buffer);
+      total += (chunk as Buffer).length;
+      if (total > max) break; // enough to say it is too much; an endless pipe is not read for ever
+    }
     return Buffer.concat(chunks);
   },
   cwd: process.cwd(),
