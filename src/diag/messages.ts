@@ -194,6 +194,12 @@ export const Msg = {
     'this is a saved plan (a program of changes), not a description of live state',
     'pass the state the daemons hold, such as the file you applied before',
   ),
+  DamagedPlanHeader: def(
+    'VN4005',
+    'error',
+    'this file starts as a saved plan does, but its first line is damaged, so it is neither a plan nor a whole network',
+    "a saved plan's first line is '# vnetc plan: changes to live state sha256:' followed by 64 hexadecimal digits; restore it, or save the plan again with vnetc plan --out",
+  ),
 
   // ── reaching daemons (APPLY.md) ──────────────────────────────────────
   Unreachable: def('VN5001', 'error', 'cannot reach {0}: {1}', 'check that the machine is up and reachable over SSH, then run the command again'),

@@ -4,7 +4,7 @@ import { Msg } from '../diag/messages.js';
 import { SourceFile } from '../diag/source.js';
 import type { State } from '../model/state.js';
 import type { Block, HostDecl, Program, Statement } from './ast.js';
-import { deltaBase } from './delta.js';
+import { damagedDeltaHeader, deltaBase } from './delta.js';
 import { Evaluator } from './evaluate.js';
 import { parse } from './parser.js';
 import { Scanner } from './scanner.js';
@@ -132,8 +132,10 @@ export function parseSource(file: SourceFile): Parsed {
  */
 export function compileSource(file: SourceFile, options: { base?: State } = {}): Compiled {
   const sink = new DiagnosticSink(file);
+  const damaged = damagedDeltaHeader(file.text);
+  if (damaged) sink.report(Msg.DamagedPlanHeader, damaged);
   // A saved plan checked on its own (validate, fmt) cannot know what its deletions refer to.
-  const base = options.base ?? (deltaBase(file.text) === undefined ? undefined : 'unknown');
+  const base = options.base ?? (deltaBase(file.text) === undefined && !damaged ? undefined : 'unknown');
   const evaluator = new Evaluator(sink, base);
   const { begun, complete } = parseFile(file, sink, evaluator.visit);
   const state = evaluator.finish(complete);

@@ -112,6 +112,24 @@ describe('vnetc plan', () => {
     expect(r.stderr).toContain('error[VN4004]');
   });
 
+  test('a saved plan whose first line is damaged is refused, not read as a whole network that deletes the rest', () => {
+    plan('star8.vnet', '--state', 'star4.vnet', '--out', 'whole.vnet');
+    const text = fs.readFileSync(path.join(dir, 'whole.vnet'), 'utf8');
+    const header = text.slice(0, text.indexOf('\n'));
+    for (const [name, line] of [
+      ['zz.vnet', '# vnetc plan: changes to live state sha256:zz'],
+      ['nohash.vnet', '# vnetc plan: changes to live state'],
+    ]) {
+      write(name!, text.replace(header, line!));
+      for (const r of [plan(name!, '--state', 'star4.vnet', '--detailed-exitcode'), plan('star4.vnet', '--state', name!)]) {
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`${name}:1:1: error[VN4005]: this file starts as a saved plan does, but its first line is damaged`);
+        expect(r.stderr).toContain("hint: a saved plan's first line is '# vnetc plan: changes to live state sha256:' followed by 64 hexadecimal digits");
+        expect(r.stdout).not.toContain('to delete');
+      }
+    }
+  });
+
   test('errors in either file are diagnostics, exit 1 (never 2)', () => {
     write('bad.vnet', 'BEGIN\n  HOST vnet AT a 5000 eth0\n  ADD\n    LINK a b\nEND\n');
     const r = plan('bad.vnet', '--state', 'star4.vnet', '--detailed-exitcode');
