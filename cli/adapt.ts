@@ -12,7 +12,7 @@ import type { Inference } from '../src/vttif/types.js';
 import { painterFor } from './color.js';
 import { connectCollector, settledChanges } from './infer.js';
 import type { ReachArgs } from './live.js';
-import { load, readTextFile, UsageError, writeFileAtomic, type Io } from './io.js';
+import { checkOutput, describeIoError, load, readTextFile, UsageError, writeFileAtomic, type Io } from './io.js';
 
 export interface AdaptArgs extends ReachArgs {
   /** The inference from a file; or live from the spec's collector (`live`, `watch`). */
@@ -60,6 +60,13 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
   if (!live && args.matrix === undefined) throw new UsageError("say where the traffic comes from: --matrix m.json ('vnetc infer --json' output), or --live to ask the spec's collector");
   if (args.watch && args.out === undefined) throw new UsageError('--watch writes one file per settled change: give --out NAME.vnet (files are NAME-1.vnet, NAME-2.vnet, …)');
   if (args.maxChanges !== undefined && !args.watch) throw new UsageError('--max-changes goes with --watch');
+  if (args.out !== undefined) {
+    await checkOutput(io.cwd, args.out, '--out', [
+      { path: args.spec, what: '--spec' },
+      { path: args.matrix, what: '--matrix' },
+      { path: args.network, what: '--network' },
+    ]);
+  }
   try {
     if (!live) return await run(io, args, readInference(args.matrix!, await readTextFile(io.cwd, args.matrix!, 'the matrix')), args.matrix!, options, []);
     const session = await connectCollector(io, args.spec, args, null);
@@ -118,7 +125,7 @@ async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName:
   try {
     await writeFileAtomic(resolve(io.cwd, args.out), output);
   } catch (e) {
-    throw new UsageError(`cannot write '${args.out}': ${(e as Error).message}`);
+    throw new UsageError(`cannot write '${args.out}': ${describeIoError(e)}`);
   }
   io.stdout.write(args.json ? JSON.stringify(result.report, null, 2) + '\n' : summary(result, args) + '\n');
   return 0;

@@ -193,11 +193,12 @@ export function describeIoError(e: unknown): string {
 
 /**
  * Refuses an output path (`flag` names where it came from, e.g. --svg) that
- * cannot be written, before the command does anything that a failed write at
- * the end would waste or leave half done (infer turns VTTIF on at the
- * daemons; plan fetches live state).
+ * cannot be written, or that is one of the command's `inputs` (the same file
+ * by any path: writing it would destroy it), before the command does
+ * anything that a failed write at the end would waste or leave half done
+ * (infer turns VTTIF on at the daemons; plan fetches live state).
  */
-export async function checkOutput(cwd: string, path: string, flag: string): Promise<void> {
+export async function checkOutput(cwd: string, path: string, flag: string, inputs: readonly { path: string | undefined; what: string }[] = []): Promise<void> {
   const refuse = (why: string): never => {
     throw new UsageError(`cannot write ${flag} '${path}': ${why}`);
   };
@@ -205,6 +206,13 @@ export async function checkOutput(cwd: string, path: string, flag: string): Prom
   // Through a symlink, the file it names is the one written (writeFileAtomic), so its directory is the one that counts.
   const target = await realpath(abs).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : refuse(describeIoError(e))));
   if (target !== undefined && (await stat(target)).isDirectory()) refuse('it is a directory; name a file in it');
+  if (target !== undefined) {
+    for (const input of inputs) {
+      if (input.path === undefined || input.path === STDIN) continue;
+      const same = await realpath(resolve(cwd, input.path)).then((p) => p === target, () => false);
+      if (same) refuse(`it is the same file as ${input.what} '${input.path}', which writing would destroy; name another file`);
+    }
+  }
   const dir = dirname(target ?? abs);
   await access(dir, constants.W_OK).catch((e: NodeJS.ErrnoException) =>
     refuse(e.code === 'ENOENT' ? `there is no directory '${dirname(path)}'; create it, or name a file elsewhere` : `${describeIoError(e)} (in '${dir}')`),

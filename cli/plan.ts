@@ -10,7 +10,7 @@ import { PLAN_FORMAT_VERSION, planJson } from '../src/plan/json.js';
 import { renderPlan } from '../src/plan/text.js';
 import { planToVnet } from '../src/plan/vnet.js';
 import { painterFor } from './color.js';
-import { writeFileAtomic, type Io } from './io.js';
+import { checkOutput, describeIoError, writeFileAtomic, type Io } from './io.js';
 import { prepare, type Prepared, type ReachArgs } from './live.js';
 import type { Plan } from '../src/plan/plan.js';
 
@@ -29,6 +29,12 @@ export interface PlanArgs extends ReachArgs {
  * are changes. Errors never exit 2 here, so a script can tell them apart.
  */
 export async function plan(io: Io, args: PlanArgs): Promise<number> {
+  if (args.out !== undefined) {
+    await checkOutput(io.cwd, args.out, '--out', [
+      { path: args.file, what: 'the desired state' },
+      { path: args.state, what: '--state' },
+    ]);
+  }
   const diags: Diagnostic[] = [];
   const prepared = await prepare(io, args.file, args, diags);
   if (!prepared) return report(io, args, diags);
@@ -43,7 +49,7 @@ export async function plan(io: Io, args: PlanArgs): Promise<number> {
       try {
         await writeFileAtomic(resolve(io.cwd, args.out), planToVnet(result, prepared.desired, prepared.fingerprint, origin));
       } catch (e) {
-        io.stderr.write(`vnetc: error: cannot write the plan to '${args.out}': ${(e as Error).message}\n`);
+        io.stderr.write(`vnetc: error: cannot write the plan to '${args.out}': ${describeIoError(e)}\n`);
         return 1;
       }
       if (!args.json) io.stderr.write(`Saved the plan to ${args.out}.\n`);

@@ -76,3 +76,41 @@ describe('inputs that are not regular files', () => {
     expect(r.status).toBe(1);
   });
 });
+
+describe('an output that is also an input', () => {
+  const before = (): string => fs.readFileSync(path.join(tmp, 'star4.vnet'), 'utf8');
+
+  test('is refused, by any path to it, and the input is left as it was', () => {
+    const original = before();
+    fs.symlinkSync('star4.vnet', path.join(tmp, 'link.vnet'));
+    fs.writeFileSync(path.join(tmp, 'm.json'), '{}');
+    const cases: [string[], number, string][] = [
+      [['plan', 'star4.vnet', '--state', 'star8.vnet', '--out', 'star4.vnet'], 1, "cannot write --out 'star4.vnet': it is the same file as the desired state 'star4.vnet', which writing would destroy; name another file"],
+      [['plan', 'star8.vnet', '--state', 'star4.vnet', '--out', './star4.vnet'], 1, "cannot write --out './star4.vnet': it is the same file as --state 'star4.vnet'"],
+      [['plan', 'star8.vnet', '--state', 'star4.vnet', '-o', 'link.vnet'], 1, "cannot write --out 'link.vnet': it is the same file as --state 'star4.vnet'"],
+      [['gen', 'ring3.vgen', '-o', 'ring3.vgen'], 2, "cannot write --out 'ring3.vgen': it is the same file as the requirements file 'ring3.vgen'"],
+      [['adapt', '-m', 'm.json', '-s', 'star4.vnet', '-o', 'star4.vnet'], 2, "cannot write --out 'star4.vnet': it is the same file as --spec 'star4.vnet'"],
+      [['adapt', '-m', 'm.json', '-s', 'star8.vnet', '-o', 'm.json'], 2, "cannot write --out 'm.json': it is the same file as --matrix 'm.json'"],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = vnetc(...args);
+      expectNoCrash(r);
+      expect(r.stderr).toContain(`vnetc: error: ${message}`);
+      expect(r.stdout).toBe('');
+      expect(r.status).toBe(status);
+    }
+    expect(before()).toBe(original);
+    expect(fs.readFileSync(path.join(tmp, 'm.json'), 'utf8')).toBe('{}');
+    expect(fs.existsSync(path.join(tmp, 'ring3.vgen'))).toBe(true);
+  });
+
+  test('plan --out a directory is refused before the plan is computed', () => {
+    fs.mkdirSync(path.join(tmp, 'plans'));
+    const r = vnetc('plan', 'star8.vnet', '--state', 'star4.vnet', '--out', 'plans');
+    expectNoCrash(r);
+    expect(r.stderr).toContain("vnetc: error: cannot write --out 'plans': it is a directory; name a file in it");
+    expect(r.stderr).not.toContain('vnetc-tmp');
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(1);
+  });
+});
