@@ -15,6 +15,7 @@ import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
+import { MAX_TIMER_MS } from '../src/util/timer.js';
 import { load, UsageError, type Io } from './io.js';
 
 /**
@@ -41,7 +42,9 @@ const DEFAULT_PERSIST_S = 60;
 function persistSeconds(io: Io, args: ReachArgs): number {
   const env = io.env.VNETC_SSH_PERSIST;
   const [value, from] = args.sshPersist !== undefined ? [args.sshPersist, '--ssh-persist'] : env !== undefined && env !== '' ? [Number(env), 'VNETC_SSH_PERSIST'] : [DEFAULT_PERSIST_S, ''];
-  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${from} must be a number of seconds, 0 or more, not ${from === '--ssh-persist' ? args.sshPersist : env}`);
+  if (!Number.isFinite(value) || value < 0 || value * 1000 > MAX_TIMER_MS) {
+    throw new UsageError(`${from} must be a number of seconds from 0 to ${Math.floor(MAX_TIMER_MS / 1000)} (about 24.8 days), not ${from === '--ssh-persist' ? args.sshPersist : env}`);
+  }
   return value;
 }
 

@@ -3,6 +3,7 @@ import type { PatternResult } from '../src/patterns/bsp.js';
 import { FRAME_ROOM } from '../src/patterns/synthetic.js';
 import { MAX_FRAGMENTS } from '../src/patterns/message.js';
 import { parseDims, pattern, TopologyError, type Kind } from '../src/patterns/topology.js';
+import { MAX_TIMER_MS } from '../src/util/timer.js';
 import { UsageError, type Io } from './io.js';
 
 /**
@@ -36,9 +37,10 @@ function check(a: PatternsArgs): number[] | undefined {
   if (a.hosts !== undefined) int(a.hosts, '--hosts', 1, a.vms);
   int(a.size, '--size', 0, MAX_FRAGMENTS * FRAME_ROOM);
   int(a.iterations, '--iterations', 1, 10_000_000);
-  if (!(a.timeoutMs > 0)) throw new UsageError(`--timeout-ms takes a positive number of milliseconds, not ${a.timeoutMs}`);
-  if (a.computeMs !== undefined && !(a.computeMs >= 0)) throw new UsageError(`--compute-ms takes milliseconds (0 or more), not ${a.computeMs}`);
-  if (a.ratio !== undefined && !(a.ratio >= 0)) throw new UsageError(`--ratio takes a compute/communicate ratio (0 or more), not ${a.ratio}`);
+  // Node's timers take at most MAX_TIMER_MS; past it they fire after 1 ms.
+  if (!(a.timeoutMs > 0 && a.timeoutMs <= MAX_TIMER_MS)) throw new UsageError(`--timeout-ms takes a positive number of milliseconds, at most ${MAX_TIMER_MS} (about 24.8 days), not ${a.timeoutMs}`);
+  if (a.computeMs !== undefined && !(a.computeMs >= 0 && a.computeMs <= MAX_TIMER_MS)) throw new UsageError(`--compute-ms takes milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days), not ${a.computeMs}`);
+  if (a.ratio !== undefined && !(a.ratio >= 0 && Number.isFinite(a.ratio))) throw new UsageError(`--ratio takes a compute/communicate ratio (0 or more), not ${a.ratio}`);
   try {
     const dims = a.dims === undefined ? undefined : parseDims(a.dims);
     pattern(a.topology, a.vms, dims); // refuses sizes the kind cannot take, before anything starts

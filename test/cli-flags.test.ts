@@ -58,3 +58,16 @@ describe('a flag that takes one value, given twice', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ format_version: expect.any(String) });
   });
 });
+
+describe('durations past what a timer can wait', () => {
+  test('are refused with the limit, not silently shortened to 1 ms', () => {
+    const limit = 'at most 2147483647 (about 24.8 days)';
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '2', '--timeout-ms', '1e12'), 2, `--timeout-ms takes a positive number of milliseconds, ${limit}, not 1000000000000`);
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '2', '--timeout-ms', 'Infinity'), 2, `--timeout-ms takes a positive number of milliseconds, ${limit}, not Infinity`);
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '2', '--compute-ms', '3e9'), 2, '--compute-ms takes milliseconds from 0 to 2147483647 (about 24.8 days), not 3000000000');
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '2', '--ratio', 'Infinity'), 2, '--ratio takes a compute/communicate ratio (0 or more), not Infinity');
+    expectUsage(vnetc('plan', 'star4.vnet', '--ssh-persist', '1e9'), 1, '--ssh-persist must be a number of seconds from 0 to 2147483 (about 24.8 days), not 1000000000');
+    const env = runVnetc(['plan', 'star4.vnet'], { cwd: tmp, env: { VNETC_SSH_PERSIST: 'Infinity' } });
+    expectUsage(env, 1, 'VNETC_SSH_PERSIST must be a number of seconds from 0 to 2147483 (about 24.8 days), not Infinity');
+  });
+});
