@@ -58,6 +58,11 @@ export async function apply(io: Io, args: ApplyArgs): Promise<number> {
 
 async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnostic[], launch: ApplyOptions['launchFor']): Promise<number> {
   const fetched = prepared.fetched!;
+  const saved = deltaBase(prepared.file.text) !== undefined;
+  // The question would come with no plan shown above it (JSON shows it only at the end), so nobody could answer it knowingly.
+  if (args.json && !args.autoApprove && !saved) {
+    throw new UsageError('--json needs --auto-approve, or a plan saved with plan --out (review it with plan first): apply cannot show the plan and ask while it prints JSON');
+  }
   const plan = computePlan(prepared, args, diags);
   if (!plan || countErrors(diags)) {
     if (plan && !args.json) show(io, args, prepared, plan, diags);
@@ -68,7 +73,6 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
     if (args.json) io.stdout.write(JSON.stringify(applyJson(undefined, true), null, 2) + '\n');
     return 0;
   }
-  const saved = deltaBase(prepared.file.text) !== undefined;
   if (!saved && !args.autoApprove) {
     if (!io.ask) {
       throw new UsageError('apply needs a yes to go ahead, and there is no terminal to ask on: pass --auto-approve, or apply a plan saved with plan --out');

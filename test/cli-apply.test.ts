@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { toolMissing } from './support/tools.js';
-import { cleanEnv, expectNoCrash, SAMPLES, VNETC, type Run } from './support/vnetc.js';
+import { cleanEnv, expectNoCrash, runVnetc, SAMPLES, VNETC, type Run } from './support/vnetc.js';
 
 /**
  * apply at a terminal, as a person runs it: under script(1), which gives it a
@@ -46,9 +46,9 @@ function onTerminal(args: string[], when: string, keys: string): Promise<Run> {
 
 const started = (): string[] => (fs.existsSync(path.join(tmp, 'home', 'local')) ? fs.readdirSync(path.join(tmp, 'home', 'local')) : []);
 
-(noScript ? describe.skip : describe)('apply asks on a terminal', () => {
-  const PROMPT = "Only 'yes' goes ahead:";
+const PROMPT = "Only 'yes' goes ahead:";
 
+(noScript ? describe.skip : describe)('apply asks on a terminal', () => {
   test.each([
     ['Ctrl-D', '\x04'],
     ['Ctrl-C', '\x03'],
@@ -57,6 +57,28 @@ const started = (): string[] => (fs.existsSync(path.join(tmp, 'home', 'local')) 
     const r = await onTerminal(['apply', '--local', 'star4.vnet'], PROMPT, keys);
     expectNoCrash(r);
     expect(r.stdout).toContain('Apply cancelled; nothing was changed.');
+    expect(r.status).toBe(1);
+    expect(started()).toEqual([]);
+  });
+});
+
+describe('apply --json', () => {
+  const refusal = 'vnetc: error: --json needs --auto-approve, or a plan saved with plan --out';
+
+  (noScript ? test.skip : test)('on a terminal, without --auto-approve, is refused rather than ask with no plan shown', async () => {
+    const r = await onTerminal(['apply', '--json', '--local', 'star4.vnet'], PROMPT, 'yes\r');
+    expectNoCrash(r);
+    expect(r.stdout).toContain(refusal);
+    expect(r.stdout).not.toContain(PROMPT);
+    expect(r.status).toBe(1);
+    expect(started()).toEqual([]);
+  });
+
+  test('without a terminal, the same', () => {
+    const r = runVnetc(['apply', '--json', '--local', 'star4.vnet'], { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'home') } });
+    expectNoCrash(r);
+    expect(r.stderr).toContain(refusal);
+    expect(r.stdout).toBe('');
     expect(r.status).toBe(1);
     expect(started()).toEqual([]);
   });
