@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
-import { access, chmod, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, open, readdir, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { diagnostic } from '../src/diag/diagnostic.js';
-import { Msg } from '../src/diag/messages.js';
+import { Msg, Verbatim } from '../src/diag/messages.js';
 import { SourceFile } from '../src/diag/source.js';
 import { decode, MAX_FILE_BYTES } from '../src/lang/compile.js';
 
@@ -70,7 +70,8 @@ async function vnetFiles(dir: string, recursive: boolean): Promise<string[]> {
   const out: string[] = [];
   for (const e of entries) {
     const full = join(dir, e.name);
-    if (e.isFile() && e.name.endsWith('.vnet')) out.push(full);
+    // A link named .vnet is taken whatever it leads to: a dangling or looping one is reported when it is read, not skipped.
+    if ((e.isFile() || e.isSymbolicLink()) && e.name.endsWith('.vnet') && !(await stat(full).then((i) => i.isDirectory(), () => false))) out.push(full);
     else if (recursive && e.isDirectory() && !e.name.startsWith('.') && !SKIP_DIRS.has(e.name)) {
       out.push(...(await vnetFiles(full, recursive)));
     }
@@ -87,7 +88,7 @@ export async function load(io: Io, path: string): Promise<Loaded> {
   const name = path === STDIN ? '<stdin>' : path;
   const fail = (reason: string): Loaded => ({
     ok: false,
-    diagnostics: [diagnostic(Msg.CannotRead, new SourceFile(name, ''), undefined, [`'${name}'`, reason])],
+    diagnostics: [diagnostic(Msg.CannotRead, new SourceFile(name, ''), undefined, [`'${name}'`, new Verbatim(reason)])],
   });
   let bytes: Buffer;
   try {
@@ -106,11 +107,20 @@ export async function load(io: Io, path: string): Promise<Loaded> {
       bytes = info.isFile() && info.size > 0 ? await readFile(abs) : await readAtMost(abs, MAX_FILE_BYTES);
     }
   } catch (e) {
-    return fail(describeIoError(e));
+    return fail(await describeReadError(resolve(io.cwd, path), e));
   }
   if (bytes.length > MAX_FILE_BYTES) return { ok: false, ...decodeTooLarge(name, `more than ${MAX_FILE_BYTES}`) };
   const { file, diagnostics } = decode(name, bytes);
   return diagnostics.length ? { ok: false, diagnostics } : { ok: true, file, diagnostics };
+}
+
+/** Why a file could not be read; 'no such file' would be puzzling for a link that is there, pointing nowhere. */
+async function describeReadError(abs: string, e: unknown): Promise<string> {
+  if ((e as NodeJS.ErrnoException)?.code === 'ENOENT') {
+    const target = await readlink(abs).catch(() => undefined);
+    if (target !== undefined) return `a symbolic link to '${target}', which does not exist`;
+  }
+  return describeIoError(e);
 }
 
 /** A file read until its end or until it holds more than `max` bytes (the rest is left unread). */

@@ -114,3 +114,28 @@ describe('an output that is also an input', () => {
     expect(r.status).toBe(1);
   });
 });
+
+describe('symbolic links in a directory', () => {
+  test('validate and fmt take a linked .vnet file, and report a dangling or looping link rather than skip it', () => {
+    fs.mkdirSync(path.join(tmp, 'd'));
+    fs.symlinkSync('../star4.vnet', path.join(tmp, 'd', 'good.vnet'));
+    fs.symlinkSync('nowhere.vnet', path.join(tmp, 'd', 'dangling.vnet'));
+    fs.symlinkSync('loop.vnet', path.join(tmp, 'd', 'loop.vnet'));
+    const dangling = "d/dangling.vnet: error[VN1000]: cannot read 'd/dangling.vnet': a symbolic link to 'nowhere.vnet', which does not exist";
+    const loop = "d/loop.vnet: error[VN1000]: cannot read 'd/loop.vnet': too many symbolic links (a link that leads back to itself?)";
+    const v = vnetc('validate', 'd');
+    expectNoCrash(v);
+    expect(v.stdout).toContain(dangling);
+    expect(v.stdout).toContain(loop);
+    expect(v.stdout).toContain('2 errors in 3 files.');
+    expect(v.status).toBe(2);
+    const f = vnetc('fmt', '--check', 'd');
+    expectNoCrash(f);
+    expect(f.stderr).toContain(dangling);
+    expect(f.stderr).toContain(loop);
+    expect(f.status).toBe(2);
+    fs.rmSync(path.join(tmp, 'd', 'dangling.vnet'));
+    fs.rmSync(path.join(tmp, 'd', 'loop.vnet'));
+    expect(vnetc('validate', 'd').stdout).toBe('1 file valid.\n');
+  });
+});
