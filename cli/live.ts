@@ -16,7 +16,7 @@ import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { MAX_TIMER_MS } from '../src/util/timer.js';
-import { load, UsageError, type Io } from './io.js';
+import { load, STDIN, UsageError, type Io } from './io.js';
 
 /**
  * What plan, apply, show and route start from: the desired state (a .vnet
@@ -109,6 +109,7 @@ export async function fetchFor(io: Io, file: SourceFile, hosts: readonly Host[],
 
 export async function prepare(io: Io, path: string, args: ReachArgs, diags: Diagnostic[]): Promise<Prepared | undefined> {
   checkReach(args);
+  if (path === STDIN && args.state === STDIN) throw new UsageError('standard input (-) can be read only once: give the desired state or --state as a file');
   let liveState: State | undefined;
   let liveSource = 'the daemons';
   if (args.state !== undefined) {

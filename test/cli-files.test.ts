@@ -139,3 +139,15 @@ describe('symbolic links in a directory', () => {
     expect(vnetc('validate', 'd').stdout).toBe('1 file valid.\n');
   });
 });
+
+describe('standard input', () => {
+  test('plan - --state - is refused: standard input can be read only once', () => {
+    const r = runVnetc(['plan', '-', '--state', '-'], { cwd: tmp, input: fs.readFileSync(path.join(tmp, 'star4.vnet')) });
+    expectNoCrash(r);
+    expect(r.stderr).toContain('vnetc: error: standard input (-) can be read only once: give the desired state or --state as a file');
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(1);
+    const one = runVnetc(['plan', '-', '--state', 'star4.vnet'], { cwd: tmp, input: fs.readFileSync(path.join(tmp, 'star4.vnet')) });
+    expect(one.stdout).toBe('No changes. The daemons hold what the file describes.\n');
+  });
+});
