@@ -39,10 +39,13 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
       if (live) for (const key of table.keys()) live.delete(key);
     }
     const plan = diff(p.live, desired);
+    // A daemon already stopped is left as it is (its state directory too): the others are still taken down.
+    const already = [...fetched.reached.values()].filter((r) => !r.client).map((r) => r.host.machine).sort();
+    const skip = new Set(already);
     const result = await applyPlan(
-      plan.steps.filter((s) => s.kind !== 'host'),
+      plan.steps.filter((s) => s.kind !== 'host' && s.daemons.some((m) => !skip.has(m))),
       fetched,
-      { launchFor: defaultLaunch, parallelism: args.parallelism },
+      { launchFor: defaultLaunch, parallelism: args.parallelism, skip },
     );
     const stopped: string[] = [];
     const failed: string[] = result.failures.map((f) => `${f.machine}: ${f.message}`);
@@ -61,9 +64,10 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
     }
     const removed = result.results.filter((r) => r.status === 'applied').length;
     if (args.json) {
-      io.stdout.write(JSON.stringify({ format_version: '1.0', ok: failed.length === 0, removed, stopped: stopped.sort(), failures: failed }, null, 2) + '\n');
+      io.stdout.write(JSON.stringify({ format_version: '1.0', ok: failed.length === 0, removed, stopped: stopped.sort(), already_stopped: already, failures: failed }, null, 2) + '\n');
     } else {
-      io.stdout.write(`Removed ${removed} of the file's links and rules; stopped ${stopped.length} daemon${stopped.length === 1 ? '' : 's'}${stopped.length ? ` (${stopped.sort().join(', ')})` : ''}.\n`);
+      const was = already.length ? ` ${already.join(', ')} ${already.length === 1 ? 'was' : 'were'} already stopped, and left as ${already.length === 1 ? 'it was' : 'they were'}.` : '';
+      io.stdout.write(`Removed ${removed} of the file's links and rules; stopped ${stopped.length} daemon${stopped.length === 1 ? '' : 's'}${stopped.length ? ` (${stopped.sort().join(', ')})` : ''}.${was}\n`);
       for (const f of failed) io.stderr.write(`vnetc: error: ${f}\n`);
     }
     return failed.length ? 1 : 0;

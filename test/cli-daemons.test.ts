@@ -131,3 +131,20 @@ describe('a local daemon that does not answer', () => {
     expect((await run('down', '--local', 'solo.vnet')).status).toBe(0);
   });
 });
+
+describe('down when some daemons are already stopped', () => {
+  test('takes down the others and names the ones that were stopped', async () => {
+    const star = ['BEGIN', ...['proxy', 'host1', 'host2'].map((m) => `  HOST vnet AT ${m} ${port} vm0`), '  ADD', '    LINK host1 proxy', '    LINK host2 proxy', '    FORWARD host1 ANY 02:00:00:00:00:01 vm0', '    FORWARD host2 ANY 02:00:00:00:00:02 vm0', 'END', ''].join('\n');
+    write('star.vnet', star);
+    write('host2.vnet', spec('host2'));
+    expect((await run('up', '--local', 'star.vnet')).status).toBe(0);
+    expect((await run('down', '--local', 'host2.vnet')).stdout).toContain('stopped 1 daemon (host2)');
+    const r = await run('down', '--local', '--json', 'star.vnet');
+    expectNoCrash(r);
+    expect(JSON.parse(r.stdout)).toEqual({ format_version: '1.0', ok: true, removed: 3, stopped: ['host1', 'proxy'], already_stopped: ['host2'], failures: [] });
+    expect(r.status).toBe(0);
+    const again = await run('down', '--local', 'star.vnet');
+    expect(again.stdout).toBe("Removed 0 of the file's links and rules; stopped 0 daemons. host1, host2, proxy were already stopped, and left as they were.\n");
+    expect(again.status).toBe(0);
+  });
+});

@@ -67,6 +67,8 @@ export interface ApplyOptions {
    * know. Without it, the plan's own steps are used.
    */
   replan?: () => Step[];
+  /** Daemons whose share is left out (down: a stopped daemon has nothing to remove); steps report only the others. */
+  skip?: ReadonlySet<string>;
 }
 
 /** The changes one step makes at each daemon, in order. */
@@ -182,6 +184,7 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
   for (const r of [...changes].sort((a, b) => a.step.phase - b.step.phase)) {
     for (const [machine, list] of changesOf(r.step, fetched)) {
+      if (opts.skip?.has(machine)) continue;
       let b = batches.get(machine);
       if (!b) batches.set(machine, (b = { changes: [], owner: [] }));
       for (const c of list) {
