@@ -421,7 +421,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     )
     // yargs passes its parser options here, not the alias map its typings name.
     .check((a, o) => {
-      const message = repeatedFlag(a, o as unknown as ParserOptions);
+      const message = repeatedFlag(a, o as unknown as ParserOptions) ?? notANumber(argv, a, o as unknown as ParserOptions);
       if (message) throw new Error(message);
       return true;
     })
@@ -459,7 +459,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
  * into an array, which each command would then read as 'a,b' or trip on. Which
  * one the person meant is theirs to say, so it is a usage error.
  */
-type ParserOptions = { alias: Record<string, string[]>; array: string[]; key: Record<string, unknown> };
+type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; key: Record<string, unknown> };
 
 function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | undefined {
   const aliases = new Set(Object.values(o.alias).flat());
@@ -469,6 +469,31 @@ function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | un
     const short = (o.alias[key] ?? []).find((n) => n.length === 1);
     const name = (key.length === 1 ? '-' : '--') + key + (short ? ` (-${short})` : '');
     return `${name} is given ${value.length} times (${value.map((v) => `'${String(v)}'`).join(', ')}); give it once`;
+  }
+  return undefined;
+}
+
+/**
+ * A number flag given something else: yargs keeps only the NaN it made of it
+ * (and a missing value, only the default), so the text is found again in the
+ * command line and echoed as typed.
+ */
+function notANumber(argv: readonly string[], a: Record<string, unknown>, o: ParserOptions): string | undefined {
+  const aliases = new Set(Object.values(o.alias).flat());
+  for (const key of o.number) {
+    if (aliases.has(key)) continue;
+    const names = [key, ...(o.alias[key] ?? [])].map((n) => (n.length === 1 ? '-' : '--') + n);
+    const value = a[key];
+    for (let i = argv.length - 1; i >= 0; i--) {
+      const t = argv[i]!;
+      const name = names.find((n) => t === n || t.startsWith(n + '='));
+      if (name === undefined) continue;
+      const given = t === name ? argv[i + 1] : t.slice(name.length + 1);
+      const flag = `--${key}${o.alias[key]?.length ? ` (${names.slice(1).join(', ')})` : ''}`;
+      if (given === undefined || (t === name && /^-[^\d.]/.test(given))) return `${flag} needs a number after it`;
+      if (typeof value === 'number' && Number.isNaN(value)) return `${flag} takes a number, not '${given === '\0-' ? '-' : given}'`;
+      break;
+    }
   }
   return undefined;
 }

@@ -71,3 +71,22 @@ describe('durations past what a timer can wait', () => {
     expectUsage(env, 1, 'VNETC_SSH_PERSIST must be a number of seconds from 0 to 2147483 (about 24.8 days), not Infinity');
   });
 });
+
+describe('a number flag given something else', () => {
+  test('echoes what was typed, not NaN', () => {
+    expectUsage(vnetc('plan', 'star4.vnet', '--parallelism', 'abc'), 1, "--parallelism takes a number, not 'abc'");
+    expectUsage(vnetc('plan', 'star4.vnet', '-parallelism=abc'), 1, "--parallelism takes a number, not 'abc'");
+    expectUsage(vnetc('plan', 'star4.vnet', '--ssh-persist', 'forever'), 1, "--ssh-persist takes a number, not 'forever'");
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', 'x'), 2, "--vms (-n) takes a number, not 'x'");
+    expectUsage(vnetc('adapt', '-s', 'star4.vnet', '-m', 'm.json', '--budget', 'lots'), 2, "--budget takes a number, not 'lots'");
+    expectUsage(vnetc('adapt', '-s', 'star4.vnet', '-m', 'm.json', '--seed=s'), 2, "--seed takes a number, not 's'");
+    expectUsage(vnetc('infer', '--rate', 'fast'), 2, "--rate takes a number, not 'fast'");
+    expectUsage(vnetc('infer', '--watch', '--max-changes', 'many'), 2, "--max-changes takes a number, not 'many'");
+  });
+
+  test('with no value at all, says so rather than take the default', () => {
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism'), 1, '--parallelism needs a number after it');
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '--json'), 1, '--parallelism needs a number after it');
+    expect(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '3').status).toBe(0);
+  });
+});
