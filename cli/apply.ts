@@ -1,4 +1,5 @@
 import { countErrors, type Diagnostic } from '../src/diag/diagnostic.js';
+import { jsonDiagnostic } from '../src/diag/render.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { summarize } from '../src/plan/plan.js';
 import { printStep } from '../src/plan/text.js';
@@ -48,7 +49,7 @@ export async function apply(io: Io, args: ApplyArgs): Promise<number> {
   if (args.state !== undefined) throw new UsageError('apply works on the live daemons; --state is for reviewing with plan');
   const diags: Diagnostic[] = [];
   const prepared = await prepare(io, args.file, args, diags);
-  if (!prepared) return report(io, args, diags);
+  if (!prepared) return notApplied(io, args, diags);
   try {
     return await run(io, args, prepared, diags, launch);
   } finally {
@@ -66,11 +67,11 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
   const plan = computePlan(prepared, args, diags);
   if (!plan || countErrors(diags)) {
     if (plan && !args.json) show(io, args, prepared, plan, diags);
-    return report(io, args, diags);
+    return notApplied(io, args, diags);
   }
   if (!args.json) show(io, args, prepared, plan, diags);
   if (plan.steps.length === 0) {
-    if (args.json) io.stdout.write(JSON.stringify(applyJson(undefined, true), null, 2) + '\n');
+    if (args.json) io.stdout.write(JSON.stringify(applyJson(undefined, true, diags), null, 2) + '\n');
     return 0;
   }
   if (!saved && !args.autoApprove) {
@@ -95,7 +96,7 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
   progress.done();
   const ms = Date.now() - started;
   if (args.json) {
-    io.stdout.write(JSON.stringify({ ...applyJson(result, result.ok), ms }, null, 2) + '\n');
+    io.stdout.write(JSON.stringify({ ...applyJson(result, result.ok, diags), ms }, null, 2) + '\n');
     return result.ok ? 0 : 1;
   }
   const paint = painterFor(io, io.stdout, args.color);
@@ -159,7 +160,14 @@ function progressPrinter(io: Io, args: ApplyArgs) {
   };
 }
 
-function applyJson(result: ApplyReport | undefined, ok: boolean) {
+/** Nothing applied, because the plan could not be made: the diagnostics, as text or in apply's own JSON report. */
+function notApplied(io: Io, args: ApplyArgs, diags: Diagnostic[]): number {
+  if (!args.json) return report(io, args, diags);
+  io.stdout.write(JSON.stringify(applyJson(undefined, false, diags), null, 2) + '\n');
+  return 1;
+}
+
+function applyJson(result: ApplyReport | undefined, ok: boolean, diags: readonly Diagnostic[]) {
   return {
     format_version: APPLY_FORMAT_VERSION,
     applied: ok,
@@ -173,5 +181,6 @@ function applyJson(result: ApplyReport | undefined, ok: boolean) {
     })),
     failures: result?.failures ?? [],
     started: result?.started ?? [],
+    diagnostics: diags.map(jsonDiagnostic),
   };
 }

@@ -1,10 +1,12 @@
+import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
 import { printRule } from '../src/lang/print.js';
 import { parseMac } from '../src/model/mac.js';
 import { homeOf, trace, type Ending, type Ingress, type Trace } from '../src/route/trace.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import type { ReachArgs } from './live.js';
-import { fetchTargets } from './show.js';
+import { collectTargets } from './show.js';
 
 export interface RouteArgs extends ReachArgs {
   src: string;
@@ -30,8 +32,12 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
   };
   const src = mac(args.src, 'source');
   const dst = mac(args.dst, 'destination');
-  const fetched = await fetchTargets(io, args.file, args);
-  if (!fetched) return 1;
+  const { fetched, diags } = await collectTargets(io, args.file, args);
+  if (!args.json && diags.length) io.stderr.write(renderDiagnostics(diags, painterFor(io, io.stderr, args.color)) + '\n');
+  if (!fetched) {
+    if (args.json) io.stdout.write(JSON.stringify(routeJson(src, dst, { hops: [], endings: [] }, false, diags), null, 2) + '\n');
+    return 1;
+  }
   try {
     const state = fetched.live.state;
     let from = args.from;
@@ -45,7 +51,7 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
     const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };
     const t = trace(state, from, ingress, src, dst);
     const ok = t.endings.every((e) => e.kind === 'delivered');
-    io.stdout.write((args.json ? JSON.stringify(routeJson(src, dst, t, ok), null, 2) : routeText(src, dst, t, painterFor(io, io.stdout, args.color))) + '\n');
+    io.stdout.write((args.json ? JSON.stringify(routeJson(src, dst, t, ok, diags), null, 2) : routeText(src, dst, t, painterFor(io, io.stdout, args.color))) + '\n');
     return ok ? 0 : 1;
   } finally {
     await fetched.close();
@@ -80,7 +86,8 @@ function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof 
   return out.join('\n');
 }
 
-function routeJson(src: string, dst: string, t: Trace, ok: boolean) {
+/** Daemons that could not be asked leave `hops` and `endings` empty and say why in `diagnostics`. */
+function routeJson(src: string, dst: string, t: Pick<Trace, 'hops' | 'endings'>, ok: boolean, diags: readonly Diagnostic[]) {
   return {
     format_version: '1.0',
     src,
@@ -88,5 +95,6 @@ function routeJson(src: string, dst: string, t: Trace, ok: boolean) {
     ok,
     hops: t.hops.map((h) => ({ machine: h.machine, ingress: h.ingress, priority: h.priority, rules: h.matched.map(printRule) })),
     endings: t.endings.map((e) => ({ ...e, text: endingText(e) })),
+    diagnostics: diags.map(jsonDiagnostic),
   };
 }

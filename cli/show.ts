@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../src/diag/diagnostic.js';
-import { renderDiagnostics } from '../src/diag/render.js';
+import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
 import { SourceFile } from '../src/diag/source.js';
 import { printLink, printRule, printState } from '../src/lang/print.js';
 import { describeDrift } from '../src/plan/text.js';
@@ -14,25 +14,40 @@ export interface ShowArgs extends ReachArgs {
   color: boolean | undefined;
 }
 
-/** Fetches what the daemons hold, ready to display; prints diagnostics and returns undefined when it cannot. */
-export async function fetchTargets(io: Io, file: string | undefined, args: ReachArgs & { color: boolean | undefined }): Promise<Fetched | undefined> {
+/**
+ * Fetches what the daemons hold, ready to display, with the diagnostics of
+ * getting there (fetched is undefined when it could not); a JSON report
+ * carries them, a text one prints them.
+ */
+export async function collectTargets(io: Io, file: string | undefined, args: ReachArgs): Promise<{ fetched: Fetched | undefined; diags: Diagnostic[] }> {
   const diags: Diagnostic[] = [];
   const t = await targets(io, file, args, diags);
   // Without a file, the daemons are the ones the local transport started, whatever their names.
   const reachArgs = t?.file ? args : { ...args, local: true };
   const fetched = t ? await fetchFor(io, t.file ?? new SourceFile('local daemons', ''), t.hosts, reachArgs, diags) : undefined;
+  return { fetched, diags };
+}
+
+/** Fetches what the daemons hold, ready to display; prints diagnostics and returns undefined when it cannot. */
+export async function fetchTargets(io: Io, file: string | undefined, args: ReachArgs & { color: boolean | undefined }): Promise<Fetched | undefined> {
+  const { fetched, diags } = await collectTargets(io, file, args);
   if (diags.length) io.stderr.write(renderDiagnostics(diags, painterFor(io, io.stderr, args.color)) + '\n');
   return fetched;
 }
 
 /** `vnetc show [file]`: the topology the daemons hold, with link state and counters. */
 export async function show(io: Io, args: ShowArgs): Promise<number> {
+  if (args.format === 'json') {
+    const { fetched, diags } = await collectTargets(io, args.file, args);
+    io.stdout.write(JSON.stringify(showJson(fetched, diags), null, 2) + '\n');
+    await fetched?.close();
+    return fetched ? 0 : 1;
+  }
   const fetched = await fetchTargets(io, args.file, args);
   if (!fetched) return 1;
   try {
     const text =
-      args.format === 'json' ? JSON.stringify(showJson(fetched), null, 2)
-      : args.format === 'vnet' ? printState(fetched.live.state, ['What the daemons hold, as fetched by vnetc show.']).trimEnd()
+      args.format === 'vnet' ? printState(fetched.live.state, ['What the daemons hold, as fetched by vnetc show.']).trimEnd()
       : args.format === 'dot' ? showDot(fetched)
       : showTable(fetched, painterFor(io, io.stdout, args.color));
     io.stdout.write(text + '\n');
@@ -69,10 +84,11 @@ function showTable(f: Fetched, paint: ReturnType<typeof painterFor>): string {
   return out.join('\n').trimEnd();
 }
 
-function showJson(f: Fetched) {
+/** Unreachable daemons leave `daemons` empty and say why in `diagnostics`, so the report always has its shape. */
+function showJson(f: Fetched | undefined, diags: readonly Diagnostic[]) {
   return {
     format_version: '1.0',
-    daemons: [...f.reached].map(([machine, r]) => ({
+    daemons: [...(f?.reached ?? [])].map(([machine, r]) => ({
       machine,
       reached_by: r.session.describe,
       running: r.report !== undefined,
@@ -85,7 +101,8 @@ function showJson(f: Fetched) {
           }
         : {}),
     })),
-    drift: f.live.drift.map(describeDrift),
+    drift: (f?.live.drift ?? []).map(describeDrift),
+    diagnostics: diags.map(jsonDiagnostic),
   };
 }
 

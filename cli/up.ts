@@ -1,4 +1,5 @@
 import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { jsonDiagnostic } from '../src/diag/render.js';
 import { copyState } from '../src/model/state.js';
 import { diff } from '../src/plan/diff.js';
 import { applyPlan } from '../src/remote/apply.js';
@@ -28,6 +29,10 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
   if (args.state !== undefined) throw new UsageError('down works on the live daemons; --state is for reviewing with plan');
   const diags: Diagnostic[] = [];
   const p = await prepare(io, args.file, args, diags);
+  if (!p && args.json) {
+    io.stdout.write(JSON.stringify(downJson(false, 0, [], [], [], diags), null, 2) + '\n');
+    return 1;
+  }
   if (!p) return report(io, args, diags);
   const fetched = p.fetched!;
   try {
@@ -64,7 +69,7 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
     }
     const removed = result.results.filter((r) => r.status === 'applied').length;
     if (args.json) {
-      io.stdout.write(JSON.stringify({ format_version: '1.0', ok: failed.length === 0, removed, stopped: stopped.sort(), already_stopped: already, failures: failed }, null, 2) + '\n');
+      io.stdout.write(JSON.stringify(downJson(failed.length === 0, removed, stopped.sort(), already, failed, diags), null, 2) + '\n');
     } else {
       const was = already.length ? ` ${already.join(', ')} ${already.length === 1 ? 'was' : 'were'} already stopped, and left as ${already.length === 1 ? 'it was' : 'they were'}.` : '';
       io.stdout.write(`Removed ${removed} of the file's links and rules; stopped ${stopped.length} daemon${stopped.length === 1 ? '' : 's'}${stopped.length ? ` (${stopped.sort().join(', ')})` : ''}.${was}\n`);
@@ -74,4 +79,8 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
   } finally {
     await fetched.close();
   }
+}
+
+function downJson(ok: boolean, removed: number, stopped: string[], already: string[], failures: string[], diags: readonly Diagnostic[]) {
+  return { format_version: '1.0', ok, removed, stopped, already_stopped: already, failures, diagnostics: diags.map(jsonDiagnostic) };
 }

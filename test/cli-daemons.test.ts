@@ -141,10 +141,42 @@ describe('down when some daemons are already stopped', () => {
     expect((await run('down', '--local', 'host2.vnet')).stdout).toContain('stopped 1 daemon (host2)');
     const r = await run('down', '--local', '--json', 'star.vnet');
     expectNoCrash(r);
-    expect(JSON.parse(r.stdout)).toEqual({ format_version: '1.0', ok: true, removed: 3, stopped: ['host1', 'proxy'], already_stopped: ['host2'], failures: [] });
+    expect(JSON.parse(r.stdout)).toEqual({ format_version: '1.0', ok: true, removed: 3, stopped: ['host1', 'proxy'], already_stopped: ['host2'], failures: [], diagnostics: [] });
     expect(r.status).toBe(0);
     const again = await run('down', '--local', 'star.vnet');
     expect(again.stdout).toBe("Removed 0 of the file's links and rules; stopped 0 daemons. host1, host2, proxy were already stopped, and left as they were.\n");
     expect(again.status).toBe(0);
+  });
+});
+
+describe('--json when a daemon is out of reach', () => {
+  test('show, route, apply and down each print their own report, with the reason in diagnostics', async () => {
+    // Nothing listens on port 1: connection refused, at once.
+    write('ssh_config', `Host host1\n  HostName 127.0.0.1\n  Port 1\n  UserKnownHostsFile ${path.join(dir, 'known_hosts')}\n`);
+    write('far.vnet', spec('host1'));
+    const reach = ['-F', 'ssh_config', '--ssh-persist', '0'];
+    const unreachable = { severity: 'error', code: 'VN5001', file: 'far.vnet', line: 2, message: expect.stringContaining('cannot reach host1') };
+    const reports: [string[], Record<string, unknown>][] = [
+      [['show', 'far.vnet', '--json'], { format_version: '1.0', daemons: [], drift: [] }],
+      [['route', '02:00:00:00:00:01', '02:00:00:00:00:02', '-f', 'far.vnet', '--json'], { format_version: '1.0', ok: false, hops: [], endings: [] }],
+      [['apply', 'far.vnet', '--json', '--auto-approve'], { format_version: '1.0', applied: false, steps: [], failures: [], started: [] }],
+      [['down', 'far.vnet', '--json'], { format_version: '1.0', ok: false, removed: 0, stopped: [], already_stopped: [], failures: [] }],
+    ];
+    for (const [args, shape] of reports) {
+      const r = await run(...args, ...reach);
+      expectNoCrash(r);
+      expect(JSON.parse(r.stdout)).toEqual({ ...shape, ...(args[0] === 'route' ? { src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' } : {}), diagnostics: [expect.objectContaining(unreachable)] });
+      expect(r.status).toBe(1);
+    }
+  });
+
+  test('apply --json carries the warnings of the file it applied', async () => {
+    write('warn.vnet', spec('solo').replace('END', '  ADD\n    FORWARD solo ff:ff:ff:ff:ff:ff 02:00:00:00:00:01 vm0\nEND'));
+    const r = await run('apply', '--local', 'warn.vnet', '--json', '--auto-approve');
+    expectNoCrash(r);
+    const j = JSON.parse(r.stdout) as { applied: boolean; diagnostics: { severity: string; code: string }[] };
+    expect(j.applied).toBe(true);
+    expect(j.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', code: 'VN3019' })]);
+    expect((await run('down', '--local', 'warn.vnet')).status).toBe(0);
   });
 });
