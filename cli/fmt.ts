@@ -5,7 +5,7 @@ import { renderDiagnostics, type Painter } from '../src/diag/render.js';
 import { parseSource } from '../src/lang/compile.js';
 import { format } from '../src/lang/format.js';
 import { painterFor } from './color.js';
-import { expandPaths, load, STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
+import { describeIoError, expandPaths, load, STDIN, UsageError, writeFileAtomic, type Io } from './io.js';
 
 export interface FmtArgs {
   files: string[];
@@ -57,7 +57,7 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
           await writeFileAtomic(resolve(io.cwd, path), after);
           io.stdout.write(name + '\n');
         } catch (e) {
-          io.stderr.write(`vnetc: error: cannot write '${name}': ${(e as Error).message}\n`);
+          io.stderr.write(`vnetc: error: cannot write '${name}': ${describeIoError(e)}\n`);
           unreadable = true;
         }
       }

@@ -160,6 +160,7 @@ export async function readTextFile(cwd: string, path: string, what: string): Pro
  * call and every path involved, including vnetc's temporary files.
  */
 export function describeIoError(e: unknown): string {
+  if (e instanceof WriteFailure) return e.message;
   const code = (e as NodeJS.ErrnoException)?.code;
   switch (code) {
     case 'ENOENT':
@@ -242,12 +243,22 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   const target = existing ?? path;
   const mode = existing === undefined ? undefined : (await stat(existing)).mode;
   const tmp = `${target}.vnetc-tmp-${process.pid}`;
+  // Cleaning up must not hide why the write failed (nor remove a directory that happens to have the name).
+  const cleanUp = () => rm(tmp, { force: true }).catch(() => {});
   try {
     await writeFile(tmp, text, { mode });
     if (mode !== undefined) await chmod(tmp, mode);
+  } catch (e) {
+    await cleanUp();
+    throw new WriteFailure(`cannot create a temporary file beside it (${describeIoError(e)})`);
+  }
+  try {
     await rename(tmp, target);
   } catch (e) {
-    await rm(tmp, { force: true });
+    await cleanUp();
     throw e;
   }
 }
+
+/** A write that failed for a reason vnetc has already put in words (describeIoError says it as it is). */
+export class WriteFailure extends Error {}

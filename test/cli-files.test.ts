@@ -151,3 +151,33 @@ describe('standard input', () => {
     expect(one.stdout).toBe('No changes. The daemons hold what the file describes.\n');
   });
 });
+
+describe('a write that fails', () => {
+  /** Runs vnetc as the shell's own process, after making its temporary file's name a directory: the write then fails, whoever runs it. */
+  function blocked(target: string, args: string[]): Run {
+    const r = spawnSync('/bin/sh', ['-c', `mkdir "$1.vnetc-tmp-$$" && shift && exec "$@"`, 'sh', target, process.execPath, VNETC, ...args], {
+      cwd: tmp,
+      env: cleanEnv({ VNETC_HOME: path.join(tmp, 'home') }),
+      encoding: 'utf8',
+    });
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('is said in words, without errno text or vnetc\'s temporary file, and the file is left as it was', () => {
+    fs.writeFileSync(path.join(tmp, 'ugly.vnet'), 'begin\nhost vnet at a 5000 e\nend\n');
+    const cases: [string, string[], number][] = [
+      ['ugly.vnet', ['fmt', '-w', 'ugly.vnet'], 2],
+      ['out.vnet', ['plan', 'star8.vnet', '--state', 'star4.vnet', '--out', 'out.vnet'], 1],
+      ['ring3.vnet', ['gen', 'ring3.vgen', '-o', 'ring3.vnet'], 2],
+    ];
+    for (const [target, args, status] of cases) {
+      const r = blocked(path.join(tmp, target), args);
+      expectNoCrash(r);
+      expect(r.stderr).toMatch(new RegExp(`vnetc: error: cannot write (the plan to )?'${target.replace('.', '\\.')}': cannot create a temporary file beside it \\(it is a directory\\)`));
+      expect(r.stderr).not.toMatch(/vnetc-tmp|EISDIR|rename/);
+      expect(r.status).toBe(status);
+    }
+    expect(fs.readFileSync(path.join(tmp, 'ugly.vnet'), 'utf8')).toBe('begin\nhost vnet at a 5000 e\nend\n');
+    expect(fs.existsSync(path.join(tmp, 'out.vnet'))).toBe(false);
+  });
+});
