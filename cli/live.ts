@@ -4,6 +4,7 @@ import { SourceFile } from '../src/diag/source.js';
 import { compileSource, parseSource } from '../src/lang/compile.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { liveFromState, type Live } from '../src/model/live.js';
+import { statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Host, State } from '../src/model/state.js';
@@ -16,7 +17,7 @@ import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { MAX_TIMER_MS } from '../src/util/timer.js';
-import { load, STDIN, UsageError, type Io } from './io.js';
+import { describeIoError, load, STDIN, UsageError, type Io } from './io.js';
 
 /**
  * What plan, apply, show and route start from: the desired state (a .vnet
@@ -65,6 +66,17 @@ function checkReach(args: ReachArgs): void {
 
 export function transportFor(io: Io, args: ReachArgs): { transport: Transport; local: LocalTransport } {
   checkReach(args);
+  checkHome(io);
+  // Checked here, once, rather than blamed on each HOST line the file would be read for.
+  if (args.sshConfig !== undefined) {
+    let info;
+    try {
+      info = statSync(resolve(io.cwd, args.sshConfig));
+    } catch (e) {
+      throw new UsageError(`cannot read --ssh-config (-F) '${args.sshConfig}': ${describeIoError(e)}`);
+    }
+    if (info.isDirectory()) throw new UsageError(`--ssh-config (-F) '${args.sshConfig}' is a directory; name an ssh_config file`);
+  }
   const local = new LocalTransport(vnetcHome(io.env));
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
@@ -75,6 +87,15 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
     ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
   });
   return { transport: new Router(local, ssh, args.local), local };
+}
+
+/** Local daemons and kept SSH connections live under the vnetc home: a file there would fail every daemon alike. */
+function checkHome(io: Io): void {
+  const home = vnetcHome(io.env);
+  const info = statSync(home, { throwIfNoEntry: false });
+  if (info && !info.isDirectory()) {
+    throw new UsageError(`${io.env.VNETC_HOME ? 'VNETC_HOME' : "vnetc's home"} '${home}' is not a directory: point VNETC_HOME at a directory (vnetc creates it if it is missing)`);
+  }
 }
 
 /** Where keepers of kept SSH connections leave their sockets. */

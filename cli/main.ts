@@ -421,7 +421,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     )
     // yargs passes its parser options here, not the alias map its typings name.
     .check((a, o) => {
-      const message = repeatedFlag(a, o as unknown as ParserOptions) ?? notANumber(argv, a, o as unknown as ParserOptions);
+      const options = o as unknown as ParserOptions;
+      const message = repeatedFlag(a, options) ?? notANumber(argv, a, options) ?? emptyValue(a, options);
       if (message) throw new Error(message);
       return true;
     })
@@ -459,16 +460,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
  * into an array, which each command would then read as 'a,b' or trip on. Which
  * one the person meant is theirs to say, so it is a usage error.
  */
-type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; key: Record<string, unknown> };
+type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; string: string[]; key: Record<string, unknown> };
 
 function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | undefined {
-  const aliases = new Set(Object.values(o.alias).flat());
-  for (const key of Object.keys(o.key)) {
+  for (const key of canonical(o, Object.keys(o.key))) {
     const value = a[key];
-    if (aliases.has(key) || o.array.includes(key) || !Array.isArray(value)) continue;
-    const short = (o.alias[key] ?? []).find((n) => n.length === 1);
-    const name = (key.length === 1 ? '-' : '--') + key + (short ? ` (-${short})` : '');
-    return `${name} is given ${value.length} times (${value.map((v) => `'${String(v)}'`).join(', ')}); give it once`;
+    if (o.array.includes(key) || !Array.isArray(value)) continue;
+    return `${flagName(key, o)} is given ${value.length} times (${value.map((v) => `'${String(v)}'`).join(', ')}); give it once`;
   }
   return undefined;
 }
@@ -479,9 +477,7 @@ function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | un
  * command line and echoed as typed.
  */
 function notANumber(argv: readonly string[], a: Record<string, unknown>, o: ParserOptions): string | undefined {
-  const aliases = new Set(Object.values(o.alias).flat());
-  for (const key of o.number) {
-    if (aliases.has(key)) continue;
+  for (const key of canonical(o, o.number)) {
     const names = [key, ...(o.alias[key] ?? [])].map((n) => (n.length === 1 ? '-' : '--') + n);
     const value = a[key];
     for (let i = argv.length - 1; i >= 0; i--) {
@@ -489,13 +485,32 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
       const name = names.find((n) => t === n || t.startsWith(n + '='));
       if (name === undefined) continue;
       const given = t === name ? argv[i + 1] : t.slice(name.length + 1);
-      const flag = `--${key}${o.alias[key]?.length ? ` (${names.slice(1).join(', ')})` : ''}`;
-      if (given === undefined || (t === name && /^-[^\d.]/.test(given))) return `${flag} needs a number after it`;
-      if (typeof value === 'number' && Number.isNaN(value)) return `${flag} takes a number, not '${given === '\0-' ? '-' : given}'`;
+      if (given === undefined || (t === name && /^-[^\d.]/.test(given))) return `${flagName(key, o)} needs a number after it`;
+      if (typeof value === 'number' && Number.isNaN(value)) return `${flagName(key, o)} takes a number, not '${given === '\0-' ? '-' : given}'`;
       break;
     }
   }
   return undefined;
+}
+
+/** A string flag given nothing (`--proxy ''`, or `--proxy` last): no command has a use for an empty name or path. */
+function emptyValue(a: Record<string, unknown>, o: ParserOptions): string | undefined {
+  for (const key of canonical(o, o.string)) {
+    if (a[key] === '') return `${flagName(key, o)} needs a value after it`;
+  }
+  return undefined;
+}
+
+/** Keys as declared, not their aliases (yargs sets every alias to the same value). */
+function canonical(o: ParserOptions, keys: readonly string[]): string[] {
+  const aliases = new Set(Object.values(o.alias).flat());
+  return keys.filter((k) => !aliases.has(k));
+}
+
+/** A flag as the help spells it: --topology (-t). */
+function flagName(key: string, o: ParserOptions): string {
+  const others = (o.alias[key] ?? []).map((n) => (n.length === 1 ? '-' : '--') + n);
+  return (key.length === 1 ? '-' : '--') + key + (others.length ? ` (${others.join(', ')})` : '');
 }
 
 function usageError(io: Io, message: string, code: number): number {

@@ -20,7 +20,8 @@ afterEach(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const vnetc = (...args: string[]): Run => runVnetc(args, { cwd: tmp });
+// An empty VNETC_HOME of its own: no test reaches a daemon the person running them has.
+const vnetc = (...args: string[]): Run => runVnetc(args, { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'home') } });
 
 /** A usage error: one message naming what was wrong, the given exit code, nothing on stdout. */
 function expectUsage(r: Run, status: number, message: string): void {
@@ -88,5 +89,42 @@ describe('a number flag given something else', () => {
     expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism'), 1, '--parallelism needs a number after it');
     expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '--json'), 1, '--parallelism needs a number after it');
     expect(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '3').status).toBe(0);
+  });
+});
+
+describe('a flag that names something, given nothing', () => {
+  test("is a usage error, not a search for a machine or file named ''", () => {
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--proxy', ''), 1, '--proxy needs a value after it');
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--proxy'), 1, '--proxy needs a value after it');
+    expectUsage(vnetc('gen', 'ring3.vgen', '-o', ''), 2, '--out (-o) needs a value after it');
+  });
+});
+
+describe('where daemons are reached from', () => {
+  test('-F naming no file is a usage error about -F, not blamed on the HOST lines', () => {
+    const r = vnetc('plan', 'star4.vnet', '-F', 'no_such_config');
+    expectUsage(r, 1, "cannot read --ssh-config (-F) 'no_such_config': no such file");
+    expect(r.stderr).not.toContain('VN5001');
+    expectUsage(vnetc('plan', 'star4.vnet', '-F', '.'), 1, "--ssh-config (-F) '.' is a directory; name an ssh_config file");
+  });
+
+  test('a VNETC_HOME that is a file is said once, not as an SSH problem at every daemon', () => {
+    fs.writeFileSync(path.join(tmp, 'homefile'), '');
+    const r = runVnetc(['plan', '--local', 'star4.vnet'], { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'homefile') } });
+    expectUsage(r, 1, `VNETC_HOME '${path.join(tmp, 'homefile')}' is not a directory: point VNETC_HOME at a directory`);
+    expect(r.stderr).not.toContain('SSH');
+    // Reviewing against a file needs no daemons, so no home either.
+    expect(runVnetc(['plan', 'star4.vnet', '--state', 'star4.vnet'], { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'homefile') } }).status).toBe(0);
+  });
+
+  test("a local daemon's directory that cannot be used gets a hint about that directory, not about SSH", () => {
+    fs.mkdirSync(path.join(tmp, 'home', 'local'), { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'home', 'local', 'proxy'), '');
+    const r = runVnetc(['plan', '--local', 'star4.vnet'], { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'home') } });
+    expectNoCrash(r);
+    expect(r.stderr).toContain('error[VN5001]: cannot reach proxy: cannot reach the local daemon of proxy');
+    expect(r.stderr).toContain(`hint: it runs on this machine, with its socket and state in ${path.join(tmp, 'home', 'local', 'proxy')}`);
+    expect(r.stderr).not.toContain('SSH');
+    expect(r.status).toBe(1);
   });
 });

@@ -178,7 +178,7 @@ class LocalSession implements Session {
       if (e instanceof ReachError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ECONNREFUSED') return undefined;
-      throw new ReachError(this.machine, `cannot reach the local daemon of ${this.machine}: ${(e as Error).message}`);
+      throw new ReachError(this.machine, `cannot reach the local daemon of ${this.machine}: ${(e as Error).message}`, `it runs on this machine, with its socket and state in ${this.dir}: check that vnetc can use that directory (VNETC_HOME sets where it is)`);
     }
     const said = (await c.greeting).text;
     if (!said.endsWith(` machine ${this.machine}`)) {
