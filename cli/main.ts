@@ -46,6 +46,24 @@ const reach = (a: { local: boolean; parallelism: number; 'ssh-config'?: string |
   sshPersist: a['ssh-persist'],
 });
 
+/** Each command and its positionals, as yargs takes them: also what a misspelt or incomplete command line is told. */
+const COMMANDS = {
+  validate: 'validate [files..]',
+  fmt: 'fmt [files..]',
+  plan: 'plan <file>',
+  apply: 'apply <file>',
+  show: 'show [file]',
+  infer: 'infer [file]',
+  route: 'route <src> <dst>',
+  up: 'up <file>',
+  down: 'down <file>',
+  'ssh-close': 'ssh-close',
+  adapt: 'adapt',
+  gen: 'gen <file>',
+  demo: 'demo',
+  patterns: 'patterns',
+} as const;
+
 export async function main(argv: string[], io: Io): Promise<number> {
   // yargs drops a lone `-`; carry it through as a token no path can contain.
   const STDIN_ARG = '\0-';
@@ -67,7 +85,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     })
     .command(
       // Optional here and checked in the command, so that yargs reports an unknown flag by name.
-      'validate [files..]',
+      COMMANDS.validate,
       'Check .vnet files and report every problem',
       (y) =>
         y
@@ -87,7 +105,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'fmt [files..]',
+      COMMANDS.fmt,
       'Print .vnet files in canonical form (or rewrite, check, diff)',
       (y) =>
         y
@@ -114,7 +132,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'plan <file>',
+      COMMANDS.plan,
       'Show the changes that make the daemons hold what a .vnet file describes',
       (y) =>
         reachOptions(y)
@@ -156,7 +174,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'apply <file>',
+      COMMANDS.apply,
       'Make the daemons hold what a .vnet file (or a saved plan) describes',
       (y) =>
         reachOptions(y)
@@ -184,7 +202,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'show [file]',
+      COMMANDS.show,
       'Show the topology the daemons hold: links with state and RTT, rules with counters',
       (y) =>
         reachOptions(y)
@@ -207,7 +225,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'infer [file]',
+      COMMANDS.infer,
       "Show the application topology VTTIF infers from the VMs' traffic (turning inference on where it is off)",
       (y) =>
         reachOptions(y)
@@ -246,7 +264,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'route <src> <dst>',
+      COMMANDS.route,
       'Print the path a frame from <src> to <dst> (MACs) takes, hop by hop, with the rule that matched at each',
       (y) =>
         reachOptions(y)
@@ -270,7 +288,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'up <file>',
+      COMMANDS.up,
       'Start the daemons a .vnet file names and establish its topology (apply without asking)',
       (y) =>
         reachOptions(y)
@@ -284,7 +302,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'down <file>',
+      COMMANDS.down,
       "Remove a .vnet file's links and rules from its daemons, then stop them",
       (y) =>
         reachOptions(y)
@@ -295,7 +313,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'ssh-close',
+      COMMANDS['ssh-close'],
       'Close the SSH connections kept open for later commands (stop every keeper)',
       (y) => y,
       () => {
@@ -303,7 +321,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'adapt',
+      COMMANDS.adapt,
       'Adapt a spec to inferred traffic: add fast paths (and with --placement move VMs), write the result as a .vnet file',
       (y) =>
         reachOptions(y)
@@ -351,7 +369,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'gen <file>',
+      COMMANDS.gen,
       'Expand requirements (hosts, Proxy, VMs, a topology) into a complete .vnet file (format in docs/GEN.md)',
       (y) =>
         y
@@ -364,7 +382,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'demo',
+      COMMANDS.demo,
       'Run the whole workflow on this machine: local daemons, synthetic VMs, star, plan, apply a fast-path ring, show, route',
       (y) => y.option('keep', { type: 'boolean', default: false, describe: 'Leave the daemons running at the end' }),
       (a) => {
@@ -372,7 +390,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       },
     )
     .command(
-      'patterns',
+      COMMANDS.patterns,
       'Run the patterns workload (a synthetic BSP application) on VMs attached to local daemons, and time it',
       (y) =>
         y
@@ -441,7 +459,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (err) failure = err.message;
     output = out;
   });
-  if (failure !== undefined) return usageError(io, failure, usageExit);
+  const first = argv[0];
+  const command = first !== undefined && Object.hasOwn(COMMANDS, first) ? (first as keyof typeof COMMANDS) : undefined;
+  if (failure !== undefined) {
+    if (command === undefined && first !== undefined && !first.startsWith('-')) {
+      // yargs would say "Unknown arguments: valdate, x", and its own suggestion is lost to strict().
+      const close = (await import('../src/lang/suggest.js')).suggest(first, Object.keys(COMMANDS));
+      return usageError(io, `'${first}' is not a vnetc command${close ? `; did you mean '${close}'?` : ''}`, usageExit);
+    }
+    const missing = /^Not enough non-option arguments: got (\d+)/.exec(failure);
+    if (missing && command) {
+      const wanted = COMMANDS[command].split(' ').slice(1).filter((w) => w.startsWith('<'));
+      failure = `'vnetc ${command}' needs ${wanted.slice(Number(missing[1])).join(' ')}: vnetc ${COMMANDS[command]}`;
+    }
+    return usageError(io, failure, usageExit, command);
+  }
   if (output) {
     io.stdout.write(output + '\n'); // --help or --version
     return 0;
@@ -450,7 +482,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   try {
     return await run();
   } catch (e) {
-    if (e instanceof UsageError) return usageError(io, e.message, usageExit);
+    if (e instanceof UsageError) return usageError(io, e.message, usageExit, command);
     throw e;
   }
 }
@@ -513,7 +545,8 @@ function flagName(key: string, o: ParserOptions): string {
   return (key.length === 1 ? '-' : '--') + key + (others.length ? ` (${others.join(', ')})` : '');
 }
 
-function usageError(io: Io, message: string, code: number): number {
-  io.stderr.write(`vnetc: error: ${message}\nRun 'vnetc --help' for usage.\n`);
+/** One line saying what was wrong, and where the help for what was being run is. */
+function usageError(io: Io, message: string, code: number, command?: string): number {
+  io.stderr.write(`vnetc: error: ${message}\nRun 'vnetc ${command ? `${command} ` : ''}--help' for usage.\n`);
   return code;
 }

@@ -128,3 +128,22 @@ describe('where daemons are reached from', () => {
     expect(r.status).toBe(1);
   });
 });
+
+describe('the command line itself', () => {
+  test('a misspelt command gets a suggestion; one nothing like a command gets none', () => {
+    expectUsage(vnetc('valdate', 'star4.vnet'), 2, "'valdate' is not a vnetc command; did you mean 'validate'?");
+    expectUsage(vnetc('frobnicate'), 2, "'frobnicate' is not a vnetc command\nRun 'vnetc --help' for usage.");
+  });
+
+  test('a missing argument is named, with the command line it belongs in', () => {
+    expectUsage(vnetc('plan'), 1, "'vnetc plan' needs <file>: vnetc plan <file>");
+    expectUsage(vnetc('route', '02:00:00:00:00:01'), 2, "'vnetc route' needs <dst>: vnetc route <src> <dst>");
+    expectUsage(vnetc('gen'), 2, "'vnetc gen' needs <file>: vnetc gen <file>");
+  });
+
+  test("a usage error points at the command's own help", () => {
+    expectUsage(vnetc('plan', 'star4.vnet', '--bogus'), 1, "Unknown argument: bogus\nRun 'vnetc plan --help' for usage.");
+    expectUsage(vnetc('gen', 'ring3.vgen', '-o', 'a', '-o', 'b'), 2, "--out (-o) is given 2 times ('a', 'b'); give it once\nRun 'vnetc gen --help' for usage.");
+    expectUsage(vnetc(), 2, "Say which command to run.\nRun 'vnetc --help' for usage.");
+  });
+});

@@ -204,7 +204,7 @@ describe('validate exit codes', () => {
     const r = vnetc(['validate', 'ok.vnet', '--bogus']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('bogus');
-    expect(r.stderr).toContain("Run 'vnetc --help' for usage.");
+    expect(r.stderr).toContain("Run 'vnetc validate --help' for usage.");
     expect(r.stdout).toBe('');
   });
 
@@ -235,7 +235,7 @@ describe('validate exit codes', () => {
   test('2 for validate without files', () => {
     const r = vnetc(['validate']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("Run 'vnetc --help' for usage.");
+    expect(r.stderr).toContain("Run 'vnetc validate --help' for usage.");
     expect(r.stdout).toBe('');
   });
 
