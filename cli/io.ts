@@ -148,10 +148,25 @@ function decodeTooLarge(name: string, size: number | string): { diagnostics: Dia
 
 /** A whole text file named on the command line (relative to the working directory); a UsageError says why it cannot be read. */
 export async function readTextFile(cwd: string, path: string, what: string): Promise<string> {
+  const bytes = await readInputFile(cwd, path, what);
+  if (bytes.length > MAX_FILE_BYTES) throw new UsageError(`cannot read ${what} '${path}': it is more than ${MAX_FILE_BYTES} bytes`);
+  return bytes.toString('utf8');
+}
+
+/** The same, as bytes (at most one past MAX_FILE_BYTES, as load() reads), for a command that checks them before taking them for text. */
+export async function readInputFile(cwd: string, path: string, what: string): Promise<Buffer> {
+  const abs = resolve(cwd, path);
+  const refuse = (why: string): never => {
+    throw new UsageError(`cannot read ${what} '${path}': ${why}`);
+  };
   try {
-    return await readFile(resolve(cwd, path), 'utf8');
+    const info = await stat(abs);
+    if (info.isDirectory()) refuse('it is a directory');
+    if (info.isCharacterDevice() || info.isBlockDevice()) refuse('it is a device, not a file');
+    return await readAtMost(abs, MAX_FILE_BYTES);
   } catch (e) {
-    throw new UsageError(`cannot read ${what} '${path}': ${describeIoError(e)}`);
+    if (e instanceof UsageError) throw e;
+    return refuse(await describeReadError(abs, e));
   }
 }
 

@@ -181,3 +181,21 @@ describe('a write that fails', () => {
     expect(fs.existsSync(path.join(tmp, 'out.vnet'))).toBe(false);
   });
 });
+
+describe('gen reads its requirements as load() reads a program', () => {
+  test('binary, non-UTF-8 and device inputs are named, not quoted back to the terminal', () => {
+    fs.writeFileSync(path.join(tmp, 'garbage.bin'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x1b, 0x5b, 0x32, 0x4a]));
+    fs.writeFileSync(path.join(tmp, 'latin1.vgen'), Buffer.from('proxy caf\xe9\n', 'latin1'));
+    const binary = vnetc('gen', 'garbage.bin');
+    expectNoCrash(binary);
+    expect(binary.stderr).toBe('vnetc: error: garbage.bin: this looks like a binary file (NUL byte at offset 8); expected a requirements file (docs/GEN.md)\n');
+    expect(binary.status).toBe(1);
+    const nul = runVnetc(['gen', '-'], { cwd: tmp, input: 'proxy p\0\n' });
+    expect(nul.stderr).toBe('vnetc: error: <stdin>: this looks like a binary file (NUL byte at offset 7); expected a requirements file (docs/GEN.md)\n');
+    expect(vnetc('gen', 'latin1.vgen').stderr).toContain('latin1.vgen: the file is not valid UTF-8 (bad byte 0xE9 at offset 9)');
+    const device = vnetc('gen', '/dev/zero');
+    expect(device.stderr).toContain("vnetc: error: cannot read the requirements '/dev/zero': it is a device, not a file");
+    expect(device.status).toBe(2);
+    expect(vnetc('gen', 'ring3.vgen').status).toBe(0);
+  });
+});

@@ -70,6 +70,18 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
 }
 
 /** Turns raw bytes into a SourceFile, or explains why they are not a program's text. */
+/**
+ * Why bytes are not text, in the words decode's diagnostics use, for inputs
+ * that are not programs (gen's requirements); undefined when they are text.
+ */
+export function notText(bytes: Uint8Array): string | undefined {
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) return `this looks like a binary file (NUL byte at offset ${nul})`;
+  if (isUtf8(bytes)) return undefined;
+  const at = Math.max(0, firstInvalidUtf8(bytes));
+  return `the file is not valid UTF-8 (bad byte 0x${bytes[at]!.toString(16).toUpperCase().padStart(2, '0')} at offset ${at})`;
+}
+
 export function decode(name: string, bytes: Uint8Array): { file: SourceFile; diagnostics: Diagnostic[] } {
   const empty = new SourceFile(name, '');
   const sink = new DiagnosticSink(empty);
