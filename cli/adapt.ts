@@ -33,15 +33,15 @@ export interface AdaptArgs extends ReachArgs {
   color: boolean | undefined;
 }
 
-/** --k N | --k all | --budget B | neither (all). */
+/** -k N | -k all | --budget B | neither (all). */
 export function limitFrom(args: { k: string | undefined; budget: number | undefined }): Limit {
-  if (args.k !== undefined && args.budget !== undefined) throw new UsageError('give --k or --budget, not both');
+  if (args.k !== undefined && args.budget !== undefined) throw new UsageError('give -k or --budget, not both');
   if (args.budget !== undefined) {
     if (!Number.isFinite(args.budget) || args.budget < 0) throw new UsageError(`--budget must be a number ≥ 0, not ${args.budget}`);
     return { kind: 'budget', budget: args.budget };
   }
   if (args.k === undefined || args.k === 'all') return { kind: 'all' };
-  if (!/^\d+$/.test(args.k)) throw new UsageError(`--k must be a whole number or 'all', not '${args.k}'`);
+  if (!/^\d+$/.test(args.k)) throw new UsageError(`-k must be a whole number or 'all', not '${args.k}'`);
   return { kind: 'count', k: Number(args.k) };
 }
 

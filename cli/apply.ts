@@ -8,6 +8,7 @@ import { applyPlan, type ApplyOptions, type ApplyReport, type ProgressEvent, typ
 import { liveOf } from '../src/remote/fetch.js';
 import { launchWith } from '../src/remote/launch.js';
 import { isMachineName } from '../src/model/names.js';
+import { suggest } from '../src/lang/suggest.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import { prepare, type Prepared, type ReachArgs } from './live.js';
@@ -45,12 +46,20 @@ export const APPLY_FORMAT_VERSION = '1.0';
  * when it was made), then pushes it. 0 applied (or nothing to do), 1 error.
  */
 export async function apply(io: Io, args: ApplyArgs): Promise<number> {
-  const launch = launchWith(ifaceSpecs(args.iface));
+  const ifaces = ifaceSpecs(args.iface);
+  const launch = launchWith(ifaces);
   if (args.state !== undefined) throw new UsageError('apply works on the live daemons; --state is for reviewing with plan');
   const diags: Diagnostic[] = [];
   const prepared = await prepare(io, args.file, args, diags);
   if (!prepared) return notApplied(io, args, diags);
   try {
+    // A misspelt machine would otherwise leave its daemon on the default interface, unsaid.
+    const machines = [...prepared.desired.hosts.keys()];
+    for (const m of ifaces.keys()) {
+      if (prepared.desired.hosts.has(m)) continue;
+      const close = suggest(m, machines);
+      throw new UsageError(`--iface names ${m}, which ${prepared.file.name} does not declare${close ? `; did you mean '${close}'?` : ` (its machines: ${machines.join(', ')})`}`);
+    }
     return await run(io, args, prepared, diags, launch);
   } finally {
     await prepared.fetched?.close();

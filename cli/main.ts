@@ -46,6 +46,27 @@ const reach = (a: { local: boolean; parallelism: number; 'ssh-config'?: string |
   sshPersist: a['ssh-persist'],
 });
 
+/** The width help is wrapped to. */
+const WIDTH = Math.min(100, process.stdout.columns ?? 80);
+
+/**
+ * `label` then `text`, wrapped to `width` with every further line indented
+ * under the text's first: yargs would wrap a long line back to the margin.
+ */
+function hanging(label: string, text: string, width: number): string {
+  const room = Math.max(20, width - label.length);
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > room) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  return label + lines.join('\n' + ' '.repeat(label.length));
+}
+
 /** Each command and its positionals, as yargs takes them: also what a misspelt or incomplete command line is told. */
 const COMMANDS = {
   validate: 'validate [files..]',
@@ -343,7 +364,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('out', { alias: 'o', type: 'string', describe: 'Write the adapted .vnet here (default: standard output, the summary on standard error)' })
           .option('delta', { type: 'boolean', default: false, describe: 'Write only the changes, as a saved plan against the base spec' })
           .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON (needs --out)' })
-          .example('$0 adapt -m m.json -s star8.vnet --k 4 -o adapted.vnet', 'the four busiest host pairs get fast paths')
+          .example('$0 adapt -m m.json -s star8.vnet -k 4 -o adapted.vnet', 'the four busiest host pairs get fast paths')
           .example('$0 adapt -m m.json -s star8.vnet --placement -n net.json -o adapted.vnet', 'move VMs onto well-connected hosts, then add fast paths')
           .epilogue('Exit status: 0 written, 1 a bad input file, 2 usage error. Review the result with vnetc plan --state <base>.'),
       (a) => {
@@ -416,7 +437,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .example('$0 patterns -t all-to-all -n 16 --hosts 4 --size 65536 --ratio 1', 'all-to-all, 4 VMs a host, compute as long as communication')
           .epilogue(
             'Topologies:\n' +
-              PATTERN_KINDS.map((k) => `  ${k.padEnd(11)} ${PATTERN_DESCRIPTIONS[k]}`).join('\n') +
+              PATTERN_KINDS.map((k) => hanging(`  ${k.padEnd(11)} `, PATTERN_DESCRIPTIONS[k], WIDTH)).join('\n') +
               '\n\nRuns on this machine alone (no root, no SSH) and removes everything it started. Exit status: 0 ran, 2 usage error.',
           ),
       (a) => {
@@ -450,7 +471,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .version(version())
     .help()
     .alias('h', 'help')
-    .wrap(Math.min(100, process.stdout.columns ?? 80))
+    .wrap(WIDTH)
     .exitProcess(false);
 
   let failure: string | undefined;

@@ -46,7 +46,9 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
       if (!home) throw new UsageError(`no daemon delivers frames for ${src} into an interface, so where it lives is unknown; say where the frame starts with --from MACHINE`);
       from = home.machine;
     } else if (!state.tables.has(from)) {
-      throw new UsageError(`--from ${from}: no such daemon among ${[...state.tables.keys()].join(', ')}`);
+      const running = [...state.tables.keys()];
+      if (!running.length) throw new UsageError(`--from ${from}: none of the daemons runs, so there are no tables to follow; start them with 'vnetc up${args.file ? ` ${args.file}` : ''}'`);
+      throw new UsageError(`--from ${from}: no such daemon among ${running.join(', ')}`);
     }
     const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };
     const t = trace(state, from, ingress, src, dst);

@@ -147,3 +147,33 @@ describe('the command line itself', () => {
     expectUsage(vnetc(), 2, "Say which command to run.\nRun 'vnetc --help' for usage.");
   });
 });
+
+describe('names the file does not have', () => {
+  test('--iface for a machine the file does not declare is refused, with the closest one', () => {
+    expectUsage(vnetc('apply', '--local', 'star4.vnet', '--auto-approve', '--iface', 'hots1=qemu-udp:listen=127.0.0.1:7001'), 1, "--iface names hots1, which star4.vnet does not declare; did you mean 'host1'?");
+    expectUsage(vnetc('up', '--local', 'star4.vnet', '--iface', 'zed=qemu-udp:listen=127.0.0.1:7001'), 2, '--iface names zed, which star4.vnet does not declare (its machines: proxy, host1, host2, host3, host4)');
+    expect(fs.existsSync(path.join(tmp, 'home', 'local'))).toBe(false);
+  });
+
+  test('route --from when no daemon runs says so, not "no such daemon among " and nothing', () => {
+    expectUsage(vnetc('route', '02:00:00:00:00:01', '02:00:00:00:00:02', '--from', 'nope', '-f', 'star4.vnet', '--local'), 2, "--from nope: none of the daemons runs, so there are no tables to follow; start them with 'vnetc up star4.vnet'");
+  });
+});
+
+describe('help', () => {
+  test("patterns' list of topologies keeps a long description under itself, not at the margin", () => {
+    const r = vnetc('patterns', '--help');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.slice(r.stdout.indexOf('Topologies:')).split('\n');
+    const bus = lines.findIndex((l) => l.startsWith('  bus '));
+    expect(lines[bus + 1]).toMatch(/^ {14}\S/);
+    for (const l of lines.slice(1, lines.indexOf(''))) expect(l).toMatch(/^ {2}/);
+  });
+
+  test("adapt's example spells -k as its help lists it", () => {
+    const r = vnetc('adapt', '--help');
+    expect(r.stdout).toMatch(/^ {2}-k\s/m);
+    expect(r.stdout).toContain('-s star8.vnet -k 4');
+    expect(r.stdout).not.toContain('--k ');
+  });
+});

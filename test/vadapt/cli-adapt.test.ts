@@ -34,8 +34,8 @@ test('adapt writes a file that validates and plans as additions only; --delta wr
 });
 
 test.each([
-  [['--k', 'x'], 2, "--k must be a whole number or 'all', not 'x'"],
-  [['--k', '2', '--budget', '3'], 2, 'give --k or --budget, not both'],
+  [['--k', 'x'], 2, "-k must be a whole number or 'all', not 'x'"],
+  [['--k', '2', '--budget', '3'], 2, 'give -k or --budget, not both'],
   [['--json'], 2, 'with --json the report goes to standard output'],
 ])('flags are checked: %j', (extra, status, message) => {
   const r = vnetc('adapt', '-m', 'm.json', '-s', star8, ...extra);
