@@ -133,7 +133,7 @@ maybe('plan and apply over SSH', () => {
     expect(fs.readdirSync(kept)).toEqual([]);
     expect((await run('ssh-close')).stdout).toBe('No SSH connections were kept.\n');
     const bad = await run('plan', 'star.vnet', '--ssh-persist', '-1');
-    expect(bad.stderr).toMatch(/--ssh-persist must be a number of seconds, 0 or more/);
+    expect(bad.stderr).toMatch(/--ssh-persist must be a number of seconds from 0 to 2147483 \(about 24.8 days\), not -1/);
   });
 
   test('an unreachable machine is reported against its HOST line, not as a stack trace', async () => {
