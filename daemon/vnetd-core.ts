@@ -121,7 +121,7 @@ export class Vnetd implements ControlTarget {
       await rm(sock, { force: true });
     }
     try {
-      await this.startOver(sock);
+      await this.bringUp(sock);
     } catch (e) {
       // What did open closes again: a daemon that could not start holds no port, socket or file.
       await this.stop().catch(() => {});
@@ -129,7 +129,8 @@ export class Vnetd implements ControlTarget {
     }
   }
 
-  private async startOver(sock: string): Promise<void> {
+  /** All of start() past the check that no other daemon holds the state directory. */
+  private async bringUp(sock: string): Promise<void> {
     const { opts } = this;
     const saved = await this.store.load();
     if (saved && saved.machine !== opts.machine) {
