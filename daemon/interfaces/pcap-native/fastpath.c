@@ -947,6 +947,26 @@ static int get_port(napi_env env, datapath_t *dp, napi_value v, uint32_t *id) {
   return 0;
 }
 
+/*
+ * A call's `want` arguments into argv, the first a datapath handle: the
+ * datapath, or NULL with an exception pending (`usage` when the count is off).
+ */
+static datapath_t *dp_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != want) {
+    fail(env, usage);
+    return NULL;
+  }
+  return dp_unwrap(env, argv[0]);
+}
+
+/* dp_args for a call whose second argument is a port: that too, in `id`. */
+static datapath_t *port_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, uint32_t *id, const char *usage) {
+  datapath_t *dp = dp_args(env, info, want, argv, usage);
+  return dp && get_port(env, dp, argv[1], id) == 0 ? dp : NULL;
+}
+
 static void clear_port(datapath_t *dp, uint32_t id) {
   port_t *p = &dp->ports[id];
   /* Sealed already: it leaves. */
@@ -970,12 +990,10 @@ static void clear_port(datapath_t *dp, uint32_t id) {
 
 /* attachCapture(dp, port, capture): the capture's frames enter the fast path as `port`, and frames for `port` leave by it */
 static napi_value attach_capture(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   uint32_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 3 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 3, argv, &id, "attachCapture(dp, port, capture)");
+  if (!dp) return NULL;
   capture_t *c = capture_unwrap(env, argv[2]);
   if (!c) return NULL;
   if (c->dp) return fail(env, "fast path: the capture is attached already");
@@ -991,14 +1009,12 @@ static napi_value attach_capture(napi_env env, napi_callback_info info) {
 
 /* setLink(dp, port, session, ip, udpPort): frames for `port` are sealed under `session` and sent to ip:udpPort, and its DATA records from there are opened here */
 static napi_value set_link(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
   uint32_t id, udp_port;
   char ip[INET6_ADDRSTRLEN + 1];
   size_t n;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 5, argv, &id, "setLink(dp, port, session, ip, udpPort)");
+  if (!dp) return NULL;
   vs_session *s = vs_unwrap(env, argv[2]);
   if (!s) return NULL;
   if (napi_get_value_string_utf8(env, argv[3], ip, sizeof ip, &n) != napi_ok || napi_get_value_uint32(env, argv[4], &udp_port) != napi_ok || udp_port > 65535)
@@ -1024,12 +1040,10 @@ static napi_value set_link(napi_env env, napi_callback_info info) {
 
 /* clearPort(dp, port): nothing enters or leaves by `port` here any more */
 static napi_value clear_port_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   uint32_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 2 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 2, argv, &id, "clearPort(dp, port)");
+  if (!dp) return NULL;
   clear_port(dp, id);
   flush_flows(dp);
   if (rebuild_addresses(dp) != 0) return fail(env, "out of memory");
@@ -1044,14 +1058,12 @@ static napi_value clear_port_js(napi_env env, napi_callback_info info) {
  * before it reuses the slot.
  */
 static napi_value learn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5], out, v;
   uint32_t ingress, nout;
   double src, dst;
   uint16_t ports[MAX_OUT];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &ingress) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 5, argv, &ingress, "learn(dp, ingress, src, dst, egress: number[])");
+  if (!dp) return NULL;
   CHECK(napi_get_value_double(env, argv[2], &src));
   CHECK(napi_get_value_double(env, argv[3], &dst));
   CHECK(napi_get_array_length(env, argv[4], &nout));
@@ -1089,10 +1101,8 @@ static napi_value learn(napi_env env, napi_callback_info info) {
 
 /* flush(dp): forgets every flow (the table changed); their counts stay for JavaScript to fold */
 static napi_value flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 1, argv, "flush(dp)");
   if (!dp) return NULL;
   flush_flows(dp);
   return NULL;
@@ -1100,12 +1110,11 @@ static napi_value flush(napi_env env, napi_callback_info info) {
 
 /* udpOpen(dp, host, port, bufferBytes) -> the bound port; throws an Error with `code` (EADDRINUSE, ...). Datagrams go to onUp. */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4, n;
+  size_t n;
   napi_value argv[4], out;
   char host[INET6_ADDRSTRLEN + 1];
   uint32_t port, buffer;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 4, argv, "udpOpen(dp, host, port, bufferBytes)");
   if (!dp) return NULL;
   if (napi_get_value_string_utf8(env, argv[1], host, sizeof host, &n) != napi_ok || napi_get_value_uint32(env, argv[2], &port) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &buffer) != napi_ok || port > 65535)
@@ -1138,13 +1147,12 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 
 /* udpSend(dp, datagram, ip, port) -> 0, or the errno (EAGAIN: the socket buffer is full, and the datagram is dropped) */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4, n, len;
+  size_t n, len;
   napi_value argv[4], out;
   char ip[INET6_ADDRSTRLEN + 1];
   uint32_t port;
   void *data;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 4, argv, "udpSend(dp, datagram, ip, port)");
   if (!dp) return NULL;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || napi_get_value_string_utf8(env, argv[2], ip, sizeof ip, &n) != napi_ok ||
       napi_get_value_uint32(env, argv[3], &port) != napi_ok || port > 65535)
@@ -1161,10 +1169,8 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
 
 /* udpGso(dp) -> { on, sends, datagrams }: whether UDP links' datagrams leave in segmented sends, and how many sends carried how many datagrams */
 static napi_value udp_gso(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 1, argv, "udpGso(dp)");
   if (!dp) return NULL;
   CHECK(napi_create_object(env, &out));
   CHECK(napi_get_boolean(env, dp->udp_fd >= 0 && dp->gso, &v));
@@ -1193,11 +1199,9 @@ static napi_value path_room_js(napi_env env, napi_callback_info info) {
 
 /* udpQueued(dp) -> bytes waiting in the socket's send queue */
 static napi_value udp_queued(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
   int queued = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 1, argv, "udpQueued(dp)");
   if (!dp) return NULL;
   if (dp->udp_fd >= 0) ioctl(dp->udp_fd, SIOCOUTQ, &queued);
   CHECK(napi_create_int32(env, queued, &out));
@@ -1206,10 +1210,8 @@ static napi_value udp_queued(napi_env env, napi_callback_info info) {
 
 /* udpClose(dp): stops receiving now; the socket is closed once libuv lets go of it */
 static napi_value udp_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 1 ? dp_unwrap(env, argv[0]) : NULL;
+  datapath_t *dp = dp_args(env, info, 1, argv, "udpClose(dp)");
   if (!dp) return NULL;
   if (!dp->udp_open || dp->udp_closing) return NULL;
   dp->udp_closing = 1;
@@ -1273,12 +1275,10 @@ static napi_value conn_attach(napi_env env, datapath_t *dp, uint32_t id, vs_sess
 
 /* tcpAttach(dp, port, session, fd, pending: Buffer): a TCP link's connection, its records sealed under `session` */
 static napi_value tcp_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
   uint32_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 5 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 5, argv, &id, "tcpAttach(dp, port, session, fd, pending: Buffer)");
+  if (!dp) return NULL;
   vs_session *s = vs_unwrap(env, argv[2]);
   if (!s) return NULL;
   return conn_attach(env, dp, id, s, argv[3], argv[4], "tcpAttach(dp, port, session, fd, pending)");
@@ -1286,36 +1286,33 @@ static napi_value tcp_attach(napi_env env, napi_callback_info info) {
 
 /* streamAttach(dp, port, fd, pending: Buffer): a QEMU stream netdev's connection, bare length-prefixed frames; tcpWrite, tcpQueued and tcpRelease serve it too */
 static napi_value stream_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
   uint32_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  datapath_t *dp = argc == 4 ? dp_unwrap(env, argv[0]) : NULL;
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
+  datapath_t *dp = port_args(env, info, 4, argv, &id, "streamAttach(dp, port, fd, pending: Buffer)");
+  if (!dp) return NULL;
   return conn_attach(env, dp, id, NULL, argv[2], argv[3], "streamAttach(dp, port, fd, pending)");
 }
 
-static tcp_t *tcp_of(napi_env env, napi_value *argv, datapath_t **dpp) {
-  uint32_t id;
-  datapath_t *dp = dp_unwrap(env, argv[0]);
-  if (!dp || get_port(env, dp, argv[1], &id) != 0) return NULL;
-  if (dp->ports[id].kind != PORT_TCP) {
+/* port_args for a port with a connection: its connection, and the datapath and port. */
+static tcp_t *tcp_of(napi_env env, napi_callback_info info, size_t want, napi_value *argv, datapath_t **dpp, uint32_t *id, const char *usage) {
+  datapath_t *dp = port_args(env, info, want, argv, id, usage);
+  if (!dp) return NULL;
+  if (dp->ports[*id].kind != PORT_TCP) {
     napi_throw_error(env, NULL, "fast path: not a port with a connection");
     return NULL;
   }
   *dpp = dp;
-  return dp->ports[id].tcp;
+  return dp->ports[*id].tcp;
 }
 
 /* tcpWrite(dp, port, bytes): sends them after everything sent before (false once the connection has failed) */
 static napi_value tcp_write(napi_env env, napi_callback_info info) {
-  size_t argc = 3, len;
+  size_t len;
   napi_value argv[3], out;
   void *data;
   datapath_t *dp = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 3) return fail(env, "tcpWrite(dp, port, bytes)");
-  tcp_t *t = tcp_of(env, argv, &dp);
+  uint32_t id;
+  tcp_t *t = tcp_of(env, info, 3, argv, &dp, &id, "tcpWrite(dp, port, bytes)");
   if (!t) return NULL;
   if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) return fail(env, "tcpWrite(dp, port, bytes)");
   tcp_send(dp, t, data, len);
@@ -1325,12 +1322,10 @@ static napi_value tcp_write(napi_env env, napi_callback_info info) {
 
 /* tcpQueued(dp, port) -> bytes the kernel has not taken yet */
 static napi_value tcp_queued(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
   datapath_t *dp = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2) return fail(env, "tcpQueued(dp, port)");
-  tcp_t *t = tcp_of(env, argv, &dp);
+  uint32_t id;
+  tcp_t *t = tcp_of(env, info, 2, argv, &dp, &id, "tcpQueued(dp, port)");
   if (!t) return NULL;
   CHECK(napi_create_double(env, (double)t->tx_len, &out));
   return out;
@@ -1338,17 +1333,13 @@ static napi_value tcp_queued(napi_env env, napi_callback_info info) {
 
 /* tcpRelease(dp, port) -> the bytes the kernel has not taken yet; the connection is JavaScript's again (its link is going down) */
 static napi_value tcp_release(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
   void *data;
   datapath_t *dp = NULL;
   uint32_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2) return fail(env, "tcpRelease(dp, port)");
-  tcp_t *t = tcp_of(env, argv, &dp);
+  tcp_t *t = tcp_of(env, info, 2, argv, &dp, &id, "tcpRelease(dp, port)");
   if (!t) return NULL;
   CHECK(napi_create_buffer_copy(env, t->tx_len, t->tx_len ? t->tx + t->tx_off : (void *)"", &data, &out));
-  napi_get_value_uint32(env, argv[1], &id);
   clear_port(dp, id);
   flush_flows(dp);
   return out;

@@ -39,8 +39,18 @@
 #define DGRAM_BATCH 16
 #define DGRAM_MAX 65536
 
-/* Those buffers, one set for every QEMU socket of a thread (each reads on its loop's thread, and a batch is staged or forwarded before the next read). */
-static _Thread_local unsigned char *dgram_rx;
+/*
+ * Those buffers and recvmmsg's headers for them, set up once: one set for
+ * every QEMU socket of a thread (each reads on its loop's thread, and a
+ * batch is staged or forwarded before the next read).
+ */
+typedef struct {
+  unsigned char bufs[DGRAM_BATCH * DGRAM_MAX];
+  struct mmsghdr m[DGRAM_BATCH];
+  struct iovec iov[DGRAM_BATCH];
+  struct sockaddr_storage from[DGRAM_BATCH];
+} dgram_rx_t;
+static _Thread_local dgram_rx_t *dgram_rx;
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
 
@@ -143,17 +153,19 @@ static void really_close(capture_t *c) {
 
 /* Reads a QEMU socket's datagrams, a batch at a time: each from the peer is a frame, anything else is counted and dropped. */
 static void read_datagrams(capture_t *c) {
-  struct mmsghdr m[DGRAM_BATCH];
-  struct iovec iov[DGRAM_BATCH];
-  struct sockaddr_storage from[DGRAM_BATCH];
-  if (!dgram_rx && !(dgram_rx = malloc((size_t)DGRAM_BATCH * DGRAM_MAX))) return;
-  mmsg_setup(m, iov, dgram_rx, DGRAM_MAX, from, NULL, 0, DGRAM_BATCH);
+  dgram_rx_t *rx = dgram_rx;
+  if (!rx) {
+    if (!(rx = dgram_rx = malloc(sizeof *rx))) return;
+    mmsg_setup(rx->m, rx->iov, rx->bufs, DGRAM_MAX, rx->from, NULL, 0, DGRAM_BATCH);
+  }
+  struct mmsghdr *m = rx->m;
+  struct sockaddr_storage *from = rx->from;
   for (int rounds = 0; rounds < 16 && !c->closing; rounds++) {
-    if (rounds > 0) mmsg_rearm(m, DGRAM_BATCH, 0);
+    mmsg_rearm(m, DGRAM_BATCH, 0);
     int got = recvmmsg(c->fd, m, DGRAM_BATCH, MSG_DONTWAIT, NULL);
     if (got <= 0) break;
     for (int i = 0; i < got; i++) {
-      const unsigned char *frame = iov[i].iov_base;
+      const unsigned char *frame = rx->iov[i].iov_base;
       size_t len = m[i].msg_len;
       if (!same_addr(&from[i], &c->peer)) stage(c, NOT_FROM_PEER, NULL, 0);
       else if (!c->dp || !fp_captured(c->dp, c->port, frame, len)) stage(c, (uint32_t)len, frame, len);
