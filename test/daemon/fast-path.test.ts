@@ -35,6 +35,14 @@ const frame = (dst: string, src: string, n: number): Buffer => {
   return f;
 };
 
+(built ? test : test.skip)('an addon call with the wrong number of arguments is refused, naming the call', () => {
+  const lib = pcapBinding() as unknown as Record<string, (...a: unknown[]) => unknown>;
+  expect(() => lib.flush!()).toThrow('flush(dp)');
+  expect(() => lib.tcpQueued!({}, 1, 2)).toThrow('tcpQueued(dp, port)');
+  expect(() => lib.streamAttach!({}, 1)).toThrow('streamAttach(dp, port, fd, pending: Buffer)');
+  expect(() => lib.flush!({})).toThrow('not a datapath handle');
+});
+
 let dir: string;
 beforeAll(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-fast-path-'))));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
