@@ -91,25 +91,19 @@ export async function load(io: Io, path: string): Promise<Loaded> {
     diagnostics: [diagnostic(Msg.CannotRead, new SourceFile(name, ''), undefined, [`'${name}'`, new Verbatim(reason)])],
   });
   let bytes: Buffer;
-  try {
-    if (path === STDIN) {
+  if (path === STDIN) {
+    try {
       bytes = await io.readStdin(MAX_FILE_BYTES);
-    } else {
-      const abs = resolve(io.cwd, path);
-      const info = await stat(abs);
-      if (info.isDirectory()) return fail('it is a directory');
-      if (info.isCharacterDevice() || info.isBlockDevice()) return fail('it is a device, not a file (for standard input, pass -)');
-      // Refuse before reading, so a huge file costs nothing.
-      if (info.size > MAX_FILE_BYTES) {
-        return { ok: false, ...decodeTooLarge(name, info.size) };
-      }
-      // A FIFO or a /proc file says size 0 whatever it holds: only a capped read tells.
-      bytes = info.isFile() && info.size > 0 ? await readFile(abs) : await readAtMost(abs, MAX_FILE_BYTES);
+    } catch (e) {
+      return fail(describeIoError(e));
     }
-  } catch (e) {
-    return fail(await describeReadError(resolve(io.cwd, path), e));
+    if (bytes.length > MAX_FILE_BYTES) return { ok: false, ...decodeTooLarge(name, `more than ${MAX_FILE_BYTES}`) };
+  } else {
+    const r = await readCapped(resolve(io.cwd, path));
+    if ('refused' in r) return fail(r.refused);
+    if ('over' in r) return { ok: false, ...decodeTooLarge(name, r.over) };
+    bytes = r.bytes;
   }
-  if (bytes.length > MAX_FILE_BYTES) return { ok: false, ...decodeTooLarge(name, `more than ${MAX_FILE_BYTES}`) };
   const { file, diagnostics } = decode(name, bytes);
   return diagnostics.length ? { ok: false, diagnostics } : { ok: true, file, diagnostics };
 }
@@ -121,6 +115,25 @@ async function describeReadError(abs: string, e: unknown): Promise<string> {
     if (target !== undefined) return `a symbolic link to '${target}', which does not exist`;
   }
   return describeIoError(e);
+}
+
+/**
+ * A file named on the command line, whole; or why not: `refused` in words,
+ * or `over` (its size, or 'more than …') past MAX_FILE_BYTES. A regular file
+ * that is too large is not read at all.
+ */
+async function readCapped(abs: string): Promise<{ bytes: Buffer } | { refused: string } | { over: number | string }> {
+  try {
+    const info = await stat(abs);
+    if (info.isDirectory()) return { refused: 'it is a directory' };
+    if (info.isCharacterDevice() || info.isBlockDevice()) return { refused: 'it is a device, not a file (for standard input, pass -)' };
+    if (info.size > MAX_FILE_BYTES) return { over: info.size };
+    // A FIFO or a /proc file says size 0 whatever it holds: only a capped read tells.
+    const bytes = info.isFile() && info.size > 0 ? await readFile(abs) : await readAtMost(abs, MAX_FILE_BYTES);
+    return bytes.length > MAX_FILE_BYTES ? { over: `more than ${MAX_FILE_BYTES}` } : { bytes };
+  } catch (e) {
+    return { refused: await describeReadError(abs, e) };
+  }
 }
 
 /** A file read until its end or until it holds more than `max` bytes (the rest is left unread). */
@@ -148,26 +161,14 @@ function decodeTooLarge(name: string, size: number | string): { diagnostics: Dia
 
 /** A whole text file named on the command line (relative to the working directory); a UsageError says why it cannot be read. */
 export async function readTextFile(cwd: string, path: string, what: string): Promise<string> {
-  const bytes = await readInputFile(cwd, path, what);
-  if (bytes.length > MAX_FILE_BYTES) throw new UsageError(`cannot read ${what} '${path}': it is more than ${MAX_FILE_BYTES} bytes`);
-  return bytes.toString('utf8');
+  return (await readInputFile(cwd, path, what)).toString('utf8');
 }
 
-/** The same, as bytes (at most one past MAX_FILE_BYTES, as load() reads), for a command that checks them before taking them for text. */
+/** The same, as bytes, for a command that checks them before taking them for text. */
 export async function readInputFile(cwd: string, path: string, what: string): Promise<Buffer> {
-  const abs = resolve(cwd, path);
-  const refuse = (why: string): never => {
-    throw new UsageError(`cannot read ${what} '${path}': ${why}`);
-  };
-  try {
-    const info = await stat(abs);
-    if (info.isDirectory()) refuse('it is a directory');
-    if (info.isCharacterDevice() || info.isBlockDevice()) refuse('it is a device, not a file');
-    return await readAtMost(abs, MAX_FILE_BYTES);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    return refuse(await describeReadError(abs, e));
-  }
+  const r = await readCapped(resolve(cwd, path));
+  if ('bytes' in r) return r.bytes;
+  throw new UsageError(`cannot read ${what} '${path}': ${'refused' in r ? r.refused : `it is ${typeof r.over === 'number' ? `${r.over} bytes, ` : ''}more than ${MAX_FILE_BYTES} bytes`}`);
 }
 
 /**
