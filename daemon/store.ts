@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { applySettingWords, DEFAULT_SETTINGS } from '../src/vttif/params.js';
 import { InputError, parseJsonFile } from '../src/util/input-error.js';
 import { JsonReader } from '../src/util/json-reader.js';
-import { formatCommand, formatLinkConfig, formatRule, isChange, parseCommand, type Change, type Command, type LinkConfig, type WireRule } from '../src/wire/control.js';
+import { formatCommand, formatLinkConfig, formatRule, isChange, MAX_CONFIG_TIME_MS, parseCommand, type Change, type Command, type LinkConfig, type WireRule } from '../src/wire/control.js';
 
 /**
  * What survives a restart: links (with their keys) and rules, as a snapshot
@@ -65,8 +65,7 @@ export class StateError extends Error {}
 /** What a person can do about state files vnetd will not start over. */
 export const MOVE_ASIDE = 'vnetd will not start over it and lose the configuration. Move state.json and state.journal aside to start empty, or restore them from a backup.';
 
-/** The CONFIGTIME command's range, which saved bounds are held to as well. */
-const MAX_CONFIG_TIME_MS = 999_999_999;
+/** Saved bounds are held to the CONFIGTIME command's range. */
 const configTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_CONFIG_TIME_MS;
 
 /** Settings words as saved, checked the way the VTTIF command checks them; throws RangeError. */
@@ -260,7 +259,7 @@ export class StateStore {
     };
     const j = field('', () => r.object(parseJsonFile(damaged, raw.toString('utf8'), 'a vnetd state file'), 'the file'));
     if (j.format !== FORMAT || (j.version !== 1 && j.version !== VERSION)) field('format', () => r.fail('format and version', `"${FORMAT}", ${VERSION}`, [j.format, j.version]));
-    const seq = j.version === 1 ? 0 : field('seq', () => (Number.isSafeInteger(j.seq) && (j.seq as number) >= 0 ? (j.seq as number) : r.fail('seq', 'a whole number ≥ 0', j.seq)));
+    const seq = j.version === 1 ? 0 : field('seq', () => r.integer(j.seq, 'seq', 0));
     const commands = <T>(key: 'links' | 'rules', verb: string, pick: (c: Command) => T | undefined): T[] =>
       field(key, () => r.array(j[key], key)).map((x, i) =>
         field(`${key}[${i}]`, () => pick(parseCommand(`${verb} ${r.string(x, `${key}[${i}]`)}`)) ?? r.fail(`${key}[${i}]`, `what ${verb} takes`, x)),
@@ -273,8 +272,6 @@ export class StateStore {
     if (j.vttif !== undefined) state.vttif = field('vttif', () => checkedVttif(j.vttif));
     return { seq, state };
   }
-
-
 
   /**
    * Adds the journal's records after the snapshot to `state`. Returns how

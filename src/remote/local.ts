@@ -58,11 +58,9 @@ function readLaunch(file: string, text: string, machine: string): LocalLaunch {
   if (named !== machine) r.fail('machine', `'${machine}' (the name of its directory)`, named);
   const address = r.string(o.address, 'address');
   if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) r.fail('address', 'a loopback address (127.x.y.z)', address);
-  const port = r.number(o.port, 'port', 1, 65535);
+  const port = r.integer(o.port, 'port', 1, 65535);
   const ifaces = r.array(o.ifaces, 'ifaces').map((v, i) => r.string(v, `ifaces[${i}]`));
-  const pid = r.number(o.pid, 'pid', 1);
-  if (!Number.isInteger(port)) r.fail('port', 'a whole number', port);
-  if (!Number.isInteger(pid)) r.fail('pid', 'a whole number', pid);
+  const pid = r.integer(o.pid, 'pid', 1);
   return { machine: named, address, port, ifaces, pid };
 }
 

@@ -43,6 +43,12 @@ export class JsonReader {
     return v as number;
   }
 
+  /** A whole number from `min` to `max` (a port, a pid, a sequence number). */
+  integer(v: Json, path: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max) return v;
+    return this.fail(path, max === Number.MAX_SAFE_INTEGER ? `a whole number ≥ ${min}` : `a whole number from ${min} to ${max}`, v);
+  }
+
   /** A number above 0 (or also 0, when `zeroOk`). */
   positive(v: Json, path: string, zeroOk = false): number {
     if (typeof v === 'number' && Number.isFinite(v) && (v > 0 || (zeroOk && v === 0))) return v;

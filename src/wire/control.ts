@@ -115,6 +115,9 @@ class Words {
   }
 }
 
+/** The largest configuration-time bound CONFIGTIME takes (nine digits), and saved state may hold. */
+export const MAX_CONFIG_TIME_MS = 999_999_999;
+
 /** A word of the client's, quoted back: short, and with no byte that could end or garble a reply line. */
 const clipWord = (w: string): string => {
   const short = w.length > 40 ? w.slice(0, 39) + '…' : w;
@@ -242,6 +245,7 @@ export function parseCommand(line: string): Command {
     }
     case 'CONFIGTIME': {
       const v = w.next('the bound in milliseconds');
+      // Nine digits at most: MAX_CONFIG_TIME_MS.
       if (!/^\d{1,9}$/.test(v)) syntax('the bound is a whole number of milliseconds');
       w.end();
       return { op: 'configtime', ms: Number(v) };
