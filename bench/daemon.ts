@@ -47,7 +47,6 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { renderReport } from './table.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Config } from '../daemon/config.js';
@@ -62,6 +61,7 @@ import type { Address, Destination, Rule } from '../src/model/state.js';
 import { prng } from '../src/util/prng.js';
 import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../test/netns/testbed.js';
 import { median } from './stats.js';
+import { renderReport } from './table.js';
 
 // ---------------------------------------------------------------------------
 // Reports

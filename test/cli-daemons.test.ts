@@ -174,8 +174,10 @@ describe('--json when a daemon is out of reach', () => {
     write('warn.vnet', spec('solo').replace('END', '  ADD\n    FORWARD solo ff:ff:ff:ff:ff:ff 02:00:00:00:00:01 vm0\nEND'));
     const r = await run('apply', '--local', 'warn.vnet', '--json', '--auto-approve');
     expectNoCrash(r);
-    const j = JSON.parse(r.stdout) as { applied: boolean; diagnostics: { severity: string; code: string }[] };
+    const j = JSON.parse(r.stdout) as { applied: boolean; diagnostics: { severity: string; code: string }[]; ms: unknown };
     expect(j.applied).toBe(true);
+    // Steps were pushed, so the report says how long that took (APPLY.md).
+    expect(typeof j.ms).toBe('number');
     expect(j.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', code: 'VN3019' })]);
     expect((await run('down', '--local', 'warn.vnet')).status).toBe(0);
   });
