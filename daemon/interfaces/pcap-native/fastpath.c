@@ -1277,20 +1277,22 @@ static napi_value conn_attach(napi_env env, datapath_t *dp, uint32_t id, vs_sess
 static napi_value tcp_attach(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   uint32_t id;
-  datapath_t *dp = port_args(env, info, 5, argv, &id, "tcpAttach(dp, port, session, fd, pending: Buffer)");
+  const char *usage = "tcpAttach(dp, port, session, fd, pending: Buffer)";
+  datapath_t *dp = port_args(env, info, 5, argv, &id, usage);
   if (!dp) return NULL;
   vs_session *s = vs_unwrap(env, argv[2]);
   if (!s) return NULL;
-  return conn_attach(env, dp, id, s, argv[3], argv[4], "tcpAttach(dp, port, session, fd, pending)");
+  return conn_attach(env, dp, id, s, argv[3], argv[4], usage);
 }
 
 /* streamAttach(dp, port, fd, pending: Buffer): a QEMU stream netdev's connection, bare length-prefixed frames; tcpWrite, tcpQueued and tcpRelease serve it too */
 static napi_value stream_attach(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   uint32_t id;
-  datapath_t *dp = port_args(env, info, 4, argv, &id, "streamAttach(dp, port, fd, pending: Buffer)");
+  const char *usage = "streamAttach(dp, port, fd, pending: Buffer)";
+  datapath_t *dp = port_args(env, info, 4, argv, &id, usage);
   if (!dp) return NULL;
-  return conn_attach(env, dp, id, NULL, argv[2], argv[3], "streamAttach(dp, port, fd, pending)");
+  return conn_attach(env, dp, id, NULL, argv[2], argv[3], usage);
 }
 
 /* port_args for a port with a connection: its connection, and the datapath and port. */
