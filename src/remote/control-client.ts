@@ -2,6 +2,11 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatCommand, ReplyReader, type Change, type Reply } from '../wire/control.js';
 
+/** A daemon greets as soon as it accepts; anything slower than SSH's bound for connecting is not coming. */
+export const GREETING_MS = 10_000;
+/** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
+export const REPLY_MS = 60_000;
+
 /**
  * How long a daemon may owe an answer without sending a byte before the
  * client gives up on it: the greeting, which a daemon sends as soon as it
@@ -13,6 +18,9 @@ export interface Patience {
   /** What every waiting request fails with: `greeting` when not even the greeting came. */
   error: (greeting: boolean, ms: number) => Error;
 }
+
+/** The bounds every transport gives a daemon, failing with `error`. */
+export const daemonPatience = (error: Patience['error']): Patience => ({ greetingMs: GREETING_MS, replyMs: REPLY_MS, error });
 
 /**
  * A client of vnetd's control protocol over any byte stream: a Unix socket
@@ -31,7 +39,7 @@ export class ControlClient {
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
 
-  /** Without `patience`, waits as long as the stream stays open (SSH has its own bounds). */
+  /** Without `patience`, waits as long as the stream stays open. */
   constructor(
     private readonly stream: Duplex,
     private readonly patience?: Patience,

@@ -9,7 +9,7 @@ import { JsonReader } from '../util/json-reader.js';
 import { packageRoot } from '../util/package-root.js';
 import { isAlive } from '../util/process-alive.js';
 import { parseFields } from '../wire/control.js';
-import { ControlClient, type Patience } from './control-client.js';
+import { ControlClient, daemonPatience, type Patience } from './control-client.js';
 import { ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
 
 /**
@@ -68,10 +68,6 @@ function readLaunch(file: string, text: string, machine: string): LocalLaunch {
 const vnetdScript = (): string => path.join(packageRoot(), 'dist', 'daemon', 'vnetd.js');
 
 const STARTUP_MS = 15_000;
-/** A daemon greets as soon as it accepts; the bound is SSH's for connecting. */
-const GREETING_MS = 10_000;
-/** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
-const REPLY_MS = 60_000;
 
 export class LocalTransport implements Transport {
   readonly root: string;
@@ -189,16 +185,14 @@ class LocalSession implements Session {
   /** A daemon that accepts and then says nothing (stopped, wedged) is named, not waited on for ever. */
   private patience(): Patience {
     const machine = this.machine;
-    return {
-      greetingMs: GREETING_MS,
-      replyMs: REPLY_MS,
-      error: (greeting, ms) =>
+    return daemonPatience(
+      (greeting, ms) =>
         new ReachError(
           machine,
           `the local daemon of ${machine} ${greeting ? 'accepted the connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
           `it may be suspended (SIGSTOP) or wedged: its log is ${path.join(this.dir, 'vnetd.log')}; kill it (its pid is in ${path.join(this.dir, 'launch.json')}) and start it again with vnetc up`,
         ),
-    };
+    );
   }
 
   async start(launch: DaemonLaunch): Promise<void> {

@@ -261,6 +261,25 @@ suite('the daemon through SSH', () => {
     }
   });
 
+  test('a suspended daemon: reaching it fails within 10 s, naming its log and pid file, rather than wait for ever; stop still stops it', async () => {
+    const { home, opts } = side(plainConfig, knownLine(sshd!));
+    const port = await freePort();
+    const s = await open(new SshTransport(opts()), host('h1', port));
+    await s.start({ host: host('h1', port), ifaces: [] });
+    const state = path.join(home, 'remote', 'state', 'h1');
+    const pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    try {
+      // Its socket still accepts (the kernel queues the connection, sshd forwards to it), but nothing greets.
+      process.kill(pid, 'SIGSTOP');
+      expectSilent(await reachError(s.control()), state);
+      // SIGTERM alone would wait for a SIGCONT that never comes.
+      await s.stop();
+      expect(alive(pid)).toBe(false);
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
   test('a daemon that cannot start: its own message comes back', async () => {
     const { opts } = side(plainConfig, knownLine(sshd!));
     const s = await open(new SshTransport(opts()), host('h1', await freePort()));
@@ -288,6 +307,9 @@ suite('machines without what vnetd needs', () => {
         const c = await s.control();
         expect((await c!.request('INFO?')).data).toContain('machine strict');
         c!.close();
+        // Through `vnetd ctl` as well, a daemon that does not greet is named rather than waited on.
+        process.kill(pid, 'SIGSTOP');
+        expectSilent(await reachError(s.control()), path.join(home, 'remote', 'state', 'strict'));
         await s.stop();
         expect(alive(pid)).toBe(false);
       } finally {
@@ -297,7 +319,7 @@ suite('machines without what vnetd needs', () => {
     } finally {
       await strict.stop();
     }
-  });
+  }, 60_000);
 
   test('no node on the PATH: a clear message before any upload', async () => {
     const bare = await startSshd(['SetEnv PATH=/nonexistent']);
@@ -357,4 +379,10 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The error for a daemon whose socket accepted and then said nothing, with state directory `state` there. */
+function expectSilent(e: { message: string; hint?: string | undefined }, state: string): void {
+  expect(e.message).toMatch(/^vnetd on \w+ accepted the control connection but did not greet within 10 s$/);
+  expect(e.hint).toBe(`it may be suspended (SIGSTOP) or wedged: its log is ${path.join(state, 'vnetd.log')} there; kill it there (its pid is in ${path.join(state, 'vnetd.pid')}) and start it again with vnetc up`);
 }

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
-import { ControlClient } from '../control-client.js';
+import { ControlClient, REPLY_MS } from '../control-client.js';
+import { ReachError } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { isAlive } from '../../util/process-alive.js';
 import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
@@ -88,18 +89,22 @@ export class KeeperDir {
     }
     let c: ControlClient;
     try {
-      c = await ControlClient.connect(sock);
+      c = await ControlClient.connect(sock, {
+        // A keeper whose connection hangs (the machine went away unannounced) must not hold the command up: it connects itself instead.
+        greetingMs: GREETING_MS,
+        replyMs: REPLY_MS,
+        error: (greeting, ms) =>
+          greeting
+            ? new Error('no greeting through the keeper')
+            : new ReachError(machine, `vnetd on ${machine} did not answer within ${ms / 1000} s`, 'it may be suspended (SIGSTOP) or wedged: look at vnetd.log in its state directory there; kill it (its pid is in vnetd.pid beside it) and start it again with vnetc up'),
+      });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // Refused: the keeper died and left its socket.
       if (code === 'ECONNREFUSED') this.remove(key);
       return undefined;
     }
-    // A keeper whose connection hangs (the machine went away unannounced) must not hold the command up.
-    let timer: NodeJS.Timeout | undefined;
-    const said = await Promise.race([c.greeting.then((r) => r.text), new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), GREETING_MS)))]).catch(() => undefined);
-    clearTimeout(timer);
-    if (said === undefined || !said.endsWith(` machine ${machine}`)) {
+    if (!(await c.greeting).text.endsWith(` machine ${machine}`)) {
       c.close();
       return undefined;
     }

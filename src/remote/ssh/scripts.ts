@@ -65,9 +65,13 @@ export const START =
   ` while [ ! -S "$sock" ]; do if ! alive "$pid"; then tail -n 20 "$log"; exit ${EXIT.exited}; fi;` +
   ` i=$((i+1)); if [ "$i" -gt 300 ]; then exit ${EXIT.startTimeout}; fi; sleep 0.1; done; echo "$pid"`;
 
-/** Stops the daemon recorded in pid file $2 (state dir $1) with SIGTERM and waits up to 10 s for it to exit. $3 the socket. */
+/**
+ * Stops the daemon recorded in pid file $2 (state dir $1) with SIGTERM and
+ * waits up to 10 s for it to exit; SIGCONT after, so that a suspended one
+ * (SIGSTOP, ^Z) gets to act on it. $3 the socket.
+ */
 export const STOP =
   ALIVE + OURS +
   ` state=$1 pidf=$2 sock=$3; if [ ! -f "$pidf" ]; then if [ -S "$sock" ]; then exit ${EXIT.foreign}; fi; exit 0; fi;` +
-  ` pid=$(cat "$pidf"); if ours "$pid" "$state"; then kill -TERM "$pid"; i=0;` +
+  ` pid=$(cat "$pidf"); if ours "$pid" "$state"; then kill -TERM "$pid"; kill -CONT "$pid" 2>/dev/null; i=0;` +
   ` while alive "$pid"; do i=$((i+1)); if [ "$i" -gt 100 ]; then exit ${EXIT.stopTimeout}; fi; sleep 0.1; done; fi; rm -f "$pidf"`;

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type ssh2 from 'ssh2';
 import type { Host } from '../../model/state.js';
 import { isInterfaceName, isMachineName } from '../../model/names.js';
-import { ControlClient } from '../control-client.js';
+import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
 import { ReachError, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { execChannel, run } from './exec.js';
@@ -135,17 +135,21 @@ export class SshSession implements Session {
 
   private async connectControl(): Promise<ControlClient | undefined> {
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
-    const socket = (await this.layout()).socket;
-    const direct = await forwardToSocket(this.client, socket);
+    const layout = await this.layout();
+    const direct = await forwardToSocket(this.client, layout.socket);
     if (direct) {
-      const c = new ControlClient(direct);
-      if (await c.greeting.then(() => true, () => false)) {
-        this.route = { socket };
+      const c = new ControlClient(direct, this.patience(layout));
+      try {
+        await c.greeting;
+        this.route = { socket: layout.socket };
         return c;
+      } catch (e) {
+        c.close();
+        // Silence from a socket that accepted is the daemon's, whichever way it is reached.
+        if (e instanceof ReachError) throw e;
       }
-      c.close();
     }
-    const { probe: p, layout } = await this.where();
+    const { probe: p } = await this.where();
     // Otherwise (forwarding refused, e.g. by `restrict` in authorized_keys, or no socket), through `vnetd ctl`.
     if (p.vnetd !== this.bundle().version && !p.installed) {
       // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
@@ -161,17 +165,31 @@ export class SshSession implements Session {
     ch.stderr.on('data', (s: string) => void (stderr.length < 4096 && (stderr += s)));
     ch.on('exit', (c: number | null) => (code = c));
     const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
-    const client = new ControlClient(ch);
+    const client = new ControlClient(ch, this.patience(layout));
     try {
       await client.greeting;
       this.route = { exec: command };
       return client;
-    } catch {
+    } catch (e) {
+      // `vnetd ctl` there waits on the silent daemon, so its channel may not close.
+      if (e instanceof ReachError) throw e;
       await closed;
       // A socket left behind by a daemon that was killed: nothing runs there.
       if (code === EXIT.noSocket || /no vnetd is running/.test(stderr)) return undefined;
       throw new ReachError(this.machine, `vnetd on ${this.machine} did not answer on its control socket ${layout.socket}: ${firstLine(stderr) || `exit ${code}`}`, `look at ${layout.logFile} there`);
     }
+  }
+
+  /** A daemon that accepts and then says nothing (suspended, wedged) is named, not waited on for ever; SSH's keepalives see only the machine. */
+  private patience(layout: RemoteLayout): Patience {
+    return daemonPatience(
+      (greeting, ms) =>
+        new ReachError(
+          this.machine,
+          `vnetd on ${this.machine} ${greeting ? 'accepted the control connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
+          `it may be suspended (SIGSTOP) or wedged: its log is ${layout.logFile} there; kill it there (its pid is in ${layout.pidFile}) and start it again with vnetc up`,
+        ),
+    );
   }
 
   private async startDaemon(launch: DaemonLaunch): Promise<void> {
