@@ -57,6 +57,9 @@ export async function show(io: Io, args: ShowArgs): Promise<number> {
   }
 }
 
+/** A link's counters of frames it lost and records it refused (PROTOCOL.md, LINKS?). */
+const TROUBLE = ['dropped', 'rejected', 'replayed', 'auth-failures'] as const;
+
 function showTable(f: Fetched, paint: ReturnType<typeof painterFor>): string {
   const out: string[] = [];
   for (const [machine, r] of f.reached) {
@@ -71,8 +74,11 @@ function showTable(f: Fetched, paint: ReturnType<typeof painterFor>): string {
       const state = l.state === 'up' ? paint.green('up') : paint.yellow(l.state);
       const rtt = l.rttMs === undefined ? '' : ` rtt ${l.rttMs.toFixed(2)} ms`;
       const c = l.counters;
+      // Trouble only when there is some: frames lost, records refused.
+      const trouble = TROUBLE.filter((k) => c[k]).map((k) => `${k} ${c[k]}`).join(' ');
       out.push(`  link  ${l.link.peer} ${l.link.proto.toUpperCase()} ${l.link.dial ? 'dial' : 'accept'} ${state}${rtt}` +
-        paint.dim(`  tx ${c['tx-frames'] ?? 0}/${c['tx-bytes'] ?? 0} rx ${c['rx-frames'] ?? 0}/${c['rx-bytes'] ?? 0}`));
+        paint.dim(`  tx ${c['tx-frames'] ?? 0}/${c['tx-bytes'] ?? 0} rx ${c['rx-frames'] ?? 0}/${c['rx-bytes'] ?? 0}`) +
+        (trouble ? '  ' + paint.yellow(trouble) : ''));
     }
     for (const { rule, counters } of r.report.rules) out.push(`  rule  ${printRule(rule)}` + paint.dim(`  ${counters.packets ?? 0} frames, ${counters.bytes ?? 0} bytes`));
     out.push('');

@@ -1,9 +1,11 @@
 import { jest } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { vmEndpoints } from '../src/remote/launch.js';
 import { expectNoCrash, runVnetcAsync, type Run } from './support/vnetc.js';
 
 /**
@@ -180,5 +182,43 @@ describe('--json when a daemon is out of reach', () => {
     expect(typeof j.ms).toBe('number');
     expect(j.diagnostics).toEqual([expect.objectContaining({ severity: 'warning', code: 'VN3019' })]);
     expect((await run('down', '--local', 'warn.vnet')).status).toBe(0);
+  });
+});
+
+describe('show and a link in trouble', () => {
+  test('records a link refused are shown beside its traffic, and only then', async () => {
+    const two = ['BEGIN', ...['host1', 'host2'].map((m) => `  HOST vnet AT ${m} ${port} vm0`), '  ADD', '    LINK UDP host1 host2', 'END', ''].join('\n');
+    write('two.vnet', two);
+    expect((await run('up', '--local', 'two.vnet')).status).toBe(0);
+    const launch = (m: string) => JSON.parse(fs.readFileSync(path.join(home, 'local', m, 'launch.json'), 'utf8')) as { pid: number; address: string; port: number };
+    const linkLine = async () => (await run('show', '--local', 'two.vnet')).stdout.split('\n').find((l) => /^ {2}link {2}host2 /.test(l)) ?? 'no link line';
+    let line = '';
+    for (let i = 0; i < 50 && !/ up /.test(line); i++) line = await linkLine();
+    expect(line).toMatch(/ up /);
+    expect(line).not.toMatch(/dropped|rejected|replayed|auth-failures/);
+
+    // host2 stopped, a stranger takes its address and port and sends records the session never sealed. UDP has no connection to lose, so the link stays up meanwhile.
+    const [h1, h2] = [launch('host1'), launch('host2')];
+    process.kill(h2.pid, 'SIGKILL');
+    const sock = dgram.createSocket('udp4');
+    for (let i = 0; ; i++) {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          sock.once('error', reject);
+          sock.bind(h2.port, h2.address, () => (sock.off('error', reject), resolve()));
+        });
+        break;
+      } catch (e) {
+        if (i === 50) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    try {
+      for (let i = 0; i < 3; i++) await new Promise<void>((resolve, reject) => sock.send(Buffer.alloc(100, 0xff), h1.port, h1.address, (e) => (e ? reject(e) : resolve())));
+    } finally {
+      sock.close();
+    }
+    for (let i = 0; i < 50 && !/rejected 3/.test(line); i++) line = await linkLine();
+    expect(line).toMatch(/ {2}rejected 3$/);
   });
 });
