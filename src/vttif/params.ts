@@ -23,6 +23,8 @@ export interface VttifSettings extends VttifParams {
 
 export const MAX_UPDATE_HZ = 20;
 export const MAX_WINDOW_S = 3600;
+/** A window holds at least one update interval, so the slowest rate is one report per longest window. */
+export const MIN_UPDATE_HZ = 1 / MAX_WINDOW_S;
 
 export const DEFAULT_SETTINGS: VttifSettings = {
   collector: null,
@@ -84,7 +86,7 @@ export function applySettingWords(base: VttifSettings, words: readonly string[])
         s.sampleEvery = number(key, value, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SAMPLE_EVERY, `a whole number from 1 to ${MAX_SAMPLE_EVERY}`);
         break;
       case 'update-hz':
-        s.updateHz = number(key, value, (n) => n > 0 && n <= MAX_UPDATE_HZ, `a rate above 0 and at most ${MAX_UPDATE_HZ}`);
+        s.updateHz = number(key, value, (n) => n >= MIN_UPDATE_HZ && n <= MAX_UPDATE_HZ, `a rate from 1/${MAX_WINDOW_S} (one report per ${MAX_WINDOW_S} s, the longest window) to ${MAX_UPDATE_HZ}`);
         break;
       case 'window-s':
         s.windowS = number(key, value, (n) => n > 0 && n <= MAX_WINDOW_S, `seconds above 0 and at most ${MAX_WINDOW_S}`);

@@ -104,7 +104,9 @@ describe('VTTIF settings', () => {
     expect(() => applySettingWords(s, ['sample-every=1.5'])).toThrow(/whole number from 1 to 65536/);
     expect(applySettingWords(DEFAULT_SETTINGS, formatSettings(s).split(' '))).toEqual(s);
     expect(settingsFromLines([...settingsLines(s), 'role reporter', 'hosted 02:00:00:00:00:01 age-s=1'])).toEqual(s);
-    expect(() => applySettingWords(s, ['update-hz=0'])).toThrow(/above 0 and at most 20/);
+    // The slowest rate still fits one interval in the longest window; anything slower could never be a valid setting.
+    for (const slow of ['update-hz=0', 'update-hz=0.0002', 'update-hz=1e-300']) expect(() => applySettingWords(s, [slow])).toThrow(/a rate from 1\/3600 \(one report per 3600 s, the longest window\) to 20/);
+    expect(applySettingWords(s, ['update-hz=0.000278', 'window-s=3600']).updateHz).toBe(0.000278);
     expect(() => applySettingWords(s, ['threshold=1'])).toThrow(/fraction/);
     expect(() => applySettingWords(s, ['window-s=1e400'])).toThrow(/window-s/);
     expect(() => applySettingWords(s, ['collector=a;b'])).toThrow(/not a machine name/);
