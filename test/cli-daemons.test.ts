@@ -5,7 +5,6 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { vmEndpoints } from '../src/remote/launch.js';
 import { expectNoCrash, runVnetcAsync, type Run } from './support/vnetc.js';
 
 /**

@@ -28,6 +28,13 @@ const DIAL_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, maxMs: 5000 };
 /** A connection that held this long earns a fresh backoff; one closed at once (garbage) keeps backing off. */
 const HELD_MS = 2000;
 const DIAL_TIMEOUT_MS = 10_000;
+/**
+ * Idle time before TCP keepalive probes a VM's connection. libuv then probes
+ * every second, ten times, so a QEMU whose machine vanished without a word
+ * (power lost, cable cut) frees the interface within about 15 s instead of
+ * holding it, and refusing the VM's next connection, for ever.
+ */
+const KEEPALIVE_IDLE_MS = 5000;
 
 const KEYS = ['listen', 'path', 'connect', 'connect-path'] as const;
 
@@ -43,7 +50,7 @@ type Endpoint = { tcp: HostPort } | { unix: string };
  *   -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH
  *   -netdev socket,id=n0,connect=HOST:PORT
  * One VM at a time, like QEMU's own listening side: a second connection is
- * refused while the first is up.
+ * refused while the first is up (keepalive ends one whose peer vanished).
  *
  * QEMU listens (`connect=`, `connect-path=`) and vnetd dials:
  *   -netdev stream,id=n0,server=on,addr.type=inet,addr.host=HOST,addr.port=PORT
@@ -191,7 +198,9 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   private attach(s: net.Socket, hello: string): void {
     this.vm = s;
     const since = performance.now();
-    s.setNoDelay?.(true);
+    // Both are no-ops on a Unix socket, whose peer cannot vanish without the kernel knowing.
+    s.setNoDelay(true);
+    s.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     this.notes.line(hello);
     let why = 'QEMU closed the connection';
     const reader = new LengthPrefixReader(MAX_FRAME);
