@@ -40,14 +40,16 @@ export class Config {
   /**
    * Applies `changes` in order. On success the configuration is what they
    * lead to; otherwise it is left as it was, and the result holds the error
-   * of every step (undefined where a step was fine).
+   * of every step (undefined where a step was fine). `check` may refuse a
+   * step (a WireError) for what the daemon knows beyond its configuration.
    */
-  apply(changes: readonly Change[]): { ok: true; applied: Applied } | { ok: false; errors: (WireError | undefined)[] } {
+  apply(changes: readonly Change[], check?: (c: Change) => void): { ok: true; applied: Applied } | { ok: false; errors: (WireError | undefined)[] } {
     const steps: Step[] = [];
     const errors: (WireError | undefined)[] = [];
     let failed = false;
     for (const c of changes) {
       try {
+        check?.(c);
         this.applyOne(c, steps);
         errors.push(undefined);
       } catch (e) {

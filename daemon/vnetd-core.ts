@@ -241,7 +241,11 @@ export class Vnetd implements ControlTarget {
 
   private async commitNow(changes: readonly Change[]): Promise<CommitResult> {
     const t0 = performance.now();
-    const r = this.config.apply(changes);
+    // New links only: saved state is restored as it was (the remedy for a link whose address this daemon cannot reach is to change the link or --listen, and a daemon that would not start helps with neither).
+    const r = this.config.apply(changes, (c) => {
+      const why = c.op === 'link-add' && c.link.proto === 'udp' && c.link.address !== undefined ? this.links.udpUnreachable(c.link.address) : null;
+      if (why) throw new WireError('E_ADDRESS', why);
+    });
     if (!r.ok) return { ok: false, errors: r.errors };
     // Applied but not yet durable: until the append returns, only LINKS? can
     // see it (the table and links change after), and a failed append takes it back.

@@ -258,6 +258,21 @@ export class LinkManager extends EventEmitter {
     return this.links.has(peer);
   }
 
+  /**
+   * Why a UDP link dialling `address` could never send from this daemon's
+   * one UDP socket, or null: a socket bound to IPv4 reaches no IPv6 address,
+   * one bound to a particular IPv6 address no IPv4 one (only `::` takes
+   * both). Only address literals are known now; a name resolves, in the
+   * socket's family, when dialled.
+   */
+  udpUnreachable(address: string): string | null {
+    const at = parseHostPort(address);
+    const peer = at ? isIP(at.host) : 0;
+    const own = isIP(this.host);
+    if (peer === 0 || peer === own || (own === 6 && this.host === '::')) return null;
+    return `${address} is IPv${peer}, but this daemon's UDP socket is IPv${own} (--listen ${this.host}): it can never send there; give the peer's IPv${own} address, or start vnetd with --listen :: (both families)`;
+  }
+
   isUp(peer: string): boolean {
     return this.links.get(peer)?.isUp ?? false;
   }
@@ -294,6 +309,9 @@ export class LinkManager extends EventEmitter {
       link.dialing(dialTcp({ host: target.host, port: target.port, handshake, timeoutMs: this.handshakeMs, done }));
       return;
     }
+    // Restored from before --listen changed: say why, not the kernel's EAFNOSUPPORT, once per try.
+    const unreachable = spec.address === undefined ? null : this.udpUnreachable(spec.address);
+    if (unreachable) return void link.dialFailed(unreachable, false);
     let cancelled = false;
     let cancelHandshake: (() => void) | null = null;
     link.dialing(() => {

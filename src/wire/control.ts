@@ -85,6 +85,7 @@ export type ErrorCode =
   | 'E_NOLINK'
   | 'E_NOIFACE'
   | 'E_INUSE'
+  | 'E_ADDRESS'
   | 'E_REJECTED'
   | 'E_PERSIST'
   | 'E_BUSY';

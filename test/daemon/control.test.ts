@@ -133,7 +133,7 @@ describe('control sessions', () => {
     const c = await ControlClient.connect(sock);
     expect(await c.request('VTTIF collector=proxy update-hz=20 window-s=0.25')).toEqual({ ok: true, data: [], text: 'vttif collector=proxy update-hz=20 window-s=0.25' });
     expect(target.vttifWords).toEqual(['collector=proxy', 'update-hz=20', 'window-s=0.25']);
-    expect(await c.request('VTTIF update-hz=50')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('at most 20') });
+    expect(await c.request('VTTIF update-hz=50')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('from 1/3600 (one report per 3600 s, the longest window) to 20') });
     expect(await c.request('VTTIF colour=red')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('known: collector') });
     expect(await c.request('VTTIF collector=$(reboot)')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
     expect(await c.request('VTTIF')).toMatchObject({ ok: false, code: 'E_SYNTAX' });

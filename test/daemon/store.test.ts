@@ -275,3 +275,53 @@ describe('vnetd restarts', () => {
     }
   });
 });
+
+describe('a UDP link to an address of the other family', () => {
+  const udp = (address: string): Change => ({ op: 'link-add', link: { peer: 'far', proto: 'udp', dial: true, address, key: KEY, mode: 'encrypt' } });
+  const tcp = (address: string): Change => ({ op: 'link-add', link: { peer: 'far', proto: 'tcp', dial: true, address, key: KEY, mode: 'encrypt' } });
+
+  test('is refused when added, naming the address and what to change; what the socket can reach, and TCP, are not', async () => {
+    const cases: [string, Change, string | null][] = [
+      ['127.0.0.1', udp('[::1]:5000'), "[::1]:5000 is IPv6, but this daemon's UDP socket is IPv4 (--listen 127.0.0.1): it can never send there; give the peer's IPv4 address, or start vnetd with --listen :: (both families)"],
+      ['::1', udp('127.0.0.1:5000'), "127.0.0.1:5000 is IPv4, but this daemon's UDP socket is IPv6 (--listen ::1): it can never send there; give the peer's IPv6 address, or start vnetd with --listen :: (both families)"],
+      ['127.0.0.1', udp('127.0.0.2:5000'), null],
+      ['127.0.0.1', udp('far.example:5000'), null],
+      ['127.0.0.1', tcp('[::1]:5000'), null],
+      ['::', udp('127.0.0.1:5000'), null],
+      ['::', udp('[::1]:5000'), null],
+    ];
+    for (const [listen, change, refused] of cases) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-family-'));
+      const d = new Vnetd({ machine: 'h1', port: 0, listen, stateDir: dir, interfaces: [], log: () => {} });
+      try {
+        await d.start();
+        const r = await d.commit([change]);
+        if (refused === null) expect(r.ok).toBe(true);
+        else expect(r.ok ? [] : r.errors.map((e) => e && `${e.code} ${e.message}`)).toEqual([`E_ADDRESS ${refused}`]);
+      } finally {
+        await d.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  });
+
+  test('restored under a --listen that cannot reach it, it is kept, and its dial failure says why', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-family-'));
+    const lines: string[] = [];
+    const make = (listen: string) => new Vnetd({ machine: 'h1', port: 0, listen, stateDir: dir, interfaces: [], log: (l) => lines.push(l) });
+    let d = make('::');
+    try {
+      await d.start();
+      expect((await d.commit([udp('[::1]:9')])).ok).toBe(true);
+      await d.stop();
+      d = make('127.0.0.1');
+      await d.start();
+      expect([...d.query('links?')][0]).toMatch(/^far UDP DIAL \[::1\]:9 /);
+      for (let i = 0; i < 100 && !lines.some((l) => /link far: dial failed/.test(l)); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(lines).toContain("link far: dial failed: [::1]:9 is IPv6, but this daemon's UDP socket is IPv4 (--listen 127.0.0.1): it can never send there; give the peer's IPv4 address, or start vnetd with --listen :: (both families)");
+    } finally {
+      await d.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
