@@ -10,7 +10,7 @@ import { packageRoot } from '../util/package-root.js';
 import { isAlive } from '../util/process-alive.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
-import { ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
+import { ReachError, silentDaemon, type DaemonLaunch, type Session, type Transport } from './transport.js';
 
 /**
  * The local transport: daemons on this machine, started and reached
@@ -184,15 +184,7 @@ class LocalSession implements Session {
 
   /** A daemon that accepts and then says nothing (stopped, wedged) is named, not waited on for ever. */
   private patience(): Patience {
-    const machine = this.machine;
-    return daemonPatience(
-      (greeting, ms) =>
-        new ReachError(
-          machine,
-          `the local daemon of ${machine} ${greeting ? 'accepted the connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
-          `it may be suspended (SIGSTOP) or wedged: its log is ${path.join(this.dir, 'vnetd.log')}; kill it (its pid is in ${path.join(this.dir, 'launch.json')}) and start it again with vnetc up`,
-        ),
-    );
+    return daemonPatience(silentDaemon(this.machine, `the local daemon of ${this.machine}`, path.join(this.dir, 'vnetd.log'), path.join(this.dir, 'launch.json')));
   }
 
   async start(launch: DaemonLaunch): Promise<void> {

@@ -63,3 +63,17 @@ export class ReachError extends Error {
     super(message);
   }
 }
+
+/**
+ * What a daemon that accepted the control connection and then said nothing
+ * (suspended, wedged) fails with, whatever the transport: `who` names it,
+ * `log` and `pid` say where its log and pid are.
+ */
+export const silentDaemon =
+  (machine: string, who: string, log: string, pid: string) =>
+  (greeting: boolean, ms: number): ReachError =>
+    new ReachError(
+      machine,
+      `${who} ${greeting ? 'accepted the connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
+      `it may be suspended (SIGSTOP) or wedged: its log is ${log}; kill it (its pid is in ${pid}) and start it again with vnetc up`,
+    );

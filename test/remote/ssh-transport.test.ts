@@ -383,6 +383,6 @@ function alive(pid: number): boolean {
 
 /** The error for a daemon whose socket accepted and then said nothing, with state directory `state` there. */
 function expectSilent(e: { message: string; hint?: string | undefined }, state: string): void {
-  expect(e.message).toMatch(/^vnetd on \w+ accepted the control connection but did not greet within 10 s$/);
-  expect(e.hint).toBe(`it may be suspended (SIGSTOP) or wedged: its log is ${path.join(state, 'vnetd.log')} there; kill it there (its pid is in ${path.join(state, 'vnetd.pid')}) and start it again with vnetc up`);
+  expect(e.message).toMatch(/^vnetd on \w+ accepted the connection but did not greet within 10 s$/);
+  expect(e.hint).toBe(`it may be suspended (SIGSTOP) or wedged: its log is ${path.join(state, 'vnetd.log')} there; kill it (its pid is in ${path.join(state, 'vnetd.pid')} there) and start it again with vnetc up`);
 }

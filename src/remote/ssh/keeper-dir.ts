@@ -4,7 +4,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
 import { ControlClient, REPLY_MS } from '../control-client.js';
-import { ReachError } from '../transport.js';
+import { silentDaemon } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { isAlive } from '../../util/process-alive.js';
 import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
@@ -94,9 +94,7 @@ export class KeeperDir {
         greetingMs: GREETING_MS,
         replyMs: REPLY_MS,
         error: (greeting, ms) =>
-          greeting
-            ? new Error('no greeting through the keeper')
-            : new ReachError(machine, `vnetd on ${machine} did not answer within ${ms / 1000} s`, 'it may be suspended (SIGSTOP) or wedged: look at vnetd.log in its state directory there; kill it (its pid is in vnetd.pid beside it) and start it again with vnetc up'),
+          greeting ? new Error('no greeting through the keeper') : silentDaemon(machine, `vnetd on ${machine}`, 'vnetd.log in its state directory there', 'vnetd.pid beside it')(greeting, ms),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

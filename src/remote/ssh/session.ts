@@ -3,7 +3,7 @@ import type ssh2 from 'ssh2';
 import type { Host } from '../../model/state.js';
 import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
-import { ReachError, type DaemonLaunch, type Session } from '../transport.js';
+import { ReachError, silentDaemon, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { execChannel, run } from './exec.js';
 import { forwardToSocket } from './forward.js';
@@ -182,14 +182,7 @@ export class SshSession implements Session {
 
   /** A daemon that accepts and then says nothing (suspended, wedged) is named, not waited on for ever; SSH's keepalives see only the machine. */
   private patience(layout: RemoteLayout): Patience {
-    return daemonPatience(
-      (greeting, ms) =>
-        new ReachError(
-          this.machine,
-          `vnetd on ${this.machine} ${greeting ? 'accepted the control connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
-          `it may be suspended (SIGSTOP) or wedged: its log is ${layout.logFile} there; kill it there (its pid is in ${layout.pidFile}) and start it again with vnetc up`,
-        ),
-    );
+    return daemonPatience(silentDaemon(this.machine, `vnetd on ${this.machine}`, `${layout.logFile} there`, `${layout.pidFile} there`));
   }
 
   private async startDaemon(launch: DaemonLaunch): Promise<void> {
