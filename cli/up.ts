@@ -1,6 +1,7 @@
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { jsonDiagnostic } from '../src/diag/render.js';
-import { copyState } from '../src/model/state.js';
+import { copyState, type Link, type Rule, type State } from '../src/model/state.js';
+import { printLink, printRule } from '../src/lang/print.js';
 import { diff } from '../src/plan/diff.js';
 import { applyPlan } from '../src/remote/apply.js';
 import { defaultLaunch } from '../src/remote/launch.js';
@@ -43,6 +44,18 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
       const live = desired.tables.get(machine);
       if (live) for (const key of table.keys()) live.delete(key);
     }
+    // A daemon refuses to drop a link a rule still sends over, and the other end would already have dropped its half: say so before touching anything.
+    const stranded = strandedRules(p.live.state, desired);
+    if (stranded.length) {
+      const lines = stranded.map(({ rule, link }) => `${printRule(rule)} (not in ${args.file}) still sends over ${printLink(link)}, which down removes`);
+      const hint = `add ${stranded.length === 1 ? 'that rule' : 'those rules'} to ${args.file}, or remove ${stranded.length === 1 ? 'it' : 'them'} first (vnetc apply a file without ${stranded.length === 1 ? 'it' : 'them'}); nothing was changed`;
+      if (args.json) io.stdout.write(JSON.stringify(downJson(false, 0, [], [], [...lines, hint], diags), null, 2) + '\n');
+      else {
+        for (const l of lines) io.stderr.write(`vnetc: error: ${l}\n`);
+        io.stderr.write(`vnetc: hint: ${hint}\n`);
+      }
+      return 1;
+    }
     const plan = diff(p.live, desired);
     // A daemon already stopped is left as it is (its state directory too): the others are still taken down.
     const already = [...fetched.reached.values()].filter((r) => !r.client).map((r) => r.host.machine).sort();
@@ -83,4 +96,18 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
 
 function downJson(ok: boolean, removed: number, stopped: string[], already: string[], failures: string[], diags: readonly Diagnostic[]) {
   return { format_version: '1.0', ok, removed, stopped, already_stopped: already, failures, diagnostics: diags.map(jsonDiagnostic) };
+}
+
+/** Rules `desired` keeps that send over a link it no longer has: what a daemon would refuse (E_INUSE). */
+function strandedRules(live: State, desired: State): { rule: Rule; link: Link }[] {
+  const out: { rule: Rule; link: Link }[] = [];
+  for (const [key, link] of live.links) {
+    if (desired.links.has(key)) continue;
+    for (const [self, peer] of [[link.a, link.b], [link.b, link.a]] as const) {
+      for (const rule of desired.tables.get(self)?.values() ?? []) {
+        if (rule.dest.kind === 'link' && rule.dest.to === peer) out.push({ rule, link });
+      }
+    }
+  }
+  return out;
 }

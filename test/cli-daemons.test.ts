@@ -150,6 +150,28 @@ describe('down when some daemons are already stopped', () => {
   });
 });
 
+describe('down of a file whose link a rule outside it still uses', () => {
+  test('is refused before anything changes, naming the rule and the link', async () => {
+    const lines = (...body: string[]) => ['BEGIN', ...['proxy', 'host1'].map((m) => `  HOST vnet AT ${m} ${port} vm0`), '  ADD', '    LINK host1 proxy', ...body.map((b) => `    ${b}`), 'END', ''].join('\n');
+    write('both.vnet', lines('FORWARD host1 ANY 02:00:00:00:00:01 vm0', 'FORWARD proxy ANY ff:ff:ff:ff:ff:ff proxy host1'));
+    // The same network without the Proxy's rule: down would take the link from under it.
+    write('sub.vnet', lines('FORWARD host1 ANY 02:00:00:00:00:01 vm0'));
+    expect((await run('up', '--local', 'both.vnet')).status).toBe(0);
+    const r = await run('down', '--local', 'sub.vnet');
+    expectNoCrash(r);
+    expect(r.stderr).toBe(
+      'vnetc: error: FORWARD proxy ANY ff:ff:ff:ff:ff:ff proxy host1 (not in sub.vnet) still sends over LINK TCP proxy host1 host1, which down removes\n' +
+        'vnetc: hint: add that rule to sub.vnet, or remove it first (vnetc apply a file without it); nothing was changed\n',
+    );
+    expect(r.status).toBe(1);
+    // Both ends still hold the link, and both daemons run: nothing was half done.
+    const plan = await run('plan', '--local', 'both.vnet', '-detailed-exitcode');
+    expect(plan.stdout).toContain('No changes.');
+    expect(plan.status).toBe(0);
+    expect((await run('down', '--local', 'both.vnet')).status).toBe(0);
+  });
+});
+
 describe('--json when a daemon is out of reach', () => {
   test('show, route, apply and down each print their own report, with the reason in diagnostics', async () => {
     // Nothing listens on port 1: connection refused, at once.

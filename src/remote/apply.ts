@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Host } from '../model/state.js';
 import { Phase, type Step } from '../plan/plan.js';
+import { printStep } from '../plan/text.js';
 import { mapBounded } from '../util/pool.js';
 import type { Change } from '../wire/control.js';
 import { readDaemon, type Fetched, type Reached } from './fetch.js';
@@ -149,12 +150,16 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
       if (!reached?.client) throw new ReachError(machine, `no daemon runs on ${machine}`);
       const reply = await reached.client.batch(b.changes);
       if (!reply.ok) {
-        message = `${reply.code} ${reply.text}`;
+        let first: string | undefined;
         for (const line of reply.data) {
           const m = /^(\d+) ERR (E_[A-Z]+) (.*)$/.exec(line);
           const owner = m ? b.owner[Number(m[1]) - 1] : undefined;
-          if (owner && !stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
+          if (!owner) continue;
+          if (!stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
+          // The step and the daemon's reason, not only "1 of 2 changes failed".
+          first ??= `${printStep(owner.step, owner.step.action === 'delete' ? 'before' : 'after')}: ${m![2]} ${m![3]}`;
         }
+        message = `${reply.code} ${reply.text}${first ? `; refused: ${first}` : ''}`;
       }
     } catch (e) {
       message = (e as Error).message;
