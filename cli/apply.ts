@@ -5,7 +5,7 @@ import { summarize } from '../src/plan/plan.js';
 import { printStep } from '../src/plan/text.js';
 import { diff } from '../src/plan/diff.js';
 import { applyPlan, type ApplyOptions, type ApplyReport, type ProgressEvent, type Stage, type StepResult } from '../src/remote/apply.js';
-import { liveOf } from '../src/remote/fetch.js';
+import { liveOf, overlayAddresses } from '../src/remote/fetch.js';
 import { launchWith } from '../src/remote/launch.js';
 import { isMachineName } from '../src/model/names.js';
 import { suggest } from '../src/lang/suggest.js';
@@ -100,7 +100,7 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
     launchFor: launch,
     parallelism: args.parallelism,
     progress: progress.event,
-    replan: () => diff(liveOf(fetched.reached), prepared.desired, { proxy: plan.proxy }).steps,
+    replan: () => diff(liveOf(fetched.reached), prepared.desired, { proxy: plan.proxy, overlayAddress: overlayAddresses(fetched.reached) }).steps,
   });
   progress.done();
   const ms = Date.now() - started;

@@ -9,6 +9,7 @@ import { diff } from '../src/plan/diff.js';
 import { PLAN_FORMAT_VERSION, planJson } from '../src/plan/json.js';
 import { renderPlan } from '../src/plan/text.js';
 import { planToVnet } from '../src/plan/vnet.js';
+import { overlayAddresses } from '../src/remote/fetch.js';
 import { painterFor } from './color.js';
 import { checkOutput, describeIoError, writeFileAtomic, type Io } from './io.js';
 import { prepare, type Prepared, type ReachArgs } from './live.js';
@@ -67,7 +68,7 @@ export function computePlan(p: Prepared, args: { proxy: string | undefined; allo
     diags.push(diagnostic(Msg.UnknownProxy, p.file, undefined, [args.proxy], close ? { hint: `did you mean '${close}'?` } : {}));
     return undefined;
   }
-  const result = diff(p.live, p.desired, { proxy: args.proxy });
+  const result = diff(p.live, p.desired, { proxy: args.proxy, ...(p.fetched ? { overlayAddress: overlayAddresses(p.fetched.reached) } : {}) });
   const cut = backboneDeletes(result);
   if (cut.length && !args.allowBackboneDelete) {
     const shown = cut.slice(0, 3).map((s) => printLink(s.before!)).join('; ');

@@ -172,6 +172,32 @@ describe('down of a file whose link a rule outside it still uses', () => {
   });
 });
 
+describe('a host given a new port', () => {
+  test('its peers dial it at the new port: plan says so, apply does it, and the link comes back up', async () => {
+    // The first machine a LINK names dials: host2 dials host1, whose port changes.
+    const file = (port1: number) => ['BEGIN', `  HOST vnet AT host1 ${port1} vm0`, `  HOST vnet AT host2 ${port} vm0`, '  ADD', '    LINK host2 host1', 'END', ''].join('\n');
+    write('a.vnet', file(port));
+    expect((await run('up', '--local', 'a.vnet')).status).toBe(0);
+    write('b.vnet', file(port + 7));
+    const plan = await run('plan', '--local', 'b.vnet');
+    expect(plan.stdout).toMatch(/~ HOST vnet AT host1 \d+ vm0 {2}# the daemon restarts/);
+    expect(plan.stdout).toMatch(new RegExp(`~ LINK host2 host1 {2}# host2 dials host1 at [\\d.]+:${port}; it is at [\\d.]+:${port + 7} now`));
+    expect(plan.stdout).toContain('Plan: 0 to add, 2 to replace, 0 to delete.');
+    expect((await run('apply', '--local', '--auto-approve', 'b.vnet')).status).toBe(0);
+    // Before, the dialer kept the old port: the link stayed down while plan said there was nothing to do.
+    const again = await run('plan', '--local', 'b.vnet', '-detailed-exitcode');
+    expect(again.stdout).toContain('No changes.');
+    expect(again.status).toBe(0);
+    let line = '';
+    for (let i = 0; i < 50 && !/ up /.test(line); i++) {
+      line = (await run('show', '--local', 'b.vnet')).stdout.split('\n').find((l) => /^ {2}link {2}host1 /.test(l)) ?? '';
+      if (!/ up /.test(line)) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(line).toMatch(/ up /);
+    expect((await run('down', '--local', 'b.vnet')).status).toBe(0);
+  });
+});
+
 describe('--json when a daemon is out of reach', () => {
   test('show, route, apply and down each print their own report, with the reason in diagnostics', async () => {
     // Nothing listens on port 1: connection refused, at once.

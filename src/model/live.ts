@@ -12,6 +12,8 @@ export interface DaemonView {
   host: Host;
   links: readonly Link[];
   rules: readonly Rule[];
+  /** The address it dials each peer it dials at (by peer), where it says. */
+  dials?: ReadonlyMap<string, string>;
 }
 
 export type Drift =
@@ -27,6 +29,8 @@ export type Drift =
 export interface Live {
   state: State;
   drift: Drift[];
+  /** The address each link's dialer dials (by linkKey), where the daemons said; a state read from a file has none. */
+  dialed?: Map<string, string>;
 }
 
 const sameLink = (x: Link, y: Link): boolean => x.proto === y.proto && x.dialer === y.dialer;
@@ -49,7 +53,9 @@ export function assemble(views: readonly DaemonView[]): Live {
     state.tables.set(v.host.machine, table);
   }
   const ends = new Map<string, Map<string, Link>>();
+  const dialed = new Map<string, string>();
   for (const v of views) {
+    for (const [peer, address] of v.dials ?? []) dialed.set(linkKey(v.host.machine, peer), address);
     for (const l of v.links) {
       const key = linkKey(l.a, l.b);
       let held = ends.get(key);
@@ -71,7 +77,7 @@ export function assemble(views: readonly DaemonView[]): Live {
     if (state.hosts.has(missingAt)) drift.push({ kind: 'half-open', link, heldBy, missingAt });
     else state.links.set(key, link);
   }
-  return { state, drift };
+  return { state, drift, dialed };
 }
 
 /** A state read from a file has nothing to disagree about. */

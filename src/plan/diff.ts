@@ -27,7 +27,7 @@ import { Phase, type LinkStep, type Plan, type RuleStep, type Step } from './pla
  * destination address): one replace, not a delete and an unrelated add.
  * Everything is compared by key, so the cost is linear in the two states.
  */
-export function diff(live: Live, desired: State, options: { proxy?: string | undefined } = {}): Plan {
+export function diff(live: Live, desired: State, options: { proxy?: string | undefined; overlayAddress?: (machine: string) => string | undefined } = {}): Plan {
   const steps: Step[] = [];
   const drift: Drift[] = [];
   const unchanged = { hosts: 0, links: 0, rules: 0 };
@@ -44,8 +44,10 @@ export function diff(live: Live, desired: State, options: { proxy?: string | und
 
   for (const [key, link] of desired.links) {
     const was = from.links.get(key);
+    const moved = was && redial(live, key, link, options.overlayAddress);
     if (!was) steps.push(linkStep('create', undefined, link));
     else if (!sameLink(was, link)) steps.push(linkStep('replace', was, link));
+    else if (moved) steps.push({ ...linkStep('replace', was, link), why: moved });
     else unchanged.links++;
   }
   for (const [key, link] of from.links) {
@@ -85,6 +87,20 @@ export function diff(live: Live, desired: State, options: { proxy?: string | und
   }
 
   return { steps: order(steps), drift, proxy: findProxy(desired, options.proxy), unchanged };
+}
+
+/**
+ * Why the dialer of `link` must be told again where its peer is, if it must:
+ * it dials an address other than the one the peer's daemon is reached at now
+ * (a host replaced with a new port, or its address changed), and would
+ * otherwise keep dialling the old one while every end looks configured.
+ */
+function redial(live: Live, key: string, link: Link, overlayAddress: ((machine: string) => string | undefined) | undefined): string | undefined {
+  const acceptor = link.dialer === link.a ? link.b : link.a;
+  const have = live.dialed?.get(key);
+  const want = overlayAddress?.(acceptor);
+  if (have === undefined || want === undefined || have === want) return undefined;
+  return `${link.dialer} dials ${acceptor} at ${have}; it is at ${want} now`;
 }
 
 function sameHost(x: Host, y: Host): boolean {

@@ -33,6 +33,7 @@ export function planJson({ plan, desired, desiredFile, live, diagnostics }: Plan
       daemons: s.daemons,
       phase: s.phase,
       ...(s.drift ? { drift: true } : {}),
+      ...(s.why ? { why: s.why } : {}),
       change: { actions: actionsOf(s.action), before: s.before ?? null, after: s.after ?? null },
     });
   }

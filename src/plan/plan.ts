@@ -38,6 +38,8 @@ interface StepOf<K extends string, T> {
   phase: Phase;
   /** Clears up drift: the object is held by some daemons but is not part of the live state. */
   drift?: true;
+  /** Why a replace whose two sides read the same is needed. */
+  why?: string;
 }
 
 export type HostStep = StepOf<'host', Host>;

@@ -56,7 +56,7 @@ function renderStep(s: Step, paint: Painter): string[] {
     }
     case 'replace':
       return [
-        `    ${paint.yellow('~')} ${printStep(s, 'after')}${s.kind === 'host' ? note('the daemon restarts') : ''}`,
+        `    ${paint.yellow('~')} ${printStep(s, 'after')}${s.kind === 'host' ? note('the daemon restarts') : s.why ? note(s.why) : ''}`,
         `        ${paint.dim(`was ${printStep(s, 'before')}`)}`,
       ];
   }

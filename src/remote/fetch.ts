@@ -67,6 +67,12 @@ export async function fetchLive(hosts: readonly Host[], transport: Transport, pa
 }
 
 /** The live state as the reports now stand (again after apply has started daemons). */
+/** Where each machine's daemon is reached for overlay links now (for diff's check of what dialers dial). */
+export const overlayAddresses =
+  (reached: Map<string, Reached>) =>
+  (machine: string): string | undefined =>
+    reached.get(machine)?.session.overlayAddress;
+
 export function liveOf(reached: Map<string, Reached>): Live {
   return assemble([...reached.values()].flatMap((r) => (r.report ? [r.report.view] : [])));
 }
@@ -104,5 +110,6 @@ export async function readDaemon(client: ControlClient, declared: Host): Promise
     iface: names.includes(declared.iface) ? declared.iface : (names[0] ?? 'none'),
   };
   const viewLinks: Link[] = linkStatus.map(({ link }) => ({ a: machine, b: link.peer, proto: link.proto, dialer: link.dial ? machine : link.peer }));
-  return { view: { host, links: viewLinks, rules: ruleLines.map((r) => r.rule) }, info: fields, devices: deviceLines, links: linkStatus, rules: ruleLines };
+  const dials = new Map(linkStatus.flatMap(({ link }) => (link.dial && link.address !== undefined ? [[link.peer, link.address] as const] : [])));
+  return { view: { host, links: viewLinks, rules: ruleLines.map((r) => r.rule), dials }, info: fields, devices: deviceLines, links: linkStatus, rules: ruleLines };
 }
