@@ -147,7 +147,7 @@ export const Msg = {
     'VN3015',
     'error',
     "invalid machine name '{0}'",
-    'machine names are host names or SSH aliases: letters, digits, `.`, `_` and `-`, starting with a letter or digit',
+    'machine names are host names or SSH aliases: letters, digits, `.`, `_` and `-`, starting with a letter or digit, and at most 253 characters',
   ),
   InvalidUserName: def(
     'VN3016',
