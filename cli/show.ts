@@ -4,6 +4,7 @@ import { SourceFile } from '../src/diag/source.js';
 import { printLink, printRule, printState } from '../src/lang/print.js';
 import { describeDrift } from '../src/plan/text.js';
 import type { Fetched } from '../src/remote/fetch.js';
+import { copyState, linkKey, type State } from '../src/model/state.js';
 import { painterFor } from './color.js';
 import type { Io } from './io.js';
 import { fetchFor, targets, type ReachArgs } from './live.js';
@@ -47,7 +48,7 @@ export async function show(io: Io, args: ShowArgs): Promise<number> {
   if (!fetched) return 1;
   try {
     const text =
-      args.format === 'vnet' ? printState(fetched.live.state, ['What the daemons hold, as fetched by vnetc show.']).trimEnd()
+      args.format === 'vnet' ? showVnet(fetched.live.state)
       : args.format === 'dot' ? showDot(fetched)
       : showTable(fetched, painterFor(io, io.stdout, args.color));
     io.stdout.write(text + '\n');
@@ -55,6 +56,32 @@ export async function show(io: Io, args: ShowArgs): Promise<number> {
   } finally {
     await fetched.close();
   }
+}
+
+/**
+ * The live state as a program. A link to a machine no HOST line here
+ * declares (its daemon did not answer, or the file leaves it out), and the
+ * rules that send over it, would not validate as statements: they are
+ * listed as comments instead, so the program still evaluates.
+ */
+function showVnet(state: State): string {
+  const kept = copyState(state);
+  const left: string[] = [];
+  for (const [key, l] of state.links) {
+    if (state.hosts.has(l.a) && state.hosts.has(l.b)) continue;
+    kept.links.delete(key);
+    left.push(printLink(l));
+  }
+  for (const [machine, table] of kept.tables) {
+    for (const [key, r] of table) {
+      if (r.dest.kind !== 'link' || kept.links.has(linkKey(machine, r.dest.to))) continue;
+      table.delete(key);
+      left.push(printRule(r));
+    }
+  }
+  const header = ['What the daemons hold, as fetched by vnetc show.'];
+  if (left.length) header.push('', 'Held too, but naming a machine no HOST line here declares (its daemon did not', 'answer, or the file leaves it out), so shown only as comments:', ...left.map((l) => `  ${l}`));
+  return printState(kept, header).trimEnd();
 }
 
 /** A link's counters of frames it lost and records it refused (PROTOCOL.md, LINKS?). */

@@ -198,6 +198,24 @@ describe('a host given a new port', () => {
   });
 });
 
+describe('show --vnet when a daemon does not answer', () => {
+  test('what names it becomes comments, and the program still validates', async () => {
+    const two = ['BEGIN', ...['host1', 'host2'].map((m) => `  HOST vnet AT ${m} ${port} vm0`), '  ADD', '    LINK host1 host2', '    FORWARD host1 ANY 02:00:00:00:00:02 host1 host2', '    FORWARD host1 ANY 02:00:00:00:00:01 vm0', 'END', ''].join('\n');
+    write('two.vnet', two);
+    expect((await run('up', '--local', 'two.vnet')).status).toBe(0);
+    const { pid } = JSON.parse(fs.readFileSync(path.join(home, 'local', 'host2', 'launch.json'), 'utf8')) as { pid: number };
+    process.kill(pid, 'SIGKILL');
+    const shown = await run('show', '--local', 'two.vnet', '--vnet');
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toContain('#   LINK host1 host2\n#   FORWARD host1 ANY 02:00:00:00:00:02 host1 host2\n');
+    expect(shown.stdout).toContain('    FORWARD host1 ANY 02:00:00:00:00:01 vm0\n');
+    write('shown.vnet', shown.stdout);
+    const v = await run('validate', 'shown.vnet');
+    expect(v.stderr).toBe('');
+    expect(v.status).toBe(0);
+  });
+});
+
 describe('--json when a daemon is out of reach', () => {
   test('show, route, apply and down each print their own report, with the reason in diagnostics', async () => {
     // Nothing listens on port 1: connection refused, at once.
