@@ -2,7 +2,7 @@ import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
 import { printRule } from '../src/lang/print.js';
 import { parseMac } from '../src/model/mac.js';
-import { homeOf, trace, type Ending, type Ingress, type Trace } from '../src/route/trace.js';
+import { homeOf, trace, type Ending, type Hop, type Ingress, type PassedOver, type Trace } from '../src/route/trace.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import type { ReachArgs } from './live.js';
@@ -77,12 +77,26 @@ function endingText(e: Ending): string {
   }
 }
 
+const passedOverText = (x: PassedOver): string => {
+  switch (x.why) {
+    case 'ingress':
+      return 'it sends the frame back where it came from';
+  }
+};
+
+/** Rules passed over for split horizon explain only a hop where nothing else applied; elsewhere they are the fan-out working. */
+const worthShowing = (h: Hop, x: PassedOver): boolean => x.why !== 'ingress' || h.drop !== undefined;
+
 function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof painterFor>): string {
   const out = [paint.bold(`Route of a frame ${src} → ${dst}:`)];
   t.hops.forEach((h, i) => {
     out.push(`  ${i + 1}. ${paint.bold(h.machine)} (${ingressText(h.ingress)})`);
-    if (h.matched.length === 0) out.push(paint.red('       no rule matches'));
+    if (h.drop === 'no-match') out.push(paint.red('       no rule matches'));
+    else if (h.drop) out.push(paint.red('       no rule applies'));
     for (const r of h.matched) out.push(`       ${printRule(r)}` + paint.dim(`  priority ${h.priority}`));
+    for (const x of h.passedOver.filter((x) => worthShowing(h, x))) {
+      out.push(paint.dim(`       ${printRule(x.rule)}  priority ${x.priority}`) + paint.yellow(`  passed over: ${passedOverText(x)}`));
+    }
   });
   for (const e of t.endings) out.push((e.kind === 'delivered' ? paint.green('  ✓ ') : paint.red('  ✗ ')) + endingText(e));
   return out.join('\n');
@@ -95,7 +109,14 @@ function routeJson(src: string, dst: string, t: Pick<Trace, 'hops' | 'endings'>,
     src,
     dst,
     ok,
-    hops: t.hops.map((h) => ({ machine: h.machine, ingress: h.ingress, priority: h.priority, rules: h.matched.map(printRule) })),
+    hops: t.hops.map((h) => ({
+      machine: h.machine,
+      ingress: h.ingress,
+      priority: h.priority,
+      rules: h.matched.map(printRule),
+      passed_over: h.passedOver.map((x) => ({ rule: printRule(x.rule), priority: x.priority, why: x.why })),
+      ...(h.drop ? { drop: h.drop } : {}),
+    })),
     endings: t.endings.map((e) => ({ ...e, text: endingText(e) })),
     diagnostics: diags.map(jsonDiagnostic),
   };

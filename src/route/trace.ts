@@ -1,3 +1,4 @@
+import { printRule } from '../lang/print.js';
 import { priorityOf, type SourceQualifier } from '../model/priority.js';
 import { destinationKey, linkKey, type Address, type Destination, type Rule, type State } from '../model/state.js';
 
@@ -12,19 +13,33 @@ import { destinationKey, linkKey, type Address, type Destination, type Rule, typ
 /** Where a frame entered a daemon: from a local interface, or over the link from a peer. */
 export type Ingress = { kind: 'interface'; iface: string } | { kind: 'link'; from: string };
 
+/** Why vnetd drops a frame no rule applies to (PROTOCOL.md, "Drops"). */
+export type DropReason = 'no-match' | 'ingress';
+
+/** A rule that matches the frame but does not apply to it, and why. */
+export interface PassedOver {
+  rule: Rule;
+  priority: number;
+  why: 'ingress';
+}
+
 export interface Hop {
   machine: string;
   ingress: Ingress;
-  /** The rules that won (all at the top priority); empty when none matched. */
+  /** The rules that won (all at the top priority); empty when none applied. */
   matched: Rule[];
   priority: number;
+  /** Matching rules that did not apply and would otherwise have won or tied. */
+  passedOver: PassedOver[];
+  /** Set when no rule applied: the frame stops here. */
+  drop: DropReason | undefined;
 }
 
 export type Ending =
   /** Delivered into a local interface of `machine`. */
   | { kind: 'delivered'; machine: string; iface: string }
-  /** No rule matched, or every winner points back where the frame came from. */
-  | { kind: 'dead-end'; machine: string; why: string }
+  /** No rule applies: none matches, or every match points back where the frame came from. */
+  | { kind: 'dead-end'; machine: string; drop: DropReason; why: string }
   /** The frame would come back to a daemon it already crossed from the same ingress. */
   | { kind: 'loop'; machine: string }
   /** A rule sends it over a link the daemon does not have. */
@@ -53,23 +68,51 @@ function matches(a: Address, mac: string): boolean {
 const sameDestination = (d: Destination, i: Ingress): boolean =>
   d.kind === 'link' ? i.kind === 'link' && i.from === d.to : i.kind === 'interface' && i.iface === d.iface;
 
+export interface Lookup {
+  /** Every applicable rule at the highest priority among them. */
+  matched: Rule[];
+  /** The winners' priority; 0 when there are none. */
+  priority: number;
+  /** Matching rules that are not applicable, at or above the winners' priority: those that explain the outcome. */
+  passedOver: PassedOver[];
+  /** Set when nothing applies, as vnetd counts the drop. */
+  drop: DropReason | undefined;
+}
+
 /**
  * The winners of one lookup: every rule matching (src, dst) at the highest
  * priority among those that do not point back at the ingress (split
- * horizon comes before the top pick).
+ * horizon comes before the top pick). The rules skipped are kept: a person
+ * reading a dead end needs the rule that would have carried the frame on.
  */
-export function lookup(rules: Iterable<Rule>, ingress: Ingress, src: string, dst: string): { matched: Rule[]; priority: number } {
+export function lookup(rules: Iterable<Rule>, ingress: Ingress, src: string, dst: string): Lookup {
   let best = 0;
   let matched: Rule[] = [];
+  const skipped: PassedOver[] = [];
   for (const r of rules) {
-    if (!matches(r.src, src) || !matches(r.dst, dst) || sameDestination(r.dest, ingress)) continue;
+    if (!matches(r.src, src) || !matches(r.dst, dst)) continue;
     const p = priorityOf(r.src.q as SourceQualifier, r.dst.q);
+    if (sameDestination(r.dest, ingress)) {
+      skipped.push({ rule: r, priority: p, why: 'ingress' });
+      continue;
+    }
     if (p > best) {
       best = p;
       matched = [r];
     } else if (p === best) matched.push(r);
   }
-  return { matched, priority: best };
+  const drop = matched.length ? undefined : skipped.length ? 'ingress' : 'no-match';
+  return { matched, priority: best, passedOver: skipped.filter((x) => x.priority >= best), drop };
+}
+
+const portText = (d: Destination): string => (d.kind === 'link' ? `over the link to ${d.to}` : `into interface ${d.iface}`);
+
+/** Why a frame stops at `machine`, naming the rules that would have carried it on. */
+function deadEndWhy(machine: string, l: Lookup, src: string, dst: string): string {
+  if (l.drop === 'no-match') return `no rule of ${machine} matches ${src} → ${dst}`;
+  const rules = l.passedOver.map((x) => printRule(x.rule)).join('; ');
+  const back = l.passedOver[0]!.rule.dest;
+  return `every rule of ${machine} that matches sends the frame back where it came from (${portText(back)}), which vnetd never does (split horizon): ${rules}`;
 }
 
 /** Follows a frame from `from`, entering through `ingress`, across the state's tables. */
@@ -83,11 +126,10 @@ export function trace(state: State, from: string, ingress: Ingress, src: string,
     const key = `${machine} ${ing.kind === 'link' ? `<${ing.from}` : `@${ing.iface}`}`;
     if (seen.has(key) || depth > maxHops) return void endings.push({ kind: 'loop', machine });
     seen.add(key);
-    const { matched, priority } = lookup(table.values(), ing, src, dst);
-    hops.push({ machine, ingress: ing, matched, priority });
-    if (matched.length === 0) {
-      return void endings.push({ kind: 'dead-end', machine, why: `no rule of ${machine} matches ${src} → ${dst}` });
-    }
+    const l = lookup(table.values(), ing, src, dst);
+    const { matched, priority, passedOver, drop } = l;
+    hops.push({ machine, ingress: ing, matched, priority, passedOver, drop });
+    if (l.drop) return void endings.push({ kind: 'dead-end', machine, drop: l.drop, why: deadEndWhy(machine, l, src, dst) });
     // Tied rules may name one destination twice; the frame leaves each port once (PROTOCOL.md), so each is followed once.
     const ports = new Set<string>();
     for (const r of matched) {

@@ -29,6 +29,7 @@ describe('route tracing', () => {
         const ours = lookup(rules, asIngress, s, d);
         expect(ours.matched.map(tableKey).sort()).toEqual(daemon.rules.map((r) => r.key).sort());
         expect(ours.priority).toBe(daemon.priority);
+        expect(ours.drop ?? null).toBe(daemon.drop);
       }),
       { numRuns: 2000, seed: 11 },
     );
@@ -115,5 +116,28 @@ END
     const noLink = structuredClone(ring);
     noLink.links.clear();
     expect(trace(noLink, 'a', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:09').endings).toEqual([{ kind: 'no-link', machine: 'a', to: 'b' }]);
+  });
+
+  test('rules that match but all point back where the frame came from: a split-horizon dead end naming the rule, not "no rule matches"', () => {
+    const back = compileText(
+      'b.vnet',
+      `BEGIN
+  HOST u AT l1 5000 vm0
+  HOST u AT px 5000 eth0
+  ADD
+    LINK l1 px
+    FORWARD l1 ANY 00:50:56:00:00:99 l1 px
+    FORWARD px ANY 00:50:56:00:00:99 px l1
+END
+`,
+    ).state!;
+    const t = trace(back, 'l1', { kind: 'interface', iface: 'vm0' }, '00:50:56:00:00:01', '00:50:56:00:00:99');
+    expect(t.hops.map((h) => [h.machine, h.drop])).toEqual([['l1', undefined], ['px', 'ingress']]);
+    expect(t.hops[1]!.passedOver).toEqual([{ rule: expect.objectContaining({ machine: 'px' }), priority: 10, why: 'ingress' }]);
+    expect(t.endings).toEqual([{ kind: 'dead-end', machine: 'px', drop: 'ingress', why: expect.stringContaining('sends the frame back where it came from (over the link to l1)') }]);
+    expect((t.endings[0] as { why: string }).why).toContain('FORWARD px ANY 00:50:56:00:00:99 px l1');
+    // Nothing matching at all is still told apart.
+    const none = trace(back, 'l1', { kind: 'interface', iface: 'vm0' }, '00:50:56:00:00:01', '00:50:56:00:00:98');
+    expect(none.endings).toEqual([{ kind: 'dead-end', machine: 'l1', drop: 'no-match', why: 'no rule of l1 matches 00:50:56:00:00:01 → 00:50:56:00:00:98' }]);
   });
 });
