@@ -22,7 +22,8 @@ export interface RouteArgs extends ReachArgs {
  * daemons' live tables, hop by hop. By default the frame starts where the
  * source VM lives (the daemon that delivers frames for its MAC into an
  * interface), entering from that interface. Exit 0 when every path ends in
- * an interface, 1 on a dead end, a loop or a missing link.
+ * an interface (or joins one that does: a duplicate), 1 on a dead end, a
+ * loop, a path too long to follow or a missing link.
  */
 export async function route(io: Io, args: RouteArgs): Promise<number> {
   const mac = (text: string, what: string): string => {
@@ -52,7 +53,7 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
     }
     const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };
     const t = trace(state, from, ingress, src, dst);
-    const ok = t.endings.every((e) => e.kind === 'delivered');
+    const ok = t.endings.every(fine);
     io.stdout.write((args.json ? JSON.stringify(routeJson(src, dst, t, ok, diags), null, 2) : routeText(src, dst, t, painterFor(io, io.stdout, args.color))) + '\n');
     return ok ? 0 : 1;
   } finally {
@@ -69,7 +70,11 @@ function endingText(e: Ending): string {
     case 'dead-end':
       return `DEAD END at ${e.machine}: ${e.why}`;
     case 'loop':
-      return `LOOP: the frame comes back to ${e.machine} the way it came before`;
+      return `LOOP: the frame comes back to ${e.machine} the way it came before, on the same path`;
+    case 'duplicate':
+      return `DUPLICATE: a second copy reaches ${e.machine} ${ingressText(e.ingress)} by another path; it goes on as the first did`;
+    case 'too-long':
+      return `TOO LONG: the path reaches ${e.machine} after ${e.hops} hops, more than route follows; no loop up to there`;
     case 'no-link':
       return `NO LINK: ${e.machine} has a rule sending to ${e.to} but no link to it`;
     case 'unknown':
@@ -87,6 +92,12 @@ const passedOverText = (x: PassedOver): string => {
 /** Rules passed over for split horizon explain only a hop where nothing else applied; elsewhere they are the fan-out working. */
 const worthShowing = (h: Hop, x: PassedOver): boolean => x.why !== 'ingress' || h.drop !== undefined;
 
+/** Endings that are not failures: a delivery, and a duplicate (its copy's course is already shown). */
+const fine = (e: Ending): boolean => e.kind === 'delivered' || e.kind === 'duplicate';
+
+const endingMark = (e: Ending, paint: ReturnType<typeof painterFor>): string =>
+  e.kind === 'delivered' ? paint.green('  ✓ ') : e.kind === 'duplicate' ? paint.yellow('  ! ') : paint.red('  ✗ ');
+
 function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof painterFor>): string {
   const out = [paint.bold(`Route of a frame ${src} → ${dst}:`)];
   t.hops.forEach((h, i) => {
@@ -98,7 +109,7 @@ function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof 
       out.push(paint.dim(`       ${printRule(x.rule)}  priority ${x.priority}`) + paint.yellow(`  passed over: ${passedOverText(x)}`));
     }
   });
-  for (const e of t.endings) out.push((e.kind === 'delivered' ? paint.green('  ✓ ') : paint.red('  ✗ ')) + endingText(e));
+  for (const e of t.endings) out.push(endingMark(e, paint) + endingText(e));
   return out.join('\n');
 }
 

@@ -40,8 +40,16 @@ export type Ending =
   | { kind: 'delivered'; machine: string; iface: string }
   /** No rule applies: none matches, or every match points back where the frame came from. */
   | { kind: 'dead-end'; machine: string; drop: DropReason; why: string }
-  /** The frame would come back to a daemon it already crossed from the same ingress. */
+  /** The frame would come back to a daemon it already crossed from the same ingress, on the same path. */
   | { kind: 'loop'; machine: string }
+  /**
+   * A second copy reaches a daemon through a port an earlier copy came in
+   * on, by another path (a fan-out that joins again); it goes on as the
+   * first did. Not a failure: the receivers get the frame twice.
+   */
+  | { kind: 'duplicate'; machine: string; ingress: Ingress }
+  /** The path is longer than the tracer follows; no loop was found on it up to there. */
+  | { kind: 'too-long'; machine: string; hops: number }
   /** A rule sends it over a link the daemon does not have. */
   | { kind: 'no-link'; machine: string; to: string }
   /** The next daemon did not report its table. */
@@ -115,21 +123,34 @@ function deadEndWhy(machine: string, l: Lookup, src: string, dst: string): strin
   return `every rule of ${machine} that matches sends the frame back where it came from (${portText(back)}), which vnetd never does (split horizon): ${rules}`;
 }
 
-/** Follows a frame from `from`, entering through `ingress`, across the state's tables. */
+/**
+ * Follows a frame from `from`, entering through `ingress`, across the
+ * state's tables. A frame's next hops depend only on the daemon and the
+ * port it came in on, so the frame's course is a walk over (machine,
+ * ingress) pairs: depth first, a pair already on the current path is a
+ * loop, and a pair already followed on another path is a second copy
+ * (a duplicate) that goes on as the first did, so it is not followed
+ * again. That also bounds the work by the number of ports, however wide
+ * the fan-out. `maxHops` bounds one path.
+ */
 export function trace(state: State, from: string, ingress: Ingress, src: string, dst: string, maxHops = 64): Trace {
   const hops: Hop[] = [];
   const endings: Ending[] = [];
-  const seen = new Set<string>();
+  const onPath = new Set<string>();
+  const followed = new Set<string>();
   const visit = (machine: string, ing: Ingress, depth: number): void => {
+    const key = `${machine} ${ing.kind === 'link' ? `<${ing.from}` : `@${ing.iface}`}`;
+    if (onPath.has(key)) return void endings.push({ kind: 'loop', machine });
+    if (followed.has(key)) return void endings.push({ kind: 'duplicate', machine, ingress: ing });
+    if (depth >= maxHops) return void endings.push({ kind: 'too-long', machine, hops: maxHops });
+    followed.add(key);
     const table = state.tables.get(machine);
     if (!table) return void endings.push({ kind: 'unknown', machine });
-    const key = `${machine} ${ing.kind === 'link' ? `<${ing.from}` : `@${ing.iface}`}`;
-    if (seen.has(key) || depth > maxHops) return void endings.push({ kind: 'loop', machine });
-    seen.add(key);
     const l = lookup(table.values(), ing, src, dst);
     const { matched, priority, passedOver, drop } = l;
     hops.push({ machine, ingress: ing, matched, priority, passedOver, drop });
     if (l.drop) return void endings.push({ kind: 'dead-end', machine, drop: l.drop, why: deadEndWhy(machine, l, src, dst) });
+    onPath.add(key);
     // Tied rules may name one destination twice; the frame leaves each port once (PROTOCOL.md), so each is followed once.
     const ports = new Set<string>();
     for (const r of matched) {
@@ -144,6 +165,7 @@ export function trace(state: State, from: string, ingress: Ingress, src: string,
       if (!state.links.has(linkKey(machine, to))) endings.push({ kind: 'no-link', machine, to });
       else visit(to, { kind: 'link', from: machine }, depth + 1);
     }
+    onPath.delete(key);
   };
   visit(from, ingress, 0);
   return { hops, endings };

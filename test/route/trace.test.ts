@@ -140,4 +140,67 @@ END
     const none = trace(back, 'l1', { kind: 'interface', iface: 'vm0' }, '00:50:56:00:00:01', '00:50:56:00:00:98');
     expect(none.endings).toEqual([{ kind: 'dead-end', machine: 'l1', drop: 'no-match', why: 'no rule of l1 matches 00:50:56:00:00:01 → 00:50:56:00:00:98' }]);
   });
+
+  /** A state from HOST lines for `machines` (vm0 each) and the given links and rules. */
+  const net = (machines: string[], body: string[]) =>
+    compileText('n.vnet', ['BEGIN', ...machines.map((m) => `  HOST u AT ${m} 5000 vm0`), '  ADD', ...body.map((l) => `    ${l}`), 'END', ''].join('\n')).state!;
+  const BC = 'ff:ff:ff:ff:ff:ff';
+
+  test('a fan-out that joins again is a duplicate, not a loop: a diamond delivers once and says the second copy arrives', () => {
+    const diamond = net(['dp', 'd1', 'd2', 'd3', 'd4'], [
+      'LINK dp d1', 'LINK dp d2', 'LINK d1 d3', 'LINK d2 d3', 'LINK d3 d4',
+      `FORWARD dp ANY ${BC} dp d1`, `FORWARD dp ANY ${BC} dp d2`,
+      `FORWARD d1 ANY ${BC} d1 d3`, `FORWARD d2 ANY ${BC} d2 d3`,
+      `FORWARD d3 ANY ${BC} d3 d4`, `FORWARD d4 ANY ${BC} vm0`,
+    ]);
+    const t = trace(diamond, 'dp', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC);
+    expect(t.endings).toEqual([
+      { kind: 'delivered', machine: 'd4', iface: 'vm0' },
+      { kind: 'duplicate', machine: 'd4', ingress: { kind: 'link', from: 'd3' } },
+    ]);
+    // d3 is reached over two different links: both lookups are shown; d4's is not repeated.
+    expect(t.hops.map((h) => h.machine)).toEqual(['dp', 'd1', 'd3', 'd4', 'd2', 'd3']);
+  });
+
+  test('a loop is per path: the frame coming back the way it came on its own path, even after a fan-out', () => {
+    // dp fans out to d1 and d2; d1 ends at its VM, d2 and d3 pass the frame back and forth over a ring d2 → d3 → d4 → d2.
+    const ring = net(['dp', 'd1', 'd2', 'd3', 'd4'], [
+      'LINK dp d1', 'LINK dp d2', 'LINK d2 d3', 'LINK d3 d4', 'LINK d4 d2',
+      `FORWARD dp ANY ${BC} dp d1`, `FORWARD dp ANY ${BC} dp d2`, `FORWARD d1 ANY ${BC} vm0`,
+      `FORWARD d2 ANY ${BC} d2 d3`, `FORWARD d3 ANY ${BC} d3 d4`, `FORWARD d4 ANY ${BC} d4 d2`,
+    ]);
+    const t = trace(ring, 'dp', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC);
+    expect(t.endings).toEqual([{ kind: 'delivered', machine: 'd1', iface: 'vm0' }, { kind: 'loop', machine: 'd3' }]);
+  });
+
+  test('a chain longer than the tracer follows is too long, not a loop', () => {
+    const n = 70;
+    const ms = Array.from({ length: n }, (_, i) => `c${i}`);
+    const body = ms.slice(1).flatMap((m, i) => [`LINK ${ms[i]} ${m}`, `FORWARD ${ms[i]} ANY 02:00:00:00:00:99 ${ms[i]} ${m}`]);
+    const chain = net(ms, [...body, `FORWARD c${n - 1} ANY 02:00:00:00:00:99 vm0`]);
+    const t = trace(chain, 'c0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:99');
+    expect(t.hops).toHaveLength(64);
+    expect(t.endings).toEqual([{ kind: 'too-long', machine: 'c64', hops: 64 }]);
+    expect(trace(chain, 'c0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:99', n).endings).toEqual([
+      { kind: 'delivered', machine: `c${n - 1}`, iface: 'vm0' },
+    ]);
+  });
+
+  test('a fan-out joining again stage after stage costs one lookup per port, not one per path (2^20 here)', () => {
+    const stages = 20;
+    const ms = ['s0'];
+    const body: string[] = [];
+    for (let i = 0; i < stages; i++) {
+      const [a, b, next] = [`a${i}`, `b${i}`, `s${i + 1}`];
+      ms.push(a, b, next);
+      for (const mid of [a, b]) body.push(`LINK s${i} ${mid}`, `LINK ${mid} ${next}`, `FORWARD s${i} ANY ${BC} s${i} ${mid}`, `FORWARD ${mid} ANY ${BC} ${mid} ${next}`);
+    }
+    body.push(`FORWARD s${stages} ANY ${BC} vm0`);
+    const t = trace(net(ms, body), 's0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC, 1000);
+    // Each stage's two branches once, and its join point once per link it is reached over.
+    expect(t.hops.length).toBe(1 + stages * 4);
+    // s20 is reached over two links, so it is looked up, and delivers, twice.
+    expect(t.endings.filter((e) => e.kind === 'delivered')).toEqual(Array(2).fill({ kind: 'delivered', machine: `s${stages}`, iface: 'vm0' }));
+    expect(t.endings.filter((e) => e.kind !== 'delivered' && e.kind !== 'duplicate')).toEqual([]);
+  });
 });
