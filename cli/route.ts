@@ -2,7 +2,8 @@ import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
 import { printRule } from '../src/lang/print.js';
 import { parseMac } from '../src/model/mac.js';
-import { homeOf, trace, type Ending, type Hop, type Ingress, type PassedOver, type Trace } from '../src/route/trace.js';
+import { reportedPorts } from '../src/route/ports.js';
+import { allDelivered, homeOf, passedOverText, trace, type Ending, type Hop, type Ingress, type PassedOver, type Trace } from '../src/route/trace.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
 import type { ReachArgs } from './live.js';
@@ -21,9 +22,10 @@ export interface RouteArgs extends ReachArgs {
  * `vnetc route <src-mac> <dst-mac>`: the path a frame takes through the
  * daemons' live tables, hop by hop. By default the frame starts where the
  * source VM lives (the daemon that delivers frames for its MAC into an
- * interface), entering from that interface. Exit 0 when every path ends in
- * an interface (or joins one that does: a duplicate), 1 on a dead end, a
- * loop, a path too long to follow or a missing link.
+ * interface), entering from that interface. The daemons' link states
+ * decide which rules apply, as in vnetd. Exit 0 when every path ends in an
+ * interface (or joins one that does: a duplicate), 1 on a dead end, a loop,
+ * a path too long to follow or a daemon that did not report.
  */
 export async function route(io: Io, args: RouteArgs): Promise<number> {
   const mac = (text: string, what: string): string => {
@@ -52,8 +54,8 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
       throw new UsageError(`--from ${from}: no such daemon among ${running.join(', ')}`);
     }
     const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };
-    const t = trace(state, from, ingress, src, dst);
-    const ok = t.endings.every(fine);
+    const t = trace(state, from, ingress, src, dst, { ports: reportedPorts(fetched.reached) });
+    const ok = allDelivered(t);
     io.stdout.write((args.json ? JSON.stringify(routeJson(src, dst, t, ok, diags), null, 2) : routeText(src, dst, t, painterFor(io, io.stdout, args.color))) + '\n');
     return ok ? 0 : 1;
   } finally {
@@ -82,18 +84,8 @@ function endingText(e: Ending): string {
   }
 }
 
-const passedOverText = (x: PassedOver): string => {
-  switch (x.why) {
-    case 'ingress':
-      return 'it sends the frame back where it came from';
-  }
-};
-
 /** Rules passed over for split horizon explain only a hop where nothing else applied; elsewhere they are the fan-out working. */
 const worthShowing = (h: Hop, x: PassedOver): boolean => x.why !== 'ingress' || h.drop !== undefined;
-
-/** Endings that are not failures: a delivery, and a duplicate (its copy's course is already shown). */
-const fine = (e: Ending): boolean => e.kind === 'delivered' || e.kind === 'duplicate';
 
 const endingMark = (e: Ending, paint: ReturnType<typeof painterFor>): string =>
   e.kind === 'delivered' ? paint.green('  ✓ ') : e.kind === 'duplicate' ? paint.yellow('  ! ') : paint.red('  ✗ ');
@@ -103,7 +95,7 @@ function routeText(src: string, dst: string, t: Trace, paint: ReturnType<typeof 
   t.hops.forEach((h, i) => {
     out.push(`  ${i + 1}. ${paint.bold(h.machine)} (${ingressText(h.ingress)})`);
     if (h.drop === 'no-match') out.push(paint.red('       no rule matches'));
-    else if (h.drop) out.push(paint.red('       no rule applies'));
+    else if (h.drop) out.push(paint.red(`       no rule applies${h.drop === 'link-down' ? ': the ports of those that match are not up' : ''}`));
     for (const r of h.matched) out.push(`       ${printRule(r)}` + paint.dim(`  priority ${h.priority}`));
     for (const x of h.passedOver.filter((x) => worthShowing(h, x))) {
       out.push(paint.dim(`       ${printRule(x.rule)}  priority ${x.priority}`) + paint.yellow(`  passed over: ${passedOverText(x)}`));
@@ -125,7 +117,7 @@ function routeJson(src: string, dst: string, t: Pick<Trace, 'hops' | 'endings'>,
       ingress: h.ingress,
       priority: h.priority,
       rules: h.matched.map(printRule),
-      passed_over: h.passedOver.map((x) => ({ rule: printRule(x.rule), priority: x.priority, why: x.why })),
+      passed_over: h.passedOver.map((x) => ({ rule: printRule(x.rule), priority: x.priority, why: x.why, text: passedOverText(x) })),
       ...(h.drop ? { drop: h.drop } : {}),
     })),
     endings: t.endings.map((e) => ({ ...e, text: endingText(e) })),

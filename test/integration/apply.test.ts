@@ -189,6 +189,14 @@ describe('the local workflow', () => {
     } finally {
       await fetched.close();
     }
+    // With host3 gone, the Proxy's end of their link is not up, so vnetd drops a frame for host3 there (link-down):
+    // route says so and names the rule and the link, rather than follow the rule to a daemon that cannot answer.
+    const cut = await run('route', mac(1), mac(3), '--json');
+    expect(cut.status).toBe(1);
+    const cutReport = JSON.parse(cut.stdout) as { hops: { machine: string; passed_over: { rule: string; text: string }[] }[]; endings: unknown[] };
+    expect(cutReport.endings).toEqual([expect.objectContaining({ kind: 'dead-end', machine: 'proxy', drop: 'link-down' })]);
+    expect(cutReport.hops.map((h) => h.machine)).toEqual(['host1', 'proxy']);
+    expect(cutReport.hops[1]!.passed_over).toEqual([{ rule: `FORWARD proxy ANY ${mac(3)} proxy host3`, priority: 10, why: expect.stringMatching(/^(down|connecting)$/), text: expect.stringMatching(/^the link to host3 is /) }]);
     write('more.vnet', spec([...FAST, 'LINK host2 host3', `FORWARD host3 ${mac(3)} ${mac(2)} host3 host2`]));
     // host3 is down: the plan restarts it, and what it restores from its state is not redone.
     const p = await run('plan', '--local', 'more.vnet');

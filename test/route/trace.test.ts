@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { ForwardingTable, macToNumber } from '../../daemon/forward/table.js';
 import { compileText } from '../../src/lang/compile.js';
-import { tableKey, type Address, type Destination, type Rule } from '../../src/model/state.js';
-import { homeOf, lookup, trace, type Ingress } from '../../src/route/trace.js';
+import { destinationKey, tableKey, type Address, type Destination, type Rule } from '../../src/model/state.js';
+import { allDelivered, homeOf, lookup, passedOverText, trace, type Ingress, type PortStates } from '../../src/route/trace.js';
 
 const POOL = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', 'ff:ff:ff:ff:ff:ff'];
 const mac = fc.constantFrom(...POOL);
@@ -17,16 +17,18 @@ const ingress: fc.Arbitrary<Destination> = dest;
 
 describe('route tracing', () => {
   // The tracer reads whole tables; vnetd uses an index and a cache. They must agree on every lookup.
-  test('property: lookup picks exactly the rules vnetd picks (priority, ties, split horizon)', () => {
+  test('property: lookup picks exactly the rules vnetd picks (priority, ties, split horizon, ports down), and drops for the same reason', () => {
+    const ports: Destination[] = [{ kind: 'link', to: 'h2' }, { kind: 'link', to: 'h3' }, { kind: 'interface', iface: 'vm0' }, { kind: 'interface', iface: 'vm1' }];
     fc.assert(
-      fc.property(fc.uniqueArray(rule, { selector: tableKey, maxLength: 12 }), ingress, mac, mac, (rules, ing, s, d) => {
+      fc.property(fc.uniqueArray(rule, { selector: tableKey, maxLength: 12 }), ingress, mac, mac, fc.subarray(ports), (rules, ing, s, d, down) => {
         const table = new ForwardingTable();
-        for (const p of ['h2', 'h3']) table.attach({ kind: 'link', to: p });
-        for (const i of ['vm0', 'vm1']) table.attach({ kind: 'interface', iface: i });
+        for (const p of ports) table.attach(p);
+        for (const p of down) table.detach(p);
         for (const r of rules) table.add(r);
         const daemon = table.match(table.portId(ing), macToNumber(s), macToNumber(d));
         const asIngress: Ingress = ing.kind === 'link' ? { kind: 'link', from: ing.to } : { kind: 'interface', iface: ing.iface };
-        const ours = lookup(rules, asIngress, s, d);
+        const downKeys = new Set(down.map(destinationKey));
+        const ours = lookup(rules, asIngress, s, d, (p) => (downKeys.has(destinationKey(p)) ? 'down' : 'up'));
         expect(ours.matched.map(tableKey).sort()).toEqual(daemon.rules.map((r) => r.key).sort());
         expect(ours.priority).toBe(daemon.priority);
         expect(ours.drop ?? null).toBe(daemon.drop);
@@ -160,6 +162,7 @@ END
     ]);
     // d3 is reached over two different links: both lookups are shown; d4's is not repeated.
     expect(t.hops.map((h) => h.machine)).toEqual(['dp', 'd1', 'd3', 'd4', 'd2', 'd3']);
+    expect(allDelivered(t)).toBe(true);
   });
 
   test('a loop is per path: the frame coming back the way it came on its own path, even after a fan-out', () => {
@@ -171,6 +174,7 @@ END
     ]);
     const t = trace(ring, 'dp', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC);
     expect(t.endings).toEqual([{ kind: 'delivered', machine: 'd1', iface: 'vm0' }, { kind: 'loop', machine: 'd3' }]);
+    expect(allDelivered(t)).toBe(false);
   });
 
   test('a chain longer than the tracer follows is too long, not a loop', () => {
@@ -181,7 +185,7 @@ END
     const t = trace(chain, 'c0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:99');
     expect(t.hops).toHaveLength(64);
     expect(t.endings).toEqual([{ kind: 'too-long', machine: 'c64', hops: 64 }]);
-    expect(trace(chain, 'c0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:99', n).endings).toEqual([
+    expect(trace(chain, 'c0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', '02:00:00:00:00:99', { maxHops: n }).endings).toEqual([
       { kind: 'delivered', machine: `c${n - 1}`, iface: 'vm0' },
     ]);
   });
@@ -196,11 +200,56 @@ END
       for (const mid of [a, b]) body.push(`LINK s${i} ${mid}`, `LINK ${mid} ${next}`, `FORWARD s${i} ANY ${BC} s${i} ${mid}`, `FORWARD ${mid} ANY ${BC} ${mid} ${next}`);
     }
     body.push(`FORWARD s${stages} ANY ${BC} vm0`);
-    const t = trace(net(ms, body), 's0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC, 1000);
+    const t = trace(net(ms, body), 's0', { kind: 'interface', iface: 'vm0' }, '02:00:00:00:00:01', BC, { maxHops: 1000 });
     // Each stage's two branches once, and its join point once per link it is reached over.
     expect(t.hops.length).toBe(1 + stages * 4);
     // s20 is reached over two links, so it is looked up, and delivers, twice.
     expect(t.endings.filter((e) => e.kind === 'delivered')).toEqual(Array(2).fill({ kind: 'delivered', machine: `s${stages}`, iface: 'vm0' }));
     expect(t.endings.filter((e) => e.kind !== 'delivered' && e.kind !== 'duplicate')).toEqual([]);
+  });
+
+  describe('with the ports as the daemons report them (vnetc route)', () => {
+    // d3 fans a broadcast out to d4 and, below that, delivers everything else into its VM.
+    const fallback = net(['d1', 'd3', 'd4'], [
+      'LINK d1 d3', 'LINK d3 d4',
+      `FORWARD d1 ANY ${BC} d1 d3`, `FORWARD d3 ANY ${BC} d3 d4`, 'FORWARD d3 ANY NONE vm0', `FORWARD d4 ANY ${BC} vm0`,
+    ]);
+    const from = ['d1', { kind: 'interface', iface: 'vm0' }, '00:50:56:00:00:01', BC] as const;
+    const allUp: PortStates = () => 'up';
+
+    test('a rule whose link is not up does not apply: the frame takes the lower rule, and the rule passed over is named', () => {
+      for (const state of ['connecting', 'down', 'absent'] as const) {
+        const ports: PortStates = (m, d) => (m === 'd3' && d.kind === 'link' && d.to === 'd4' ? state : 'up');
+        const t = trace(fallback, ...from, { ports });
+        expect(t.endings).toEqual([{ kind: 'delivered', machine: 'd3', iface: 'vm0' }]);
+        expect(t.hops.map((h) => h.machine)).toEqual(['d1', 'd3']);
+        expect(t.hops[1]!.passedOver).toEqual([{ rule: expect.objectContaining({ dest: { kind: 'link', to: 'd4' } }), priority: 10, why: state }]);
+        expect(passedOverText(t.hops[1]!.passedOver[0]!)).toBe(state === 'absent' ? 'd3 has no link to d4' : `the link to d4 is ${state}`);
+      }
+      // All up, the broadcast goes on to d4 as before, and without live ports too.
+      expect(trace(fallback, ...from, { ports: allUp }).endings).toEqual([{ kind: 'delivered', machine: 'd4', iface: 'vm0' }]);
+      expect(trace(fallback, ...from).endings).toEqual([{ kind: 'delivered', machine: 'd4', iface: 'vm0' }]);
+    });
+
+    test('nothing applicable because a link is down is a link-down dead end naming the rule and the link', () => {
+      const ports: PortStates = (m, d) => (m === 'd1' && d.kind === 'link' ? 'connecting' : 'up');
+      const t = trace(fallback, ...from, { ports });
+      expect(t.hops.map((h) => [h.machine, h.drop])).toEqual([['d1', 'link-down']]);
+      expect(t.endings).toEqual([{ kind: 'dead-end', machine: 'd1', drop: 'link-down', why: expect.stringContaining(`FORWARD d1 ANY ${BC} d1 d3 (the link to d3 is connecting)`) }]);
+    });
+
+    test('a link the daemon does not have is passed over as vnetd does, not a missing-link ending', () => {
+      const noLink = structuredClone(fallback);
+      noLink.links.clear();
+      const ports: PortStates = (_m, d) => (d.kind === 'link' ? 'absent' : 'up');
+      expect(trace(noLink, ...from).endings).toEqual([{ kind: 'no-link', machine: 'd1', to: 'd3' }]);
+      expect(trace(noLink, ...from, { ports }).endings).toEqual([expect.objectContaining({ kind: 'dead-end', machine: 'd1', drop: 'link-down' })]);
+    });
+
+    test('an interface that is not open does not take the frame either', () => {
+      const ports: PortStates = (m, d) => (m === 'd4' && d.kind === 'interface' ? 'absent' : 'up');
+      const t = trace(fallback, ...from, { ports });
+      expect(t.endings).toEqual([expect.objectContaining({ kind: 'dead-end', machine: 'd4', drop: 'link-down', why: expect.stringContaining('d4 has no interface vm0 open') })]);
+    });
   });
 });
