@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { countErrors } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
 import { compileSource } from '../src/lang/compile.js';
+import { ReachError } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
 import { formatMbps } from '../src/vadapt/emit.js';
@@ -81,6 +82,10 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
         status = Math.max(status, await run(io, { ...args, out }, inf, `${name} at ${inf.at}`, options, session.rtts));
       });
       return status;
+    } catch (e) {
+      if (!(e instanceof ReachError)) throw e;
+      io.stderr.write(renderDiagnostics(session.lost(e), painterFor(io, io.stderr, args.color)) + '\n');
+      return 1;
     } finally {
       await session.close();
     }

@@ -1,5 +1,8 @@
 import { resolve } from 'node:path';
+import type { Diagnostic } from '../src/diag/diagnostic.js';
+import { renderDiagnostics } from '../src/diag/render.js';
 import type { Fetched, Reached } from '../src/remote/fetch.js';
+import { ReachError } from '../src/remote/transport.js';
 import { applySettingWords, formatSettings, settingsFromLines, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
 import { changeLine } from '../src/vttif/render/change.js';
 import { renderDot } from '../src/vttif/render/dot.js';
@@ -10,8 +13,8 @@ import { parseFields } from '../src/wire/control.js';
 import { parseInference } from '../src/wire/vttif.js';
 import { painterFor } from './color.js';
 import { checkOutput, describeIoError, UsageError, writeFileAtomic, type Io } from './io.js';
-import type { ReachArgs } from './live.js';
-import { fetchTargets } from './show.js';
+import { unreachable, upCommand, type ReachArgs } from './live.js';
+import { collectTargets } from './show.js';
 
 /**
  * `vnetc infer [file]`: what VTTIF has inferred, from the collector daemon.
@@ -44,7 +47,10 @@ export interface CollectorSession {
   settings: VttifSettings;
   /** Round-trip times the daemons' links measured with their keep-alives, one per link that has one. */
   rtts: { a: string; b: string; rttMs: number }[];
+  /** Rejects with a ReachError when the collector's daemon has gone away or refuses. */
   read(): Promise<Inference>;
+  /** A lost collector as the diagnostic any unreachable daemon gets (VN5001, at its HOST line). */
+  lost(e: ReachError): Diagnostic[];
   close(): Promise<void>;
 }
 
@@ -56,7 +62,8 @@ export interface CollectorSession {
  * daemons cannot be reached.
  */
 export async function connectCollector(io: Io, file: string | undefined, args: ReachArgs & { color: boolean | undefined }, configure: InferArgs | null): Promise<CollectorSession | undefined> {
-  const fetched = await fetchTargets(io, file, args);
+  const { fetched, diags, source } = await collectTargets(io, file, args);
+  if (diags.length) io.stderr.write(renderDiagnostics(diags, painterFor(io, io.stderr, args.color)) + '\n');
   if (!fetched) return undefined;
   try {
     const running = [...fetched.reached].filter(([, r]) => r.client);
@@ -95,13 +102,23 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
       settings,
       rtts: [...rtts.values()],
       read: async () => {
-        const lines = await ask(at, 'INFER?');
+        let reply;
+        try {
+          reply = await at.client!.request('INFER?');
+        } catch (e) {
+          // A daemon stopped, killed or restarted while this command read from it.
+          if (e instanceof ReachError) throw e;
+          throw new ReachError(collector, `the collector went away while vnetc read from it (${(e as Error).message})`, `start it again with '${upCommand(file, args)}', then run this command again`);
+        }
+        if (!reply.ok) throw new ReachError(collector, `the collector refused INFER?: ${reply.code} ${reply.text}`, `VTTIF may have been turned off or moved; 'vnetc infer${file ? ` ${file}` : ''}' turns it on again`);
+        const lines = reply.data;
         try {
           return parseInference(lines);
         } catch (e) {
           throw new Error(`the collector ${collector} answered INFER? with something vnetc cannot read: ${(e as Error).message}`);
         }
       },
+      lost: (e) => unreachable(source, [e]),
       close: () => fetched.close(),
     };
   } catch (e) {
@@ -117,26 +134,34 @@ export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Prom
   const session = await connectCollector(io, args.file, args, args);
   if (!session) return 1;
   try {
-    const paint = painterFor(io, io.stdout, args.color);
-    if (args.watch) {
-      await settledChanges(session, args.maxChanges, signal, (prev, inf) => void io.stdout.write(changeLine(prev, inf, paint) + '\n'));
-      return 0;
-    }
-    const inf = await session.read();
-    if (args.svg !== undefined) {
-      try {
-        await writeFileAtomic(resolve(io.cwd, args.svg), renderSvg(inf));
-      } catch (e) {
-        throw new UsageError(`cannot write --svg '${args.svg}': ${describeIoError(e)}`);
-      }
-      io.stderr.write(`wrote ${args.svg}\n`);
-    }
-    const text = args.format === 'json' ? JSON.stringify(inf, null, 2) : args.format === 'dot' ? renderDot(inf) : renderTable(inf, paint);
-    io.stdout.write(text.trimEnd() + '\n');
-    return 0;
+    return await inferFrom(io, session, args, signal);
+  } catch (e) {
+    if (!(e instanceof ReachError)) throw e;
+    io.stderr.write(renderDiagnostics(session.lost(e), painterFor(io, io.stderr, args.color)) + '\n');
+    return 1;
   } finally {
     await session.close();
   }
+}
+
+async function inferFrom(io: Io, session: CollectorSession, args: InferArgs, signal: AbortSignal | undefined): Promise<number> {
+  const paint = painterFor(io, io.stdout, args.color);
+  if (args.watch) {
+    await settledChanges(session, args.maxChanges, signal, (prev, inf) => void io.stdout.write(changeLine(prev, inf, paint) + '\n'));
+    return 0;
+  }
+  const inf = await session.read();
+  if (args.svg !== undefined) {
+    try {
+      await writeFileAtomic(resolve(io.cwd, args.svg), renderSvg(inf));
+    } catch (e) {
+      throw new UsageError(`cannot write --svg '${args.svg}': ${describeIoError(e)}`);
+    }
+    io.stderr.write(`wrote ${args.svg}\n`);
+  }
+  const text = args.format === 'json' ? JSON.stringify(inf, null, 2) : args.format === 'dot' ? renderDot(inf) : renderTable(inf, paint);
+  io.stdout.write(text.trimEnd() + '\n');
+  return 0;
 }
 
 /**

@@ -14,7 +14,7 @@ import { LocalTransport, vnetcHome, type LocalLaunch } from '../src/remote/local
 import { Router } from '../src/remote/router.js';
 import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
-import type { Transport } from '../src/remote/transport.js';
+import type { ReachError, Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { MAX_TIMER_MS } from '../src/util/timer.js';
 import { describeIoError, load, STDIN, UsageError, type Io } from './io.js';
@@ -113,14 +113,34 @@ function hostSpans(file: SourceFile): Map<string, Span> {
   return new Map((parseSource(file).program?.hosts ?? []).map((h) => [h.machine.text, { start: h.start, end: h.end }]));
 }
 
+/** Machines that could not be reached, each reported against its HOST line (VN5001). */
+export function unreachable(file: SourceFile, failures: readonly ReachError[]): Diagnostic[] {
+  const spans = failures.length ? hostSpans(file) : new Map<string, Span>();
+  return failures.map((f) => diagnostic(Msg.Unreachable, file, spans.get(f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
+}
+
+/**
+ * The `vnetc up` that starts the daemons of `file` again, with the flags that
+ * chose how they were reached: a hint without --local would send a person
+ * over SSH to machines that only exist on this one.
+ */
+export function upCommand(file: string | undefined, args: ReachArgs): string {
+  const words = ['vnetc', 'up'];
+  // Without a file the daemons are the local ones, whatever --local said.
+  if (args.local || file === undefined) words.push('--local');
+  if (args.sshConfig !== undefined) words.push('-F', shellWord(args.sshConfig));
+  words.push(file === undefined ? 'FILE.vnet' : shellWord(file));
+  return words.join(' ');
+}
+
+/** A word as a POSIX shell reads it back, quoted only when it must be. */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
 /** Fetches the live state of the machines a compiled file names; reports unreachable ones against their HOST lines. */
 export async function fetchFor(io: Io, file: SourceFile, hosts: readonly Host[], args: ReachArgs, diags: Diagnostic[]): Promise<Fetched | undefined> {
   const { transport } = transportFor(io, args);
   const fetched = await fetchLive(hosts, transport, args.parallelism);
-  const spans = fetched.failures.length ? hostSpans(file) : new Map<string, Span>();
-  for (const f of fetched.failures) {
-    diags.push(diagnostic(Msg.Unreachable, file, spans.get(f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
-  }
+  diags.push(...unreachable(file, fetched.failures));
   if (fetched.failures.length) {
     await fetched.close();
     return undefined;

@@ -18,15 +18,17 @@ export interface ShowArgs extends ReachArgs {
 /**
  * Fetches what the daemons hold, ready to display, with the diagnostics of
  * getting there (fetched is undefined when it could not); a JSON report
- * carries them, a text one prints them.
+ * carries them, a text one prints them. `source` is the file the daemons
+ * are reported against, for a daemon lost later.
  */
-export async function collectTargets(io: Io, file: string | undefined, args: ReachArgs): Promise<{ fetched: Fetched | undefined; diags: Diagnostic[] }> {
+export async function collectTargets(io: Io, file: string | undefined, args: ReachArgs): Promise<{ fetched: Fetched | undefined; diags: Diagnostic[]; source: SourceFile }> {
   const diags: Diagnostic[] = [];
   const t = await targets(io, file, args, diags);
   // Without a file, the daemons are the ones the local transport started, whatever their names.
   const reachArgs = t?.file ? args : { ...args, local: true };
-  const fetched = t ? await fetchFor(io, t.file ?? new SourceFile('local daemons', ''), t.hosts, reachArgs, diags) : undefined;
-  return { fetched, diags };
+  const source = t?.file ?? new SourceFile('local daemons', '');
+  const fetched = t ? await fetchFor(io, source, t.hosts, reachArgs, diags) : undefined;
+  return { fetched, diags, source };
 }
 
 /** Fetches what the daemons hold, ready to display; prints diagnostics and returns undefined when it cannot. */
