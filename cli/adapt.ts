@@ -5,7 +5,7 @@ import { compileSource } from '../src/lang/compile.js';
 import { ReachError } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
-import { formatMbps } from '../src/vadapt/emit.js';
+import { formatGain, formatMbps } from '../src/vadapt/emit.js';
 import { readInference } from '../src/vadapt/inference-file.js';
 import { defaultNetwork, readNetwork, withMeasuredRtts } from '../src/vadapt/network.js';
 import type { Limit } from '../src/vadapt/topology.js';
@@ -143,7 +143,7 @@ function summary({ report: r }: Adapted, args: AdaptArgs): string {
     `  greedy ${formatMbps(r.greedy.score)}   improved ${r.improved ? formatMbps(r.improved.score) : 'not computed'}   optimal ${opt}   → wrote ${r.written}`,
     `${r.links.length} fast path${r.links.length === 1 ? '' : 's'} added, ${r.rulesAdded} rules added, ${r.rulesDeleted} deleted, ${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,
   ];
-  for (const l of r.links) lines.push(`  LINK ${l.a} ${l.b}   ${formatMbps(l.mbps)} Mbit/s   intensity ${l.intensity.toFixed(2)}   score +${formatMbps(l.gain)}`);
+  for (const l of r.links) lines.push(`  LINK ${l.a} ${l.b}   ${formatMbps(l.mbps)} Mbit/s   intensity ${l.intensity.toFixed(2)}   score ${formatGain(l.gain)}`);
   for (const m of r.migrations) lines.push(`  migrate ${m.vm}: ${m.from} → ${m.to}`);
   if (r.oversubscribed.length) lines.push(`Warning: ${r.oversubscribed.length} edge(s) oversubscribed; see the file's header`);
   if (args.out !== undefined) {

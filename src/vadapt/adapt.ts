@@ -9,7 +9,7 @@ import { planToVnet } from '../plan/vnet.js';
 import { InputError } from '../util/input-error.js';
 import { prng } from '../util/prng.js';
 import type { Inference } from '../vttif/types.js';
-import { additions, compose, formatMbps, type LinkNote } from './emit.js';
+import { additions, compose, formatGain, formatMbps, type LinkNote } from './emit.js';
 import { optimum, DEFAULT_EXACT_CAP } from './exact.js';
 import type { Network } from './network.js';
 import { mapVms } from './placement.js';
@@ -180,7 +180,7 @@ function headerLines(input: AdaptInput, r: AdaptReport): string[] {
     `Fast paths (${r.mode === 'placement' ? 'with VM placement' : 'topology only'}, ${describe(r.limit)}): ${r.links.length} added; each with its host pair's traffic (Mbit/s), intensity (of the busiest pair) and what the score loses without it:`,
   ];
   for (const l of r.links) {
-    lines.push(`LINK ${l.a} ${l.b}: ${formatMbps(l.mbps)} Mbit/s, intensity ${l.intensity.toFixed(2)}, score +${formatMbps(l.gain)}.`);
+    lines.push(`LINK ${l.a} ${l.b}: ${formatMbps(l.mbps)} Mbit/s, intensity ${l.intensity.toFixed(2)}, score ${formatGain(l.gain)}.`);
   }
   for (const m of r.migrations) lines.push(`Migrate VM ${m.vm} from ${m.from} to ${m.to}.`);
   if (r.oversubscribed.length) lines.push(`Oversubscribed: ${r.oversubscribed.map((o) => `${o.from}->${o.to} carries ${formatMbps(o.load)} of ${formatMbps(o.mbps)} Mbit/s`).join('; ')}.`);

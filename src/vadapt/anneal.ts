@@ -31,17 +31,19 @@ export function anneal(space: Space, iterations: number, random: () => number): 
       seen++;
     }
   }
-  if (seen === 0) return best;
-  const t0 = worse / seen;
+  // No probe made things worse (every move is neutral or better, as when
+  // dropping one slow fast path is the only move that matters): the search
+  // still runs, as a descent that takes every move that does not lose.
+  const t0 = seen === 0 ? 0 : worse / seen;
   const t1 = t0 * 1e-4;
-  const alpha = Math.pow(t1 / t0, 1 / Math.max(1, iterations));
+  const alpha = t0 === 0 ? 1 : Math.pow(t1 / t0, 1 / Math.max(1, iterations));
   let t = t0;
   for (let i = 0; i < iterations; i++, t *= alpha) {
     const undo = space.move(random);
     if (!undo) continue;
     const s = space.score();
     const d = s - current;
-    if (d >= 0 || random() < Math.exp(d / t)) {
+    if (d >= 0 || (t > 0 && random() < Math.exp(d / t))) {
       current = s;
       if (s > best + 1e-9 * Math.max(1, Math.abs(best))) {
         best = s;

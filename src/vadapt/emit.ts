@@ -31,6 +31,8 @@ export interface LinkNote {
 
 /** Mbit/s for people: whole numbers from 100, one decimal from 1, two significant digits below. */
 export const formatMbps = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(1) : x.toPrecision(2));
+/** A change of score, signed either way (a link the greedy keeps can cost score: -1998, not +-1998). */
+export const formatGain = (x: number): string => (x < 0 ? '' : '+') + formatMbps(x);
 
 export function additions(p: Problem, base: State, proxy: string, place: Int32Array, notes: readonly LinkNote[]): Additions {
   const name = (i: number): string => p.machines[i]!;

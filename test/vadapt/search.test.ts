@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { expand } from '../../src/gen/expand.js';
 import { parseRequirements } from '../../src/gen/requirements.js';
+import { anneal } from '../../src/vadapt/anneal.js';
 import { optimum } from '../../src/vadapt/exact.js';
 import { readNetwork } from '../../src/vadapt/network.js';
 import { mapVms } from '../../src/vadapt/placement.js';
@@ -8,7 +9,7 @@ import { buildProblem } from '../../src/vadapt/problem.js';
 import { Searcher } from '../../src/vadapt/search.js';
 import type { Limit } from '../../src/vadapt/topology.js';
 import { prng } from '../../src/util/prng.js';
-import { inference, mac, spec } from './support.js';
+import { both, inference, mac, oneEach, run, sample, spec } from './support.js';
 
 /**
  * On random small instances (hosts on two sites, random traffic, random
@@ -55,4 +56,38 @@ test('optimum ≥ improved ≥ greedy, in both search spaces', () => {
     }),
     { numRuns: 60 },
   );
+});
+
+test('annealing takes an improving move even when no probe move made the score worse', () => {
+  // Four links, all chosen; dropping the first gains 1998, dropping any other changes nothing.
+  const on = [true, true, true, true];
+  let saved: boolean[] = [];
+  const score = anneal(
+    {
+      score: () => (on[0] ? -1998 : 0),
+      move: (rng) => {
+        const i = Math.floor(rng() * on.length);
+        if (!on[i]) return undefined;
+        on[i] = false;
+        return () => void (on[i] = true);
+      },
+      save: () => void (saved = on.slice()),
+    },
+    200,
+    prng(1),
+  );
+  expect(score).toBe(0);
+  expect(saved[0]).toBe(false);
+});
+
+test('improved drops the fast path greedy adds over a 1 Mbit/s pair, and the summary signs its cost once', () => {
+  const star4 = sample('star4.vnet');
+  const ring4 = inference(both([[1, 2], [2, 3], [3, 4], [4, 1]]), oneEach(4));
+  const net = readNetwork('net.json', JSON.stringify({ pairs: [{ between: ['host1', 'host2'], mbps: 1 }] }));
+  const improved = run(star4, ring4, { algorithm: 'improved' }, net);
+  expect(improved.report.improved!.score).toBeGreaterThan(improved.report.greedy.score + 1990);
+  expect(improved.report.links.map((l) => `${l.a} ${l.b}`)).not.toContain('host1 host2');
+  const greedy = run(star4, ring4, { algorithm: 'greedy' }, net);
+  expect(greedy.text).toMatch(/LINK host1 host2: .*score -1998\./);
+  expect(greedy.text).not.toContain('+-');
 });
