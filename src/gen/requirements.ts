@@ -1,4 +1,5 @@
 import { isGroupMac, parseMac } from '../model/mac.js';
+import { isKeyword } from '../lang/tokens.js';
 import { isInterfaceName, isMachineName, isUserName } from '../model/names.js';
 import { InputError } from '../util/input-error.js';
 
@@ -82,8 +83,13 @@ export function parseRequirements(name: string, text: string): Requirements {
       }
       return out;
     };
+    // Names go into the .vnet file, where a keyword would be read as one.
+    const notKeyword = (word: Word): void => {
+      if (isKeyword(word.text)) fail(line, word.column, `'${word.text}' is a keyword of the .vnet language and cannot be a name there; choose another name`);
+    };
     const machineOptions = (o: Record<string, Word>): Partial<MachineReq> => {
       const out: Partial<MachineReq> = {};
+      for (const w of [o.user, o.iface].filter((x): x is Word => x !== undefined).sort((x, y) => x.column - y.column)) notKeyword(w);
       if (o.user) out.user = isUserName(o.user.text) ? o.user.text : fail(line, o.user.column, `'${o.user.text}' is not a valid user name`);
       if (o.port) {
         const p = Number(o.port.text);
@@ -95,6 +101,7 @@ export function parseRequirements(name: string, text: string): Requirements {
     const machineName = (word: Word | undefined, what: string): string => {
       if (!word) return fail(line, head!.column, `${head!.text} needs ${what}`);
       if (!isMachineName(word.text)) fail(line, word.column, `'${word.text}' is not a valid machine name`);
+      notKeyword(word);
       return word.text;
     };
     const declare = (machine: string, column: number): void => {

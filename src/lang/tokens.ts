@@ -69,6 +69,9 @@ export const keywordTokens: readonly TokenType[] = [
 /** Upper-case spelling → token type. */
 export const keywordByName: ReadonlyMap<string, TokenType> = new Map(keywordTokens.map((t) => [t.name, t]));
 
+/** Whether a word is read as a keyword (in any case), so it cannot stand for a name. */
+export const isKeyword = (word: string): boolean => keywordByName.has(word.toUpperCase());
+
 /** Statement-leading keywords: where a statement (and error recovery) starts. */
 export const statementKeywords: readonly TokenType[] = [Begin, End, Host, Add, Delete, Link, Forward];
 
