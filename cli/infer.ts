@@ -146,19 +146,25 @@ export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Prom
 
 async function inferFrom(io: Io, session: CollectorSession, args: InferArgs, signal: AbortSignal | undefined): Promise<number> {
   const paint = painterFor(io, io.stdout, args.color);
-  if (args.watch) {
-    await settledChanges(session, args.maxChanges, signal, (prev, inf) => void io.stdout.write(changeLine(prev, inf, paint) + '\n'));
-    return 0;
-  }
-  const inf = await session.read();
-  if (args.svg !== undefined) {
+  const svg = async (inf: Inference): Promise<void> => {
+    if (args.svg === undefined) return;
     try {
       await writeFileAtomic(resolve(io.cwd, args.svg), renderSvg(inf));
     } catch (e) {
       throw new UsageError(`cannot write --svg '${args.svg}': ${describeIoError(e)}`);
     }
     io.stderr.write(`wrote ${args.svg}\n`);
+  };
+  if (args.watch) {
+    // The picture is redrawn with each settled change, so it always shows the topology of the last line.
+    await settledChanges(session, args.maxChanges, signal, async (prev, inf) => {
+      await svg(inf);
+      io.stdout.write(changeLine(prev, inf, paint) + '\n');
+    });
+    return 0;
   }
+  const inf = await session.read();
+  await svg(inf);
   const text = args.format === 'json' ? JSON.stringify(inf, null, 2) : args.format === 'dot' ? renderDot(inf) : renderTable(inf, paint);
   io.stdout.write(text.trimEnd() + '\n');
   return 0;

@@ -253,7 +253,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .positional('file', { type: 'string', describe: 'The .vnet file whose daemons report (default: every local daemon)' })
           .option('json', { type: 'boolean', describe: 'As JSON: matrix, topology, VM-to-host map, parameters, timestamp' })
           .option('dot', { type: 'boolean', describe: 'As a Graphviz graph, edge width by intensity' })
-          .option('svg', { type: 'string', describe: 'Also draw the topology and the traffic matrix (heat map) into this SVG file' })
+          .option('svg', { type: 'string', describe: 'Also draw the topology and the traffic matrix (heat map) into this SVG file; with --watch, redrawn at each settled change' })
           .option('watch', { type: 'boolean', describe: 'Print a line for each settled change, until interrupted' })
           .option('max-changes', { type: 'number', describe: 'With --watch: stop after this many settled changes' })
           .option('collector', { type: 'string', describe: 'The daemon that aggregates (default: the one already set, else the star\'s hub)' })

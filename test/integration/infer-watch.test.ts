@@ -1,13 +1,17 @@
 import { jest } from '@jest/globals';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { vmEndpoints } from '../../src/remote/launch.js';
+import { LocalTransport } from '../../src/remote/local.js';
 import { runVnetc, runVnetcAsync, type Run } from '../support/vnetc.js';
 
 /**
- * `infer --watch` and `adapt --watch` read from the collector for as long as
- * they run; a collector stopped meanwhile is an unreachable daemon like any
- * other (VN5001 at its HOST line, exit 1), not a crash.
+ * `infer --watch` and `adapt --watch` against real local daemons: what they
+ * write at each settled change, and a collector stopped while they read
+ * from it, which is an unreachable daemon like any other (VN5001 at its
+ * HOST line, exit 1), not a crash.
  */
 
 jest.setTimeout(60_000);
@@ -35,6 +39,28 @@ afterAll(() => {
     }
   }
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('infer --watch --svg redraws the picture with each settled change', async () => {
+  expect(run('up', '--local', 'two.vnet').status).toBe(0);
+  expect(run('infer', '--local', 'two.vnet', '--collector', 'proxy', '--rate', '20', '--window', '0.25').status).toBe(0);
+  // A VM on host1 sends to another: one edge.
+  const { daemon, vm } = vmEndpoints(`${await new LocalTransport(home).addressOf('host1')}:${port}`);
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(vm.port, vm.host, () => r()));
+  const frame = Buffer.alloc(500);
+  Buffer.from('020000000002020000000001', 'hex').copy(frame, 0);
+  const traffic = setInterval(() => s.send(frame, daemon.port, daemon.host), 2);
+  try {
+    const r = await runVnetcAsync(['infer', '--local', 'two.vnet', '--watch', '--max-changes', '1', '--svg', 'watched.svg'], opts());
+    expect(r.stderr).toBe('wrote watched.svg\n');
+    expect(r.stdout).toContain('change 1: 2 VMs, 1 edge ');
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'watched.svg'), 'utf8')).toMatch(/<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*02:00:00:00:00:02/);
+  } finally {
+    clearInterval(traffic);
+    s.close();
+  }
 });
 
 test.each([
