@@ -68,7 +68,7 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
   try {
     const running = [...fetched.reached].filter(([, r]) => r.client);
     const stopped = [...fetched.reached].filter(([, r]) => !r.client).map(([m]) => m);
-    if (stopped.length) throw new UsageError(`no daemon runs on ${stopped.join(', ')}; start them with 'vnetc up${file ? ` ${file}` : ''}'`);
+    if (stopped.length) throw new UsageError(`no daemon runs on ${stopped.join(', ')}; start them with '${upCommand(file, args)}'`);
     // The daemons are asked at once, not in turn: each has its own session.
     const current = new Map<string, VttifSettings>(await Promise.all(running.map(async ([machine, r]) => [machine, settingsFromLines(await ask(r, 'VTTIF?'))] as const)));
     let collector: string;

@@ -6,7 +6,7 @@ import { reportedPorts } from '../src/route/ports.js';
 import { allDelivered, homeOf, passedOverText, trace, type Ending, type Hop, type Ingress, type PassedOver, type Trace } from '../src/route/trace.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
-import type { ReachArgs } from './live.js';
+import { upCommand, type ReachArgs } from './live.js';
 import { collectTargets } from './show.js';
 
 export interface RouteArgs extends ReachArgs {
@@ -50,7 +50,7 @@ export async function route(io: Io, args: RouteArgs): Promise<number> {
       from = home.machine;
     } else if (!state.tables.has(from)) {
       const running = [...state.tables.keys()];
-      if (!running.length) throw new UsageError(`--from ${from}: none of the daemons runs, so there are no tables to follow; start them with 'vnetc up${args.file ? ` ${args.file}` : ''}'`);
+      if (!running.length) throw new UsageError(`--from ${from}: none of the daemons runs, so there are no tables to follow; start them with '${upCommand(args.file, args)}'`);
       throw new UsageError(`--from ${from}: no such daemon among ${running.join(', ')}`);
     }
     const ingress: Ingress = home && home.machine === from ? { kind: 'interface', iface: home.iface } : { kind: 'interface', iface: state.hosts.get(from)?.iface ?? '' };

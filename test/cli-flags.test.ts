@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { upCommand } from '../cli/live.js';
 import { expectNoCrash, runVnetc, SAMPLES, type Run } from './support/vnetc.js';
 
 /**
@@ -156,7 +157,18 @@ describe('names the file does not have', () => {
   });
 
   test('route --from when no daemon runs says so, not "no such daemon among " and nothing', () => {
-    expectUsage(vnetc('route', '02:00:00:00:00:01', '02:00:00:00:00:02', '--from', 'nope', '-f', 'star4.vnet', '--local'), 2, "--from nope: none of the daemons runs, so there are no tables to follow; start them with 'vnetc up star4.vnet'");
+    expectUsage(vnetc('route', '02:00:00:00:00:01', '02:00:00:00:00:02', '--from', 'nope', '-f', 'star4.vnet', '--local'), 2, "--from nope: none of the daemons runs, so there are no tables to follow; start them with 'vnetc up --local star4.vnet'");
+  });
+  test('infer when no daemon runs gives the vnetc up that starts them the same way: --local kept', () => {
+    expectUsage(vnetc('infer', '--local', 'star4.vnet'), 2, "no daemon runs on proxy, host1, host2, host3, host4; start them with 'vnetc up --local star4.vnet'");
+  });
+  test('the vnetc up of a hint keeps --local and -F, quoted for the shell where it must be', () => {
+    const reach = { local: false, parallelism: 1, acceptNewHostKeys: false };
+    expect(upCommand('star4.vnet', reach)).toBe('vnetc up star4.vnet');
+    expect(upCommand('my net.vnet', { ...reach, local: true })).toBe("vnetc up --local 'my net.vnet'");
+    expect(upCommand('star4.vnet', { ...reach, sshConfig: "lab's config" })).toBe("vnetc up -F 'lab'\\''s config' star4.vnet");
+    // Without a file the daemons are the local ones.
+    expect(upCommand(undefined, reach)).toBe('vnetc up --local FILE.vnet');
   });
 });
 
