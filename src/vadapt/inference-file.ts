@@ -10,6 +10,20 @@ import { INFERENCE_STATES, type Inference, type InferenceState, type MatrixEntry
 
 const EXPECTED = "the JSON object 'vnetc infer --json' prints (with matrix, hosts, topology, params)";
 
+/**
+ * The most a pair may send, in bytes (or frames) per second: 1e15 B/s is
+ * 8 Pbit/s, far beyond any link, yet low enough that sums over every pair
+ * stay finite, so no figure adapt prints becomes Infinity or NaN.
+ */
+export const MAX_RATE = 1e15;
+
+/** A rate field: finite, ≥ 0, at most MAX_RATE. */
+function rate(r: JsonReader, v: Json, path: string): number {
+  const n = r.number(v, path, 0);
+  if (n > MAX_RATE) r.fail(path, 'a number from 0 to 1e15 (8 Pbit/s, beyond any link)', v);
+  return n;
+}
+
 /** A MAC address field, normalised. */
 function mac(r: JsonReader, v: Json, path: string): string {
   const text = r.string(v, path);
@@ -28,7 +42,7 @@ function topology(r: JsonReader, v: Json, path: string): Topology {
       a: mac(r, eo.a, `${p}.a`),
       b: mac(r, eo.b, `${p}.b`),
       intensity: r.number(eo.intensity, `${p}.intensity`, 0, 1),
-      bytesPerS: r.number(eo.bytesPerS, `${p}.bytesPerS`, 0),
+      bytesPerS: rate(r, eo.bytesPerS, `${p}.bytesPerS`),
     };
   });
   return { vms, edges };
@@ -51,8 +65,8 @@ export function readInference(name: string, text: string): Inference {
     return {
       src: mac(r, eo.src, `${p}.src`),
       dst: mac(r, eo.dst, `${p}.dst`),
-      bytesPerS: r.number(eo.bytesPerS, `${p}.bytesPerS`, 0),
-      framesPerS: r.number(eo.framesPerS, `${p}.framesPerS`, 0),
+      bytesPerS: rate(r, eo.bytesPerS, `${p}.bytesPerS`),
+      framesPerS: rate(r, eo.framesPerS, `${p}.framesPerS`),
     };
   });
   const hosts: Record<string, string> = {};

@@ -1,6 +1,7 @@
 import { linkKey } from '../model/state.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
-import { JsonReader } from '../util/json-reader.js';
+import { JsonReader, type Json } from '../util/json-reader.js';
+import { MAX_RATE } from './inference-file.js';
 
 /**
  * What the underlying network offers between the machines of an overlay:
@@ -32,6 +33,9 @@ interface Figures {
   latencyMs: number;
   cost: number;
 }
+
+/** The most bandwidth a pair may have, in Mbit/s: the matrix's MAX_RATE, 1e15 B/s. */
+export const MAX_MBPS = (MAX_RATE * 8) / 1e6;
 
 export const DEFAULT_FIGURES: Figures = { mbps: 1000, latencyMs: 1, cost: 1 };
 export const DEFAULT_LOCAL_MBPS = 10000;
@@ -80,10 +84,15 @@ export function readNetwork(name: string, text: string): Network {
   if (typeof root !== 'object' || root === null || Array.isArray(root)) throw new InputError(`${name}: not ${EXPECTED}`);
   const o = root as Record<string, unknown>;
   r.only(o, '(top level)', ['default', 'localMbps', 'ruleCost', 'hosts', 'pairs']);
+  // As for the matrix's rates (inference-file.ts): far beyond any link, and every sum of them finite.
+  const bandwidth = (v: unknown, path: string): number => {
+    const n = r.positive(v as Json, path);
+    return n <= MAX_MBPS ? n : r.fail(path, 'a number of Mbit/s above 0, at most 8e9 (8 Pbit/s, beyond any link)', v as Json);
+  };
   const figures = (v: unknown, path: string): Partial<Figures> => {
     const f = r.object(v, path);
     const out: Partial<Figures> = {};
-    if (f.mbps !== undefined) out.mbps = r.positive(f.mbps, `${path}.mbps`);
+    if (f.mbps !== undefined) out.mbps = bandwidth(f.mbps, `${path}.mbps`);
     if (f.latencyMs !== undefined) out.latencyMs = r.positive(f.latencyMs, `${path}.latencyMs`, true);
     if (f.cost !== undefined) out.cost = r.positive(f.cost, `${path}.cost`, true);
     return out;
@@ -95,7 +104,7 @@ export function readNetwork(name: string, text: string): Network {
   }
   const net = new TableNetwork(
     defaults,
-    o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : r.positive(o.localMbps, 'localMbps'),
+    o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : bandwidth(o.localMbps, 'localMbps'),
     o.ruleCost === undefined ? 0 : r.positive(o.ruleCost, 'ruleCost', true),
   );
   if (o.hosts !== undefined) {
@@ -108,7 +117,7 @@ export function readNetwork(name: string, text: string): Network {
         if (!Number.isInteger(h.capacity) || (h.capacity as number) < 0) r.fail(`${path}.capacity`, 'a whole number ≥ 0', h.capacity);
         entry.capacity = h.capacity as number;
       }
-      if (h.localMbps !== undefined) entry.localMbps = r.positive(h.localMbps, `${path}.localMbps`);
+      if (h.localMbps !== undefined) entry.localMbps = bandwidth(h.localMbps, `${path}.localMbps`);
       net.hosts.set(m, entry);
       net.mentions.push({ machine: m, path });
     }

@@ -52,6 +52,8 @@ test.each([
     /^vnetc: error: bad\.json: matrix\[0\]\.bytesPerS: expected a number ≥ 0, got "fast"$/m,
   ],
   [JSON.stringify(inference([[1, 2, 5]], { 1: 'host1', 2: 'hots2' })), /hosts\["00:50:56:00:21:02"\]: machine 'hots2' is not a HOST of .*star8\.vnet/],
+  // Finite but past any link: the figures would print as Infinity and NaN.
+  [JSON.stringify(inference([[1, 2, 1e308]], oneEach(2))), /^vnetc: error: bad\.json: matrix\[0\]\.bytesPerS: expected a number from 0 to 1e15 \(8 Pbit\/s, beyond any link\), got 1e\+308$/m],
 ])('a bad matrix file is one located line: %s', (text, message) => {
   fs.writeFileSync(path.join(tmp, 'bad.json'), text);
   const r = vnetc('adapt', '-m', 'bad.json', '-s', star8);
@@ -59,6 +61,13 @@ test.each([
   expect(r.status).toBe(1);
   expect(r.stderr).toMatch(message);
   expect(r.stderr.trim().split('\n')).toHaveLength(1);
+});
+
+test('a network bandwidth past any link is one located line, not Infinity in the summary', () => {
+  fs.writeFileSync(path.join(tmp, 'net.json'), JSON.stringify({ default: { mbps: 1e308 } }));
+  const r = vnetc('adapt', '-m', 'm.json', '-s', star8, '-n', 'net.json');
+  expect(r.status).toBe(1);
+  expect(r.stderr).toBe('vnetc: error: net.json: default.mbps: expected a number of Mbit/s above 0, at most 8e9 (8 Pbit/s, beyond any link), got 1e+308\n');
 });
 
 test('a bad network file is one located line', () => {
