@@ -31,7 +31,8 @@ export function blockText(action: 'ADD' | 'DELETE', groups: readonly Group[]): s
   const out = ['', `  ${action}`];
   let first = true;
   for (const g of groups) {
-    if (g.statements.length === 0 && g.comment === undefined) continue;
+    // A comment about statements there are none of (the star of a network without hosts) would describe nothing.
+    if (g.statements.length === 0) continue;
     if (!first) out.push('');
     first = false;
     if (g.comment !== undefined) out.push(...commentLines(g.comment, '    '));

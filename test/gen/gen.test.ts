@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expand } from '../../src/gen/expand.js';
 import { parseRequirements } from '../../src/gen/requirements.js';
-import { compileText } from '../../src/lang/compile.js';
+import { SourceFile } from '../../src/diag/source.js';
+import { compileText, parseSource } from '../../src/lang/compile.js';
+import { format } from '../../src/lang/format.js';
 import { liveFromState } from '../../src/model/live.js';
 import type { State } from '../../src/model/state.js';
 import { diff } from '../../src/plan/diff.js';
@@ -46,6 +48,15 @@ test('the sample requirements expand to canonical text', () => {
   const text = fs.readFileSync(path.join(SAMPLES, 'ring3.vgen'), 'utf8');
   const vnet = expand(parseRequirements('ring3.vgen', text), 'ring3.vgen');
   expect(compileText('x', vnet).diagnostics).toEqual([]);
+});
+
+test.each([
+  ['a Proxy alone', 'proxy p'],
+  ['the ring3 sample', fs.readFileSync(path.join(SAMPLES, 'ring3.vgen'), 'utf8')],
+])('%s expands to exactly what vnetc fmt prints of it', (_, text) => {
+  const vnet = expand(parseRequirements('r.vgen', text), 'r.vgen');
+  const parsed = parseSource(new SourceFile('gen.vnet', vnet));
+  expect(format(parsed.file, parsed.program!, parsed.comments)).toBe(vnet);
 });
 
 /** Every VM reaches every VM on another host exactly once, at its host's interface; broadcasts reach every other host with VMs. */
