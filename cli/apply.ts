@@ -129,9 +129,8 @@ function renderFailure(result: ApplyReport, file: string, paint: Paint): string 
     if (!rs.length) return;
     out.push('', `${title} (${rs.length}):`);
     for (const r of rs) {
-      const side = r.step.action === 'delete' ? 'before' : 'after';
       const where = r.status === 'partial' ? `  [done on ${r.at.filter((a) => a.ok).map((a) => a.machine).join(', ')}; not on ${r.at.filter((a) => !a.ok).map((a) => a.machine).join(', ')}]` : '';
-      out.push(`  ${sign(r.step.action)} ${printStep(r.step, side)}${where}`);
+      out.push(`  ${sign(r.step.action)} ${printStep(r.step)}${where}`);
     }
   };
   group(['applied'], 'Applied');
@@ -183,7 +182,7 @@ function applyJson(result: ApplyReport | undefined, ok: boolean, diags: readonly
     steps: (result?.results ?? []).map((r) => ({
       kind: r.step.kind,
       action: r.step.action,
-      change: printStep(r.step, r.step.action === 'delete' ? 'before' : 'after'),
+      change: printStep(r.step),
       daemons: r.step.daemons,
       status: r.status,
       at: r.at,

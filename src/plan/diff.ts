@@ -44,11 +44,13 @@ export function diff(live: Live, desired: State, options: { proxy?: string | und
 
   for (const [key, link] of desired.links) {
     const was = from.links.get(key);
-    const moved = was && redial(live, key, link, options.overlayAddress);
     if (!was) steps.push(linkStep('create', undefined, link));
     else if (!sameLink(was, link)) steps.push(linkStep('replace', was, link));
-    else if (moved) steps.push({ ...linkStep('replace', was, link), why: moved });
-    else unchanged.links++;
+    else {
+      const why = redial(live, key, link, options.overlayAddress);
+      if (why) steps.push({ ...linkStep('replace', was, link), why });
+      else unchanged.links++;
+    }
   }
   for (const [key, link] of from.links) {
     if (desired.links.has(key)) continue;

@@ -77,8 +77,8 @@ export function describeDrift(d: Drift): string {
   }
 }
 
-/** One side of a step as a statement. */
-export function printStep(s: Step, side: 'before' | 'after'): string {
+/** One side of a step as a statement; by default the side it leaves (what a delete removes, what the others make). */
+export function printStep(s: Step, side: 'before' | 'after' = s.action === 'delete' ? 'before' : 'after'): string {
   switch (s.kind) {
     case 'host':
       return printHost(s[side]!);

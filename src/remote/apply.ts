@@ -157,7 +157,7 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
           if (!owner) continue;
           if (!stepError.has(owner)) stepError.set(owner, `${m![2]} ${m![3]}`);
           // The step and the daemon's reason, not only "1 of 2 changes failed".
-          first ??= `${printStep(owner.step, owner.step.action === 'delete' ? 'before' : 'after')}: ${m![2]} ${m![3]}`;
+          first ??= `${printStep(owner.step)}: ${m![2]} ${m![3]}`;
         }
         message = `${reply.code} ${reply.text}${first ? `; refused: ${first}` : ''}`;
       }
