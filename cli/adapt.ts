@@ -2,7 +2,6 @@ import { resolve } from 'node:path';
 import { countErrors } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
 import { compileSource } from '../src/lang/compile.js';
-import { ReachError } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
 import { formatGain, formatMbps } from '../src/vadapt/emit.js';
@@ -11,7 +10,7 @@ import { defaultNetwork, readNetwork, withMeasuredRtts } from '../src/vadapt/net
 import type { Limit } from '../src/vadapt/topology.js';
 import type { Inference } from '../src/vttif/types.js';
 import { painterFor } from './color.js';
-import { connectCollector, settledChanges } from './infer.js';
+import { connectCollector, settledChanges, withCollector } from './infer.js';
 import type { ReachArgs } from './live.js';
 import { checkOutput, describeIoError, load, readTextFile, UsageError, writeFileAtomic, type Io } from './io.js';
 
@@ -72,7 +71,7 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
     if (!live) return await run(io, args, readInference(args.matrix!, await readTextFile(io.cwd, args.matrix!, 'the matrix')), args.matrix!, options, []);
     const session = await connectCollector(io, args.spec, args, null);
     if (!session) return 1;
-    try {
+    return await withCollector(io, session, args.color, async () => {
       const name = `the live inference of collector ${session.collector}`;
       if (!args.watch) return await run(io, args, await session.read(), name, options, session.rtts);
       let n = 0;
@@ -82,13 +81,7 @@ export async function adaptCommand(io: Io, args: AdaptArgs, signal?: AbortSignal
         status = Math.max(status, await run(io, { ...args, out }, inf, `${name} at ${inf.at}`, options, session.rtts));
       });
       return status;
-    } catch (e) {
-      if (!(e instanceof ReachError)) throw e;
-      io.stderr.write(renderDiagnostics(session.lost(e), painterFor(io, io.stderr, args.color)) + '\n');
-      return 1;
-    } finally {
-      await session.close();
-    }
+    });
   } catch (e) {
     if (e instanceof InputError) {
       io.stderr.write(`vnetc: error: ${e.message}\n`);

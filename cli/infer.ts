@@ -133,11 +133,20 @@ export async function infer(io: Io, args: InferArgs, signal?: AbortSignal): Prom
   if (args.svg !== undefined) await checkOutput(io.cwd, args.svg, '--svg');
   const session = await connectCollector(io, args.file, args, args);
   if (!session) return 1;
+  return withCollector(io, session, args.color, () => inferFrom(io, session, args, signal));
+}
+
+/**
+ * Runs `use` on the collector's session, then closes it. A collector that
+ * goes away meanwhile (stopped, killed, restarted) is reported as any
+ * unreachable daemon is, at its HOST line, exit 1.
+ */
+export async function withCollector(io: Io, session: CollectorSession, color: boolean | undefined, use: () => Promise<number>): Promise<number> {
   try {
-    return await inferFrom(io, session, args, signal);
+    return await use();
   } catch (e) {
     if (!(e instanceof ReachError)) throw e;
-    io.stderr.write(renderDiagnostics(session.lost(e), painterFor(io, io.stderr, args.color)) + '\n');
+    io.stderr.write(renderDiagnostics(session.lost(e), painterFor(io, io.stderr, color)) + '\n');
     return 1;
   } finally {
     await session.close();
