@@ -240,13 +240,19 @@ suite('the daemon through SSH', () => {
     }
   });
 
-  test('a daemon killed without a goodbye: its stale socket means no daemon, and it starts again', async () => {
+  /** A daemon for h1 started over SSH: its session, port, remote state directory and pid. */
+  async function started() {
     const { home, opts } = side(plainConfig, knownLine(sshd!));
     const port = await freePort();
     const s = await open(new SshTransport(opts()), host('h1', port));
     await s.start({ host: host('h1', port), ifaces: [] });
     const state = path.join(home, 'remote', 'state', 'h1');
-    let pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    return { s, port, state, pid: Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8')) };
+  }
+
+  test('a daemon killed without a goodbye: its stale socket means no daemon, and it starts again', async () => {
+    const { s, port, state, pid: first } = await started();
+    let pid = first;
     try {
       process.kill(pid, 'SIGKILL');
       while (alive(pid)) await new Promise((r) => setTimeout(r, 10));
@@ -262,12 +268,7 @@ suite('the daemon through SSH', () => {
   });
 
   test('a suspended daemon: reaching it fails within 10 s, naming its log and pid file, rather than wait for ever; stop still stops it', async () => {
-    const { home, opts } = side(plainConfig, knownLine(sshd!));
-    const port = await freePort();
-    const s = await open(new SshTransport(opts()), host('h1', port));
-    await s.start({ host: host('h1', port), ifaces: [] });
-    const state = path.join(home, 'remote', 'state', 'h1');
-    const pid = Number(fs.readFileSync(path.join(state, 'vnetd.pid'), 'utf8'));
+    const { s, state, pid } = await started();
     try {
       // Its socket still accepts (the kernel queues the connection, sshd forwards to it), but nothing greets.
       process.kill(pid, 'SIGSTOP');
