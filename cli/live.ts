@@ -13,6 +13,7 @@ import { fetchLive, type Fetched } from '../src/remote/fetch.js';
 import { LocalTransport, vnetcHome, type LocalLaunch } from '../src/remote/local.js';
 import { Router } from '../src/remote/router.js';
 import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
+import { shQuote } from '../src/remote/ssh/quote.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { ReachError, Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
@@ -133,8 +134,8 @@ export function upCommand(file: string | undefined, args: ReachArgs): string {
   return words.join(' ');
 }
 
-/** A word as a POSIX shell reads it back, quoted only when it must be. */
-const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+/** A word as a POSIX shell reads it back: bare when it can be, for a hint a person reads, else quoted as every remote word is. */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : shQuote(w));
 
 /** Fetches the live state of the machines a compiled file names; reports unreachable ones against their HOST lines. */
 export async function fetchFor(io: Io, file: SourceFile, hosts: readonly Host[], args: ReachArgs, diags: Diagnostic[]): Promise<Fetched | undefined> {
