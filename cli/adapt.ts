@@ -3,7 +3,7 @@ import { countErrors } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
 import { compileSource } from '../src/lang/compile.js';
 import { InputError } from '../src/util/input-error.js';
-import { adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
+import { actedOn, adapt, type Adapted, type AdaptOptions, type Algorithm } from '../src/vadapt/adapt.js';
 import { formatGain, formatMbps } from '../src/vadapt/emit.js';
 import { readInference } from '../src/vadapt/inference-file.js';
 import { defaultNetwork, readNetwork, withMeasuredRtts } from '../src/vadapt/network.js';
@@ -132,6 +132,8 @@ async function run(io: Io, args: AdaptArgs, inference: Inference, inferenceName:
 function summary({ report: r }: Adapted, args: AdaptArgs): string {
   const opt = r.optimal === null ? 'not computed' : 'skipped' in r.optimal ? `not computed: ${r.optimal.skipped}` : formatMbps(r.optimal.score);
   const lines = [
+    // Said only when the window is not what was acted on: then the numbers below are not about the traffic now.
+    ...(r.window === 'settled' ? [] : [`Adapted to ${actedOn(r)}.`]),
     `Objective (sum of residual bottleneck bandwidth, Mbit/s; higher is better): before ${formatMbps(r.before)}`,
     `  greedy ${formatMbps(r.greedy.score)}   improved ${r.improved ? formatMbps(r.improved.score) : 'not computed'}   optimal ${opt}   → wrote ${r.written}`,
     `${r.links.length} fast path${r.links.length === 1 ? '' : 's'} added, ${r.rulesAdded} rules added, ${r.rulesDeleted} deleted, ${r.migrations.length} migration${r.migrations.length === 1 ? '' : 's'}`,

@@ -11,8 +11,9 @@ export type Json = unknown;
 export class JsonReader {
   constructor(private readonly name: string) {}
 
-  fail(path: string, expected: string, got: Json): never {
-    throw new InputError(`${this.name}: ${path}: expected ${expected}, got ${show(got)}`);
+  /** `then`: what to do about it, when the expectation alone does not say. */
+  fail(path: string, expected: string, got: Json, then?: string): never {
+    throw new InputError(`${this.name}: ${path}: expected ${expected}, got ${show(got)}${then ? `; ${then}` : ''}`);
   }
 
   object(v: Json, path: string): Record<string, Json> {

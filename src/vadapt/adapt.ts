@@ -8,7 +8,7 @@ import { fingerprint } from '../plan/fingerprint.js';
 import { planToVnet } from '../plan/vnet.js';
 import { InputError } from '../util/input-error.js';
 import { prng } from '../util/prng.js';
-import type { Inference } from '../vttif/types.js';
+import type { Inference, InferenceState } from '../vttif/types.js';
 import { additions, compose, formatGain, formatMbps, type LinkNote } from './emit.js';
 import { optimum, DEFAULT_EXACT_CAP } from './exact.js';
 import type { Network } from './network.js';
@@ -53,6 +53,9 @@ export interface Scored {
 }
 
 export interface AdaptReport {
+  /** The topology acted on (VTTIF's settled one, `null` before any settled), and what the window showed when read. */
+  acted: { change: number; settledAt: string | null; pairs: number } | null;
+  window: InferenceState;
   mode: 'topology' | 'placement';
   limit: Limit;
   unit: 'Mbit/s';
@@ -127,7 +130,10 @@ export function adapt(input: AdaptInput, options: AdaptOptions): Adapted {
     if (chosen.place[v] !== p.current[v]) migrations.push({ vm: p.vms[v]!, from: p.machines[p.current[v]!]!, to: p.machines[chosen.place[v]!]! });
   }
   const scored = (c: Config): Scored => ({ score: c.score, links: c.added.length, migrations: countMoves(p, c.place) });
+  const inf = input.inference;
   const report: AdaptReport = {
+    acted: inf.topology.edges.length ? { change: inf.changes, settledAt: inf.settledAt, pairs: inf.topology.edges.length } : null,
+    window: inf.state,
     mode,
     limit: options.limit,
     unit: 'Mbit/s',
@@ -171,11 +177,19 @@ function desiredState(text: string, specName: string): State {
   return r.state;
 }
 
+/** What adapt acted on, for the header and the summary: VTTIF's settled topology stands while the window is idle or settling. */
+export function actedOn(r: AdaptReport): string {
+  if (!r.acted) return `no application topology: VTTIF has settled on none yet (the window: ${r.window}), so there is nothing to adapt to`;
+  const { change, settledAt, pairs } = r.acted;
+  const now = r.window === 'idle' ? '; the window is idle now (no traffic), which keeps it' : r.window === 'settling' ? '; the window is settling on another, not yet held long enough to act on' : '';
+  return `the application topology VTTIF settled on (change ${change}${settledAt ? `, at ${settledAt}` : ''}: ${pairs} VM pair${pairs === 1 ? '' : 's'}${now})`;
+}
+
 function headerLines(input: AdaptInput, r: AdaptReport): string[] {
   const inf = input.inference;
   const opt = r.optimal === null ? 'not computed' : 'skipped' in r.optimal ? `not computed (${r.optimal.skipped})` : formatMbps(r.optimal.score);
   const lines = [
-    `vnetc adapt: ${input.base.file.name} adapted to the traffic VTTIF inferred (${input.inferenceName}: ${inf.state} at ${inf.at}, collector ${inf.collector}); network: ${input.networkName}.`,
+    `vnetc adapt: ${input.base.file.name} adapted to ${actedOn(r)}; from ${input.inferenceName} (collector ${inf.collector}, read at ${inf.at}); network: ${input.networkName}.`,
     `Objective (004 §8: sum over VM-to-VM demands of the residual bottleneck bandwidth of their paths, Mbit/s): before ${formatMbps(r.before)}; greedy ${formatMbps(r.greedy.score)}, improved ${r.improved ? formatMbps(r.improved.score) : 'not computed'}, optimal ${opt}; written: ${r.written} (${formatMbps(r.score)}).`,
     `Fast paths (${r.mode === 'placement' ? 'with VM placement' : 'topology only'}, ${describe(r.limit)}): ${r.links.length} added; each with its host pair's traffic (Mbit/s), intensity (of the busiest pair) and what the score loses without it:`,
   ];
@@ -184,6 +198,6 @@ function headerLines(input: AdaptInput, r: AdaptReport): string[] {
   }
   for (const m of r.migrations) lines.push(`Migrate VM ${m.vm} from ${m.from} to ${m.to}.`);
   if (r.oversubscribed.length) lines.push(`Oversubscribed: ${r.oversubscribed.map((o) => `${o.from}->${o.to} carries ${formatMbps(o.load)} of ${formatMbps(o.mbps)} Mbit/s`).join('; ')}.`);
-  if (r.ignored.entries) lines.push(`Left out: ${r.ignored.entries} matrix entries (${formatMbps(r.ignored.mbps)} Mbit/s): ${r.ignored.reasons.join('; ')}.`);
+  if (r.ignored.entries) lines.push(`Left out: ${r.ignored.entries} directed VM pairs (${formatMbps(r.ignored.mbps)} Mbit/s): ${r.ignored.reasons.join('; ')}.`);
   return lines;
 }

@@ -32,17 +32,27 @@ function mac(r: JsonReader, v: Json, path: string): string {
   return (m as { mac: string }).mac;
 }
 
+/** An edge's one direction: part of its `bytesPerS`. */
+function share(r: JsonReader, v: Json, path: string, whole: number): number {
+  // An earlier vnetc infer --json wrote none: say how to get a file adapt can route.
+  if (v === undefined) r.fail(path, 'a number (what a sends to b)', v, "the file predates it: write it again with 'vnetc infer --json'");
+  if (typeof v !== 'number' || !(v >= 0 && v <= whole)) r.fail(path, `a number from 0 to the edge's bytesPerS (${whole})`, v);
+  return v as number;
+}
+
 function topology(r: JsonReader, v: Json, path: string): Topology {
   const o = r.object(v, path);
   const vms = r.array(o.vms, `${path}.vms`).map((m, i) => mac(r, m, `${path}.vms[${i}]`));
   const edges = r.array(o.edges, `${path}.edges`).map((e, i): TopologyEdge => {
     const p = `${path}.edges[${i}]`;
     const eo = r.object(e, p);
+    const bytesPerS = rate(r, eo.bytesPerS, `${p}.bytesPerS`);
     return {
       a: mac(r, eo.a, `${p}.a`),
       b: mac(r, eo.b, `${p}.b`),
       intensity: r.number(eo.intensity, `${p}.intensity`, 0, 1),
-      bytesPerS: rate(r, eo.bytesPerS, `${p}.bytesPerS`),
+      bytesPerS,
+      aToBBytesPerS: share(r, eo.aToBBytesPerS, `${p}.aToBBytesPerS`, bytesPerS),
     };
   });
   return { vms, edges };

@@ -18,19 +18,20 @@ export interface PairTotal {
  * `seconds`.
  */
 export function prune(pairs: Iterable<PairTotal>, threshold: number, seconds: number): Topology {
-  const undirected = new Map<string, { a: string; b: string; bytes: number }>();
+  const undirected = new Map<string, { a: string; b: string; bytes: number; aToB: number }>();
   for (const p of pairs) {
     if (p.src === p.dst || !(p.bytes > 0)) continue;
-    const e = undirected.get(p.edge);
-    if (e) e.bytes += p.bytes;
-    else undirected.set(p.edge, { a: p.a, b: p.b, bytes: p.bytes });
+    let e = undirected.get(p.edge);
+    if (!e) undirected.set(p.edge, (e = { a: p.a, b: p.b, bytes: 0, aToB: 0 }));
+    e.bytes += p.bytes;
+    if (p.src === p.a) e.aToB += p.bytes;
   }
   let max = 0;
   for (const e of undirected.values()) max = Math.max(max, e.bytes);
   const edges: TopologyEdge[] = [];
   for (const e of undirected.values()) {
     const intensity = e.bytes / max;
-    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytes / seconds });
+    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytes / seconds, aToBBytesPerS: e.aToB / seconds });
   }
   edges.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
   return topologyOf(edges);

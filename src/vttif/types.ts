@@ -31,7 +31,10 @@ export interface TopologyEdge {
   b: string;
   /** In (threshold, 1]; the most intense edge is 1. */
   intensity: number;
+  /** Both directions together. */
   bytesPerS: number;
+  /** What `a` sends to `b`, of `bytesPerS` (`b` sends the rest): adaptation routes each direction on its own. */
+  aToBBytesPerS: number;
 }
 
 export interface Topology {

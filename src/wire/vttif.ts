@@ -10,8 +10,8 @@
  *   host 02:50:00:00:01:01 host1
  *   reporter host1 age-s=0.031
  *   pair 02:50:00:00:01:01 02:50:00:00:02:01 bytes-per-s=81920 frames-per-s=56
- *   edge 02:50:00:00:01:01 02:50:00:00:02:01 intensity=1 bytes-per-s=163840
- *   current 02:50:00:00:01:01 02:50:00:00:02:01 intensity=1 bytes-per-s=163840
+ *   edge 02:50:00:00:01:01 02:50:00:00:02:01 intensity=1 bytes-per-s=163840 a-to-b-bytes-per-s=81920
+ *   current 02:50:00:00:01:01 02:50:00:00:02:01 intensity=1 bytes-per-s=163840 a-to-b-bytes-per-s=81920
  */
 import { parseMac } from '../model/mac.js';
 import { isMachineName } from '../model/names.js';
@@ -20,7 +20,8 @@ import { INFERENCE_STATES, type Inference, type InferenceState, type TopologyEdg
 
 
 const num = (n: number): string => String(Math.round(n * 1e6) / 1e6);
-const edgeLine = (kind: string, e: TopologyEdge): string => `${kind} ${e.a} ${e.b} intensity=${num(e.intensity)} bytes-per-s=${num(e.bytesPerS)}`;
+const edgeLine = (kind: string, e: TopologyEdge): string =>
+  `${kind} ${e.a} ${e.b} intensity=${num(e.intensity)} bytes-per-s=${num(e.bytesPerS)} a-to-b-bytes-per-s=${num(e.aToBBytesPerS)}`;
 
 export function formatInference(i: Inference): string[] {
   const p = i.params;
@@ -72,8 +73,12 @@ export function parseInference(lines: readonly string[]): Inference {
     const machine = (v: string | undefined): string => (v && isMachineName(v) ? v : bad(`'${v}' is not a machine name`));
     const time = (v: string | undefined): string => (v && !Number.isNaN(Date.parse(v)) ? v : bad(`'${v}' is not a timestamp`));
     const edge = (): TopologyEdge => {
-      const f = fields(2, ['intensity', 'bytes-per-s']);
-      return { a: mac(w[0]), b: mac(w[1]), intensity: number(f['intensity']!, 'intensity'), bytesPerS: number(f['bytes-per-s']!, 'bytes-per-s') };
+      const f = fields(2, ['intensity', 'bytes-per-s', 'a-to-b-bytes-per-s']);
+      const bytesPerS = number(f['bytes-per-s']!, 'bytes-per-s');
+      const aToBBytesPerS = number(f['a-to-b-bytes-per-s']!, 'a-to-b-bytes-per-s');
+      // Rounding to six decimals may lift the part a hair over the whole.
+      if (aToBBytesPerS > bytesPerS * (1 + 1e-9) + 1e-6) bad(`a-to-b-bytes-per-s ${aToBBytesPerS} is more than bytes-per-s ${bytesPerS}`);
+      return { a: mac(w[0]), b: mac(w[1]), intensity: number(f['intensity']!, 'intensity'), bytesPerS, aToBBytesPerS: Math.min(aToBBytesPerS, bytesPerS) };
     };
     switch (head) {
       case 'collector':

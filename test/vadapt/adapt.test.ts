@@ -88,6 +88,38 @@ test('an adapted spec adapted again adds only what is new, and nothing when noth
   expect(planOf(ring8.state, stateOf('again.vnet', again.text)).steps).toEqual([]);
 });
 
+/** The header comment as one line, as it reads before wrapping. */
+const unwrapped = (text: string): string => text.replace(/\n# /g, ' ');
+
+test('adapt acts on the topology VTTIF settled on: it stands while the window is idle or settling on something else', () => {
+  const settled = inference(both(ring(8)), oneEach(8));
+  const ringLinks = linksOf(checkEmitted(star8, run(star8, settled)));
+  expect(ringLinks).toEqual(linksOf(sample('ring8.vnet').state));
+  // A compute phase: nothing in the window, the ring still settled.
+  const idle = run(star8, { ...settled, state: 'idle', matrix: [], current: { vms: [], edges: [] } });
+  expect(linksOf(stateOf('idle.vnet', idle.text))).toEqual(ringLinks);
+  expect(unwrapped(idle.text)).toMatch(/adapted to the application topology VTTIF settled on \(change 1, at 2025-01-01T00:00:00Z: 8 VM pairs; the window is idle now \(no traffic\), which keeps it\); from m\.json/);
+  expect(idle.report.acted).toEqual({ change: 1, settledAt: '2025-01-01T00:00:00Z', pairs: 8 });
+  // A new pattern in the window that has not held yet is not acted on.
+  const other = inference(both([[1, 5]], 9e6), oneEach(8));
+  const settling = run(star8, { ...settled, state: 'settling', matrix: other.matrix, current: other.topology });
+  expect(linksOf(stateOf('settling.vnet', settling.text))).toEqual(ringLinks);
+  // Nothing settled yet: nothing to adapt to, and the header says so.
+  const none = run(star8, { ...settled, state: 'no-data', changes: 0, settledAt: null, topology: { vms: [], edges: [] }, current: { vms: [], edges: [] }, matrix: [] });
+  expect(none.report.links).toEqual([]);
+  expect(unwrapped(none.text)).toMatch(/adapted to no application topology: VTTIF has settled on none yet \(the window: no-data\), so there is nothing to adapt to; from m\.json/);
+  expect(none.report.acted).toBeNull();
+});
+
+test('each direction of a VM pair is routed on its own', () => {
+  // host1's uplink to the Proxy is slow one way only: 40 Mbit/s from host1 overloads it, the same towards host1 does not.
+  const net = readNetwork('net.json', JSON.stringify({ pairs: [{ from: 'host1', to: 'proxy', mbps: 10 }] }));
+  const out = run(star8, inference([[1, 2, 5e6]], oneEach(8)), { limit: { kind: 'count', k: 0 } }, net);
+  const back = run(star8, inference([[2, 1, 5e6]], oneEach(8)), { limit: { kind: 'count', k: 0 } }, net);
+  expect(out.report.before).toBeCloseTo(10 - 40);
+  expect(back.report.before).toBeCloseTo(1000 - 40);
+});
+
 test('placement: MapVM moves talking VMs onto the fast site, the file moves their rules, and frames follow', () => {
   // Six hosts on two sites: 1-3 fast among themselves, 4-6 slow to everything.
   const hosts = Array.from({ length: 6 }, (_, k) => `host${k + 1}`);

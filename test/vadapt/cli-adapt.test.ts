@@ -33,6 +33,17 @@ test('adapt writes a file that validates and plans as additions only; --delta wr
   expect(fs.readFileSync(path.join(tmp, 'delta.vnet'), 'utf8')).toMatch(/^# vnetc plan: changes to live state sha256:/);
 });
 
+test('an idle window is said in the summary: the fast paths are for the topology that settled before it', () => {
+  const settled = inference(both([[1, 2], [2, 3], [3, 4]]), oneEach(8));
+  fs.writeFileSync(path.join(tmp, 'idle.json'), JSON.stringify({ ...settled, state: 'idle', matrix: [], current: { vms: [], edges: [] } }));
+  const r = vnetc('adapt', '-m', 'idle.json', '-s', star8, '-o', 'out.vnet');
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^Adapted to the application topology VTTIF settled on \(change 1, at .*: 3 VM pairs; the window is idle now \(no traffic\), which keeps it\)\.$/m);
+  expect(r.stdout).toContain('3 fast paths added');
+  // A settled window needs no such line.
+  expect(vnetc('adapt', '-m', 'm.json', '-s', star8, '-o', 'out.vnet').stdout).not.toContain('Adapted to');
+});
+
 test.each([
   [['--k', 'x'], 2, "-k must be a whole number or 'all', not 'x'"],
   [['--k', '2', '--budget', '3'], 2, 'give -k or --budget, not both'],
@@ -54,6 +65,15 @@ test.each([
   [JSON.stringify(inference([[1, 2, 5]], { 1: 'host1', 2: 'hots2' })), /hosts\["00:50:56:00:21:02"\]: machine 'hots2' is not a HOST of .*star8\.vnet/],
   // Finite but past any link: the figures would print as Infinity and NaN.
   [JSON.stringify(inference([[1, 2, 1e308]], oneEach(2))), /^vnetc: error: bad\.json: matrix\[0\]\.bytesPerS: expected a number from 0 to 1e15 \(8 Pbit\/s, beyond any link\), got 1e\+308$/m],
+  // An inference written before edges carried their directions: say how to get one adapt can route.
+  [
+    JSON.stringify((({ topology: t, ...rest }) => ({ ...rest, topology: { ...t, edges: t.edges.map(({ aToBBytesPerS: _, ...e }) => e) } }))(inference([[1, 2, 5]], oneEach(2)))),
+    /^vnetc: error: bad\.json: topology\.edges\[0\]\.aToBBytesPerS: expected a number \(what a sends to b\), got nothing; the file predates it: write it again with 'vnetc infer --json'$/m,
+  ],
+  [
+    JSON.stringify((({ topology: t, ...rest }) => ({ ...rest, topology: { ...t, edges: t.edges.map((e) => ({ ...e, aToBBytesPerS: 6 })) } }))(inference([[1, 2, 5]], oneEach(2)))),
+    /^vnetc: error: bad\.json: topology\.edges\[0\]\.aToBBytesPerS: expected a number from 0 to the edge's bytesPerS \(5\), got 6$/m,
+  ],
 ])('a bad matrix file is one located line: %s', (text, message) => {
   fs.writeFileSync(path.join(tmp, 'bad.json'), text);
   const r = vnetc('adapt', '-m', 'bad.json', '-s', star8);

@@ -9,23 +9,29 @@ import type { Plan } from '../../src/plan/plan.js';
 import { adapt, type Adapted, type AdaptOptions } from '../../src/vadapt/adapt.js';
 import { defaultNetwork, type Network } from '../../src/vadapt/network.js';
 import type { Inference } from '../../src/vttif/types.js';
+import { topologyOf } from '../vttif/fixtures.js';
 import { SAMPLES } from '../support/vnetc.js';
 
 /** VM i's MAC in the samples: 00:50:56:00:21:XX. */
 export const mac = (i: number): string => `00:50:56:00:21:${i.toString(16).padStart(2, '0')}`;
 
-/** An inference with `traffic` as [src, dst, bytes/s] and VM i on host{i} unless `hosts` says otherwise. */
+/**
+ * A settled inference with `traffic` as [src, dst, bytes/s] and VM i on
+ * host{i} unless `hosts` says otherwise. Every pair is an edge (a threshold
+ * of 0), so a test's traffic is exactly what adapt sees.
+ */
 export function inference(traffic: [number, number, number][], hosts: Record<number, string>): Inference {
   const matrix = traffic.map(([s, d, r]) => ({ src: mac(s), dst: mac(d), bytesPerS: r, framesPerS: r / 1000 }));
+  const topology = topologyOf(matrix, 0);
   return {
     collector: 'proxy',
     at: '2025-01-01T00:00:00Z',
-    params: { updateHz: 1, windowS: 10, threshold: 0.1 },
+    params: { updateHz: 1, windowS: 10, threshold: 0 },
     state: 'settled',
-    topology: { vms: [], edges: [] },
+    topology,
     changes: 1,
     settledAt: '2025-01-01T00:00:00Z',
-    current: { vms: [], edges: [] },
+    current: topology,
     matrix,
     hosts: Object.fromEntries(Object.entries(hosts).map(([i, h]) => [mac(Number(i)), h])),
     reporters: {},

@@ -64,14 +64,14 @@ describe('INFER? lines', () => {
     at: '2026-11-24T10:00:00.000Z',
     params: { updateHz: 20, windowS: 0.25, threshold: 0.2 },
     state: 'settling',
-    topology: { vms: ['02:50:00:00:00:01', '02:50:00:00:00:02'], edges: [{ a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000 }] },
+    topology: { vms: ['02:50:00:00:00:01', '02:50:00:00:00:02'], edges: [{ a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000, aToBBytesPerS: 1000 }] },
     changes: 1,
     settledAt: '2026-11-24T09:59:59.500Z',
     current: {
       vms: ['02:50:00:00:00:01', '02:50:00:00:00:02', '02:50:00:00:00:03'],
       edges: [
-        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000 },
-        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:03', intensity: 0.5, bytesPerS: 1000 },
+        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:02', intensity: 1, bytesPerS: 2000, aToBBytesPerS: 1000 },
+        { a: '02:50:00:00:00:01', b: '02:50:00:00:00:03', intensity: 0.5, bytesPerS: 1000, aToBBytesPerS: 0 },
       ],
     },
     matrix: [
@@ -94,6 +94,9 @@ describe('INFER? lines', () => {
     expect(() => parseInference(lines.map((l) => l.replace('host host1', 'host ho$t1')))).not.toThrow();
     expect(() => parseInference(lines.map((l) => (l.startsWith('host ') ? l.replace(' host1', ' ho$t') : l)))).toThrow(/'ho\$t' is not a machine name/);
     expect(() => parseInference(lines.filter((l) => !l.startsWith('state')))).toThrow(/no 'state' line/);
+    // An edge's one direction is part of it, never more: what adapt routes each way must add up.
+    expect(() => parseInference(lines.map((l) => l.replace('a-to-b-bytes-per-s=1000', 'a-to-b-bytes-per-s=2001')))).toThrow(/a-to-b-bytes-per-s 2001 is more than bytes-per-s 2000/);
+    expect(() => parseInference(lines.map((l) => l.replace(' a-to-b-bytes-per-s=1000', '')))).toThrow(/line \d+ .*no a-to-b-bytes-per-s=/);
   });
 });
 

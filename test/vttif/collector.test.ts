@@ -49,7 +49,7 @@ const P: VttifParams = { updateHz: 20, windowS: 0.5, threshold: 0.2 };
 describe('the collector', () => {
   test('a steady pattern settles once, normalised by the most intense pair, with the VM-to-host map', () => {
     const c = new Collector('proxy', P, () => Date.parse('2026-11-24T10:00:00Z'));
-    const heavy: Pattern = [...ring(4), [0, 2, 3e6]];
+    const heavy: Pattern = [...ring(4), [0, 2, 2e6], [2, 0, 1e6]];
     const settled = run(c, P, 2, () => heavy);
     expect(settled).toEqual([edgesOf(heavy)]);
     const inf = c.inference(2000);
@@ -61,7 +61,13 @@ describe('the collector', () => {
     expect(top[edgeKey({ a: vm(0), b: vm(1) })]).toBeCloseTo(1 / 3, 6);
     expect(inf.hosts).toEqual({ [vm(0)]: 'h1' });
     const m = inf.matrix.find((x) => x.src === vm(0) && x.dst === vm(2))!;
-    expect(m.bytesPerS).toBeCloseTo(3e6, -3);
+    expect(m.bytesPerS).toBeCloseTo(2e6, -3);
+    // Each edge keeps what its first end sends, so adaptation can route each direction on its own.
+    const e02 = inf.topology.edges.find((e) => edgeKey(e) === edgeKey({ a: vm(0), b: vm(2) }))!;
+    expect(e02.bytesPerS).toBeCloseTo(3e6, -3);
+    expect(e02.aToBBytesPerS).toBeCloseTo(2e6, -3);
+    const e30 = inf.topology.edges.find((e) => edgeKey(e) === edgeKey({ a: vm(0), b: vm(3) }))!;
+    expect([e30.a, e30.aToBBytesPerS]).toEqual([vm(0), 0]); // the ring sends 3 → 0 only
     expect(inf.at).toBe('2026-11-24T10:00:00.000Z');
   });
 

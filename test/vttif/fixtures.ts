@@ -15,8 +15,9 @@ export function topologyOf(matrix: MatrixEntry[], threshold: number): Topology {
   const pairs = new Map<string, TopologyEdge>();
   for (const m of matrix) {
     const [a, b] = m.src < m.dst ? [m.src, m.dst] : [m.dst, m.src];
-    const e = pairs.get(`${a} ${b}`) ?? { a, b, intensity: 0, bytesPerS: 0 };
+    const e = pairs.get(`${a} ${b}`) ?? { a, b, intensity: 0, bytesPerS: 0, aToBBytesPerS: 0 };
     e.bytesPerS += m.bytesPerS;
+    if (m.src === a) e.aToBBytesPerS += m.bytesPerS;
     pairs.set(`${a} ${b}`, e);
   }
   const max = Math.max(0, ...[...pairs.values()].map((e) => e.bytesPerS));

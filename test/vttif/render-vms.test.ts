@@ -27,7 +27,7 @@ describe('vttif render: VMs and hosts', () => {
   });
 
   test('topology diff: unordered pairs, whichever way round an edge is written', () => {
-    const e = (a: number, b: number) => ({ a: mac(a), b: mac(b), intensity: 1, bytesPerS: 1 });
+    const e = (a: number, b: number) => ({ a: mac(a), b: mac(b), intensity: 1, bytesPerS: 1, aToBBytesPerS: 1 });
     const d = topologyDiff({ vms: [], edges: [e(0, 1), e(1, 2)] }, { vms: [], edges: [e(1, 0), e(3, 2)] });
     expect(d.added).toEqual([e(2, 3)]);
     expect(d.removed).toEqual([e(1, 2)]);
