@@ -82,8 +82,9 @@ export function format(file: SourceFile, program: Program, comments: readonly Sp
     }
     const endLine = lineOf(item.end - 1);
     let text = item.text;
-    // A comment on the item's last line stays at its end.
-    if (c < comments.length && lineOf(comments[c]!.start) === endLine) {
+    // A comment on the item's last line stays at its end, unless another item follows on that line before it: the comment is that one's.
+    const next = list[i + 1];
+    if (c < comments.length && lineOf(comments[c]!.start) === endLine && !(next && next.start < comments[c]!.start)) {
       text += ' ' + commentText(comments[c]!);
       c++;
     }

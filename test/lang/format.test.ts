@@ -229,6 +229,11 @@ describe('fmt', () => {
     );
   });
 
+  it('a comment after several statements on one line stays with the last of them, the one it follows', () => {
+    const text = ['BEGIN', 'HOST u AT p 1 e  HOST u AT h 1 e # about h', 'ADD LINK h p  FORWARD h any any h p # the route', 'END', ''].join('\n');
+    expect(fmt(text)).toBe(['BEGIN', '  HOST u AT p 1 e', '  HOST u AT h 1 e # about h', '  ADD', '    LINK h p', '    FORWARD h ANY ANY h p # the route', 'END', ''].join('\n'));
+  });
+
   it('canonicalises spelling but keeps the grammar generation the user chose', () => {
     expect(fmt('BEGIN HOST u AT m 1 e add link m n forward m any 00:11:22:33:44:55 0:A:B:C:D:E n m END')).toBe(
       ['BEGIN', '  HOST u AT m 1 e', '  ADD', '    LINK m n', '    FORWARD m ANY 00:0a:0b:0c:0d:0e n m', 'END', ''].join('\n'),
