@@ -2,6 +2,7 @@ import { writeSync } from 'node:fs';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
+import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
 import { version } from '../src/version.js';
 import { CapturingInterface } from './capture/capturing-interface.js';
 import { PcapWriter } from './capture/pcap-file.js';
@@ -14,11 +15,11 @@ import { controlSocketPath, Vnetd } from './vnetd-core.js';
  * vnetd: the VNET daemon, one per host and one on the Proxy.
  *
  *   vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]... [--no-fast-path]
- *   vnetd ctl --state-dir DIR     the control socket on stdin/stdout (what SSH runs)
+ *   vnetd ctl --state-dir DIR [--timeout S]   the control socket on stdin/stdout (what SSH runs)
  */
 
 const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen ADDR] [--iface NAME=KIND:PARAMS]... [--capture NAME=FILE]... [--no-fast-path]
-       vnetd ctl --state-dir DIR
+       vnetd ctl --state-dir DIR [--timeout S]
 
   --machine     this daemon's machine name, as in the .vnet file's HOST line
   --port        the overlay port (TCP and UDP) from the HOST line
@@ -32,7 +33,9 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
                 link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
   --no-fast-path  forward every frame in JavaScript; by default the frames of known flows between pcap
                 and QEMU interfaces and links are forwarded in C (the pcap addon), which counts them the same
-  ctl           connect standard input and output to the running daemon's control socket
+  ctl           connect standard input and output to the running daemon's control socket; once the
+                input ends, give up after --timeout seconds (default 60) of the daemon's silence, and
+                on a daemon that does not greet within 10 s (or --timeout, if less)
 `;
 
 function fail(message: string, code = 2): never {
@@ -54,19 +57,36 @@ function log(line: string): void {
 async function ctl(argv: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, timeout: { type: 'string' } }, strict: true }));
   } catch (e) {
     fail((e as Error).message);
   }
   const dir = values['state-dir'] ?? fail('ctl needs --state-dir DIR');
-  const sock = net.connect(controlSocketPath(dir));
+  const timeoutS = values.timeout === undefined ? REPLY_MS / 1000 : Number(values.timeout);
+  if (!(timeoutS >= 0.1 && timeoutS <= 3600)) fail(`--timeout must be seconds from 0.1 to 3600, not '${values.timeout}'`);
+  const replyMs = timeoutS * 1000;
+  const greetingMs = Math.min(GREETING_MS, replyMs);
+  const path = controlSocketPath(dir);
+  const silent = (what: string): never =>
+    fail(`the daemon at ${path} ${what}; it may be suspended (SIGSTOP) or wedged: see its log (vnetd.log beside the socket, when vnetc started it), kill it and start it again`, 1);
+  const sock = net.connect(path);
   sock.on('error', (e: NodeJS.ErrnoException) => {
     const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'no vnetd is running with this state directory' : e.message;
-    fail(`cannot reach the daemon's control socket ${controlSocketPath(dir)}: ${why}`, 1);
+    fail(`cannot reach the daemon's control socket ${path}: ${why}`, 1);
   });
+  // A suspended or wedged daemon's socket still accepts, and this process would outlive whoever ran it (an SSH session that gave up): the daemon's silence is bounded here too, as vnetc bounds it.
+  const greeting = setTimeout(() => silent(`accepted the connection but did not greet within ${greetingMs / 1000} s`), greetingMs);
   sock.on('connect', () => {
     process.stdin.pipe(sock);
     sock.pipe(process.stdout);
+    sock.once('data', () => clearTimeout(greeting));
+  });
+  // Whoever read the replies has gone (an SSH session closed): there is no one left to tell.
+  process.stdout.on('error', () => process.exit(0));
+  // With the input ended, the daemon owes the replies and then the end; it gets `timeout` of silence for them. Before that, a quiet daemon may only be waiting for a person to type.
+  process.stdin.once('end', () => {
+    const owed = setTimeout(() => silent(`did not answer within ${timeoutS} s`), replyMs);
+    sock.on('data', () => owed.refresh());
   });
   sock.on('close', () => process.exit(0));
 }

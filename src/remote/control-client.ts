@@ -1,11 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatCommand, ReplyReader, type Change, type Reply } from '../wire/control.js';
-
-/** A daemon greets as soon as it accepts; anything slower than SSH's bound for connecting is not coming. */
-export const GREETING_MS = 10_000;
-/** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
-export const REPLY_MS = 60_000;
+import { formatCommand, GREETING_MS, REPLY_MS, ReplyReader, type Change, type Reply } from '../wire/control.js';
 
 /**
  * How long a daemon may owe an answer without sending a byte before the

@@ -16,6 +16,10 @@ import type { Address, Destination, Proto, Rule } from '../model/state.js';
  */
 
 export const PROTOCOL_VERSION = 1;
+/** A daemon greets as soon as it accepts; anything slower than SSH's bound for connecting is not coming. */
+export const GREETING_MS = 10_000;
+/** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
+export const REPLY_MS = 60_000;
 /** Longer lines are refused (and skipped up to their end) without being buffered. */
 export const MAX_LINE = 64 * 1024;
 
