@@ -37,6 +37,25 @@ interface Figures {
 /** The most bandwidth a pair may have, in Mbit/s: the matrix's MAX_RATE, 1e15 B/s. */
 export const MAX_MBPS = (MAX_RATE * 8) / 1e6;
 
+/**
+ * The longest one-way latency, in ms: 1e7 ms is nearly three hours, past any
+ * path (Earth to Mars at its farthest is about 22 minutes). Placement sums
+ * two of them for a round trip to break ties between equally fast pairs;
+ * at 1e308 that sum was Infinity, and the nearer pair lost its tie-break.
+ */
+export const MAX_LATENCY_MS = 1e7;
+
+/**
+ * The dearest link or rule: costs are only added up and compared with each
+ * other and --budget, so their scale is the user's to choose. At 1e9 each, a
+ * fast path for every pair of 1,024 machines (523,776) and two rules for each
+ * of as many VM pairs total about 1.6e15, below 2^53, where a double still
+ * adds whole numbers exactly: a budget is kept to the unit and no sum is
+ * Infinity (at 1e308, a cost of 1 vanished into the sum and a rule cost
+ * doubled to Infinity).
+ */
+export const MAX_COST = 1e9;
+
 export const DEFAULT_FIGURES: Figures = { mbps: 1000, latencyMs: 1, cost: 1 };
 export const DEFAULT_LOCAL_MBPS = 10000;
 
@@ -89,12 +108,20 @@ export function readNetwork(name: string, text: string): Network {
     const n = r.positive(v as Json, path);
     return n <= MAX_MBPS ? n : r.fail(path, 'a number of Mbit/s above 0, at most 8e9 (8 Pbit/s, beyond any link)', v as Json);
   };
+  const latency = (v: unknown, path: string): number => {
+    const n = r.positive(v as Json, path, true);
+    return n <= MAX_LATENCY_MS ? n : r.fail(path, 'a number of ms from 0 to 1e7 (nearly three hours, past any path)', v as Json);
+  };
+  const cost = (v: unknown, path: string): number => {
+    const n = r.positive(v as Json, path, true);
+    return n <= MAX_COST ? n : r.fail(path, 'a number from 0 to 1e9 (costs only compare with each other and --budget: scale them all down)', v as Json);
+  };
   const figures = (v: unknown, path: string): Partial<Figures> => {
     const f = r.object(v, path);
     const out: Partial<Figures> = {};
     if (f.mbps !== undefined) out.mbps = bandwidth(f.mbps, `${path}.mbps`);
-    if (f.latencyMs !== undefined) out.latencyMs = r.positive(f.latencyMs, `${path}.latencyMs`, true);
-    if (f.cost !== undefined) out.cost = r.positive(f.cost, `${path}.cost`, true);
+    if (f.latencyMs !== undefined) out.latencyMs = latency(f.latencyMs, `${path}.latencyMs`);
+    if (f.cost !== undefined) out.cost = cost(f.cost, `${path}.cost`);
     return out;
   };
   let defaults = DEFAULT_FIGURES;
@@ -105,7 +132,7 @@ export function readNetwork(name: string, text: string): Network {
   const net = new TableNetwork(
     defaults,
     o.localMbps === undefined ? DEFAULT_LOCAL_MBPS : bandwidth(o.localMbps, 'localMbps'),
-    o.ruleCost === undefined ? 0 : r.positive(o.ruleCost, 'ruleCost', true),
+    o.ruleCost === undefined ? 0 : cost(o.ruleCost, 'ruleCost'),
   );
   if (o.hosts !== undefined) {
     for (const [m, v] of Object.entries(r.object(o.hosts, 'hosts'))) {

@@ -2,7 +2,7 @@ import { expand } from '../../src/gen/expand.js';
 import { parseRequirements } from '../../src/gen/requirements.js';
 import { linkKey } from '../../src/model/state.js';
 import { trace } from '../../src/route/trace.js';
-import { readNetwork } from '../../src/vadapt/network.js';
+import { MAX_COST, MAX_LATENCY_MS, readNetwork } from '../../src/vadapt/network.js';
 import { both, inference, linksOf, mac, oneEach, planOf, run, sample, spec, stateOf } from './support.js';
 
 /**
@@ -78,6 +78,20 @@ test('--k takes the busiest host pairs first; --budget spends the network file�
   const budget = run(star8, inference(traffic, oneEach(8)), { limit: { kind: 'budget', budget: 4 }, algorithm: 'greedy' }, net);
   expect(budget.report.links.map((l) => `${l.a}-${l.b}`)).toEqual(['host3-host4', 'host7-host8']);
   expect(budget.text).toMatch(/^# LINK host3 host4: 80\.0 Mbit\/s, intensity 0\.56/m);
+});
+
+test('at the network file’s largest latency and costs, a nearer pair still wins its tie and a budget is kept exactly', () => {
+  const traffic = inference(both([[1, 2]], 1e6), oneEach(8));
+  // Equal bandwidth everywhere: the round trip alone sends the talking VMs to host5 and host6.
+  const far = readNetwork('net.json', JSON.stringify({ default: { latencyMs: MAX_LATENCY_MS }, pairs: [{ between: ['host5', 'host6'], latencyMs: MAX_LATENCY_MS / 2 }] }));
+  const placed = run(star8, traffic, { placement: true, algorithm: 'greedy' }, far).report.placement;
+  expect([placed[mac(1)], placed[mac(2)]]).toEqual(['host5', 'host6']);
+  // A fast path here costs its link and two rules, 3 × MAX_COST: two fit in 6 × MAX_COST, and one unit less leaves room for one.
+  const dear = readNetwork('net.json', JSON.stringify({ default: { cost: MAX_COST }, ruleCost: MAX_COST }));
+  const within = (budget: number): number =>
+    run(star8, inference(both([[1, 2], [3, 4]], 1e6), oneEach(8)), { limit: { kind: 'budget', budget }, algorithm: 'improved' }, dear).report.links.length;
+  expect(within(6 * MAX_COST)).toBe(2);
+  expect(within(6 * MAX_COST - 1)).toBe(1);
 });
 
 test('an adapted spec adapted again adds only what is new, and nothing when nothing is', () => {

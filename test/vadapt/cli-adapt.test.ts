@@ -90,6 +90,18 @@ test('a network bandwidth past any link is one located line, not Infinity in the
   expect(r.stderr).toBe('vnetc: error: net.json: default.mbps: expected a number of Mbit/s above 0, at most 8e9 (8 Pbit/s, beyond any link), got 1e+308\n');
 });
 
+// Finite but absurd: a cost of 1e308 swallows the smaller ones added to it or doubles to Infinity; two latencies of 1e308 make an Infinite round trip.
+test.each([
+  [{ default: { cost: 1e308 } }, 'default.cost: expected a number from 0 to 1e9 (costs only compare with each other and --budget: scale them all down)'],
+  [{ ruleCost: 1e308 }, 'ruleCost: expected a number from 0 to 1e9 (costs only compare with each other and --budget: scale them all down)'],
+  [{ pairs: [{ between: ['host1', 'host2'], latencyMs: 1e308 }] }, 'pairs[0].latencyMs: expected a number of ms from 0 to 1e7 (nearly three hours, past any path)'],
+])('a network cost or latency past any link is one located line: %j', (net, message) => {
+  fs.writeFileSync(path.join(tmp, 'net.json'), JSON.stringify(net));
+  const r = vnetc('adapt', '-m', 'm.json', '-s', star8, '-n', 'net.json', '--budget', '1e308', '--placement');
+  expect(r.stderr).toBe(`vnetc: error: net.json: ${message}, got 1e+308\n`);
+  expect(r.status).toBe(1);
+});
+
 test('a bad network file is one located line', () => {
   fs.writeFileSync(path.join(tmp, 'net.json'), JSON.stringify({ pairs: [{ between: ['host1', 'host9'], mbps: 5 }] }));
   const r = vnetc('adapt', '-m', 'm.json', '-s', star8, '-n', 'net.json');
