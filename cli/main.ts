@@ -172,7 +172,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('allow-backbone-delete', {
             type: 'boolean',
             default: false,
-            describe: 'Allow the plan to delete links of the Proxy star',
+            describe: 'Allow the plan to delete links of the Proxy star (a plan saved with --out records it)',
           })
           .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
           .example('$0 plan net.vnet', 'what apply would change on the daemons net.vnet names')

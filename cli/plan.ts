@@ -2,9 +2,8 @@ import { resolve } from 'node:path';
 import { countErrors, diagnostic, type Diagnostic } from '../src/diag/diagnostic.js';
 import { Msg } from '../src/diag/messages.js';
 import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
-import { printLink } from '../src/lang/print.js';
 import { suggest } from '../src/lang/suggest.js';
-import { backboneDeletes } from '../src/plan/backbone.js';
+import { backboneCheck, backboneDeletes } from '../src/plan/backbone.js';
 import { diff } from '../src/plan/diff.js';
 import { PLAN_FORMAT_VERSION, planJson } from '../src/plan/json.js';
 import { renderPlan } from '../src/plan/text.js';
@@ -48,7 +47,8 @@ export async function plan(io: Io, args: PlanArgs): Promise<number> {
     if (args.out !== undefined) {
       const origin = [`Computed by vnetc plan from ${prepared.file.name}, against the live state of ${prepared.liveSource}.`];
       try {
-        await writeFileAtomic(resolve(io.cwd, args.out), planToVnet(result, prepared.desired, prepared.fingerprint, origin));
+        // Saved only without errors, so every backbone deletion in it was allowed: the plan carries that consent.
+        await writeFileAtomic(resolve(io.cwd, args.out), planToVnet(result, prepared.desired, prepared.fingerprint, origin, backboneDeletes(result)));
       } catch (e) {
         io.stderr.write(`vnetc: error: cannot write the plan to '${args.out}': ${describeIoError(e)}\n`);
         return 1;
@@ -61,7 +61,7 @@ export async function plan(io: Io, args: PlanArgs): Promise<number> {
   }
 }
 
-/** The plan from live to desired, with its checks (--proxy, backbone deletions) added to diags. */
+/** The plan from live to desired, with its checks (--proxy, backbone deletions without consent) added to diags. */
 export function computePlan(p: Prepared, args: { proxy: string | undefined; allowBackboneDelete: boolean }, diags: Diagnostic[]): Plan | undefined {
   if (args.proxy !== undefined && !p.desired.hosts.has(args.proxy)) {
     const close = suggest(args.proxy, [...p.desired.hosts.keys()]);
@@ -69,12 +69,8 @@ export function computePlan(p: Prepared, args: { proxy: string | undefined; allo
     return undefined;
   }
   const result = diff(p.live, p.desired, { proxy: args.proxy, ...(p.fetched ? { overlayAddress: overlayAddresses(p.fetched.reached) } : {}) });
-  const cut = backboneDeletes(result);
-  if (cut.length && !args.allowBackboneDelete) {
-    const shown = cut.slice(0, 3).map((s) => printLink(s.before!)).join('; ');
-    const what = cut.length === 1 ? 'a backbone link' : `${cut.length} backbone links`;
-    diags.push(diagnostic(Msg.BackboneDelete, p.file, undefined, [what, result.proxy!, shown + (cut.length > 3 ? '; …' : '')]));
-  }
+  const refused = backboneCheck(result, p.file, args.allowBackboneDelete);
+  if (refused) diags.push(refused);
   return result;
 }
 

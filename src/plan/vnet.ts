@@ -1,7 +1,7 @@
-import { deltaHeader } from '../lang/delta.js';
+import { backboneConsentLine, deltaHeader } from '../lang/delta.js';
 import { printHost } from '../lang/print.js';
 import type { State } from '../model/state.js';
-import type { Plan, Step } from './plan.js';
+import type { LinkStep, Plan, Step } from './plan.js';
 import { printStep, summaryLine } from './text.js';
 
 /**
@@ -9,10 +9,15 @@ import { printStep, summaryLine } from './text.js';
  * computed against (its first line names that state by fingerprint), it
  * gives the desired state, and diffing the two gives this plan back. That is
  * how a saved plan is applied: exactly what was reviewed, or nothing if the
- * live state has moved on.
+ * live state has moved on. `allowedBackboneDeletes`: the links of the Proxy
+ * star it deletes with --allow-backbone-delete, recorded so the plan needs
+ * no flag again.
  */
-export function planToVnet(plan: Plan, desired: State, fingerprint: string, origin: readonly string[]): string {
-  const out = [deltaHeader(fingerprint), ...origin.map((l) => `# ${l}`), `# ${summaryLine(plan)}`, 'BEGIN'];
+export function planToVnet(plan: Plan, desired: State, fingerprint: string, origin: readonly string[], allowedBackboneDeletes: readonly LinkStep[] = []): string {
+  const out = [deltaHeader(fingerprint)];
+  // Right under the header, where apply and plan read it: the consent the plan was made with.
+  if (allowedBackboneDeletes.length) out.push(backboneConsentLine(allowedBackboneDeletes.map((s) => s.before!)));
+  out.push(...origin.map((l) => `# ${l}`), `# ${summaryLine(plan)}`, 'BEGIN');
   for (const h of desired.hosts.values()) out.push(`  ${printHost(h)}`);
   const block = (head: string, steps: Step[], side: 'before' | 'after'): void => {
     if (steps.length === 0) return;

@@ -104,6 +104,20 @@ describe('the local workflow', () => {
     expect(back.stdout).toContain('Apply complete! 0 added, 0 replaced, 1 deleted');
   });
 
+  test('a saved plan that cuts the star carries its --allow-backbone-delete: apply takes it without the flag, and still only on the state it was made against', async () => {
+    write('cut.vnet', spec(FAST).split('\n').filter((l) => !/host3 proxy|proxy host3/.test(l)).join('\n'));
+    const refused = await run('plan', '--local', 'cut.vnet');
+    expect(refused.stderr).toContain('cut.vnet: error[VN4001]');
+    expect((await run('plan', '--local', 'cut.vnet', '--allow-backbone-delete', '--out', 'cut-plan.vnet')).status).toBe(0);
+    const a = await run('apply', '--local', 'cut-plan.vnet');
+    expect(a.stdout).toContain('Apply complete! 0 added, 0 replaced, 3 deleted');
+    expect(a.status).toBe(0);
+    const again = await run('apply', '--local', 'cut-plan.vnet');
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('error[VN4002]');
+    expect((await run('apply', '--local', '--auto-approve', 'fast.vnet')).status).toBe(0);
+  });
+
   test('a daemon restarted between plan and apply: with its state intact the plan stands; with state lost it is stale', async () => {
     write('extra.vnet', spec([...FAST, `FORWARD host3 ${mac(3)} ${mac(2)} host3 proxy`]));
     expect((await run('plan', '--local', 'extra.vnet', '--out', 'extra-plan.vnet')).status).toBe(0);

@@ -53,6 +53,50 @@ describe('vnetc plan', () => {
     expect(allowed.stderr).toBe('');
   });
 
+  test('a plan saved with --allow-backbone-delete carries that consent: planned or saved again it needs no flag, for its own links only', () => {
+    write('cut4.vnet', fs.readFileSync(path.join(dir, 'star4.vnet'), 'utf8').replace(/^.*(LINK host4 proxy|host4 proxy|proxy host4)\n/gm, ''));
+    const allowed = plan('cut4.vnet', '--state', 'star4.vnet', '--allow-backbone-delete');
+    expect(plan('cut4.vnet', '--state', 'star4.vnet', '--allow-backbone-delete', '--out', 'cut4-plan.vnet').status).toBe(0);
+    const text = fs.readFileSync(path.join(dir, 'cut4-plan.vnet'), 'utf8');
+    expect(text.split('\n')[1]).toBe('# vnetc plan: made with --allow-backbone-delete, for link.host4~proxy');
+    expect(runVnetc(['validate', 'cut4-plan.vnet'], { cwd: dir }).status).toBe(0);
+    expect(runVnetc(['fmt', '--check', 'cut4-plan.vnet'], { cwd: dir }).status).toBe(0);
+
+    const again = plan('cut4-plan.vnet', '--state', 'star4.vnet', '--detailed-exitcode', '--out', 'cut4-again.vnet');
+    expect(again.stderr).toBe('Saved the plan to cut4-again.vnet.\n');
+    expect(again.status).toBe(2);
+    expect(again.stdout).toBe(allowed.stdout);
+    expect(fs.readFileSync(path.join(dir, 'cut4-again.vnet'), 'utf8').split('\n')[1]).toBe(text.split('\n')[1]);
+
+    // Consent is for the links it names: without the line, or naming another link, the flag is needed, and the error is at the DELETE's LINK.
+    const line = text.split('\n').indexOf('    LINK host4 proxy');
+    for (const [name, edited, at] of [
+      ['no-consent.vnet', text.replace(/^# vnetc plan: made with.*\n/m, ''), line],
+      ['other-consent.vnet', text.replace('link.host4~proxy', 'link.host3~proxy'), line + 1],
+    ] as const) {
+      write(name, edited);
+      const r = plan(name, '--state', 'star4.vnet');
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`${name}:${at}:5: error[VN4001]: the plan deletes a backbone link of the Proxy 'proxy': LINK host4 proxy\n ${at} |     LINK host4 proxy\n`);
+    }
+  });
+
+  test('VN4001 points at the DELETE block that cuts the star, with a note at each other link it shows', () => {
+    const star = fs.readFileSync(path.join(dir, 'star4.vnet'), 'utf8');
+    const cut = ['  DELETE'];
+    for (const h of [3, 4]) cut.push(`    FORWARD host${h} 00:50:56:00:21:0${h} NONE host${h} proxy`, `    FORWARD proxy ANY 00:50:56:00:21:0${h} proxy host${h}`, `    FORWARD proxy ANY ff:ff:ff:ff:ff:ff proxy host${h}`, `    LINK host${h} proxy`);
+    write('del.vnet', star.replace(/^END/m, `${cut.join('\n')}\nEND`));
+    // The last one: the ADD block above names the same links.
+    const lineOf = (l: string): number => fs.readFileSync(path.join(dir, 'del.vnet'), 'utf8').split('\n').lastIndexOf(l) + 1;
+    const r = plan('del.vnet', '--state', 'star4.vnet');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`del.vnet:${lineOf('    LINK host3 proxy')}:5: error[VN4001]: the plan deletes 2 backbone links of the Proxy 'proxy': LINK host3 proxy; LINK host4 proxy\n`);
+    expect(r.stderr).toContain(`  note: del.vnet:${lineOf('    LINK host4 proxy')}:5: LINK host4 proxy is deleted here too\n`);
+    const j = JSON.parse(plan('del.vnet', '--state', 'star4.vnet', '--json').stdout);
+    expect(j.diagnostics).toMatchObject([{ code: 'VN4001', line: lineOf('    LINK host3 proxy'), column: 5 }]);
+    expect(plan('del.vnet', '--state', 'star4.vnet', '--allow-backbone-delete').status).toBe(0);
+  });
+
   test('--proxy must name a declared machine', () => {
     const r = plan('star4.vnet', '--state', 'star4.vnet', '--proxy', 'hots1');
     expect(r.status).toBe(1);
