@@ -154,6 +154,22 @@ suite('kept SSH connections', () => {
     expect(await gone(s.keeper)).toBe(true);
   });
 
+  test('a suspended daemon behind a keeper: the command gives up on the keeper, connects afresh, and names the daemon within the bound', async () => {
+    const s = await withKeeper();
+    const pid = daemons.at(-1)!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // 5 s for the keeper's greeting, then the fresh connection's 10 s (jest's 60 s would end a wait for ever).
+      const e = (await open(new SshTransport(s.opts()), host('h1', s.port))
+        .then((session) => session.control())
+        .catch((x: ReachError) => x)) as ReachError;
+      expect(e.message).toBe('vnetd on h1 accepted the connection but did not greet within 10 s');
+      expect(e.hint).toMatch(/^it may be suspended \(SIGSTOP\) or wedged: its log is .*vnetd\.log there/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   test('a keeper directory open to other users is not used', async () => {
     const s = await withKeeper();
     fs.chmodSync(s.kept, 0o755);

@@ -310,7 +310,11 @@ suite('machines without what vnetd needs', () => {
         c!.close();
         // Through `vnetd ctl` as well, a daemon that does not greet is named rather than waited on.
         process.kill(pid, 'SIGSTOP');
+        // The ctl of the query above may still wait for the daemon's goodbye (60 s once its input ended): only the next one is watched.
+        const earlier = ctlPids(path.join(home, 'remote', 'state', 'strict'));
         expectSilent(await reachError(s.control()), path.join(home, 'remote', 'state', 'strict'));
+        // The `vnetd ctl` sshd ran for it gives up too, rather than linger there while the daemon stays suspended.
+        expect(await ctlGone(path.join(home, 'remote', 'state', 'strict'), earlier)).toBe(true);
         await s.stop();
         expect(alive(pid)).toBe(false);
       } finally {
@@ -380,6 +384,18 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The pids of the `vnetd ctl` processes for the state directory `state`. */
+const ctlPids = (state: string): number[] =>
+  spawnSync('pgrep', ['-f', `ctl --state-dir ${state}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+
+/** Waits (up to 15 s) until no `vnetd ctl` for `state` runs but those in `earlier`. */
+async function ctlGone(state: string, earlier: number[]): Promise<boolean> {
+  const deadline = Date.now() + 15_000;
+  const running = () => ctlPids(state).some((p) => !earlier.includes(p));
+  while (running() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return !running();
 }
 
 /** The error for a daemon whose socket accepted and then said nothing, with state directory `state` there. */
