@@ -99,37 +99,35 @@ export function buildProblem(inference: Inference, base: State, proxyName: strin
   const mbps: number[] = [];
   const undirected = new Map<string, VmPair>();
   // The settled topology, not the window's matrix: it is what VTTIF's damping let through, and it stands while the window is idle (a compute phase) or settling.
-  for (const e of inference.topology.edges) {
-    const directions: [string, string, number][] = [
-      [e.a, e.b, e.aToBBytesPerS],
-      [e.b, e.a, e.bytesPerS - e.aToBBytesPerS],
-    ];
-    for (const [from, to, bytesPerS] of directions) {
-      const rate = toMbps(bytesPerS);
-      if (!(rate > 0)) continue;
-      if (isGroupMac(to)) {
-        skip(rate, 'broadcast and multicast traffic (it takes the star whatever the topology)');
-        continue;
-      }
-      const s = vmIndex.get(from);
-      const d = vmIndex.get(to);
-      if (s === undefined || d === undefined) {
-        skip(rate, 'traffic with an endpoint no daemon has seen send (not in hosts)');
-        continue;
-      }
-      if (s === d) continue;
-      if (!movable[s] && !movable[d]) {
-        skip(rate, 'traffic between two endpoints on the Proxy’s LAN');
-        continue;
-      }
-      src.push(s);
-      dst.push(d);
-      mbps.push(rate);
-      const key = s < d ? `${s} ${d}` : `${d} ${s}`;
-      const p = undirected.get(key);
-      if (p) p.mbps += rate;
-      else undirected.set(key, { a: Math.min(s, d), b: Math.max(s, d), mbps: rate });
+  const directed = inference.topology.edges.flatMap((e) => [
+    { src: e.a, dst: e.b, bytesPerS: e.aToBBytesPerS },
+    { src: e.b, dst: e.a, bytesPerS: e.bytesPerS - e.aToBBytesPerS },
+  ]);
+  for (const e of directed) {
+    const rate = toMbps(e.bytesPerS);
+    if (!(rate > 0)) continue;
+    if (isGroupMac(e.dst)) {
+      skip(rate, 'broadcast and multicast traffic (it takes the star whatever the topology)');
+      continue;
     }
+    const s = vmIndex.get(e.src);
+    const d = vmIndex.get(e.dst);
+    if (s === undefined || d === undefined) {
+      skip(rate, 'traffic with an endpoint no daemon has seen send (not in hosts)');
+      continue;
+    }
+    if (s === d) continue;
+    if (!movable[s] && !movable[d]) {
+      skip(rate, 'traffic between two endpoints on the Proxy’s LAN');
+      continue;
+    }
+    src.push(s);
+    dst.push(d);
+    mbps.push(rate);
+    const key = s < d ? `${s} ${d}` : `${d} ${s}`;
+    const p = undirected.get(key);
+    if (p) p.mbps += rate;
+    else undirected.set(key, { a: Math.min(s, d), b: Math.max(s, d), mbps: rate });
   }
   const pairs = [...undirected.values()].sort((x, y) => y.mbps - x.mbps || x.a - y.a || x.b - y.b);
 
