@@ -78,18 +78,34 @@ export class VttifAgent {
       this.counters.strayReports++;
       return;
     }
+    const now = performance.now();
     let report: ReceivedReport;
     try {
       report = decodeReport(payload);
     } catch (e) {
-      this.counters.badReports++;
-      if (this.counters.badReports <= 10) this.hooks.log(`vttif: bad report from ${peer}: ${(e as Error).message}`);
+      this.refused(peer, e as Error);
       return;
     }
+    if (!this.ingest(peer, report, report.round, now)) return;
     this.counters.reportsIn++;
-    const now = performance.now();
-    this.collector.ingest(peer, report, report.round, now);
     this.evaluateSoon(now);
+  }
+
+  /** Into the collector's window; a report it refuses (past its bounds) is counted like a bad one, never thrown: it came from the network. */
+  private ingest(from: string, report: Report, round: number, now: number): boolean {
+    try {
+      this.collector!.ingest(from, report, round, now);
+      return true;
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      this.refused(from, e);
+      return false;
+    }
+  }
+
+  private refused(from: string, e: Error): void {
+    this.counters.badReports++;
+    if (this.counters.badReports <= 10) this.hooks.log(`vttif: bad report from ${from}: ${e.message}`);
   }
 
   /**
@@ -162,7 +178,7 @@ export class VttifAgent {
     const to = this.settings.collector;
     if (to === null) return;
     if (to === this.hooks.machine) {
-      this.collector?.ingest(to, report, this.round, now);
+      if (this.collector) this.ingest(to, report, this.round, now);
       return;
     }
     let ok = true;

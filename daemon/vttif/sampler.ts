@@ -1,5 +1,5 @@
 import { readMac48 } from '../../src/model/mac48.js';
-import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
+import { MAX_REPORT_PAIRS, PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 
 /**
  * The local traffic matrix (000 §2.2): bytes and frames per directed VM
@@ -16,8 +16,8 @@ import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
  */
 
 const INITIAL_SLOTS = 256;
-/** Past this many pairs in one report interval, new pairs are counted as overflow instead of growing the table. */
-export const MAX_PAIRS = 1 << 16;
+/** Past this many pairs in one report interval, new pairs are counted as overflow instead of growing the table (the collector takes no more). */
+export const MAX_PAIRS = MAX_REPORT_PAIRS;
 const TWO_32 = 4294967296;
 
 /*

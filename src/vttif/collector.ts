@@ -42,12 +42,13 @@ export class Collector {
     this.dirty = true;
   }
 
+  /** Throws RangeError, having kept nothing of the report, when the window refuses it (SlidingWindow.add). */
   ingest(from: string, report: Report, round: number, now: number): void {
+    this.window.add(from, report, round, now);
     this.reportsIn++;
     this.reporters.set(from, now);
     this.firstReport ??= now;
     for (const mac of report.hosted) remember(this.hosts, mac, { machine: from, at: now });
-    this.window.add(from, report, round, now);
     this.dirty = true;
   }
 

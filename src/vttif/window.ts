@@ -1,5 +1,5 @@
 import { numberToMac } from '../model/mac48.js';
-import { PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
+import { MAX_REPORT_PAIRS, PAIR_FIELDS, type Report } from '../wire/vttif-report.js';
 import { linkKey } from '../model/state.js';
 
 /**
@@ -20,9 +20,20 @@ interface Round {
   /** Arrival of its first chunk (monotonic ms). */
   at: number;
   round: number;
-  /** One per chunk. */
+  /** One per chunk with pairs (and the first, which may have none). */
   chunks: Float64Array[];
+  pairs: number;
 }
+
+/**
+ * What the window holds at most, all daemons and rounds together, so that
+ * no peer (a buggy one, or one whose key was stolen) can grow the
+ * collector without bound: 2^22 pair counts (128 MiB of them), and 2^20
+ * distinct directed pairs (every pair of 1,024 VMs; each costs a few
+ * hundred bytes of names). A chunk past either is refused whole.
+ */
+export const MAX_WINDOW_PAIRS = 1 << 22;
+export const MAX_DISTINCT_PAIRS = 1 << 20;
 
 /**
  * Sums per directed pair over the window. The MACs, and the undirected
@@ -45,10 +56,15 @@ export class SlidingWindow {
   private readonly daemons = new Map<string, Round[]>();
   /** Source → destination → sums, keyed by the 48-bit numbers the reports carry. */
   private readonly sums = new Map<number, Map<number, PairSums>>();
+  /** Pair counts in the rounds held, and entries in `sums`: what MAX_WINDOW_PAIRS and MAX_DISTINCT_PAIRS bound. */
+  private held = 0;
+  private distinct = 0;
 
   constructor(
     public windowMs: number,
     public intervalMs: number,
+    /** The bounds (tests lower them, rather than fill 128 MiB). */
+    private readonly limits = { pairs: MAX_WINDOW_PAIRS, distinct: MAX_DISTINCT_PAIRS },
   ) {}
 
   /** Rounds kept per daemon. */
@@ -56,16 +72,36 @@ export class SlidingWindow {
     return Math.max(1, Math.round(this.windowMs / this.intervalMs));
   }
 
-  /** A report (or one chunk of it) from `from`, arriving at `at`. */
+  /** A report (or one chunk of it) from `from`, arriving at `at`. Throws RangeError, having kept nothing of it, past the bounds. */
   add(from: string, report: Report, round: number, at: number): void {
+    const n = report.pairs.length / PAIR_FIELDS;
     let q = this.daemons.get(from);
-    if (!q) this.daemons.set(from, (q = []));
-    const last = q.at(-1);
+    const last = q?.at(-1);
     // Chunks of one report arrive together; the same number from a later tick (a restarted daemon, a counter come round) is a new round.
-    if (last && last.round === round && at - last.at < this.intervalMs / 2) last.chunks.push(report.pairs);
-    else q.push({ at, round, chunks: [report.pairs] });
+    const joins = last !== undefined && last.round === round && at - last.at < this.intervalMs / 2;
+    if (joins && last.pairs + n > MAX_REPORT_PAIRS) throw new RangeError(`round ${round} carries more than ${MAX_REPORT_PAIRS} pairs, more than a daemon's sampler counts`);
+    const { pairs: maxPairs, distinct: maxDistinct } = this.limits;
+    if (this.held + n > maxPairs) throw new RangeError(`the window holds ${this.held} pair counts and takes at most ${maxPairs}; shorten the window or lower the rate (vnetc infer --window, --rate)`);
+    if (this.distinct + n > maxDistinct && this.distinct + this.unseen(report.pairs) > maxDistinct) {
+      throw new RangeError(`the window holds ${this.distinct} distinct VM pairs and takes at most ${maxDistinct}`);
+    }
+    if (!q) this.daemons.set(from, (q = []));
+    if (!joins) q.push({ at, round, chunks: [report.pairs], pairs: n });
+    else if (n > 0) {
+      // An empty chunk adds nothing to a round it joins: kept, a peer could pile them up without bound.
+      last.chunks.push(report.pairs);
+      last.pairs += n;
+    }
+    this.held += n;
     this.fold(report.pairs, 1);
     while (q.length > this.rounds) this.drop(q);
+  }
+
+  /** How many of these pairs the window has no sums for yet (asked only near the bound). */
+  private unseen(pairs: Float64Array): number {
+    const fresh = new Set<string>();
+    for (let f = 0; f < pairs.length; f += PAIR_FIELDS) if (!this.sums.get(pairs[f]!)?.has(pairs[f + 1]!)) fresh.add(`${pairs[f]} ${pairs[f + 1]}`);
+    return fresh.size;
   }
 
   /** Drops the rounds of daemons that stopped reporting: those that arrived a window and an interval before `now`. True when any went. */
@@ -103,7 +139,9 @@ export class SlidingWindow {
   }
 
   private drop(q: Round[]): void {
-    for (const pairs of q.shift()!.chunks) this.fold(pairs, -1);
+    const gone = q.shift()!;
+    this.held -= gone.pairs;
+    for (const pairs of gone.chunks) this.fold(pairs, -1);
   }
 
   private fold(pairs: Float64Array, sign: 1 | -1): void {
@@ -118,12 +156,14 @@ export class SlidingWindow {
         const [a, b] = srcMac < dstMac ? [srcMac, dstMac] : [dstMac, srcMac];
         s = { src: srcMac, dst: dstMac, a, b, edge: linkKey(a, b), bytes: 0, frames: 0 };
         row.set(dst, s);
+        this.distinct++;
       }
       s.bytes += sign * pairs[f + 2]!;
       s.frames += sign * pairs[f + 3]!;
       // Frame counts are whole numbers, so they reach 0 exactly; byte sums may keep a rounding crumb.
       if (s.frames <= 0) {
         row.delete(dst);
+        this.distinct--;
         if (row.size === 0) this.sums.delete(src);
       }
     }

@@ -22,6 +22,8 @@ const MAC = 6;
 export const PAIR_BYTES = 2 * MAC + 8 + 4;
 /** Fields per pair in `Report.pairs`. */
 export const PAIR_FIELDS = 4;
+/** The most pairs (and hosted VMs) one round of a daemon's report carries: its sampler counts no more in an interval. */
+export const MAX_REPORT_PAIRS = 1 << 16;
 
 export interface Report {
   hosted: number[];
@@ -67,7 +69,7 @@ export function encodeReport(r: Report, maxBytes: number, round: number): Buffer
   return out;
 }
 
-/** Throws RangeError saying what is wrong; the bytes came from an authenticated peer, but a buggy one must not corrupt the matrix. */
+/** Throws RangeError saying what is wrong; the bytes came from an authenticated peer, but a buggy or hostile one must not corrupt the matrix. */
 export function decodeReport(buf: Uint8Array): ReceivedReport {
   if (buf.length < HEAD) throw new RangeError(`report of ${buf.length} bytes is shorter than its ${HEAD}-byte header`);
   if (buf[0] !== REPORT_VERSION) throw new RangeError(`report version ${buf[0]} (this daemon reads ${REPORT_VERSION})`);
@@ -86,7 +88,10 @@ export function decodeReport(buf: Uint8Array): ReceivedReport {
     const bytes = b.readDoubleBE(o + 12);
     if (!(bytes >= 0 && bytes < 2 ** 53)) throw new RangeError(`report pair ${i}: the byte count must be a non-negative number`);
     r.pairs[f + 2] = bytes;
-    r.pairs[f + 3] = b.readUInt32BE(o + 20);
+    const frames = b.readUInt32BE(o + 20);
+    // A pair is in a report because a frame was counted: the collector's window keeps a pair exactly while its frames sum above 0.
+    if (frames === 0) throw new RangeError(`report pair ${i}: a pair with no frames`);
+    r.pairs[f + 3] = frames;
   }
   return r;
 }

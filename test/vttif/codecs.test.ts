@@ -19,7 +19,7 @@ describe('VTTIF report codec', () => {
     fc.assert(
       fc.property(
         fc.array(mac48, { maxLength: 40 }),
-        fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 2 ** 32 - 1 })), { maxLength: 60 }),
+        fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 32 - 1 })), { maxLength: 60 }),
         fc.integer({ min: 32, max: 4000 }),
         fc.integer({ min: 0, max: 10_000 }),
         (hosted, raw, max, round) => {
