@@ -1,4 +1,5 @@
 import { isMachineName } from '../model/names.js';
+import { clipWord } from '../wire/clip-word.js';
 import type { VttifParams } from './types.js';
 
 /**
@@ -76,17 +77,17 @@ export function applySettingWords(base: VttifSettings, words: readonly string[])
       case 'collector':
         if (value === '-') s.collector = null;
         else if (isMachineName(value)) s.collector = value;
-        else throw new RangeError(`collector '${value}' is not a machine name (or '-' for none)`);
+        else throw new RangeError(`collector '${clipWord(value)}' is not a machine name (or '-' for none)`);
         break;
       case 'sampling':
-        if (value !== 'on' && value !== 'off') throw new RangeError(`sampling must be 'on' or 'off', not '${value}'`);
+        if (value !== 'on' && value !== 'off') throw new RangeError(`sampling must be 'on' or 'off', not '${clipWord(value)}'`);
         s.sampling = value === 'on';
         break;
       case 'sample-every':
         s.sampleEvery = number(key, value, (n) => Number.isInteger(n) && n >= 1 && n <= MAX_SAMPLE_EVERY, `a whole number from 1 to ${MAX_SAMPLE_EVERY}`);
         break;
       case 'update-hz':
-        s.updateHz = number(key, value, (n) => n >= MIN_UPDATE_HZ && n <= MAX_UPDATE_HZ, `a rate from 1/${MAX_WINDOW_S} (one report per ${MAX_WINDOW_S} s, the longest window) to ${MAX_UPDATE_HZ}`);
+        s.updateHz = number(key, value, (n) => n >= MIN_UPDATE_HZ && n <= MAX_UPDATE_HZ, `a rate from ${MIN_UPDATE_HZ.toPrecision(3)} (one report per ${MAX_WINDOW_S} s, the longest window) to ${MAX_UPDATE_HZ}`);
         break;
       case 'window-s':
         s.windowS = number(key, value, (n) => n > 0 && n <= MAX_WINDOW_S, `seconds above 0 and at most ${MAX_WINDOW_S}`);
@@ -95,7 +96,7 @@ export function applySettingWords(base: VttifSettings, words: readonly string[])
         s.threshold = number(key, value, (n) => n >= 0 && n < 1, 'a fraction from 0 up to (not including) 1');
         break;
       default:
-        throw new RangeError(`unknown VTTIF setting '${key}' (known: ${KEYS.join(', ')})`);
+        throw new RangeError(`unknown VTTIF setting '${clipWord(key)}' (known: ${KEYS.join(', ')})`);
     }
   }
   return s;
@@ -115,7 +116,7 @@ export function settingsProblem(p: VttifParams): string | null {
 
 function number(key: string, value: string, ok: (n: number) => boolean, what: string): number {
   const n = /^[0-9]*\.?[0-9]+(e-?[0-9]+)?$/i.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || !ok(n)) throw new RangeError(`${key}=${value}: expected ${what}`);
+  if (!Number.isFinite(n) || !ok(n)) throw new RangeError(`${key}=${clipWord(value)}: expected ${what}`);
   return n;
 }
 

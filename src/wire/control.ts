@@ -2,6 +2,7 @@ import { applySettingWords, DEFAULT_SETTINGS } from '../vttif/params.js';
 import { printAddress } from '../lang/print.js';
 import { parseMac } from '../model/mac.js';
 import { isInterfaceName, isMachineName } from '../model/names.js';
+import { clipWord } from './clip-word.js';
 import { parseHostPort } from './hostport.js';
 import type { Address, Destination, Proto, Rule } from '../model/state.js';
 
@@ -123,11 +124,6 @@ class Words {
 /** The largest configuration-time bound CONFIGTIME takes (nine digits), and saved state may hold. */
 export const MAX_CONFIG_TIME_MS = 999_999_999;
 
-/** A word of the client's, quoted back: short, and with no byte that could end or garble a reply line. */
-const clipWord = (w: string): string => {
-  const short = w.length > 40 ? w.slice(0, 39) + '…' : w;
-  return short.replace(/[^\x20-\x7e…]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
-};
 
 function machineWord(w: string): string {
   if (!isMachineName(w)) syntax(`'${clipWord(w)}' is not a machine name`);

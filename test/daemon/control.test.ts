@@ -133,9 +133,13 @@ describe('control sessions', () => {
     const c = await ControlClient.connect(sock);
     expect(await c.request('VTTIF collector=proxy update-hz=20 window-s=0.25')).toEqual({ ok: true, data: [], text: 'vttif collector=proxy update-hz=20 window-s=0.25' });
     expect(target.vttifWords).toEqual(['collector=proxy', 'update-hz=20', 'window-s=0.25']);
-    expect(await c.request('VTTIF update-hz=50')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('from 1/3600 (one report per 3600 s, the longest window) to 20') });
+    expect(await c.request('VTTIF update-hz=50')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('from 0.000278 (one report per 3600 s, the longest window) to 20') });
     expect(await c.request('VTTIF colour=red')).toMatchObject({ ok: false, code: 'E_SYNTAX', text: expect.stringContaining('known: collector') });
     expect(await c.request('VTTIF collector=$(reboot)')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
+    // A bad value is quoted back as any word is: cut to 40 characters, no control or non-ASCII byte reaching the terminal.
+    expect(await c.request('VTTIF collector=a\x1b[31mRED')).toEqual({ ok: false, code: 'E_SYNTAX', data: [], text: "collector 'a\\x1b[31mRED' is not a machine name (or '-' for none)" });
+    expect((await c.request(`VTTIF sampling=${'é'.repeat(20_000)}`)).text).toBe(`sampling must be 'on' or 'off', not '${'\\xc3\\xa9'.repeat(19)}\\xc3…'`); // the line's bytes, as the daemon reads them
+    expect((await c.request(`VTTIF ${'k'.repeat(300)}=1`)).text).toMatch(/^unknown VTTIF setting 'k{39}…' \(known: /);
     expect(await c.request('VTTIF')).toMatchObject({ ok: false, code: 'E_SYNTAX' });
     expect(await c.request('VTTIF window-s=0.01')).toMatchObject({ ok: false, code: 'E_REJECTED' });
     expect(await c.request('INFER?')).toMatchObject({ ok: false, code: 'E_STATE', text: 'not the collector' });

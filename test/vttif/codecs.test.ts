@@ -108,7 +108,7 @@ describe('VTTIF settings', () => {
     expect(applySettingWords(DEFAULT_SETTINGS, formatSettings(s).split(' '))).toEqual(s);
     expect(settingsFromLines([...settingsLines(s), 'role reporter', 'hosted 02:00:00:00:00:01 age-s=1'])).toEqual(s);
     // The slowest rate still fits one interval in the longest window; anything slower could never be a valid setting.
-    for (const slow of ['update-hz=0', 'update-hz=0.0002', 'update-hz=1e-300']) expect(() => applySettingWords(s, [slow])).toThrow(/a rate from 1\/3600 \(one report per 3600 s, the longest window\) to 20/);
+    for (const slow of ['update-hz=0', 'update-hz=0.0002', 'update-hz=1e-300']) expect(() => applySettingWords(s, [slow])).toThrow(/a rate from 0\.000278 \(one report per 3600 s, the longest window\) to 20/);
     expect(applySettingWords(s, ['update-hz=0.000278', 'window-s=3600']).updateHz).toBe(0.000278);
     expect(() => applySettingWords(s, ['threshold=1'])).toThrow(/fraction/);
     expect(() => applySettingWords(s, ['window-s=1e400'])).toThrow(/window-s/);
