@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { clipWord } from '../src/wire/clip-word.js';
 import { MAX_LINE, WireError, isChange, parseCommand, PROTOCOL_VERSION, type Change, type Command } from '../src/wire/control.js';
 
 /**
@@ -105,7 +106,11 @@ export class ControlServer {
         socket.on('close', go);
       });
     };
-    socket.on('end', () => session.push(undefined));
+    socket.on('end', () => {
+      const rest = lines.finish();
+      if (rest !== undefined && rest.trim() !== '') session.unterminated(rest);
+      session.push(undefined);
+    });
   }
 }
 
@@ -152,12 +157,22 @@ export class LineSplitter {
       start = nl + 1;
     }
   }
+
+  /** At the end of input: the last line, if it had no newline (and was not too long). */
+  finish(): string | undefined {
+    const rest = this.skipping || this.size === 0 ? undefined : Buffer.concat(this.parts, this.size).toString('latin1');
+    this.parts = [];
+    this.size = 0;
+    this.skipping = false;
+    return rest;
+  }
 }
 
 /** One client's conversation: commands run strictly in order, each answered in order. */
 class Session {
   /** Lines waiting to be handled; `head` is the next. An index, not shift(): a batch queues millions. */
-  private queue: (string | undefined | 'TOOLONG')[] = [];
+  /** Lines, refusals already worded (they break an open batch), and undefined for the end of input. */
+  private queue: (string | undefined | { refuse: string })[] = [];
   private head = 0;
   private running = false;
   private batch: Change[] | undefined;
@@ -182,7 +197,12 @@ class Session {
   }
 
   tooLong(): void {
-    this.enqueue('TOOLONG');
+    this.enqueue({ refuse: `ERR E_TOOLONG line longer than ${MAX_LINE} bytes; skipped\n` });
+  }
+
+  /** The input ended inside a line: a client cut off mid-write may have sent a different command's prefix, so it is not run. */
+  unterminated(line: string): void {
+    this.enqueue({ refuse: `ERR E_SYNTAX the input ended inside a line ('${clipWord(line)}'): a command ends with a newline; not run\n` });
   }
 
   /** A line, or undefined at the end of input. */
@@ -190,7 +210,7 @@ class Session {
     this.enqueue(line);
   }
 
-  private enqueue(item: string | undefined | 'TOOLONG'): void {
+  private enqueue(item: string | undefined | { refuse: string }): void {
     this.queue.push(item);
     if (!this.running) void this.drain();
   }
@@ -213,7 +233,7 @@ class Session {
         break;
       }
       try {
-        const reply = item === 'TOOLONG' ? this.refuseLong() : await this.handle(item);
+        const reply = typeof item === 'object' ? this.refuse(item.refuse) : await this.handle(item);
         if (reply === 'done' || reply === 'shutdown') {
           this.write(reply === 'done' ? 'OK bye\n' : 'OK stopping\n');
           this.onDone();
@@ -232,9 +252,9 @@ class Session {
     this.onIdle();
   }
 
-  private refuseLong(): string {
+  private refuse(reply: string): string {
     if (this.batch) this.batchBroken = true;
-    return `ERR E_TOOLONG line longer than ${MAX_LINE} bytes; skipped\n`;
+    return reply;
   }
 
   private async handle(line: string): Promise<string | 'done' | 'shutdown'> {

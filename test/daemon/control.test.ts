@@ -201,6 +201,17 @@ describe('control sessions', () => {
     expect(out.split('\n')).toEqual(['OK vnetd test protocol 1 machine h1', 'OK', 'OK', '* ANY ANY LINK h2', 'OK 1', '']);
   });
 
+  test('input that ends inside a line: that line is refused, not run (a client cut off mid-write may have sent the prefix of another command)', async () => {
+    const c = net.connect(sock);
+    let out = '';
+    c.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const closed = new Promise((r) => c.on('close', r));
+    c.end(`LINK ADD h2 TCP DIAL 127.0.0.1:5001 ${KEY}\nRULE ADD ANY ANY LINK h`);
+    await closed;
+    expect(out.split('\n')).toEqual(['OK vnetd test protocol 1 machine h1', 'OK', "ERR E_SYNTAX the input ended inside a line ('RULE ADD ANY ANY LINK h'): a command ends with a newline; not run", '']);
+    expect(target.config.rules.size).toBe(0);
+  });
+
   test('a client that does not read its replies stops being served until it does, and then gets every one', async () => {
     const rules = Array.from({ length: 200 }, (_, i) => `RULE ADD ANY 02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')} IFACE vm0`);
     const c = await ControlClient.connect(sock);
