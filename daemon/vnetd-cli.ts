@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
 import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
 import { version } from '../src/version.js';
-import { CapturingInterface } from './capture/capturing-interface.js';
+import { captureTarget } from './capture/capture-paths.js';
 import { PcapWriter } from './capture/pcap-file.js';
 import { interfaceFromSpec } from './interfaces/from-spec.js';
 import type { Interface } from './interfaces/interface.js';
@@ -134,32 +134,30 @@ async function main(argv: string[]): Promise<void> {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) fail(`--iface: two interfaces are named '${dup}'`);
 
-  // Every --capture is checked before any file is opened: a mistake in the last one creates no file for the first.
-  const captures: { peer: string | null; at: number; file: string }[] = [];
+  // Every --capture is checked here, and no file is opened: the daemon opens them once it has started (Vnetd.start).
+  const ifaceCaptures = new Map<string, PcapWriter>();
+  const linkCaptures = new Map<string, PcapWriter>();
   for (const arg of values.capture) {
     const eq = arg.indexOf('=');
     const name = arg.slice(0, eq);
     if (eq <= 0 || eq === arg.length - 1) fail(`--capture: '${arg}' is not NAME=FILE or link:PEER=FILE (for example vm0=/tmp/vm0.pcap)`);
     const peer = name.startsWith('link:') ? name.slice('link:'.length) : null;
-    const at = interfaces.findIndex((i) => i.name === name);
     if (peer !== null) {
       if (!isMachineName(peer) || peer === machine) fail(`--capture: '${peer}' is not another machine's name (link:PEER names the machine at the link's other end)`);
-    } else if (at === -1) {
+    } else if (!names.includes(name)) {
       fail(`--capture: no interface is named '${name}' (give it with --iface ${name}=KIND:PARAMS, or capture a link with link:PEER=FILE)`);
     }
-    if (captures.some((c) => (peer !== null ? c.peer === peer : c.at === at))) fail(`--capture: ${peer !== null ? `the link to '${peer}'` : `'${name}'`} is captured twice`);
-    captures.push({ peer, at, file: arg.slice(eq + 1) });
+    const into = peer !== null ? linkCaptures : ifaceCaptures;
+    if (into.has(peer ?? name)) fail(`--capture: ${peer !== null ? `the link to '${peer}'` : `'${name}'`} is captured twice`);
+    into.set(peer ?? name, new PcapWriter(arg.slice(eq + 1), log));
   }
-  const linkCaptures = new Map<string, PcapWriter>();
-  for (const c of captures) {
-    let writer: PcapWriter;
+  // The files once every option is well formed: the mistake in the words is the one to say first.
+  for (const { file } of [...ifaceCaptures.values(), ...linkCaptures.values()]) {
     try {
-      writer = new PcapWriter(c.file, log);
+      captureTarget(file);
     } catch (e) {
-      fail(`--capture: cannot write ${c.file}: ${(e as Error).message}`);
+      fail(`--capture: ${(e as Error).message}`);
     }
-    if (c.peer !== null) linkCaptures.set(c.peer, writer);
-    else interfaces[c.at] = new CapturingInterface(interfaces[c.at]!, writer);
   }
 
   let stop = (_why: string): void => {};
@@ -169,6 +167,7 @@ async function main(argv: string[]): Promise<void> {
     listen: values.listen,
     stateDir,
     interfaces,
+    ifaceCaptures,
     linkCaptures,
     log,
     fastPath: !values['no-fast-path'],

@@ -5,6 +5,7 @@ import { version } from '../src/version.js';
 import { formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
+import { CapturingInterface } from './capture/capturing-interface.js';
 import { FastPath } from './forward/fast-path.js';
 import { ForwardingTable } from './forward/table.js';
 import type { Interface } from './interfaces/interface.js';
@@ -29,6 +30,8 @@ export interface VnetdOptions {
   onShutdown?: () => void;
   /** Link timing, for tests. */
   links?: { keepaliveMs?: number };
+  /** Per interface name, where to write the frames crossing it, both ways (`--capture NAME=FILE`). */
+  ifaceCaptures?: Map<string, FrameSink>;
   /** Per peer machine, where to write the frames the link to it carries, both ways (`--capture link:PEER=FILE`). */
   linkCaptures?: Map<string, FrameSink>;
   /**
@@ -41,6 +44,10 @@ export interface VnetdOptions {
 
 /** Where captured frames go: a .pcap file (daemon/capture/pcap-file.ts). */
 export interface FrameSink {
+  /** Opens the file without emptying it; throws why it cannot be written. */
+  claim(): void;
+  /** Empties it and starts writing: what was written before comes first. */
+  begin(): void;
   write(frame: Uint8Array): void;
   close(): Promise<void>;
 }
@@ -72,12 +79,20 @@ export class Vnetd implements ControlTarget {
   private readonly startedAt = Date.now();
   private readonly vttif: VttifAgent;
   private readonly linkCaptures: Map<string, FrameSink>;
+  private readonly ifaceCaptures: Map<string, FrameSink>;
+  /** opts.interfaces, a captured one wrapped so that its frames also reach its file. */
+  private readonly interfaces: Interface[];
   private readonly fast: FastPath | null;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
     this.linkCaptures = opts.linkCaptures ?? new Map();
-    this.config = new Config(opts.machine, new Set(opts.interfaces.map((i) => i.name)));
+    this.ifaceCaptures = opts.ifaceCaptures ?? new Map();
+    this.interfaces = opts.interfaces.map((i) => {
+      const sink = this.ifaceCaptures.get(i.name);
+      return sink ? new CapturingInterface(i, sink) : i;
+    });
+    this.config = new Config(opts.machine, new Set(this.interfaces.map((i) => i.name)));
     const pcap = pcapBinding();
     this.fast =
       opts.fastPath === false
@@ -137,7 +152,7 @@ export class Vnetd implements ControlTarget {
       throw new Error(`${this.store.file} belongs to machine '${saved.machine}', not '${opts.machine}'; use another --state-dir`);
     }
 
-    for (const iface of opts.interfaces) {
+    for (const iface of this.interfaces) {
       iface.on('note', (line: string) => opts.log(`iface ${iface.name}: ${line}`));
       await iface.open();
       const port = this.table.attach({ kind: 'interface', iface: iface.name });
@@ -198,6 +213,14 @@ export class Vnetd implements ControlTarget {
     // MTUs through it), so its first DEVICES? does not pay for that either.
     await this.store.prepare(this.saved());
     await this.control.listen(sock);
+    // Only a daemon that holds its state directory, ports and socket touches
+    // its capture files: one that cannot start must not empty a running
+    // one's. Each is claimed before any is emptied, so a capture that cannot
+    // be written leaves the others as they were. Frames that crossed an
+    // interface meanwhile were held and come first.
+    const sinks = [...this.ifaceCaptures.values(), ...this.linkCaptures.values()];
+    for (const sink of sinks) sink.claim();
+    for (const sink of sinks) sink.begin();
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }
 
@@ -211,7 +234,8 @@ export class Vnetd implements ControlTarget {
     }
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
-    for (const sink of this.linkCaptures.values()) await sink.close();
+    // Captures are the daemon's, begun or not (a start that failed leaves them untouched).
+    for (const sink of [...this.ifaceCaptures.values(), ...this.linkCaptures.values()]) await sink.close();
     await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
   }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Interface } from '../interfaces/interface.js';
-import type { PcapWriter } from './pcap-file.js';
+import type { FrameSink } from '../vnetd-core.js';
 
 /**
  * An interface whose frames, both ways, are also written to a capture file:
@@ -10,7 +10,7 @@ import type { PcapWriter } from './pcap-file.js';
 export class CapturingInterface extends EventEmitter implements Interface {
   constructor(
     private readonly inner: Interface,
-    private readonly writer: PcapWriter,
+    private readonly writer: FrameSink,
   ) {
     super();
     inner.on('frame', (frame: Buffer) => {
@@ -46,8 +46,8 @@ export class CapturingInterface extends EventEmitter implements Interface {
     return sent;
   }
 
-  async close(): Promise<void> {
-    await this.inner.close();
-    await this.writer.close();
+  /** The writer is the daemon's to close: it opened it. */
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }

@@ -39,40 +39,79 @@ export function record(frame: Uint8Array, whenMs: number): Buffer {
   return r;
 }
 
-/** Appends frames to a capture file as they cross an interface. */
+/**
+ * Appends frames to a capture file as they cross an interface or a link.
+ *
+ * Nothing is touched when it is made: the daemon opens its captures only
+ * once it holds its state directory and its ports (claim, then begin), so a
+ * second daemon that cannot start leaves a running one's capture whole.
+ * Frames that cross before that are held, within the same bound as a slow
+ * disk's backlog, and written first.
+ */
 export class PcapWriter {
   readonly counters = { frames: 0, dropped: 0, errors: 0 };
-  private readonly out: fs.WriteStream;
+  private fd: number | null = null;
+  private out: fs.WriteStream | null = null;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private readonly origin = Date.now() - performance.now();
 
-  /**
-   * Opens (creates or truncates) the file now, synchronously, so that a path
-   * that cannot be written is refused at start-up. Owner-only: a capture
-   * holds whatever the VMs said.
-   */
   constructor(
     readonly file: string,
     /** Told once when the file can no longer be written (a full disk): the capture ends there, the daemon goes on. */
-    failed: (message: string) => void = () => {},
-  ) {
-    const fd = fs.openSync(file, 'w', 0o600);
-    this.out = fs.createWriteStream('', { fd });
-    this.out.on('error', (e) => {
-      if (this.counters.errors++ === 0) failed(`capture ${file}: ${e.message}; no more frames are written to it`);
+    private readonly failed: (message: string) => void = () => {},
+  ) {}
+
+  /**
+   * Opens the file, creating it owner-only (a capture holds whatever the
+   * VMs said), but does not empty it yet: if another capture of the same
+   * daemon cannot be opened, this one is left as it was. Throws why not.
+   */
+  claim(): void {
+    try {
+      this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+    } catch (e) {
+      throw new Error(`cannot write the capture file ${this.file} (--capture): ${(e as Error).message}`);
+    }
+  }
+
+  /** Empties the claimed file (a FIFO or a device has nothing to empty) and writes the header, then what was held. */
+  begin(): void {
+    if (this.fd === null) this.claim();
+    const fd = this.fd!;
+    if (fs.fstatSync(fd).isFile()) fs.ftruncateSync(fd, 0);
+    const out = fs.createWriteStream('', { fd });
+    out.on('error', (e) => {
+      if (this.counters.errors++ === 0) this.failed(`capture ${this.file}: ${e.message}; no more frames are written to it`);
     });
-    this.out.write(fileHeader());
+    out.write(fileHeader());
+    for (const r of this.held) out.write(r);
+    this.held = [];
+    this.out = out;
   }
 
   write(frame: Uint8Array): void {
-    if (this.out.writableLength > MAX_PENDING_BYTES || this.out.destroyed) {
+    const backlog = this.out ? this.out.writableLength : this.heldBytes;
+    if (backlog > MAX_PENDING_BYTES || this.out?.destroyed) {
       this.counters.dropped++;
       return;
     }
-    this.out.write(record(frame, this.origin + performance.now()));
+    const r = record(frame, this.origin + performance.now());
+    if (this.out) this.out.write(r);
+    else {
+      this.held.push(r);
+      this.heldBytes += r.length;
+    }
     this.counters.frames++;
   }
 
+  /** Ends the file; one never begun (its daemon did not start) is closed untouched. */
   close(): Promise<void> {
-    return new Promise((resolve) => this.out.end(() => resolve()));
+    const out = this.out;
+    if (out) return new Promise((resolve) => out.end(() => resolve()));
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+    this.held = [];
+    return Promise.resolve();
   }
 }

@@ -49,6 +49,7 @@ describe('pcap files', () => {
   test('frames of every size come back whole, in order, as Ethernet, with sane timestamps', async () => {
     const file = path.join(dir, 'sizes.pcap');
     const w = new PcapWriter(file);
+    w.begin();
     const frames = [14, 60, 1514, 9014, 65535].map((n, i) => frame('020000000002', '020000000001', i, n));
     const t0 = Date.now();
     for (const f of frames) w.write(f);
@@ -69,6 +70,7 @@ describe('pcap files', () => {
   (hasTcpdump ? test : test.skip)('tcpdump reads the file (skipped when tcpdump is not installed)', async () => {
     const file = path.join(dir, 'tcpdump.pcap');
     const w = new PcapWriter(file);
+    w.begin();
     w.write(frame('ffffffffffff', '020000000001', 1));
     w.write(frame('020000000001', '020000000002', 2));
     await w.close();
@@ -85,7 +87,9 @@ describe('pcap files', () => {
     const port = await freePort();
     const inner = QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${port},peer=127.0.0.1:${vm.address().port}`);
     const file = path.join(dir, 'both.pcap');
-    const iface = new CapturingInterface(inner, new PcapWriter(file));
+    const writer = new PcapWriter(file);
+    writer.begin();
+    const iface = new CapturingInterface(inner, writer);
     const got: Buffer[] = [];
     iface.on('frame', (f: Buffer) => got.push(f));
     const atVm: Buffer[] = [];
@@ -98,6 +102,7 @@ describe('pcap files', () => {
     expect(iface.send(toVm)).toBe(true);
     while (atVm.length === 0) await new Promise((r) => setTimeout(r, 5));
     await iface.close();
+    await writer.close();
     vm.close();
     expect(iface.counters).toMatchObject({ rxFrames: 1, txFrames: 1 });
     expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([fromVm.toString('hex'), toVm.toString('hex')]);
@@ -107,6 +112,7 @@ describe('pcap files', () => {
 test('a capture file that can no longer be written (a full disk) is said once, and the frames after it are not written', async () => {
   const said: string[] = [];
   const w = new PcapWriter('/dev/full', (m) => said.push(m));
+  w.begin();
   for (let i = 0; i < 3; i++) {
     w.write(frame('ffffffffffff', '020000000001', i));
     await new Promise((r) => setTimeout(r, 20));
@@ -123,7 +129,7 @@ describe('vnetd --capture', () => {
   test.each([
     [['--capture', 'vm9=/tmp/x.pcap'], "--capture: no interface is named 'vm9' (give it with --iface vm9=KIND:PARAMS, or capture a link with link:PEER=FILE)"],
     [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0'], "--capture: 'vm0' is not NAME=FILE"],
-    [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0=/nonexistent/dir/x.pcap'], '--capture: cannot write /nonexistent/dir/x.pcap: ENOENT'],
+    [['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', 'vm0=/nonexistent/dir/x.pcap'], '--capture: cannot write /nonexistent/dir/x.pcap: there is no directory /nonexistent/dir'],
     [['--capture', 'link:h1=/tmp/x.pcap'], "--capture: 'h1' is not another machine's name"],
     [['--capture', 'link:bad name=/tmp/x.pcap'], "--capture: 'bad name' is not another machine's name"],
     [['--capture', 'link:h2=/nonexistent/l1.pcap', '--capture', 'link:h2=/nonexistent/l2.pcap'], "--capture: the link to 'h2' is captured twice"],
@@ -135,19 +141,25 @@ describe('vnetd --capture', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  /** A vnetd with vm0 on a qemu-udp interface, captured to `file`; resolves once it has started. */
+  async function running(file: string, stateDir: string, ports: { overlay: number; iface: number; vm: number }, more: string[] = []) {
+    const proc = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(ports.overlay), '--listen', '127.0.0.1', '--state-dir', stateDir,
+      '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ports.iface},peer=127.0.0.1:${ports.vm}`, '--capture', `vm0=${file}`, ...more], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const out = { proc, log: '' };
+    proc.stderr!.on('data', (b: Buffer) => (out.log += b));
+    while (!out.log.includes('control ')) {
+      if (proc.exitCode !== null) throw new Error(out.log);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return out;
+  }
+
   test('a running daemon writes what its interface carried, readable after it stops', async () => {
     const file = path.join(dir, 'daemon.pcap');
     const [port, ifacePort] = [await freePort(), await freePort()];
     const vm = dgram.createSocket('udp4');
     await new Promise<void>((r) => vm.bind(0, '127.0.0.1', () => r()));
-    const proc = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(port), '--listen', '127.0.0.1', '--state-dir', path.join(dir, 'run'),
-      '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ifacePort},peer=127.0.0.1:${vm.address().port}`, '--capture', `vm0=${file}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    proc.stderr!.on('data', (b: Buffer) => (log += b));
-    while (!log.includes('control ')) {
-      if (proc.exitCode !== null) throw new Error(log);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const { proc } = await running(file, path.join(dir, 'run'), { overlay: port, iface: ifacePort, vm: vm.address().port });
     const f = frame('ffffffffffff', '020000000001', 3);
     vm.send(f, ifacePort, '127.0.0.1');
     // No rules: the frame is dropped by the table, but it did cross the interface.
@@ -156,6 +168,53 @@ describe('vnetd --capture', () => {
     vm.close();
     expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual([f.toString('hex')]);
   }, 20_000);
+
+  test('a second daemon that cannot start (its state directory or overlay port taken) leaves the running one\'s capture whole', async () => {
+    const file = path.join(dir, 'kept.pcap');
+    const state = path.join(dir, 'kept');
+    const vm = dgram.createSocket('udp4');
+    await new Promise<void>((r) => vm.bind(0, '127.0.0.1', () => r()));
+    const ports = { overlay: await freePort(), iface: await freePort(), vm: vm.address().port };
+    const { proc } = await running(file, state, ports);
+    const frames = [1, 2, 3].map((n) => frame('ffffffffffff', '020000000001', n));
+    const cross = async (f: Buffer) => {
+      const size = fs.statSync(file).size;
+      vm.send(f, ports.iface, '127.0.0.1');
+      while (fs.statSync(file).size === size) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      await cross(frames[0]!);
+      // Its own interface port: only what the first daemon holds stands in its way.
+      const ifaceB = await freePort();
+      const second = (stateDir: string, overlay: number) =>
+        spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', String(overlay), '--listen', '127.0.0.1', '--state-dir', stateDir,
+          '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ifaceB},peer=127.0.0.1:${ports.vm}`, '--capture', `vm0=${file}`], { encoding: 'utf8', timeout: 20_000 });
+      const sameDir = second(state, await freePort());
+      expect(sameDir.stderr).toBe(`vnetd: error: cannot start: another vnetd is running with state directory ${state}\n`);
+      expect(sameDir.status).toBe(1);
+      await cross(frames[1]!);
+      const samePort = second(path.join(dir, 'kept-2'), ports.overlay);
+      expect(samePort.stderr).toContain(`cannot start: the overlay port ${ports.overlay} on 127.0.0.1 is in use`);
+      expect(samePort.status).toBe(1);
+      await cross(frames[2]!);
+    } finally {
+      await new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
+      vm.close();
+    }
+    expect(readPcap(file).records.map((r) => r.frame.toString('hex'))).toEqual(frames.map((f) => f.toString('hex')));
+  }, 30_000);
+});
+
+test('a capture that cannot be written stops the start, and leaves the others as they were', async () => {
+  const kept = path.join(dir, 'untouched.pcap');
+  fs.writeFileSync(kept, 'an earlier capture');
+  const d = new Vnetd({
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'refused'), interfaces: [], log: () => {},
+    linkCaptures: new Map([['h2', new PcapWriter(kept)], ['h3', new PcapWriter(dir)]]),
+  });
+  await expect(d.start()).rejects.toThrow(`cannot write the capture file ${dir} (--capture): EISDIR`);
+  expect(fs.readFileSync(kept, 'utf8')).toBe('an earlier capture');
+  expect(fs.existsSync(path.join(dir, 'refused', 'vnetd.sock'))).toBe(false);
 });
 
 describe('capturing an overlay link', () => {

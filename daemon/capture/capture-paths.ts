@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Where a capture file really is, checked on the command line before the
+ * daemon starts: the file itself when it exists (symbolic links followed),
+ * or its directory's real path and its name when it is yet to be created.
+ * Throws, in words naming the file, when it could never be written there.
+ */
+export function captureTarget(file: string): string {
+  try {
+    return follow(file);
+  } catch (e) {
+    throw new Error(`cannot write ${file}: ${(e as Error).message}`);
+  }
+}
+
+function follow(file: string): string {
+  let p = path.resolve(file);
+  // A dangling symbolic link is followed by hand: opening it creates its target.
+  for (let hops = 0; hops < 40; hops++) {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (st === undefined) return path.join(realDirectory(path.dirname(p)), path.basename(p));
+    if (!st.isSymbolicLink()) {
+      const real = fs.realpathSync(p);
+      if (fs.statSync(real).isDirectory()) throw new Error('it is a directory; name a file in it');
+      return real;
+    }
+    p = path.resolve(path.dirname(p), fs.readlinkSync(p));
+  }
+  throw new Error('too many symbolic links');
+}
+
+function realDirectory(dir: string): string {
+  let real: string;
+  try {
+    real = fs.realpathSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`there is no directory ${dir}`);
+    throw e;
+  }
+  if (!fs.statSync(real).isDirectory()) throw new Error(`${dir} is not a directory`);
+  return real;
+}
