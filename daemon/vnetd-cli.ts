@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
 import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
 import { version } from '../src/version.js';
-import { captureTarget } from './capture/capture-paths.js';
+import { captureTarget, isWithin, plannedDirectory } from './capture/capture-paths.js';
 import { PcapWriter } from './capture/pcap-file.js';
 import { interfaceFromSpec } from './interfaces/from-spec.js';
 import type { Interface } from './interfaces/interface.js';
@@ -152,12 +152,24 @@ async function main(argv: string[]): Promise<void> {
     into.set(peer ?? name, new PcapWriter(arg.slice(eq + 1), log));
   }
   // The files once every option is well formed: the mistake in the words is the one to say first.
-  for (const { file } of [...ifaceCaptures.values(), ...linkCaptures.values()]) {
+  // Compared where they really are: another name (a link, `..`) for a file still writes that file.
+  const stateReal = plannedDirectory(stateDir);
+  const targets = new Map<string, string>();
+  for (const [option, { file }] of [
+    ...[...ifaceCaptures].map(([name, w]) => [name, w] as const),
+    ...[...linkCaptures].map(([peer, w]) => [`link:${peer}`, w] as const),
+  ]) {
+    let target: string;
     try {
-      captureTarget(file);
+      target = captureTarget(file);
     } catch (e) {
       fail(`--capture: ${(e as Error).message}`);
     }
+    // A pcap header over state.json would lose the daemon's links and rules.
+    if (isWithin(target, stateReal)) fail(`--capture: ${option}=${file} is in the state directory ${stateDir}, whose files are vnetd's own; write the capture elsewhere`);
+    const other = targets.get(target);
+    if (other !== undefined) fail(`--capture: ${other} and ${option}=${file} are the same file, and would overwrite each other; give each capture its own file`);
+    targets.set(target, `${option}=${file}`);
   }
 
   let stop = (_why: string): void => {};

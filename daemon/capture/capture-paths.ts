@@ -42,3 +42,26 @@ function realDirectory(dir: string): string {
   if (!fs.statSync(real).isDirectory()) throw new Error(`${dir} is not a directory`);
   return real;
 }
+
+/**
+ * Where a directory that may not exist yet will really be (the state
+ * directory, which vnetd creates): its deepest existing ancestor's real
+ * path, then the rest as written.
+ */
+export function plannedDirectory(dir: string): string {
+  const rest: string[] = [];
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    try {
+      return path.join(fs.realpathSync(at), ...rest.reverse());
+    } catch {
+      if (at === path.dirname(at)) return path.resolve(dir);
+      rest.push(path.basename(at));
+    }
+  }
+}
+
+/** Whether `target` is `dir` or anything below it; both real paths. */
+export function isWithin(target: string, dir: string): boolean {
+  const rel = path.relative(dir, target);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}

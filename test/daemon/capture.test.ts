@@ -141,6 +141,39 @@ describe('vnetd --capture', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  test('a capture file is refused (exit 2, nothing written) when another --capture writes it, or it is in the state directory, whatever name reaches it', () => {
+    const state = path.join(dir, 'kept-state');
+    fs.mkdirSync(state, { recursive: true });
+    const saved = path.join(state, 'state.json');
+    fs.writeFileSync(saved, '{"saved": true}');
+    fs.symlinkSync(saved, path.join(dir, 'to-state.json'));
+    fs.symlinkSync(state, path.join(dir, 'state-link'));
+    fs.symlinkSync(path.join(state, 'new.pcap'), path.join(dir, 'to-new-in-state.pcap'));
+    fs.symlinkSync('later.pcap', path.join(dir, 'to-later.pcap'));
+    const ifaces = ['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--iface', 'vm1=qemu-stream:listen=127.0.0.1:10'];
+    const run = (stateDir: string, captures: string[]) =>
+      spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', stateDir, ...ifaces, ...captures.flatMap((c) => ['--capture', c])], { encoding: 'utf8', timeout: 20_000 });
+    const inState = (option: string, stateDir = state) => `--capture: ${option} is in the state directory ${stateDir}, whose files are vnetd's own; write the capture elsewhere`;
+    const same = (a: string, b: string) => `--capture: ${a} and ${b} are the same file, and would overwrite each other; give each capture its own file`;
+    const cases: [string, string[], string][] = [
+      [state, [`vm0=${saved}`], inState(`vm0=${saved}`)],
+      [state, [`vm0=${path.join(dir, 'to-state.json')}`], inState(`vm0=${path.join(dir, 'to-state.json')}`)],
+      [path.join(dir, 'state-link'), [`link:h2=${saved}`], inState(`link:h2=${saved}`, path.join(dir, 'state-link'))],
+      [state, [`vm0=${path.join(dir, 'to-new-in-state.pcap')}`], inState(`vm0=${path.join(dir, 'to-new-in-state.pcap')}`)],
+      [state, [`vm0=${path.join(dir, 'same.pcap')}`, `vm1=${path.join(dir, 'same.pcap')}`], same(`vm0=${path.join(dir, 'same.pcap')}`, `vm1=${path.join(dir, 'same.pcap')}`)],
+      [state, [`vm0=${path.join(dir, 'later.pcap')}`, `link:h2=${path.join(dir, 'state-link', '..', 'to-later.pcap')}`],
+        same(`vm0=${path.join(dir, 'later.pcap')}`, `link:h2=${path.join(dir, 'state-link', '..', 'to-later.pcap')}`)],
+    ];
+    for (const [stateDir, captures, message] of cases) {
+      const r = run(stateDir, captures);
+      expect(r.stderr).toBe(`vnetd: error: ${message}\nRun 'vnetd --help' for usage.\n`);
+      expect(r.status).toBe(2);
+    }
+    expect(fs.readFileSync(saved, 'utf8')).toBe('{"saved": true}');
+    expect(fs.readdirSync(state)).toEqual(['state.json']);
+    for (const f of ['same.pcap', 'later.pcap']) expect(fs.existsSync(path.join(dir, f))).toBe(false);
+  });
+
   /** A vnetd with vm0 on a qemu-udp interface, captured to `file`; resolves once it has started. */
   async function running(file: string, stateDir: string, ports: { overlay: number; iface: number; vm: number }, more: string[] = []) {
     const proc = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(ports.overlay), '--listen', '127.0.0.1', '--state-dir', stateDir,
