@@ -44,6 +44,9 @@ export interface VnetdOptions {
 
 /** Where captured frames go: a .pcap file (daemon/capture/pcap-file.ts). */
 export interface FrameSink {
+  readonly file: string;
+  /** Frames written (or on their way to the disk), left out (the disk too far behind, or the file past an error), and write errors. */
+  readonly counters: { frames: number; dropped: number; errors: number };
   /** Opens the file without emptying it; throws why it cannot be written. */
   claim(): void;
   /** Empties it and starts writing: what was written before comes first. */
@@ -83,6 +86,8 @@ export class Vnetd implements ControlTarget {
   /** opts.interfaces, a captured one wrapped so that its frames also reach its file. */
   private readonly interfaces: Interface[];
   private readonly fast: FastPath | null;
+  /** Set once the captures have begun: only then are they summed up at stop. */
+  private capturing = false;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
@@ -221,6 +226,7 @@ export class Vnetd implements ControlTarget {
     const sinks = [...this.ifaceCaptures.values(), ...this.linkCaptures.values()];
     for (const sink of sinks) sink.claim();
     for (const sink of sinks) sink.begin();
+    this.capturing = true;
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }
 
@@ -236,6 +242,19 @@ export class Vnetd implements ControlTarget {
     for (const { iface } of this.ifaces.values()) await iface.close();
     // Captures are the daemon's, begun or not (a start that failed leaves them untouched).
     for (const sink of [...this.ifaceCaptures.values(), ...this.linkCaptures.values()]) await sink.close();
+    // The last word on each capture: whether the file holds every frame.
+    if (this.capturing) {
+      for (const [what, sink] of [...[...this.ifaceCaptures].map(([n, s]) => [`iface ${n}`, s] as const), ...[...this.linkCaptures].map(([p, s]) => [`link ${p}`, s] as const)]) {
+        const c = sink.counters;
+        this.opts.log(
+          `capture of ${what} in ${sink.file}: ${c.frames} frame${c.frames === 1 ? '' : 's'}` +
+            (c.dropped ? `, ${c.dropped} left out` : '') +
+            (c.errors ? `, ${c.errors} write error(s): the file ends early` : '') +
+            (c.dropped || c.errors ? ' (incomplete)' : ''),
+        );
+      }
+      this.capturing = false;
+    }
     await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
   }
@@ -400,7 +419,7 @@ export class Vnetd implements ControlTarget {
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;
           const vm = iface.connected === undefined ? '' : ` vm=${iface.connected ? 'up' : 'down'}`;
-          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${vm}`;
+          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${captureWords(this.ifaceCaptures.get(iface.name))}${vm}`;
         }
         // What else could be opened here; '(' cannot start an interface name, so a reader tells the two apart.
         for (const d of listCapturable()) yield `(can open) pcap:${d.name} ${d.description}`;
@@ -409,6 +428,7 @@ export class Vnetd implements ControlTarget {
         const stats = new Map(this.links.stats().map((s) => [s.peer, s]));
         for (const l of this.config.links.values()) {
           const s = stats.get(l.peer);
+          const capture = this.linkCaptures.get(l.peer);
           yield formatLinkLine({
             link: l,
             state: s?.state ?? 'down',
@@ -417,6 +437,7 @@ export class Vnetd implements ControlTarget {
               ? { 'tx-frames': s.txFrames, 'tx-bytes': s.txBytes, 'rx-frames': s.rxFrames, 'rx-bytes': s.rxBytes, 'auth-failures': s.authFailures, reconnects: s.reconnects, moves: s.moves,
                 dropped: s.dropped, rejected: s.rejected, replayed: s.replayed }
               : {},
+            ...(capture ? { capture: capture.counters } : {}),
           });
         }
         return;
@@ -450,6 +471,13 @@ export class Vnetd implements ControlTarget {
         return;
     }
   }
+}
+
+/** A captured interface's DEVICES? words: a capture that left frames out is incomplete, and says so. */
+function captureWords(sink: FrameSink | undefined): string {
+  if (!sink) return '';
+  const c = sink.counters;
+  return ` capture-frames=${c.frames} capture-dropped=${c.dropped} capture-errors=${c.errors}`;
 }
 
 function answers(socketPath: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { LogLimiter } from '../log-limiter.js';
 
 /**
  * Classic libpcap capture files (the format tcpdump -w writes and Wireshark
@@ -12,7 +13,7 @@ export const FILE_HEADER_BYTES = 24;
 export const RECORD_HEADER_BYTES = 16;
 
 /** Past this much unwritten data a slow disk costs captured frames (counted), never the daemon's memory. */
-const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+export const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
 export function fileHeader(): Buffer {
   const h = Buffer.alloc(FILE_HEADER_BYTES);
@@ -54,13 +55,22 @@ export class PcapWriter {
   private out: fs.WriteStream | null = null;
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** Whether the last frame was left out for the backlog: a spell of them is said once, when it starts. */
+  private behind = false;
+  private readonly behindLog: LogLimiter;
   private readonly origin = Date.now() - performance.now();
 
   constructor(
     readonly file: string,
-    /** Told once when the file can no longer be written (a full disk): the capture ends there, the daemon goes on. */
-    private readonly failed: (message: string) => void = () => {},
-  ) {}
+    /**
+     * The daemon's log: told once when the file can no longer be written (a
+     * full disk; the capture ends there, the daemon goes on), and when frames
+     * start being left out for a disk that fell behind (at most once a minute).
+     */
+    private readonly log: (message: string) => void = () => {},
+  ) {
+    this.behindLog = new LogLimiter(log, (n) => `capture ${file}: ${n} more spell(s) of frames left out`, 1, 60_000);
+  }
 
   /**
    * Opens the file, creating it owner-only (a capture holds whatever the
@@ -68,11 +78,23 @@ export class PcapWriter {
    * daemon cannot be opened, this one is left as it was. Throws why not.
    */
   claim(): void {
+    let fd: number;
     try {
-      this.fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
+      fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
     } catch (e) {
       throw new Error(`cannot write the capture file ${this.file} (--capture): ${(e as Error).message}`);
     }
+    // The mode given to open applies to a new file only; one that exists is
+    // made owner-only here, or not written. A FIFO or a device (a live
+    // Wireshark, /dev/null) is not vnetd's to change.
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isFile() && (st.mode & 0o777) !== 0o600) fs.fchmodSync(fd, 0o600);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw new Error(`cannot make the capture file ${this.file} owner-only (--capture), and it would hold what the VMs said: ${(e as Error).message}; remove it or name another`);
+    }
+    this.fd = fd;
   }
 
   /** Empties the claimed file (a FIFO or a device has nothing to empty) and writes the header, then what was held. */
@@ -82,7 +104,7 @@ export class PcapWriter {
     if (fs.fstatSync(fd).isFile()) fs.ftruncateSync(fd, 0);
     const out = fs.createWriteStream('', { fd });
     out.on('error', (e) => {
-      if (this.counters.errors++ === 0) this.failed(`capture ${this.file}: ${e.message}; no more frames are written to it`);
+      if (this.counters.errors++ === 0) this.log(`capture ${this.file}: ${e.message}; no more frames are written to it`);
     });
     out.write(fileHeader());
     for (const r of this.held) out.write(r);
@@ -91,11 +113,17 @@ export class PcapWriter {
   }
 
   write(frame: Uint8Array): void {
-    const backlog = this.out ? this.out.writableLength : this.heldBytes;
-    if (backlog > MAX_PENDING_BYTES || this.out?.destroyed) {
+    if (this.out?.destroyed) {
       this.counters.dropped++;
       return;
     }
+    if ((this.out ? this.out.writableLength : this.heldBytes) > MAX_PENDING_BYTES) {
+      this.counters.dropped++;
+      if (!this.behind) this.behindLog.line(`capture ${this.file}: the disk is ${MAX_PENDING_BYTES >> 20} MiB behind; frames are left out of the file until it catches up (capture-dropped in DEVICES? and LINKS? counts them)`);
+      this.behind = true;
+      return;
+    }
+    this.behind = false;
     const r = record(frame, this.origin + performance.now());
     if (this.out) this.out.write(r);
     else {

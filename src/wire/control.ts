@@ -324,6 +324,8 @@ export interface LinkStatus {
   state: 'up' | 'connecting' | 'down';
   rttMs: number | undefined;
   counters: Record<string, number>;
+  /** A link captured to a file (`vnetd --capture link:PEER=FILE`): frames written, left out, write errors. */
+  capture?: { frames: number; dropped: number; errors: number };
 }
 
 /** A `LINKS?` data line, as the daemon lists each link; parseLinkLine reads it back. */
@@ -334,7 +336,8 @@ export function formatLinkLine(s: LinkStatus): string {
     `${l.peer} ${l.proto.toUpperCase()} ${l.dial ? 'DIAL' : 'ACCEPT'} ${l.address ?? '-'} ${l.mode.toUpperCase()} ${s.state}` +
     ` rtt-ms=${s.rttMs === undefined ? '-' : s.rttMs.toFixed(3)} tx=${c('tx-frames')}/${c('tx-bytes')} rx=${c('rx-frames')}/${c('rx-bytes')}` +
     ` auth-failures=${c('auth-failures')} reconnects=${c('reconnects')} moves=${c('moves')}` +
-    ` dropped=${c('dropped')} rejected=${c('rejected')} replayed=${c('replayed')}`
+    ` dropped=${c('dropped')} rejected=${c('rejected')} replayed=${c('replayed')}` +
+    (s.capture ? ` capture-frames=${s.capture.frames} capture-dropped=${s.capture.dropped} capture-errors=${s.capture.errors}` : '')
   );
 }
 
@@ -359,11 +362,15 @@ export function parseLinkLine(line: string): LinkStatus {
       counters[`${k}-bytes`] = Number(bytes);
     } else counters[k!] = Number(v);
   }
+  const captured = counters['capture-frames'];
+  const capture = captured === undefined ? undefined : { frames: captured, dropped: counters['capture-dropped'] ?? 0, errors: counters['capture-errors'] ?? 0 };
+  for (const k of ['capture-frames', 'capture-dropped', 'capture-errors']) delete counters[k];
   return {
     link: { ...head, address: addr === '-' ? undefined : addr, mode },
     state: state as LinkStatus['state'],
     rttMs,
     counters,
+    ...(capture ? { capture } : {}),
   };
 }
 

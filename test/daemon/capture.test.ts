@@ -3,8 +3,9 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { CapturingInterface } from '../../daemon/capture/capturing-interface.js';
-import { PcapWriter } from '../../daemon/capture/pcap-file.js';
+import { MAX_PENDING_BYTES, PcapWriter } from '../../daemon/capture/pcap-file.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
@@ -120,6 +121,76 @@ test('a capture file that can no longer be written (a full disk) is said once, a
   await w.close();
   expect(said).toEqual(['capture /dev/full: ENOSPC: no space left on device, write; no more frames are written to it']);
   expect(w.counters.dropped).toBeGreaterThan(0);
+});
+
+describe('owner-only', () => {
+  test('a capture file that exists is made owner-only, as a new one is', async () => {
+    const file = path.join(dir, 'was-open.pcap');
+    fs.writeFileSync(file, 'an earlier capture');
+    fs.chmodSync(file, 0o644);
+    const w = new PcapWriter(file);
+    w.claim();
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(file, 'utf8')).toBe('an earlier capture');
+    w.begin();
+    await w.close();
+    expect(fs.statSync(file).size).toBe(24);
+  });
+
+  // Only root can leave a file another user may write but not chmod: the writer then runs as nobody.
+  (process.getuid?.() === 0 ? test : test.skip)('a capture file that cannot be made owner-only is not written (root only)', () => {
+    const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-capture-theirs-'));
+    try {
+      fs.chmodSync(shared, 0o755);
+      const file = path.join(shared, 'theirs.pcap');
+      fs.writeFileSync(file, "root's");
+      fs.chmodSync(file, 0o666);
+      const writer = pathToFileURL(path.join(ROOT, 'dist', 'daemon', 'capture', 'pcap-file.js')).href;
+      const script = `import { PcapWriter } from ${JSON.stringify(writer)}; try { new PcapWriter(process.env.FILE).claim(); console.log('claimed'); } catch (e) { console.log(e.message); }`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, env: { FILE: file }, encoding: 'utf8' });
+      expect(r.stdout).toBe(`cannot make the capture file ${file} owner-only (--capture), and it would hold what the VMs said: EPERM: operation not permitted, fchmod; remove it or name another\n`);
+      expect(fs.readFileSync(file, 'utf8')).toBe("root's");
+      expect(fs.statSync(file).mode & 0o777).toBe(0o666);
+    } finally {
+      fs.rmSync(shared, { recursive: true, force: true });
+    }
+  });
+});
+
+test('frames left out of a capture are said once when it falls behind, shown by DEVICES? and LINKS?, and summed up when the daemon stops', async () => {
+  const said: string[] = [];
+  const log = (l: string) => said.push(l);
+  const files = { iface: path.join(dir, 'behind-vm0.pcap'), link: path.join(dir, 'behind-h2.pcap') };
+  const writers = { iface: new PcapWriter(files.iface, log), link: new PcapWriter(files.link, log) };
+  const vmPort = await freePort();
+  const d = new Vnetd({
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'behind'), log,
+    interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${await freePort()},peer=127.0.0.1:${vmPort}`)],
+    ifaceCaptures: new Map([['vm0', writers.iface]]),
+    linkCaptures: new Map([['h2', writers.link]]),
+  });
+  await d.start();
+  try {
+    expect((await d.commit([parseCommand(`LINK ADD h2 tcp DIAL 127.0.0.1:1 ${'ab'.repeat(32)}`)].filter(isChange))).ok).toBe(true);
+    // Written in one turn, nothing reaches the disk meanwhile: a disk that fell behind.
+    const big = frame('ffffffffffff', '020000000001', 1, 65535);
+    const fit = Math.ceil(MAX_PENDING_BYTES / (big.length + 16));
+    for (let i = 0; i < fit + 5; i++) writers.iface.write(big);
+    writers.link.write(big);
+    expect(said.filter((l) => l.startsWith('capture '))).toEqual([
+      `capture ${files.iface}: the disk is 16 MiB behind; frames are left out of the file until it catches up (capture-dropped in DEVICES? and LINKS? counts them)`,
+    ]);
+    const devices = [...d.query('devices?')];
+    expect(devices[0]).toMatch(new RegExp(`^vm0 qemu-udp:\\S+ rx=0/0 tx=0/0 errors=0 capture-frames=${fit} capture-dropped=5 capture-errors=0$`));
+    const links = [...d.query('links?')];
+    expect(links[0]).toMatch(/ capture-frames=1 capture-dropped=0 capture-errors=0$/);
+  } finally {
+    await d.stop();
+  }
+  expect(said.filter((l) => l.startsWith('capture of '))).toEqual([
+    `capture of iface vm0 in ${files.iface}: ${Math.ceil(MAX_PENDING_BYTES / 65551)} frames, 5 left out (incomplete)`,
+    `capture of link h2 in ${files.link}: 1 frame`,
+  ]);
 });
 
 describe('vnetd --capture', () => {

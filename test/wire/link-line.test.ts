@@ -17,7 +17,15 @@ test('the daemon\'s formatter and the reader are inverses', () => {
   for (const line of [
     'host1 UDP DIAL 127.0.0.2:5000 AUTH-ONLY up rtt-ms=0.512 tx=3/180 rx=4/240 auth-failures=1 reconnects=2 moves=1 dropped=5 rejected=6 replayed=7',
     'proxy TCP ACCEPT - ENCRYPT down rtt-ms=- tx=0/0 rx=0/0 auth-failures=0 reconnects=0 moves=0 dropped=0 rejected=0 replayed=0',
+    'h2 TCP DIAL 10.0.0.2:5000 ENCRYPT up rtt-ms=1.000 tx=9/900 rx=8/800 auth-failures=0 reconnects=0 moves=0 dropped=0 rejected=0 replayed=0 capture-frames=17 capture-dropped=3 capture-errors=0',
   ]) {
     expect(formatLinkLine(parseLinkLine(line))).toBe(line);
   }
+});
+
+test('a captured link\'s line says how much of it its capture file holds, apart from the link\'s own counters', () => {
+  const s = parseLinkLine('h2 TCP DIAL 10.0.0.2:5000 ENCRYPT up rtt-ms=1.000 tx=9/900 rx=8/800 dropped=0 capture-frames=17 capture-dropped=3 capture-errors=1');
+  expect(s.capture).toEqual({ frames: 17, dropped: 3, errors: 1 });
+  expect(s.counters).toEqual({ 'tx-frames': 9, 'tx-bytes': 900, 'rx-frames': 8, 'rx-bytes': 800, dropped: 0 });
+  expect(parseLinkLine('h2 TCP DIAL 10.0.0.2:5000 ENCRYPT up rtt-ms=-').capture).toBeUndefined();
 });
