@@ -38,6 +38,16 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
                 on a daemon that does not greet within 10 s (or --timeout, if less)
 `;
 
+const CTL_USAGE = `usage: vnetd ctl --state-dir DIR [--timeout S]
+
+  Connects standard input and output to the control socket of the vnetd started with --state-dir DIR
+  (what an SSH session runs; PROTOCOL.md lists the commands).
+
+  --state-dir   the running daemon's state directory, which holds its socket
+  --timeout     once the input ends, give up after S seconds (default 60) of the daemon's silence;
+                a daemon that does not greet within 10 s (or S, if less) is given up on too
+`;
+
 function fail(message: string, code = 2): never {
   // Synchronously: stderr on a pipe is asynchronous, and exit would cut the message off.
   writeSync(2, `vnetd: error: ${message}\n${code === 2 ? "Run 'vnetd --help' for usage.\n" : ''}`);
@@ -57,11 +67,13 @@ function log(line: string): void {
 async function ctl(argv: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, timeout: { type: 'string' } }, strict: true }));
+    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
   } catch (e) {
     fail((e as Error).message);
   }
-  const dir = values['state-dir'] ?? fail('ctl needs --state-dir DIR');
+  if (values.help) return void process.stdout.write(CTL_USAGE);
+  // An empty DIR too: it would name a socket in the current directory, and the daemon refuses it as well.
+  const dir = values['state-dir'] || fail('ctl needs --state-dir DIR');
   const timeoutS = values.timeout === undefined ? REPLY_MS / 1000 : Number(values.timeout);
   if (!(timeoutS >= 0.1 && timeoutS <= 3600)) fail(`--timeout must be seconds from 0.1 to 3600, not '${values.timeout}'`);
   const replyMs = timeoutS * 1000;

@@ -94,3 +94,17 @@ test.each([
   expect(r.stderr).toContain(message);
   expect(r.stderr).not.toMatch(/\n\s+at /);
 });
+
+test.each([[['--help']], [['-h']], [['--state-dir', '/x', '--help']]])('%j prints what ctl takes, and connects nowhere', (args) => {
+  const r = spawnSync(process.execPath, [VNETD, 'ctl', ...args], { encoding: 'utf8', timeout: 20_000 });
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toMatch(/^usage: vnetd ctl --state-dir DIR \[--timeout S\]\n/);
+  expect(r.stdout).toContain('--timeout');
+  expect(r.status).toBe(0);
+});
+
+test.each([[[]], [['--state-dir=']], [['--state-dir', '']]])('%j: ctl needs a state directory, and an empty one is none (not a socket in the current directory)', (args) => {
+  const r = spawnSync(process.execPath, [VNETD, 'ctl', ...args], { encoding: 'utf8', timeout: 20_000, cwd: dir });
+  expect(r.stderr).toBe("vnetd: error: ctl needs --state-dir DIR\nRun 'vnetd --help' for usage.\n");
+  expect(r.status).toBe(2);
+});
