@@ -438,7 +438,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .epilogue(
             'Topologies:\n' +
               PATTERN_KINDS.map((k) => hanging(`  ${k.padEnd(11)} `, PATTERN_DESCRIPTIONS[k], WIDTH)).join('\n') +
-              '\n\nRuns on this machine alone (no root, no SSH) and removes everything it started. Exit status: 0 ran, 2 usage error.',
+              '\n\nRuns on this machine alone (no root, no SSH) and removes everything it started, also on Ctrl-C. Exit status: 0 ran (or ran until Ctrl-C), 2 usage error, 130/143 stopped at once by a second Ctrl-C/SIGTERM.',
           ),
       (a) => {
         run = async () =>

@@ -4,6 +4,7 @@ import { FRAME_ROOM } from '../src/patterns/synthetic.js';
 import { MAX_FRAGMENTS } from '../src/patterns/message.js';
 import { parseDims, pattern, TopologyError, type Kind } from '../src/patterns/topology.js';
 import { MAX_TIMER_MS } from '../src/util/timer.js';
+import { interruptible } from './interrupt.js';
 import { UsageError, type Io } from './io.js';
 
 /**
@@ -54,33 +55,37 @@ function check(a: PatternsArgs): number[] | undefined {
 export async function patterns(io: Io, a: PatternsArgs): Promise<number> {
   const dims = check(a);
   const hosts = a.hosts ?? a.vms;
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGINT', onSignal);
-  io.stderr.write(`vnetc: starting a Proxy and ${hosts} host${hosts === 1 ? '' : 's'} with ${a.vms} synthetic VMs (in this process)\n`);
-  let bed;
-  try {
-    bed = await startBed({ vms: a.vms, hosts, sharedInterface: a.sharedInterface, linkProto: a.linkProto });
-    const result = await bed.run({
-      topology: a.topology,
-      ...(dims ? { dims } : {}),
-      size: a.size,
-      iterations: a.iterations,
-      ...(a.ratio !== undefined ? { ratio: a.ratio } : { computeMs: a.computeMs ?? 0 }),
-      timeoutMs: a.timeoutMs,
-      signal: stop.signal,
-    });
-    const p = pattern(a.topology, a.vms, dims);
-    if (a.json) {
-      io.stdout.write(JSON.stringify({ ...result, hosts, size: a.size, dims: p.dims, edges: p.edges, stopped: stop.signal.aborted }, null, 2) + '\n');
-    } else {
-      io.stdout.write(report(a, hosts, p.dims, result, stop.signal.aborted));
+  return interruptible(io, 'ending the run with the current iteration, then removing the daemons and their directory', async (stop) => {
+    io.stderr.write(`vnetc: starting a Proxy and ${hosts} host${hosts === 1 ? '' : 's'} with ${a.vms} synthetic VMs (in this process)\n`);
+    const starting = startBed({ vms: a.vms, hosts, sharedInterface: a.sharedInterface, linkProto: a.linkProto });
+    // A start that fails has removed what it made; one still under way is waited for, so that nothing it makes is left.
+    stop.atExit(() => starting.then((b) => b.close(), () => undefined));
+    const bed = await starting;
+    try {
+      if (stop.signal.aborted) {
+        io.stderr.write('vnetc: stopped before the workload started\n');
+        return stop.status!;
+      }
+      const result = await bed.run({
+        topology: a.topology,
+        ...(dims ? { dims } : {}),
+        size: a.size,
+        iterations: a.iterations,
+        ...(a.ratio !== undefined ? { ratio: a.ratio } : { computeMs: a.computeMs ?? 0 }),
+        timeoutMs: a.timeoutMs,
+        signal: stop.signal,
+      });
+      const p = pattern(a.topology, a.vms, dims);
+      if (a.json) {
+        io.stdout.write(JSON.stringify({ ...result, hosts, size: a.size, dims: p.dims, edges: p.edges, stopped: stop.signal.aborted }, null, 2) + '\n');
+      } else {
+        io.stdout.write(report(a, hosts, p.dims, result, stop.signal.aborted));
+      }
+      return 0;
+    } finally {
+      await bed.close();
     }
-    return 0;
-  } finally {
-    process.off('SIGINT', onSignal);
-    await bed?.close();
-  }
+  });
 }
 
 function report(a: PatternsArgs, hosts: number, dims: number[], r: PatternResult, stopped: boolean): string {

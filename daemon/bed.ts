@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,7 +66,7 @@ export interface RunOptions {
   ratio?: number;
   /** How long a rank waits for its partners' messages before it gives the iteration up (default 2000 ms). */
   timeoutMs?: number;
-  /** Ends the run after the current iteration. */
+  /** Ends the run with the current iteration (a waiting compute phase is cut short). */
   signal?: AbortSignal;
 }
 
@@ -111,13 +112,16 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
   const started: Vnetd[] = [];
   const synthetic: SyntheticHost[] = [];
   const noises = new Set<NodeJS.Timeout>();
-  const close = async (): Promise<void> => {
-    for (const t of noises) clearInterval(t);
-    noises.clear();
-    for (const d of started.splice(0)) await d.stop().catch((e: Error) => log(`${d.machine}: stop: ${e.message}`));
-    for (const s of synthetic.splice(0)) await s.close();
-    await rm(dir, { recursive: true, force: true });
-  };
+  // One closing, however often asked: a second caller (vnetc patterns on a second Ctrl-C) must not remove the directory while the daemons still write to it.
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      for (const t of noises) clearInterval(t);
+      noises.clear();
+      for (const d of started.splice(0)) await d.stop().catch((e: Error) => log(`${d.machine}: stop: ${e.message}`));
+      for (const s of synthetic.splice(0)) await s.close();
+      await rm(dir, { recursive: true, force: true });
+    })());
 
   try {
     const hosts = Array.from({ length: h }, (_, i) => `host${i + 1}`);
@@ -180,6 +184,12 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
         if (running) throw new Error('a run is already going on this bed');
         const p = pattern(r.topology, n, r.dims);
         running = true;
+        // Every rank listens for the stop (twice while it computes): so many listeners are no leak, and Node would warn past 10 on the caller's signal.
+        const stop = new AbortController();
+        setMaxListeners(2 * n + 1, stop.signal);
+        const relay = () => stop.abort();
+        if (r.signal?.aborted) stop.abort();
+        r.signal?.addEventListener('abort', relay, { once: true });
         try {
           const run = randomInt(1, 0xffffffff);
           const macs = vms.map((v) => v.mac);
@@ -193,12 +203,13 @@ export async function startBed(opts: BedOptions): Promise<Bed> {
                 compute: r.ratio !== undefined ? { ratio: r.ratio } : { ms: r.computeMs ?? 0 },
                 computeMode: 'sleep',
                 timeoutMs: r.timeoutMs ?? 2000,
-                ...(r.signal ? { signal: r.signal } : {}),
+                signal: stop.signal,
               });
             }),
           );
           return summarize(r.topology, results);
         } finally {
+          r.signal?.removeEventListener('abort', relay);
           running = false;
         }
       },

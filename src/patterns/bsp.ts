@@ -35,7 +35,7 @@ export interface BspOptions {
   computeMode: 'busy' | 'sleep';
   /** How long a wait for partners' messages lasts before the iteration is given up. */
   timeoutMs: number;
-  /** Ends the run after the current iteration. */
+  /** Ends the run with the current iteration (a waiting compute phase is cut short). */
   signal?: AbortSignal;
 }
 
@@ -155,8 +155,10 @@ export async function runRank(script: readonly Step[], mailbox: Mailbox, sender:
     if (ms > 0) {
       const c0 = performance.now();
       if (opts.computeMode === 'busy') spin(ms);
-      else await sleep(ms);
+      else await sleep(ms, opts.signal);
       r.computeMs += performance.now() - c0;
+      // Stopped while computing: the iteration ends here, not after a communication phase that partners no longer answer.
+      if (opts.signal?.aborted) break;
     }
     const t0 = performance.now();
     let lost = false;
@@ -188,7 +190,19 @@ function spin(ms: number): number {
   return x;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A compute phase that waits, cut short by `signal`: a stop must not wait out a long phase. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 export interface PatternResult {
   topology: string;

@@ -95,6 +95,15 @@ describe('the BSP loop over an in-memory network', () => {
     expect(r.iterations).toBeLessThan(1_000_000);
     expect(r.iterations).toBeGreaterThan(0);
   });
+
+  test('an abort cuts a waiting compute phase short, and the run ends in it: no message is sent for that iteration', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const t0 = performance.now();
+    const r = await runAll('ring', 4, { iterations: 5, compute: { ms: 10_000 }, signal: ac.signal });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(r).toMatchObject({ iterations: 1, messagesSent: 0, lost: 0 });
+  });
 });
 
 describe('the mailbox', () => {

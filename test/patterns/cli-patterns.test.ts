@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
-import { runVnetc, runVnetcAsync } from '../support/vnetc.js';
+import path from 'node:path';
+import { cleanEnv, runVnetc, runVnetcAsync, VNETC } from '../support/vnetc.js';
 
 /** `vnetc patterns` as a user runs it: the built binary, daemons in its process, nothing left behind. */
 
@@ -9,6 +12,12 @@ test('runs a ring of 4 through local daemons and reports iterations per second a
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^ring of 4 VMs on 2 hosts through a Proxy star; 3000-byte messages, no compute phase\n  iterations\/s  \d+\.\d\n  total time    \d+\.\d{3} s for 20 iterations\n/);
   expect(r.stdout).toContain('messages      160 sent, 160 received; 0 iterations lost, 0 messages late');
+}, 30_000);
+
+test('more than 10 VMs, each listening for Ctrl-C, draw no warning of a listener leak', async () => {
+  const r = await runVnetcAsync(['patterns', '-t', 'ring', '-n', '12', '-k', '2'], { cwd: os.tmpdir() });
+  expect(r.status).toBe(0);
+  expect(r.stderr).toBe('vnetc: starting a Proxy and 12 hosts with 12 synthetic VMs (in this process)\n');
 }, 30_000);
 
 test('--json gives the result with the true edges, and a ratio sets the compute phase', async () => {
@@ -34,4 +43,77 @@ test.each([
   expect(r.status).toBe(2);
   expect(r.stderr).toContain(message);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+});
+
+describe('stopped by a signal', () => {
+  let tmp = '';
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-patterns-signal-'));
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** The CLI with its own TMPDIR, so that the bed's directory is the only thing in it. */
+  function start(args: string[]) {
+    const child = spawn(process.execPath, [VNETC, 'patterns', ...args], { env: cleanEnv({ TMPDIR: tmp }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b));
+    child.stderr.on('data', (b: Buffer) => (stderr += b));
+    const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; at: number }>((resolve) =>
+      child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, at: Date.now() })),
+    );
+    return { child, exited };
+  }
+
+  /** Polls until `ok`, for at most 15 s. */
+  async function until(ok: () => boolean): Promise<void> {
+    for (const end = Date.now() + 15_000; !ok(); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > end) throw new Error('timed out');
+    }
+  }
+
+  const bedDir = () => fs.readdirSync(tmp).find((f) => f.startsWith('vnetd-bed-'));
+  /** Every process under `pid` (none, as the daemons run inside it: the check is that none is left if that changes). */
+  const descendants = (pid: number): number[] => {
+    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    return children.flatMap((c) => [c, ...descendants(c)]);
+  };
+  const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
+
+  test('Ctrl-C in a long compute phase ends the run at once, reports it, and removes the daemons and their directory', async () => {
+    const { child, exited } = start(['-t', 'ring', '-n', '2', '--compute-ms', '10000', '-k', '5']);
+    // The daemons have committed the star (journals written) and the first compute phase is under way.
+    await until(() => {
+      const d = bedDir();
+      return d !== undefined && fs.existsSync(path.join(tmp, d, 'host2', 'state.journal'));
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const kids = descendants(child.pid!);
+    const sent = Date.now();
+    child.kill('SIGINT');
+    const r = await exited;
+    expect(r.stderr).toContain('vnetc: SIGINT: ending the run with the current iteration, then removing the daemons and their directory (Ctrl-C again to stop at once)');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/for 1 iterations \(stopped early\)/);
+    expect(r.at - sent).toBeLessThan(3000); // not the 8 s left of the compute phase
+    expect(fs.readdirSync(tmp)).toEqual([]);
+    expect(kids.filter(alive)).toEqual([]);
+  }, 30_000);
+
+  test.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('a second %s does not wait for the run to end, yet still removes everything, then exits %i', async (signal, status) => {
+    // 32 hosts take a while to start: both signals arrive before they are up.
+    const { child, exited } = start(['-t', 'ring', '-n', '32', '-k', '1000']);
+    await until(() => bedDir() !== undefined);
+    child.kill(signal);
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill(signal);
+    const r = await exited;
+    expect(r.stderr).toContain(`vnetc: ${signal} again: stopping now, once what it started is removed`);
+    expect([r.status, r.signal]).toEqual([status, null]);
+    expect(r.stdout).toBe('');
+    expect(fs.readdirSync(tmp)).toEqual([]);
+  }, 30_000);
 });
