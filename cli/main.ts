@@ -525,9 +525,9 @@ function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | un
 }
 
 /**
- * A number flag given something else: yargs keeps only the NaN it made of it
- * (and a missing value, only the default), so the text is found again in the
- * command line and echoed as typed.
+ * A number flag given something else, or nothing: yargs keeps only the NaN it
+ * made of it (and of a missing value, only the default; of an empty one, 0),
+ * so the text is found again in the command line and echoed as typed.
  */
 function notANumber(argv: readonly string[], a: Record<string, unknown>, o: ParserOptions): string | undefined {
   for (const key of canonical(o, o.number)) {
@@ -538,7 +538,8 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
       const name = names.find((n) => t === n || t.startsWith(n + '='));
       if (name === undefined) continue;
       const given = t === name ? argv[i + 1] : t.slice(name.length + 1);
-      if (given === undefined || (t === name && /^-[^\d.]/.test(given))) return `${flagName(key, o)} needs a number after it`;
+      // An empty value (--size '', --size=) is no number, though yargs makes it 0.
+      if (given === undefined || given.trim() === '' || (t === name && /^-[^\d.]/.test(given))) return `${flagName(key, o)} needs a number after it`;
       if (typeof value === 'number' && Number.isNaN(value)) return `${flagName(key, o)} takes a number, not '${given === '\0-' ? '-' : given}'`;
       break;
     }

@@ -91,6 +91,19 @@ describe('a number flag given something else', () => {
     expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '--json'), 1, '--parallelism needs a number after it');
     expect(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', '3').status).toBe(0);
   });
+
+  test('an empty value (\'\', or nothing after =) is no value, not 0, whatever the command', () => {
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '4', '--size', ''), 2, '--size needs a number after it');
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '4', '--compute-ms='), 2, '--compute-ms needs a number after it');
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '4', '--ratio='), 2, '--ratio needs a number after it');
+    expectUsage(vnetc('patterns', '-t', 'ring', '--vms='), 2, '--vms (-n) needs a number after it');
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', ' '), 2, '--vms (-n) needs a number after it');
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--parallelism', ''), 1, '--parallelism needs a number after it');
+    expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '-parallelism='), 1, '--parallelism needs a number after it');
+    expectUsage(vnetc('adapt', '-s', 'star4.vnet', '-m', 'm.json', '--seed='), 2, '--seed needs a number after it');
+    expectUsage(vnetc('infer', '--rate', ''), 2, '--rate needs a number after it');
+    expectUsage(vnetc('show', '--ssh-persist='), 2, '--ssh-persist needs a number after it');
+  });
 });
 
 describe('a flag that names something, given nothing', () => {
