@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { version } from '../src/version.js';
 import { UsageError, type Io } from './io.js';
+import { CALIBRATION_ITERATIONS } from '../src/patterns/bsp.js';
 import { DESCRIPTIONS as PATTERN_DESCRIPTIONS, KINDS as PATTERN_KINDS } from '../src/patterns/topology.js';
 
 /**
@@ -97,6 +98,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   // A usage error of plan must not look like its "changes present" (2).
   const usageExit = argv[0] === 'plan' || argv[0] === 'apply' ? 1 : 2;
   let run: (() => Promise<number>) | undefined;
+  let badChoice: string | undefined;
   const cli = yargs()
     .scriptName('vnetc')
     .usage('$0 <command> [options]\n\nCompiler and reconciler for VNET overlay topologies (.vnet files).')
@@ -426,7 +428,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .option('dims', { type: 'string', describe: 'Grid sizes for mesh2d/mesh3d/torus2d/torus3d, like 2x4 (default: most nearly square or cubic)' })
           .option('size', { type: 'number', default: 4096, describe: 'Message size in bytes (split into 1500-byte frames)' })
           .option('compute-ms', { type: 'number', describe: 'Compute phase per iteration, in ms (default 0)' })
-          .option('ratio', { type: 'number', describe: 'Compute/communicate ratio: each compute phase lasts this times the last communication phase' })
+          .option('ratio', {
+            type: 'number',
+            describe: `Compute/communicate ratio: the first ${CALIBRATION_ITERATIONS} iterations compute nothing; then each compute phase lasts this times their mean communication phase`,
+          })
           .conflicts('compute-ms', 'ratio')
           .option('iterations', { alias: 'k', type: 'number', default: 100, describe: 'Iterations to run' })
           .option('timeout-ms', { type: 'number', default: 2000, describe: "How long a VM waits for a partner's message before it counts the iteration lost" })
@@ -458,6 +463,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
           });
       },
     )
+    // yargs checks choices before .check runs, and says so in two lines of its own: this finds the bad one first, to say it in one.
+    // (yargs passes itself as the second argument, which its typings leave out.)
+    .middleware(
+      ((a: Record<string, unknown>, y: { getOptions(): unknown }) => {
+        badChoice ??= invalidChoice(a, y.getOptions() as ParserOptions);
+      }) as (a: Record<string, unknown>) => void,
+      true,
+    )
     // yargs passes its parser options here, not the alias map its typings name.
     .check((a, o) => {
       const options = o as unknown as ParserOptions;
@@ -477,7 +490,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let failure: string | undefined;
   let output = '';
   await cli.parseAsync(argv, {}, (err: Error | undefined, _argv: unknown, out: string) => {
-    if (err) failure = err.message;
+    if (err) failure = badChoice ?? err.message;
     output = out;
   });
   const first = argv[0];
@@ -513,7 +526,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
  * into an array, which each command would then read as 'a,b' or trip on. Which
  * one the person meant is theirs to say, so it is a usage error.
  */
-type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; string: string[]; key: Record<string, unknown> };
+type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; string: string[]; choices: Record<string, unknown[]>; key: Record<string, unknown> };
 
 function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | undefined {
   for (const key of canonical(o, Object.keys(o.key))) {
@@ -542,6 +555,19 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
       if (given === undefined || given.trim() === '' || (t === name && /^-[^\d.]/.test(given))) return `${flagName(key, o)} needs a number after it`;
       if (typeof value === 'number' && Number.isNaN(value)) return `${flagName(key, o)} takes a number, not '${given === '\0-' ? '-' : given}'`;
       break;
+    }
+  }
+  return undefined;
+}
+
+/** A flag with choices (--topology, --link-proto, --algorithm) given another value: the flag, the value and what it takes. */
+function invalidChoice(a: Record<string, unknown>, o: ParserOptions): string | undefined {
+  for (const [key, choices] of Object.entries(o.choices)) {
+    for (const value of ([] as unknown[]).concat(a[key])) {
+      if (value === undefined || choices.includes(value)) continue;
+      const list = choices.map(String).join(', ');
+      if (value === '') return `${flagName(key, o)} needs one of ${list} after it`;
+      return `${flagName(key, o)} takes one of ${list}, not '${String(value)}'`;
     }
   }
   return undefined;

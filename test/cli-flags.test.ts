@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { upCommand } from '../cli/live.js';
+import { CALIBRATION_ITERATIONS } from '../src/patterns/bsp.js';
 import { expectNoCrash, runVnetc, SAMPLES, type Run } from './support/vnetc.js';
 
 /**
@@ -106,6 +107,22 @@ describe('a number flag given something else', () => {
   });
 });
 
+describe('a flag with choices, given another value', () => {
+  test('is one line naming the flag, the value and the choices, whatever the command', () => {
+    const kinds = 'ring, all-to-all, bus, mesh2d, mesh3d, torus2d, torus3d, hypercube, tree, reduction';
+    for (const args of [['-t', 'rung', '-n', '4'], ['--topology=rung', '-n', '4'], ['-t', 'rung']]) {
+      const r = vnetc('patterns', ...args);
+      expectUsage(r, 2, `--topology (-t) takes one of ${kinds}, not 'rung'`);
+      expect(r.stderr).toBe(`vnetc: error: --topology (-t) takes one of ${kinds}, not 'rung'\nRun 'vnetc patterns --help' for usage.\n`);
+    }
+    expectUsage(vnetc('patterns', '-t', 'ring', '-t', 'rung', '-n', '4'), 2, `--topology (-t) takes one of ${kinds}, not 'rung'`);
+    expectUsage(vnetc('patterns', '-t', 'ring', '-n', '4', '--link-proto', 'sctp'), 2, "--link-proto takes one of tcp, udp, not 'sctp'");
+    expectUsage(vnetc('patterns', '-t', '', '-n', '4'), 2, `--topology (-t) needs one of ${kinds} after it`);
+    expectUsage(vnetc('adapt', '-s', 'star4.vnet', '-m', 'm.json', '--algorithm', 'fast'), 2, "--algorithm takes one of best, greedy, improved, optimal, not 'fast'");
+    expect(vnetc('adapt', '-s', 'star4.vnet', '-m', 'm.json', '--algorithm', 'fast').stderr.split('\n')).toHaveLength(3);
+  });
+});
+
 describe('a flag that names something, given nothing', () => {
   test("is a usage error, not a search for a machine or file named ''", () => {
     expectUsage(vnetc('plan', 'star4.vnet', '--state', 'star4.vnet', '--proxy', ''), 1, '--proxy needs a value after it');
@@ -193,6 +210,12 @@ describe('help', () => {
     const bus = lines.findIndex((l) => l.startsWith('  bus '));
     expect(lines[bus + 1]).toMatch(/^ {14}\S/);
     for (const l of lines.slice(1, lines.indexOf(''))) expect(l).toMatch(/^ {2}/);
+  });
+
+  test("patterns --ratio says what runRank does: the first iterations measure communication, and their mean sets the compute phase", () => {
+    const text = vnetc('patterns', '--help').stdout.replace(/\s+/g, ' ');
+    expect(text).toContain(`the first ${CALIBRATION_ITERATIONS} iterations compute nothing; then each compute phase lasts this times their mean communication phase`);
+    expect(text).not.toContain('the last communication phase');
   });
 
   test("adapt's example spells -k as its help lists it", () => {

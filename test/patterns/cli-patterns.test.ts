@@ -35,7 +35,8 @@ test.each([
   [['-t', 'ring', '-n', '4', '--hosts', '5'], 'vnetc: error: --hosts takes a whole number from 1 to 4, not 5'],
   [['-t', 'ring', '-n', '4', '--size', '-1'], 'vnetc: error: --size takes a whole number from 0 to'],
   [['-t', 'ring', '-n', '4', '--ratio', '1', '--compute-ms', '2'], 'vnetc: error: Arguments compute-ms and ratio are mutually exclusive'],
-  [['-t', 'mesh', '-n', '4'], 'vnetc: error: Invalid values:'],
+  [['-t', 'mesh', '-n', '4'], "vnetc: error: --topology (-t) takes one of ring, all-to-all, bus, mesh2d, mesh3d, torus2d, torus3d, hypercube, tree, reduction, not 'mesh'\n"],
+  [['-t', 'ring', '-n', '4', '--link-proto', 'sctp'], "vnetc: error: --link-proto takes one of tcp, udp, not 'sctp'\n"],
   [['-t', 'torus3d', '-n', '8', '--dims', '2x4'], "vnetc: error: a torus3d takes 3 positive sizes in --dims (like 2x2x4), not '2x4'"],
   [['-n', '4'], 'vnetc: error: Missing required argument: topology'],
 ])('usage error %j', (args, message) => {
