@@ -101,6 +101,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let badChoice: string | undefined;
   const cli = yargs()
     .scriptName('vnetc')
+    // vnetc speaks English, and reads yargs's own messages (a missing argument); yargs would follow LANG into another language mid-sentence.
+    .locale('en')
     .usage('$0 <command> [options]\n\nCompiler and reconciler for VNET overlay topologies (.vnet files).')
     .option('color', {
       type: 'boolean',

@@ -172,6 +172,12 @@ describe('the command line itself', () => {
     expectUsage(vnetc('gen'), 2, "'vnetc gen' needs <file>: vnetc gen <file>");
   });
 
+  test('messages are English whatever the locale: the parser would follow LANG mid-sentence', () => {
+    const german = (...args: string[]): Run => runVnetc(args, { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'home'), LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' } });
+    expectUsage(german('plan'), 1, "'vnetc plan' needs <file>: vnetc plan <file>");
+    expectUsage(german('validate', '--bogus', 'star4.vnet'), 2, 'Unknown argument: bogus');
+  });
+
   test("a usage error points at the command's own help", () => {
     expectUsage(vnetc('plan', 'star4.vnet', '--bogus'), 1, "Unknown argument: bogus\nRun 'vnetc plan --help' for usage.");
     expectUsage(vnetc('gen', 'ring3.vgen', '-o', 'a', '-o', 'b'), 2, "--out (-o) is given 2 times ('a', 'b'); give it once\nRun 'vnetc gen --help' for usage.");
