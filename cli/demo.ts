@@ -9,6 +9,7 @@ import { apply } from './apply.js';
 import type { Io } from './io.js';
 import { route } from './route.js';
 import { fetchTargets, show } from './show.js';
+import { interruptible, type Interrupt } from './interrupt.js';
 import { down } from './up.js';
 
 /**
@@ -92,11 +93,22 @@ class SyntheticVm {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const stopped = new Error('stopped by a signal');
 
 export async function demo(io: Io, args: { color: boolean | undefined; keep: boolean }): Promise<number> {
+  // A first Ctrl-C skips the steps still to come and ends as usual, removing everything; a second removes it at once.
+  return interruptible(io, args.keep ? 'skipping the rest of the demo (its daemons keep running)' : 'skipping the rest of the demo, then stopping its daemons and removing its directory', (stop) => run(io, args, stop));
+}
+
+async function run(io: Io, args: { color: boolean | undefined; keep: boolean }, stop: Interrupt): Promise<number> {
   const home = await mkdtemp(path.join(os.tmpdir(), 'vnetc-demo-'));
   const dio: Io = { ...io, cwd: home, env: { ...io.env, VNETC_HOME: home } };
   const say = (text: string) => io.stdout.write(`\n== ${text}\n`);
+  // After a Ctrl-C no step begins (step 5 would start daemons that a second one's removal could miss); the end comes as usual.
+  const step = (text: string): void => {
+    if (stop.signal.aborted) throw stopped;
+    say(text);
+  };
   // One port for every daemon (each has its own address); random so that two demos can run at once.
   const port = 20000 + Math.floor(Math.random() * 20000);
   const reach = { local: true, parallelism: 10, acceptNewHostKeys: false, color: args.color };
@@ -104,8 +116,13 @@ export async function demo(io: Io, args: { color: boolean | undefined; keep: boo
   await writeFile(path.join(home, 'star.vnet'), starSpec(port));
   await writeFile(path.join(home, 'ring.vnet'), ringSpec(port));
   const started = Date.now();
+  const removeAll = async (): Promise<void> => {
+    await down(dio, { file: 'ring.vnet', json: false, ...reach }).catch((e: Error) => io.stderr.write(`vnetc: error: ${e.message}\n`));
+    await rm(home, { recursive: true, force: true });
+  };
+  if (!args.keep) stop.atExit(removeAll);
   try {
-    say(`1. vnetc apply star.vnet: start a Proxy and three hosts as local daemons (in ${home}) and bring up the star`);
+    step(`1. vnetc apply star.vnet: start a Proxy and three hosts as local daemons (in ${home}) and bring up the star`);
     if ((await apply(dio, { file: 'star.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, iface: [], ...reach })) !== 0) return 1;
 
     const transport = new LocalTransport(home);
@@ -122,28 +139,30 @@ export async function demo(io: Io, args: { color: boolean | undefined; keep: boo
       for (let t = 0; t < 60 && vms.reduce((n, vm) => n + vm.received, 0) < 50; t++) await sleep(50);
       io.stdout.write(`${label}: each VM sent 10 frames to its ring neighbour, VM1 also 10 broadcasts; received ${vms.map((vm, i) => `VM${i + 1} ${vm.received}`).join(', ')}\n`);
     };
-    say('2. Synthetic VMs attached (QEMU datagram sockets); traffic over the star');
+    step('2. Synthetic VMs attached (QEMU datagram sockets); traffic over the star');
     await traffic('star');
-    say('3. vnetc show: the topology, link state and counters');
+    step('3. vnetc show: the topology, link state and counters');
     await show(dio, { file: 'star.vnet', format: 'table', ...reach });
-    say(`4. vnetc route ${mac(0)} ${mac(1)}: through the Proxy`);
+    step(`4. vnetc route ${mac(0)} ${mac(1)}: through the Proxy`);
     await route(dio, { src: mac(0), dst: mac(1), from: undefined, file: 'star.vnet', json: false, ...reach });
 
-    say('5. vnetc apply ring.vnet: the plan adds a ring of fast paths and the rules that use them; nothing else changes');
+    step('5. vnetc apply ring.vnet: the plan adds a ring of fast paths and the rules that use them; nothing else changes');
     if ((await apply(dio, { file: 'ring.vnet', autoApprove: true, json: false, allowBackboneDelete: false, proxy: undefined, iface: [], ...reach })) !== 0) return 1;
     await waitForLinks(dio, reach);
     await traffic('ring');
-    say(`6. vnetc route ${mac(0)} ${mac(1)}: now direct`);
+    step(`6. vnetc route ${mac(0)} ${mac(1)}: now direct`);
     await route(dio, { src: mac(0), dst: mac(1), from: undefined, file: 'ring.vnet', json: false, ...reach });
-    say('7. vnetc show: the fast-path links carry the frames');
+    step('7. vnetc show: the fast-path links carry the frames');
     await show(dio, { file: 'ring.vnet', format: 'table', ...reach });
     return 0;
+  } catch (e) {
+    if (e !== stopped) throw e;
+    return stop.status!;
   } finally {
     for (const vm of vms) vm.close();
     if (!args.keep) {
       say('8. vnetc down ring.vnet: remove what the demo made and stop its daemons');
-      await down(dio, { file: 'ring.vnet', json: false, ...reach }).catch((e: Error) => io.stderr.write(`vnetc: error: ${e.message}\n`));
-      await rm(home, { recursive: true, force: true });
+      await removeAll();
       io.stdout.write(`\nDemo finished in ${((Date.now() - started) / 1000).toFixed(1)} s; everything it started is stopped and removed.\n`);
     } else {
       io.stdout.write(`\nThe daemons keep running: VNETC_HOME=${home} vnetc show; VNETC_HOME=${home} vnetc down --local ${path.join(home, 'ring.vnet')}\n`);

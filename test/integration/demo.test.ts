@@ -1,8 +1,8 @@
 import { jest } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import { runVnetcAsync } from '../support/vnetc.js';
+import { cleanEnv, runVnetcAsync, VNETC } from '../support/vnetc.js';
 
 jest.setTimeout(60_000);
 
@@ -24,6 +24,30 @@ test('vnetc demo brings up the star, applies a fast-path ring that frames then t
   // Nothing left behind: no daemon of the demo, no scratch directory.
   const left = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('vnetc-demo-') && !before.has(f));
   expect(left).toEqual([]);
+  const procs = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('vnetc-demo-'));
+  expect(procs).toEqual([]);
+});
+
+test.each([1, 2])('Ctrl-C (%d times) during the demo: its daemons are stopped and its directory removed before it exits 130', async (times) => {
+  const before = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('vnetc-demo-')));
+  const child = spawn(process.execPath, [VNETC, 'demo'], { cwd: os.tmpdir(), env: cleanEnv(), stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // Once the star is up (its daemons are running), interrupt.
+  await new Promise<void>((r) => child.stdout.on('data', (d: Buffer) => ((stdout += d), stdout.includes('== 2.') && r())));
+  child.kill('SIGINT');
+  if (times === 2) {
+    // Signals of one kind do not queue: the second is sent once the first has been taken.
+    while (!stderr.includes('SIGINT')) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGINT');
+  }
+  expect(await exited).toBe(130);
+  expect(stderr).toContain('vnetc: SIGINT: skipping the rest of the demo, then stopping its daemons and removing its directory (Ctrl-C again to stop at once)');
+  if (times === 1) expect(stdout).toContain('== 8. vnetc down ring.vnet');
+  expect(stdout).not.toContain('== 5.');
+  expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('vnetc-demo-') && !before.has(f))).toEqual([]);
   const procs = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('vnetc-demo-'));
   expect(procs).toEqual([]);
 });
