@@ -33,9 +33,7 @@ const USAGE = `usage: vnetd --machine NAME --port PORT --state-dir DIR [--listen
                 link:PEER=FILE writes the Ethernet frames the overlay link to machine PEER carries, decrypted
   --no-fast-path  forward every frame in JavaScript; by default the frames of known flows between pcap
                 and QEMU interfaces and links are forwarded in C (the pcap addon), which counts them the same
-  ctl           connect standard input and output to the running daemon's control socket; once the
-                input ends, give up after --timeout seconds (default 60) of the daemon's silence, and
-                on a daemon that does not greet within 10 s (or --timeout, if less)
+  ctl           connect standard input and output to the running daemon's control socket (vnetd ctl --help)
 `;
 
 const CTL_USAGE = `usage: vnetd ctl --state-dir DIR [--timeout S]
