@@ -170,8 +170,11 @@ export class LineSplitter {
 
 /** One client's conversation: commands run strictly in order, each answered in order. */
 class Session {
-  /** Lines waiting to be handled; `head` is the next. An index, not shift(): a batch queues millions. */
-  /** Lines, refusals already worded (they break an open batch), and undefined for the end of input. */
+  /**
+   * Lines waiting to be handled, refusals already worded (they break an open
+   * batch), and undefined for the end of input; `head` is the next. An index,
+   * not shift(): a batch queues millions.
+   */
   private queue: (string | undefined | { refuse: string })[] = [];
   private head = 0;
   private running = false;
