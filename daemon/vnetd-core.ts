@@ -2,7 +2,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { version } from '../src/version.js';
-import { formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
+import { captureWords, formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
 import { CapturingInterface } from './capture/capturing-interface.js';
@@ -223,9 +223,9 @@ export class Vnetd implements ControlTarget {
     // one's. Each is claimed before any is emptied, so a capture that cannot
     // be written leaves the others as they were. Frames that crossed an
     // interface meanwhile were held and come first.
-    const sinks = [...this.ifaceCaptures.values(), ...this.linkCaptures.values()];
-    for (const sink of sinks) sink.claim();
-    for (const sink of sinks) sink.begin();
+    const sinks = this.captures();
+    for (const { sink } of sinks) sink.claim();
+    for (const { sink } of sinks) sink.begin();
     this.capturing = true;
     opts.log(`vnetd ${this.version}: ${opts.machine} on ${opts.listen}:${this.links.port ?? opts.port}, control ${sock}`);
   }
@@ -241,10 +241,10 @@ export class Vnetd implements ControlTarget {
     await this.links.close();
     for (const { iface } of this.ifaces.values()) await iface.close();
     // Captures are the daemon's, begun or not (a start that failed leaves them untouched).
-    for (const sink of [...this.ifaceCaptures.values(), ...this.linkCaptures.values()]) await sink.close();
+    for (const { sink } of this.captures()) await sink.close();
     // The last word on each capture: whether the file holds every frame.
     if (this.capturing) {
-      for (const [what, sink] of [...[...this.ifaceCaptures].map(([n, s]) => [`iface ${n}`, s] as const), ...[...this.linkCaptures].map(([p, s]) => [`link ${p}`, s] as const)]) {
+      for (const { what, sink } of this.captures()) {
         const c = sink.counters;
         this.opts.log(
           `capture of ${what} in ${sink.file}: ${c.frames} frame${c.frames === 1 ? '' : 's'}` +
@@ -257,6 +257,14 @@ export class Vnetd implements ControlTarget {
     }
     await this.store.close();
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
+  }
+
+  /** Every capture, interfaces' then links', named as the log names them. */
+  private captures(): { what: string; sink: FrameSink }[] {
+    return [
+      ...[...this.ifaceCaptures].map(([name, sink]) => ({ what: `iface ${name}`, sink })),
+      ...[...this.linkCaptures].map(([peer, sink]) => ({ what: `link ${peer}`, sink })),
+    ];
   }
 
   private forward(ingress: number, frame: Buffer): void {
@@ -419,7 +427,8 @@ export class Vnetd implements ControlTarget {
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;
           const vm = iface.connected === undefined ? '' : ` vm=${iface.connected ? 'up' : 'down'}`;
-          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${captureWords(this.ifaceCaptures.get(iface.name))}${vm}`;
+          const capture = this.ifaceCaptures.get(iface.name);
+          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${capture ? captureWords(capture.counters) : ''}${vm}`;
         }
         // What else could be opened here; '(' cannot start an interface name, so a reader tells the two apart.
         for (const d of listCapturable()) yield `(can open) pcap:${d.name} ${d.description}`;
@@ -471,13 +480,6 @@ export class Vnetd implements ControlTarget {
         return;
     }
   }
-}
-
-/** A captured interface's DEVICES? words: a capture that left frames out is incomplete, and says so. */
-function captureWords(sink: FrameSink | undefined): string {
-  if (!sink) return '';
-  const c = sink.counters;
-  return ` capture-frames=${c.frames} capture-dropped=${c.dropped} capture-errors=${c.errors}`;
 }
 
 function answers(socketPath: string): Promise<boolean> {

@@ -328,6 +328,9 @@ export interface LinkStatus {
   capture?: { frames: number; dropped: number; errors: number };
 }
 
+/** A capture's counters as `LINKS?` and `DEVICES?` end a captured link's or interface's line. */
+export const captureWords = (c: { frames: number; dropped: number; errors: number }): string => ` capture-frames=${c.frames} capture-dropped=${c.dropped} capture-errors=${c.errors}`;
+
 /** A `LINKS?` data line, as the daemon lists each link; parseLinkLine reads it back. */
 export function formatLinkLine(s: LinkStatus): string {
   const l = s.link;
@@ -337,7 +340,7 @@ export function formatLinkLine(s: LinkStatus): string {
     ` rtt-ms=${s.rttMs === undefined ? '-' : s.rttMs.toFixed(3)} tx=${c('tx-frames')}/${c('tx-bytes')} rx=${c('rx-frames')}/${c('rx-bytes')}` +
     ` auth-failures=${c('auth-failures')} reconnects=${c('reconnects')} moves=${c('moves')}` +
     ` dropped=${c('dropped')} rejected=${c('rejected')} replayed=${c('replayed')}` +
-    (s.capture ? ` capture-frames=${s.capture.frames} capture-dropped=${s.capture.dropped} capture-errors=${s.capture.errors}` : '')
+    (s.capture ? captureWords(s.capture) : '')
   );
 }
 
