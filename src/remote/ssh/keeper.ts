@@ -169,7 +169,7 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
 
 async function open(client: ssh2.Client, route: ControlRoute): Promise<ssh2.ClientChannel | undefined> {
   if ('socket' in route) return forwardToSocket(client, route.socket);
-  return execChannel(client, route.exec).catch(() => undefined);
+  return execChannel(client, route.exec).then((e) => e.ch, () => undefined);
 }
 
 function closeChain(clients: ssh2.Client[]): void {

@@ -5,7 +5,7 @@ import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
 import { ReachError, silentDaemon, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { execChannel, run } from './exec.js';
+import { ending, execChannel, run } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
 import { firstLine, probe, requireNode, upload, type Probe } from './install.js';
@@ -158,13 +158,10 @@ export class SshSession implements Session {
     }
     const argv = [...(await this.vnetd()), 'ctl', '--state-dir', layout.stateDir];
     const command = shScript(CONTROL, [layout.socket, ...argv]);
-    const ch = await execChannel(this.client, command);
+    const { ch, ended } = await execChannel(this.client, command);
     let stderr = '';
-    let code: number | null = null;
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => void (stderr.length < 4096 && (stderr += s)));
-    ch.on('exit', (c: number | null) => (code = c));
-    const closed = new Promise<void>((resolve) => ch.once('close', () => resolve()));
     const client = new ControlClient(ch, this.patience(layout));
     try {
       await client.greeting;
@@ -173,10 +170,10 @@ export class SshSession implements Session {
     } catch (e) {
       // `vnetd ctl` there waits on the silent daemon, so its channel may not close.
       if (e instanceof ReachError) throw e;
-      await closed;
+      const end = await ended;
       // A socket left behind by a daemon that was killed: nothing runs there.
-      if (code === EXIT.noSocket || /no vnetd is running/.test(stderr)) return undefined;
-      throw new ReachError(this.machine, `vnetd on ${this.machine} did not answer on its control socket ${layout.socket}: ${firstLine(stderr) || `exit ${code}`}`, `look at ${layout.logFile} there`);
+      if (end.code === EXIT.noSocket || /no vnetd is running/.test(stderr)) return undefined;
+      throw new ReachError(this.machine, `vnetd on ${this.machine} did not answer on its control socket ${layout.socket}: ${firstLine(stderr) || ending(end)}`, `look at ${layout.logFile} there`);
     }
   }
 
