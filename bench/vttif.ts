@@ -17,6 +17,8 @@
  *              case: the old one must leave the window). The paper's best
  *              case, about 1 s, is the baseline; the target is under 0.3 s
  *              at 20 Hz with a 0.25 s window.
+ *   memory     the collector's window holding every pair of 1,024 VMs:
+ *              heap per pair, against the counts it keeps; no target.
  *
  * Exit status 0 whether or not targets are met (a benchmark reports; it is
  * not a test); 1 on a usage error or when frames or inferences go wrong.
@@ -26,6 +28,10 @@ import os from 'node:os';
 import { renderReport } from './table.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { MAX_DISTINCT_PAIRS, SlidingWindow } from '../src/vttif/window.js';
+import { PAIR_FIELDS } from '../src/wire/vttif-report.js';
 import { startBed, type Bed } from '../daemon/bed.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
 import { pattern, type Kind } from '../src/patterns/topology.js';
@@ -350,10 +356,55 @@ const reactionSection: Section = async (progress, grid) => {
   };
 };
 
+// ---------------------------------------------------------------------------
+// memory
+
+/**
+ * What the collector's window costs at its distinct-pair bound: every pair
+ * of 1,024 VMs, each daemon's report carrying its VMs' pairs. Heap is read
+ * after a full collection, so it is what the window keeps, not garbage.
+ */
+const memorySection: Section = async (progress) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const vms = Math.round(Math.sqrt(MAX_DISTINCT_PAIRS));
+  const daemons = 64;
+  const base = macToNumber('52:54:00:00:00:00');
+  progress(`memory: ${vms * vms} distinct pairs from ${daemons} daemons ... `);
+  gc();
+  const before = process.memoryUsage();
+  const w = new SlidingWindow(1000, 1000);
+  for (let d = 0; d < daemons; d++) {
+    const pairs = new Float64Array((vms / daemons) * vms * PAIR_FIELDS);
+    let f = 0;
+    for (let s = d * (vms / daemons); s < (d + 1) * (vms / daemons); s++) {
+      for (let t = 0; t < vms; t++) pairs.set([base + s, base + t, FRAME_BYTES, 1], (f++) * PAIR_FIELDS);
+    }
+    w.add(`h${d}`, { hosted: [], pairs }, 0, 0);
+  }
+  gc();
+  const after = process.memoryUsage();
+  const held = [...w.pairs()].length;
+  if (held !== vms * vms) throw new BenchError(`the window holds ${held} pairs, not ${vms * vms}`);
+  const heap = (after.heapUsed - before.heapUsed) / held;
+  const counts = (after.arrayBuffers - before.arrayBuffers) / held;
+  progress(`${heap.toFixed(0)} bytes of heap per pair\n`);
+  const mib = (perPair: number) => `${((perPair * held) / 2 ** 20).toFixed(0)} MiB`;
+  return {
+    title: "memory: the collector's window at its distinct-pair bound",
+    setup: [`window  ${held} distinct directed pairs (${vms} VMs, every pair), one round each from ${daemons} daemons`, `the baseline is the reports' own counts the window keeps (${PAIR_FIELDS} float64 per pair)`],
+    rows: [
+      { name: 'sums and names (heap)', value: `${heap.toFixed(0)} bytes/pair, ${mib(heap)}`, baseline: `${counts.toFixed(0)} bytes/pair, ${mib(counts)}`, ratio: `${(heap / counts).toFixed(2)}x` },
+    ],
+    targets: [],
+  };
+};
+
 const SECTIONS: Record<string, { about: string; run: Section }> = {
   overhead: { about: 'frames/s with sampling on vs off, one daemon, in-memory interfaces', run: overheadSection },
   sockets: { about: 'patterns iterations/s with sampling on vs off, real daemons, links and sockets', run: socketsSection },
   reaction: { about: 'time to a settled inference of a new pattern, 1/5/20 Hz, windows 0.25-5 s', run: reactionSection },
+  memory: { about: "the collector window's heap at its distinct-pair bound", run: memorySection },
 };
 
 function render(reports: Report[]): string {

@@ -1,6 +1,7 @@
 import { VttifAgent } from '../../daemon/vttif/agent.js';
 import { macToNumber } from '../../src/model/mac48.js';
 import { DEFAULT_SETTINGS } from '../../src/vttif/params.js';
+import { linkKey } from '../../src/model/state.js';
 import { SlidingWindow } from '../../src/vttif/window.js';
 import { decodeReport, encodeReport, MAX_REPORT_PAIRS, PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 
@@ -78,4 +79,26 @@ describe('the window is bounded', () => {
     w.add('h1', report(pairs(9, 10)), 3, 2); // would not fit if the empties counted
     expect([...w.pairs()]).toHaveLength(10);
   });
+});
+
+test('names are shared, not lost: each direction is named right whichever came first, and the window keeps no name once its pairs have gone', () => {
+  const w = new SlidingWindow(200, 100);
+  const named = () => [...w.pairs()].map(({ src, dst, a, b, edge }) => ({ src, dst, a, b, edge }));
+  const [one, two] = ['02:50:00:00:00:01', '02:50:00:00:00:02'];
+  w.add('h2', report([[2, 1, 100, 1]]), 0, 0);
+  w.add('h1', report([[1, 2, 100, 1]]), 0, 0);
+  const edge = linkKey(one, two);
+  expect(named()).toEqual([
+    { src: two, dst: one, a: one, b: two, edge },
+    { src: one, dst: two, a: one, b: two, edge },
+  ]);
+  // h2's direction leaves the window; h1's stays and keeps the edge's name, which it shared.
+  w.add('h2', report([]), 1, 100);
+  w.add('h2', report([]), 2, 200);
+  expect(named()).toEqual([{ src: one, dst: two, a: one, b: two, edge }]);
+  w.add('h1', report([]), 1, 100);
+  w.add('h1', report([]), 2, 200);
+  expect(named()).toEqual([]);
+  // What names the pairs is counted per pair, so it empties with them rather than grow with every VM ever seen.
+  expect((w as unknown as { macs: Map<number, unknown> }).macs.size).toBe(0);
 });
