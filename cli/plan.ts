@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { countErrors, diagnostic, type Diagnostic } from '../src/diag/diagnostic.js';
 import { Msg } from '../src/diag/messages.js';
 import { jsonDiagnostic, renderDiagnostics } from '../src/diag/render.js';
+import { savedProxy } from '../src/lang/delta.js';
 import { suggest } from '../src/lang/suggest.js';
 import { backboneCheck, backboneDeletes } from '../src/plan/backbone.js';
 import { diff } from '../src/plan/diff.js';
@@ -61,14 +62,21 @@ export async function plan(io: Io, args: PlanArgs): Promise<number> {
   }
 }
 
-/** The plan from live to desired, with its checks (--proxy, backbone deletions without consent) added to diags. */
+/** The plan from live to desired, with its checks (the Proxy, backbone deletions without consent) added to diags. */
 export function computePlan(p: Prepared, args: { proxy: string | undefined; allowBackboneDelete: boolean }, diags: Diagnostic[]): Plan | undefined {
-  if (args.proxy !== undefined && !p.desired.hosts.has(args.proxy)) {
-    const close = suggest(args.proxy, [...p.desired.hosts.keys()]);
-    diags.push(diagnostic(Msg.UnknownProxy, p.file, undefined, [args.proxy], close ? { hint: `did you mean '${close}'?` } : {}));
+  const saved = savedProxy(p.file.text);
+  if (saved && args.proxy !== undefined && args.proxy !== saved.name) {
+    diags.push(diagnostic(Msg.PlanProxyDisagrees, p.file, saved.span, [saved.name, args.proxy]));
     return undefined;
   }
-  const result = diff(p.live, p.desired, { proxy: args.proxy, ...(p.fetched ? { overlayAddress: overlayAddresses(p.fetched.reached) } : {}) });
+  const named = args.proxy !== undefined ? { name: args.proxy, by: '--proxy', span: undefined } : saved && { ...saved, by: "the saved plan's Proxy line" };
+  const proxy = named?.name;
+  if (named && !p.desired.hosts.has(named.name)) {
+    const close = suggest(named.name, [...p.desired.hosts.keys()]);
+    diags.push(diagnostic(Msg.UnknownProxy, p.file, named.span, [named.by, named.name], close ? { hint: `did you mean '${close}'?` } : {}));
+    return undefined;
+  }
+  const result = diff(p.live, p.desired, { proxy, ...(p.fetched ? { overlayAddress: overlayAddresses(p.fetched.reached) } : {}) });
   const refused = backboneCheck(result, p.file, args.allowBackboneDelete);
   if (refused) diags.push(refused);
   return result;

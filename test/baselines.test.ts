@@ -202,7 +202,7 @@ describe('the code table, the tests and LANGUAGE.md agree', () => {
       [Msg.CannotRead.code, new Set(['(VN1000 tests)'])],
       [Msg.FileTooLarge.code, new Set(['(VN1005 test)'])],
       // Plan diagnostics come from two files, not one: test/plan/cli-plan.test.ts asserts each.
-      ...[Msg.BackboneDelete, Msg.StalePlan, Msg.UnknownProxy, Msg.PlanAsLiveState].map(
+      ...[Msg.BackboneDelete, Msg.StalePlan, Msg.UnknownProxy, Msg.PlanAsLiveState, Msg.PlanProxyDisagrees].map(
         (m) => [m.code, new Set(['(test/plan/cli-plan.test.ts)'])] as [string, Set<string>],
       ),
       // Reaching daemons needs daemons: test/integration/ssh-apply.test.ts asserts it against a real sshd.

@@ -187,12 +187,18 @@ export const Msg = {
     'this saved plan was computed against live state {0}, but the live state is now {1}',
     'the daemons changed since the plan was made; run vnetc plan again and review the new plan',
   ),
-  UnknownProxy: def('VN4003', 'error', "--proxy names '{0}', which the file does not declare", 'name a machine from a HOST line'),
+  UnknownProxy: def('VN4003', 'error', "{0} names '{1}', which the file does not declare", 'name a machine from a HOST line'),
   PlanAsLiveState: def(
     'VN4004',
     'error',
     'this is a saved plan (a program of changes), not a description of live state',
     'pass the state the daemons hold, such as the file you applied before',
+  ),
+  PlanProxyDisagrees: def(
+    'VN4006',
+    'error',
+    "this saved plan was made for the Proxy '{0}', but --proxy names '{1}'",
+    "drop --proxy to use the plan as it was reviewed, or plan again from the whole file with --proxy {1}",
   ),
   DamagedPlanHeader: def(
     'VN4005',

@@ -1,3 +1,4 @@
+import type { Span } from '../diag/diagnostic.js';
 import { linkKey } from '../model/state.js';
 
 /**
@@ -21,7 +22,7 @@ export function deltaHeader(fingerprint: string): string {
 const LOOKS_LIKE_HEADER = /^# vnetc plan:/;
 
 /** The first line of a file that starts as a saved plan does but whose header is not one (hash damaged or gone); undefined otherwise. */
-export function damagedDeltaHeader(text: string): { start: number; end: number } | undefined {
+export function damagedDeltaHeader(text: string): Span | undefined {
   if (!LOOKS_LIKE_HEADER.test(text) || HEADER.test(text)) return undefined;
   const eol = text.search(/\r?\n/);
   return { start: 0, end: eol < 0 ? text.length : eol };
@@ -33,14 +34,60 @@ export function deltaBase(text: string): string | undefined {
 }
 
 /**
- * A saved plan's second line, when it deletes links of the Proxy star and
- * was made with --allow-backbone-delete: the consent travels with the plan,
- * as terraform applies a saved plan without the flags it was made with.
- * It names the links (by the plan's JSON addresses, `link.a~b`), so a
- * backbone deletion added to the file by hand still needs the flag.
+ * The lines right under a saved plan's header that record how it was made,
+ * each starting `# vnetc plan: `; read as comments by anything else.
  */
-const BACKBONE_PREFIX = '# vnetc plan: made with --allow-backbone-delete, for ';
-const BACKBONE = /^# vnetc plan: made with --allow-backbone-delete, for (link\.[\w.-]+~[\w.-]+(?: link\.[\w.-]+~[\w.-]+)*)[ \t]*$/;
+const NOTE_PREFIX = '# vnetc plan: ';
+
+interface Note {
+  text: string;
+  /** Where the line starts in the file. */
+  start: number;
+}
+
+function planNotes(text: string): Note[] {
+  if (deltaBase(text) === undefined) return [];
+  const notes: Note[] = [];
+  let start = text.indexOf('\n') + 1;
+  while (start > 0 && text.startsWith(NOTE_PREFIX, start)) {
+    const eol = text.indexOf('\n', start);
+    const end = eol < 0 ? text.length : eol;
+    notes.push({ text: text.slice(start, end).replace(/[ \t\r]+$/, ''), start });
+    start = end + 1;
+  }
+  return notes;
+}
+
+/**
+ * The Proxy the plan was made for, whether `--proxy` named it or it was
+ * found: which links are the backbone depends on it, and the first HOST of
+ * the saved plan need not be the first of the file it was made from.
+ */
+const PROXY_PREFIX = `${NOTE_PREFIX}made for the Proxy `;
+const PROXY = /^# vnetc plan: made for the Proxy ([\w.-]+)$/;
+
+export function proxyLine(proxy: string): string {
+  return PROXY_PREFIX + proxy;
+}
+
+/** The Proxy a saved plan records, if it does, and where its name is. */
+export function savedProxy(text: string): { name: string; span: Span } | undefined {
+  for (const note of planNotes(text)) {
+    const m = PROXY.exec(note.text);
+    if (m) return { name: m[1]!, span: { start: note.start + PROXY_PREFIX.length, end: note.start + note.text.length } };
+  }
+  return undefined;
+}
+
+/**
+ * When a saved plan deletes links of the Proxy star and was made with
+ * --allow-backbone-delete: the consent travels with the plan, as terraform
+ * applies a saved plan without the flags it was made with. It names the
+ * links (by the plan's JSON addresses, `link.a~b`), so a backbone deletion
+ * added to the file by hand still needs the flag.
+ */
+const BACKBONE_PREFIX = `${NOTE_PREFIX}made with --allow-backbone-delete, for `;
+const BACKBONE = /^# vnetc plan: made with --allow-backbone-delete, for (link\.[\w.-]+~[\w.-]+(?: link\.[\w.-]+~[\w.-]+)*)$/;
 
 /** The consent line for deleting these backbone links, each given by its two ends. */
 export function backboneConsentLine(links: readonly { a: string; b: string }[]): string {
@@ -49,13 +96,12 @@ export function backboneConsentLine(links: readonly { a: string; b: string }[]):
 
 /**
  * The backbone links a saved plan was allowed to delete when it was made,
- * as link keys; empty for anything but a saved plan whose second line says so.
+ * as link keys; empty for anything but a saved plan that says so.
  */
 export function backboneConsent(text: string): Set<string> {
-  if (deltaBase(text) === undefined) return new Set();
-  const from = text.indexOf('\n') + 1;
-  const to = text.indexOf('\n', from);
-  const m = BACKBONE.exec(text.slice(from, to < 0 ? text.length : to).replace(/\r$/, ''));
-  if (!m) return new Set();
-  return new Set(m[1]!.split(' ').map((address) => address.slice('link.'.length).replace('~', ' ')));
+  for (const note of planNotes(text)) {
+    const m = BACKBONE.exec(note.text);
+    if (m) return new Set(m[1]!.split(' ').map((address) => address.slice('link.'.length).replace('~', ' ')));
+  }
+  return new Set();
 }

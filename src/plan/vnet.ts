@@ -1,4 +1,4 @@
-import { backboneConsentLine, deltaHeader } from '../lang/delta.js';
+import { backboneConsentLine, deltaHeader, proxyLine } from '../lang/delta.js';
 import { printHost } from '../lang/print.js';
 import type { State } from '../model/state.js';
 import type { LinkStep, Plan, Step } from './plan.js';
@@ -10,13 +10,14 @@ import { printStep, summaryLine } from './text.js';
  * gives the desired state, and diffing the two gives this plan back. That is
  * how a saved plan is applied: exactly what was reviewed, or nothing if the
  * live state has moved on. `allowedBackboneDeletes`: the links of the Proxy
- * star it deletes with --allow-backbone-delete, recorded so the plan needs
- * no flag again.
+ * star it deletes with --allow-backbone-delete, recorded with the Proxy so
+ * the plan needs neither flag again.
  */
 export function planToVnet(plan: Plan, desired: State, fingerprint: string, origin: readonly string[], allowedBackboneDeletes: readonly LinkStep[] = []): string {
   const out = [deltaHeader(fingerprint)];
-  // Right under the header, where apply and plan read it: the consent the plan was made with.
+  // Right under the header, where apply and plan read them: the consent the plan was made with, and for which Proxy.
   if (allowedBackboneDeletes.length) out.push(backboneConsentLine(allowedBackboneDeletes.map((s) => s.before!)));
+  if (plan.proxy !== undefined) out.push(proxyLine(plan.proxy));
   out.push(...origin.map((l) => `# ${l}`), `# ${summaryLine(plan)}`, 'BEGIN');
   for (const h of desired.hosts.values()) out.push(`  ${printHost(h)}`);
   const block = (head: string, steps: Step[], side: 'before' | 'after'): void => {

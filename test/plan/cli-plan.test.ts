@@ -97,6 +97,32 @@ describe('vnetc plan', () => {
     expect(plan('del.vnet', '--state', 'star4.vnet', '--allow-backbone-delete').status).toBe(0);
   });
 
+  test('a saved plan records its Proxy, and is planned again for that Proxy without --proxy; another --proxy is refused', () => {
+    write('cut-for-host1.vnet', fs.readFileSync(path.join(dir, 'star4.vnet'), 'utf8').replace(/^.*(LINK host4 proxy|host4 proxy|proxy host4)\n/gm, ''));
+    // With host1 as the Proxy, host4~proxy is not the backbone: no consent is needed, or recorded.
+    expect(plan('cut-for-host1.vnet', '--state', 'star4.vnet', '--proxy', 'host1', '--out', 'for-host1.vnet').status).toBe(0);
+    const text = fs.readFileSync(path.join(dir, 'for-host1.vnet'), 'utf8');
+    expect(text.split('\n')[1]).toBe('# vnetc plan: made for the Proxy host1');
+
+    // Without the record the Proxy would be 'proxy' again, and this deletion a backbone one.
+    const again = plan('for-host1.vnet', '--state', 'star4.vnet');
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+    expect(JSON.parse(plan('for-host1.vnet', '--state', 'star4.vnet', '--json').stdout).proxy).toBe('host1');
+    expect(plan('for-host1.vnet', '--state', 'star4.vnet', '--proxy', 'host1').status).toBe(0);
+
+    const other = plan('for-host1.vnet', '--state', 'star4.vnet', '--proxy', 'proxy');
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain("for-host1.vnet:2:34: error[VN4006]: this saved plan was made for the Proxy 'host1', but --proxy names 'proxy'\n");
+    expect(other.stderr).toContain('drop --proxy to use the plan as it was reviewed, or plan again from the whole file with --proxy proxy');
+
+    write('for-hots1.vnet', text.replace('made for the Proxy host1', 'made for the Proxy hots1'));
+    const edited = plan('for-hots1.vnet', '--state', 'star4.vnet');
+    expect(edited.status).toBe(1);
+    expect(edited.stderr).toContain("for-hots1.vnet:2:34: error[VN4003]: the saved plan's Proxy line names 'hots1', which the file does not declare\n");
+    expect(edited.stderr).toContain("did you mean 'host1'?");
+  });
+
   test('--proxy must name a declared machine', () => {
     const r = plan('star4.vnet', '--state', 'star4.vnet', '--proxy', 'hots1');
     expect(r.status).toBe(1);
