@@ -434,7 +434,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
             type: 'number',
             describe: `Compute/communicate ratio: the first ${CALIBRATION_ITERATIONS} iterations compute nothing; then each compute phase lasts this times their mean communication phase`,
           })
-          .conflicts('compute-ms', 'ratio')
           .option('iterations', { alias: 'k', type: 'number', default: 100, describe: 'Iterations to run' })
           .option('timeout-ms', { type: 'number', default: 2000, describe: "How long a VM waits for a partner's message before it counts the iteration lost" })
           .option('shared-interface', { type: 'boolean', default: false, describe: "Put each host's VMs behind one interface (frames between them bypass vnetd)" })

@@ -40,6 +40,7 @@ function check(a: PatternsArgs): number[] | undefined {
   int(a.iterations, '--iterations', 1, 10_000_000);
   // Node's timers take at most MAX_TIMER_MS; past it they fire after 1 ms.
   if (!(a.timeoutMs > 0 && a.timeoutMs <= MAX_TIMER_MS)) throw new UsageError(`--timeout-ms takes a positive number of milliseconds, at most ${MAX_TIMER_MS} (about 24.8 days), not ${a.timeoutMs}`);
+  if (a.computeMs !== undefined && a.ratio !== undefined) throw new UsageError('--compute-ms and --ratio both set the compute phase (fixed, or in proportion to communication); give one');
   if (a.computeMs !== undefined && !(a.computeMs >= 0 && a.computeMs <= MAX_TIMER_MS)) throw new UsageError(`--compute-ms takes milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days), not ${a.computeMs}`);
   if (a.ratio !== undefined && !(a.ratio >= 0 && Number.isFinite(a.ratio))) throw new UsageError(`--ratio takes a compute/communicate ratio (0 or more), not ${a.ratio}`);
   try {
@@ -94,9 +95,9 @@ function report(a: PatternsArgs, hosts: number, dims: number[], r: PatternResult
   const lines = [
     `${a.topology}${shape} of ${a.vms} VMs on ${hosts} host${hosts === 1 ? '' : 's'} through a Proxy star; ${a.size}-byte messages, ${compute}`,
     `  iterations/s  ${r.iterationsPerS.toFixed(1)}`,
-    `  total time    ${r.totalS.toFixed(3)} s for ${r.iterations} iterations${stopped ? ' (stopped early)' : ''}`,
+    `  total time    ${r.totalS.toFixed(3)} s for ${r.iterations} iteration${r.iterations === 1 ? '' : 's'}${stopped ? ' (stopped early)' : ''}`,
     `  per VM        ${r.computeS.toFixed(3)} s compute, ${r.commS.toFixed(3)} s communication (mean)`,
-    `  messages      ${r.messagesSent} sent, ${r.messagesReceived} received; ${r.lost} iterations lost, ${r.late} messages late`,
+    `  messages      ${r.messagesSent} sent, ${r.messagesReceived} received; ${r.lost} iteration${r.lost === 1 ? '' : 's'} lost, ${r.late} message${r.late === 1 ? '' : 's'} late`,
   ];
   if (r.lost) lines.push(`  (a lost iteration is one where a VM waited ${a.timeoutMs} ms for a partner's message and went on; try a smaller --size or fewer --vms)`);
   return lines.join('\n') + '\n';

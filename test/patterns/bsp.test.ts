@@ -99,9 +99,8 @@ describe('the BSP loop over an in-memory network', () => {
   test('an abort cuts a waiting compute phase short, and the run ends in it: no message is sent for that iteration', async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
-    const t0 = performance.now();
-    const r = await runAll('ring', 4, { iterations: 5, compute: { ms: 10_000 }, signal: ac.signal });
-    expect(performance.now() - t0).toBeLessThan(2000);
+    // Ten minutes of compute: that the test ends within jest's timeout shows the phase was cut, with no timing assertion.
+    const r = await runAll('ring', 4, { iterations: 5, compute: { ms: 600_000 }, signal: ac.signal });
     expect(r).toMatchObject({ iterations: 1, messagesSent: 0, lost: 0 });
   });
 });

@@ -34,7 +34,7 @@ test.each([
   [['-t', 'hypercube', '-n', '12'], 'vnetc: error: a hypercube needs a power of two VMs; 12 is not (try 8 or 16)'],
   [['-t', 'ring', '-n', '4', '--hosts', '5'], 'vnetc: error: --hosts takes a whole number from 1 to 4, not 5'],
   [['-t', 'ring', '-n', '4', '--size', '-1'], 'vnetc: error: --size takes a whole number from 0 to'],
-  [['-t', 'ring', '-n', '4', '--ratio', '1', '--compute-ms', '2'], 'vnetc: error: Arguments compute-ms and ratio are mutually exclusive'],
+  [['-t', 'ring', '-n', '4', '--ratio', '1', '--compute-ms', '2'], 'vnetc: error: --compute-ms and --ratio both set the compute phase (fixed, or in proportion to communication); give one'],
   [['-t', 'mesh', '-n', '4'], "vnetc: error: --topology (-t) takes one of ring, all-to-all, bus, mesh2d, mesh3d, torus2d, torus3d, hypercube, tree, reduction, not 'mesh'\n"],
   [['-t', 'ring', '-n', '4', '--link-proto', 'sctp'], "vnetc: error: --link-proto takes one of tcp, udp, not 'sctp'\n"],
   [['-t', 'torus3d', '-n', '8', '--dims', '2x4'], "vnetc: error: a torus3d takes 3 positive sizes in --dims (like 2x2x4), not '2x4'"],
@@ -60,8 +60,8 @@ describe('stopped by a signal', () => {
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b));
     child.stderr.on('data', (b: Buffer) => (stderr += b));
-    const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; at: number }>((resolve) =>
-      child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, at: Date.now() })),
+    const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr })),
     );
     return { child, exited };
   }
@@ -82,7 +82,8 @@ describe('stopped by a signal', () => {
   const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
 
   test('Ctrl-C in a long compute phase ends the run at once, reports it, and removes the daemons and their directory', async () => {
-    const { child, exited } = start(['-t', 'ring', '-n', '2', '--compute-ms', '10000', '-k', '5']);
+    const { child, exited } = start(['-t', 'ring', '-n', '2', '--compute-ms', '600000', '-k', '5']);
+    // Ten minutes of compute: that the run ends within the test's 30 s shows the phase was cut, with no timing assertion.
     // The daemons have committed the star (journals written) and the first compute phase is under way.
     await until(() => {
       const d = bedDir();
@@ -90,13 +91,11 @@ describe('stopped by a signal', () => {
     });
     await new Promise((r) => setTimeout(r, 1000));
     const kids = descendants(child.pid!);
-    const sent = Date.now();
     child.kill('SIGINT');
     const r = await exited;
     expect(r.stderr).toContain('vnetc: SIGINT: ending the run with the current iteration, then removing the daemons and their directory (Ctrl-C again to stop at once)');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/for 1 iterations \(stopped early\)/);
-    expect(r.at - sent).toBeLessThan(3000); // not the 8 s left of the compute phase
+    expect(r.stdout).toMatch(/for 1 iteration \(stopped early\)/);
     expect(fs.readdirSync(tmp)).toEqual([]);
     expect(kids.filter(alive)).toEqual([]);
   }, 30_000);
