@@ -1,6 +1,7 @@
 import { assemble, type DaemonView, type Live } from '../model/live.js';
 import type { Host, Link, Rule } from '../model/state.js';
 import { mapBounded } from '../util/pool.js';
+import { clipWord } from '../wire/clip-word.js';
 import { parseFields, parseLinkLine, parseRuleLine, WireError, type LinkStatus, type Reply } from '../wire/control.js';
 import type { ControlClient } from './control-client.js';
 import { ReachError, type Session, type Transport } from './transport.js';
@@ -101,11 +102,13 @@ export async function readDaemon(client: ControlClient, declared: Host): Promise
     if (!(e instanceof WireError)) throw e;
     throw new ReachError(machine, `the daemon of ${machine} sent a listing vnetc cannot read: ${e.message}`);
   }
+  const port = fields.get('port') ?? String(declared.port);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new ReachError(machine, `the daemon of ${machine} sent a listing vnetc cannot read: INFO? gives port '${clipWord(port)}'`);
   const host: Host = {
     machine,
     // The daemon does not know who reached it; the session's user is the file's.
     user: declared.user,
-    port: Number(fields.get('port') ?? declared.port),
+    port: Number(port),
     // A daemon may open several interfaces; the host matches when the declared one is among them.
     iface: names.includes(declared.iface) ? declared.iface : (names[0] ?? 'none'),
   };

@@ -358,12 +358,16 @@ export function parseLinkLine(line: string): LinkStatus {
     const m = /^([a-z-]+)=(.*)$/.exec(word);
     if (!m) syntax(`'${clipWord(word)}' is not name=value`);
     const [, k, v] = m!;
-    if (k === 'rtt-ms') rttMs = v === '-' ? undefined : Number(v);
-    else if (/^\d+\/\d+$/.test(v!)) {
+    // Checked as the daemon prints them, so no NaN or 1e308 from a daemon gone wrong reaches show, infer or adapt's sums.
+    if (k === 'rtt-ms') {
+      if (v !== '-' && !/^\d{1,9}(\.\d{1,6})?$/.test(v!)) syntax(`rtt-ms=${clipWord(v!)} is not a round trip in milliseconds`);
+      rttMs = v === '-' ? undefined : Number(v);
+    } else if (/^\d{1,16}\/\d{1,16}$/.test(v!)) {
       const [frames, bytes] = v!.split('/');
       counters[`${k}-frames`] = Number(frames);
       counters[`${k}-bytes`] = Number(bytes);
-    } else counters[k!] = Number(v);
+    } else if (/^\d{1,16}$/.test(v!)) counters[k!] = Number(v);
+    else syntax(`${k}=${clipWord(v!)} is not a count`);
   }
   const captured = counters['capture-frames'];
   const capture = captured === undefined ? undefined : { frames: captured, dropped: counters['capture-dropped'] ?? 0, errors: counters['capture-errors'] ?? 0 };

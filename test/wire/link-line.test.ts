@@ -29,3 +29,15 @@ test('a captured link\'s line says how much of it its capture file holds, apart 
   expect(s.counters).toEqual({ 'tx-frames': 9, 'tx-bytes': 900, 'rx-frames': 8, 'rx-bytes': 800, dropped: 0 });
   expect(parseLinkLine('h2 TCP DIAL 10.0.0.2:5000 ENCRYPT up rtt-ms=-').capture).toBeUndefined();
 });
+
+test('a LINKS? line from a daemon gone wrong is refused, not read as NaN or an RTT that would swamp every sum', () => {
+  const line = (tail: string) => `h2 TCP DIAL 10.0.0.2:5000 ENCRYPT up ${tail}`;
+  expect(() => parseLinkLine(line('rtt-ms=abc'))).toThrow("rtt-ms=abc is not a round trip in milliseconds");
+  expect(() => parseLinkLine(line(`rtt-ms=1${'0'.repeat(308)}`))).toThrow(/^rtt-ms=1000.* is not a round trip in milliseconds$/);
+  expect(() => parseLinkLine(line('rtt-ms=-1'))).toThrow('is not a round trip');
+  expect(() => parseLinkLine(line('rtt-ms=Infinity'))).toThrow('is not a round trip');
+  expect(() => parseLinkLine(line('rtt-ms=- tx=x/1'))).toThrow("tx=x/1 is not a count");
+  expect(() => parseLinkLine(line('rtt-ms=- dropped=1e400'))).toThrow("dropped=1e400 is not a count");
+  expect(() => parseLinkLine(line('rtt-ms=- dropped='))).toThrow("dropped= is not a count");
+  expect(parseLinkLine(line('rtt-ms=999999999.999')).rttMs).toBe(999999999.999);
+});
