@@ -53,10 +53,16 @@ export class ControlServer {
   listen(socketPath: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(socketPath, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
+      // Connecting takes write permission on the socket, and the bind makes it under the umask: a umask of 000 would let any user in.
+      const mask = process.umask(0o177);
+      try {
+        this.server.listen(socketPath, () => {
+          this.server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(mask);
+      }
     });
   }
 

@@ -1,3 +1,4 @@
+import { checkStateDir } from './state-dir.js';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -134,6 +135,7 @@ export class Vnetd implements ControlTarget {
     const existing = await stat(opts.stateDir).catch(() => undefined);
     if (existing && !existing.isDirectory()) throw new StateError(`the state directory ${opts.stateDir} is not a directory; name another (--state-dir)`);
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+    await checkStateDir(opts.stateDir);
     const sock = controlSocketPath(opts.stateDir);
     // A socket file left by a daemon that was killed is stale and goes; one that answers belongs to a live daemon.
     if (await stat(sock).catch(() => undefined)) {

@@ -63,3 +63,40 @@ test('what the machine refuses is said as what to change: a file for a state dir
     expect(r.status).toBe(1);
   }
 });
+
+describe('who may reach the daemon through its state directory', () => {
+  test('a state directory others can write to, or that another user owns, is refused before anything starts', async () => {
+    const open = path.join(dir, 'open');
+    fs.mkdirSync(open);
+    fs.chmodSync(open, 0o777);
+    const port = String(await freePort());
+    let r = vnetd(['--port', port, '--listen', '127.0.0.1', '--state-dir', open]);
+    expect(r.stderr).toBe(`vnetd: error: the state directory ${open} is mode 0777, so others can write to it and replace its socket or files; chmod go-w it (vnetd makes a new one 0700), or name another --state-dir\n`);
+    expect(r.status).toBe(1);
+    expect(fs.readdirSync(open)).toEqual([]);
+    if (process.getuid?.() !== 0) return; // only root can give a directory away
+    const theirs = path.join(dir, 'theirs');
+    fs.mkdirSync(theirs, { mode: 0o700 });
+    fs.chownSync(theirs, 65534, 65534);
+    r = vnetd(['--port', port, '--listen', '127.0.0.1', '--state-dir', theirs]);
+    expect(r.stderr).toBe(`vnetd: error: the state directory ${theirs} belongs to uid 65534, not to this daemon's user (uid 0), who could then have its files replaced; chown 0 it, or name another --state-dir\n`);
+    expect(r.status).toBe(1);
+  });
+
+  test('the control socket is its owner\'s alone, whatever the umask', async () => {
+    const { Vnetd, controlSocketPath } = await import('../../daemon/vnetd-core.js');
+    const stateDir = path.join(dir, 'umask');
+    const d = new Vnetd({ machine: 'h1', port: 0, listen: '127.0.0.1', stateDir, interfaces: [], log: () => {} });
+    const mask = process.umask(0);
+    try {
+      await d.start();
+    } finally {
+      process.umask(mask);
+    }
+    try {
+      expect((fs.statSync(controlSocketPath(stateDir)).mode & 0o777).toString(8)).toBe('600');
+    } finally {
+      await d.stop();
+    }
+  });
+});
