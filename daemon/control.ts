@@ -1,3 +1,4 @@
+import { listenOwnerOnly } from '../src/util/owner-socket.js';
 import net from 'node:net';
 import { clipWord } from '../src/wire/clip-word.js';
 import { MAX_LINE, WireError, isChange, parseCommand, PROTOCOL_VERSION, type Change, type Command } from '../src/wire/control.js';
@@ -53,16 +54,10 @@ export class ControlServer {
   listen(socketPath: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      // Connecting takes write permission on the socket, and the bind makes it under the umask: a umask of 000 would let any user in.
-      const mask = process.umask(0o177);
-      try {
-        this.server.listen(socketPath, () => {
-          this.server.off('error', reject);
-          resolve();
-        });
-      } finally {
-        process.umask(mask);
-      }
+      listenOwnerOnly(this.server, socketPath, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
     });
   }
 

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { chmod, lstat, rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
+import { listenOwnerOnly } from '../../src/util/owner-socket.js';
 import net from 'node:net';
 import path from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
@@ -123,12 +124,14 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
       const failed = (e: Error) => reject(openError(`interface ${this.name} (qemu-stream listen=${this.where})`, e));
       server.once('error', failed);
       const done = () => (server.off('error', failed), resolve());
-      if ('unix' in this.at) server.listen(this.at.unix, done);
+      // Whoever can connect can put frames on this VM's port: owner only.
+      if ('unix' in this.at) listenOwnerOnly(server, this.at.unix, done);
       else server.listen(this.at.tcp.port, this.at.tcp.host, done);
     });
     server.on('error', () => this.counters.errors++);
-    // Whoever can connect can put frames on this VM's port: owner only.
-    if ('unix' in this.at) await chmod(this.at.unix, 0o600);
+    if ('tcp' in this.at && !isLoopback(this.at.tcp.host)) {
+      this.emit('note', `listening on ${this.where}, which is not a loopback address: QEMU's stream has no authentication, so anyone who reaches it first can be this VM or hold its port; prefer 127.0.0.1 or path=`);
+    }
     this.server = server;
   }
 
@@ -318,4 +321,10 @@ async function removeStaleSocket(file: string): Promise<void> {
   });
   if (live) throw new Error(`${file} is in use by another process`);
   await rm(file, { force: true });
+}
+
+/** Whether a listening address takes connections from this machine only. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return net.isIPv4(host) && host.startsWith('127.');
 }

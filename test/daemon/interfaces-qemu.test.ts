@@ -270,6 +270,45 @@ describe('qemu-stream on a Unix socket path', () => {
   });
 });
 
+describe('qemu-stream: who can attach', () => {
+  test('a socket path is owner-only from the moment it exists, whatever the umask', async () => {
+    const sock = path.join(dir, 'umask.sock');
+    const iface = QemuStreamInterface.parse('vm1', `path=${sock}`);
+    // Watch the bind itself: a chmod after it would leave the socket 0777 for a moment under umask 000.
+    let atBind: number | undefined;
+    const watcher = fs.watch(dir, () => {
+      if (atBind === undefined && fs.existsSync(sock)) atBind = fs.statSync(sock).mode & 0o777;
+    });
+    const mask = process.umask(0);
+    try {
+      await iface.open();
+    } finally {
+      process.umask(mask);
+      watcher.close();
+    }
+    try {
+      expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
+      if (atBind !== undefined) expect(atBind).toBe(0o600);
+    } finally {
+      await iface.close();
+    }
+  });
+
+  test.each([
+    ['0.0.0.0', true],
+    ['127.0.0.1', false],
+    ['[::1]', false],
+  ])('listening on %s: a warning that anyone who reaches it can be the VM, %s', async (host, warned) => {
+    // Bound for a moment and closed, with nothing sent: only the warning is looked at.
+    const iface = QemuStreamInterface.parse('vm1', `listen=${host}:${await freePort()}`);
+    const notes: string[] = [];
+    iface.on('note', (n: string) => notes.push(n));
+    await iface.open();
+    await iface.close();
+    expect(notes.some((n) => n.includes("which is not a loopback address: QEMU's stream has no authentication"))).toBe(warned);
+  });
+});
+
 const nativeBuilt = typeof pcapBinding() !== 'string';
 if (!nativeBuilt) process.stderr.write('interfaces-qemu.test: the native addon (vnetd-pcap) is not built; qemu-udp is tested on Node\'s socket only\n');
 

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import type ssh2 from 'ssh2';
 import type { SshHostConfig } from './config.js';
@@ -7,6 +7,7 @@ import { execChannel } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import { mapBounded } from '../../util/pool.js';
 import { isAlive } from '../../util/process-alive.js';
+import { listenOwnerOnly } from '../../util/owner-socket.js';
 
 /**
  * The keeper: a small detached process that holds verified SSH connections
@@ -156,10 +157,7 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
   if (other !== undefined && other !== process.pid && isAlive(other)) return end();
   // A socket of the same name otherwise is a dead keeper's.
   rmSync(sock, { force: true });
-  const mask = process.umask(0o177);
-  server.listen(sock, () => {
-    process.umask(mask);
-    chmodSync(sock, 0o600);
+  listenOwnerOnly(server, sock, () => {
     // The pid, then the host keys (base64, jump hosts first) this connection verified: a command checks them against its own known_hosts before using it.
     writeFileSync(pidFile, `${process.pid}\n${hostKeys.join(' ')}\n`, { mode: 0o600 });
     arm();
