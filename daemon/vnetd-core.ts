@@ -15,6 +15,7 @@ import { QemuStreamInterface } from './interfaces/qemu-stream.js';
 import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { MOVE_ASIDE, StateError, StateStore, type SavedState } from './store.js';
+import { lockStateDir, type StateLock } from './state-lock.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
 import { VttifAgent } from './vttif/agent.js';
 
@@ -89,6 +90,8 @@ export class Vnetd implements ControlTarget {
   private readonly fast: FastPath | null;
   /** Set once the captures have begun: only then are they summed up at stop. */
   private capturing = false;
+  /** This daemon's claim on its state directory, from start until stop. */
+  private lock: StateLock | null = null;
 
   constructor(private readonly opts: VnetdOptions) {
     this.store = new StateStore(opts.stateDir);
@@ -136,12 +139,15 @@ export class Vnetd implements ControlTarget {
     if (existing && !existing.isDirectory()) throw new StateError(`the state directory ${opts.stateDir} is not a directory; name another (--state-dir)`);
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
     await checkStateDir(opts.stateDir);
+    const lock = await lockStateDir(opts.stateDir);
     const sock = controlSocketPath(opts.stateDir);
-    // A socket file left by a daemon that was killed is stale and goes; one that answers belongs to a live daemon.
-    if (await stat(sock).catch(() => undefined)) {
-      if (await answers(sock)) throw new Error(`another vnetd is running with state directory ${opts.stateDir}`);
-      await rm(sock, { force: true });
+    try {
+      await this.clearSocket(sock);
+    } catch (e) {
+      lock.release();
+      throw e;
     }
+    this.lock = lock;
     try {
       await this.bringUp(sock);
     } catch (e) {
@@ -149,6 +155,15 @@ export class Vnetd implements ControlTarget {
       await this.stop().catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * With the lock held, a socket file is a killed daemon's, and goes; unless
+   * it answers: a vnetd from before the lock, which takes none, and keeps it.
+   */
+  private async clearSocket(sock: string): Promise<void> {
+    if (await answers(sock)) throw new Error(`another vnetd is running with state directory ${this.opts.stateDir}`);
+    await rm(sock, { force: true });
   }
 
   /** All of start() past the check that no other daemon holds the state directory. */
@@ -258,7 +273,11 @@ export class Vnetd implements ControlTarget {
       this.capturing = false;
     }
     await this.store.close();
+    if (!this.lock) return;
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
+    // Last: the next daemon may bind its socket as soon as it has the lock.
+    this.lock.release();
+    this.lock = null;
   }
 
   /** Every capture, interfaces' then links', named as the log names them. */

@@ -1,8 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { ControlClient } from '../../src/remote/control-client.js';
 import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 
@@ -99,4 +100,64 @@ describe('who may reach the daemon through its state directory', () => {
       await d.stop();
     }
   });
+});
+
+describe('one daemon per state directory', () => {
+  type Started = { proc: ChildProcess; running: boolean; status: number | null; stderr: string };
+
+  /** Starts vnetd on `stateDir`; resolves once it runs (it logs its control socket) or has exited. */
+  async function launch(stateDir: string): Promise<Started> {
+    const port = await freePort();
+    const proc = spawn(process.execPath, [VNETD, '--machine', 'h1', '--port', String(port), '--listen', '127.0.0.1', '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return new Promise((resolve) => {
+      let stderr = '';
+      proc.stderr!.on('data', (b: Buffer) => {
+        stderr += b;
+        if (stderr.includes(', control ')) resolve({ proc, running: true, status: null, stderr });
+      });
+      proc.once('close', (status) => resolve({ proc, running: false, status, stderr }));
+    });
+  }
+
+  const killed = (proc: ChildProcess) => new Promise((r) => (proc.once('exit', r), proc.kill('SIGKILL')));
+
+  test('of daemons started together on one state directory, exactly one runs and each other says why; round after round, over the last round\'s SIGKILLed daemon', async () => {
+    const state = path.join(dir, 'contended');
+    for (let round = 0; round < 5; round++) {
+      const started = await Promise.all([0, 1, 2, 3].map(() => launch(state)));
+      try {
+        expect(started.filter((s) => s.running)).toHaveLength(1);
+        for (const s of started.filter((x) => !x.running)) {
+          expect(s.stderr).toBe(`vnetd: error: cannot start: another vnetd is running with state directory ${state}\n`);
+          expect(s.status).toBe(1);
+        }
+      } finally {
+        for (const s of started.filter((x) => x.running)) await killed(s.proc);
+      }
+    }
+  }, 120_000);
+
+  test('without flock(1) to lock its state directory, vnetd says what to install', () => {
+    const r = spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--listen', '127.0.0.1', '--state-dir', path.join(dir, 'no-flock')],
+      { encoding: 'utf8', timeout: 20_000, env: { ...process.env, PATH: path.join(dir, 'nowhere') } });
+    expect(r.stderr).toBe('vnetd: error: cannot start: vnetd locks its state directory with flock(1), which is not installed here; install util-linux (or BusyBox)\n');
+    expect(r.status).toBe(1);
+  });
+
+  test('a daemon killed with SIGKILL does not keep the next one from starting on its state directory', async () => {
+    const state = path.join(dir, 'killed');
+    const first = await launch(state);
+    expect(first.running).toBe(true);
+    await killed(first.proc);
+    expect(fs.existsSync(path.join(state, 'vnetd.sock'))).toBe(true);
+    const next = await launch(state);
+    try {
+      expect(next.running).toBe(true);
+      const ctl = await ControlClient.connect(path.join(state, 'vnetd.sock'));
+      expect((await ctl.request('INFO?')).data).toContain(`pid ${next.proc.pid}`);
+      ctl.close();
+    } finally {
+      if (next.running) await killed(next.proc);
+    }
+  }, 60_000);
 });
