@@ -1,10 +1,11 @@
 import { writeSync } from 'node:fs';
+import { join } from 'node:path';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
 import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
 import { version } from '../src/version.js';
-import { captureTarget, isWithin, plannedDirectory } from './capture/capture-paths.js';
+import { captureTarget, isWithin, namesByIdentity, plannedDirectory } from './capture/capture-paths.js';
 import { PcapWriter } from './capture/pcap-file.js';
 import { interfaceFromSpec } from './interfaces/from-spec.js';
 import type { Interface } from './interfaces/interface.js';
@@ -163,23 +164,28 @@ async function main(argv: string[]): Promise<void> {
   }
   // The files once every option is well formed: the mistake in the words is the one to say first.
   // Compared where they really are: another name (a link, `..`) for a file still writes that file.
+  // And by device and inode where the file exists: a hard link has a real path of its own.
   const stateReal = plannedDirectory(stateDir);
+  const stateFiles = namesByIdentity(stateReal);
   const targets = new Map<string, string>();
   for (const [option, { file }] of [
     ...[...ifaceCaptures].map(([name, w]) => [name, w] as const),
     ...[...linkCaptures].map(([peer, w]) => [`link:${peer}`, w] as const),
   ]) {
-    let target: string;
+    let target: ReturnType<typeof captureTarget>;
     try {
       target = captureTarget(file);
     } catch (e) {
       fail(`--capture: ${(e as Error).message}`);
     }
     // A pcap header over state.json would lose the daemon's links and rules.
-    if (isWithin(target, stateReal)) fail(`--capture: ${option}=${file} is in the state directory ${stateDir}, whose files are vnetd's own; write the capture elsewhere`);
-    const other = targets.get(target);
+    if (isWithin(target.path, stateReal)) fail(`--capture: ${option}=${file} is in the state directory ${stateDir}, whose files are vnetd's own; write the capture elsewhere`);
+    const own = target.identity === undefined ? undefined : stateFiles.get(target.identity);
+    if (own !== undefined) fail(`--capture: ${option}=${file} is another name (a hard link) for ${join(stateDir, own)}, one of vnetd's own files; write the capture elsewhere`);
+    const other = targets.get(target.path) ?? (target.identity === undefined ? undefined : targets.get(target.identity));
     if (other !== undefined) fail(`--capture: ${other} and ${option}=${file} are the same file, and would overwrite each other; give each capture its own file`);
-    targets.set(target, `${option}=${file}`);
+    // One map for both keys: a real path starts with '/', an identity never does.
+    for (const key of [target.path, target.identity]) if (key !== undefined) targets.set(key, `${option}=${file}`);
   }
 
   let stop = (_why: string): void => {};

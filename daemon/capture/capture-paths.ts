@@ -5,14 +5,40 @@ import path from 'node:path';
  * Where a capture file really is, checked on the command line before the
  * daemon starts: the file itself when it exists (symbolic links followed),
  * or its directory's real path and its name when it is yet to be created.
- * Throws, in words naming the file, when it could never be written there.
+ * A file that exists also has an identity: a hard link is another name for
+ * the same file, with another real path but the same identity. Throws, in
+ * words naming the file, when it could never be written there.
  */
-export function captureTarget(file: string): string {
+export function captureTarget(file: string): { path: string; identity: string | undefined } {
   try {
-    return follow(file);
+    const real = follow(file);
+    return { path: real, identity: identity(real) };
   } catch (e) {
     throw new Error(`cannot write ${file}: ${(e as Error).message}`);
   }
+}
+
+/** A file's device and inode as one key, which every name of the file shares; undefined when there is no file. */
+export function identity(file: string): string | undefined {
+  // bigint: an inode number may be past what a double holds exactly.
+  const st = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st && `${st.dev}:${st.ino}`;
+}
+
+/** The names of the files in `dir`, by identity; none when it does not exist yet. */
+export function namesByIdentity(dir: string): Map<string, string> {
+  const names = new Map<string, string>();
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return names;
+  }
+  for (const name of entries) {
+    const id = identity(path.join(dir, name));
+    if (id !== undefined) names.set(id, name);
+  }
+  return names;
 }
 
 function follow(file: string): string {

@@ -212,7 +212,7 @@ describe('vnetd --capture', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  test('a capture file is refused (exit 2, nothing written) when another --capture writes it, or it is in the state directory, whatever name reaches it', () => {
+  test('a capture file is refused (exit 2, nothing written) when another --capture writes it, or it is in the state directory, whatever name (a hard link too) reaches it', () => {
     const state = path.join(dir, 'kept-state');
     fs.mkdirSync(state, { recursive: true });
     const saved = path.join(state, 'state.json');
@@ -221,6 +221,9 @@ describe('vnetd --capture', () => {
     fs.symlinkSync(state, path.join(dir, 'state-link'));
     fs.symlinkSync(path.join(state, 'new.pcap'), path.join(dir, 'to-new-in-state.pcap'));
     fs.symlinkSync('later.pcap', path.join(dir, 'to-later.pcap'));
+    fs.linkSync(saved, path.join(dir, 'hard-state.json'));
+    fs.writeFileSync(path.join(dir, 'earlier.pcap'), 'an earlier capture');
+    fs.linkSync(path.join(dir, 'earlier.pcap'), path.join(dir, 'hard-earlier.pcap'));
     const ifaces = ['--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--iface', 'vm1=qemu-stream:listen=127.0.0.1:10'];
     const run = (stateDir: string, captures: string[]) =>
       spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', stateDir, ...ifaces, ...captures.flatMap((c) => ['--capture', c])], { encoding: 'utf8', timeout: 20_000 });
@@ -234,6 +237,10 @@ describe('vnetd --capture', () => {
       [state, [`vm0=${path.join(dir, 'same.pcap')}`, `vm1=${path.join(dir, 'same.pcap')}`], same(`vm0=${path.join(dir, 'same.pcap')}`, `vm1=${path.join(dir, 'same.pcap')}`)],
       [state, [`vm0=${path.join(dir, 'later.pcap')}`, `link:h2=${path.join(dir, 'state-link', '..', 'to-later.pcap')}`],
         same(`vm0=${path.join(dir, 'later.pcap')}`, `link:h2=${path.join(dir, 'state-link', '..', 'to-later.pcap')}`)],
+      [state, [`vm0=${path.join(dir, 'hard-state.json')}`],
+        `--capture: vm0=${path.join(dir, 'hard-state.json')} is another name (a hard link) for ${saved}, one of vnetd's own files; write the capture elsewhere`],
+      [state, [`vm0=${path.join(dir, 'earlier.pcap')}`, `link:h2=${path.join(dir, 'hard-earlier.pcap')}`],
+        same(`vm0=${path.join(dir, 'earlier.pcap')}`, `link:h2=${path.join(dir, 'hard-earlier.pcap')}`)],
     ];
     for (const [stateDir, captures, message] of cases) {
       const r = run(stateDir, captures);
@@ -241,6 +248,7 @@ describe('vnetd --capture', () => {
       expect(r.status).toBe(2);
     }
     expect(fs.readFileSync(saved, 'utf8')).toBe('{"saved": true}');
+    expect(fs.readFileSync(path.join(dir, 'earlier.pcap'), 'utf8')).toBe('an earlier capture');
     expect(fs.readdirSync(state)).toEqual(['state.json']);
     for (const f of ['same.pcap', 'later.pcap']) expect(fs.existsSync(path.join(dir, f))).toBe(false);
   });
