@@ -47,7 +47,7 @@ export interface VnetdOptions {
 /** Where captured frames go: a .pcap file (daemon/capture/pcap-file.ts). */
 export interface FrameSink {
   readonly file: string;
-  /** Frames written (or on their way to the disk), left out (the disk too far behind, or the file past an error), and write errors. */
+  /** Frames in the file (or on their way to it), left out (the disk too far behind; lost to a write error, or after one), and write errors. */
   readonly counters: { frames: number; dropped: number; errors: number };
   /** Opens the file without emptying it; throws why it cannot be written. */
   claim(): void;

@@ -55,6 +55,15 @@ export class PcapWriter {
   private out: fs.WriteStream | null = null;
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** Bytes handed to the file's stream, header included. */
+  private queued = 0;
+  /**
+   * Where each record handed to the stream ends in the file, oldest first,
+   * until the disk has taken it: when a write fails, the frames whose
+   * records it did not take whole are not in the file, and are not counted
+   * as if they were.
+   */
+  private ends: number[] = [];
   /** Whether the last frame was left out for the backlog: a spell of them is said once, when it starts. */
   private behind = false;
   private readonly behindLog: LogLimiter;
@@ -104,12 +113,14 @@ export class PcapWriter {
     if (fs.fstatSync(fd).isFile()) fs.ftruncateSync(fd, 0);
     const out = fs.createWriteStream('', { fd });
     out.on('error', (e) => {
+      this.lose(out.bytesWritten);
       if (this.counters.errors++ === 0) this.log(`capture ${this.file}: ${e.message}; no more frames are written to it`);
     });
     out.write(fileHeader());
-    for (const r of this.held) out.write(r);
-    this.held = [];
+    this.queued = FILE_HEADER_BYTES;
     this.out = out;
+    for (const r of this.held) this.append(r);
+    this.held = [];
   }
 
   write(frame: Uint8Array): void {
@@ -125,12 +136,29 @@ export class PcapWriter {
     }
     this.behind = false;
     const r = record(frame, this.origin + performance.now());
-    if (this.out) this.out.write(r);
+    if (this.out) this.append(r);
     else {
       this.held.push(r);
       this.heldBytes += r.length;
     }
     this.counters.frames++;
+  }
+
+  /** Hands a record to the stream; the ends the disk has passed are forgotten on the way. */
+  private append(r: Buffer): void {
+    const out = this.out!;
+    while (this.ends.length && this.ends[0]! <= out.bytesWritten) this.ends.shift();
+    this.queued += r.length;
+    this.ends.push(this.queued);
+    out.write(r);
+  }
+
+  /** After a failed write, whose error is counted: the frames it cost are left out of the file, not captured. */
+  private lose(written: number): void {
+    const lost = this.ends.filter((end) => end > written).length;
+    this.counters.frames -= lost;
+    this.counters.dropped += lost;
+    this.ends = [];
   }
 
   /** Ends the file; one never begun (its daemon did not start) is closed untouched. */
