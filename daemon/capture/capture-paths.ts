@@ -49,12 +49,29 @@ function follow(file: string): string {
     if (st === undefined) return path.join(realDirectory(path.dirname(p)), path.basename(p));
     if (!st.isSymbolicLink()) {
       const real = fs.realpathSync(p);
-      if (fs.statSync(real).isDirectory()) throw new Error('it is a directory; name a file in it');
+      const target = fs.statSync(real);
+      if (target.isDirectory()) throw new Error('it is a directory; name a file in it');
+      if (!target.isFile()) throw new Error(notRegular(target));
       return real;
     }
     p = path.resolve(path.dirname(p), fs.readlinkSync(p));
   }
   throw new Error('too many symbolic links');
+}
+
+/**
+ * Why a file that exists and is neither a regular file nor a directory is
+ * not written: opening a FIFO that has no reader waits for one, for ever,
+ * and the daemon with it; a device is not a capture file either.
+ */
+export function notRegular(st: fs.Stats): string {
+  const kind =
+    st.isFIFO() ? 'a FIFO'
+    : st.isCharacterDevice() ? 'a character device'
+    : st.isBlockDevice() ? 'a block device'
+    : st.isSocket() ? 'a socket'
+    : 'not a regular file';
+  return `it is ${kind}, and captures are written to regular files only; name a regular file, or one that does not exist yet`;
 }
 
 function realDirectory(dir: string): string {

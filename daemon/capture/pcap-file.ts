@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { LogLimiter } from '../log-limiter.js';
+import { notRegular } from './capture-paths.js';
 
 /**
  * Classic libpcap capture files (the format tcpdump -w writes and Wireshark
@@ -87,18 +88,11 @@ export class PcapWriter {
    * daemon cannot be opened, this one is left as it was. Throws why not.
    */
   claim(): void {
-    let fd: number;
-    try {
-      fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o600);
-    } catch (e) {
-      throw new Error(`cannot write the capture file ${this.file} (--capture): ${(e as Error).message}`);
-    }
+    const fd = this.openRegular();
     // The mode given to open applies to a new file only; one that exists is
-    // made owner-only here, or not written. A FIFO or a device (a live
-    // Wireshark, /dev/null) is not vnetd's to change.
+    // made owner-only here, or not written.
     try {
-      const st = fs.fstatSync(fd);
-      if (st.isFile() && (st.mode & 0o777) !== 0o600) fs.fchmodSync(fd, 0o600);
+      if ((fs.fstatSync(fd).mode & 0o777) !== 0o600) fs.fchmodSync(fd, 0o600);
     } catch (e) {
       fs.closeSync(fd);
       throw new Error(`cannot make the capture file ${this.file} owner-only (--capture), and it would hold what the VMs said: ${(e as Error).message}; remove it or name another`);
@@ -106,11 +100,33 @@ export class PcapWriter {
     this.fd = fd;
   }
 
-  /** Empties the claimed file (a FIFO or a device has nothing to empty) and writes the header, then what was held. */
+  /**
+   * Opens the file for writing, without waiting: the command line refused
+   * anything but a regular file, and what has taken its place since is
+   * refused here rather than waited on (a FIFO with no reader would hold
+   * the daemon up for ever). O_NONBLOCK changes nothing for a regular file.
+   */
+  private openRegular(): number {
+    const cannot = (why: string) => new Error(`cannot write the capture file ${this.file} (--capture): ${why}`);
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NONBLOCK, 0o600);
+    } catch (e) {
+      // ENXIO: a FIFO that no one reads, said as what it is.
+      const st = (e as NodeJS.ErrnoException).code === 'ENXIO' ? fs.statSync(this.file, { throwIfNoEntry: false }) : undefined;
+      throw cannot(st ? notRegular(st) : (e as Error).message);
+    }
+    const st = fs.fstatSync(fd);
+    if (st.isFile()) return fd;
+    fs.closeSync(fd);
+    throw cannot(notRegular(st));
+  }
+
+  /** Empties the claimed file and writes the header, then what was held. */
   begin(): void {
     if (this.fd === null) this.claim();
     const fd = this.fd!;
-    if (fs.fstatSync(fd).isFile()) fs.ftruncateSync(fd, 0);
+    fs.ftruncateSync(fd, 0);
     const out = fs.createWriteStream('', { fd });
     out.on('error', (e) => {
       this.lose(out.bytesWritten);

@@ -110,19 +110,6 @@ describe('pcap files', () => {
   });
 });
 
-test('a capture file that can no longer be written (a full disk) is said once, and the frames after it are not written', async () => {
-  const said: string[] = [];
-  const w = new PcapWriter('/dev/full', (m) => said.push(m));
-  w.begin();
-  for (let i = 0; i < 3; i++) {
-    w.write(frame('ffffffffffff', '020000000001', i));
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await w.close();
-  expect(said).toEqual(['capture /dev/full: ENOSPC: no space left on device, write; no more frames are written to it']);
-  expect(w.counters.dropped).toBeGreaterThan(0);
-});
-
 describe('owner-only', () => {
   test('a capture file that exists is made owner-only, as a new one is', async () => {
     const file = path.join(dir, 'was-open.pcap');
@@ -308,6 +295,31 @@ describe('vnetd --capture', () => {
     expect(fs.readFileSync(path.join(dir, 'earlier.pcap'), 'utf8')).toBe('an earlier capture');
     expect(fs.readdirSync(state)).toEqual(['state.json']);
     for (const f of ['same.pcap', 'later.pcap']) expect(fs.existsSync(path.join(dir, f))).toBe(false);
+  });
+
+  test('a capture path that is a FIFO, a device or anything else not a regular file is refused (exit 2), never waited on, whatever name reaches it', () => {
+    const fifo = path.join(dir, 'no-reader.fifo');
+    execFileSync('mkfifo', [fifo]);
+    fs.symlinkSync(fifo, path.join(dir, 'to-fifo.pcap'));
+    const refused = (file: string, kind: string) =>
+      `vnetd: error: --capture: cannot write ${file}: it is ${kind}, and captures are written to regular files only; name a regular file, or one that does not exist yet\nRun 'vnetd --help' for usage.\n`;
+    for (const [file, kind] of [[fifo, 'a FIFO'], [path.join(dir, 'to-fifo.pcap'), 'a FIFO'], ['/dev/null', 'a character device']] as const) {
+      // The timeout only ends a daemon that would otherwise wait for a reader for ever.
+      const r = spawnSync(process.execPath, [VNETD, '--machine', 'h1', '--port', '1', '--state-dir', path.join(dir, 'h1'), '--iface', 'vm0=qemu-stream:listen=127.0.0.1:9', '--capture', `vm0=${file}`],
+        { encoding: 'utf8', timeout: 20_000 });
+      expect(r.stderr).toBe(refused(file, kind));
+      expect(r.status).toBe(2);
+    }
+  });
+
+  test('a FIFO that took a capture file\'s place after the command line was checked is refused when the daemon claims it, not waited on', () => {
+    const fifo = path.join(dir, 'late.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = pathToFileURL(path.join(ROOT, 'dist', 'daemon', 'capture', 'pcap-file.js')).href;
+    const script = `import { PcapWriter } from ${JSON.stringify(writer)}; try { new PcapWriter(process.env.FILE).claim(); console.log('claimed'); } catch (e) { console.log(e.message); }`;
+    // The timeout only ends a claim that would otherwise wait for a reader for ever.
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, FILE: fifo }, encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout).toBe(`cannot write the capture file ${fifo} (--capture): it is a FIFO, and captures are written to regular files only; name a regular file, or one that does not exist yet\n`);
   });
 
   /** A vnetd with vm0 on a qemu-udp interface, captured to `file`; resolves once it has started. */
