@@ -11,7 +11,7 @@ import path from 'node:path';
  */
 export function captureTarget(file: string): { path: string; identity: string | undefined } {
   try {
-    const real = follow(file);
+    const real = whereWritten(file);
     return { path: real, identity: identity(real) };
   } catch (e) {
     throw new Error(`cannot write ${file}: ${(e as Error).message}`);
@@ -41,7 +41,12 @@ export function namesByIdentity(dir: string): Map<string, string> {
   return names;
 }
 
-function follow(file: string): string {
+/**
+ * Where writing `file` lands, as captureTarget says, and the same words for
+ * why it cannot (the daemon asks again when it opens the file: what was
+ * checked on the command line may have changed since).
+ */
+export function whereWritten(file: string): string {
   let p = path.resolve(file);
   // A dangling symbolic link is followed by hand: opening it creates its target.
   for (let hops = 0; hops < 40; hops++) {

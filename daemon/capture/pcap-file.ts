@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { LogLimiter } from '../log-limiter.js';
-import { notRegular } from './capture-paths.js';
+import { notRegular, whereWritten } from './capture-paths.js';
 
 /**
  * Classic libpcap capture files (the format tcpdump -w writes and Wireshark
@@ -12,6 +12,9 @@ export const LINKTYPE_ETHERNET = 1;
 export const SNAPLEN = 65535;
 export const FILE_HEADER_BYTES = 24;
 export const RECORD_HEADER_BYTES = 16;
+
+/** Opening a capture file never waits: see PcapWriter.openRegular. */
+const WRITE_NOW = fs.constants.O_WRONLY | fs.constants.O_NONBLOCK;
 
 /** Past this much unwritten data a slow disk costs captured frames (counted), never the daemon's memory. */
 export const MAX_PENDING_BYTES = 16 * 1024 * 1024;
@@ -54,6 +57,11 @@ export class PcapWriter {
   readonly counters = { frames: 0, dropped: 0, errors: 0 };
   private fd: number | null = null;
   private out: fs.WriteStream | null = null;
+  /**
+   * The file claim() created (through a dangling symbolic link, the link's
+   * target), until it is begun: a start that fails takes back what it made.
+   */
+  private created: string | null = null;
   private held: Buffer[] = [];
   private heldBytes = 0;
   /** Bytes handed to the file's stream, header included. */
@@ -88,16 +96,15 @@ export class PcapWriter {
    * daemon cannot be opened, this one is left as it was. Throws why not.
    */
   claim(): void {
-    const fd = this.openRegular();
+    this.fd = this.openRegular();
     // The mode given to open applies to a new file only; one that exists is
     // made owner-only here, or not written.
     try {
-      if ((fs.fstatSync(fd).mode & 0o777) !== 0o600) fs.fchmodSync(fd, 0o600);
+      if ((fs.fstatSync(this.fd).mode & 0o777) !== 0o600) fs.fchmodSync(this.fd, 0o600);
     } catch (e) {
-      fs.closeSync(fd);
+      this.abandon();
       throw new Error(`cannot make the capture file ${this.file} owner-only (--capture), and it would hold what the VMs said: ${(e as Error).message}; remove it or name another`);
     }
-    this.fd = fd;
   }
 
   /**
@@ -107,25 +114,72 @@ export class PcapWriter {
    * the daemon up for ever). O_NONBLOCK changes nothing for a regular file.
    */
   private openRegular(): number {
-    const cannot = (why: string) => new Error(`cannot write the capture file ${this.file} (--capture): ${why}`);
-    let fd: number;
+    let target: string;
     try {
-      fd = fs.openSync(this.file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NONBLOCK, 0o600);
+      target = whereWritten(this.file);
     } catch (e) {
-      // ENXIO: a FIFO that no one reads, said as what it is.
-      const st = (e as NodeJS.ErrnoException).code === 'ENXIO' ? fs.statSync(this.file, { throwIfNoEntry: false }) : undefined;
-      throw cannot(st ? notRegular(st) : (e as Error).message);
+      throw this.cannot((e as Error).message);
     }
+    const fd = this.create(target) ?? this.openExisting(target);
     const st = fs.fstatSync(fd);
     if (st.isFile()) return fd;
     fs.closeSync(fd);
-    throw cannot(notRegular(st));
+    throw this.cannot(notRegular(st));
+  }
+
+  /** Creates the file where writing it lands, noting that it did; null when a file is there already. */
+  private create(target: string): number | null {
+    try {
+      // O_EXCL: only a file this call made is this writer's to take back.
+      const fd = fs.openSync(target, WRITE_NOW | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      this.created = target;
+      return fd;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return null;
+      throw this.cannot((e as Error).message);
+    }
+  }
+
+  private openExisting(target: string): number {
+    try {
+      return fs.openSync(target, WRITE_NOW);
+    } catch (e) {
+      // ENXIO: a FIFO that no one reads, said as what it is.
+      const st = (e as NodeJS.ErrnoException).code === 'ENXIO' ? fs.statSync(target, { throwIfNoEntry: false }) : undefined;
+      throw this.cannot(st ? notRegular(st) : (e as Error).message);
+    }
+  }
+
+  private cannot(why: string): Error {
+    return new Error(`cannot write the capture file ${this.file} (--capture): ${why}`);
+  }
+
+  /**
+   * Closes a file claimed and never begun; one that claim() created is
+   * removed, if its name still leads to it (a symbolic link that led there
+   * was not made by vnetd, and stays).
+   */
+  private abandon(): void {
+    if (this.fd === null) return;
+    try {
+      if (this.created !== null) {
+        const made = fs.fstatSync(this.fd);
+        const there = fs.lstatSync(this.created, { throwIfNoEntry: false });
+        if (there && there.dev === made.dev && there.ino === made.ino) fs.rmSync(this.created, { force: true });
+      }
+    } finally {
+      fs.closeSync(this.fd);
+      this.fd = null;
+      this.created = null;
+    }
   }
 
   /** Empties the claimed file and writes the header, then what was held. */
   begin(): void {
     if (this.fd === null) this.claim();
     const fd = this.fd!;
+    // Begun, the file is the capture: it stays, whoever made it.
+    this.created = null;
     fs.ftruncateSync(fd, 0);
     const out = fs.createWriteStream('', { fd });
     out.on('error', (e) => {
@@ -177,12 +231,11 @@ export class PcapWriter {
     this.ends = [];
   }
 
-  /** Ends the file; one never begun (its daemon did not start) is closed untouched. */
+  /** Ends the file; one never begun (its daemon did not start) is closed untouched, or removed if claim() created it. */
   close(): Promise<void> {
     const out = this.out;
     if (out) return new Promise((resolve) => out.end(() => resolve()));
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
+    this.abandon();
     this.held = [];
     return Promise.resolve();
   }

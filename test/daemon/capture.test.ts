@@ -386,16 +386,22 @@ describe('vnetd --capture', () => {
   }, 30_000);
 });
 
-test('a capture that cannot be written stops the start, and leaves the others as they were', async () => {
-  const kept = path.join(dir, 'untouched.pcap');
+test('a capture that cannot be written stops the start, which leaves the others as they were and takes back the files it created, through a dangling symbolic link too', async () => {
+  const at = fs.mkdtempSync(path.join(dir, 'refused-'));
+  const kept = path.join(at, 'untouched.pcap');
   fs.writeFileSync(kept, 'an earlier capture');
+  const dangling = path.join(at, 'to-made.pcap');
+  fs.symlinkSync('made.pcap', dangling);
   const d = new Vnetd({
-    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'refused'), interfaces: [], log: () => {},
-    linkCaptures: new Map([['h2', new PcapWriter(kept)], ['h3', new PcapWriter(dir)]]),
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(at, 'state'), interfaces: [], log: () => {},
+    linkCaptures: new Map([['h2', new PcapWriter(kept)], ['h3', new PcapWriter(dangling)], ['h4', new PcapWriter(path.join(at, 'new.pcap'))], ['h5', new PcapWriter(dir)]]),
   });
-  await expect(d.start()).rejects.toThrow(`cannot write the capture file ${dir} (--capture): EISDIR`);
+  await expect(d.start()).rejects.toThrow(`cannot write the capture file ${dir} (--capture): `);
   expect(fs.readFileSync(kept, 'utf8')).toBe('an earlier capture');
-  expect(fs.existsSync(path.join(dir, 'refused', 'vnetd.sock'))).toBe(false);
+  // The link was there before the start, and stays; what the start made through it goes.
+  expect(fs.readlinkSync(dangling)).toBe('made.pcap');
+  expect(fs.readdirSync(at).sort()).toEqual(['state', 'to-made.pcap', 'untouched.pcap']);
+  expect(fs.existsSync(path.join(at, 'state', 'vnetd.sock'))).toBe(false);
 });
 
 describe('capturing an overlay link', () => {
