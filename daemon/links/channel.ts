@@ -45,7 +45,9 @@ export type Refusal =
   | 'unknown-peer'
   | 'mismatch'
   | 'auth'
-  | 'busy';
+  | 'busy'
+  /** A pending TCP handshake closed to make room for a newer connection. */
+  | 'evicted';
 
 /**
  * How a listener learns which link an inbound HELLO is for. `ticket` is the

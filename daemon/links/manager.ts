@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { isMachineName } from '../../src/model/names.js';
 import { LogLimiter } from '../log-limiter.js';
-import { addressKey } from './address.js';
+import { sourceOf } from './address.js';
 import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
 import { LINK_KEY_BYTES, type DirectionKeys } from './crypto.js';
@@ -13,7 +13,7 @@ import { DEFAULT_BACKOFF } from './backoff.js';
 import { DialerHandshake } from './handshake.js';
 import { Link, type LinkHooks, type LinkTiming } from './link.js';
 import { Session } from './session.js';
-import { acceptTcp, dialTcp, TcpChannel } from './tcp.js';
+import { acceptTcp, dialTcp, TcpChannel, type PendingHandshake } from './tcp.js';
 import type { DatagramSocket, LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats, Proto } from './types.js';
 import { UdpChannel, UdpEndpoint } from './udp.js';
 import type { Hello } from './wire.js';
@@ -32,8 +32,27 @@ export type { LinkManagerOptions, LinkPath, LinkSpec, LinkStats, ListenerStats }
  * for long should copy them, or each pins up to 64 KiB.
  */
 
-/** Half-done inbound TCP handshakes held at once. */
+/**
+ * Half-done inbound TCP handshakes held at once, and from one source (an
+ * IPv4 address or an IPv6 /64; several daemons behind one NAT share one).
+ *
+ * A connection costs its sender no more than a TCP handshake, so turning
+ * newcomers away while the pool is full would let one host keep every TCP
+ * link down with idle sockets. A newcomer is never the one turned away: it
+ * takes the slot of the oldest pending connection of its source when that
+ * source is at its bound, else of all when the pool is full; of those, first
+ * one that has not sent a whole HELLO yet (a dialer sends it as soon as it
+ * is connected, so this is what an idle socket looks like), else the oldest.
+ * A genuine handshake, about two round trips long, is then pushed out only
+ * if a bound's worth of connections arrive within them, however long idle
+ * ones are held; and one source only ever pushes out its own.
+ *
+ * No shorter deadline for the first byte: an idle socket already holds its
+ * slot only until someone needs it, and a dialer whose HELLO segment was
+ * lost waits a retransmission timeout for it, seconds on a long path.
+ */
 const MAX_PENDING_TCP = 128;
+const MAX_PENDING_PER_SOURCE = 16;
 /** Socket buffers asked of the kernel (it caps them at net.core.[rw]mem_max): bursts of datagrams otherwise overflow the default. */
 export const UDP_BUFFER_BYTES = 4 << 20;
 
@@ -46,6 +65,7 @@ const REFUSAL_COUNTER: Record<Refusal, keyof ListenerStats> = {
   mismatch: 'mismatch',
   auth: 'authFailures',
   busy: 'busy',
+  evicted: 'busy',
 };
 
 export interface LinkManager {
@@ -62,7 +82,9 @@ export interface LinkManager {
 export class LinkManager extends EventEmitter {
   private readonly links = new Map<string, Link>();
   private readonly targets = new WeakMap<Link, HostPort>();
-  private readonly pendingTcp = new Map<Socket, { cancel(): void }>();
+  /** Oldest first. */
+  private readonly pendingTcp = new Map<Socket, PendingTcp>();
+  private readonly pendingBySource = new Map<string, number>();
   private readonly counters: ListenerStats = {
     connections: 0,
     handshakes: 0,
@@ -185,8 +207,9 @@ export class LinkManager extends EventEmitter {
     this.state = 'closed';
     for (const link of this.links.values()) link.shutdown();
     this.links.clear();
-    for (const pending of this.pendingTcp.values()) pending.cancel();
+    for (const pending of [...this.pendingTcp.values()]) pending.handshake.cancel();
     this.pendingTcp.clear();
+    this.pendingBySource.clear();
     this.udp?.close();
     const socket = this.socket;
     const server = this.server;
@@ -381,22 +404,50 @@ export class LinkManager extends EventEmitter {
       return;
     }
     this.counters.connections++;
-    if (this.pendingTcp.size >= MAX_PENDING_TCP) {
-      // Read before destroy(), which forgets the peer's address.
-      const remote = addressKey(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
-      socket.on('error', () => {});
-      socket.destroy();
-      this.refused('busy', remote, null, null);
-      return;
-    }
-    const handle = acceptTcp(socket, {
+    const source = sourceOf(socket.remoteAddress ?? '');
+    this.makeRoom(source);
+    const handshake = acceptTcp(socket, {
       policy: this.policy,
       timeoutMs: this.handshakeMs,
-      settled: () => this.pendingTcp.delete(socket),
+      settled: () => this.forgetPending(socket),
     });
-    this.pendingTcp.set(socket, handle);
+    this.pendingTcp.set(socket, { source, handshake });
+    this.pendingBySource.set(source, (this.pendingBySource.get(source) ?? 0) + 1);
   }
 
+  /** Frees a slot for one more pending handshake from `source` (see MAX_PENDING_TCP). */
+  private makeRoom(source: string): void {
+    if ((this.pendingBySource.get(source) ?? 0) >= MAX_PENDING_PER_SOURCE) this.evictOldest((p) => p.source === source);
+    else if (this.pendingTcp.size >= MAX_PENDING_TCP) this.evictOldest(() => true);
+  }
+
+  /** The oldest of `among` that has not said HELLO, else the oldest of them. */
+  private evictOldest(among: (p: PendingTcp) => boolean): void {
+    let victim: PendingTcp | undefined;
+    for (const p of this.pendingTcp.values()) {
+      if (!among(p)) continue;
+      if (!p.handshake.greeted) {
+        victim = p;
+        break;
+      }
+      victim ??= p;
+    }
+    victim?.handshake.evict();
+  }
+
+  private forgetPending(socket: Socket): void {
+    const p = this.pendingTcp.get(socket);
+    if (!p) return;
+    this.pendingTcp.delete(socket);
+    const left = (this.pendingBySource.get(p.source) ?? 1) - 1;
+    if (left > 0) this.pendingBySource.set(p.source, left);
+    else this.pendingBySource.delete(p.source);
+  }
+}
+
+interface PendingTcp {
+  source: string;
+  handshake: PendingHandshake;
 }
 
 function describe(reason: Refusal): string {
@@ -417,6 +468,8 @@ function describe(reason: Refusal): string {
       return 'failed to prove the link key';
     case 'busy':
       return 'too many handshakes pending';
+    case 'evicted':
+      return 'closed to make room for a newer connection: too many handshakes pending';
   }
 }
 

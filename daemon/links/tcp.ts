@@ -209,6 +209,16 @@ export function dialTcp(o: {
   };
 }
 
+/** The acceptor's hold on a connection whose handshake is under way. */
+export interface PendingHandshake {
+  /** True once a whole HELLO has arrived (a dialer sends it as soon as it is connected). */
+  readonly greeted: boolean;
+  /** Closes it without a word (the daemon is shutting down). */
+  cancel(): void;
+  /** Closes it and counts it as a refusal, to make room for a newer connection. */
+  evict(): void;
+}
+
 /**
  * Runs the acceptor's side on a fresh connection. `settled` is called once,
  * when the connection either became a link's or was refused.
@@ -216,7 +226,7 @@ export function dialTcp(o: {
 export function acceptTcp<T>(
   socket: Socket,
   o: { policy: InboundPolicy<T>; timeoutMs: number; settled: () => void },
-): { cancel(): void } {
+): PendingHandshake {
   const channel = new TcpChannel(socket);
   let hs: AcceptorHandshake | null = null;
   let ticket: T | null = null;
@@ -258,10 +268,14 @@ export function acceptTcp<T>(
   // Handshake messages are not session records: nothing here is 'authentic and new' in the link's sense.
   channel.onRecord = (message) => (handshake(message), false);
   return {
+    get greeted() {
+      return hs !== null;
+    },
     cancel: () => {
       if (done) return;
       finish();
       channel.close();
     },
+    evict: () => refuse('evicted', hs?.hello ?? null),
   };
 }

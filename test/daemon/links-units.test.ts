@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { addressKey } from '../../daemon/links/address.js';
+import { addressKey, sourceOf } from '../../daemon/links/address.js';
 import { parseHostPort } from '../../src/wire/hostport.js';
 import { backoffDelay } from '../../daemon/links/backoff.js';
 import { Sealer, sealCopy, sessionKeys } from '../../daemon/links/crypto.js';
@@ -307,6 +307,18 @@ describe('backoff and addresses', () => {
     for (const bad of ['::1:5000', 'host', 'host:0', 'host:70000', '[nothex]:5', ':5', 'a b:5']) expect(parseHostPort(bad)).toBeNull();
     expect(addressKey('::ffff:10.0.0.1', 7)).toBe('10.0.0.1:7');
     expect(addressKey('::1', 7)).toBe('[::1]:7');
+  });
+
+  test('pending handshakes are counted per IPv4 address, and per IPv6 /64 however it is spelt', () => {
+    expect(sourceOf('10.0.0.1')).toBe('10.0.0.1');
+    expect(sourceOf('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    const prefix = '2001:db8:0:1::/64';
+    for (const ip of ['2001:db8:0:1::1', '2001:0db8:0000:0001:ffff:ffff:ffff:ffff', '2001:db8:0:1:0:0:10.0.0.1', '2001:db8::1:0:0:0:1', '2001:db8:0:1::1%eth0']) {
+      expect(sourceOf(ip)).toBe(prefix);
+    }
+    expect(sourceOf('2001:db8:0:2::1')).toBe('2001:db8:0:2::/64');
+    expect(sourceOf('::1')).toBe('0:0:0:0::/64');
+    expect(sourceOf('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
   });
 });
 

@@ -142,8 +142,9 @@ async function udpRelay(targetPort: number) {
   return relay;
 }
 
-async function rawTcp(port: number): Promise<Socket & { gone: Promise<void> }> {
-  const s = connect(port, '127.0.0.1') as Socket & { gone: Promise<void> };
+/** A bare connection; `closed` (node's own) turns true once it is closed, by either end. */
+async function rawTcp(port: number, from?: string): Promise<Socket & { gone: Promise<void> }> {
+  const s = connect({ port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) }) as Socket & { gone: Promise<void> };
   s.on('error', () => {});
   s.gone = new Promise((r) => s.on('close', () => r()));
   await new Promise<void>((r) => s.once('connect', r));
@@ -539,17 +540,32 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       await up(a, 'b');
     });
 
-    test('a flood of silent connections is capped, said with where they come from, and the daemon still serves', async () => {
+    test('silent connections from one address hold at most 16 handshakes: each newer one closes the oldest, said with where it came from; a dialer from there still gets through', async () => {
       const logged: string[] = [];
-      const b = await daemon('b', { handshakeMs: 2000, log: (l) => logged.push(l) });
+      const b = await daemon('b', { handshakeMs: 5000, log: (l) => logged.push(l) });
       const a = await daemon('a');
       const sockets = await Promise.all(Array.from({ length: 140 }, () => rawTcp(b.port)));
-      await until('busy', () => listener(b).busy >= 1);
-      expect(logged.find((l) => l.includes('too many handshakes'))).toMatch(/^links: refused 127\.0\.0\.1:\d+: too many handshakes pending/);
-      for (const s of sockets) s.destroy();
-      await until('aborted', () => listener(b).aborted >= 100);
+      await until('all but 16 closed', () => sockets.filter((s) => s.closed).length === 140 - 16);
+      expect(sockets.slice(-16).every((s) => !s.closed)).toBe(true);
+      expect(listener(b).busy).toBe(140 - 16);
+      expect(logged.find((l) => l.includes('make room'))).toMatch(/^links: refused 127\.0\.0\.1:\d+: closed to make room for a newer connection: too many handshakes pending$/);
       connectPair(a, b, { proto: 'tcp' });
       await up(a, 'b');
+      await until('the oldest silent one closed for the dialer', () => sockets.filter((s) => !s.closed).length === 15);
+    });
+
+    test('silent connections from many addresses filling every pending slot do not keep a dialer out: it takes the oldest silent one\'s place', async () => {
+      const b = await daemon('b', { handshakeMs: 5000 });
+      const a = await daemon('a');
+      // Eight addresses, sixteen each: the whole pool of 128, none over its own bound.
+      const sources = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+      const sockets = await Promise.all(sources.flatMap((from) => Array.from({ length: 16 }, () => rawTcp(b.port, from))));
+      await until('every one pending', () => listener(b).connections === 128);
+      connectPair(a, b, { proto: 'tcp' });
+      await up(a, 'b');
+      await until('one silent one closed for the dialer', () => sockets.some((s) => s.closed));
+      expect(listener(b).busy).toBe(1);
+      expect(sockets.filter((s) => s.closed)).toHaveLength(1);
     });
 
     test('a UDP dial the kernel will not send is said as such when it gives up, not as a silent peer', async () => {
