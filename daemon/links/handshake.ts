@@ -27,11 +27,24 @@ import {
 
 export type HandshakeFailure = 'malformed' | 'auth';
 
+/**
+ * CHALLENGEs a dialer answers in one attempt. Over UDP anyone can send one
+ * from the acceptor's address, faster than the acceptor; answering only the
+ * first would let a forged one abort the dial. Each gets its PROOF, and an
+ * ACCEPT for any of them completes; a few leave room for the real one
+ * behind a forgery without letting a flood cost more than a few HMACs.
+ */
+export const MAX_CHALLENGES = 4;
+
+interface Answered {
+  challenge: Buffer;
+  transcript: Buffer;
+  proof: Buffer;
+}
+
 export class DialerHandshake {
   readonly hello: Buffer;
-  private challenge: Buffer | null = null;
-  private transcript: Buffer | null = null;
-  private proof: Buffer | null = null;
+  private readonly answers: Answered[] = [];
 
   constructor(
     private readonly key: Buffer,
@@ -41,27 +54,32 @@ export class DialerHandshake {
   }
 
   /**
-   * The PROOF for a CHALLENGE; the same PROOF again for a repeated CHALLENGE
-   * (a datagram retransmitted), and null for anything else.
+   * The PROOF for a CHALLENGE: the same one again for a repeated CHALLENGE
+   * (a datagram retransmitted), a new one for each other CHALLENGE up to
+   * MAX_CHALLENGES, and null for anything else.
    */
   answer(message: Buffer): Buffer | null {
-    if (this.challenge) return this.challenge.equals(message) ? this.proof : null;
-    if (!decodeFixed(CHALLENGE, message)) return null;
-    this.challenge = Buffer.from(message);
-    this.transcript = transcriptHash(this.hello, this.challenge);
-    this.proof = encodeFixed(PROOF, proofMac(this.key, 'dialer', this.transcript));
-    return this.proof;
+    const seen = this.answers.find((a) => a.challenge.equals(message));
+    if (seen) return seen.proof;
+    if (this.answers.length >= MAX_CHALLENGES || !decodeFixed(CHALLENGE, message)) return null;
+    const challenge = Buffer.from(message);
+    const transcript = transcriptHash(this.hello, challenge);
+    const proof = encodeFixed(PROOF, proofMac(this.key, 'dialer', transcript));
+    this.answers.push({ challenge, transcript, proof });
+    return proof;
   }
 
   get answered(): boolean {
-    return this.transcript !== null;
+    return this.answers.length > 0;
   }
 
+  /** An ACCEPT that is valid for any CHALLENGE answered: the session's keys come from that one's transcript. */
   finish(message: Buffer): { ok: true; keys: DirectionKeys } | { ok: false; reason: HandshakeFailure } {
     const mac = decodeFixed(ACCEPT, message);
-    if (!mac || !this.transcript) return { ok: false, reason: 'malformed' };
-    if (!macEqual(mac, proofMac(this.key, 'acceptor', this.transcript))) return { ok: false, reason: 'auth' };
-    return { ok: true, keys: sessionKeys(this.key, this.transcript) };
+    if (!mac || !this.answered) return { ok: false, reason: 'malformed' };
+    const match = this.answers.find((a) => macEqual(mac, proofMac(this.key, 'acceptor', a.transcript)));
+    if (!match) return { ok: false, reason: 'auth' };
+    return { ok: true, keys: sessionKeys(this.key, match.transcript) };
   }
 }
 

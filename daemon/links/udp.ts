@@ -119,7 +119,8 @@ export class UdpChannel implements Channel {
 
 interface Outbound {
   hs: DialerHandshake;
-  current: Buffer;
+  /** What is retransmitted: the HELLO, then the PROOF for each CHALLENGE answered (any may be the real one). */
+  current: Buffer[];
   done: (r: DialResult<UdpChannel>) => void;
   retransmit: NodeJS.Timeout;
   deadline: NodeJS.Timeout;
@@ -198,9 +199,11 @@ export class UdpEndpoint<T> {
     const failed = (e: Error) => (out.sendError = `cannot send to ${key}: ${e.message}`);
     const out: Outbound = {
       hs,
-      current: hs.hello,
+      current: [hs.hello],
       done,
-      retransmit: setInterval(() => this.transmit(out.current, sendIp, port, failed), every).unref(),
+      retransmit: setInterval(() => {
+        for (const datagram of out.current) this.transmit(datagram, sendIp, port, failed);
+      }, every).unref(),
       deadline: setTimeout(() => {
         this.cancelOutbound(key);
         done(
@@ -342,12 +345,14 @@ export class UdpEndpoint<T> {
     const out = this.outbound.get(key);
     if (!out) return this.o.stray();
     if (type === CHALLENGE) {
+      const answered = out.hs.answered;
       const proof = out.hs.answer(msg);
-      // A CHALLENGE that does not fit (a stale or forged one) is ignored:
-      // the real one may still come.
+      // Beyond the few a dial answers, or not a CHALLENGE at all: ignored, the real one may have come already.
       if (!proof) return this.o.stray();
-      out.current = Buffer.concat([proof, msg.subarray(1), out.hs.hello]);
-      this.transmit(out.current, rinfo.address, rinfo.port);
+      const datagram = Buffer.concat([proof, msg.subarray(1), out.hs.hello]);
+      if (!answered) out.current = [];
+      if (!out.current.some((d) => d.equals(datagram))) out.current.push(datagram);
+      this.transmit(datagram, rinfo.address, rinfo.port);
       return;
     }
     if (!out.hs.answered) return this.o.stray();

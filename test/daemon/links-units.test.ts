@@ -4,7 +4,7 @@ import { parseHostPort } from '../../src/wire/hostport.js';
 import { backoffDelay } from '../../daemon/links/backoff.js';
 import { Sealer, sealCopy, sessionKeys } from '../../daemon/links/crypto.js';
 import { LengthPrefixReader } from '../../daemon/links/framing.js';
-import { AcceptorHandshake, DialerHandshake } from '../../daemon/links/handshake.js';
+import { AcceptorHandshake, DialerHandshake, MAX_CHALLENGES } from '../../daemon/links/handshake.js';
 import { REPLAY_WINDOW, ReplayWindow } from '../../daemon/links/replay.js';
 import type { Channel } from '../../daemon/links/channel.js';
 import { Link } from '../../daemon/links/link.js';
@@ -84,11 +84,30 @@ describe('handshake', () => {
     expect(acceptor.verify(dialer.answer(acceptor.challenge)!)).toEqual({ ok: false, reason: 'auth' });
   });
 
-  test('a retransmitted CHALLENGE gets the same PROOF, another one gets none', () => {
+  test('a retransmitted CHALLENGE gets the same PROOF', () => {
     const { dialer, acceptor } = handshake();
     const p1 = dialer.answer(acceptor.challenge)!;
     expect(dialer.answer(Buffer.from(acceptor.challenge))!.equals(p1)).toBe(true);
-    expect(dialer.answer(Buffer.concat([Buffer.from([0x02]), randomBytes(32)]))).toBeNull();
+  });
+
+  test('a forged CHALLENGE ahead of the real one: each gets its PROOF, and the real ACCEPT completes', () => {
+    const { dialer, acceptor } = handshake();
+    const forged = Buffer.concat([Buffer.from([0x02]), randomBytes(32)]);
+    const toForger = dialer.answer(forged)!;
+    const toAcceptor = dialer.answer(acceptor.challenge)!;
+    expect(toForger.equals(toAcceptor)).toBe(false);
+    expect(acceptor.verify(toForger)).toEqual({ ok: false, reason: 'auth' });
+    const v = acceptor.verify(toAcceptor);
+    if (!v.ok) throw new Error('the real PROOF failed');
+    const f = dialer.finish(v.accept);
+    expect(f).toEqual({ ok: true, keys: v.keys });
+  });
+
+  test(`a dial answers at most ${MAX_CHALLENGES} distinct CHALLENGEs; a bogus ACCEPT fails them all`, () => {
+    const { dialer } = handshake();
+    const challenges = Array.from({ length: MAX_CHALLENGES + 1 }, () => Buffer.concat([Buffer.from([0x02]), randomBytes(32)]));
+    expect(challenges.map((c) => dialer.answer(c) !== null)).toEqual([...Array<boolean>(MAX_CHALLENGES).fill(true), false]);
+    expect(dialer.finish(Buffer.concat([Buffer.from([0x04]), randomBytes(32)]))).toEqual({ ok: false, reason: 'auth' });
   });
 
   test('HELLO decoding is strict', () => {

@@ -123,12 +123,16 @@ async function udpRelay(targetPort: number) {
     fromClient: [] as Buffer[],
     blackhole: false,
     duplicateData: false,
+    /** Sends the client a CHALLENGE of its own making just before each real one, as an off-path spoofer faster than the acceptor would. */
+    forgeChallenges: false,
     send: (msg: Buffer) => socket.send(msg, targetPort, '127.0.0.1'),
   };
   socket.on('message', (msg, rinfo) => {
     if (relay.blackhole) return;
     if (rinfo.port === targetPort) {
-      if (relay.client) socket.send(msg, relay.client.port, relay.client.address);
+      if (!relay.client) return;
+      if (relay.forgeChallenges && msg[0] === 0x02) socket.send(Buffer.concat([msg.subarray(0, 1), randomBytes(32)]), relay.client.port, relay.client.address);
+      socket.send(msg, relay.client.port, relay.client.address);
       return;
     }
     relay.client = rinfo;
@@ -369,6 +373,21 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       relay.send(relay.fromClient.find((m) => m[0] === 0x10)!);
       await until('late replay rejected', () => link(b, 'a')!.replayed >= 6);
       expect(atB.map((f) => f.frame[0])).toEqual([0, 1, 2, 3, 4]);
+    });
+
+    test('a forged CHALLENGE from the acceptor\'s address ahead of each real one neither keeps a UDP link down nor counts as a wrong key', async () => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const relay = await udpRelay(b.port);
+      relay.forgeChallenges = true;
+      const proofs = (): number => relay.fromClient.filter((m) => m[0] === 0x03).length;
+      connectPair(a, b, { proto: 'udp', address: `127.0.0.1:${relay.port}` });
+      await Promise.all([up(a, 'b'), up(b, 'a')]);
+      // The dialer answered the forgery too: its PROOF reached the acceptor, which had never issued that cookie.
+      expect(proofs()).toBeGreaterThanOrEqual(2);
+      await until('the PROOF to the forgery dropped', () => listener(b).strays >= 1);
+      expect(link(a, 'b')).toMatchObject({ authFailures: 0, reconnects: 0, lastError: null });
+      expect(listener(b)).toMatchObject({ authFailures: 0, handshakes: 1 });
     });
 
     test('a recorded UDP handshake replayed later opens nothing', async () => {
