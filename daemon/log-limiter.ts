@@ -29,3 +29,28 @@ export class LogLimiter {
     else this.suppressed++;
   }
 }
+
+/**
+ * One LogLimiter per kind of line, for a fixed, small set of kinds: a flood
+ * of one kind (junk anyone can send) must not use up the lines of another
+ * (the one an operator is looking for). Each kind says its own summary.
+ */
+export class KeyedLogLimiter<K> {
+  private readonly limiters = new Map<K, LogLimiter>();
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly summary: (key: K, suppressed: number) => string,
+    private readonly burst = 20,
+    private readonly windowMs = 10_000,
+  ) {}
+
+  line(key: K, text: string): void {
+    let limiter = this.limiters.get(key);
+    if (!limiter) {
+      limiter = new LogLimiter(this.log, (n) => this.summary(key, n), this.burst, this.windowMs);
+      this.limiters.set(key, limiter);
+    }
+    limiter.line(text);
+  }
+}

@@ -4,7 +4,7 @@ import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { isMachineName } from '../../src/model/names.js';
-import { LogLimiter } from '../log-limiter.js';
+import { KeyedLogLimiter, LogLimiter } from '../log-limiter.js';
 import { sourceOf } from './address.js';
 import { parseHostPort, type HostPort } from '../../src/wire/hostport.js';
 import type { Admission, Channel, DialResult, InboundPolicy, Refusal } from './channel.js';
@@ -113,8 +113,15 @@ export class LinkManager extends EventEmitter {
   private udp: UdpEndpoint<Link> | null = null;
   private boundPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closed' = 'new';
-  /** A flood of refusals must not become a flood of log lines. */
-  private readonly refusalLog = new LogLimiter((l) => this.logLine(l), (n) => `links: ${n} more refusal line(s) suppressed`);
+  /**
+   * A flood of refusals must not become a flood of log lines, nor hide
+   * another reason's: each reason has its own allowance.
+   */
+  private readonly refusalLog = new KeyedLogLimiter<Refusal>(
+    (l) => this.logLine(l),
+    (reason, n) => `links: ${n} more refusal line(s) suppressed (${describe(reason)})`,
+  );
+  private readonly udpErrorLog = new LogLimiter((l) => this.logLine(l), (n) => `links: ${n} more udp error line(s) suppressed`);
 
   constructor(opts: LinkManagerOptions) {
     super();
@@ -190,7 +197,7 @@ export class LinkManager extends EventEmitter {
       break;
     }
     const socket = this.socket!;
-    socket.on('error', (e) => this.refusalLog.line(`links: udp error: ${e.message}`));
+    socket.on('error', (e) => this.udpErrorLog.line(`links: udp error: ${e.message}`));
     this.udp = new UdpEndpoint<Link>(socket, {
       policy: this.policy,
       timeoutMs: this.handshakeMs,
@@ -395,7 +402,7 @@ export class LinkManager extends EventEmitter {
     this.counters[REFUSAL_COUNTER[reason]]++;
     if (reason === 'auth' && link && this.links.get(link.spec.peer) === link) link.authFailures++;
     const who = hello ? `'${hello.from}' (${hello.proto}, ${hello.mode}) from ${remote}` : remote;
-    this.refusalLog.line(`links: refused ${who}: ${describe(reason)}`);
+    this.refusalLog.line(reason, `links: refused ${who}: ${describe(reason)}`);
   }
 
   private onConnection(socket: Socket): void {

@@ -595,6 +595,22 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       expect(s.lastError).toBe('unreachable: cannot send to 255.255.255.255:9: send EACCES 255.255.255.255:9');
     });
 
+    test('a flood of malformed HELLOs does not keep the refusal of an unknown name out of the log', async () => {
+      const logged: string[] = [];
+      const b = await daemon('b', { log: (l) => logged.push(l) });
+      const s = createSocket('udp4');
+      cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+      const junk = Buffer.concat([Buffer.from([0x01, 0x01, 0x00]), randomBytes(60)]);
+      for (let i = 0; i < 50; i++) s.send(junk, b.port, '127.0.0.1');
+      await until('the junk counted', () => listener(b).malformed === 50);
+      const stranger = await daemon('stranger');
+      stranger.add({ peer: 'b', proto: 'udp', dial: true, address: `127.0.0.1:${b.port}`, key: randomBytes(32), mode: 'encrypt' });
+      await until('the unknown name refused', () => listener(b).unknownPeer >= 1);
+      expect(logged).toContainEqual(expect.stringMatching(/^links: refused 'stranger' \(udp, encrypt\) from 127\.0\.0\.1:\d+: no link to accept from that name here$/));
+      expect(logged.filter((l) => l.endsWith('not a link handshake'))).toHaveLength(20);
+    });
+
     test('garbage datagrams are ignored and counted', async () => {
       const b = await daemon('b');
       const a = await daemon('a');
