@@ -365,10 +365,23 @@ export class LinkManager extends EventEmitter {
       return;
     }
     if (!r.ok) {
-      link.dialFailed(`${r.reason}: ${r.detail}`, r.reason === 'auth' || r.reason === 'refused');
+      const hint = r.reason === 'refused' ? `: ${this.refusalCauses(link.spec)}` : '';
+      link.dialFailed(`${r.reason}: ${r.detail}${hint}`, r.reason === 'auth' || r.reason === 'refused');
       return;
     }
     link.attach(this.session(link, r.keys, r.channel, 'dialer'), r.channel);
+  }
+
+  /**
+   * An acceptor refuses in silence, whatever the reason, so that a stranger
+   * learns nothing; the dialer can only list what it may be, and point to
+   * the log that knows.
+   */
+  private refusalCauses(spec: LinkSpec): string {
+    return (
+      `likely a wrong key, no link to accept from ${this.self} at ${spec.peer}, or a link there that is not ${spec.proto} ${spec.mode}; ` +
+      `${spec.peer}'s log names the reason, on its line "links: refused '${this.self}' ..."`
+    );
   }
 
   private session(link: Link, keys: DirectionKeys, channel: Channel, role: 'dialer' | 'acceptor'): Session {

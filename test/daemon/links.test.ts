@@ -312,8 +312,9 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
   });
 
   maybe('authentication', () => {
-    test.each(['tcp', 'udp'] as const)('%s: a wrong key is refused and counted at both ends', async (proto) => {
-      const a = await daemon('a');
+    test.each(['tcp', 'udp'] as const)('%s: a wrong key is refused and counted at both ends; the dialer\'s log lists the likely causes and points to the peer\'s', async (proto) => {
+      const logged: string[] = [];
+      const a = await daemon('a', { log: (l) => logged.push(l) });
       const b = await daemon('b');
       let ups = 0;
       a.on('up', () => ups++);
@@ -322,6 +323,11 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       await until('two refusals', () => listener(b).authFailures >= 2 && link(a, 'b')!.authFailures >= 2);
       expect(link(b, 'a')!.authFailures).toBeGreaterThanOrEqual(2);
       expect(link(a, 'b')!.lastError).toMatch(/refused/);
+      const detail = proto === 'tcp' ? 'peer closed after our proof' : 'peer did not accept our proof';
+      expect(logged).toContain(
+        `link b: dial failed: refused: ${detail}: likely a wrong key, no link to accept from a at b, or a link there that is not ${proto} encrypt; ` +
+          `b's log names the reason, on its line "links: refused 'a' ..."`,
+      );
       expect(ups).toBe(0);
       expect(a.send('b', frameOf(60, 0))).toBe(false);
     });
