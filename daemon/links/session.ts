@@ -28,7 +28,7 @@ export interface SessionBinding {
   session(txKey: Buffer, rxKey: Buffer, encrypt: boolean, tag: number, window: boolean): object;
   /** Writes the header and seals in place; the sequence number used, or -1 once they are spent. Throws if OpenSSL fails. */
   sealRecord(handle: object, type: number, record: Buffer, headroom: number, length: number): number;
-  /** The record's type, deciphered in place; or -1 malformed, -2 replayed, -3 not authentic (the record unchanged). */
+  /** The record's type, deciphered in place; or -1 malformed, -2 authentic but replayed, -3 not authentic (the record unchanged). */
   openRecord(handle: object, record: Buffer): number;
 }
 
@@ -111,9 +111,11 @@ export class Session {
     const seq = Opener.peekSeq(record);
     // Another session's record (or a guess): refused before paying for authentication.
     if (seq < 0 || readTag(record) !== this.tag) return { ok: false, reason: 'malformed' };
-    if (this.window ? !this.window.check(seq) : seq !== this.next) return { ok: false, reason: 'replay' };
+    // Judged first, said only once authentic: a stray record with this tag and an old number is a forgery, not a replay.
+    const admitted = this.window ? this.window.check(seq) : seq === this.next;
     const opened = this.opener!.open(record, seq);
     if (!opened) return { ok: false, reason: 'auth' };
+    if (!admitted) return { ok: false, reason: 'replay' };
     if (this.window) this.window.mark(seq);
     else this.next++;
     return { ok: true, type: opened.type, payload: opened.payload };

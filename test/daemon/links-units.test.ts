@@ -8,7 +8,7 @@ import { AcceptorHandshake, DialerHandshake, MAX_CHALLENGES } from '../../daemon
 import { REPLAY_WINDOW, ReplayWindow } from '../../daemon/links/replay.js';
 import type { Channel } from '../../daemon/links/channel.js';
 import { Link } from '../../daemon/links/link.js';
-import { Session } from '../../daemon/links/session.js';
+import { Session, sessionImpl, type SessionImpl } from '../../daemon/links/session.js';
 import { DATA, HEADER_BYTES, SEQ_LIMIT, TAG_BYTES, decodeHello, encodeHello, type Hello } from '../../daemon/links/wire.js';
 
 const KEY = randomBytes(32);
@@ -20,7 +20,7 @@ function handshake(dialerKey = KEY, acceptorKey = KEY, mode: 'encrypt' | 'auth-o
   return { dialer, acceptor, hello };
 }
 
-function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window', headroom = 0) {
+function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window', headroom = 0, impl: SessionImpl = sessionImpl()) {
   const { dialer, acceptor } = handshake(KEY, KEY, mode);
   const proof = dialer.answer(acceptor.challenge)!;
   const v = acceptor.verify(proof);
@@ -28,8 +28,8 @@ function sessions(mode: 'encrypt' | 'auth-only', ordering: 'strict' | 'window', 
   const f = dialer.finish(v.accept);
   if (!f.ok) throw new Error('finish failed');
   return {
-    d: new Session(f.keys, 'dialer', mode, 0, ordering),
-    a: new Session(v.keys, 'acceptor', mode, headroom, ordering),
+    d: new Session(f.keys, 'dialer', mode, 0, ordering, impl),
+    a: new Session(v.keys, 'acceptor', mode, headroom, ordering, impl),
   };
 }
 
@@ -200,6 +200,21 @@ describe('session records', () => {
     for (const i of [2, 0, 3, 1]) expect(a.open(rs[i]!).ok).toBe(true);
     for (const r of rs) expect(a.open(r)).toEqual({ ok: false, reason: 'replay' });
   });
+
+  test.each(sessionImpl() === 'native' ? ['node', 'native'] as const : ['node'] as const)(
+    '%s: a stray record with the session\'s tag and a number already seen is a forgery, not a replay',
+    (impl) => {
+      for (const ordering of ['window', 'strict'] as const) {
+        const { d, a } = sessions('encrypt', ordering, 0, impl);
+        const r = d.seal(DATA, frame)!;
+        expect(a.open(Buffer.from(r)).ok).toBe(true);
+        // Its header (type, tag, number) as sent; anything after it made up.
+        const stray = Buffer.from(r).fill(0x5a, HEADER_BYTES);
+        expect(a.open(stray)).toEqual({ ok: false, reason: 'auth' });
+        expect(a.open(Buffer.from(r))).toEqual({ ok: false, reason: 'replay' });
+      }
+    },
+  );
 
   test('a forged record does not move the window', () => {
     const { d, a } = sessions('encrypt', 'window');

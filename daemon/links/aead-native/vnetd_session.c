@@ -90,7 +90,9 @@ int vs_open(vs_session *s, unsigned char *rec, size_t len) {
   /* Another session's record (or a guess) is refused before paying for authentication. */
   if (((unsigned)rec[1] << 8 | rec[2]) != s->tag) return VS_MALFORMED;
   uint64_t seq = read_seq(rec);
-  if (s->window ? !window_admits(s, seq) : seq != s->rx_next) return VS_REPLAY;
+  /* Judged now, said only once the record proves authentic: a stray record that carries
+     the tag and an old number is a forgery, not a replay, and must not be counted as one. */
+  int admitted = s->window ? window_admits(s, seq) : seq == s->rx_next;
   size_t data_len = len - VS_OVERHEAD;
   unsigned char *body = rec + VS_HEADER_BYTES, *tag = body + data_len, nonce[NONCE_BYTES], final[16];
   size_t aad = s->encrypt ? VS_HEADER_BYTES : VS_HEADER_BYTES + data_len;
@@ -106,6 +108,7 @@ int vs_open(vs_session *s, unsigned char *rec, size_t len) {
       (s->encrypt && data_len > 0 && EVP_CipherUpdate(s->rx, s->scratch, &n, body, (int)data_len) != 1) ||
       EVP_CIPHER_CTX_ctrl(s->rx, EVP_CTRL_AEAD_SET_TAG, VS_TAG_BYTES, tag) != 1 || EVP_CipherFinal_ex(s->rx, final, &n) != 1)
     return VS_AUTH;
+  if (!admitted) return VS_REPLAY;
   if (s->encrypt) memcpy(body, s->scratch, data_len);
   /* Marked only once authentic, so forgeries cannot slide the window. */
   if (s->window) window_mark(s, seq);
@@ -198,7 +201,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* openRecord(handle, record) -> the record's type, or -1 malformed, -2 replayed or out of order, -3 not authentic */
+/* openRecord(handle, record) -> the record's type, or -1 malformed, -2 authentic but replayed or out of order, -3 not authentic */
 static napi_value open_record(napi_env env, napi_callback_info info) {
   size_t argc = 2, len;
   napi_value argv[2], out;
