@@ -152,7 +152,7 @@ export class LinkManager extends EventEmitter {
     this.policy = {
       admit: (hello, proto) => this.admit(hello, proto),
       established: (link, keys, channel) => this.established(link, keys, channel),
-      refused: (reason, remote, hello, link) => this.refused(reason, remote, hello, link),
+      refused: (reason, remote, hello) => this.refused(reason, remote, hello),
     };
   }
 
@@ -411,9 +411,15 @@ export class LinkManager extends EventEmitter {
     link.attach(this.session(link, keys, channel, 'acceptor'), channel);
   }
 
-  private refused(reason: Refusal, remote: string, hello: Hello | null, link: Link | null): void {
+  /**
+   * Counted for the daemon only, never on the link the HELLO names: anyone
+   * can name a link and send a junk PROOF, and a wrong key looks no
+   * different, so a link's count would say nothing about its key. The
+   * dialing end counts its own refused dials, which only the peer it dials
+   * (or someone on the path) can cause.
+   */
+  private refused(reason: Refusal, remote: string, hello: Hello | null): void {
     this.counters[REFUSAL_COUNTER[reason]]++;
-    if (reason === 'auth' && link && this.links.get(link.spec.peer) === link) link.authFailures++;
     const who = hello ? `'${hello.from}' (${hello.proto}, ${hello.mode}) from ${remote}` : remote;
     this.refusalLog.line(reason, `links: refused ${who}: ${describe(reason)}`);
   }
