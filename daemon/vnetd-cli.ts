@@ -43,7 +43,8 @@ const CTL_USAGE = `usage: vnetd ctl --state-dir DIR [--timeout S]
   (what an SSH session runs; PROTOCOL.md lists the commands).
 
   --state-dir   the running daemon's state directory, which holds its socket
-  --timeout     once the input ends, give up after S seconds (default 60) of the daemon's silence;
+  --timeout     once the input ends, give up after S seconds (default 60) of the daemon's silence
+                (time spent waiting for a slow reader of standard output does not count);
                 a daemon that does not greet within 10 s (or S, if less) is given up on too
 `;
 
@@ -78,12 +79,28 @@ async function ctl(argv: string[]): Promise<void> {
   const replyMs = timeoutS * 1000;
   const greetingMs = Math.min(GREETING_MS, replyMs);
   const path = controlSocketPath(dir);
-  const silent = (what: string): never =>
-    fail(`the daemon at ${path} ${what}; it may be suspended (SIGSTOP) or wedged: see its log (vnetd.log beside the socket, when vnetc started it), kill it and start it again`, 1);
   const sock = net.connect(path);
+  let leaving: number | null = null;
+  let owed: NodeJS.Timeout | undefined;
+  /**
+   * Ends ctl with `code` once standard output has taken everything the
+   * daemon sent: on a pipe it is written asynchronously, and exiting at once
+   * would cut a long reply (RULES? of a large table) short.
+   */
+  const leave = (code: number, message?: string): void => {
+    if (leaving !== null) return;
+    leaving = code;
+    clearTimeout(greeting);
+    clearTimeout(owed);
+    if (message) writeSync(2, `vnetd: error: ${message}\n`);
+    sock.destroy();
+    process.stdout.write('', () => process.exit(code));
+  };
+  const silent = (what: string): void =>
+    leave(1, `the daemon at ${path} ${what}; it may be suspended (SIGSTOP) or wedged: see its log (vnetd.log beside the socket, when vnetc started it), kill it and start it again`);
   sock.on('error', (e: NodeJS.ErrnoException) => {
     const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'no vnetd is running with this state directory' : e.message;
-    fail(`cannot reach the daemon's control socket ${path}: ${why}`, 1);
+    leave(1, `cannot reach the daemon's control socket ${path}: ${why}`);
   });
   // A suspended or wedged daemon's socket still accepts, and this process would outlive whoever ran it (an SSH session that gave up): the daemon's silence is bounded here too, as vnetc bounds it.
   const greeting = setTimeout(() => silent(`accepted the connection but did not greet within ${greetingMs / 1000} s`), greetingMs);
@@ -93,13 +110,19 @@ async function ctl(argv: string[]): Promise<void> {
     sock.once('data', () => clearTimeout(greeting));
   });
   // Whoever read the replies has gone (an SSH session closed): there is no one left to tell.
-  process.stdout.on('error', () => process.exit(0));
+  process.stdout.on('error', () => process.exit(leaving ?? 0));
   // With the input ended, the daemon owes the replies and then the end; it gets `timeout` of silence for them. Before that, a quiet daemon may only be waiting for a person to type.
   process.stdin.once('end', () => {
-    const owed = setTimeout(() => silent(`did not answer within ${timeoutS} s`), replyMs);
-    sock.on('data', () => owed.refresh());
+    if (leaving !== null) return;
+    const timer = setTimeout(() => {
+      // While standard output is full, ctl has stopped reading the daemon (sock.pipe): that wait is on the reader, not the daemon.
+      if (process.stdout.writableNeedDrain) timer.refresh();
+      else silent(`did not answer within ${timeoutS} s`);
+    }, replyMs);
+    owed = timer;
+    sock.on('data', () => timer.refresh());
   });
-  sock.on('close', () => process.exit(0));
+  sock.on('close', () => leave(0));
 }
 
 async function main(argv: string[]): Promise<void> {
