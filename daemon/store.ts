@@ -1,6 +1,7 @@
 import { constants, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { version as vnetdVersion } from '../src/version.js';
 import { applySettingWords, DEFAULT_SETTINGS } from '../src/vttif/params.js';
 import { InputError, parseJsonFile } from '../src/util/input-error.js';
 import { JsonReader } from '../src/util/json-reader.js';
@@ -22,7 +23,9 @@ import { formatCommand, formatLinkConfig, formatRule, isChange, MAX_CONFIG_TIME_
  * A crash mid-append leaves a torn last record: it was never acknowledged,
  * so it is dropped (and said so). Anything else that does not read back,
  * a damaged snapshot or a bad record before the last, stops the daemon: it
- * never starts empty over a configuration it could not read.
+ * never starts empty over a configuration it could not read. Nor over one
+ * a later vnetd wrote (a version above ours): that is not damage, and is
+ * said so.
  */
 
 export interface SavedState {
@@ -61,6 +64,20 @@ const COMPACT_MIN_BYTES = 64 * 1024;
 const RECORD = /^([0-9a-f]{8}) (.*)$/s;
 
 export class StateError extends Error {}
+
+/**
+ * A state file from a later vnetd is not damaged, and starting empty would
+ * throw its configuration away: the remedy is that vnetd, or a backup.
+ */
+function newerState(what: string, version: number): StateError {
+  return new StateError(
+    `${what} was written by a newer vnetd (state format version ${version}; this vnetd, ${vnetdVersion()}, reads versions up to ${VERSION}). ` +
+      'Run that newer vnetd with this state directory, or restore state.json and state.journal from a backup this vnetd wrote.',
+  );
+}
+
+/** Versions only grow: one above ours is a later vnetd's. */
+const isNewer = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > VERSION;
 
 /** What a person can do about state files vnetd will not start over. */
 export const MOVE_ASIDE = 'vnetd will not start over it and lose the configuration. Move state.json and state.journal aside to start empty, or restore them from a backup.';
@@ -258,6 +275,7 @@ export class StateStore {
       }
     };
     const j = field('', () => r.object(parseJsonFile(damaged, raw.toString('utf8'), 'a vnetd state file'), 'the file'));
+    if (j.format === FORMAT && isNewer(j.version)) throw newerState(this.file, j.version);
     if (j.format !== FORMAT || (j.version !== 1 && j.version !== VERSION)) field('format', () => r.fail('format and version', `"${FORMAT}", ${VERSION}`, [j.format, j.version]));
     const seq = j.version === 1 ? 0 : field('seq', () => r.integer(j.seq, 'seq', 0));
     const commands = <T>(key: 'links' | 'rules', verb: string, pick: (c: Command) => T | undefined): T[] =>
@@ -304,12 +322,14 @@ export class StateStore {
     if (!m) return { problem: 'not a journal record', torn: true };
     if (crc32hex(m[2]!) !== m[1]) return { problem: 'checksum mismatch', torn: true };
     const bad = (problem: string) => ({ problem, torn: false });
-    let j: { seq?: unknown; changes?: unknown; configTimeMs?: unknown; vttif?: unknown };
+    let j: { version?: unknown; seq?: unknown; changes?: unknown; configTimeMs?: unknown; vttif?: unknown };
     try {
       j = JSON.parse(m[2]!) as typeof j;
     } catch {
       return bad('not JSON');
     }
+    // Records carry no version today; one that does, and a later one, is a newer vnetd's, whatever else it holds.
+    if (isNewer(j.version)) throw newerState(`${this.journalFile}: record ${line}`, j.version);
     if (typeof j.seq !== 'number' || !Number.isSafeInteger(j.seq)) return bad('no sequence number');
     // Already in the snapshot: a compaction was cut short before it emptied the journal.
     if (j.seq <= this.snapshotSeq) return null;

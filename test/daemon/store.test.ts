@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { MemoryInterface } from '../../bench/memory-interface.js';
 import { Config } from '../../daemon/config.js';
 import { StateError, StateStore, type LoadedState, type SavedState } from '../../daemon/store.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
+import { version } from '../../src/version.js';
 import { formatLinkConfig, formatRule, type Change, type LinkConfig, type WireRule } from '../../src/wire/control.js';
 
 const KEY = '0f'.repeat(32);
@@ -179,7 +181,9 @@ describe('the state store', () => {
       [{ configTimeMs: -5 }, 'configTimeMs: expected null or whole milliseconds from 0 to 999999999, got -5'],
       [{ configTimeMs: '250x' }, 'configTimeMs: expected null or whole milliseconds'],
       [{ seq: 1.5 }, 'seq: expected a whole number ≥ 0, got 1.5'],
-      [{ version: 3 }, 'format and version: expected "vnetd-state", 2'],
+      [{ version: 0 }, 'format and version: expected "vnetd-state", 2, got ["vnetd-state",0]'],
+      [{ version: '3' }, 'format and version: expected "vnetd-state", 2'],
+      [{ format: 'other', version: 3 }, 'format and version: expected "vnetd-state", 2, got ["other",3]'],
     ] as const) {
       fs.writeFileSync(store.file, JSON.stringify(change === null ? null : { ...good, ...change }));
       await expect(new StateStore(dir).load()).rejects.toThrow(`state.json is damaged: ${said}`);
@@ -189,6 +193,35 @@ describe('the state store', () => {
     // The version 1 format (no journal yet) still loads.
     fs.writeFileSync(store.file, `{"format":"vnetd-state","version":1,"machine":"h1","configTimeMs":null,"links":["${formatLinkConfig(PROXY)}"],"rules":[]}`);
     expect((await new StateStore(dir).load())!.links).toHaveLength(1);
+  });
+
+  test('state from a newer vnetd is not called damaged: run that vnetd or restore a backup, never start empty', async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    const w = new Writer(store);
+    await w.commit([LINK]);
+    await w.commit([add(1)]);
+    await store.close();
+    const snapshot = JSON.parse(fs.readFileSync(store.file, 'utf8')) as Record<string, unknown>;
+    const newer =
+      `was written by a newer vnetd (state format version 3; this vnetd, ${version()}, reads versions up to 2). ` +
+      'Run that newer vnetd with this state directory, or restore state.json and state.journal from a backup this vnetd wrote.';
+    fs.writeFileSync(store.file, JSON.stringify({ ...snapshot, version: 3, rules: 'in a shape this vnetd does not know' }));
+    const failed = await new StateStore(dir).load().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(StateError);
+    expect((failed as Error).message).toBe(`${store.file} ${newer}`);
+    expect((failed as Error).message).not.toMatch(/damaged|start empty|aside/);
+    // A journal record that carries a version, a later one, is a newer vnetd's too.
+    fs.writeFileSync(store.file, JSON.stringify(snapshot));
+    const journal = fs.readFileSync(store.journalFile, 'utf8').split('\n');
+    const body = JSON.stringify({ version: 3, seq: snapshot.seq as number + 2, what: 'a change this vnetd does not know' });
+    fs.writeFileSync(store.journalFile, `${journal[0]}\n${crc32(body).toString(16).padStart(8, '0')} ${body}\n`);
+    const alsoFailed = await new StateStore(dir).load().catch((e: unknown) => e);
+    expect((alsoFailed as Error).message).toBe(`${store.journalFile}: record 2 ${newer}`);
+    // Without a version, the same record is what it always was: damage.
+    const plain = JSON.stringify({ seq: snapshot.seq as number + 2, changes: ['RULE ADX'] });
+    fs.writeFileSync(store.journalFile, `${journal[0]}\n${crc32(plain).toString(16).padStart(8, '0')} ${plain}\n`);
+    await expect(new StateStore(dir).load()).rejects.toThrow(/state\.journal is damaged at record 2 .*Move state\.json and state\.journal aside/);
   });
 
   test('compaction folds the journal into a snapshot; a crash before the journal is emptied replays nothing twice', async () => {
