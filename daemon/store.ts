@@ -82,6 +82,31 @@ const isNewer = (v: unknown): v is number => typeof v === 'number' && Number.isS
 /** What a person can do about state files vnetd will not start over. */
 export const MOVE_ASIDE = 'vnetd will not start over it and lose the configuration. Move state.json and state.journal aside to start empty, or restore them from a backup.';
 
+/**
+ * Says what to do about a state directory, or a file in it, that this
+ * process may not use (`file`: the one it was at, when the error does not
+ * name it); undefined for other failures. Permissions are the usual cause: a
+ * daemon started once by root, or by another user, leaves files this one
+ * cannot read or replace.
+ */
+function accessProblem(dir: string, e: unknown, file?: string): StateError | undefined {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'EACCES':
+    case 'EPERM':
+      return new StateError(
+        `the state directory ${dir} and its files must be readable and writable by the user vnetd runs as (uid ${process.getuid?.() ?? '?'}), ` +
+          `and are not (${err.message}); give them to that user (chown -R), or start vnetd as their owner`,
+      );
+    case 'EROFS':
+      return new StateError(`the state directory ${dir} is on a read-only file system (${err.message}); vnetd saves its state there: make it writable, or name another --state-dir`);
+    case 'EISDIR':
+      return new StateError(`${err.path ?? file ?? dir} is a directory where vnetd keeps a file of its state; move that directory out of ${dir}`);
+    default:
+      return undefined;
+  }
+}
+
 /** Saved bounds are held to the CONFIGTIME command's range. */
 const configTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_CONFIG_TIME_MS;
 
@@ -111,11 +136,29 @@ export class StateStore {
     this.journalFile = path.join(dir, 'state.journal');
   }
 
+  /**
+   * Checks that this process can save in the directory, which must exist: a
+   * daemon must find out before it restores and dials its links, not after.
+   * Only a lack of permission refuses; a full disk, say, leaves the daemon
+   * to forward by what it has, and commits fail (E_PERSIST).
+   */
+  async checkWritable(): Promise<void> {
+    try {
+      const probe = `${this.file}.tmp-${process.pid}`;
+      await (await open(probe, 'w', 0o600)).close();
+      await rm(probe, { force: true });
+      await (await open(this.journalFile, constants.O_WRONLY | constants.O_APPEND)).close();
+    } catch (e) {
+      const problem = accessProblem(this.dir, e);
+      if (problem) throw problem;
+    }
+  }
+
   /** The saved state, or undefined on first start. Must be called once before anything is saved. */
   async load(): Promise<LoadedState | undefined> {
     const notes = await this.removeStaleTemporaries();
     const snapshot = await this.readSnapshot();
-    const journal = await readOptional(this.journalFile, this.journalFile);
+    const journal = await readOptional(this.journalFile);
     this.loaded = true;
     if (!snapshot) {
       if (journal && journal.length > 0) {
@@ -219,15 +262,15 @@ export class StateStore {
 
   private async openJournal(): Promise<FileHandle> {
     if (this.journal) return this.journal;
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await explained(this.dir, mkdir(this.dir, { recursive: true, mode: 0o700 }));
     // Link keys are secrets: owner only.
-    this.journal = await open(this.journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+    this.journal = await explained(this.dir, open(this.journalFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600));
     await syncDir(this.dir);
     return this.journal;
   }
 
   private async writeSnapshot(s: SavedState, seq: number): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await explained(this.dir, mkdir(this.dir, { recursive: true, mode: 0o700 }));
     const body =
       JSON.stringify({
         format: FORMAT,
@@ -241,7 +284,7 @@ export class StateStore {
         rules: s.rules.map(formatRule),
       }) + '\n';
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o600);
+    const fh = await explained(this.dir, open(tmp, 'w', 0o600));
     try {
       await fh.writeFile(body);
       await fh.sync();
@@ -251,7 +294,7 @@ export class StateStore {
       throw e;
     }
     await fh.close();
-    await rename(tmp, this.file);
+    await explained(this.dir, rename(tmp, this.file));
     await syncDir(this.dir);
     this.hasSnapshot = true;
     this.seq = this.snapshotSeq = seq;
@@ -260,7 +303,7 @@ export class StateStore {
 
   /** The snapshot, every field checked: a damaged one is refused, said at the field (`rules[3]`), never half-used. */
   private async readSnapshot(): Promise<{ state: SavedState; seq: number } | undefined> {
-    const raw = await readOptional(this.file, this.file);
+    const raw = await readOptional(this.file);
     if (!raw) return undefined;
     this.snapshotBytes = raw.length;
     const damaged = `${this.file} is damaged`;
@@ -380,12 +423,21 @@ function crc32hex(text: string): string {
   return crc32(text).toString(16).padStart(8, '0');
 }
 
-async function readOptional(file: string, what: string): Promise<Buffer | undefined> {
+/** `p`, its failure said as what to do where that is a matter of permissions (accessProblem). */
+async function explained<T>(dir: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw accessProblem(dir, e) ?? e;
+  }
+}
+
+async function readOptional(file: string): Promise<Buffer | undefined> {
   try {
     return await readFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new StateError(`cannot read ${what}: ${(e as Error).message}`);
+    throw accessProblem(path.dirname(file), e, file) ?? new StateError(`cannot read ${file}: ${(e as Error).message}`);
   }
 }
 

@@ -139,6 +139,7 @@ export class Vnetd implements ControlTarget {
     if (existing && !existing.isDirectory()) throw new StateError(`the state directory ${opts.stateDir} is not a directory; name another (--state-dir)`);
     await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
     await checkStateDir(opts.stateDir);
+    await this.store.checkWritable();
     const lock = await lockStateDir(opts.stateDir);
     const sock = controlSocketPath(opts.stateDir);
     try {
