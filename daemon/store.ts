@@ -1,10 +1,12 @@
 import { constants, mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { isMachineName } from '../src/model/names.js';
 import { version as vnetdVersion } from '../src/version.js';
 import { applySettingWords, DEFAULT_SETTINGS } from '../src/vttif/params.js';
 import { InputError, parseJsonFile } from '../src/util/input-error.js';
 import { JsonReader } from '../src/util/json-reader.js';
+import { clipWord } from '../src/wire/clip-word.js';
 import { formatCommand, formatLinkConfig, formatRule, isChange, MAX_CONFIG_TIME_MS, parseCommand, type Change, type Command, type LinkConfig, type WireRule } from '../src/wire/control.js';
 
 /**
@@ -105,6 +107,12 @@ function accessProblem(dir: string, e: unknown, file?: string): StateError | und
     default:
       return undefined;
   }
+}
+
+/** The snapshot's machine, held to what --machine takes: it is echoed in messages, and names this daemon to its peers. */
+function machineName(m: string): string {
+  if (!isMachineName(m)) throw new RangeError(`'${clipWord(m)}' is not a machine name`);
+  return m;
 }
 
 /** Saved bounds are held to the CONFIGTIME command's range. */
@@ -329,7 +337,7 @@ export class StateStore {
     const rules = commands('rules', 'RULE ADD', (c) => (c.op === 'rule-add' ? c.rule : undefined));
     const bound = j.configTimeMs ?? null;
     if (bound !== null && !configTime(bound)) field('configTimeMs', () => r.fail('configTimeMs', `null or whole milliseconds from 0 to ${MAX_CONFIG_TIME_MS}`, bound));
-    const state: SavedState = { machine: field('machine', () => r.string(j.machine, 'machine')), links, rules, configTimeMs: bound as number | null };
+    const state: SavedState = { machine: field('machine', () => machineName(r.string(j.machine, 'machine'))), links, rules, configTimeMs: bound as number | null };
     if (j.vttif !== undefined) state.vttif = field('vttif', () => checkedVttif(j.vttif));
     return { seq, state };
   }

@@ -3,6 +3,7 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { version } from '../src/version.js';
+import { clipWord } from '../src/wire/clip-word.js';
 import { captureWords, formatLinkLine, formatRule, WireError, type Change, type LinkConfig } from '../src/wire/control.js';
 import { Config } from './config.js';
 import { ControlServer, type CommitResult, type ControlTarget, type QueryOp } from './control.js';
@@ -172,7 +173,7 @@ export class Vnetd implements ControlTarget {
     const { opts } = this;
     const saved = await this.store.load();
     if (saved && saved.machine !== opts.machine) {
-      throw new Error(`${this.store.file} belongs to machine '${saved.machine}', not '${opts.machine}'; use another --state-dir`);
+      throw new Error(`${this.store.file} belongs to machine '${clipWord(saved.machine)}', not '${opts.machine}'; use another --state-dir`);
     }
 
     for (const iface of this.interfaces) {

@@ -1,4 +1,5 @@
 import { SourceFile } from '../diag/source.js';
+import { clipWord } from '../wire/clip-word.js';
 
 /**
  * A file given to a command does not say what the command needs: the
@@ -18,7 +19,12 @@ export function parseJsonFile(name: string, text: string, expected: string): unk
     const lc = /line (\d+) column (\d+)/.exec(message);
     const where = at ? new SourceFile(name, text).position(Number(at[1])) : lc ? { line: Number(lc[1]), column: Number(lc[2]) } : undefined;
     // Node quotes the offending text, newlines and all; one line is what a message may be.
-    const reason = message.replace(/, ".*" is not valid JSON$/s, '').replace(/\s*(in JSON )?(at position \d+|\(line \d+ column \d+\)).*$/s, '').replace(/\s+/g, ' ');
+    const reason = message
+      .replace(/, ".*" is not valid JSON$/s, '')
+      .replace(/\s*(in JSON )?(at position \d+|\(line \d+ column \d+\)).*$/s, '')
+      // The token is the file's own text: a NUL or an escape sequence must not reach a terminal as it is.
+      .replace(/^Unexpected token '(.+)'$/s, (_, token: string) => `Unexpected token '${clipWord(token)}'`)
+      .replace(/\s+/g, ' ');
     throw new InputError(`${name}${where ? `:${where.line}:${where.column}` : ''}: not JSON (${reason}); expected ${expected}`);
   }
 }

@@ -224,6 +224,26 @@ describe('the state store', () => {
     await expect(new StateStore(dir).load()).rejects.toThrow(/state\.journal is damaged at record 2 .*Move state\.json and state\.journal aside/);
   });
 
+  test("the file's own bytes in a start-up error are quoted, never printed as they are", async () => {
+    const store = track(new StateStore(dir));
+    await store.load();
+    await new Writer(store).commit([LINK]);
+    await store.close();
+    const snapshot = JSON.parse(fs.readFileSync(store.file, 'utf8')) as Record<string, unknown>;
+    const refusal = async (start: () => Promise<unknown>) => {
+      const e = await start().catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(StateError);
+      expect((e as Error).message).not.toMatch(/[\x00-\x1f\x7f]/);
+      return (e as Error).message;
+    };
+    fs.writeFileSync(store.file, '{"format":\0}');
+    expect(await refusal(() => new StateStore(dir).load())).toMatch(/^\S*state\.json is damaged: not JSON \(Unexpected token '\\x00'\); expected a vnetd state file; vnetd will not start over it/);
+    // A machine --machine would refuse, as the daemon reads it on start: refused as such, not echoed to the terminal.
+    fs.writeFileSync(store.file, JSON.stringify({ ...snapshot, machine: 'h\x1b[2Jp' }));
+    const daemon = new Vnetd({ machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: dir, interfaces: [], log: () => {} });
+    expect(await refusal(() => daemon.start())).toMatch(/^\S*state\.json is damaged: machine: 'h\\x1b\[2Jp' is not a machine name; vnetd will not start over it/);
+  });
+
   test('compaction folds the journal into a snapshot; a crash before the journal is emptied replays nothing twice', async () => {
     const store = track(new StateStore(dir));
     await store.load();
