@@ -656,3 +656,20 @@ describe('the front end on generated text', () => {
     );
   });
 });
+
+test('what a remote machine said reaches the terminal as text: a message, note or hint quoting it cannot carry control sequences', async () => {
+  const { diagnostic } = await import('../src/diag/diagnostic.js');
+  const { Verbatim } = await import('../src/diag/messages.js');
+  const file = new SourceFile('evil.vnet', 'BEGIN\nEND\n');
+  const said = '\u001b]0;owned\u0007\u001b[2J\u001b[31mEVIL';
+  const d = diagnostic(Msg.Unreachable, file, { start: 0, end: 5 }, ['evil', new Verbatim(`cannot run commands on evil (exit 3): ${said}`)], {
+    hint: `look at ${said} there`,
+    related: [{ span: { start: 6, end: 9 }, message: said }],
+  });
+  const out = renderDiagnostics([d]);
+  expect(out).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+  expect(out).toContain('cannot run commands on evil (exit 3): ·]0;owned··[2J·[31mEVIL');
+  expect(out).toContain('hint: look at ·]0;owned··[2J·[31mEVIL there');
+  // JSON quotes it as it was: a program reading it escapes nothing by accident.
+  expect(jsonDiagnostic(d).message).toContain(said);
+});

@@ -62,12 +62,13 @@ function excerpt(file: SourceFile, span: Span, paint: Painter, color: (s: string
 
 export function renderDiagnostic(d: Diagnostic, paint: Painter = plain): string {
   const color = d.severity === 'error' ? paint.red : paint.yellow;
-  const lines = [`${paint.bold(locate(d.file, d.span))}: ${color(paint.bold(`${d.severity}[${d.code}]`))}: ${paint.bold(d.message)}`];
+  // Messages and hints may quote what a remote machine said (its shell's stderr, its log), which must not reach the terminal as control sequences.
+  const lines = [`${paint.bold(locate(d.file, d.span))}: ${color(paint.bold(`${d.severity}[${d.code}]`))}: ${paint.bold(visible(d.message))}`];
   if (d.span) lines.push(...excerpt(d.file, d.span, paint, color));
   for (const r of d.related ?? []) {
-    lines.push(`  ${paint.cyan('note')}: ${locate(d.file, r.span)}: ${r.message}`);
+    lines.push(`  ${paint.cyan('note')}: ${locate(d.file, r.span)}: ${visible(r.message)}`);
   }
-  if (d.hint) lines.push(`  ${paint.cyan('hint')}: ${d.hint}`);
+  if (d.hint) lines.push(`  ${paint.cyan('hint')}: ${visible(d.hint)}`);
   return lines.join('\n');
 }
 

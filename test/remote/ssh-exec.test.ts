@@ -41,3 +41,11 @@ const quick = (code: number): ssh2.Client =>
 test('a command that ends in the same read as its exec succeeded keeps its exit status and output', async () => {
   expect(await run(quick(3), 'x')).toEqual({ code: 3, signal: undefined, stdout: 'home=/root\n', stderr: "/usr/bin/env: 'bash': No such file or directory\n" });
 });
+
+test("a remote command's first line is what a message quotes, cut short when it runs on", async () => {
+  const { firstLine } = await import('../../src/remote/ssh/install.js');
+  expect(firstLine('\n  sh: 1: nope: not found\nmore\n')).toBe('sh: 1: nope: not found');
+  const long = firstLine('x'.repeat(1 << 20));
+  expect(long).toHaveLength(300);
+  expect(long.endsWith('…')).toBe(true);
+});

@@ -78,4 +78,10 @@ export async function upload(client: ssh2.Client, machine: string, bundle: Daemo
   if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr)}`, 'check the permissions there');
 }
 
-export const firstLine = (s: string): string => s.trim().split('\n')[0] ?? '';
+const MAX_QUOTED_LINE = 300;
+
+/** What a remote command said first, as a message quotes it: one line, and not a megabyte of it. */
+export const firstLine = (s: string): string => {
+  const line = s.trim().split('\n')[0] ?? '';
+  return line.length > MAX_QUOTED_LINE ? `${line.slice(0, MAX_QUOTED_LINE - 1)}…` : line;
+};
