@@ -44,6 +44,9 @@ test('plain, pattern and negated entries', () => {
   expect(verifyHostKey([f], 'host2', K1).status).toBe('unknown');
   expect(verifyHostKey([f, '/nonexistent'], 'host1', K2)).toEqual({ status: 'changed', known: [expect.objectContaining({ file: f, line: 3 })] });
   expect(knownTypes([f], '[host1]:2222')).toEqual(['ssh-rsa']);
+  // A type whose only key on record is revoked elsewhere is not asked for first: the host would be refused with it.
+  const g = file(`host1 ssh-ed25519 ${b64(K1)}\nhost1 ssh-rsa ${b64(R1)}\n@revoked * ssh-ed25519 ${b64(K1)}\n`);
+  expect(knownTypes([g], 'host1')).toEqual(['ssh-rsa']);
 });
 
 test('hashed entries match the name they hash, and only it', () => {

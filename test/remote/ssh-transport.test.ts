@@ -79,6 +79,12 @@ suite('host keys', () => {
     expect(fs.readFileSync(knownHosts, 'utf8')).not.toContain(sshd!.hostKeyPub);
   });
 
+  test('a key on record of a type ssh2 cannot verify (a security key) is passed over, and the host is checked against the one it can', async () => {
+    const sk = `[127.0.0.1]:${sshd!.port} sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIBSkjCCqdumIKGrqLOWKl4MqzsfHnn95TsBSAWy6ADZ0AAAABHNzaDo=\n`;
+    const { opts } = side(plainConfig, sk + knownLine(sshd!));
+    await open(new SshTransport(opts()), host('h1'));
+  });
+
   test('a @revoked key is refused', async () => {
     const { opts } = side(plainConfig, `@revoked * ${sshd!.hostKeyPub}\n${knownLine(sshd!)}`);
     expect((await reachError(new SshTransport(opts()).open(host('h1')))).message).toMatch(/revoked/);

@@ -38,6 +38,8 @@ const NEVER_ASK = new KeyUnlocker(undefined, () => {});
 const systemResolve = async (hostname: string): Promise<string> => (await lookup(hostname)).address;
 
 const RSA_ALGOS = ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+/** The host key algorithms ssh2 verifies. */
+const HOST_KEY_ALGOS = new Set(['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', ...RSA_ALGOS]);
 
 /** SHA256 fingerprint, as ssh-keygen -l prints it. */
 export const fingerprint = (blob: Buffer): string => 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
@@ -93,7 +95,10 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   }
 
   // Offer the key types already on record first, so a host with several keys is checked against the one we know.
-  const preferred = knownTypes(files, keyName).flatMap((t) => (t === 'ssh-rsa' ? RSA_ALGOS : [t]));
+  // Only types ssh2 can verify: asking for another (a security key's sk-ssh-ed25519) makes it throw before connecting.
+  const preferred = knownTypes(files, keyName)
+    .flatMap((t) => (t === 'ssh-rsa' ? RSA_ALGOS : [t]))
+    .filter((t) => HOST_KEY_ALGOS.has(t));
   let refusal: ReachError | undefined;
 
   const hostVerifier = (blob: Buffer): boolean => {
@@ -173,17 +178,22 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
         if (e instanceof KeyLocked) return;
         fail(e);
       });
-      c.connect({
-        host,
-        port: cfg.port,
-        username: cfg.user,
-        ...(sock ? { sock } : {}),
-        readyTimeout: 0,
-        hostVerifier,
-        authHandler: auth.methods,
-        keepaliveInterval: 15_000,
-        ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
-      });
+      try {
+        c.connect({
+          host,
+          port: cfg.port,
+          username: cfg.user,
+          ...(sock ? { sock } : {}),
+          readyTimeout: 0,
+          hostVerifier,
+          authHandler: auth.methods,
+          keepaliveInterval: 15_000,
+          ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
+        });
+      } catch (e) {
+        // ssh2 checks its options as it is called: said now, not after the bound runs out.
+        fail(e as Error);
+      }
     });
   }
 }

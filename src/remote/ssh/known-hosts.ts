@@ -92,7 +92,10 @@ export function verifyHostKey(files: readonly string[], name: string, blob: Buff
 
 /** The key types on record for `name`, to offer them first in the key exchange (as OpenSSH does). */
 export function knownTypes(files: readonly string[], name: string): string[] {
-  return [...new Set(keysFor(files, name).filter((k) => k.forHost && !k.revoked).map((k) => k.type))];
+  const all = keysFor(files, name);
+  // A key on record for the host but revoked elsewhere would only be refused: its type is not worth asking for first.
+  const revoked = new Set(all.filter((k) => k.revoked).map((k) => k.key));
+  return [...new Set(all.filter((k) => k.forHost && !k.revoked && !revoked.has(k.key)).map((k) => k.type))];
 }
 
 /** Records a first-contact key, hashed when HashKnownHosts asks for it. */
