@@ -113,13 +113,16 @@ test('host key settings: StrictHostKeyChecking, known hosts files, agent', () =>
   const { dir, cfg } = config(
     'Host a\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ~/k1 %d/k2\n  GlobalKnownHostsFile none\n  HostKeyAlias alias-a\n  IdentityAgent none\n' +
       'Host b\n  StrictHostKeyChecking off\n  UserKnownHostsFile none\n  IdentityAgent ~/agent\n  HashKnownHosts yes\n' +
-      'Host c\n  StrictHostKeyChecking maybe\n',
+      'Host c\n  StrictHostKeyChecking maybe\n' +
+      'Host t\n  StrictHostKeyChecking true\nHost f\n  StrictHostKeyChecking False\n',
   );
   const a = cfg.lookup('a');
   expect([a.strictHostKeyChecking, a.userKnownHostsFiles, a.globalKnownHostsFiles, a.hostKeyAlias, a.agentSocket]).toEqual(['accept-new', [path.join(dir, 'k1'), path.join(dir, 'k2')], [], 'alias-a', undefined]);
   const b = cfg.lookup('b');
   expect([b.strictHostKeyChecking, b.userKnownHostsFiles, b.agentSocket, b.hashKnownHosts]).toEqual(['no', [], path.join(dir, 'agent'), true]);
   expect(() => cfg.lookup('c')).toThrow(SshConfigError);
+  // OpenSSH takes true and false too.
+  expect([cfg.lookup('t').strictHostKeyChecking, cfg.lookup('f').strictHostKeyChecking]).toEqual(['yes', 'no']);
 });
 
 test('-F names a file that must exist', () => {

@@ -161,8 +161,10 @@ export class SshConfig {
     let strict: SshHostConfig['strictHostKeyChecking'] = 'ask';
     if (strictD) {
       const v = strictD.args[0]!.toLowerCase();
+      // OpenSSH's spellings, true and false among them.
       if (v === 'yes' || v === 'ask' || v === 'accept-new') strict = v;
-      else if (v === 'no' || v === 'off') strict = 'no';
+      else if (v === 'true') strict = 'yes';
+      else if (v === 'no' || v === 'off' || v === 'false') strict = 'no';
       else throw new SshConfigError(`${where(strictD)}: StrictHostKeyChecking must be yes, no, ask or accept-new, not '${strictD.args[0]}'`);
     }
 
