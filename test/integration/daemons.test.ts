@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { freePort } from '../support/sshd.js';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ControlClient } from '../../src/remote/control-client.js';
-import type { Reply } from '../../src/wire/control.js';
-import { ROOT } from '../support/vnetc.js';
+import { ok, startVnetd, stopVnetd, VNETD, waitFor, type SpawnedVnetd } from '../support/vnetd-process.js';
 
 /**
  * Three real vnetd processes on loopback (a Proxy and two hosts), each with
@@ -16,66 +14,23 @@ import { ROOT } from '../support/vnetc.js';
  * way they went.
  */
 
-const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
 const MAC = { vm1: '02:00:00:00:00:01', vm2: '02:00:00:00:00:02', bcast: 'ff:ff:ff:ff:ff:ff' };
 
-interface Node {
-  machine: string;
-  port: number;
-  dir: string;
+interface Node extends SpawnedVnetd {
   ifacePort: number;
   vm: dgram.Socket | undefined;
   vmPort: number;
-  proc: ChildProcess | undefined;
-  ctl: ControlClient | undefined;
   received: Buffer[];
-  log: string;
 }
 
 const frame = (dst: string, src: string, payload: string): Buffer =>
   Buffer.concat([Buffer.from(dst.replace(/:/g, ''), 'hex'), Buffer.from(src.replace(/:/g, ''), 'hex'), Buffer.from([0x88, 0xb5]), Buffer.from(payload)]);
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 let base: string;
 const nodes: Record<string, Node> = {};
 
 async function startDaemon(n: Node): Promise<void> {
-  const args = [VNETD, '--machine', n.machine, '--port', String(n.port), '--listen', '127.0.0.1', '--state-dir', n.dir,
-    '--iface', `vm0=qemu-udp:listen=127.0.0.1:${n.ifacePort},peer=127.0.0.1:${n.vmPort}`];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  proc.stderr!.on('data', (b: Buffer) => (n.log += b.toString()));
-  n.proc = proc;
-  const sock = path.join(n.dir, 'vnetd.sock');
-  n.ctl = await waitFor(`${n.machine}'s control socket\n${n.log}`, async () => {
-    if (proc.exitCode !== null) throw new Error(`vnetd ${n.machine} exited ${proc.exitCode}:\n${n.log}`);
-    return fs.existsSync(sock) ? ControlClient.connect(sock).catch(() => undefined) : undefined;
-  });
-}
-
-async function stopDaemon(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  n.ctl?.close();
-  n.ctl = undefined;
-  const p = n.proc;
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill(signal);
-  });
-}
-
-async function ok(n: Node, line: string): Promise<Reply> {
-  const r = await n.ctl!.request(line);
-  if (!r.ok) throw new Error(`${n.machine}: ${line} -> ERR ${r.code} ${r.text}`);
-  return r;
+  await startVnetd(n, ['--iface', `vm0=qemu-udp:listen=127.0.0.1:${n.ifacePort},peer=127.0.0.1:${n.vmPort}`]);
 }
 
 /** The counters of one link, as LINKS? reports them. */
@@ -111,7 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const n of Object.values(nodes)) {
-    await stopDaemon(n);
+    await stopVnetd(n);
     n.vm?.close();
   }
   fs.rmSync(base, { recursive: true, force: true });
@@ -184,7 +139,7 @@ describe('three daemons on loopback', () => {
     // Traffic in flight while the daemon dies.
     const burst = setInterval(() => h1!.vm!.send(frame(MAC.vm2, MAC.vm1, 'during the crash'), h1!.ifacePort, '127.0.0.1'), 2);
     await new Promise((r) => setTimeout(r, 50));
-    await stopDaemon(h2!, 'SIGKILL');
+    await stopVnetd(h2!, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 50));
     clearInterval(burst);
 
@@ -209,7 +164,7 @@ describe('three daemons on loopback', () => {
     expect(n.proc!.signalCode).toBeNull();
     expect((await ok(n, 'INFO?')).data).toContain('machine h2');
     // Its next start gets a fresh log reader.
-    await stopDaemon(n);
+    await stopVnetd(n);
     n.log = '';
     await startDaemon(n);
     await linkUp(n, 'proxy');
@@ -256,7 +211,7 @@ describe('three daemons on loopback', () => {
     } finally {
       clearInterval(traffic);
     }
-    await stopDaemon(h1!);
+    await stopVnetd(h1!);
     await startDaemon(h1!);
     expect((await ok(h1!, 'VTTIF?')).data.slice(0, 6)).toEqual(['collector proxy', 'sampling on', 'sample-every 1', 'update-hz 20', 'window-s 0.5', 'threshold 0.2']);
   }, 30_000);

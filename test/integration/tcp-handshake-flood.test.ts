@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ControlClient } from '../../src/remote/control-client.js';
-import type { Reply } from '../../src/wire/control.js';
 import { freePort } from '../support/sshd.js';
-import { ROOT } from '../support/vnetc.js';
+import { ok, startVnetd, stopVnetd, waitFor, type SpawnedVnetd } from '../support/vnetd-process.js';
 
 /**
  * Two real vnetd processes with a TCP link hb → ha, and a host on ha's own
@@ -16,75 +13,25 @@ import { ROOT } from '../support/vnetc.js';
  * killed and restarted, and must get its link back while they are held.
  */
 
-const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
 /** ha's bound on pending handshakes: the most an attacker ever needs to hold. */
 const POOL = 128;
 
-interface Daemon {
-  machine: string;
-  port: number;
-  dir: string;
-  proc?: ChildProcess;
-  ctl?: ControlClient;
-  log: string;
-}
-
 let base: string;
-let ha: Daemon;
-let hb: Daemon;
+let ha: SpawnedVnetd;
+let hb: SpawnedVnetd;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function start(d: Daemon): Promise<void> {
-  const proc = spawn(process.execPath, [VNETD, '--machine', d.machine, '--port', String(d.port), '--listen', '127.0.0.1', '--state-dir', d.dir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  proc.stderr!.on('data', (b: Buffer) => (d.log += b.toString()));
-  d.proc = proc;
-  const sock = path.join(d.dir, 'vnetd.sock');
-  d.ctl = await waitFor(`${d.machine}'s control socket`, async () => {
-    if (proc.exitCode !== null) throw new Error(`vnetd ${d.machine} exited ${proc.exitCode}:\n${d.log}`);
-    return fs.existsSync(sock) ? ControlClient.connect(sock).catch(() => undefined) : undefined;
-  }, 10_000);
-}
-
-async function stop(d: Daemon, signal: NodeJS.Signals): Promise<void> {
-  d.ctl?.close();
-  d.ctl = undefined;
-  const p = d.proc;
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    p.once('exit', () => resolve());
-    p.kill(signal);
-  });
-}
-
-async function ok(d: Daemon, line: string): Promise<Reply> {
-  const r = await d.ctl!.request(line);
-  if (!r.ok) throw new Error(`${d.machine}: ${line} -> ERR ${r.code} ${r.text}`);
-  return r;
-}
-
-async function commit(d: Daemon, lines: string[]): Promise<void> {
+async function commit(d: SpawnedVnetd, lines: string[]): Promise<void> {
   await ok(d, 'BATCH');
   for (const l of lines) await ok(d, l);
   await ok(d, 'COMMIT');
 }
 
-async function linkState(d: Daemon, peer: string): Promise<string | undefined> {
+async function linkState(d: SpawnedVnetd, peer: string): Promise<string | undefined> {
   const line = (await ok(d, 'LINKS?')).data.find((l) => l.startsWith(`${peer} `));
   return line?.split(' ')[5];
 }
 
-async function counter(d: Daemon, name: string): Promise<number> {
+async function counter(d: SpawnedVnetd, name: string): Promise<number> {
   const line = (await ok(d, 'STATS?')).data.find((l) => l.startsWith(`${name} `));
   return Number(line?.split(' ')[1]);
 }
@@ -135,12 +82,12 @@ beforeAll(async () => {
   base = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-flood-'));
   ha = { machine: 'ha', port: await freePort(), dir: path.join(base, 'ha'), log: '' };
   hb = { machine: 'hb', port: await freePort(), dir: path.join(base, 'hb'), log: '' };
-  await Promise.all([start(ha), start(hb)]);
+  await Promise.all([startVnetd(ha), startVnetd(hb)]);
 }, 30_000);
 
 afterAll(async () => {
-  await stop(ha, 'SIGTERM');
-  await stop(hb, 'SIGTERM');
+  await stopVnetd(ha);
+  await stopVnetd(hb);
   fs.rmSync(base, { recursive: true, force: true });
 });
 
@@ -156,8 +103,8 @@ test('idle connections from one address, as many as ha holds handshakes for, do 
     // Every idle connection is ha's before hb comes back, so that without a
     // defence its pool is full when hb dials.
     await waitFor('ha to take every idle connection', async () => ((await counter(ha, 'listener.connections')) >= before + POOL ? true : undefined), 10_000);
-    await stop(hb, 'SIGKILL');
-    await start(hb);
+    await stopVnetd(hb, 'SIGKILL');
+    await startVnetd(hb);
     // Longer than two of ha's 5 s handshake deadlines, at which the attack reopens its sockets.
     await waitFor('hb → ha up again', async () => ((await linkState(hb, 'ha')) === 'up' ? true : undefined), 12_000);
     expect(await linkState(ha, 'hb')).toBe('up');
