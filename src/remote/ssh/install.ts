@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { ending, run } from './exec.js';
-import { EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
+import { ending, run, type ExecResult } from './exec.js';
+import { chain, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
 import path from 'node:path';
 
 /**
@@ -24,8 +24,19 @@ export interface Probe {
 
 export const MIN_NODE = [20, 19] as const;
 
-export async function probe(client: ssh2.Client, machine: string, installDir: string): Promise<Probe> {
-  const r = await run(client, shScript(PROBE, [installDir]));
+/** Where on a machine vnetc reads and writes, and as whom: what a refusal to use a directory there is said with. */
+export interface Place {
+  machine: string;
+  /** The SSH user. */
+  user: string;
+}
+
+/** The directories an install relies on: the cache's chain, then the install dir itself. */
+export const installChain = (cacheChain: readonly string[], installDir: string): string[] => [...cacheChain, installDir];
+
+export async function probe(client: ssh2.Client, { machine, user }: Place, guarded: readonly string[], installDir: string): Promise<Probe> {
+  const r = await run(client, shScript(PROBE, [...chain(guarded), installDir]));
+  if (r.code === EXIT.unsafe) throw unsafeError({ machine, user }, r);
   if (r.code === EXIT.noHome) throw new ReachError(machine, `the SSH user on ${machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
   if (r.code !== 0) throw new ReachError(machine, `cannot run commands on ${machine} (${ending(r)}): ${firstLine(r.stderr)}`, 'check that the account has a POSIX shell (sh) and is not restricted to a forced command');
   const v: Record<string, string> = {};
@@ -52,12 +63,13 @@ export function requireNode(p: Probe, machine: string): void {
 }
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
-export async function upload(client: ssh2.Client, machine: string, bundle: DaemonBundle, installDir: string): Promise<void> {
+export async function upload(client: ssh2.Client, { machine, user }: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string): Promise<void> {
   // Unique per upload: sessions of one command upload in parallel, and machines may share a home (NFS).
   const scratch = `${installDir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const dirs = new Set<string>();
   for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
-  const mk = await run(client, shScript(MKDIRS, [...dirs]));
+  const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), ...dirs]));
+  if (mk.code === EXIT.unsafe) throw unsafeError({ machine, user }, mk);
   if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
   const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => client.sftp((e, s) => (e ? reject(e) : resolve(s)))).catch((e: Error) => {
     throw new ReachError(machine, `cannot open SFTP on ${machine} to upload vnetd: ${e.message}`, 'enable the sftp subsystem in its sshd_config, or install vnetd on its PATH');
@@ -76,6 +88,21 @@ export async function upload(client: ssh2.Client, machine: string, bundle: Daemo
   }
   const mv = await run(client, shScript(INSTALL, [scratch, installDir]));
   if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr)}`, 'check the permissions there');
+}
+
+/** A script's refusal of a path another user could tamper with (its `unsafe=PATH` and `ls -ldn PATH`), as what to do about it. */
+export function unsafeError({ machine, user }: Place, r: ExecResult): ReachError {
+  const lines = r.stdout.split('\n');
+  const at = lines.find((l) => l.startsWith('unsafe='))?.slice('unsafe='.length) ?? '(unknown)';
+  const [mode = '?', , uid = '?'] = (lines.find((l) => /^[-a-zA-Z][-rwxsStTl.+@]{9}/.test(l)) ?? '').split(/\s+/);
+  const kind = mode.startsWith('d') ? 'directory' : mode.startsWith('l') ? 'symlink' : 'file';
+  return new ReachError(
+    machine,
+    `${at} on ${machine} is a ${kind} owned by uid ${uid} with mode ${mode}: another user could plant the daemon vnetc runs or redirect what it writes, so vnetc will not use it`,
+    kind === 'directory'
+      ? `make it ${user}'s own and closed to others (chown ${user} ${at} && chmod go-w ${at}), or set a remote root of ${user}'s own (VNETC_REMOTE_ROOT)`
+      : `remove it (rm ${at}) if ${user} did not put it there on purpose, or set a remote root of ${user}'s own (VNETC_REMOTE_ROOT)`,
+  );
 }
 
 const MAX_QUOTED_LINE = 300;

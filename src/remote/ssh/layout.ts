@@ -16,6 +16,10 @@ export interface RemoteLayout {
   logFile: string;
   /** Where uploads go; this build's is `<cacheRoot>/<bundle id>` (installDirOf). */
   cacheRoot: string;
+  /** The directories the state dir's safety rests on, parents first, ending with it (see scripts.ts, GUARD). */
+  stateChain: string[];
+  /** Likewise for cacheRoot. */
+  cacheChain: string[];
 }
 
 /** Whether paths there can be known without asking the machine for its home. */
@@ -30,6 +34,7 @@ export function remoteLayout(home: string, machine: string, root?: string): Remo
   const stateRoot = base(root ? p.join(root, 'state') : '.local/state/vnetd');
   const cacheRoot = base(root ? p.join(root, 'cache') : '.cache/vnetd');
   const stateDir = p.join(stateRoot, machine);
+  const top = root ? [base(root)] : [];
   return {
     stateDir,
     // vnetd's controlSocketPath: the socket is in the state directory.
@@ -37,5 +42,7 @@ export function remoteLayout(home: string, machine: string, root?: string): Remo
     pidFile: p.join(stateDir, 'vnetd.pid'),
     logFile: p.join(stateDir, 'vnetd.log'),
     cacheRoot,
+    stateChain: [...top, stateRoot, stateDir],
+    cacheChain: [...top, cacheRoot],
   };
 }

@@ -24,15 +24,40 @@ export const EXIT = {
   foreign: 94,
   stopTimeout: 95,
   noHome: 97,
+  unsafe: 96,
 } as const;
+
+/*
+ * Anyone who can write in the directories vnetc uses there could plant the
+ * daemon it runs, or a symlink it writes the pid or log through. So every
+ * script that reads or writes under them first checks a chain of them
+ * (parents first) passed as `N DIR1 … DIRN` ahead of its own parameters:
+ * each that exists must be a directory of the SSH user's, not a symlink,
+ * closed to writes by group and others. Otherwise it prints `unsafe=DIR`
+ * and `ls -ldn DIR`, and exits unsafe.
+ */
+const CHECK =
+  `check() { if [ -L "$1" ] || { [ -e "$1" ] && [ -n "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; };` +
+  ` then printf 'unsafe=%s\\n' "$1"; ls -ldn "$1"; exit ${EXIT.unsafe}; fi; };`;
+/** `guard "$@"` checks the chain; `made "$@"` creates each directory of it before checking it, so nothing is made inside one that fails. The caller then skips them with shift $(($1+1)). */
+const GUARD =
+  CHECK +
+  ` guard() { n=$1; shift; while [ "$n" -gt 0 ]; do check "$1"; shift; n=$((n-1)); done; };` +
+  ` made() { n=$1; shift; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 1; check "$1"; shift; n=$((n-1)); done; };`;
+/** Files written with `>` or `>>` follow a symlink, wherever it points: refused, as anything but a plain file is. */
+const PLAIN = `plain() { for f in "$@"; do if [ -L "$f" ] || { [ -e "$f" ] && [ ! -f "$f" ]; }; then printf 'unsafe=%s\\n' "$f"; ls -ldn "$f"; exit ${EXIT.unsafe}; fi; done; };`;
+
+/** The `N DIR1 … DIRN` a guarded script takes first. */
+export const chain = (dirs: readonly string[]): string[] => [String(dirs.length), ...dirs];
 
 /**
  * What the machine offers: its home, Node and vnetd versions, and whether
- * this build's daemon is uploaded already. $1: the install dir, relative to
- * home or absolute.
+ * this build's daemon is uploaded already. A chain, then $1: the install dir,
+ * relative to home or absolute.
  */
 export const PROBE =
-  `cd || exit ${EXIT.noHome}; printf 'home=%s\\n' "$PWD"; ` +
+  GUARD +
+  ` cd || exit ${EXIT.noHome}; guard "$@"; shift $(($1+1)); printf 'home=%s\\n' "$PWD"; ` +
   `if command -v node >/dev/null 2>&1; then printf 'node=%s\\n' "$(node --version 2>&1)"; fi; ` +
   `if command -v vnetd >/dev/null 2>&1; then printf 'vnetd=%s\\n' "$(vnetd --version 2>&1 | head -n 1)"; fi; ` +
   `if [ -f "$1/daemon/vnetd.js" ]; then echo installed=yes; fi; exit 0`;
@@ -40,8 +65,8 @@ export const PROBE =
 /** Prints the home directory (where relative remote paths start). */
 export const HOME = `cd || exit ${EXIT.noHome}; pwd`;
 
-/** Makes directories $@ (for an upload). */
-export const MKDIRS = `umask 022; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
+/** Makes the chain, then directories $@ (for an upload). */
+export const MKDIRS = GUARD + ` umask 022; made "$@"; shift $(($1+1)); for d in "$@"; do mkdir -p "$d" || exit 1; done`;
 
 /** Moves the uploaded tree $1 into place at $2, unless a concurrent upload got there first. */
 export const INSTALL = `mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"`;
@@ -52,11 +77,12 @@ export const CONTROL = `[ -S "$1" ] || exit ${EXIT.noSocket}; shift; exec "$@"`;
 /**
  * Starts the daemon `$5...` detached (own session, stdin from /dev/null,
  * output appended to the log $2) and waits for its control socket $4.
- * $1 state dir, $3 pid file. Prints the pid.
+ * A chain ending with the state dir first, then $1 state dir, $3 pid file.
+ * Prints the pid.
  */
 export const START =
-  ALIVE + OURS +
-  ` state=$1 log=$2 pidf=$3 sock=$4; shift 4; umask 077; mkdir -p "$state" || exit 1;` +
+  ALIVE + OURS + GUARD + PLAIN +
+  ` umask 077; made "$@"; shift $(($1+1)); state=$1 log=$2 pidf=$3 sock=$4; shift 4; mkdir -p "$state" || exit 1; plain "$pidf" "$log";` +
   ` if [ -f "$pidf" ] && ours "$(cat "$pidf")" "$state"; then cat "$pidf"; exit ${EXIT.running}; fi;` +
   // A socket left by a daemon that died answers nobody (we start only when none answered); gone, the wait below waits for the new one's.
   ` rm -f "$sock";` +

@@ -8,9 +8,9 @@ import type { DaemonBundle } from './bundle.js';
 import { ending, execChannel, run } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
-import { firstLine, probe, requireNode, upload, type Probe } from './install.js';
+import { firstLine, installChain, probe, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
 import { installDirOf, needsHome, remoteLayout, type RemoteLayout } from './layout.js';
-import { CONTROL, EXIT, HOME, START, STOP, shScript } from './scripts.js';
+import { chain, CONTROL, EXIT, HOME, START, STOP, shScript } from './scripts.js';
 
 export interface SessionSettings {
   /** Remote root for state and uploads (see layout.ts); default: the SSH user's home. */
@@ -40,6 +40,7 @@ export class SshSession implements Session {
   readonly machine: string;
   readonly overlayAddress: string;
   readonly describe: string;
+  private readonly place: Place;
   private closing: Promise<void> | undefined;
   private probed: Promise<{ probe: Probe; layout: RemoteLayout }> | undefined;
   private laidOut: Promise<RemoteLayout> | undefined;
@@ -55,6 +56,7 @@ export class SshSession implements Session {
     private readonly settings: SessionSettings,
   ) {
     this.machine = host.machine;
+    this.place = { machine: host.machine, user: target.user };
     ({ overlayAddress: this.overlayAddress, describe: this.describe } = whereTo(host, target, via));
   }
 
@@ -93,7 +95,10 @@ export class SshSession implements Session {
   private where(): Promise<{ probe: Probe; layout: RemoteLayout }> {
     this.probed ??= (async () => {
       const layout = await this.layout();
-      return { probe: await probe(this.client, this.machine, installDirOf(layout, this.bundle().id)), layout };
+      const installDir = installDirOf(layout, this.bundle().id);
+      // The state chain too: its daemon's pid and log are written there, and its socket is trusted.
+      const guarded = [...new Set([...layout.stateChain, ...installChain(layout.cacheChain, installDir)])];
+      return { probe: await probe(this.client, this.place, guarded, installDir), layout };
     })();
     return this.probed;
   }
@@ -105,7 +110,7 @@ export class SshSession implements Session {
     if (p.vnetd === b.version) return ['vnetd'];
     requireNode(p, this.machine);
     if (!p.installed) {
-      await upload(this.client, this.machine, b, installDirOf(layout, b.id));
+      await upload(this.client, this.place, layout.cacheChain, b, installDirOf(layout, b.id));
       p.installed = true;
     }
     return ['node', `${installDirOf(layout, b.id)}/${b.entry}`];
@@ -194,10 +199,12 @@ export class SshSession implements Session {
     const { layout } = await this.where();
     const argv = [...vnetd, '--machine', host.machine, '--port', String(host.port), ...(this.settings.listen ? ['--listen', this.settings.listen] : []), '--state-dir', layout.stateDir];
     for (const spec of ifaces) argv.push('--iface', spec);
-    const r = await run(this.client, shScript(START, [layout.stateDir, layout.logFile, layout.pidFile, layout.socket, ...argv]));
+    const r = await run(this.client, shScript(START, [...chain(layout.stateChain), layout.stateDir, layout.logFile, layout.pidFile, layout.socket, ...argv]));
     switch (r.code) {
       case 0:
         break;
+      case EXIT.unsafe:
+        throw unsafeError(this.place, r);
       case EXIT.running:
         throw new ReachError(this.machine, `a vnetd already runs for ${this.machine} (pid ${r.stdout.trim()})`, 'stop it first, or apply to it instead of starting it');
       case EXIT.exited: {
