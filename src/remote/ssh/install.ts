@@ -3,7 +3,7 @@ import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { ending, run, type ExecResult } from './exec.js';
-import { chain, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
+import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
 import path from 'node:path';
 
 /**
@@ -70,7 +70,21 @@ export async function upload(client: ssh2.Client, { machine, user }: Place, cach
   for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
   const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), ...dirs]));
   if (mk.code === EXIT.unsafe) throw unsafeError({ machine, user }, mk);
-  if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
+  try {
+    if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
+    await transfer(client, machine, bundle, scratch);
+  } catch (e) {
+    // Else a half-done upload stays there for good: its name is unique, nobody would reuse it.
+    await run(client, shScript(DISCARD, [scratch])).catch(() => undefined);
+    throw e;
+  }
+  // INSTALL removes the scratch directory itself when it cannot move it.
+  const mv = await run(client, shScript(INSTALL, [scratch, installDir]));
+  if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr) || ending(mv)}`, `check the permissions and the disk there; remove ${installDir} there if it is not a complete vnetd`);
+}
+
+/** Writes the bundle's files into `scratch` over SFTP. */
+async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBundle, scratch: string): Promise<void> {
   const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => client.sftp((e, s) => (e ? reject(e) : resolve(s)))).catch((e: Error) => {
     throw new ReachError(machine, `cannot open SFTP on ${machine} to upload vnetd: ${e.message}`, 'enable the sftp subsystem in its sshd_config, or install vnetd on its PATH');
   });
@@ -86,11 +100,8 @@ export async function upload(client: ssh2.Client, { machine, user }: Place, cach
   } finally {
     sftp.end();
   }
-  const mv = await run(client, shScript(INSTALL, [scratch, installDir]));
-  if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr)}`, 'check the permissions there');
 }
 
-/** A script's refusal of a path another user could tamper with (its `unsafe=PATH` and `ls -ldn PATH`), as what to do about it. */
 export function unsafeError({ machine, user }: Place, r: ExecResult): ReachError {
   const lines = r.stdout.split('\n');
   const at = lines.find((l) => l.startsWith('unsafe='))?.slice('unsafe='.length) ?? '(unknown)';

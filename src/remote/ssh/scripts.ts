@@ -68,8 +68,16 @@ export const HOME = `cd || exit ${EXIT.noHome}; pwd`;
 /** Makes the chain, then directories $@ (for an upload). */
 export const MKDIRS = GUARD + ` umask 022; made "$@"; shift $(($1+1)); for d in "$@"; do mkdir -p "$d" || exit 1; done`;
 
-/** Moves the uploaded tree $1 into place at $2, unless a concurrent upload got there first. */
-export const INSTALL = `mv -T "$1" "$2" 2>/dev/null || rm -rf "$1"`;
+/**
+ * Moves the uploaded tree $1 into place at $2. When that fails, $1 is
+ * removed either way; a complete daemon at $2 means a concurrent upload got
+ * there first (fine), anything else is mv's failure, said on stderr.
+ */
+export const INSTALL =
+  `e=$(mv -T "$1" "$2" 2>&1) && exit 0; rm -rf "$1"; [ -f "$2/daemon/vnetd.js" ] && exit 0; printf '%s\\n' "$e" >&2; exit 1`;
+
+/** Removes the scratch directory $1 of an upload that failed. */
+export const DISCARD = `rm -rf "$1"`;
 
 /** Connects stdin/stdout to the control socket $1 by running `$2... ctl --state-dir DIR`, or exits noSocket. */
 export const CONTROL = `[ -S "$1" ] || exit ${EXIT.noSocket}; shift; exec "$@"`;
