@@ -34,7 +34,7 @@ const bundle = (files: Record<string, string>): DaemonBundle => ({
   entry: 'daemon/vnetd.js',
   files: new Map(Object.entries(files).map(([k, v]) => [k, Buffer.from(v)])),
 });
-const place = () => ({ machine: 'h1', user: sshd!.user });
+const place = () => ({ machine: 'h1', user: sshd!.user, shellMs: 5000 });
 
 suite('uploading vnetd', () => {
   test('a failed upload leaves no scratch directory behind', async () => {

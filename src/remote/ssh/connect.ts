@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import { authPlan, type AuthPlan } from './auth.js';
+import { seconds, within } from './exec.js';
 import type { SshHostConfig } from './config.js';
 import { appendKnownHost, keyType, knownHostsName, knownTypes, verifyHostKey } from './known-hosts.js';
 import { KeyLocked, KeyUnlocker } from './unlock.js';
@@ -69,18 +70,17 @@ export const hostKeyLookup = (cfg: SshHostConfig): { files: string[]; keyName: s
 });
 
 function tunnel(via: ssh2.Client, viaCfg: SshHostConfig, to: SshHostConfig, policy: ConnectPolicy): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    via.forwardOut('127.0.0.1', 0, to.hostname, to.port, (err, stream) => {
-      if (err) {
-        reject(
-          new ReachError(
-            policy.machine,
-            `jump host ${viaCfg.alias} could not open a connection to ${to.hostname}:${to.port}: ${err.message}`,
-            `check that ${to.hostname}:${to.port} is reachable from ${viaCfg.alias} and that its sshd allows TCP forwarding (AllowTcpForwarding)`,
-          ),
-        );
-      } else resolve(stream);
-    });
+  const ms = to.connectTimeoutMs ?? policy.timeoutMs;
+  // The next hop's connect bound covers its TCP connection too: a jump host that never answers the request would hold the command for ever.
+  const late = () =>
+    new ReachError(policy.machine, `jump host ${viaCfg.alias} did not open a connection to ${to.hostname}:${to.port} within ${seconds(ms)} s`, `check that ${to.hostname}:${to.port} is reachable from ${viaCfg.alias} (ConnectTimeout in ~/.ssh/config sets the bound)`);
+  return within<ssh2.ClientChannel>({ ms, late }, (done) => via.forwardOut('127.0.0.1', 0, to.hostname, to.port, done)).catch((err: Error) => {
+    if (err instanceof ReachError) throw err;
+    throw new ReachError(
+      policy.machine,
+      `jump host ${viaCfg.alias} could not open a connection to ${to.hostname}:${to.port}: ${err.message}`,
+      `check that ${to.hostname}:${to.port} is reachable from ${viaCfg.alias} and that its sshd allows TCP forwarding (AllowTcpForwarding)`,
+    );
   });
 }
 

@@ -1,4 +1,5 @@
 import type ssh2 from 'ssh2';
+import { ReachError } from '../transport.js';
 
 /** Running one command on an SSH connection (each in its own channel; the connection is shared). */
 
@@ -26,10 +27,37 @@ export interface Exec {
   ended: Promise<Ending>;
 }
 
-export function execChannel(client: ssh2.Client, command: string): Promise<Exec> {
-  return new Promise((resolve, reject) =>
+/**
+ * How long a channel may take to open, and what to say when it does not.
+ * Past the handshake nothing else bounds it: sshd answers keepalives while
+ * a session request goes unanswered.
+ */
+export interface OpenBound {
+  ms: number;
+  late: () => Error;
+}
+
+/** Resolves what `open` hands its callback, or rejects with the bound's error; a channel that opens after that is closed at once. */
+export function within<T extends { close(): unknown }>(bound: OpenBound | undefined, open: (done: (err: Error | undefined, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let gaveUp = false;
+    const timer = bound && setTimeout(() => {
+      gaveUp = true;
+      reject(bound.late());
+    }, bound.ms);
+    open((err, value) => {
+      clearTimeout(timer);
+      if (gaveUp) return void (err || value.close());
+      if (err) reject(err);
+      else resolve(value);
+    });
+  });
+}
+
+export function execChannel(client: ssh2.Client, command: string, bound?: OpenBound): Promise<Exec> {
+  return within<Exec & { close(): void }>(bound, (done) =>
     client.exec(command, (err, ch) => {
-      if (err) return reject(err);
+      if (err) return done(err, undefined as never);
       // Listened for here, not by whoever awaits this: a quick command's exit status can arrive in the same read as the exec's success, before an awaiting caller runs.
       let code: number | null = null;
       let signal: string | undefined;
@@ -37,13 +65,39 @@ export function execChannel(client: ssh2.Client, command: string): Promise<Exec>
         code = c;
         signal = sig;
       });
-      resolve({ ch, ended: new Promise((done) => ch.once('close', () => done({ code, signal }))) });
+      done(undefined, { ch, ended: new Promise((end) => ch.once('close', () => end({ code, signal }))), close: () => ch.close() });
     }),
   );
 }
 
-export async function run(client: ssh2.Client, command: string): Promise<ExecResult> {
-  const { ch, ended } = await execChannel(client, command);
+/** Bounds on one short remote command: opening its channel, then running it to the end. */
+export interface RunBounds {
+  machine: string;
+  /** What the command is for, for the message: "asking for the home directory". */
+  what: string;
+  open: OpenBound;
+  runMs: number;
+}
+
+/** Says that a command's channel did not open: the login was fine, the session is what the server withholds. */
+export const sessionLate = (machine: string, ms: number) => (): ReachError =>
+  new ReachError(machine, `sshd on ${machine} accepted the login but did not open a session within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${machine} true; ConnectTimeout in ~/.ssh/config sets the bound`);
+
+/**
+ * A short command's bounds: the login shell's (the connect bound: to open
+ * the session, and again to get going), plus what its own work may take.
+ */
+export const commandBounds = (machine: string, shellMs: number, what: string, workMs = 0): RunBounds => ({
+  machine,
+  what,
+  open: { ms: shellMs, late: sessionLate(machine, shellMs) },
+  runMs: shellMs + workMs,
+});
+
+export const seconds = (ms: number): number => Math.max(1, Math.round(ms / 1000));
+
+export async function run(client: ssh2.Client, command: string, bounds?: RunBounds): Promise<ExecResult> {
+  const { ch, ended } = await execChannel(client, command, bounds?.open);
   let stdout = '';
   let stderr = '';
   ch.setEncoding('utf8');
@@ -51,5 +105,25 @@ export async function run(client: ssh2.Client, command: string): Promise<ExecRes
   ch.on('data', (s: string) => void (stdout.length < MAX_OUTPUT && (stdout += s)));
   ch.stderr.on('data', (s: string) => void (stderr.length < MAX_OUTPUT && (stderr += s)));
   ch.end();
-  return { ...(await ended), stdout, stderr };
+  return { ...(await finished(ch, ended, bounds)), stdout, stderr };
+}
+
+/** How the command ended, or its bound's error; a command given up on has its channel closed (sshd then hangs up on it). */
+function finished(ch: ssh2.ClientChannel, ended: Promise<Ending>, bounds: RunBounds | undefined): Promise<Ending> {
+  if (!bounds) return ended;
+  const { machine, what, runMs } = bounds;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ch.close();
+      reject(
+        new ReachError(
+          machine,
+          `a command on ${machine} (${what}) did not finish within ${seconds(runMs)} s`,
+          `its login shell may be stuck (a home on NFS that does not answer, a startup file waiting for input): check that ssh ${machine} true returns at once`,
+        ),
+      );
+    }, runMs);
+  });
+  return Promise.race([ended, late]).finally(() => clearTimeout(timer));
 }

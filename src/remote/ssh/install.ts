@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { ending, run, type ExecResult } from './exec.js';
+import { commandBounds, ending, run, type ExecResult } from './exec.js';
 import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
 import path from 'node:path';
 
@@ -29,14 +29,20 @@ export interface Place {
   machine: string;
   /** The SSH user. */
   user: string;
+  /** The login shell's bound, under which each short command's own time is added (see commandBounds). */
+  shellMs: number;
 }
+
+/** What the installing commands' own work may take beyond starting a shell: running `node --version` and `vnetd --version`, removing a tree. */
+const WORK = { probe: 20_000, discard: 10_000, install: 10_000 } as const;
 
 /** The directories an install relies on: the cache's chain, then the install dir itself. */
 export const installChain = (cacheChain: readonly string[], installDir: string): string[] => [...cacheChain, installDir];
 
-export async function probe(client: ssh2.Client, { machine, user }: Place, guarded: readonly string[], installDir: string): Promise<Probe> {
-  const r = await run(client, shScript(PROBE, [...chain(guarded), installDir]));
-  if (r.code === EXIT.unsafe) throw unsafeError({ machine, user }, r);
+export async function probe(client: ssh2.Client, place: Place, guarded: readonly string[], installDir: string): Promise<Probe> {
+  const { machine } = place;
+  const r = await run(client, shScript(PROBE, [...chain(guarded), installDir]), commandBounds(machine, place.shellMs, 'looking for node and vnetd', WORK.probe));
+  if (r.code === EXIT.unsafe) throw unsafeError(place, r);
   if (r.code === EXIT.noHome) throw new ReachError(machine, `the SSH user on ${machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
   if (r.code !== 0) throw new ReachError(machine, `cannot run commands on ${machine} (${ending(r)}): ${firstLine(r.stderr)}`, 'check that the account has a POSIX shell (sh) and is not restricted to a forced command');
   const v: Record<string, string> = {};
@@ -63,23 +69,24 @@ export function requireNode(p: Probe, machine: string): void {
 }
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
-export async function upload(client: ssh2.Client, { machine, user }: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string): Promise<void> {
+export async function upload(client: ssh2.Client, place: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string): Promise<void> {
   // Unique per upload: sessions of one command upload in parallel, and machines may share a home (NFS).
+  const { machine, shellMs } = place;
   const scratch = `${installDir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const dirs = new Set<string>();
   for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
-  const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), ...dirs]));
-  if (mk.code === EXIT.unsafe) throw unsafeError({ machine, user }, mk);
+  const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), ...dirs]), commandBounds(machine, shellMs, 'creating the upload directory'));
+  if (mk.code === EXIT.unsafe) throw unsafeError(place, mk);
   try {
     if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
     await transfer(client, machine, bundle, scratch);
   } catch (e) {
     // Else a half-done upload stays there for good: its name is unique, nobody would reuse it.
-    await run(client, shScript(DISCARD, [scratch])).catch(() => undefined);
+    await run(client, shScript(DISCARD, [scratch]), commandBounds(machine, shellMs, 'removing a failed upload', WORK.discard)).catch(() => undefined);
     throw e;
   }
   // INSTALL removes the scratch directory itself when it cannot move it.
-  const mv = await run(client, shScript(INSTALL, [scratch, installDir]));
+  const mv = await run(client, shScript(INSTALL, [scratch, installDir]), commandBounds(machine, shellMs, 'moving the upload into place', WORK.install));
   if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr) || ending(mv)}`, `check the permissions and the disk there; remove ${installDir} there if it is not a complete vnetd`);
 }
 
@@ -102,7 +109,7 @@ async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBund
   }
 }
 
-export function unsafeError({ machine, user }: Place, r: ExecResult): ReachError {
+export function unsafeError({ machine, user }: Pick<Place, 'machine' | 'user'>, r: ExecResult): ReachError {
   const lines = r.stdout.split('\n');
   const at = lines.find((l) => l.startsWith('unsafe='))?.slice('unsafe='.length) ?? '(unknown)';
   const [mode = '?', , uid = '?'] = (lines.find((l) => /^[-a-zA-Z][-rwxsStTl.+@]{9}/.test(l)) ?? '').split(/\s+/);

@@ -5,7 +5,7 @@ import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
 import { ReachError, silentDaemon, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { ending, execChannel, run } from './exec.js';
+import { commandBounds, ending, execChannel, run, seconds, sessionLate, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
 import { firstLine, installChain, probe, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
@@ -19,6 +19,8 @@ export interface SessionSettings {
   listen: string | undefined;
   /** This build's daemon, for upload (read once per transport). */
   bundle: () => DaemonBundle;
+  /** The target's connect bound (ConnectTimeout): also each channel's to open, and a login shell's to get going. */
+  timeoutMs: number;
   /** Given, on close, how the daemon was reached, so a keeper can hold the connection for later commands; resolves once it is asked for. */
   handOff?: (route: ControlRoute) => Promise<void>;
   /** Called once the daemon is stopped: a keeper for it has nothing left to serve. */
@@ -56,12 +58,16 @@ export class SshSession implements Session {
     private readonly settings: SessionSettings,
   ) {
     this.machine = host.machine;
-    this.place = { machine: host.machine, user: target.user };
+    this.place = { machine: host.machine, user: target.user, shellMs: settings.timeoutMs };
     ({ overlayAddress: this.overlayAddress, describe: this.describe } = whereTo(host, target, via));
   }
 
   private get client(): ssh2.Client {
     return this.clients[this.clients.length - 1]!;
+  }
+
+  private bounds(what: string, workMs = 0): RunBounds {
+    return commandBounds(this.machine, this.settings.timeoutMs, what, workMs);
   }
 
   private bundle(): DaemonBundle {
@@ -80,7 +86,7 @@ export class SshSession implements Session {
   private layout(): Promise<RemoteLayout> {
     this.laidOut ??= (async () => {
       if (!needsHome(this.settings.remoteRoot)) return remoteLayout('/', this.machine, this.settings.remoteRoot);
-      const r = await run(this.client, shScript(HOME, []));
+      const r = await run(this.client, shScript(HOME, []), this.bounds('asking for the home directory'));
       if (r.code === EXIT.noHome) throw new ReachError(this.machine, `the SSH user on ${this.machine} has no usable home directory`, 'create it, or set a remote root that is an absolute path');
       const home = r.stdout.trim();
       if (r.code !== 0 || !home.startsWith('/')) {
@@ -141,7 +147,9 @@ export class SshSession implements Session {
   private async connectControl(): Promise<ControlClient | undefined> {
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
     const layout = await this.layout();
-    const direct = await forwardToSocket(this.client, layout.socket);
+    const ms = this.settings.timeoutMs;
+    const late = () => new ReachError(this.machine, `sshd on ${this.machine} accepted the login but did not open a channel to ${layout.socket} within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${this.machine} true`);
+    const direct = await forwardToSocket(this.client, layout.socket, { ms, late });
     if (direct) {
       const c = new ControlClient(direct, this.patience(layout));
       try {
@@ -158,12 +166,12 @@ export class SshSession implements Session {
     // Otherwise (forwarding refused, e.g. by `restrict` in authorized_keys, or no socket), through `vnetd ctl`.
     if (p.vnetd !== this.bundle().version && !p.installed) {
       // No socket, no daemon: asked before uploading a vnetd to run `ctl` with.
-      const sock = await run(this.client, shScript('[ -S "$1" ]', [layout.socket]));
+      const sock = await run(this.client, shScript('[ -S "$1" ]', [layout.socket]), this.bounds('looking for the control socket'));
       if (sock.code !== 0) return undefined;
     }
     const argv = [...(await this.vnetd()), 'ctl', '--state-dir', layout.stateDir];
     const command = shScript(CONTROL, [layout.socket, ...argv]);
-    const { ch, ended } = await execChannel(this.client, command);
+    const { ch, ended } = await execChannel(this.client, command, { ms: this.settings.timeoutMs, late: sessionLate(this.machine, this.settings.timeoutMs) });
     let stderr = '';
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => void (stderr.length < 4096 && (stderr += s)));
@@ -199,7 +207,8 @@ export class SshSession implements Session {
     const { layout } = await this.where();
     const argv = [...vnetd, '--machine', host.machine, '--port', String(host.port), ...(this.settings.listen ? ['--listen', this.settings.listen] : []), '--state-dir', layout.stateDir];
     for (const spec of ifaces) argv.push('--iface', spec);
-    const r = await run(this.client, shScript(START, [...chain(layout.stateChain), layout.stateDir, layout.logFile, layout.pidFile, layout.socket, ...argv]));
+    // START waits up to 30 s for the socket itself.
+    const r = await run(this.client, shScript(START, [...chain(layout.stateChain), layout.stateDir, layout.logFile, layout.pidFile, layout.socket, ...argv]), this.bounds('starting vnetd', 35_000));
     switch (r.code) {
       case 0:
         break;
@@ -225,7 +234,8 @@ export class SshSession implements Session {
 
   private async stopDaemon(): Promise<void> {
     const layout = await this.layout();
-    const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]));
+    // STOP waits up to 10 s for the daemon to exit.
+    const r = await run(this.client, shScript(STOP, [layout.stateDir, layout.pidFile, layout.socket]), this.bounds('stopping vnetd', 15_000));
     if (r.code === 0) {
       // Nothing for a keeper to serve any more.
       this.route = undefined;

@@ -135,6 +135,7 @@ export class SshTransport implements Transport {
     return new SshSession(host, clients, target, hops.map((h) => h.alias), {
       remoteRoot: this.opts.remoteRoot,
       listen: this.opts.listen,
+      timeoutMs: target.connectTimeoutMs ?? this.timeoutMs,
       bundle: this.bundle,
       ...(keepers && key && !unlocked.length
         ? {
