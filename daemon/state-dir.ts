@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { modeText, strangerIn } from '../src/util/strangers.js';
 import { StateError } from './store.js';
 
 /**
@@ -10,12 +11,10 @@ import { StateError } from './store.js';
  */
 export async function checkStateDir(dir: string): Promise<void> {
   const st = await stat(dir);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) {
-    throw new StateError(`the state directory ${dir} belongs to uid ${st.uid}, not to this daemon's user (uid ${uid}), who could then have its files replaced; chown ${uid} it, or name another --state-dir`);
+  const who = strangerIn(st);
+  if (!who) return;
+  if ('owner' in who) {
+    throw new StateError(`the state directory ${dir} belongs to uid ${who.owner}, not to this daemon's user (uid ${who.me}), who could then have its files replaced; chown ${who.me} it, or name another --state-dir`);
   }
-  if (st.mode & 0o022) {
-    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-    throw new StateError(`the state directory ${dir} is mode ${mode}, so others can write to it and replace its socket or files; chmod go-w it (vnetd makes a new one 0700), or name another --state-dir`);
-  }
+  throw new StateError(`the state directory ${dir} is mode ${modeText(who.mode & 0o777)}, so others can write to it and replace its socket or files; chmod go-w it (vnetd makes a new one 0700), or name another --state-dir`);
 }

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Host } from '../model/state.js';
@@ -8,6 +10,7 @@ import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader } from '../util/json-reader.js';
 import { packageRoot } from '../util/package-root.js';
 import { isAlive } from '../util/process-alive.js';
+import { modeText, strangerIn, type Stranger } from '../util/strangers.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
 import { ReachError, silentDaemon, type DaemonLaunch, type Session, type Transport } from './transport.js';
@@ -24,7 +27,9 @@ import { ReachError, silentDaemon, type DaemonLaunch, type Session, type Transpo
  * Layout under the vnetc home (VNETC_HOME, else $XDG_STATE_HOME/vnetc, else
  * ~/.local/state/vnetc): `local/<machine>/` is the daemon's state directory
  * (its control socket, state, log) and `local/<machine>/launch.json` what it
- * was started with.
+ * was started with. vnetc talks to the socket it finds there, sends it link
+ * keys and stops the process it names, so `local/`, each machine's
+ * directory and its socket must be the user's alone (checkedPlace).
  */
 
 export function vnetcHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -68,6 +73,32 @@ function readLaunch(file: string, text: string, machine: string): LocalLaunch {
 const vnetdScript = (): string => path.join(packageRoot(), 'dist', 'daemon', 'vnetd.js');
 
 const STARTUP_MS = 15_000;
+/** How long a daemon told to SHUTDOWN has to exit before it is killed. */
+const STOP_MS = 10_000;
+
+/** Whether `pid` runs the vnetd script with `dir` as its state directory (Linux's /proc; elsewhere it cannot be told, so no). */
+function isVnetdOn(pid: number, dir: string): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  const at = argv.indexOf('--state-dir');
+  return argv.some((a) => path.basename(a) === 'vnetd.js') && at > 0 && argv[at + 1] === dir;
+}
+
+/** Whether something accepts connections on the Unix socket `sock`. */
+function answers(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(sock);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
 
 export class LocalTransport implements Transport {
   readonly root: string;
@@ -137,6 +168,37 @@ export class LocalTransport implements Transport {
     }
   }
 
+  /**
+   * Refuses `local/`, the machine's directory or its socket when another
+   * user owns it or may write to it: a socket there could be anyone's
+   * daemon, which would be sent link keys and could name a pid to kill.
+   * Missing ones pass (start() makes them 0700).
+   */
+  async checkPlace(machine: string): Promise<void> {
+    const dir = this.dirOf(machine);
+    const places: [string, string][] = [
+      [this.root, 'the local state directory'],
+      [dir, `the state directory of ${machine}`],
+      [path.join(dir, 'vnetd.sock'), `the control socket of ${machine}`],
+    ];
+    for (const [p, what] of places) {
+      const st = await stat(p).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw new ReachError(machine, `cannot look at ${what}, ${p}: ${e.message}`, `check that vnetc can use ${this.root} (VNETC_HOME sets where it is)`);
+      });
+      const who = st && strangerIn(st);
+      if (who) throw this.refusal(machine, what, p, who);
+    }
+  }
+
+  private refusal(machine: string, what: string, p: string, who: Stranger): ReachError {
+    const away = `or point VNETC_HOME at a directory only you can write to (vnetc makes ${this.root} 0700 when it creates it)`;
+    if ('owner' in who) {
+      return new ReachError(machine, `${what}, ${p}, belongs to uid ${who.owner}, not to you (uid ${who.me}), so what answers there may not be your daemon`, `remove it if it is left over, ${away}`);
+    }
+    return new ReachError(machine, `${what}, ${p}, is mode ${modeText(who.mode)}, so others can write to it and stand in for your daemon`, `chmod go-w ${p}, ${away}`);
+  }
+
   async open(host: Host): Promise<Session> {
     return new LocalSession(this, host, await this.addressOf(host.machine));
   }
@@ -150,7 +212,7 @@ class LocalSession implements Session {
   private client: ControlClient | undefined;
 
   constructor(
-    transport: LocalTransport,
+    private readonly transport: LocalTransport,
     private readonly host: Host,
     private readonly address: string,
   ) {
@@ -165,6 +227,7 @@ class LocalSession implements Session {
 
   async control(): Promise<ControlClient | undefined> {
     if (this.client) return this.client;
+    await this.transport.checkPlace(this.machine);
     let c: ControlClient;
     try {
       c = await ControlClient.connect(path.join(this.dir, 'vnetd.sock'), this.patience());
@@ -189,6 +252,8 @@ class LocalSession implements Session {
 
   async start(launch: DaemonLaunch): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    // Before anything is written there or started: the poll below would take a stranger's socket for the daemon.
+    await this.transport.checkPlace(this.machine);
     const logPath = path.join(this.dir, 'vnetd.log');
     const log = await open(logPath, 'a', 0o600);
     const args = [
@@ -224,15 +289,49 @@ class LocalSession implements Session {
   async stop(): Promise<void> {
     const c = await this.control();
     if (!c) return;
-    const info = parseFields((await c.request('INFO?')).data);
-    const pid = Number(info.get('pid'));
+    const said = Number(parseFields((await c.request('INFO?')).data).get('pid'));
+    const pid = await this.ownPid(said);
     await c.request('SHUTDOWN').catch(() => undefined);
     this.client = undefined;
-    const deadline = Date.now() + 10_000;
+    if (pid !== undefined) return this.exited(pid);
+    await this.socketGone(said);
+  }
+
+  /**
+   * The pid a daemon reported, if it is the vnetd that start() launched
+   * here: the one launch.json records, running vnetd on this state
+   * directory. Anything else (a pid reused since, a record or a reply that
+   * lies) is never signalled.
+   */
+  private async ownPid(said: number): Promise<number | undefined> {
+    const launch = await this.transport.launched(this.machine).catch(() => undefined);
+    if (!launch || launch.pid !== said) return undefined;
+    return isVnetdOn(said, this.dir) ? said : undefined;
+  }
+
+  /** Waits for the daemon's own process to exit, and kills it if SHUTDOWN did not stop it. */
+  private async exited(pid: number): Promise<void> {
+    const deadline = Date.now() + STOP_MS;
     while (isAlive(pid)) {
       if (Date.now() > deadline) {
         process.kill(pid, 'SIGKILL');
         break;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Without a pid to trust, a daemon has stopped when its socket no longer answers. */
+  private async socketGone(said: number): Promise<void> {
+    const sock = path.join(this.dir, 'vnetd.sock');
+    const deadline = Date.now() + STOP_MS;
+    while (await answers(sock)) {
+      if (Date.now() > deadline) {
+        throw new ReachError(
+          this.machine,
+          `the daemon of ${this.machine} did not stop within ${STOP_MS / 1000} s, and vnetc does not kill it: the pid it gives (${said}) is not that of the vnetd recorded in ${path.join(this.dir, 'launch.json')}`,
+          `stop the process that listens on ${sock} yourself, then run the command again`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }

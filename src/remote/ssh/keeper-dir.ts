@@ -8,6 +8,7 @@ import { REPLY_MS } from '../../wire/control.js';
 import { silentDaemon } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { isAlive } from '../../util/process-alive.js';
+import { strangerIn } from '../../util/strangers.js';
 import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
 /**
@@ -62,10 +63,10 @@ export class KeeperDir {
     try {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       const st = lstatSync(this.dir);
-      const uid = process.getuid?.();
+      const who = st.isDirectory() ? strangerIn(st, 0o077) : undefined;
       if (!st.isDirectory()) this.unusable = `${this.dir} is not a directory`;
-      else if (uid !== undefined && st.uid !== uid) this.unusable = `${this.dir} belongs to uid ${st.uid}, not to us`;
-      else if (st.mode & 0o077) this.unusable = `${this.dir} is open to other users (mode ${(st.mode & 0o777).toString(8)}); chmod 700 it`;
+      else if (who && 'owner' in who) this.unusable = `${this.dir} belongs to uid ${who.owner}, not to us`;
+      else if (who) this.unusable = `${this.dir} is open to other users (mode ${(who.mode & 0o777).toString(8)}); chmod 700 it`;
     } catch (e) {
       this.unusable = (e as Error).message;
     }
@@ -191,8 +192,7 @@ export class KeeperDir {
 function ownSocket(p: string): boolean {
   try {
     const st = lstatSync(p);
-    const uid = process.getuid?.();
-    return st.isSocket() && (uid === undefined || st.uid === uid) && (st.mode & 0o077) === 0;
+    return st.isSocket() && !strangerIn(st, 0o077);
   } catch {
     return false;
   }
