@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { formatCommand, GREETING_MS, REPLY_MS, ReplyReader, type Change, type Reply } from '../wire/control.js';
+import { formatCommand, GREETING_MS, OversizedReply, REPLY_LIMITS, REPLY_MS, ReplyReader, type Change, type Reply, type ReplyLimits } from '../wire/control.js';
 
 /**
  * How long a daemon may owe an answer without sending a byte before the
@@ -12,10 +12,16 @@ export interface Patience {
   replyMs: number;
   /** What every waiting request fails with: `greeting` when not even the greeting came. */
   error: (greeting: boolean, ms: number) => Error;
+  /**
+   * What they fail with when the daemon sends more than a reply may hold
+   * (`what`: how much, as in `a reply line longer than 64 KiB`). Sending is
+   * not silence, so only this bound stops a peer that sends for ever.
+   */
+  oversized?: (what: string) => Error;
 }
 
-/** The bounds every transport gives a daemon, failing with `error`. */
-export const daemonPatience = (error: Patience['error']): Patience => ({ greetingMs: GREETING_MS, replyMs: REPLY_MS, error });
+/** The bounds every transport gives a daemon, failing with `error` and `oversized`. */
+export const daemonPatience = (error: Patience['error'], oversized: (what: string) => Error): Patience => ({ greetingMs: GREETING_MS, replyMs: REPLY_MS, error, oversized });
 
 /**
  * A client of vnetd's control protocol over any byte stream: a Unix socket
@@ -23,7 +29,7 @@ export const daemonPatience = (error: Patience['error']): Patience => ({ greetin
  * reply, in order.
  */
 export class ControlClient {
-  private readonly reader = new ReplyReader();
+  private readonly reader: ReplyReader;
   private readonly waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
   private buffered = '';
   private head = 0;
@@ -34,11 +40,13 @@ export class ControlClient {
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
 
-  /** Without `patience`, waits as long as the stream stays open. */
+  /** Without `patience`, waits as long as the stream stays open. `limits`: smaller ones for tests. */
   constructor(
     private readonly stream: Duplex,
     private readonly patience?: Patience,
+    limits: ReplyLimits = REPLY_LIMITS,
   ) {
+    this.reader = new ReplyReader(limits);
     this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
     this.wait();
     stream.setEncoding('utf8');
@@ -46,6 +54,11 @@ export class ControlClient {
       try {
         this.onData(text);
       } catch (e) {
+        if (e instanceof OversizedReply) {
+          this.fail(this.patience?.oversized?.(e.what) ?? e);
+          stream.destroy();
+          return;
+        }
         // Not the protocol (a login shell's chatter on an exec channel, a stranger on the socket): every waiter gets the reason, not the process a stack trace.
         this.fail(new Error(`the control connection sent something that is not vnetd's protocol: ${(e as Error).message}`));
         stream.destroy();
@@ -87,13 +100,13 @@ export class ControlClient {
     this.head = 0;
   }
 
-  static connect(socketPath: string, patience?: Patience): Promise<ControlClient> {
+  static connect(socketPath: string, patience?: Patience, limits?: ReplyLimits): Promise<ControlClient> {
     return new Promise((resolve, reject) => {
       const s = net.connect(socketPath);
       s.once('error', reject);
       s.once('connect', () => {
         s.off('error', reject);
-        const c = new ControlClient(s, patience);
+        const c = new ControlClient(s, patience, limits);
         c.greeting.then(() => resolve(c), reject);
       });
     });
@@ -112,6 +125,8 @@ export class ControlClient {
       }
     }
     this.buffered = this.buffered.slice(start);
+    // Checked as it comes: a peer that never ends its line would otherwise be buffered without end.
+    this.reader.partial(this.buffered.length);
     this.wait(true);
   }
 

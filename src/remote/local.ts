@@ -13,7 +13,7 @@ import { isAlive } from '../util/process-alive.js';
 import { modeText, strangerIn, type Stranger } from '../util/strangers.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
-import { ReachError, silentDaemon, type DaemonLaunch, type Session, type Transport } from './transport.js';
+import { oversizedReply, ReachError, silentDaemon, type DaemonLaunch, type Session, type Transport } from './transport.js';
 
 /**
  * The local transport: daemons on this machine, started and reached
@@ -247,7 +247,8 @@ class LocalSession implements Session {
 
   /** A daemon that accepts and then says nothing (stopped, wedged) is named, not waited on for ever. */
   private patience(): Patience {
-    return daemonPatience(silentDaemon(this.machine, `the local daemon of ${this.machine}`, path.join(this.dir, 'vnetd.log'), path.join(this.dir, 'launch.json')));
+    const log = path.join(this.dir, 'vnetd.log');
+    return daemonPatience(silentDaemon(this.machine, `the local daemon of ${this.machine}`, log, path.join(this.dir, 'launch.json')), oversizedReply(this.machine, log));
   }
 
   async start(launch: DaemonLaunch): Promise<void> {

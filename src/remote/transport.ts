@@ -77,3 +77,16 @@ export const silentDaemon =
       `${who} ${greeting ? 'accepted the connection but did not greet' : 'did not answer'} within ${ms / 1000} s`,
       `it may be suspended (SIGSTOP) or wedged: its log is ${log}; kill it (its pid is in ${pid}) and start it again with vnetc up`,
     );
+
+/**
+ * What a daemon that sends more than any reply of vnetd's holds fails with,
+ * whatever the transport: `log` says where its log is.
+ */
+export const oversizedReply =
+  (machine: string, log: string) =>
+  (what: string): ReachError =>
+    new ReachError(
+      machine,
+      `the daemon of ${machine} sent ${what}, which vnetd never does`,
+      `what answers on its control socket may not be vnetd, or it has gone wrong: see its log (${log}), then stop it and start it again with vnetc up`,
+    );

@@ -23,6 +23,19 @@ export const GREETING_MS = 10_000;
 export const REPLY_MS = 60_000;
 /** Longer lines are refused (and skipped up to their end) without being buffered. */
 export const MAX_LINE = 64 * 1024;
+/**
+ * The most a client holds of one reply's data lines, counting each line's
+ * characters and LINE_COST for the string and its slot that hold it. The
+ * largest replies a real daemon sends are COMMIT's, a line per change (`* 123
+ * OK`; about 90 characters when a rejected batch names its error), and RULES?
+ * (under 120 characters a rule): a million-change batch rejected whole is
+ * some 120 MiB by this count, a million-rule table some 110 MiB, which is
+ * already more than vnetc's plan of that size leaves room for. Twice that is
+ * not a daemon but a peer that sends for ever, and is cut off while the
+ * memory it took still fits in a small heap.
+ */
+export const MAX_REPLY_DATA = 256 * 1024 * 1024;
+const LINE_COST = 32;
 
 export type LinkMode = 'encrypt' | 'auth-only';
 
@@ -395,21 +408,51 @@ export function parseFields(data: readonly string[]): Map<string, string> {
 
 export type Reply = { ok: true; data: string[]; text: string } | { ok: false; data: string[]; code: string; text: string };
 
+/** How much of a reply a client holds: a reply line's length (every line a daemon sends is under 1 KiB: names are at most 253 bytes and quoted words are cut to 40), and all of one reply's data lines. */
+export interface ReplyLimits {
+  line: number;
+  data: number;
+}
+
+export const REPLY_LIMITS: ReplyLimits = { line: MAX_LINE, data: MAX_REPLY_DATA };
+
+/** A peer sent more than ReplyLimits allow; `what` says how much, as in `a reply line longer than 64 KiB`. */
+export class OversizedReply extends Error {
+  constructor(readonly what: string) {
+    super(`the control connection sent ${what}`);
+  }
+}
+
+const sizeText = (n: number): string => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`);
+
 /**
  * Splits a stream of reply lines into replies: data lines (`* …`) gather
- * until an `OK …` or `ERR <code> …` line ends the reply.
+ * until an `OK …` or `ERR <code> …` line ends the reply. Lengths are counted
+ * in characters, which are bytes for the ASCII a daemon sends.
  */
 export class ReplyReader {
   private data: string[] = [];
+  private held = 0;
+
+  constructor(private readonly limits: ReplyLimits = REPLY_LIMITS) {}
+
+  /** Throws OversizedReply when `length` characters without a newline are already more than a line may be. */
+  partial(length: number): void {
+    if (length > this.limits.line) throw new OversizedReply(`a reply line longer than ${sizeText(this.limits.line)}`);
+  }
 
   /** Feeds one line; returns a reply when this line completes one. */
   line(line: string): Reply | undefined {
+    this.partial(line.length);
     if (line.startsWith('* ')) {
+      this.held += line.length + LINE_COST;
+      if (this.held > this.limits.data) throw new OversizedReply(`a reply longer than ${sizeText(this.limits.data)}`);
       this.data.push(line.slice(2));
       return undefined;
     }
     const data = this.data;
     this.data = [];
+    this.held = 0;
     if (line === 'OK' || line.startsWith('OK ')) return { ok: true, data, text: line.slice(3) };
     const m = /^ERR (E_[A-Z]+) ?(.*)$/.exec(line);
     if (m) return { ok: false, data, code: m[1]!, text: m[2]! };

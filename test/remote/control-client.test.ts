@@ -3,6 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ControlClient } from '../../src/remote/control-client.js';
+import { MAX_LINE } from '../../src/wire/control.js';
 
 /**
  * Whatever is at the other end of a control stream (a login shell that
@@ -78,6 +79,52 @@ describe('a daemon that goes silent', () => {
         // Idle past both bounds, owing nothing: still usable.
         await new Promise((r) => setTimeout(r, 200));
         expect((await c.request('INFO?')).ok).toBe(true);
+        c.close();
+      },
+    );
+  });
+});
+
+/** Writes `chunk` for as long as the client reads, as a daemon gone wrong (or a stranger) would. */
+const sendForEver = (chunk: string) => (s: net.Socket) => {
+  s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+  const more = () => {
+    while (!s.destroyed && s.write(chunk));
+    if (!s.destroyed) s.once('drain', more);
+  };
+  more();
+};
+
+describe('a daemon that never stops sending', () => {
+  const oversized = { ...patience, oversized: (what: string) => new Error(`m sent ${what}`) };
+
+  test('one long line: the waiting request fails at the line bound, with the transport’s error', async () => {
+    await withServer(sendForEver('x'.repeat(8192)), async (sock) => {
+      const c = await ControlClient.connect(sock, oversized);
+      await expect(c.request('INFO?')).rejects.toThrow(`m sent a reply line longer than ${MAX_LINE / 1024} KiB`);
+    });
+  });
+
+  test('data lines without end: the request fails at the bound on one reply', async () => {
+    await withServer(sendForEver('* x\n'.repeat(1024)), async (sock) => {
+      const c = await ControlClient.connect(sock, oversized, { line: MAX_LINE, data: 64 * 1024 });
+      await expect(c.request('RULES?')).rejects.toThrow('m sent a reply longer than 64 KiB');
+      await expect(c.request('INFO?')).rejects.toThrow('m sent a reply longer than 64 KiB');
+    });
+  });
+
+  test('replies up to the bound are read, and the count starts again with each', async () => {
+    const reply = '* 12345678\n'.repeat(100) + 'OK 100\n';
+    await withServer(
+      (s) => {
+        s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+        s.on('data', (d) => s.write(reply.repeat(String(d).split('\n').length - 1)));
+      },
+      async (sock) => {
+        // 100 lines of 10 characters, each counted with what holds it in memory: under 8 KiB, but not twice.
+        const c = await ControlClient.connect(sock, oversized, { line: MAX_LINE, data: 8 * 1024 });
+        const replies = await Promise.all([c.request('RULES?'), c.request('RULES?'), c.request('RULES?')]);
+        expect(replies.map((r) => r.data.length)).toEqual([100, 100, 100]);
         c.close();
       },
     );

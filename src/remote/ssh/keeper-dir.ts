@@ -5,7 +5,7 @@ import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
 import { ControlClient } from '../control-client.js';
 import { REPLY_MS } from '../../wire/control.js';
-import { silentDaemon } from '../transport.js';
+import { oversizedReply, silentDaemon } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { isAlive } from '../../util/process-alive.js';
 import { strangerIn } from '../../util/strangers.js';
@@ -97,6 +97,7 @@ export class KeeperDir {
         replyMs: REPLY_MS,
         error: (greeting, ms) =>
           greeting ? new Error('no greeting through the keeper') : silentDaemon(machine, `vnetd on ${machine}`, 'vnetd.log in its state directory there', 'vnetd.pid beside it')(greeting, ms),
+        oversized: oversizedReply(machine, 'vnetd.log in its state directory there'),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
