@@ -1,4 +1,4 @@
-import { listenOwnerOnly } from '../src/util/owner-socket.js';
+import { listenOwnerOnly } from '../src/util/unix-socket.js';
 import net from 'node:net';
 import { clipWord } from '../src/wire/clip-word.js';
 import { MAX_LINE, WireError, isChange, parseCommand, PROTOCOL_VERSION, type Change, type Command } from '../src/wire/control.js';

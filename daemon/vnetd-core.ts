@@ -1,6 +1,6 @@
+import { answers } from '../src/util/unix-socket.js';
 import { checkStateDir } from './state-dir.js';
 import { mkdir, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { version } from '../src/version.js';
 import { clipWord } from '../src/wire/clip-word.js';
@@ -503,14 +503,6 @@ export class Vnetd implements ControlTarget {
         return;
     }
   }
-}
-
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 }
 
 function linkSpec(l: LinkConfig): LinkSpec {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { lstat, rm } from 'node:fs/promises';
-import { listenOwnerOnly } from '../../src/util/owner-socket.js';
+import { listenOwnerOnly } from '../../src/util/unix-socket.js';
 import net from 'node:net';
 import path from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';

@@ -1,8 +1,8 @@
+import { answers } from '../util/unix-socket.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Host } from '../model/state.js';
@@ -86,18 +86,6 @@ function isVnetdOn(pid: number, dir: string): boolean {
   }
   const at = argv.indexOf('--state-dir');
   return argv.some((a) => path.basename(a) === 'vnetd.js') && at > 0 && argv[at + 1] === dir;
-}
-
-/** Whether something accepts connections on the Unix socket `sock`. */
-function answers(sock: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(sock);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export class LocalTransport implements Transport {

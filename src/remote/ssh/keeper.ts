@@ -7,7 +7,7 @@ import { execChannel } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import { mapBounded } from '../../util/pool.js';
 import { isAlive } from '../../util/process-alive.js';
-import { listenOwnerOnly } from '../../util/owner-socket.js';
+import { listenOwnerOnly } from '../../util/unix-socket.js';
 
 /**
  * The keeper: a small detached process that holds verified SSH connections

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import net from 'node:net';
 
 /**
  * Binds a Unix socket that only its owner can connect to from the moment
@@ -14,4 +14,13 @@ export function listenOwnerOnly(server: net.Server, socketPath: string, listenin
   } finally {
     process.umask(mask);
   }
+}
+
+/** Whether something accepts connections on the Unix socket `socketPath`: a live daemon's, rather than one a killed daemon left. */
+export function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
 }
