@@ -171,7 +171,8 @@ export class LocalTransport implements Transport {
     ];
     for (const [p, what] of places) {
       const st = await stat(p).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return undefined;
+        // Missing, or under a file where a directory should be: nothing there to trust, and connecting says why.
+        if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
         throw new ReachError(machine, `cannot look at ${what}, ${p}: ${e.message}`, `check that vnetc can use ${this.root} (VNETC_HOME sets where it is)`);
       });
       const who = st && strangerIn(st);
