@@ -200,7 +200,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
 
 function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, auth: AuthPlan, policy: ConnectPolicy): ReachError {
   const { machine } = policy;
-  const seconds = Math.round((cfg.connectTimeoutMs ?? policy.timeoutMs) / 1000);
+  const bound = seconds(cfg.connectTimeoutMs ?? policy.timeoutMs);
   switch (e.code) {
     case 'ECONNREFUSED':
       return new ReachError(machine, `cannot connect to ${where}: connection refused`, `is sshd running there, and is the port right? (set Port for ${cfg.alias} in ~/.ssh/config)`);
@@ -213,7 +213,7 @@ function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshH
       return new ReachError(machine, `cannot connect to ${where}: ${e.code === 'ETIMEDOUT' ? 'timed out' : 'no route to host'}`, 'check the network path to the machine (or a ProxyJump in ~/.ssh/config)');
   }
   if (e.level === 'client-timeout') {
-    return new ReachError(machine, `no SSH answer from ${where} within ${seconds} s`, 'check that the machine is up and the port is an SSH server (ConnectTimeout in ~/.ssh/config sets the bound)');
+    return new ReachError(machine, `no SSH answer from ${where} within ${bound} s`, 'check that the machine is up and the port is an SSH server (ConnectTimeout in ~/.ssh/config sets the bound)');
   }
   if (e.level === 'client-authentication') {
     // The server would have taken a protected key: that it stayed locked is the reason, not the other keys.

@@ -79,9 +79,11 @@ export interface RunBounds {
   runMs: number;
 }
 
-/** Says that a command's channel did not open: the login was fine, the session is what the server withholds. */
-export const sessionLate = (machine: string, ms: number) => (): ReachError =>
-  new ReachError(machine, `sshd on ${machine} accepted the login but did not open a session within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${machine} true; ConnectTimeout in ~/.ssh/config sets the bound`);
+/** Says that a channel did not open (`what`: a session, or a channel to a socket): the login was fine, the channel is what the server withholds. */
+export const sessionLate =
+  (machine: string, ms: number, what = 'a session') =>
+  (): ReachError =>
+    new ReachError(machine, `sshd on ${machine} accepted the login but did not open ${what} within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${machine} true; ConnectTimeout in ~/.ssh/config sets the bound`);
 
 /**
  * A short command's bounds: the login shell's (the connect bound: to open

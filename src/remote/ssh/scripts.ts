@@ -36,16 +36,17 @@ export const EXIT = {
  * closed to writes by group and others. Otherwise it prints `unsafe=DIR`
  * and `ls -ldn DIR`, and exits unsafe.
  */
+const UNSAFE = `unsafe() { printf 'unsafe=%s\\n' "$1"; ls -ldn "$1"; exit ${EXIT.unsafe}; };`;
 const CHECK =
-  `check() { if [ -L "$1" ] || { [ -e "$1" ] && [ -n "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; };` +
-  ` then printf 'unsafe=%s\\n' "$1"; ls -ldn "$1"; exit ${EXIT.unsafe}; fi; };`;
+  UNSAFE +
+  ` check() { if [ -L "$1" ] || { [ -e "$1" ] && [ -n "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; }; then unsafe "$1"; fi; };`;
 /** `guard "$@"` checks the chain; `made "$@"` creates each directory of it before checking it, so nothing is made inside one that fails. The caller then skips them with shift $(($1+1)). */
 const GUARD =
   CHECK +
   ` guard() { n=$1; shift; while [ "$n" -gt 0 ]; do check "$1"; shift; n=$((n-1)); done; };` +
   ` made() { n=$1; shift; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 1; check "$1"; shift; n=$((n-1)); done; };`;
 /** Files written with `>` or `>>` follow a symlink, wherever it points: refused, as anything but a plain file is. */
-const PLAIN = `plain() { for f in "$@"; do if [ -L "$f" ] || { [ -e "$f" ] && [ ! -f "$f" ]; }; then printf 'unsafe=%s\\n' "$f"; ls -ldn "$f"; exit ${EXIT.unsafe}; fi; done; };`;
+const PLAIN = `plain() { for f in "$@"; do if [ -L "$f" ] || { [ -e "$f" ] && [ ! -f "$f" ]; }; then unsafe "$f"; fi; done; };`;
 
 /** The `N DIR1 … DIRN` a guarded script takes first. */
 export const chain = (dirs: readonly string[]): string[] => [String(dirs.length), ...dirs];

@@ -5,7 +5,7 @@ import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
 import { oversizedReply, ReachError, silentDaemon, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { commandBounds, ending, execChannel, run, seconds, sessionLate, type RunBounds } from './exec.js';
+import { commandBounds, ending, execChannel, run, sessionLate, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
 import { firstLine, installChain, probe, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
@@ -148,8 +148,7 @@ export class SshSession implements Session {
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
     const layout = await this.layout();
     const ms = this.settings.timeoutMs;
-    const late = () => new ReachError(this.machine, `sshd on ${this.machine} accepted the login but did not open a channel to ${layout.socket} within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${this.machine} true`);
-    const direct = await forwardToSocket(this.client, layout.socket, { ms, late });
+    const direct = await forwardToSocket(this.client, layout.socket, { ms, late: sessionLate(this.machine, ms, `a channel to ${layout.socket}`) });
     if (direct) {
       const c = new ControlClient(direct, this.patience(layout));
       try {
