@@ -1,7 +1,6 @@
 import { answers } from '../util/unix-socket.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +8,7 @@ import type { Host } from '../model/state.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader } from '../util/json-reader.js';
 import { packageRoot } from '../util/package-root.js';
-import { isAlive } from '../util/process-alive.js';
+import { argvOf, isAlive } from '../util/process-alive.js';
 import { modeText, strangerIn, type Stranger } from '../util/strangers.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
@@ -78,12 +77,8 @@ const STOP_MS = 10_000;
 
 /** Whether `pid` runs the vnetd script with `dir` as its state directory (Linux's /proc; elsewhere it cannot be told, so no). */
 function isVnetdOn(pid: number, dir: string): boolean {
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  } catch {
-    return false;
-  }
+  const argv = argvOf(pid);
+  if (!argv) return false;
   const at = argv.indexOf('--state-dir');
   return argv.some((a) => path.basename(a) === 'vnetd.js') && at > 0 && argv[at + 1] === dir;
 }

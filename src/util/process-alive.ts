@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * Whether a process with this pid exists (signal 0 probes without
  * signalling). A pid that is not a positive integer never does: kill(0) and
@@ -11,5 +13,14 @@ export function isAlive(pid: number): boolean {
   } catch (e) {
     // EPERM: it exists, and belongs to someone else.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A process's argv, from Linux's /proc; undefined when it is gone or cannot be read (elsewhere, always): whoever asks then cannot tell it is theirs. */
+export function argvOf(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return undefined;
   }
 }

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
 import { ControlClient } from '../control-client.js';
 import { REPLY_MS } from '../../wire/control.js';
 import { oversizedReply, silentDaemon } from '../transport.js';
 import type { SshHostConfig } from './config.js';
-import { isAlive } from '../../util/process-alive.js';
+import { argvOf, isAlive } from '../../util/process-alive.js';
 import { strangerIn } from '../../util/strangers.js';
 import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
@@ -180,12 +180,8 @@ export class KeeperDir {
 
   /** A keeper's argv is `node …/keeper-main.js <dir>/job-….json`. */
   private isKeeper(pid: number): boolean {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv[1] === KEEPER && (argv[2] ?? '').startsWith(this.dir + path.sep);
-    } catch {
-      return false;
-    }
+    const argv = argvOf(pid);
+    return argv?.[1] === KEEPER && (argv[2] ?? '').startsWith(this.dir + path.sep);
   }
 }
 
