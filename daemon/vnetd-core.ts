@@ -179,14 +179,27 @@ export class Vnetd implements ControlTarget {
     for (const iface of this.interfaces) {
       iface.on('note', (line: string) => opts.log(`iface ${iface.name}: ${line}`));
       await iface.open();
-      const port = this.table.attach({ kind: 'interface', iface: iface.name });
+      const dest = { kind: 'interface', iface: iface.name } as const;
+      const port = this.table.attach(dest);
+      // A device that is not there (a VM's tap, before or after the VM) is down, as a link that is not up.
+      if (iface.present === false) this.table.detach(dest);
       iface.on('frame', (frame: Buffer) => {
         this.vttif.sampler?.sent(frame);
         this.forward(port, frame);
       });
       // A capture file (--capture) must see every frame: a wrapped interface stays off the fast path.
-      if (this.fast && iface instanceof NativeInterface) this.fast.attachInterface(port, iface);
+      const native = iface instanceof NativeInterface ? iface : null;
+      if (native) this.fast?.attachInterface(port, native);
       else if (this.fast && iface instanceof QemuStreamInterface) this.fast.attachStream(port, iface);
+      iface.on('device', (present: boolean) => {
+        if (present) {
+          this.table.attach(dest);
+          if (native) this.fast?.attachInterface(port, native);
+        } else {
+          this.table.detach(dest);
+          if (native) this.fast?.detachInterface(port);
+        }
+      });
       this.ifaces.set(iface.name, { iface, port });
     }
 
@@ -450,8 +463,9 @@ export class Vnetd implements ControlTarget {
         for (const { iface } of this.ifaces.values()) {
           const c = iface.counters;
           const vm = iface.connected === undefined ? '' : ` vm=${iface.connected ? 'up' : 'down'}`;
+          const device = iface.present === undefined ? '' : ` device=${iface.present ? 'open' : 'missing'}`;
           const capture = this.ifaceCaptures.get(iface.name);
-          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${capture ? captureWords(capture.counters) : ''}${vm}`;
+          yield `${iface.name} ${iface.spec} rx=${c.rxFrames}/${c.rxBytes} tx=${c.txFrames}/${c.txBytes} errors=${c.errors}${capture ? captureWords(capture.counters) : ''}${vm}${device}`;
         }
         // What else could be opened here; '(' cannot start an interface name, so a reader tells the two apart.
         for (const d of listCapturable()) yield `(can open) pcap:${d.name} ${d.description}`;

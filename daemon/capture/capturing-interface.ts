@@ -18,6 +18,7 @@ export class CapturingInterface extends EventEmitter implements Interface {
       this.emit('frame', frame);
     });
     inner.on('note', (line: string) => this.emit('note', line));
+    inner.on('device', (present: boolean) => this.emit('device', present));
   }
 
   get name(): string {
@@ -34,6 +35,10 @@ export class CapturingInterface extends EventEmitter implements Interface {
 
   get connected(): boolean | undefined {
     return this.inner.connected;
+  }
+
+  get present(): boolean | undefined {
+    return this.inner.present;
   }
 
   open(): Promise<void> {

@@ -177,6 +177,13 @@ export class FastPath {
     this.sinks.set(port, interfaceSink(iface, (errors, errno) => iface.refused(errors, systemErrorMessage(errno))));
   }
 
+  /** The interface's handle is gone (its device went away): frames for it stay in JavaScript until attachInterface again. */
+  detachInterface(port: number): void {
+    if (port >= MAX_PORTS || !this.native[port]) return;
+    this.native[port] = 0;
+    this.lib.clearPort(this.dp, port);
+  }
+
   /**
    * A QEMU stream interface: whenever a VM is connected, its connection is
    * read and written in C as port `port`, like a TCP link's without sealing.

@@ -17,6 +17,8 @@ export interface Interface extends EventEmitter {
   readonly counters: { rxFrames: number; rxBytes: number; txFrames: number; txBytes: number; errors: number };
   /** Whether the VM is connected, for kinds that have a connection (QEMU's stream netdev); undefined for the others. */
   readonly connected?: boolean;
+  /** Whether its device is there and open, for kinds on a device (pcap), which emit 'device' (present: boolean) when that changes; undefined for the others. */
+  readonly present?: boolean;
 }
 
 /** Why an interface could not open, said with which one (`where`), and in words for the commonest cause. */

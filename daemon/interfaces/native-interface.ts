@@ -113,6 +113,11 @@ export abstract class NativeInterface extends EventEmitter implements Interface 
   }
 
   async close(): Promise<void> {
+    this.release();
+  }
+
+  /** Closes the handle; the interface may adopt another. */
+  protected release(): void {
     const h = this.handle;
     this.handle = undefined;
     if (h && this.lib) this.lib.close(h);

@@ -11,6 +11,8 @@ interface PcapBinding extends NativeFrames {
   openDatagram(host: string, port: number, peerIp: string, peerPort: number, bufferBytes: number, onFrames: (staged: Buffer) => void): object;
   /** The port an openDatagram() socket is bound to. */
   boundPort(handle: object): number;
+  /** Whether a pcap handle's device is still there (always, for a datagram socket); see vnetd_pcap.c. */
+  attached(handle: object): boolean;
   stats(handle: object): { received: number; dropped: number; ifDropped: number };
   devices(): { name: string; description: string; loopback: boolean; up: boolean; running: boolean }[];
   /** The largest UDP payload that reaches `ip` unfragmented (its route's MTU less the headers), 0 with no route: UDP links clamp TCP's MSS to it, as the fast path batches by it. */
@@ -27,6 +29,8 @@ export function pcapBinding(): PcapBinding | string {
 
 /** Kernel socket buffer for captured frames: room for a burst of about 2,500 full-size frames. */
 const BUFFER_BYTES = 4 * 1024 * 1024;
+/** How often a pcap interface checks that its device is still there, and, while it is not, tries to open it again. */
+export const DEVICE_CHECK_MS = 1000;
 
 /**
  * A Linux network interface (eth, veth, tap, bridge) opened through libpcap
@@ -34,9 +38,20 @@ const BUFFER_BYTES = 4 * 1024 * 1024;
  * for it are injected. Only inbound frames are captured (PCAP_D_IN), so what
  * the daemon injects, and what the host itself sends out, never comes back
  * in. An optional BPF filter narrows what is captured further.
+ *
+ * A VM's device comes and goes with the VM (QEMU makes its tap as it starts
+ * and removes it as it exits), and the daemon outlives both, as Open
+ * vSwitch's ports outlive theirs: a device that is missing when vnetd starts,
+ * or goes away later, is looked for every DEVICE_CHECK_MS and captured again
+ * once a device of that name is there. Meanwhile the interface is down for
+ * the forwarding table, as a link is, and emits 'device' (present: boolean)
+ * when that changes.
  */
 export class PcapInterface extends NativeInterface {
   protected readonly refuser = 'the device';
+  private check: NodeJS.Timeout | undefined;
+  /** The last reason logged for not capturing the device: the same one is not logged again every check. */
+  private refusal: string | undefined;
 
   constructor(
     name: string,
@@ -64,14 +79,65 @@ export class PcapInterface extends NativeInterface {
     return new PcapInterface(name, `pcap:${params}`, device, filter);
   }
 
+  /** Whether the device is there and captured: false while vnetd waits for it to appear. */
+  get present(): boolean {
+    return this.captureHandle !== undefined;
+  }
+
   async open(): Promise<void> {
     const lib = pcapBinding();
     if (typeof lib === 'string') throw new Error(`interface ${this.name}: ${lib}`);
     try {
-      this.adopt(lib, (onFrames) => lib.open(this.device, this.filter ?? null, MAX_FRAME, BUFFER_BYTES, onFrames));
+      this.capture(lib);
     } catch (e) {
-      throw new Error(`interface ${this.name} (pcap ${(e as Error).message})`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENODEV') this.emit('note', `device ${this.device} does not exist (yet): frames for it are dropped until it does (DEVICES? lists the devices this machine has)`);
+      else if (code === 'ENETDOWN') this.unable(e);
+      // Any other refusal (no permission, not Ethernet, a bad filter) is the configuration's, and stops the start.
+      else throw new Error(`interface ${this.name} (pcap ${(e as Error).message})`);
     }
+    this.check = setInterval(() => this.recheck(lib), DEVICE_CHECK_MS).unref();
+  }
+
+  private capture(lib: PcapBinding): void {
+    this.adopt(lib, (onFrames) => lib.open(this.device, this.filter ?? null, MAX_FRAME, BUFFER_BYTES, onFrames));
+  }
+
+  private recheck(lib: PcapBinding): void {
+    const h = this.captureHandle;
+    if (h) {
+      if (lib.attached(h)) return;
+      this.release();
+      this.emit('note', `device ${this.device} is gone (its VM stopped, or the device was deleted): frames for it are dropped until a device of that name is back`);
+      this.emit('device', false);
+      return;
+    }
+    try {
+      this.capture(lib);
+    } catch (e) {
+      this.unable(e);
+      return;
+    }
+    this.refusal = undefined;
+    this.emit('note', `device ${this.device} is there: capturing it`);
+    this.emit('device', true);
+  }
+
+  /** Says why the device cannot be captured yet, once per reason; that it does not exist was said when that became so. */
+  private unable(e: unknown): void {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENODEV') return void (this.refusal = undefined);
+    const why =
+      code === 'ENETDOWN'
+        ? `device ${this.device} is not up: frames for it are dropped until it is`
+        : `device ${this.device} is there, but cannot be captured: ${(e as Error).message}`;
+    if (why !== this.refusal) this.emit('note', why);
+    this.refusal = why;
+  }
+
+  override async close(): Promise<void> {
+    clearInterval(this.check);
+    await super.close();
   }
 
   /** What libpcap counted: frames the kernel passed the filter, and those it dropped for want of buffer. */

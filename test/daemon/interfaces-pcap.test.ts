@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { listCapturable, pcapBinding, PcapInterface } from '../../daemon/interfaces/pcap.js';
+import { DEVICE_CHECK_MS, listCapturable, pcapBinding, PcapInterface } from '../../daemon/interfaces/pcap.js';
 import { netnsUnavailable, Testbed } from '../netns/testbed.js';
 
 /**
@@ -103,6 +104,15 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect([...got, ...otherGot].every((f) => f.readUInt16BE(12) === 0x0800)).toBe(true);
   });
 
+  test('a device set down and up again is captured again', async () => {
+    const { i, got } = await open(dev);
+    execFileSync('ip', ['link', 'set', dev, 'down']);
+    execFileSync('ip', ['link', 'set', dev, 'up']);
+    await pingOut();
+    await until('five echo requests after the device came up again', () => got.length >= 5);
+    expect(i.present).toBe(true);
+  });
+
   test('a BPF filter narrows what is captured', async () => {
     const { got: arpOnly } = await open(`${dev},filter=arp`);
     const { got: icmp } = await open(`${dev},filter=icmp and ether src ${VM_MAC}`);
@@ -111,8 +121,33 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect(arpOnly).toEqual([]);
   });
 
-  test('bad devices and filters are refused with libpcap\'s reason', async () => {
-    await expect(PcapInterface.parse('vm', 'nosuchdev0').open()).rejects.toThrow('interface vm (pcap nosuchdev0: no such device');
+  test('a device that is not there is waited for; one there that cannot be captured is said once', async () => {
+    const name = `tun${tb.prefix.slice(-6)}`;
+    const i = PcapInterface.parse('vm', name);
+    opened.push(i);
+    const notes: string[] = [];
+    i.on('note', (l: string) => notes.push(l));
+    await i.open();
+    expect(i.present).toBe(false);
+    expect(notes).toEqual([`device ${name} does not exist (yet): frames for it are dropped until it does (DEVICES? lists the devices this machine has)`]);
+    // A tun device: there but down, then up but with no Ethernet frames; either way the interface stays without it.
+    execFileSync('ip', ['tuntap', 'add', 'dev', name, 'mode', 'tun']);
+    try {
+      await until('the first refusal', () => notes.length > 1);
+      execFileSync('ip', ['link', 'set', name, 'up']);
+      await until('the second refusal', () => notes.length > 2);
+      await new Promise((r) => setTimeout(r, 2 * DEVICE_CHECK_MS)); // two more checks, which say nothing new
+      expect(notes.slice(1)).toEqual([
+        `device ${name} is not up: frames for it are dropped until it is`,
+        `device ${name} is there, but cannot be captured: ${name}: not an Ethernet device (vnetd carries Ethernet frames)`,
+      ]);
+      expect(i.present).toBe(false);
+    } finally {
+      execFileSync('ip', ['link', 'del', name]);
+    }
+  });
+
+  test('bad filters are refused with libpcap\'s reason', async () => {
     await expect(PcapInterface.parse('vm', `${dev},filter=port banana`).open()).rejects.toThrow(`interface vm (pcap ${dev}: bad filter:`);
     expect(() => PcapInterface.parse('vm', 'eth0,snaplen=9')).toThrow("pcap: after the device only filter=BPF may follow, not 'snaplen=9'");
     expect(() => PcapInterface.parse('vm', 'eth0,filter=')).toThrow('filter= is empty');

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { formatHostPort } from '../../src/wire/hostport.js';
+import { waitFor } from '../support/vnetd-process.js';
 import { batch, link, linkUp, netnsUnavailable, ok, Testbed, type Daemon } from './testbed.js';
 
 /**
@@ -242,4 +243,44 @@ suite(`the fast path over a UDP link on an IPv6 LAN (${skip ?? 'root, ip, pcap'}
   test('a TCP transfer between the VMs arrives whole, fitted to the IPv6 path (no fragments: the SYNs were clamped for its 20 more header bytes) and sent in segmented batches; a larger frame still crosses, fragmented', async () => {
     await transferChecked(tb, h1, async () => (await tb.ip6Counters('h1'))['Ip6FragCreates']!);
   }, 60_000);
+});
+
+suite(`a VM's pcap device that comes and goes, as QEMU's tap does (${skip ?? 'root, ip, pcap'})`, () => {
+  let tb: Testbed;
+  afterAll(() => tb?.destroy(), 30_000);
+  const state = async (d: Daemon): Promise<string> => /device=(\w+)/.exec((await ok(d, 'DEVICES?')).data.find((l) => l.startsWith('vm1 '))!)![1]!;
+  const becomes = (d: Daemon, want: string) => waitFor(`vm1's device to be ${want}\n${d.log()}`, async () => ((await state(d)) === want ? true : undefined));
+  const linkDown = (d: Daemon) => read(d, 'STATS?', 'drops.linkDown ', /(\d+)$/);
+
+  test('missing at start, it is waited for; once there, and again after it was gone, it is captured, on the fast path; meanwhile frames for it are link-down drops', async () => {
+    tb = await Testbed.create();
+    await tb.lan(['h1', 'h2']);
+    await tb.namespace('vm1'); // the VM, not started: no device on h1 yet
+    await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
+    const [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
+    expect(h1.log()).toMatch(/iface vm1: device vm1 does not exist \(yet\): frames for it are dropped until it does/);
+    expect(await state(h1)).toBe('missing');
+    for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
+      await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
+    }
+    await connect(tb, h1, h2, 'UDP', randomBytes(32).toString('hex'));
+    const drops = await linkDown(h1);
+    expect((await tb.ping('vm2', '10.201.0.1', 2)).received).toBe(0);
+    expect(await linkDown(h1)).toBeGreaterThan(drops); // vm2's ARP requests, with nowhere to go on h1
+
+    for (const round of ['started', 'restarted']) {
+      await tb.plug('h1', 'vm1', 'vm1', MAC.vm1, '10.201.0.1');
+      await becomes(h1, 'open');
+      const c1 = await carried(h1);
+      expect((await tb.ping('vm1', '10.201.0.2', 30)).received).toBe(30);
+      // Past the flows' first frames, the echoes crossed h1 in C both ways: the new capture is on the fast path.
+      expect((await carried(h1)) - c1).toBeGreaterThanOrEqual(50);
+      if (round === 'restarted') break;
+      await tb.unplug('h1', 'vm1');
+      await becomes(h1, 'missing');
+      expect(h1.log()).toMatch(/iface vm1: device vm1 is gone \(its VM stopped, or the device was deleted\)/);
+      expect((await tb.ping('vm2', '10.201.0.1', 2)).received).toBe(0);
+    }
+    expect(h1.log().match(/device vm1 is there: capturing it/g)).toHaveLength(2);
+  }, 90_000);
 });

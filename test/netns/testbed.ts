@@ -276,7 +276,13 @@ export class Testbed {
    * attached to `host` through a veth pair whose host end is named `iface`.
    */
   async vm(host: string, vm: string, iface: string, mac: string, addr: string): Promise<void> {
-    const ns = await this.namespace(vm);
+    await this.namespace(vm);
+    await this.plug(host, vm, iface, mac, addr);
+  }
+
+  /** Joins VM namespace `vm` to `host` through a new veth pair, host end `iface`: what QEMU does with its tap as the VM starts. */
+  async plug(host: string, vm: string, iface: string, mac: string, addr: string): Promise<void> {
+    const ns = this.ns(vm);
     await this.ip(['-n', this.ns(host), 'link', 'add', iface, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
     await this.ip(['-n', this.ns(host), 'link', 'set', iface, 'up']);
     await this.ip(['-n', ns, 'link', 'set', 'eth0', 'address', mac]);
@@ -286,6 +292,11 @@ export class Testbed {
     // with checksums left to "hardware". Real NICs (and QEMU) put finished
     // frames on the wire, so the VM does its own checksums and segmentation.
     await this.exec(vm, ['ethtool', '-K', 'eth0', 'tx', 'off', 'tso', 'off', 'gso', 'off']);
+  }
+
+  /** Removes the veth pair whose host end is `iface`: what QEMU does with its tap as the VM stops. */
+  async unplug(host: string, iface: string): Promise<void> {
+    await this.ip(['-n', this.ns(host), 'link', 'del', iface]);
   }
 
   /** Two VM namespaces joined by nothing but a veth pair: the physical limit, for benchmarks. */

@@ -80,6 +80,14 @@ void mmsg_setup(struct mmsghdr *m, struct iovec *iov, unsigned char *bufs, size_
                 size_t controllen, int n);
 /* Resets what recvmmsg both reads and overwrites: the address and control lengths. */
 void mmsg_rearm(struct mmsghdr *m, int n, size_t controllen);
+/*
+ * After a poll callback with status < 0: libuv stops a poll on POLLERR and
+ * says EBADF, whatever the socket's error was. For a socket that stays
+ * usable (a packet socket whose device went down, a datagram socket an ICMP
+ * error reached) this takes the error, which clears it, and polls again;
+ * otherwise the socket would never be read again.
+ */
+void poll_resume(uv_poll_t *h, int fd, uv_poll_cb cb);
 /* Adds the fast path's functions to the addon's exports. */
 napi_status fp_define(napi_env env, napi_value exports);
 

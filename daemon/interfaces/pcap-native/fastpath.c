@@ -626,7 +626,8 @@ static void udp_really_close(datapath_t *dp) {
 static void on_udp_readable(uv_poll_t *h, int status, int events) {
   datapath_t *dp = (datapath_t *)h->data;
   (void)events;
-  if (status < 0 || dp->udp_closing) return;
+  if (dp->udp_closing) return;
+  if (status < 0) poll_resume(h, dp->udp_fd, on_udp_readable);
   napi_handle_scope scope;
   napi_open_handle_scope(dp->env, &scope);
   dp->udp_dispatching = 1;

@@ -76,6 +76,13 @@ int udp_bound(napi_env env, const char *host, uint32_t port, int buffer, int *fa
   return fd;
 }
 
+void poll_resume(uv_poll_t *h, int fd, uv_poll_cb cb) {
+  int err;
+  socklen_t len = sizeof err;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  uv_poll_start(h, UV_READABLE, cb);
+}
+
 int local_port(int fd) {
   struct sockaddr_storage a;
   socklen_t len = sizeof a;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_packet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "capture.h"
@@ -54,11 +55,16 @@ static _Thread_local dgram_rx_t *dgram_rx;
 /* Rounds at least this large are handed to JavaScript as they are; smaller ones (a ping) are copied, keeping the stage. */
 #define HANDOVER 16384
 
-static napi_value throw_msg(napi_env env, const char *what, const char *detail) {
+/* `code` (an errno's name, or NULL) is the thrown error's .code, for what JavaScript acts on rather than only says. */
+static napi_value throw_coded(napi_env env, const char *code, const char *what, const char *detail) {
   char buf[PCAP_ERRBUF_SIZE + 256];
   snprintf(buf, sizeof buf, "%s: %s", what, detail);
-  napi_throw_error(env, NULL, buf);
+  napi_throw_error(env, code, buf);
   return NULL;
+}
+
+static napi_value throw_msg(napi_env env, const char *what, const char *detail) {
+  return throw_coded(env, NULL, what, detail);
 }
 
 static int get_string(napi_env env, napi_value v, char *out, size_t size) {
@@ -178,7 +184,9 @@ static void read_datagrams(capture_t *c) {
 static void on_readable(uv_poll_t *h, int status, int events) {
   capture_t *c = (capture_t *)h->data;
   (void)events;
-  if (status < 0 || c->closing) return;
+  if (c->closing) return;
+  /* A device set down and up again is captured again; one that is gone, attached() tells JavaScript. */
+  if (status < 0) poll_resume(h, c->fd, on_readable);
   napi_handle_scope scope;
   napi_open_handle_scope(c->env, &scope);
   c->dispatching = 1;
@@ -245,7 +253,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
                       : pcap_geterr(p);
     snprintf(err, sizeof err, "%s", why);
     pcap_close(p);
-    return throw_msg(env, device, err);
+    return throw_coded(env, rc == PCAP_ERROR_NO_SUCH_DEVICE ? "ENODEV" : rc == PCAP_ERROR_IFACE_NOT_UP ? "ENETDOWN" : NULL, device, err);
   }
   if (pcap_datalink(p) != DLT_EN10MB) {
     pcap_close(p);
@@ -339,6 +347,31 @@ static napi_value bound_port(napi_env env, napi_callback_info info) {
   int port = c->pcap ? -1 : local_port(c->fd);
   if (port < 0) return throw_msg(env, "boundPort", "not a datagram socket");
   CHECK(napi_create_uint32(env, (uint32_t)port, &out));
+  return out;
+}
+
+/*
+ * attached(handle) -> whether a pcap capture's device is still there. When a
+ * device is unregistered (a VM's tap removed as QEMU exits, a veth deleted),
+ * the kernel leaves its packet sockets open and silent, bound to no device
+ * (ifindex -1), and libpcap in non-blocking mode never says so; a device
+ * made later under the same name is another device, which they do not see.
+ * A device merely set down keeps its sockets, and they capture again once it
+ * is up. QEMU sockets have no device: always attached.
+ */
+static napi_value attached(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  capture_t *c = capture_unwrap(env, argv[0]);
+  if (!c) return NULL;
+  int on = 1;
+  if (c->pcap) {
+    struct sockaddr_ll sll;
+    socklen_t len = sizeof sll;
+    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0;
+  }
+  CHECK(napi_get_boolean(env, on, &out));
   return out;
 }
 
@@ -477,6 +510,7 @@ NAPI_MODULE_INIT() {
       {"open", NULL, open_capture, NULL, NULL, NULL, napi_default, NULL},
       {"openDatagram", NULL, open_datagram, NULL, NULL, NULL, napi_default, NULL},
       {"boundPort", NULL, bound_port, NULL, NULL, NULL, napi_default, NULL},
+      {"attached", NULL, attached, NULL, NULL, NULL, napi_default, NULL},
       {"sendMany", NULL, send_many, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_capture, NULL, NULL, NULL, napi_default, NULL},
