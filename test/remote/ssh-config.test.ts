@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { splitLine, SshConfigError } from '../../src/remote/ssh/config-file.js';
 import { configSources, expandTokens, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
+import { passwdHome } from '../../src/remote/ssh/passwd.js';
 import { patternListMatch, wildcardMatch } from '../../src/remote/ssh/patterns.js';
+import { runTool, toolMissing } from '../support/tools.js';
 
 /** ssh_config(5) semantics, on files written by the test. */
 
@@ -128,4 +130,101 @@ test('host key settings: StrictHostKeyChecking, known hosts files, agent', () =>
 test('-F names a file that must exist', () => {
   const cfg = new SshConfig(configSources(home, path.join(home, 'missing')), { home, localUser: 'me', authSock: undefined });
   expect(() => cfg.lookup('x')).toThrow(`${path.join(home, 'missing')}: no such ssh config file`);
+});
+
+/** Tests that compare with what OpenSSH itself resolves (`ssh -G`), when it is installed. */
+const sshMissing = toolMissing('ssh', ['-G', '-F', '/dev/null', 'x'], 'openssh-client');
+const me = os.userInfo();
+
+/** `ssh -G` for a host: its keyword → value lines, or its complaint. */
+function sshG(file: string, host: string, args: string[] = []): { ok: true; values: Map<string, string> } | { ok: false; error: string } {
+  const r = runTool('ssh', ['-G', '-F', file, ...args, host], '');
+  if (r.status !== 0) return { ok: false, error: r.stderr };
+  return { ok: true, values: new Map(r.stdout.split('\n').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)])) };
+}
+
+/** A config file for both ssh -G and vnetc, with this process's real home and user, as ssh -G has. */
+function realConfig(text: string) {
+  const dir = fs.mkdtempSync(path.join(home, 'real-'));
+  const file = path.join(dir, 'config');
+  fs.writeFileSync(file, text);
+  return { dir, file, cfg: new SshConfig(configSources(me.homedir, file), { home: me.homedir, localUser: me.username, authSock: undefined }) };
+}
+
+test('Include: glob(3) in every component, in byte order of the whole path; dot files only by a literal dot', () => {
+  const { cfg } = config('Include conf.d/*/config conf.d/[x]*.conf conf.d/\\.h*/config\nHost *\n  Port 1\n', {
+    'conf.d/a-b/config': 'Host a\n  User from-a-b\n',
+    'conf.d/a/config': 'Host a b\n  User from-a\n  Port 10\n',
+    'conf.d/a/not-config': 'Host *\n  User wrong\n',
+    'conf.d/.hidden/config': 'Host h\n  User hidden-by-escape\n',
+    'conf.d/.skipped/config': 'Host *\n  Port 99\n',
+    'conf.d/x1.conf': 'Host x\n  User from-x1\n',
+    'conf.d/y1.conf': 'Host *\n  User wrong-class\n',
+  });
+  // 'conf.d/a-b/config' < 'conf.d/a/config': '-' sorts before '/'.
+  expect(cfg.lookup('a').user).toBe('from-a-b');
+  expect([cfg.lookup('b').user, cfg.lookup('b').port]).toEqual(['from-a', 10]);
+  expect([cfg.lookup('x').user, cfg.lookup('h').user]).toEqual(['from-x1', 'hidden-by-escape']);
+  expect([cfg.lookup('z').user, cfg.lookup('z').port]).toEqual(['me', 1]);
+});
+
+test('~user in paths is that user\'s home from the passwd database; an unknown user is an error at its line', () => {
+  const { dir, file, cfg } = config(
+    'Host a\n  IdentityFile ~root/k1\n  IdentityFile ~/k2\n  UserKnownHostsFile ~root ~/.x %d/y\n  IdentityAgent ~root/agent\n' +
+      'Host b\n  UserKnownHostsFile /ok ~no-such-user-vnetc/known\n' +
+      'Host c\n  Include ~no-such-user-vnetc/conf\n',
+  );
+  const root = passwdHome('root')!;
+  expect(root).toMatch(/^\//);
+  const a = cfg.lookup('a');
+  expect([a.identityFiles, a.userKnownHostsFiles, a.agentSocket]).toEqual([[path.join(root, 'k1'), path.join(dir, 'k2')], [root, path.join(dir, '.x'), path.join(dir, 'y')], path.join(root, 'agent')]);
+  expect(() => cfg.lookup('b')).toThrow(`${file}:7: '~no-such-user-vnetc' names no local user 'no-such-user-vnetc'`);
+  expect(() => cfg.lookup('c')).toThrow(`${file}:9: '~no-such-user-vnetc' names no local user`);
+  // A name is looked up as a name only: not as a uid, not as getent's option.
+  expect([passwdHome('0'), passwdHome('--help'), passwdHome('no-such-user-vnetc')]).toEqual([undefined, undefined, undefined]);
+});
+
+(sshMissing ? describe.skip : describe)(`as ssh -G resolves it (${sshMissing ?? 'the installed OpenSSH'})`, () => {
+  test('Include globs in directories, absolute and in byte order', () => {
+    const { dir, file, cfg } = realConfig('');
+    for (const [f, body] of [
+      ['d/a-b/c.conf', 'Host g\n  User from-a-b\n'],
+      ['d/a/c.conf', 'Host g\n  User from-a\n  Port 2001\n'],
+      ['d/.h/c.conf', 'Host g\n  Port 2999\n'],
+      ['d/b/c.txt', 'Host g\n  Port 2998\n'],
+      ['d/b/sub/c.conf', 'Host g\n  HostName from-sub\n'],
+    ]) {
+      fs.mkdirSync(path.dirname(path.join(dir, f!)), { recursive: true });
+      fs.writeFileSync(path.join(dir, f!), body!);
+    }
+    fs.writeFileSync(file, `Include ${dir}/d/*/c.conf ${dir}/?/[b-c]/*/*.conf ${dir}/d/nothing*/x\n`);
+    const ssh = sshG(file, 'g');
+    if (!ssh.ok) throw new Error(ssh.error);
+    const c = cfg.lookup('g');
+    expect([c.user, String(c.port), c.hostname]).toEqual([ssh.values.get('user'), ssh.values.get('port'), ssh.values.get('hostname')]);
+    expect([c.user, c.port, c.hostname]).toEqual(['from-a-b', 2001, 'from-sub']);
+  });
+
+  test('~user and path tokens, in UserKnownHostsFile and IdentityAgent; GlobalKnownHostsFile as written', () => {
+    const { file, cfg } = realConfig(
+      'Host t\n  HostName t.example\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%p ~daemon/%n /x/%d/%h/%i/%n/%p/%r/%u/%%\n  IdentityAgent ~root/agent-%r\n' + 'Host u\n  UserKnownHostsFile /u/%n\n',
+    );
+    for (const host of ['t', 'u']) {
+      const ssh = sshG(file, host, ['-l', 'bob', '-p', '2222']);
+      if (!ssh.ok) throw new Error(ssh.error);
+      const c = cfg.lookup(host, { user: 'bob', port: 2222 });
+      expect(c.userKnownHostsFiles.join(' ')).toBe(ssh.values.get('userknownhostsfile'));
+      expect(c.globalKnownHostsFiles.join(' ')).toBe(ssh.values.get('globalknownhostsfile'));
+      if (host === 't') expect(c.agentSocket).toBe(ssh.values.get('identityagent'));
+    }
+  });
+
+  test('an unknown ~user and an unknown token are refused by both', () => {
+    for (const line of ['UserKnownHostsFile ~no-such-user-vnetc/k', 'UserKnownHostsFile /k/%Q', 'HostName %n.x']) {
+      const { file, cfg } = realConfig(`${line}\n`);
+      expect(sshG(file, 'h').ok).toBe(false);
+      expect(() => cfg.lookup('h')).toThrow(`${file}:1: `);
+    }
+  });
+
 });

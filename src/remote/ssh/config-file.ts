@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { wildcardMatch } from './patterns.js';
+import { globPaths } from './glob.js';
+import type { Tilde } from './passwd.js';
 
 /**
  * Reading ssh_config files (ssh_config(5)) into directives: one keyword,
@@ -88,6 +89,8 @@ export class ConfigFiles {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') d = null;
+        // ssh reads a directory an Include names (a glob's match, say) as an empty file.
+        else if (code === 'EISDIR') d = [];
         else if (e instanceof SshConfigError) throw e;
         else throw new SshConfigError(`${file}: cannot read: ${(e as Error).message}`);
       }
@@ -97,28 +100,14 @@ export class ConfigFiles {
   }
 
   /**
-   * The files an Include argument names, in lexical order: `~` is the local
-   * home, a relative path is relative to `base` (~/.ssh for the user's
-   * files, /etc/ssh for the system's), and `*`/`?` may appear in the last
-   * component.
+   * The files an Include argument names, in byte order: `~` and `~user`
+   * are homes, a relative path is relative to `base` (~/.ssh for the
+   * user's files, /etc/ssh for the system's), and any component may hold
+   * glob(3) wildcards. As with OpenSSH 9.2, no `%` tokens.
    */
-  includeTargets(arg: string, base: string, home: string): string[] {
-    let p = arg.startsWith('~/') ? path.join(home, arg.slice(2)) : arg;
+  includeTargets(arg: string, base: string, tilde: Tilde, at: string): string[] {
+    let p = tilde.expand(arg, at);
     if (!path.isAbsolute(p)) p = path.join(base, p);
-    const dir = path.dirname(p);
-    const name = path.basename(p);
-    if (!/[*?]/.test(name)) return [p];
-    if (/[*?]/.test(dir)) throw new SshConfigError(`Include ${arg}: wildcards are supported in the last path component only`);
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      return [];
-    }
-    return entries
-      .filter((e) => !e.startsWith('.') && wildcardMatch(name, e, false))
-      .sort()
-      .map((e) => path.join(dir, e));
+    return globPaths(p);
   }
 }
-

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigFiles, SshConfigError, type Directive } from './config-file.js';
+import { Tilde } from './passwd.js';
 import { patternListMatch } from './patterns.js';
 
 /**
@@ -80,11 +81,14 @@ const MAX_INCLUDE_DEPTH = 16;
 
 export class SshConfig {
   private readonly files = new ConfigFiles();
+  private readonly tilde: Tilde;
 
   constructor(
     private readonly sources: ConfigSources,
     private readonly local: LocalContext,
-  ) {}
+  ) {
+    this.tilde = new Tilde(local.home);
+  }
 
   lookup(alias: string, opts: LookupOptions = {}): SshHostConfig {
     const first = new Map<string, Directive>();
@@ -109,7 +113,7 @@ export class SshConfig {
         else if (d.keyword === 'include') {
           if (depth >= MAX_INCLUDE_DEPTH) throw new SshConfigError(`${where(d)}: Include nested too deeply (a file includes itself?)`);
           for (const arg of d.args) {
-            for (const f of this.files.includeTargets(arg, includeBase, this.local.home)) {
+            for (const f of this.files.includeTargets(arg, includeBase, this.tilde, where(d))) {
               const inner = this.files.read(f);
               if (inner) walk(inner, includeBase, depth + 1);
             }
@@ -148,7 +152,11 @@ export class SshConfig {
       L: os.hostname().split('.')[0]!,
       i: String(process.getuid?.() ?? ''),
     };
-    const filePath = (d: Directive, text: string) => this.expandPath(expandTokens(text, tokens, where(d)));
+    // `~` first, then tokens, as ssh does: a token's value is never read as a home.
+    const filePath = (d: Directive, text: string) => {
+      const p = expandTokens(this.tilde.expand(text, where(d)), tokens, where(d));
+      return path.isAbsolute(p) ? p : path.join(this.local.home, p);
+    };
 
     const proxyCommand = first.get('proxycommand');
     if (proxyCommand && proxyCommand.args[0]!.toLowerCase() !== 'none') {
@@ -168,12 +176,8 @@ export class SshConfig {
       else throw new SshConfigError(`${where(strictD)}: StrictHostKeyChecking must be yes, no, ask or accept-new, not '${strictD.args[0]}'`);
     }
 
-    const fileList = (k: string, defaults: string[]) => {
-      const d = first.get(k);
-      if (!d) return defaults.map((f) => this.expandPath(f));
-      if (d.args.length === 1 && d.args[0]!.toLowerCase() === 'none') return [];
-      return d.args.map((a) => filePath(d, a));
-    };
+    const knownD = first.get('userknownhostsfile');
+    const userKnownHostsFiles = !knownD ? ['known_hosts', 'known_hosts2'].map((f) => path.join(this.local.home, '.ssh', f)) : isNone(knownD) ? [] : knownD.args.map((a) => filePath(knownD, a));
 
     const agentD = first.get('identityagent');
     let agentSocket = this.local.authSock || undefined;
@@ -210,8 +214,8 @@ export class SshConfig {
       agentSocket,
       proxyJump,
       strictHostKeyChecking: strict,
-      userKnownHostsFiles: fileList('userknownhostsfile', ['~/.ssh/known_hosts', '~/.ssh/known_hosts2']),
-      globalKnownHostsFiles: fileList('globalknownhostsfile', ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+      userKnownHostsFiles,
+      globalKnownHostsFiles: globalKnownHosts(first.get('globalknownhostsfile')),
       hashKnownHosts: yesNo(first.get('hashknownhosts'), false),
       hostKeyAlias: arg('hostkeyalias'),
       connectTimeoutMs,
@@ -245,15 +249,17 @@ export class SshConfig {
     }
     return true;
   }
-
-  private expandPath(p: string): string {
-    if (p === '~') return this.local.home;
-    if (p.startsWith('~/')) return path.join(this.local.home, p.slice(2));
-    return path.isAbsolute(p) ? p : path.join(this.local.home, p);
-  }
 }
 
 const where = (d: Directive) => `${d.file}:${d.line}`;
+
+/** As OpenSSH 9.2 takes GlobalKnownHostsFile: the names as written, no `~`, no tokens. */
+function globalKnownHosts(d: Directive | undefined): string[] {
+  if (!d) return ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+  return isNone(d) ? [] : d.args;
+}
+
+const isNone = (d: Directive) => d.args.length === 1 && d.args[0]!.toLowerCase() === 'none';
 
 function yesNo(d: Directive | undefined, dflt: boolean): boolean {
   if (!d) return dflt;
