@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { splitLine, SshConfigError } from '../../src/remote/ssh/config-file.js';
-import { configSources, expandTokens, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
+import { configSources, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
 import { passwdHome } from '../../src/remote/ssh/passwd.js';
 import { patternListMatch, wildcardMatch } from '../../src/remote/ssh/patterns.js';
+import { expandTokens } from '../../src/remote/ssh/tokens.js';
 import { runTool, toolMissing } from '../support/tools.js';
 
 /** ssh_config(5) semantics, on files written by the test. */
@@ -13,7 +15,7 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetc-sshcfg-'));
 afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
 let n = 0;
 
-function config(text: string, files: Record<string, string> = {}) {
+function config(text: string, files: Record<string, string> = {}, hostname?: string) {
   const dir = path.join(home, `c${++n}`);
   fs.mkdirSync(path.join(dir, '.ssh'), { recursive: true });
   for (const [name, body] of Object.entries(files)) {
@@ -22,7 +24,7 @@ function config(text: string, files: Record<string, string> = {}) {
   }
   const file = path.join(dir, '.ssh', 'config');
   fs.writeFileSync(file, text);
-  return { dir, file, cfg: new SshConfig(configSources(dir, file), { home: dir, localUser: 'me', authSock: '/agent.sock' }) };
+  return { dir, file, cfg: new SshConfig(configSources(dir, file), { home: dir, localUser: 'me', authSock: '/agent.sock', ...(hostname ? { hostname } : {}) }) };
 }
 
 test('words: quotes, = separators, trailing comments', () => {
@@ -184,6 +186,23 @@ test('~user in paths is that user\'s home from the passwd database; an unknown u
   expect([passwdHome('0'), passwdHome('--help'), passwdHome('no-such-user-vnetc')]).toEqual([undefined, undefined, undefined]);
 });
 
+test('tokens: %C %k %l %L %j in paths; HostName takes only %h; an unknown one names the keyword and line', () => {
+  const { file, cfg } = config(
+    'Host a\n  HostName a.example\n  ProxyJump u@j1:2200,j2\n  UserKnownHostsFile /k/%C /k/%k /k/%l /k/%L /k/%j\n' +
+      'Host b\n  HostKeyAlias b-key\n  UserKnownHostsFile /k/%k /k/%j\n' +
+      'Host c\n  IdentityFile /k/%Q\n' +
+      'Host d\n  HostName %n.example\n',
+    {},
+    'box.example.org',
+  );
+  const a = cfg.lookup('a', { user: 'bob', port: 2222 });
+  const C = createHash('sha1').update('box.example.orga.example2222bob').digest('hex');
+  expect(a.userKnownHostsFiles).toEqual([`/k/${C}`, '/k/a', '/k/box.example.org', '/k/box', '/k/u@j1:2200,j2']);
+  expect(cfg.lookup('b').userKnownHostsFiles).toEqual(['/k/b-key', '/k/']);
+  expect(() => cfg.lookup('c')).toThrow(`${file}:9: unknown or unsupported token '%Q' in '/k/%Q' (IdentityFile takes %% %C %d %h %i %j %k %L %l %n %p %r %u; write %% for a percent sign)`);
+  expect(() => cfg.lookup('d')).toThrow(`${file}:11: unknown or unsupported token '%n' in '%n.example' (HostName takes %% %h;`);
+});
+
 (sshMissing ? describe.skip : describe)(`as ssh -G resolves it (${sshMissing ?? 'the installed OpenSSH'})`, () => {
   test('Include globs in directories, absolute and in byte order', () => {
     const { dir, file, cfg } = realConfig('');
@@ -205,9 +224,9 @@ test('~user in paths is that user\'s home from the passwd database; an unknown u
     expect([c.user, c.port, c.hostname]).toEqual(['from-a-b', 2001, 'from-sub']);
   });
 
-  test('~user and path tokens, in UserKnownHostsFile and IdentityAgent; GlobalKnownHostsFile as written', () => {
+  test('~user and every path token, in UserKnownHostsFile and IdentityAgent; GlobalKnownHostsFile as written', () => {
     const { file, cfg } = realConfig(
-      'Host t\n  HostName t.example\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%p ~daemon/%n /x/%d/%h/%i/%n/%p/%r/%u/%%\n  IdentityAgent ~root/agent-%r\n' + 'Host u\n  UserKnownHostsFile /u/%n\n',
+      'Host t\n  HostName t.example\n  HostKeyAlias t-key\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%C ~daemon/%k /x/%d/%h/%i/%L/%l/%n/%p/%r/%u/%%\n  IdentityAgent ~root/agent-%C\n' + 'Host u\n  UserKnownHostsFile /u/%k\n',
     );
     for (const host of ['t', 'u']) {
       const ssh = sshG(file, host, ['-l', 'bob', '-p', '2222']);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigFiles, SshConfigError, type Directive } from './config-file.js';
 import { Tilde } from './passwd.js';
 import { patternListMatch } from './patterns.js';
+import { connectionHash, expandTokens, only, PATH_TOKENS } from './tokens.js';
 
 /**
  * What ssh_config says about one host: ssh_config(5) semantics for the
@@ -51,6 +52,8 @@ export interface LocalContext {
   localUser: string;
   /** The environment's SSH_AUTH_SOCK, used when IdentityAgent is not set. */
   authSock: string | undefined;
+  /** gethostname(3), for %l and %L (default: the system's). */
+  hostname?: string;
 }
 
 export interface LookupOptions {
@@ -100,7 +103,7 @@ export class SshConfig {
     // Match `host` sees HostName as it stands when the Match line is read.
     const currentHost = () => {
       const h = first.get('hostname');
-      return h ? expandTokens(h.args[0]!, { h: alias }, where(h)) : alias;
+      return h ? expandTokens(h.args[0]!, { h: alias }, where(h), 'HostName') : alias;
     };
     const currentUser = () => opts.user ?? first.get('user')?.args[0] ?? this.local.localUser;
 
@@ -136,34 +139,42 @@ export class SshConfig {
   private settle(alias: string, opts: LookupOptions, first: Map<string, Directive>, identityDirectives: Directive[]): SshHostConfig {
     const arg = (k: string) => first.get(k)?.args[0];
     const hostnameD = first.get('hostname');
-    const hostname = hostnameD ? expandTokens(hostnameD.args[0]!, { h: alias }, where(hostnameD)) : alias;
+    const hostname = hostnameD ? expandTokens(hostnameD.args[0]!, { h: alias }, where(hostnameD), 'HostName') : alias;
 
     const portD = first.get('port');
     const port = opts.port ?? (portD ? parsePort(portD.args[0]!, where(portD)) : 22);
     const user = opts.user ?? arg('user') ?? this.local.localUser;
-    const tokens = {
-      h: hostname,
-      n: alias,
-      p: String(port),
-      r: user,
-      u: this.local.localUser,
-      d: this.local.home,
-      l: os.hostname().split('.')[0]!,
-      L: os.hostname().split('.')[0]!,
-      i: String(process.getuid?.() ?? ''),
-    };
-    // `~` first, then tokens, as ssh does: a token's value is never read as a home.
-    const filePath = (d: Directive, text: string) => {
-      const p = expandTokens(this.tilde.expand(text, where(d)), tokens, where(d));
-      return path.isAbsolute(p) ? p : path.join(this.local.home, p);
-    };
-
     const proxyCommand = first.get('proxycommand');
     if (proxyCommand && proxyCommand.args[0]!.toLowerCase() !== 'none') {
       throw new SshConfigError(`${where(proxyCommand)}: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump`);
     }
     const jumpD = first.get('proxyjump');
     const proxyJump = jumpD && jumpD.args[0]!.toLowerCase() !== 'none' ? jumpD.args.join(',').split(',').map((j) => parseJump(j, where(jumpD))) : [];
+
+    const localHost = this.local.hostname ?? os.hostname();
+    const pathTokens = only(
+      {
+        h: hostname,
+        n: alias,
+        p: String(port),
+        r: user,
+        C: connectionHash(localHost, hostname, String(port), user),
+        d: this.local.home,
+        i: String(process.getuid?.() ?? ''),
+        j: proxyJump.length ? jumpD!.args[0]! : '',
+        k: arg('hostkeyalias') ?? alias,
+        // %l is gethostname(3) whole, %L its first label.
+        l: localHost,
+        L: localHost.split('.')[0]!,
+        u: this.local.localUser,
+      },
+      PATH_TOKENS,
+    );
+    // `~` first, then tokens, as ssh does: a token's value is never read as a home.
+    const filePath = (d: Directive, text: string) => {
+      const p = expandTokens(this.tilde.expand(text, where(d)), pathTokens, where(d), keywordName(d));
+      return path.isAbsolute(p) ? p : path.join(this.local.home, p);
+    };
 
     const strictD = first.get('stricthostkeychecking');
     let strict: SshHostConfig['strictHostKeyChecking'] = 'ask';
@@ -253,6 +264,10 @@ export class SshConfig {
 
 const where = (d: Directive) => `${d.file}:${d.line}`;
 
+/** Keywords as ssh_config(5) spells them, for messages. */
+const KEYWORD_NAMES: Record<string, string> = { identityfile: 'IdentityFile', userknownhostsfile: 'UserKnownHostsFile', identityagent: 'IdentityAgent' };
+const keywordName = (d: Directive) => KEYWORD_NAMES[d.keyword] ?? d.keyword;
+
 /** As OpenSSH 9.2 takes GlobalKnownHostsFile: the names as written, no `~`, no tokens. */
 function globalKnownHosts(d: Directive | undefined): string[] {
   if (!d) return ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
@@ -273,16 +288,6 @@ export function parsePort(text: string, at: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new SshConfigError(`${at}: port must be 1..65535, not '${text}'`);
   return n;
-}
-
-/** `%x` tokens (ssh_config(5) TOKENS); `%%` is a literal percent sign. */
-export function expandTokens(text: string, tokens: Record<string, string>, at: string): string {
-  return text.replace(/%(.)?/g, (_, t: string | undefined) => {
-    if (t === '%') return '%';
-    const v = t === undefined ? undefined : tokens[t];
-    if (v === undefined) throw new SshConfigError(`${at}: unknown or unsupported token '%${t ?? ''}' in '${text}'`);
-    return v;
-  });
 }
 
 /** One ProxyJump hop: `[user@]host[:port]` or `ssh://[user@]host[:port]`; IPv6 in brackets. */
