@@ -105,7 +105,7 @@ test('ProxyJump hops, none, and ProxyCommand refused', () => {
   expect(parseJump('jump', 'f:1')).toEqual({ name: 'jump' });
   expect(parseJump('u@j:2222', 'f:1')).toEqual({ name: 'j', user: 'u', port: 2222 });
   expect(parseJump('ssh://u@[::1]:22', 'f:1')).toEqual({ name: '::1', user: 'u', port: 22 });
-  expect(() => parseJump('j:0', 'f:1')).toThrow("f:1: port must be 1..65535, not '0'");
+  expect(() => parseJump('j:0', 'f:1')).toThrow("f:1: ProxyJump hop 'j:0': port '0' is not 1..65535");
   const { cfg } = config('Host a\n  ProxyJump j1,u@j2:2\nHost b\n  ProxyJump none\nHost *\n  ProxyJump never\n');
   expect(cfg.lookup('a').proxyJump).toEqual([{ name: 'j1' }, { name: 'j2', user: 'u', port: 2 }]);
   expect(cfg.lookup('b').proxyJump).toEqual([]);
@@ -186,21 +186,59 @@ test('~user in paths is that user\'s home from the passwd database; an unknown u
   expect([passwdHome('0'), passwdHome('--help'), passwdHome('no-such-user-vnetc')]).toEqual([undefined, undefined, undefined]);
 });
 
-test('tokens: %C %k %l %L %j in paths; HostName takes only %h; an unknown one names the keyword and line', () => {
+test('tokens: %C %k %l %L %j in paths; HostName takes only %h; ProxyJump %h %n %p %r; an unknown one names the keyword and line', () => {
   const { file, cfg } = config(
-    'Host a\n  HostName a.example\n  ProxyJump u@j1:2200,j2\n  UserKnownHostsFile /k/%C /k/%k /k/%l /k/%L /k/%j\n' +
+    'Host a\n  HostName a.example\n  ProxyJump %r@%n-jump:2200,%h\n  UserKnownHostsFile /k/%C /k/%k /k/%l /k/%L /k/%j\n' +
       'Host b\n  HostKeyAlias b-key\n  UserKnownHostsFile /k/%k /k/%j\n' +
       'Host c\n  IdentityFile /k/%Q\n' +
-      'Host d\n  HostName %n.example\n',
+      'Host d\n  HostName %n.example\n' +
+      'Host e\n  ProxyJump %d\n',
     {},
     'box.example.org',
   );
   const a = cfg.lookup('a', { user: 'bob', port: 2222 });
   const C = createHash('sha1').update('box.example.orga.example2222bob').digest('hex');
-  expect(a.userKnownHostsFiles).toEqual([`/k/${C}`, '/k/a', '/k/box.example.org', '/k/box', '/k/u@j1:2200,j2']);
+  expect(a.userKnownHostsFiles).toEqual([`/k/${C}`, '/k/a', '/k/box.example.org', '/k/box', '/k/%r@%n-jump:2200,%h']);
+  expect(a.proxyJump).toEqual([{ name: 'a-jump', user: 'bob', port: 2200 }, { name: 'a.example' }]);
   expect(cfg.lookup('b').userKnownHostsFiles).toEqual(['/k/b-key', '/k/']);
   expect(() => cfg.lookup('c')).toThrow(`${file}:9: unknown or unsupported token '%Q' in '/k/%Q' (IdentityFile takes %% %C %d %h %i %j %k %L %l %n %p %r %u; write %% for a percent sign)`);
   expect(() => cfg.lookup('d')).toThrow(`${file}:11: unknown or unsupported token '%n' in '%n.example' (HostName takes %% %h;`);
+  expect(() => cfg.lookup('e')).toThrow(`${file}:13: unknown or unsupported token '%d' in '%d' (ProxyJump takes %% %h %n %p %r;`);
+});
+
+test('ProxyJump: none, lists, user@host:port, [v6]:port, ssh:// as ssh takes them; anything else an error at its line', () => {
+  const hops = (v: string) => config(`ProxyJump ${v}\n`).cfg.lookup('t').proxyJump;
+  expect(hops('none')).toEqual([]);
+  expect(hops('NONE')).toEqual([]);
+  expect(hops('a,b:2,u@c')).toEqual([{ name: 'a' }, { name: 'b', port: 2 }, { name: 'c', user: 'u' }]);
+  expect(hops('[::1]:22')).toEqual([{ name: '::1', port: 22 }]);
+  expect(hops('u@[::1]')).toEqual([{ name: '::1', user: 'u' }]);
+  expect(hops('host:')).toEqual([{ name: 'host' }]);
+  expect(hops('u@v@h')).toEqual([{ name: 'h', user: 'u@v' }]);
+  expect(hops('ssh://u;fp=x@h:22/')).toEqual([{ name: 'h', user: 'u', port: 22 }]);
+  const refused: [string, string][] = [
+    ['host:22:junk', "ProxyJump hop 'host:22:junk': port '22:junk' is not 1..65535, an IPv6 address goes in brackets"],
+    ['host:port', "port 'port' is not 1..65535"],
+    ['host:65536', "port '65536' is not 1..65535"],
+    ['::1', "ProxyJump hop '::1': no host, an IPv6 address goes in brackets"],
+    ['[::1]:22:x', "port '22:x' is not 1..65535"],
+    ['[::1', "'[' without ']'"],
+    ['@host', 'no user before @'],
+    ['user@', 'no host'],
+    ['ssh://u@h/path', 'an ssh:// jump host has no path'],
+    ['a,,b', "ProxyJump 'a,,b' has an empty hop"],
+    ['a,', "ProxyJump 'a,' has an empty hop"],
+    ['none,a', 'none must stand alone'],
+    ['a,none', 'none must stand alone'],
+    ['a, b', "ProxyJump takes one value, not 'a, b'"],
+    ['u@h:22 extra', "ProxyJump takes one value, not 'u@h:22 extra'"],
+    ['-oProxyCommand=x', "'-oProxyCommand=x' in ProxyJump '-oProxyCommand=x' is not a host name or address"],
+  ];
+  for (const [v, why] of refused) {
+    const { file, cfg } = config(`# hops\nProxyJump ${v}\n`);
+    expect(() => cfg.lookup('t')).toThrow(`${file}:2: `);
+    expect(() => cfg.lookup('t')).toThrow(why);
+  }
 });
 
 (sshMissing ? describe.skip : describe)(`as ssh -G resolves it (${sshMissing ?? 'the installed OpenSSH'})`, () => {
@@ -224,7 +262,7 @@ test('tokens: %C %k %l %L %j in paths; HostName takes only %h; an unknown one na
     expect([c.user, c.port, c.hostname]).toEqual(['from-a-b', 2001, 'from-sub']);
   });
 
-  test('~user and every path token, in UserKnownHostsFile and IdentityAgent; GlobalKnownHostsFile as written', () => {
+  test('~user and every path token, in UserKnownHostsFile and IdentityAgent', () => {
     const { file, cfg } = realConfig(
       'Host t\n  HostName t.example\n  HostKeyAlias t-key\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%C ~daemon/%k /x/%d/%h/%i/%L/%l/%n/%p/%r/%u/%%\n  IdentityAgent ~root/agent-%C\n' + 'Host u\n  UserKnownHostsFile /u/%k\n',
     );
@@ -246,4 +284,20 @@ test('tokens: %C %k %l %L %j in paths; HostName takes only %h; an unknown one na
     }
   });
 
+  test('ProxyJump values ssh refuses, vnetc refuses; those it takes, vnetc takes', () => {
+    // vnetc is stricter than ssh 9.2 on purpose for none in a list ('a,none' dials a host named none, 'none,a' reaches a directly),
+    // extra words (which ssh drops) and a host starting with '-'.
+    const values = ['none', 'a,b:2,u@c', '[::1]:22', 'u@[::1]:2222', 'host:', 'u@v@h', 'ssh://u@h:22/', 'ssh://u;fp=x@h', 'host:22:junk', 'host:port', 'host:0', '::1', '[::1]:22:x', '@host', 'user@', 'ssh://u@h/path', 'a,,b', 'a,'];
+    for (const v of values) {
+      const { file, cfg } = realConfig(`ProxyJump ${v}\n`);
+      const theirs = sshG(file, 't').ok;
+      let ours = true;
+      try {
+        cfg.lookup('t');
+      } catch {
+        ours = false;
+      }
+      expect(`${v}: ${ours}`).toBe(`${v}: ${theirs}`);
+    }
+  });
 });

@@ -1,9 +1,11 @@
+import { isIPv6 } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { isMachineName } from '../../model/names.js';
 import { ConfigFiles, SshConfigError, type Directive } from './config-file.js';
 import { Tilde } from './passwd.js';
 import { patternListMatch } from './patterns.js';
-import { connectionHash, expandTokens, only, PATH_TOKENS } from './tokens.js';
+import { connectionHash, expandTokens, JUMP_TOKENS, only, PATH_TOKENS } from './tokens.js';
 
 /**
  * What ssh_config says about one host: ssh_config(5) semantics for the
@@ -144,20 +146,19 @@ export class SshConfig {
     const portD = first.get('port');
     const port = opts.port ?? (portD ? parsePort(portD.args[0]!, where(portD)) : 22);
     const user = opts.user ?? arg('user') ?? this.local.localUser;
+
     const proxyCommand = first.get('proxycommand');
     if (proxyCommand && proxyCommand.args[0]!.toLowerCase() !== 'none') {
       throw new SshConfigError(`${where(proxyCommand)}: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump`);
     }
     const jumpD = first.get('proxyjump');
-    const proxyJump = jumpD && jumpD.args[0]!.toLowerCase() !== 'none' ? jumpD.args.join(',').split(',').map((j) => parseJump(j, where(jumpD))) : [];
+    const jumpTokens = { h: hostname, n: alias, p: String(port), r: user };
+    const proxyJump = jumpD ? parseProxyJump(jumpD, (t) => expandTokens(t, only(jumpTokens, JUMP_TOKENS), where(jumpD), 'ProxyJump')) : [];
 
     const localHost = this.local.hostname ?? os.hostname();
     const pathTokens = only(
       {
-        h: hostname,
-        n: alias,
-        p: String(port),
-        r: user,
+        ...jumpTokens,
         C: connectionHash(localHost, hostname, String(port), user),
         d: this.local.home,
         i: String(process.getuid?.() ?? ''),
@@ -290,27 +291,65 @@ export function parsePort(text: string, at: string): number {
   return n;
 }
 
-/** One ProxyJump hop: `[user@]host[:port]` or `ssh://[user@]host[:port]`; IPv6 in brackets. */
+/**
+ * ProxyJump as ssh reads it: `none`, or one value of comma-separated hops.
+ * The hops' hosts and users take %h %n %p %r, the target's, as ssh expands
+ * them in the command it builds for the jump; a port is a number.
+ */
+export function parseProxyJump(d: Directive, expand: (text: string) => string): Jump[] {
+  const at = where(d);
+  if (d.args.length > 1) throw new SshConfigError(`${at}: ProxyJump takes one value, not '${d.args.join(' ')}' (several hops are separated by commas, without spaces)`);
+  const value = d.args[0]!;
+  if (value.toLowerCase() === 'none') return [];
+  return value.split(',').map((hop) => {
+    if (hop === '') throw new SshConfigError(`${at}: ProxyJump '${value}' has an empty hop (hops are separated by single commas, without spaces)`);
+    if (hop.toLowerCase() === 'none') throw new SshConfigError(`${at}: ProxyJump '${value}': none must stand alone (ProxyJump none means no jump host)`);
+    const j = parseJump(hop, at);
+    const name = expand(j.name);
+    if (!isMachineName(name) && !isIPv6(name)) throw new SshConfigError(`${at}: '${name}' in ProxyJump '${value}' is not a host name or address`);
+    const user = j.user === undefined ? undefined : expand(j.user);
+    return { name, ...(user ? { user } : {}), ...(j.port ? { port: j.port } : {}) };
+  });
+}
+
+/** One ProxyJump hop as written: `[user@]host[:port]`, `[v6 address][:port]`, or `ssh://[user@]host[:port][/]`. */
 export function parseJump(text: string, at: string): Jump {
-  let t = text.trim();
-  if (t.startsWith('ssh://')) t = t.slice(6).replace(/\/$/, '');
+  const bad = (why: string) => new SshConfigError(`${at}: ProxyJump hop '${text}': ${why} (write [user@]host[:port], [user@][IPv6 address][:port] or ssh://[user@]host[:port])`);
+  let t = text;
+  const uri = t.startsWith('ssh://');
+  if (uri) {
+    t = t.slice('ssh://'.length).replace(/\/$/, '');
+    if (t.includes('/')) throw bad('an ssh:// jump host has no path');
+  }
   let user: string | undefined;
   const atSign = t.lastIndexOf('@');
   if (atSign !== -1) {
-    user = t.slice(0, atSign);
+    // An ssh:// user may carry ;parameters, which ssh ignores.
+    user = uri ? t.slice(0, atSign).split(';')[0]! : t.slice(0, atSign);
+    if (!user) throw bad('no user before @');
     t = t.slice(atSign + 1);
   }
-  let name = t;
-  let port: number | undefined;
-  const bracket = /^\[([^\]]+)\](?::(.*))?$/.exec(t);
-  if (bracket) {
-    name = bracket[1]!;
-    if (bracket[2] !== undefined) port = parsePort(bracket[2], at);
-  } else if (t.split(':').length === 2) {
-    const [h, p] = t.split(':') as [string, string];
-    name = h;
-    port = parsePort(p, at);
+  let name: string;
+  let portText: string | undefined;
+  if (t.startsWith('[')) {
+    const close = t.indexOf(']');
+    if (close === -1) throw bad("'[' without ']'");
+    name = t.slice(1, close);
+    const rest = t.slice(close + 1);
+    if (rest !== '' && !rest.startsWith(':')) throw bad(`'${rest}' after ']'`);
+    portText = rest.slice(1);
+  } else {
+    const colon = t.indexOf(':');
+    name = colon === -1 ? t : t.slice(0, colon);
+    portText = colon === -1 ? '' : t.slice(colon + 1);
   }
-  if (!name || (user !== undefined && !user)) throw new SshConfigError(`${at}: '${text}' is not a ProxyJump hop ([user@]host[:port])`);
+  const v6 = ', an IPv6 address goes in brackets';
+  if (!name) throw bad(`no host${t.startsWith(':') ? v6 : ''}`);
+  let port: number | undefined;
+  // `host:` is the default port, as ssh takes it.
+  if (portText !== '') {
+    port = Number(portText);
+    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw bad(`port '${portText}' is not 1..65535${portText.includes(':') ? v6 : ''}`);
+  }
   return { name, ...(user ? { user } : {}), ...(port ? { port } : {}) };
 }
