@@ -7,6 +7,7 @@ import { configSources, parseJump, SshConfig } from '../../src/remote/ssh/config
 import { passwdHome } from '../../src/remote/ssh/passwd.js';
 import { patternListMatch, wildcardMatch } from '../../src/remote/ssh/patterns.js';
 import { expandTokens } from '../../src/remote/ssh/tokens.js';
+import { noNotice } from '../support/ssh-suites.js';
 import { runTool, toolMissing } from '../support/tools.js';
 
 /** ssh_config(5) semantics, on files written by the test. */
@@ -24,7 +25,8 @@ function config(text: string, files: Record<string, string> = {}, hostname?: str
   }
   const file = path.join(dir, '.ssh', 'config');
   fs.writeFileSync(file, text);
-  return { dir, file, cfg: new SshConfig(configSources(dir, file), { home: dir, localUser: 'me', authSock: '/agent.sock', ...(hostname ? { hostname } : {}) }) };
+  const notices: string[] = [];
+  return { dir, file, notices, cfg: new SshConfig(configSources(dir, file), { home: dir, localUser: 'me', authSock: '/agent.sock', ...(hostname ? { hostname } : {}) }, (l) => notices.push(l)) };
 }
 
 test('words: quotes, = separators, trailing comments', () => {
@@ -101,6 +103,25 @@ test('Match: all, host (after HostName), originalhost, user, negation; exec is n
   expect(fs.existsSync(`${home}/exec-ran`)).toBe(false);
 });
 
+test('Match exec: never run, its block not applied, said once per line; not reached after a failed criterion', () => {
+  const { file, cfg, notices } = config(
+    `Match host skipped exec "touch ${home}/exec-ran-2"\n  User never\n` +
+      `Match exec "touch ${home}/exec-ran-2 %h"\n  User exec-user\n  Port 2022\n` +
+      'Match !final user *\n  Port 2023\n' +
+      'Host *\n  User plain\n',
+  );
+  expect([cfg.lookup('a').user, cfg.lookup('b').port, cfg.lookup('c').user]).toEqual(['plain', 22, 'plain']);
+  expect(fs.existsSync(`${home}/exec-ran-2`)).toBe(false);
+  expect(notices).toEqual([
+    `ssh config: ${file}:3: the lines under this Match are not applied, as vnetc does not run 'touch ${home}/exec-ran-2 %h': it runs no command an ssh config names; if vnetc needs them, put them under a Host line`,
+    `ssh config: ${file}:6: the lines under this Match are not applied, as vnetc does not evaluate Match final; if vnetc needs them, put them under a Host line`,
+  ]);
+  const { cfg: bad } = config('Match hots a\n  User x\n');
+  expect(() => bad.lookup('a')).toThrow(/config:1: Match hots is not a Match criterion/);
+  const { cfg: bare } = config('Match exec\n');
+  expect(() => bare.lookup('a')).toThrow(/config:1: Match exec needs a command/);
+});
+
 test('ProxyJump hops, none, and ProxyCommand refused', () => {
   expect(parseJump('jump', 'f:1')).toEqual({ name: 'jump' });
   expect(parseJump('u@j:2222', 'f:1')).toEqual({ name: 'j', user: 'u', port: 2222 });
@@ -130,7 +151,7 @@ test('host key settings: StrictHostKeyChecking, known hosts files, agent', () =>
 });
 
 test('-F names a file that must exist', () => {
-  const cfg = new SshConfig(configSources(home, path.join(home, 'missing')), { home, localUser: 'me', authSock: undefined });
+  const cfg = new SshConfig(configSources(home, path.join(home, 'missing')), { home, localUser: 'me', authSock: undefined }, noNotice);
   expect(() => cfg.lookup('x')).toThrow(`${path.join(home, 'missing')}: no such ssh config file`);
 });
 
@@ -150,7 +171,8 @@ function realConfig(text: string) {
   const dir = fs.mkdtempSync(path.join(home, 'real-'));
   const file = path.join(dir, 'config');
   fs.writeFileSync(file, text);
-  return { dir, file, cfg: new SshConfig(configSources(me.homedir, file), { home: me.homedir, localUser: me.username, authSock: undefined }) };
+  const notices: string[] = [];
+  return { dir, file, notices, cfg: new SshConfig(configSources(me.homedir, file), { home: me.homedir, localUser: me.username, authSock: undefined }, (l) => notices.push(l)) };
 }
 
 test('Include: glob(3) in every component, in byte order of the whole path; dot files only by a literal dot', () => {
@@ -299,5 +321,17 @@ test('ProxyJump: none, lists, user@host:port, [v6]:port, ssh:// as ssh takes the
       }
       expect(`${v}: ${ours}`).toBe(`${v}: ${theirs}`);
     }
+  });
+
+  test('Match exec: ssh runs it, vnetc does not and says so', () => {
+    const ran = path.join(home, 'ssh-ran-exec');
+    const { file, cfg, notices } = realConfig(`Match exec "touch ${ran}"\n  User exec-user\n`);
+    const ssh = sshG(file, 'h');
+    expect(ssh.ok && ssh.values.get('user')).toBe('exec-user');
+    expect(fs.existsSync(ran)).toBe(true);
+    fs.rmSync(ran);
+    expect(cfg.lookup('h').user).toBe(me.username);
+    expect(fs.existsSync(ran)).toBe(false);
+    expect(notices).toEqual([expect.stringContaining(`${file}:1: the lines under this Match are not applied, as vnetc does not run 'touch ${ran}'`)]);
   });
 });

@@ -10,7 +10,7 @@ import { connectChain } from '../../src/remote/ssh/connect.js';
 import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { freePort, keygen, startSshd, type Sshd } from '../support/sshd.js';
-import { localSide, sshdForSuites } from '../support/ssh-suites.js';
+import { localSide, noNotice, sshdForSuites } from '../support/ssh-suites.js';
 import { jest } from '@jest/globals';
 
 const open = closingSessions();
@@ -178,7 +178,7 @@ suite('reaching and logging in', () => {
     const s = await open(new SshTransport(opts()), host('db-1'));
     expect(s.describe).toBe(`ssh ${sshd!.user}@127.0.0.1:${sshd!.port}`);
     // db-x is excluded from the first HostName by negation and gets the catch-all's.
-    const cfg = new SshConfig(configSources(home, path.join(home, 'ssh_config')), { home, localUser: 'me', authSock: undefined }).lookup('db-x');
+    const cfg = new SshConfig(configSources(home, path.join(home, 'ssh_config')), { home, localUser: 'me', authSock: undefined }, noNotice).lookup('db-x');
     expect([cfg.hostname, cfg.port, cfg.user, cfg.identityFiles]).toEqual(['127.0.0.2', sshd!.port, 'somebody-else', [path.join(home, 'key')]]);
   });
 
@@ -369,7 +369,7 @@ suite('hostile names', () => {
 
   test('quoting alone: every hostile word arrives in the remote shell as itself', async () => {
     const { opts } = side(plainConfig, knownLine(sshd!));
-    const cfg = new SshConfig(configSources(sshd!.dir, opts().configFile), { home: sshd!.dir, localUser: sshd!.user, authSock: undefined }).lookup('h1', { user: sshd!.user });
+    const cfg = new SshConfig(configSources(sshd!.dir, opts().configFile), { home: sshd!.dir, localUser: sshd!.user, authSock: undefined }, noNotice).lookup('h1', { user: sshd!.user });
     const [client] = await connectChain([], cfg, { machine: 'h1', acceptNew: false, timeoutMs: 5000, home: sshd!.dir });
     try {
       const words = [hostile(), `$(touch ${pwned()})`, `\`touch ${pwned()}\``, `a"b'c\\d`, ' spaced\tand\nnewline ', '', '*'];

@@ -6,7 +6,7 @@ import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
 import { upload } from '../../src/remote/ssh/install.js';
 import type { DaemonBundle } from '../../src/remote/ssh/bundle.js';
 import { reachError } from '../support/sessions.js';
-import { localSide, sshdForSuites } from '../support/ssh-suites.js';
+import { localSide, noNotice, sshdForSuites } from '../support/ssh-suites.js';
 import { jest } from '@jest/globals';
 
 /** Uploading the daemon into a cache directory over a real sshd: what a failed upload leaves, and what it says. */
@@ -23,7 +23,7 @@ let n = 0;
 /** A client logged in to the test sshd, and a fresh cache directory there. */
 async function connected(): Promise<{ client: ssh2.Client; cache: string }> {
   const { home, opts } = localSide(sshd!, `up${++n}`, ({ knownHosts }) => `Host h1\n  HostName 127.0.0.1\n  Port ${sshd!.port}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile ${knownHosts}\n`, `[127.0.0.1]:${sshd!.port} ${sshd!.hostKeyPub}\n`);
-  const cfg = new SshConfig(configSources(home, opts().configFile), { home, localUser: sshd!.user, authSock: undefined }).lookup('h1', { user: sshd!.user });
+  const cfg = new SshConfig(configSources(home, opts().configFile), { home, localUser: sshd!.user, authSock: undefined }, noNotice).lookup('h1', { user: sshd!.user });
   const [client] = await connectChain([], cfg, { machine: 'h1', acceptNew: false, timeoutMs: 5000, home });
   return { client: client!, cache: path.join(home, 'cache') };
 }

@@ -22,6 +22,11 @@ export async function sshdForSuites(what: string, extraConfig: string[] = []): P
   return { sshd: started, suite: describe };
 }
 
+/** For lookups that expect no notice (an unapplied Match, say): one fails the test. */
+export const noNotice = (line: string): never => {
+  throw new Error(`unexpected notice: ${line}`);
+};
+
 /**
  * A local side for one SSH test: a fresh home under the sshd's directory,
  * an ssh_config written from `config` (told where home and known_hosts

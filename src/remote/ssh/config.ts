@@ -84,13 +84,20 @@ export function configSources(home: string, explicitFile?: string): ConfigSource
 /** Include depth bound, as OpenSSH's: a file including itself must fail, not loop. */
 const MAX_INCLUDE_DEPTH = 16;
 
+/** Match criteria ssh has and vnetc does not evaluate: a block using one is not applied, and the user is told. */
+const UNEVALUATED = new Set(['exec', 'canonical', 'final', 'localnetwork', 'tagged']);
+
 export class SshConfig {
   private readonly files = new ConfigFiles();
   private readonly tilde: Tilde;
+  /** Match lines already warned about: once per line, not once per host. */
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly sources: ConfigSources,
     private readonly local: LocalContext,
+    /** One-line notices for the person running the command. */
+    private readonly say: (line: string) => void,
   ) {
     this.tilde = new Tilde(local.home);
   }
@@ -236,30 +243,54 @@ export class SshConfig {
   }
 
   /**
-   * `Match` with the criteria that need no command to run: all, host,
-   * originalhost, user, localuser, each optionally negated with `!`. A block
-   * whose criteria include others (exec, canonical, final, localnetwork,
-   * tagged) is not applied: running a command from a config file is not
-   * something a topology tool should do behind the user's back.
+   * `Match`, criteria in order as ssh takes them: all, host, originalhost,
+   * user and localuser, each negatable with `!`. The others (exec,
+   * canonical, final, localnetwork, tagged) are not evaluated: a block that
+   * reaches one is not applied, and the user is told once per line. For
+   * exec that is a choice, not a gap: ssh would run the command through the
+   * user's shell for every host looked up, with host and user names from the
+   * .vnet file substituted unquoted, and a topology tool running a command
+   * because a config file names it is exactly what nobody expects of it.
    */
   private matchCriteria(d: Directive, alias: string, host: string, user: string): boolean {
     const a = d.args;
     if (a.length === 1 && a[0]!.toLowerCase() === 'all') return true;
+    let result = true;
     for (let i = 0; i < a.length; i++) {
       let crit = a[i]!.toLowerCase();
       const negate = crit.startsWith('!');
       if (negate) crit = crit.slice(1);
       if (crit === 'all') {
-        if (negate) return false;
+        if (negate) result = false;
+        continue;
+      }
+      if (crit === 'canonical' || crit === 'final') {
+        if (result) result = this.unevaluated(d, crit);
         continue;
       }
       const subject = { host, originalhost: alias, user, localuser: this.local.localUser }[crit];
-      if (subject === undefined) return false;
-      const list = a[++i];
-      if (list === undefined) throw new SshConfigError(`${where(d)}: Match ${crit} needs a pattern list`);
-      if (patternListMatch(list.split(','), subject) === negate) return false;
+      if (subject === undefined && !UNEVALUATED.has(crit)) {
+        throw new SshConfigError(`${where(d)}: Match ${crit} is not a Match criterion (ssh_config(5) lists all, canonical, final, exec, localnetwork, host, originalhost, tagged, user, localuser)`);
+      }
+      const arg = a[++i];
+      if (arg === undefined) throw new SshConfigError(`${where(d)}: Match ${crit} needs ${crit === 'exec' ? 'a command' : 'a pattern list'}`);
+      // As ssh does, a criterion after one that failed is not evaluated (an exec is not run).
+      if (!result) continue;
+      if (subject === undefined) result = this.unevaluated(d, crit, arg);
+      else if (patternListMatch(arg.split(','), subject) === negate) result = false;
     }
-    return true;
+    return result;
+  }
+
+  /** A criterion vnetc does not evaluate, reached: the block is not applied, said once per line. */
+  private unevaluated(d: Directive, crit: string, arg?: string): false {
+    const key = where(d);
+    if (!this.warned.has(key)) {
+      this.warned.add(key);
+      const why = crit === 'exec' ? `vnetc does not run '${arg}': it runs no command an ssh config names` : `vnetc does not evaluate Match ${crit}`;
+      this.say(`ssh config: ${key}: the lines under this Match are not applied, as ${why}; if vnetc needs them, put them under a Host line`);
+    }
+    return false;
   }
 }
 

@@ -73,9 +73,9 @@ export class SshTransport implements Transport {
       localUser: opts.local?.localUser ?? os.userInfo().username,
       authSock: opts.local && 'authSock' in opts.local ? opts.local.authSock : process.env.SSH_AUTH_SOCK,
     };
-    this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local);
-    this.keepers = opts.persist && opts.persist.idleMs > 0 ? new KeeperDir(opts.persist.dir) : undefined;
     this.say = opts.say ?? ((line) => void process.stderr.write(`vnetc: ${line}\n`));
+    this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local, this.say);
+    this.keepers = opts.persist && opts.persist.idleMs > 0 ? new KeeperDir(opts.persist.dir) : undefined;
     this.unlocker = new KeyUnlocker(passphraseAsker(opts.passphrase?.env ?? process.env, opts.passphrase?.terminal), this.say);
   }
 
