@@ -263,6 +263,29 @@ test('ProxyJump: none, lists, user@host:port, [v6]:port, ssh:// as ssh takes the
   }
 });
 
+test('${VAR} in paths is the environment variable, in the same pass as tokens; unset is an error at its line; IdentityAgent $VAR is the value as it is', () => {
+  process.env.VNETC_TEST_ENV_DIR = '/env-dir';
+  try {
+    const { file, cfg } = config(
+      'Host a\n  HostName ${VNETC_TEST_ENV_DIR}\n  IdentityFile ${VNETC_TEST_ENV_DIR}/k-%r\n  UserKnownHostsFile /k/%h\n  IdentityAgent ${VNETC_TEST_ENV_DIR}/sock\n' +
+        'Host b\n  IdentityFile /x/${VNETC_TEST_ENV_UNSET}/k\n' +
+        'Host c\n  IdentityAgent $VNETC_TEST_ENV_DIR\n' +
+        'Host d\n  IdentityAgent $VNETC_TEST_ENV_UNSET\n' +
+        'Host e\n  IdentityAgent $1x\n' +
+        'Host f\n  IdentityFile /x/${VNETC_TEST_ENV_DIR\n',
+    );
+    const a = cfg.lookup('a', { user: 'bob' });
+    // A token's value is not expanded again: HostName takes no ${}, so %h stays '${...}'.
+    expect([a.identityFiles, a.userKnownHostsFiles, a.agentSocket]).toEqual([['/env-dir/k-bob'], ['/k/${VNETC_TEST_ENV_DIR}'], '/env-dir/sock']);
+    expect(() => cfg.lookup('b')).toThrow(`${file}:7: environment variable VNETC_TEST_ENV_UNSET in '/x/\${VNETC_TEST_ENV_UNSET}/k' is not set`);
+    expect([cfg.lookup('c').agentSocket, cfg.lookup('d').agentSocket]).toEqual(['/env-dir', undefined]);
+    expect(() => cfg.lookup('e')).toThrow(`${file}:13: IdentityAgent '$1x' is not an environment variable's name`);
+    expect(() => cfg.lookup('f')).toThrow(`${file}:15: '\${VNETC_TEST_ENV_DIR' in '/x/\${VNETC_TEST_ENV_DIR' is not an environment variable`);
+  } finally {
+    delete process.env.VNETC_TEST_ENV_DIR;
+  }
+});
+
 (sshMissing ? describe.skip : describe)(`as ssh -G resolves it (${sshMissing ?? 'the installed OpenSSH'})`, () => {
   test('Include globs in directories, absolute and in byte order', () => {
     const { dir, file, cfg } = realConfig('');
@@ -286,7 +309,7 @@ test('ProxyJump: none, lists, user@host:port, [v6]:port, ssh:// as ssh takes the
 
   test('~user and every path token, in UserKnownHostsFile and IdentityAgent', () => {
     const { file, cfg } = realConfig(
-      'Host t\n  HostName t.example\n  HostKeyAlias t-key\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%C ~daemon/%k /x/%d/%h/%i/%L/%l/%n/%p/%r/%u/%%\n  IdentityAgent ~root/agent-%C\n' + 'Host u\n  UserKnownHostsFile /u/%k\n',
+      'Host t\n  HostName t.example\n  HostKeyAlias t-key\n  GlobalKnownHostsFile ~root/g /g/%h\n  UserKnownHostsFile ~root/%C ~daemon/%k /x/%d/%h/%i/%L/%l/%n/%p/%r/%u/%% ${HOME}/e\n  IdentityAgent ~root/agent-%C-${HOME}\n' + 'Host u\n  UserKnownHostsFile /u/%k\n',
     );
     for (const host of ['t', 'u']) {
       const ssh = sshG(file, host, ['-l', 'bob', '-p', '2222']);
@@ -298,8 +321,8 @@ test('ProxyJump: none, lists, user@host:port, [v6]:port, ssh:// as ssh takes the
     }
   });
 
-  test('an unknown ~user and an unknown token are refused by both', () => {
-    for (const line of ['UserKnownHostsFile ~no-such-user-vnetc/k', 'UserKnownHostsFile /k/%Q', 'HostName %n.x']) {
+  test('an unknown ~user, an unknown token and an unset variable are refused by both', () => {
+    for (const line of ['UserKnownHostsFile ~no-such-user-vnetc/k', 'UserKnownHostsFile /k/%Q', 'HostName %n.x', 'UserKnownHostsFile /k/${VNETC_TEST_ENV_UNSET}']) {
       const { file, cfg } = realConfig(`${line}\n`);
       expect(sshG(file, 'h').ok).toBe(false);
       expect(() => cfg.lookup('h')).toThrow(`${file}:1: `);

@@ -178,9 +178,9 @@ export class SshConfig {
       },
       PATH_TOKENS,
     );
-    // `~` first, then tokens, as ssh does: a token's value is never read as a home.
+    // `~` first, then tokens and ${VAR}, as ssh does: a value is never read as a home.
     const filePath = (d: Directive, text: string) => {
-      const p = expandTokens(this.tilde.expand(text, where(d)), pathTokens, where(d), keywordName(d));
+      const p = expandTokens(this.tilde.expand(text, where(d)), pathTokens, where(d), keywordName(d), process.env);
       return path.isAbsolute(p) ? p : path.join(this.local.home, p);
     };
 
@@ -203,7 +203,11 @@ export class SshConfig {
     if (agentD) {
       const v = agentD.args[0]!;
       if (v.toLowerCase() === 'none') agentSocket = undefined;
-      else if (v !== 'SSH_AUTH_SOCK') agentSocket = filePath(agentD, v.startsWith('$') ? (process.env[v.slice(1)] ?? '') : v) || undefined;
+      else if (v.startsWith('$') && !v.startsWith('${')) {
+        // ssh's older form, the whole value one variable's name: its value as it is, unset meaning no agent.
+        if (!/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(v)) throw new SshConfigError(`${where(agentD)}: IdentityAgent '${v}' is not an environment variable's name (write $NAME, or \${NAME} within a path)`);
+        agentSocket = process.env[v.slice(1)] || undefined;
+      } else if (v !== 'SSH_AUTH_SOCK') agentSocket = filePath(agentD, v);
     }
 
     const timeoutD = first.get('connecttimeout');

@@ -18,9 +18,20 @@ export const JUMP_TOKENS = ['h', 'n', 'p', 'r'] as const;
  */
 export const connectionHash = (l: string, h: string, p: string, r: string): string => createHash('sha1').update(l + h + p + r).digest('hex');
 
-/** Expands `%x` tokens; `%%` is a literal percent sign. `tokens` holds exactly the ones this keyword takes. */
-export function expandTokens(text: string, tokens: Readonly<Record<string, string>>, at: string, keyword = 'this keyword'): string {
-  return text.replace(/%(.)?/gs, (_, t: string | undefined) => {
+/**
+ * Expands `%x` tokens; `%%` is a literal percent sign. `tokens` holds
+ * exactly the ones this keyword takes. With `env`, `${NAME}` is that
+ * environment variable, as for ssh's paths, in the same pass: a value is
+ * never expanded again.
+ */
+export function expandTokens(text: string, tokens: Readonly<Record<string, string>>, at: string, keyword = 'this keyword', env?: Readonly<Record<string, string | undefined>>): string {
+  return text.replace(env ? /%(.)?|\$\{([^}]*)(\})?/gs : /%(.)?/gs, (m: string, t: string | undefined, name: string | undefined, close: string | undefined) => {
+    if (m.startsWith('$')) {
+      if (!close || !name) throw new SshConfigError(`${at}: '${m}' in '${text}' is not an environment variable (write \${NAME})`);
+      const v = env![name];
+      if (v === undefined) throw new SshConfigError(`${at}: environment variable ${name} in '${text}' is not set; set it, or write the path without it`);
+      return v;
+    }
     if (t === '%') return '%';
     const v = t === undefined ? undefined : tokens[t];
     if (v === undefined) {
