@@ -41,7 +41,7 @@ export function passedOverText(x: PassedOver): string {
       return 'it sends the frame back where it came from';
     case 'connecting':
     case 'down':
-      return `the link to ${(d as { to: string }).to} is ${x.why}`;
+      return d.kind === 'link' ? `the link to ${d.to} is ${x.why}` : `the device of interface ${d.iface} on ${x.rule.machine} is missing`;
     case 'absent':
       return d.kind === 'link' ? `${x.rule.machine} has no link to ${d.to}` : `${x.rule.machine} has no interface ${d.iface} open`;
   }

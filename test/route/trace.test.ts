@@ -231,6 +231,12 @@ END
       expect(trace(fallback, ...from).endings).toEqual([{ kind: 'delivered', machine: 'd4', iface: 'vm0' }]);
     });
 
+    test('an interface whose device is missing is passed over as down, named as such', () => {
+      const ports: PortStates = (m, d) => (m === 'd4' && d.kind === 'interface' ? 'down' : 'up');
+      const t = trace(fallback, ...from, { ports });
+      expect(t.endings).toEqual([{ kind: 'dead-end', machine: 'd4', drop: 'link-down', why: expect.stringContaining('(the device of interface vm0 on d4 is missing)') }]);
+    });
+
     test('nothing applicable because a link is down is a link-down dead end naming the rule and the link', () => {
       const ports: PortStates = (m, d) => (m === 'd1' && d.kind === 'link' ? 'connecting' : 'up');
       const t = trace(fallback, ...from, { ports });
