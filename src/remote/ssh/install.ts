@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { commandBounds, ending, run, type ExecResult } from './exec.js';
+import { commandBounds, ending, run, seconds, type ExecResult } from './exec.js';
 import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
 import path from 'node:path';
 
@@ -35,6 +35,14 @@ export interface Place {
 
 /** What the installing commands' own work may take beyond starting a shell: running `node --version` and `vnetd --version`, removing a tree. */
 const WORK = { probe: 20_000, discard: 10_000, install: 10_000 } as const;
+
+/**
+ * How long an upload's transfer may take: a few megabytes, so an hour is
+ * for a link that hardly moves. Past it the upload gives up and never moves
+ * its scratch directory into place, which is what lets a later upload take
+ * a day-old scratch directory for abandoned (scripts.ts, SWEEP).
+ */
+export const UPLOAD_MS = 60 * 60_000;
 
 /** The directories an install relies on: the cache's chain, then the install dir itself. */
 export const installChain = (cacheChain: readonly string[], installDir: string): string[] => [...cacheChain, installDir];
@@ -69,17 +77,17 @@ export function requireNode(p: Probe, machine: string): void {
 }
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
-export async function upload(client: ssh2.Client, place: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string): Promise<void> {
+export async function upload(client: ssh2.Client, place: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string, uploadMs = UPLOAD_MS): Promise<void> {
   // Unique per upload: sessions of one command upload in parallel, and machines may share a home (NFS).
   const { machine, shellMs } = place;
   const scratch = `${installDir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   const dirs = new Set<string>();
   for (const f of bundle.files.keys()) dirs.add(path.posix.dirname(path.posix.join(scratch, f)));
-  const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), ...dirs]), commandBounds(machine, shellMs, 'creating the upload directory'));
+  const mk = await run(client, shScript(MKDIRS, [...chain(cacheChain), path.posix.dirname(installDir), ...dirs]), commandBounds(machine, shellMs, 'creating the upload directory'));
   if (mk.code === EXIT.unsafe) throw unsafeError(place, mk);
   try {
     if (mk.code !== 0) throw new ReachError(machine, `cannot create ${scratch} on ${machine}: ${firstLine(mk.stderr)}`, 'check the disk and permissions there, or choose another remote root');
-    await transfer(client, machine, bundle, scratch);
+    await transfer(client, machine, bundle, scratch, uploadMs);
   } catch (e) {
     // Else a half-done upload stays there for good: its name is unique, nobody would reuse it.
     await run(client, shScript(DISCARD, [scratch]), commandBounds(machine, shellMs, 'removing a failed upload', WORK.discard)).catch(() => undefined);
@@ -90,24 +98,31 @@ export async function upload(client: ssh2.Client, place: Place, cacheChain: read
   if (mv.code !== 0) throw new ReachError(machine, `cannot install vnetd into ${installDir} on ${machine}: ${firstLine(mv.stderr) || ending(mv)}`, `check the permissions and the disk there; remove ${installDir} there if it is not a complete vnetd`);
 }
 
-/** Writes the bundle's files into `scratch` over SFTP. */
-async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBundle, scratch: string): Promise<void> {
+/** Writes the bundle's files into `scratch` over SFTP, within `ms`. */
+async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBundle, scratch: string, ms: number): Promise<void> {
   const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => client.sftp((e, s) => (e ? reject(e) : resolve(s)))).catch((e: Error) => {
     throw new ReachError(machine, `cannot open SFTP on ${machine} to upload vnetd: ${e.message}`, 'enable the sftp subsystem in its sshd_config, or install vnetd on its PATH');
   });
-  try {
-    await Promise.all(
-      [...bundle.files].map(
-        ([rel, data]) =>
-          new Promise<void>((resolve, reject) =>
-            sftp.writeFile(path.posix.join(scratch, rel), data, { mode: 0o644 }, (e) => (e ? reject(new ReachError(machine, `uploading ${rel} to ${machine} failed: ${e.message}`, 'check the disk and permissions there')) : resolve())),
-          ),
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ReachError(machine, `uploading vnetd to ${machine} did not finish within ${minutes(ms)}`, 'check the connection to it, and run the command again (the upload starts afresh)')), ms);
+  });
+  const writes = [...bundle.files].map(
+    ([rel, data]) =>
+      new Promise<void>((resolve, reject) =>
+        sftp.writeFile(path.posix.join(scratch, rel), data, { mode: 0o644 }, (e) => (e ? reject(new ReachError(machine, `uploading ${rel} to ${machine} failed: ${e.message}`, 'check the disk and permissions there')) : resolve())),
       ),
-    );
+  );
+  try {
+    await Promise.race([late, Promise.all(writes)]);
   } finally {
+    clearTimeout(timer);
+    // The writes still under way end with the channel.
     sftp.end();
   }
 }
+
+const minutes = (ms: number): string => (ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${seconds(ms)} s`);
 
 export function unsafeError({ machine, user }: Pick<Place, 'machine' | 'user'>, r: ExecResult): ReachError {
   const lines = r.stdout.split('\n');

@@ -66,16 +66,36 @@ export const PROBE =
 /** Prints the home directory (where relative remote paths start). */
 export const HOME = `cd || exit ${EXIT.noHome}; pwd`;
 
-/** Makes the chain, then directories $@ (for an upload). */
-export const MKDIRS = GUARD + ` umask 022; made "$@"; shift $(($1+1)); for d in "$@"; do mkdir -p "$d" || exit 1; done`;
+/**
+ * An upload's scratch directories are $1/*.tmp-*. One older than a day is
+ * an upload's that no longer runs: an upload gives up after UPLOAD_MS (an
+ * hour, see install.ts), and a scratch directory's mtime is never earlier
+ * than its upload's start. Whether its uploader still runs cannot be asked
+ * here (it ran on another machine, maybe one of several sharing this home
+ * over NFS), so age is what tells; a day is far beyond the hour, and beyond
+ * any skew between an NFS server's clock, which sets mtime, and this
+ * machine's, which find compares with. Only the SSH user's own are removed,
+ * and never through a symlink. find -mtime +0 is POSIX for "a day or more".
+ */
+const SWEEP = `sweep() { for d in "$1"/*.tmp-*; do if [ -n "$(find "$d" -prune -type d -user "$(id -u)" -mtime +0 -print 2>/dev/null)" ]; then rm -rf "$d"; fi; done; };`;
+
+/** Makes the chain, removes stale scratch directories from the cache root $1, then makes directories $2... (for an upload). */
+export const MKDIRS = GUARD + SWEEP + ` umask 022; made "$@"; shift $(($1+1)); sweep "$1"; shift; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
 
 /**
- * Moves the uploaded tree $1 into place at $2. When that fails, $1 is
- * removed either way; a complete daemon at $2 means a concurrent upload got
- * there first (fine), anything else is mv's failure, said on stderr.
+ * Moves the uploaded tree $1 into place at $2, with POSIX mv: GNU's -T is
+ * not there on BSD or older BusyBox. An empty directory at $2 (left by
+ * nobody vnetc knows, but -T would have replaced it) goes first. A plain mv
+ * onto a directory that exists moves the tree into it, as $2/NAME: that name
+ * is the scratch directory's own, unique to this upload, so finding it there
+ * means $2 was in place already. Then, as when mv fails, the tree is removed;
+ * a complete daemon at $2 means a concurrent upload got there first (fine),
+ * anything else is a failure, said on stderr.
  */
 export const INSTALL =
-  `e=$(mv -T "$1" "$2" 2>&1) && exit 0; rm -rf "$1"; [ -f "$2/daemon/vnetd.js" ] && exit 0; printf '%s\\n' "$e" >&2; exit 1`;
+  `rmdir "$2" 2>/dev/null; e=$(mv "$1" "$2" 2>&1) || { rm -rf "$1"; [ -f "$2/daemon/vnetd.js" ] && exit 0; printf '%s\\n' "$e" >&2; exit 1; };` +
+  ` in=$2/\${1##*/}; [ -e "$in" ] || [ -L "$in" ] || exit 0; rm -rf "$in"; [ -f "$2/daemon/vnetd.js" ] && exit 0;` +
+  ` printf '%s is in the way: a directory that holds no vnetd\\n' "$2" >&2; exit 1`;
 
 /** Removes the scratch directory $1 of an upload that failed. */
 export const DISCARD = `rm -rf "$1"`;
