@@ -351,6 +351,34 @@ suite('machines without what vnetd needs', () => {
       await bare.stop();
     }
   });
+
+  test('no flock on the PATH: said with what to install, before any upload', async () => {
+    // Everything this machine's PATH has (node first), but flock.
+    const bin = fs.mkdtempSync(path.join(sshd!.dir, 'noflock-bin-'));
+    for (const dir of [path.dirname(process.execPath), ...(process.env.PATH ?? '').split(':')]) {
+      for (const name of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+        if (name !== 'flock' && !fs.existsSync(path.join(bin, name))) fs.symlinkSync(path.join(dir, name), path.join(bin, name));
+      }
+    }
+    const bare = await startSshd([`SetEnv PATH=${bin}`]);
+    if (typeof bare === 'string') throw new Error(bare);
+    try {
+      const { home, opts } = side(
+        () => `Host noflock\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
+        `[127.0.0.1]:${bare.port} ${bare.hostKeyPub}\n`,
+      );
+      const s = await open(new SshTransport(opts()), host('noflock'));
+      expect(await s.control()).toBeUndefined();
+      const e = await reachError(s.start({ host: host('noflock'), ifaces: [] }));
+      expect(e.message).toBe('flock is not installed on noflock (vnetd locks its state directory with it)');
+      expect(e.hint).toBe("install util-linux (or BusyBox) there, with flock on the SSH user's PATH (that of a non-interactive SSH session)");
+      expect(fs.existsSync(path.join(home, 'remote', 'cache'))).toBe(false);
+      expect(fs.existsSync(path.join(home, 'remote', 'state', 'noflock'))).toBe(false);
+      await s.close();
+    } finally {
+      await bare.stop();
+    }
+  });
 });
 
 suite('hostile names', () => {

@@ -20,6 +20,8 @@ export interface Probe {
   /** `vnetd --version` when vnetd is on the PATH. */
   vnetd: string | undefined;
   installed: boolean;
+  /** Whether flock(1) is on the PATH: every vnetd needs it to start (daemon/state-lock.ts). */
+  flock: boolean;
 }
 
 export const MIN_NODE = [20, 19] as const;
@@ -59,7 +61,7 @@ export async function probe(client: ssh2.Client, place: Place, guarded: readonly
     if (eq > 0) v[line.slice(0, eq)] = line.slice(eq + 1).trim();
   }
   if (!v.home) throw new ReachError(machine, `unexpected answer from ${machine}'s shell: ${firstLine(r.stdout) || '(nothing)'}`, 'check that the login shell prints nothing of its own for non-interactive commands');
-  return { home: v.home, node: v.node, vnetd: v.vnetd, installed: v.installed === 'yes' };
+  return { home: v.home, node: v.node, vnetd: v.vnetd, installed: v.installed === 'yes', flock: v.flock === 'yes' };
 }
 
 /** Whether `node --version` output is new enough for vnetd. */
@@ -74,6 +76,10 @@ export function requireNode(p: Probe, machine: string): void {
   const need = `Node ${MIN_NODE.join('.')} or later`;
   if (!p.node) throw new ReachError(machine, `node is not installed on ${machine} (vnetd needs ${need})`, `install ${need} there (e.g. from nodejs.org or NodeSource), or install vnetd on the SSH user's PATH`);
   if (!nodeIsRecent(p.node)) throw new ReachError(machine, `node on ${machine} is ${p.node}; vnetd needs ${need}`, `upgrade Node there (the PATH of a non-interactive SSH session is what counts)`);
+}
+
+export function requireFlock(p: Probe, machine: string): void {
+  if (!p.flock) throw new ReachError(machine, `flock is not installed on ${machine} (vnetd locks its state directory with it)`, `install util-linux (or BusyBox) there, with flock on the SSH user's PATH (that of a non-interactive SSH session)`);
 }
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */

@@ -52,8 +52,9 @@ const PLAIN = `plain() { for f in "$@"; do if [ -L "$f" ] || { [ -e "$f" ] && [ 
 export const chain = (dirs: readonly string[]): string[] => [String(dirs.length), ...dirs];
 
 /**
- * What the machine offers: its home, Node and vnetd versions, and whether
- * this build's daemon is uploaded already. A chain, then $1: the install dir,
+ * What the machine offers: its home, Node and vnetd versions, whether it has
+ * flock(1) (vnetd locks its state directory with it), and whether this
+ * build's daemon is uploaded already. A chain, then $1: the install dir,
  * relative to home or absolute.
  */
 export const PROBE =
@@ -61,6 +62,7 @@ export const PROBE =
   ` cd || exit ${EXIT.noHome}; guard "$@"; shift $(($1+1)); printf 'home=%s\\n' "$PWD"; ` +
   `if command -v node >/dev/null 2>&1; then printf 'node=%s\\n' "$(node --version 2>&1)"; fi; ` +
   `if command -v vnetd >/dev/null 2>&1; then printf 'vnetd=%s\\n' "$(vnetd --version 2>&1 | head -n 1)"; fi; ` +
+  `if command -v flock >/dev/null 2>&1; then echo flock=yes; fi; ` +
   `if [ -f "$1/daemon/vnetd.js" ]; then echo installed=yes; fi; exit 0`;
 
 /** Prints the home directory (where relative remote paths start). */

@@ -8,7 +8,7 @@ import type { DaemonBundle } from './bundle.js';
 import { commandBounds, ending, execChannel, run, sessionLate, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
-import { firstLine, installChain, probe, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
+import { firstLine, installChain, probe, requireFlock, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
 import { installDirOf, needsHome, remoteLayout, type RemoteLayout } from './layout.js';
 import { chain, CONTROL, EXIT, HOME, START, STOP, shScript } from './scripts.js';
 
@@ -109,12 +109,18 @@ export class SshSession implements Session {
     return this.probed;
   }
 
-  /** How to run vnetd there: the one on the PATH if it is this version, else this build's (uploaded if need be). */
-  private async vnetd(): Promise<string[]> {
+  /**
+   * How to run vnetd there: the one on the PATH if it is this version, else
+   * this build's (uploaded if need be). To start a daemon (not for `vnetd
+   * ctl`) flock must be there too: said before anything is uploaded.
+   */
+  private async vnetd(use: 'start' | 'ctl'): Promise<string[]> {
     const { probe: p, layout } = await this.where();
     const b = this.bundle();
-    if (p.vnetd === b.version) return ['vnetd'];
-    requireNode(p, this.machine);
+    const onPath = p.vnetd === b.version;
+    if (!onPath) requireNode(p, this.machine);
+    if (use === 'start') requireFlock(p, this.machine);
+    if (onPath) return ['vnetd'];
     if (!p.installed) {
       await upload(this.client, this.place, layout.cacheChain, b, installDirOf(layout, b.id));
       p.installed = true;
@@ -168,7 +174,7 @@ export class SshSession implements Session {
       const sock = await run(this.client, shScript('[ -S "$1" ]', [layout.socket]), this.bounds('looking for the control socket'));
       if (sock.code !== 0) return undefined;
     }
-    const argv = [...(await this.vnetd()), 'ctl', '--state-dir', layout.stateDir];
+    const argv = [...(await this.vnetd('ctl')), 'ctl', '--state-dir', layout.stateDir];
     const command = shScript(CONTROL, [layout.socket, ...argv]);
     const { ch, ended } = await execChannel(this.client, command, { ms: this.settings.timeoutMs, late: sessionLate(this.machine, this.settings.timeoutMs) });
     let stderr = '';
@@ -202,7 +208,7 @@ export class SshSession implements Session {
       const name = spec.slice(0, spec.indexOf('='));
       if (!isInterfaceName(name)) throw new ReachError(this.machine, `'${spec}' does not start with an interface name; not starting a daemon with it`, 'interface names are letters, digits, . _ - (at most 15)');
     }
-    const vnetd = await this.vnetd();
+    const vnetd = await this.vnetd('start');
     const { layout } = await this.where();
     const argv = [...vnetd, '--machine', host.machine, '--port', String(host.port), ...(this.settings.listen ? ['--listen', this.settings.listen] : []), '--state-dir', layout.stateDir];
     for (const spec of ifaces) argv.push('--iface', spec);
