@@ -115,7 +115,7 @@ suite.each(SHELLS)('the upload scripts under %s', (_, shell) => {
     const fresh = path.join(cache, '0.0.0-test.tmp-99-def');
     fs.mkdirSync(fresh);
     const next = path.join(cache, '0.0.0-test.tmp-100-0123');
-    const r = sh(MKDIRS, [...chain([cache]), cache, path.join(next, 'daemon')]);
+    const r = sh(MKDIRS, [...chain({ dirs: [cache], root: undefined }), cache, path.join(next, 'daemon')]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(fs.readdirSync(cache).sort()).toEqual([path.basename(fresh), path.basename(next)].sort());

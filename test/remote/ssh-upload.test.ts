@@ -41,7 +41,7 @@ suite('uploading vnetd', () => {
     const { client, cache } = await connected();
     try {
       // `daemon` is a directory (for daemon/vnetd.js), so writing it as a file fails midway.
-      const e = await reachError(upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': '', daemon: '' }), path.join(cache, '0.0.0-test')));
+      const e = await reachError(upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': '', daemon: '' }), path.join(cache, '0.0.0-test')));
       expect(e.message).toMatch(/^uploading daemon to h1 failed: /);
       expect(fs.readdirSync(cache)).toEqual([]);
     } finally {
@@ -55,7 +55,7 @@ suite('uploading vnetd', () => {
       const installDir = path.join(cache, '0.0.0-test');
       // In the way, and not a daemon: mv cannot replace a non-empty directory.
       fs.mkdirSync(path.join(installDir, 'junk'), { recursive: true });
-      const e = await reachError(upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': '' }), installDir));
+      const e = await reachError(upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': '' }), installDir));
       expect(e.message).toBe(`cannot install vnetd into ${installDir} on h1: ${installDir} is in the way: a directory that holds no vnetd`);
       expect(e.hint).toContain(`remove ${installDir} there if it is not a complete vnetd`);
       expect(fs.readdirSync(cache)).toEqual(['0.0.0-test']);
@@ -68,8 +68,8 @@ suite('uploading vnetd', () => {
     const { client, cache } = await connected();
     try {
       const installDir = path.join(cache, '0.0.0-test');
-      await upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': 'first' }), installDir);
-      await upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': 'second' }), installDir);
+      await upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': 'first' }), installDir);
+      await upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': 'second' }), installDir);
       expect(fs.readdirSync(cache)).toEqual(['0.0.0-test']);
       expect(fs.readFileSync(path.join(installDir, 'daemon', 'vnetd.js'), 'utf8')).toBe('first');
     } finally {
@@ -93,7 +93,7 @@ suite('uploading vnetd', () => {
       made('0.0.0-going.tmp-4244-0a0b0c0d0e0f');
       made('0.0.0-used', { old: true });
       if (process.getuid?.() === 0) made('0.0.0-theirs.tmp-4245-0a0b0c0d0e0f', { old: true, owner: 65534 });
-      await upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': 'new' }), path.join(cache, '0.0.0-test'));
+      await upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': 'new' }), path.join(cache, '0.0.0-test'));
       expect(fs.readdirSync(cache).sort()).toEqual(['0.0.0-going.tmp-4244-0a0b0c0d0e0f', '0.0.0-test', ...(process.getuid?.() === 0 ? ['0.0.0-theirs.tmp-4245-0a0b0c0d0e0f'] : []), '0.0.0-used']);
     } finally {
       client.end();
@@ -104,7 +104,7 @@ suite('uploading vnetd', () => {
     const { client, cache } = await connected();
     try {
       // Far more than a millisecond's worth of writing, however fast the machine.
-      const e = await reachError(upload(client, place(), [cache], bundle({ 'daemon/vnetd.js': 'x'.repeat(64 << 20) }), path.join(cache, '0.0.0-test'), 1));
+      const e = await reachError(upload(client, place(), { dirs: [cache], root: undefined }, bundle({ 'daemon/vnetd.js': 'x'.repeat(64 << 20) }), path.join(cache, '0.0.0-test'), 1));
       expect(e.message).toBe('uploading vnetd to h1 did not finish within 1 s');
       expect(e.hint).toBe('check the connection to it, and run the command again (the upload starts afresh)');
       expect(fs.readdirSync(cache)).toEqual([]);

@@ -3,7 +3,7 @@ import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { commandBounds, ending, run, seconds, type ExecResult } from './exec.js';
-import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript } from './scripts.js';
+import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript, type Chain } from './scripts.js';
 import path from 'node:path';
 
 /**
@@ -47,9 +47,9 @@ const WORK = { probe: 20_000, discard: 10_000, install: 10_000 } as const;
 export const UPLOAD_MS = 60 * 60_000;
 
 /** The directories an install relies on: the cache's chain, then the install dir itself. */
-export const installChain = (cacheChain: readonly string[], installDir: string): string[] => [...cacheChain, installDir];
+export const installChain = (cacheChain: Chain, installDir: string): Chain => ({ ...cacheChain, dirs: [...cacheChain.dirs, installDir] });
 
-export async function probe(client: ssh2.Client, place: Place, guarded: readonly string[], installDir: string): Promise<Probe> {
+export async function probe(client: ssh2.Client, place: Place, guarded: Chain, installDir: string): Promise<Probe> {
   const { machine } = place;
   const r = await run(client, shScript(PROBE, [...chain(guarded), installDir]), commandBounds(machine, place.shellMs, 'looking for node and vnetd', WORK.probe));
   if (r.code === EXIT.unsafe) throw unsafeError(place, r);
@@ -83,7 +83,7 @@ export function requireFlock(p: Probe, machine: string): void {
 }
 
 /** Uploads the bundle into `installDir` (atomically: into a scratch directory, then renamed). */
-export async function upload(client: ssh2.Client, place: Place, cacheChain: readonly string[], bundle: DaemonBundle, installDir: string, uploadMs = UPLOAD_MS): Promise<void> {
+export async function upload(client: ssh2.Client, place: Place, cacheChain: Chain, bundle: DaemonBundle, installDir: string, uploadMs = UPLOAD_MS): Promise<void> {
   // Unique per upload: sessions of one command upload in parallel, and machines may share a home (NFS).
   const { machine, shellMs } = place;
   const scratch = `${installDir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;

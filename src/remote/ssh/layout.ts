@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Chain } from './scripts.js';
 
 /**
  * Where things live on a remote machine. By default, in the SSH user's home:
@@ -17,9 +18,9 @@ export interface RemoteLayout {
   /** Where uploads go; this build's is `<cacheRoot>/<bundle id>` (installDirOf). */
   cacheRoot: string;
   /** The directories the state dir's safety rests on, parents first, ending with it (see scripts.ts, GUARD). */
-  stateChain: string[];
+  stateChain: Chain;
   /** Likewise for cacheRoot. */
-  cacheChain: string[];
+  cacheChain: Chain;
 }
 
 /** Whether paths there can be known without asking the machine for its home. */
@@ -34,7 +35,8 @@ export function remoteLayout(home: string, machine: string, root?: string): Remo
   const stateRoot = base(root ? p.join(root, 'state') : '.local/state/vnetd');
   const cacheRoot = base(root ? p.join(root, 'cache') : '.cache/vnetd');
   const stateDir = p.join(stateRoot, machine);
-  const top = root ? [base(root)] : [];
+  // Without its trailing slash, a root that is a symlink is seen as one (and checked as one).
+  const top = root ? [base(root).replace(/(.)\/+$/, '$1')] : [];
   return {
     stateDir,
     // vnetd's controlSocketPath: the socket is in the state directory.
@@ -42,7 +44,7 @@ export function remoteLayout(home: string, machine: string, root?: string): Remo
     pidFile: p.join(stateDir, 'vnetd.pid'),
     logFile: p.join(stateDir, 'vnetd.log'),
     cacheRoot,
-    stateChain: [...top, stateRoot, stateDir],
-    cacheChain: [...top, cacheRoot],
+    stateChain: { dirs: [...top, stateRoot, stateDir], root: top[0] },
+    cacheChain: { dirs: [...top, cacheRoot], root: top[0] },
   };
 }

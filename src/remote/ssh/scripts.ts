@@ -31,25 +31,54 @@ export const EXIT = {
  * Anyone who can write in the directories vnetc uses there could plant the
  * daemon it runs, or a symlink it writes the pid or log through. So every
  * script that reads or writes under them first checks a chain of them
- * (parents first) passed as `N DIR1 … DIRN` ahead of its own parameters:
- * each that exists must be a directory of the SSH user's, not a symlink,
- * closed to writes by group and others. Otherwise it prints `unsafe=DIR`
- * and `ls -ldn DIR`, and exits unsafe.
+ * (parents first) passed as `N ROOT DIR1 … DIRN` ahead of its own
+ * parameters: each that exists must be a directory of the SSH user's, not a
+ * symlink, closed to writes by group and others. Otherwise it prints
+ * `unsafe=PATH` and `ls -ldn PATH`, and exits unsafe.
+ *
+ * The one exception is ROOT, the remote root when one is given: it may be a
+ * symlink (homes moved to /data with /home -> /data/home, a root kept on a
+ * bigger disk), since the person chose it by name. Where a symlink leads is
+ * up to whoever can replace it, so LINKED trusts one only when nobody but
+ * the SSH user and root could have made it or could re-point it: the link
+ * is theirs, every directory from / down to the one holding it and down to
+ * the one it resolves to is theirs and closed to writes by group and others
+ * (or sticky, like /tmp, where nobody else may replace the link), and the
+ * directory it resolves to passes the check above, and is named when it
+ * does not. Below the root nothing may be a symlink: vnetc names those
+ * paths itself.
  */
 const UNSAFE = `unsafe() { printf 'unsafe=%s\\n' "$1"; ls -ldn "$1"; exit ${EXIT.unsafe}; };`;
+/** `mine P`: P is the SSH user's and closed to writes by group and others. `held P`: P (a symlink's own owner counts, not its mode) is root's or the SSH user's. `sound P`: P is held, and closed to writes by group and others unless sticky. */
+const TRUST =
+  ` mine() { [ -z "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; };` +
+  ` held() { [ -z "$(find "$1" -prune ! -user 0 ! -user "$(id -u)" -print)" ]; };` +
+  ` sound() { held "$1" && [ -z "$(find "$1" -prune \\( -perm -020 -o -perm -002 \\) ! -perm -1000 -print)" ]; };`;
+/** `along P`: every directory from the physical path P up to / is sound. */
+const ALONG = ` along() { _p=$1; while :; do sound "$_p" || unsafe "$_p"; [ "$_p" = / ] && return; _p=\${_p%/*}; _p=\${_p:-/}; done; };`;
+const LINKED =
+  TRUST + ALONG +
+  ` linked() { held "$1" || unsafe "$1"; _up=\${1%/*}; _up=$(cd -P "\${_up:-/}" && pwd -P) || unsafe "$1"; along "$_up";` +
+  ` if _to=$(cd -P "$1" 2>/dev/null && pwd -P); then along "$_to"; mine "$_to" || unsafe "$_to"; fi; };`;
 const CHECK =
-  UNSAFE +
-  ` check() { if [ -L "$1" ] || { [ -e "$1" ] && [ -n "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; }; then unsafe "$1"; fi; };`;
-/** `guard "$@"` checks the chain; `made "$@"` creates each directory of it before checking it, so nothing is made inside one that fails. The caller then skips them with shift $(($1+1)). */
+  UNSAFE + LINKED +
+  ` check() { if [ -L "$1" ]; then if [ "$1" = "$root" ]; then linked "$1"; return; fi; unsafe "$1"; fi; if [ -e "$1" ] && ! mine "$1"; then unsafe "$1"; fi; };`;
+/** `guard "$@"` checks the chain; `made "$@"` creates each directory of it before checking it, so nothing is made inside one that fails. The caller then skips them with shift $(($1+2)). */
 const GUARD =
   CHECK +
-  ` guard() { n=$1; shift; while [ "$n" -gt 0 ]; do check "$1"; shift; n=$((n-1)); done; };` +
-  ` made() { n=$1; shift; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 1; check "$1"; shift; n=$((n-1)); done; };`;
+  ` guard() { n=$1 root=$2; shift 2; while [ "$n" -gt 0 ]; do check "$1"; shift; n=$((n-1)); done; };` +
+  ` made() { n=$1 root=$2; shift 2; while [ "$n" -gt 0 ]; do mkdir -p "$1" || exit 1; check "$1"; shift; n=$((n-1)); done; };`;
 /** Files written with `>` or `>>` follow a symlink, wherever it points: refused, as anything but a plain file is. */
 const PLAIN = `plain() { for f in "$@"; do if [ -L "$f" ] || { [ -e "$f" ] && [ ! -f "$f" ]; }; then unsafe "$f"; fi; done; };`;
 
-/** The `N DIR1 … DIRN` a guarded script takes first. */
-export const chain = (dirs: readonly string[]): string[] => [String(dirs.length), ...dirs];
+/** Directories a guarded script checks, parents first; `root`, the remote root when one is given, is the one that may be a symlink. */
+export interface Chain {
+  dirs: readonly string[];
+  root: string | undefined;
+}
+
+/** The `N ROOT DIR1 … DIRN` a guarded script takes first; ROOT is empty without a remote root. */
+export const chain = ({ dirs, root }: Chain): string[] => [String(dirs.length), root ?? '', ...dirs];
 
 /**
  * What the machine offers: its home, Node and vnetd versions, whether it has
@@ -59,7 +88,7 @@ export const chain = (dirs: readonly string[]): string[] => [String(dirs.length)
  */
 export const PROBE =
   GUARD +
-  ` cd || exit ${EXIT.noHome}; guard "$@"; shift $(($1+1)); printf 'home=%s\\n' "$PWD"; ` +
+  ` cd || exit ${EXIT.noHome}; guard "$@"; shift $(($1+2)); printf 'home=%s\\n' "$PWD"; ` +
   `if command -v node >/dev/null 2>&1; then printf 'node=%s\\n' "$(node --version 2>&1)"; fi; ` +
   `if command -v vnetd >/dev/null 2>&1; then printf 'vnetd=%s\\n' "$(vnetd --version 2>&1 | head -n 1)"; fi; ` +
   `if command -v flock >/dev/null 2>&1; then echo flock=yes; fi; ` +
@@ -82,7 +111,7 @@ export const HOME = `cd || exit ${EXIT.noHome}; pwd`;
 const SWEEP = `sweep() { for d in "$1"/*.tmp-*; do if [ -n "$(find "$d" -prune -type d -user "$(id -u)" -mtime +0 -print 2>/dev/null)" ]; then rm -rf "$d"; fi; done; };`;
 
 /** Makes the chain, removes stale scratch directories from the cache root $1, then makes directories $2... (for an upload). */
-export const MKDIRS = GUARD + SWEEP + ` umask 022; made "$@"; shift $(($1+1)); sweep "$1"; shift; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
+export const MKDIRS = GUARD + SWEEP + ` umask 022; made "$@"; shift $(($1+2)); sweep "$1"; shift; for d in "$@"; do mkdir -p "$d" || exit 1; done`;
 
 /**
  * Moves the uploaded tree $1 into place at $2, with POSIX mv: GNU's -T is
@@ -113,7 +142,7 @@ export const CONTROL = `[ -S "$1" ] || exit ${EXIT.noSocket}; shift; exec "$@"`;
  */
 export const START =
   ALIVE + OURS + GUARD + PLAIN +
-  ` umask 077; made "$@"; shift $(($1+1)); state=$1 log=$2 pidf=$3 sock=$4; shift 4; mkdir -p "$state" || exit 1; plain "$pidf" "$log";` +
+  ` umask 077; made "$@"; shift $(($1+2)); state=$1 log=$2 pidf=$3 sock=$4; shift 4; mkdir -p "$state" || exit 1; plain "$pidf" "$log";` +
   ` if [ -f "$pidf" ] && ours "$(cat "$pidf")" "$state"; then cat "$pidf"; exit ${EXIT.running}; fi;` +
   // A socket left by a daemon that died answers nobody (we start only when none answered); gone, the wait below waits for the new one's.
   ` rm -f "$sock";` +

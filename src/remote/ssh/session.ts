@@ -103,7 +103,7 @@ export class SshSession implements Session {
       const layout = await this.layout();
       const installDir = installDirOf(layout, this.bundle().id);
       // The state chain too: its daemon's pid and log are written there, and its socket is trusted.
-      const guarded = [...new Set([...layout.stateChain, ...installChain(layout.cacheChain, installDir)])];
+      const guarded = { dirs: [...new Set([...layout.stateChain.dirs, ...installChain(layout.cacheChain, installDir).dirs])], root: layout.stateChain.root };
       return { probe: await probe(this.client, this.place, guarded, installDir), layout };
     })();
     return this.probed;
