@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -22,16 +22,38 @@ import path from 'node:path';
  * our descriptor, handed to it as its fd 3: the lock is the open file
  * description's, which we go on holding after flock(1) exits. Node opens
  * files close-on-exec, so no other child of the daemon inherits it.
+ *
+ * The one time the file is removed is by a daemon whose start failed in a
+ * state directory that start made (discard, below), so as to leave nothing:
+ * it removes the file while it holds the lock. A daemon that opened the file
+ * just before may then get the lock of a file no longer in the directory,
+ * which would let a third one lock a new file and run beside it; so a lock
+ * counts only once the name still leads to the very file locked, and is
+ * taken again on the new file otherwise.
  */
 export interface StateLock {
   /** Lets the next daemon have the directory; call it last, after the control socket is gone. */
   release(): void;
+  /** Removes the lock file, then releases: for a start that failed in a directory it made, and leaves nothing there. */
+  discard(): void;
 }
 
 export const lockFile = (stateDir: string): string => path.join(stateDir, 'vnetd.lock');
 
+/** A daemon that lost the file it locked to a failed start's discard takes the lock again, on the new file; this bounds how often. */
+const RELOCKS = 5;
+
 /** Claims `stateDir` for this daemon; throws, in words, when another vnetd holds it or it cannot be locked. */
 export async function lockStateDir(stateDir: string): Promise<StateLock> {
+  for (let tries = 1; ; tries++) {
+    const lock = await lockOnce(stateDir);
+    if (lock) return lock;
+    if (tries === RELOCKS) throw new Error(`${lockFile(stateDir)} was removed again and again while vnetd locked it (other vnetds failing to start in ${stateDir}); start again`);
+  }
+}
+
+/** The lock, or undefined when the file locked was removed meanwhile (see above). */
+async function lockOnce(stateDir: string): Promise<StateLock | undefined> {
   const file = lockFile(stateDir);
   let fd: number;
   try {
@@ -50,13 +72,33 @@ export async function lockStateDir(stateDir: string): Promise<StateLock> {
     closeSync(fd);
     throw new Error(`another vnetd is running with state directory ${stateDir}`);
   }
+  if (!sameFile(fd, file)) {
+    closeSync(fd);
+    return undefined;
+  }
   let open = true;
+  const release = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
   return {
-    release() {
-      if (open) closeSync(fd);
-      open = false;
+    release,
+    discard() {
+      if (open) unlinkSync(file);
+      release();
     },
   };
+}
+
+/** Whether `file` names the file open as `fd`. */
+function sameFile(fd: number, file: string): boolean {
+  const a = fstatSync(fd);
+  try {
+    const b = lstatSync(file);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** Takes an exclusive lock on `fd` without waiting; resolves whether someone else holds it instead. */

@@ -1,6 +1,6 @@
 import { answers } from '../src/util/unix-socket.js';
 import { checkStateDir } from './state-dir.js';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { version } from '../src/version.js';
 import { clipWord } from '../src/wire/clip-word.js';
@@ -16,7 +16,7 @@ import { QemuStreamInterface } from './interfaces/qemu-stream.js';
 import { listCapturable, pcapBinding } from './interfaces/pcap.js';
 import { LinkManager, type LinkSpec } from './links/manager.js';
 import { MOVE_ASIDE, StateError, StateStore, type SavedState } from './store.js';
-import { lockStateDir, type StateLock } from './state-lock.js';
+import { lockFile, lockStateDir, type StateLock } from './state-lock.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsProblem } from '../src/vttif/params.js';
 import { VttifAgent } from './vttif/agent.js';
 
@@ -138,24 +138,55 @@ export class Vnetd implements ControlTarget {
     const { opts } = this;
     const existing = await stat(opts.stateDir).catch(() => undefined);
     if (existing && !existing.isDirectory()) throw new StateError(`the state directory ${opts.stateDir} is not a directory; name another (--state-dir)`);
-    await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
-    await checkStateDir(opts.stateDir);
-    await this.store.checkWritable();
-    const lock = await lockStateDir(opts.stateDir);
-    const sock = controlSocketPath(opts.stateDir);
+    // The first directory this start made, if it made any: a start that fails takes them back.
+    const made = await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+    let lock: StateLock | undefined;
     try {
+      await checkStateDir(opts.stateDir);
+      await this.store.checkWritable();
+      lock = await lockStateDir(opts.stateDir);
+      const sock = controlSocketPath(opts.stateDir);
       await this.clearSocket(sock);
-    } catch (e) {
-      lock.release();
-      throw e;
-    }
-    this.lock = lock;
-    try {
+      this.lock = lock;
       await this.bringUp(sock);
     } catch (e) {
       // What did open closes again: a daemon that could not start holds no port, socket or file.
-      await this.stop().catch(() => {});
+      await this.close().catch(() => {});
+      if (made !== undefined) await this.unmake(path.resolve(made), lock).catch(() => {});
+      else if (this.lock) await this.unlock();
+      // Not past clearSocket (or unmake gave up midway): the socket, if any, is another daemon's.
+      lock?.release();
+      this.lock = null;
       throw e;
+    }
+  }
+
+  /**
+   * A start that failed in a state directory it made (`made` down to the
+   * state directory) leaves nothing there: while it holds the lock, nobody
+   * else has written in it, so what is in it is this start's own, and goes
+   * with the directories. A name it does not know means someone else put
+   * it there: then everything stays as it is. Without the lock it removes
+   * nothing but directories left empty.
+   */
+  private async unmake(made: string, lock: StateLock | undefined): Promise<void> {
+    const dir = path.resolve(this.opts.stateDir);
+    if (lock) {
+      // The socket is ours only once clearSocket has passed (this.lock is set); before, it is a daemon's that answered.
+      const ours = new Set([lockFile(dir), this.store.file, this.store.journalFile, ...(this.lock ? [controlSocketPath(dir)] : [])].map((f) => path.basename(f)));
+      const names = await readdir(dir);
+      if (names.some((n) => !ours.has(n))) return lock.release();
+      for (const n of names) if (n !== path.basename(lockFile(dir))) await rm(path.join(dir, n), { force: true });
+      lock.discard();
+    }
+    // rmdir removes a directory only when it is empty: what anyone else put in one keeps it.
+    for (let d = dir; ; d = path.dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return;
+      }
+      if (d === made) return;
     }
   }
 
@@ -263,6 +294,12 @@ export class Vnetd implements ControlTarget {
   }
 
   async stop(): Promise<void> {
+    await this.close();
+    await this.unlock();
+  }
+
+  /** Everything stop does but give up the state directory. */
+  private async close(): Promise<void> {
     this.vttif.stop();
     await this.control.close();
     // A commit in flight may queue a compaction behind itself: wait until the queue stops growing, before what it touches is closed.
@@ -288,6 +325,10 @@ export class Vnetd implements ControlTarget {
       this.capturing = false;
     }
     await this.store.close();
+  }
+
+  /** Gives up the state directory: its socket, then the lock. */
+  private async unlock(): Promise<void> {
     if (!this.lock) return;
     await rm(controlSocketPath(this.opts.stateDir), { force: true });
     // Last: the next daemon may bind its socket as soon as it has the lock.

@@ -65,6 +65,54 @@ test('what the machine refuses is said as what to change: a file for a state dir
   }
 });
 
+describe('a start that fails leaves the state directory as it found it', () => {
+  const busyPort = () => ['--port', String(busy), '--listen', '127.0.0.1'];
+
+  test('one it made, with the parents it made: gone, up to the directory that was there', () => {
+    const there = path.join(dir, 'there');
+    fs.mkdirSync(there);
+    const state = path.join(there, 'new', 'deeper', 'state');
+    const r = vnetd([...busyPort(), '--state-dir', state]);
+    expect(r.stderr).toMatch(/overlay port \d+ on 127\.0\.0\.1 is in use/);
+    expect(r.status).toBe(1);
+    expect(fs.readdirSync(there)).toEqual([]);
+  });
+
+  test('one that was there, even empty: kept', () => {
+    const state = path.join(dir, 'was-there');
+    fs.mkdirSync(state, { mode: 0o700 });
+    expect(vnetd([...busyPort(), '--state-dir', state]).status).toBe(1);
+    expect(fs.statSync(state).isDirectory()).toBe(true);
+  });
+
+  /** A daemon in-process on `stateDir` whose start fails after its state files are written: its link capture is a directory. */
+  async function failingLate(stateDir: string, log: (line: string) => void = () => {}) {
+    const { Vnetd } = await import('../../daemon/vnetd-core.js');
+    const { PcapWriter } = await import('../../daemon/capture/pcap-file.js');
+    const capture = fs.mkdtempSync(path.join(dir, 'capture-'));
+    const d = new Vnetd({ machine: 'h1', port: 0, listen: '127.0.0.1', stateDir, interfaces: [], linkCaptures: new Map([['h2', new PcapWriter(capture)]]), log });
+    const e = await d.start().then(() => d.stop().then(() => undefined), (x: Error) => x);
+    expect(e?.message).toMatch(/capture/);
+  }
+
+  test('one it made, failing after its state files and socket were written: gone with them', async () => {
+    const state = path.join(dir, 'late', 'state');
+    // What it had written by then: the next test sees them, kept.
+    await failingLate(state);
+    expect(fs.existsSync(path.join(dir, 'late'))).toBe(false);
+  });
+
+  test('one it made, where something else appeared meanwhile: kept, with what is in it', async () => {
+    const state = path.join(dir, 'crowded', 'state');
+    await failingLate(state, (line) => {
+      // Said once the links listen: the state directory is there and locked.
+      if (line.includes('listening')) fs.writeFileSync(path.join(state, 'notes.txt'), 'mine\n');
+    });
+    expect(fs.readdirSync(state).sort()).toEqual(['notes.txt', 'state.journal', 'state.json', 'vnetd.lock']);
+    expect(fs.readFileSync(path.join(state, 'notes.txt'), 'utf8')).toBe('mine\n');
+  });
+});
+
 describe('who may reach the daemon through its state directory', () => {
   test('a state directory others can write to, or that another user owns, is refused before anything starts', async () => {
     const open = path.join(dir, 'open');
