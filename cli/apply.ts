@@ -11,7 +11,8 @@ import { isMachineName } from '../src/model/names.js';
 import { suggest } from '../src/lang/suggest.js';
 import { painterFor } from './color.js';
 import { UsageError, type Io } from './io.js';
-import { prepare, type Prepared, type ReachArgs } from './live.js';
+import { prepare, upCommand, type Prepared, type ReachArgs } from './live.js';
+import type { Interrupt } from './interrupt.js';
 import { computePlan, report, show } from './plan.js';
 
 export interface ApplyArgs extends ReachArgs {
@@ -45,7 +46,7 @@ export const APPLY_FORMAT_VERSION = '1.0';
  * (unless --auto-approve, or the file is a saved plan, which was reviewed
  * when it was made), then pushes it. 0 applied (or nothing to do), 1 error.
  */
-export async function apply(io: Io, args: ApplyArgs): Promise<number> {
+export async function apply(io: Io, args: ApplyArgs, interrupt?: Interrupt): Promise<number> {
   const ifaces = ifaceSpecs(args.iface);
   const launch = launchWith(ifaces);
   if (args.state !== undefined) throw new UsageError('apply works on the live daemons; --state is for reviewing with plan');
@@ -60,13 +61,13 @@ export async function apply(io: Io, args: ApplyArgs): Promise<number> {
       const close = suggest(m, machines);
       throw new UsageError(`--iface names ${m}, which ${prepared.file.name} does not declare${close ? `; did you mean '${close}'?` : ` (its machines: ${machines.join(', ')})`}`);
     }
-    return await run(io, args, prepared, diags, launch);
+    return await run(io, args, prepared, diags, launch, interrupt);
   } finally {
     await prepared.fetched?.close();
   }
 }
 
-async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnostic[], launch: ApplyOptions['launchFor']): Promise<number> {
+async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnostic[], launch: ApplyOptions['launchFor'], interrupt: Interrupt | undefined): Promise<number> {
   const fetched = prepared.fetched!;
   const saved = deltaBase(prepared.file.text) !== undefined;
   // The question would come with no plan shown above it (JSON shows it only at the end), so nobody could answer it knowingly.
@@ -96,13 +97,28 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
 
   const progress = progressPrinter(io, args);
   const started = Date.now();
+  // What is left running if the command ends early: said by a second signal as the process exits, or after a first one cut the apply short.
+  const daemons = { running: [] as string[], starting: new Set<string>() };
+  interrupt?.sayAtExit(() => leftRunning(args, daemons.running, [...daemons.starting]));
   const result = await applyPlan(plan.steps, fetched, {
     launchFor: launch,
     parallelism: args.parallelism,
     progress: progress.event,
+    signal: interrupt?.signal,
+    daemon: (machine, now) => {
+      if (now === 'starting') return void daemons.starting.add(machine);
+      daemons.starting.delete(machine);
+      daemons.running.push(machine);
+    },
     replan: () => diff(liveOf(fetched.reached), prepared.desired, { proxy: plan.proxy, overlayAddress: overlayAddresses(fetched.reached) }).steps,
   });
   progress.done();
+  if (interrupt?.status !== undefined) {
+    if (args.json) io.stdout.write(JSON.stringify(applyJson(result, false, diags), null, 2) + '\n');
+    else if (result.failures.length) io.stderr.write(renderFailure(result, prepared.file.name, painterFor(io, io.stderr, args.color)) + '\n');
+    io.stderr.write(`vnetc: ${leftRunning(args, daemons.running, [], result.interrupted)}\n`);
+    return interrupt.status;
+  }
   const ms = Date.now() - started;
   if (args.json) {
     io.stdout.write(JSON.stringify({ ...applyJson(result, result.ok, diags), ms }, null, 2) + '\n');
@@ -116,6 +132,20 @@ async function run(io: Io, args: ApplyArgs, prepared: Prepared, diags: Diagnosti
   }
   io.stderr.write(renderFailure(result, prepared.file.name, painterFor(io, io.stderr, args.color)) + '\n');
   return 1;
+}
+
+/**
+ * After a signal: the daemons this command started, which keep running,
+ * those it was still starting (which may be running by now), and how to
+ * stop them all.
+ */
+function leftRunning(args: ApplyArgs, running: readonly string[], starting: readonly string[], cutShort = false): string {
+  const list = (ms: readonly string[]) => (ms.length === 1 ? ms[0]! : `${ms.slice(0, -1).join(', ')} and ${ms[ms.length - 1]}`);
+  if (!running.length && !starting.length) return 'interrupted before any daemon was started';
+  const parts = [];
+  if (running.length) parts.push(`the daemon${running.length === 1 ? '' : 's'} of ${list(running)} ${running.length === 1 ? 'was' : 'were'} started and ${running.length === 1 ? 'keeps' : 'keep'} running${cutShort ? `, without all of ${args.file}'s links and rules` : ''}`);
+  if (starting.length) parts.push(`${list(starting)} ${starting.length === 1 ? 'was' : 'were'} being started and may be running too`);
+  return `interrupted: ${parts.join('; ')}; to stop ${running.length + starting.length === 1 ? 'it' : 'them'}: ${upCommand(args.file, args, 'down')}`;
 }
 
 type Paint = ReturnType<typeof painterFor>;

@@ -18,6 +18,8 @@ export interface Interrupt {
   readonly status: number | undefined;
   /** Work a second signal must still do before the process exits. */
   atExit(cleanup: () => Promise<unknown>): void;
+  /** What a second signal says last, as the process exits without finishing (what is left running, and how to stop it). */
+  sayAtExit(note: () => string): void;
 }
 
 type Name = 'SIGINT' | 'SIGTERM';
@@ -33,6 +35,7 @@ const AGAIN: Record<Name, string> = { SIGINT: 'Ctrl-C', SIGTERM: 'SIGTERM' };
 export async function interruptible<T>(io: Io, stopping: string, command: (i: Interrupt) => Promise<T>): Promise<T> {
   const stop = new AbortController();
   const cleanups: (() => Promise<unknown>)[] = [];
+  const notes: (() => string)[] = [];
   let status: number | undefined;
   let received = 0;
   const on = (name: Name) => () => {
@@ -45,7 +48,10 @@ export async function interruptible<T>(io: Io, stopping: string, command: (i: In
     } else if (received === 2) {
       io.stderr.write(`vnetc: ${name} again: stopping now${cleanups.length ? ', once what it started is removed' : ''}\n`);
       // A cleanup that fails has nothing left to report to: the process is ending either way.
-      void Promise.allSettled(cleanups.map((f) => f())).then(() => process.exit(code));
+      void Promise.allSettled(cleanups.map((f) => f())).then(() => {
+        for (const note of notes) io.stderr.write(`vnetc: ${note()}\n`);
+        process.exit(code);
+      });
     } else {
       process.exit(code);
     }
@@ -59,6 +65,7 @@ export async function interruptible<T>(io: Io, stopping: string, command: (i: In
         return status;
       },
       atExit: (cleanup) => void cleanups.push(cleanup),
+      sayAtExit: (note) => void notes.push(note),
     });
   } finally {
     for (const [name, handler] of Object.entries(handlers)) process.off(name, handler);

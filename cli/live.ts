@@ -121,12 +121,13 @@ export function unreachable(file: SourceFile, failures: readonly ReachError[]): 
 }
 
 /**
- * The `vnetc up` that starts the daemons of `file` again, with the flags that
- * chose how they were reached: a hint without --local would send a person
- * over SSH to machines that only exist on this one.
+ * The `vnetc up` that starts the daemons of `file` again (or the `vnetc
+ * down` that stops them), with the flags that chose how they were reached:
+ * a hint without --local would send a person over SSH to machines that
+ * only exist on this one.
  */
-export function upCommand(file: string | undefined, args: ReachArgs): string {
-  const words = ['vnetc', 'up'];
+export function upCommand(file: string | undefined, args: ReachArgs, command: 'up' | 'down' = 'up'): string {
+  const words = ['vnetc', command];
   // Without a file the daemons are the local ones, whatever --local said.
   if (args.local || file === undefined) words.push('--local');
   if (args.sshConfig !== undefined) words.push('-F', shellWord(args.sshConfig));

@@ -320,7 +320,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .positional('file', { type: 'string', demandOption: true, describe: 'The .vnet file' })
           .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
           .option('iface', IFACE)
-          .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" }),
+          .option('proxy', { type: 'string', describe: "The Proxy's machine (default: 'proxy', else the first HOST)" })
+          .epilogue('Exit status: 0 success, 1 error, 130 stopped by Ctrl-C (it starts no more daemons, and names those it started, which keep running, and how to stop them).'),
       (a) => {
         run = async () =>
           (await import('./up.js')).up(io, { file: a.file, json: a.json, allowBackboneDelete: false, proxy: a.proxy, color: a.color, iface: a.iface, ...reach(a) });

@@ -6,13 +6,23 @@ import { diff } from '../src/plan/diff.js';
 import { applyPlan } from '../src/remote/apply.js';
 import { defaultLaunch } from '../src/remote/launch.js';
 import { apply, type ApplyArgs } from './apply.js';
+import { interruptible } from './interrupt.js';
 import { UsageError, type Io } from './io.js';
 import { prepare, type ReachArgs } from './live.js';
 import { report } from './plan.js';
 
-/** `vnetc up <file>`: start the daemons a file names and establish its topology (the papers' startup tool). */
-export function up(io: Io, args: Omit<ApplyArgs, 'autoApprove'>): Promise<number> {
-  return apply(io, { ...args, autoApprove: true });
+/**
+ * `vnetc up <file>`: start the daemons a file names and establish its
+ * topology (the papers' startup tool). A first Ctrl-C starts no more
+ * daemons and pushes no changes, lets those being started come up, and says
+ * which were started and how to stop them; a second ends at once, saying
+ * the same.
+ */
+export async function up(io: Io, args: Omit<ApplyArgs, 'autoApprove'>): Promise<number> {
+  return interruptible(io, 'starting no more daemons, then saying which were started', async (i) => {
+    const code = await apply(io, { ...args, autoApprove: true }, i);
+    return i.status ?? code;
+  });
 }
 
 export interface DownArgs extends ReachArgs {

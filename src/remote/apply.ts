@@ -53,6 +53,8 @@ export interface ApplyReport {
   failures: { machine: string; message: string }[];
   /** Daemons this apply started. */
   started: string[];
+  /** Whether `signal` cut it short: daemons not started, or changes not pushed. */
+  interrupted: boolean;
 }
 
 export interface ApplyOptions {
@@ -70,6 +72,10 @@ export interface ApplyOptions {
   replan?: () => Step[];
   /** Daemons whose share is left out (down: a stopped daemon has nothing to remove); steps report only the others. */
   skip?: ReadonlySet<string>;
+  /** Once aborted, no more daemons are started and no changes pushed; daemons being started finish starting, batches being pushed are answered. */
+  signal?: AbortSignal;
+  /** Told as a daemon is about to be started, and once it runs (before it is asked for its state): what a person must know is running if the command ends early. */
+  daemon?: (machine: string, now: 'starting' | 'started') => void;
 }
 
 /** The changes one step makes at each daemon, in order. */
@@ -114,6 +120,8 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const failures: { machine: string; message: string }[] = [];
   const started: string[] = [];
   const parallelism = opts.parallelism ?? 10;
+  let interrupted = false;
+  const cut = (): boolean => (opts.signal?.aborted ? (interrupted = true) : false);
 
   /** Records how one daemon's share went, on each step it carried, and reports it. */
   const settle = (machine: string, stage: Stage, carried: Iterable<StepResult>, changes: number, message?: string, stepError?: Map<StepResult, string>): void => {
@@ -127,10 +135,13 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const startDaemon = async (r: StepResult): Promise<void> => {
     const host = r.step.after as Host;
     const machine = host.machine;
+    if (cut()) return;
     try {
       const reached = fetched.reached.get(machine)!;
       if (r.step.action === 'replace') await reached.session.stop();
+      opts.daemon?.(machine, 'starting');
       await reached.session.start(opts.launchFor(host, reached.session));
+      opts.daemon?.(machine, 'started');
       reached.client = await reached.session.control();
       if (!reached.client) throw new ReachError(machine, `the daemon of ${machine} started but its control socket does not answer`);
       // A daemon restarted over its state directory comes back holding what it held before.
@@ -177,14 +188,16 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   const hosts = results.filter((r) => r.step.phase === Phase.Hosts);
   if (hosts.length) {
     await mapBounded(hosts, parallelism, startDaemon);
-    statusOf(hosts);
-    if (failures.length) return { results, ok: false, failures, started };
+    // A daemon not begun (cut short by the signal) stays not-attempted.
+    statusOf(hosts.filter((r) => r.at.length));
+    if (failures.length) return { results, ok: false, failures, started, interrupted };
     if (started.length && opts.replan) {
       const rest = opts.replan().filter((s) => s.phase !== Phase.Hosts);
       results = [...hosts, ...rest.map((step): StepResult => ({ step, status: 'not-attempted', at: [] }))];
     }
   }
   const changes = results.filter((r) => r.step.phase !== Phase.Hosts);
+  if (cut() && changes.length) return { results, ok: false, failures, started, interrupted };
   // Each daemon's batch: its changes in the plan's phase order, and which step each came from.
   const batches = new Map<string, { changes: Change[]; owner: StepResult[] }>();
   for (const r of [...changes].sort((a, b) => a.step.phase - b.step.phase)) {
@@ -200,5 +213,5 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
   }
   await mapBounded([...batches], parallelism, ([machine, b]) => pushBatch(machine, b));
   statusOf(changes);
-  return { results, ok: failures.length === 0, failures, started };
+  return { results, ok: failures.length === 0, failures, started, interrupted };
 }
