@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { isMachineName } from '../src/model/names.js';
+import { connectUnix, tooLong } from '../src/util/unix-socket.js';
 import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
 import { version } from '../src/version.js';
 import { captureTarget, isWithin, namesByIdentity, plannedDirectory } from './capture/capture-paths.js';
@@ -79,7 +80,7 @@ async function ctl(argv: string[]): Promise<void> {
   const replyMs = timeoutS * 1000;
   const greetingMs = Math.min(GREETING_MS, replyMs);
   const path = controlSocketPath(dir);
-  const sock = net.connect(path);
+  const sock = connectUnix(path);
   let leaving: number | null = null;
   let owed: NodeJS.Timeout | undefined;
   /**
@@ -155,6 +156,8 @@ async function main(argv: string[]): Promise<void> {
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fail(`--port must be 1..65535, not '${portText}'`);
   const stateDir = values['state-dir'] || fail('say where to keep state: --state-dir DIR');
+  const long = tooLong(controlSocketPath(stateDir));
+  if (long) fail(`--state-dir holds the control socket: ${long.message}`);
   if (net.isIP(values.listen) === 0) fail(`--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not '${values.listen}'`);
   const interfaces: Interface[] = [];
   for (const spec of values.iface) {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { lstat, rm } from 'node:fs/promises';
-import { listenOwnerOnly } from '../../src/util/unix-socket.js';
+import { answers, connectUnix, listenOwnerOnly, tooLong } from '../../src/util/unix-socket.js';
 import net from 'node:net';
 import path from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
@@ -109,6 +109,8 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
     const spec = `qemu-stream:${params}`;
     if (key === 'path' || key === 'connect-path') {
       if (!path.isAbsolute(value)) throw new Error(`qemu-stream: ${key} '${value}' must be an absolute path (for example ${key}=/run/vnetd/${name}.sock)`);
+      const long = tooLong(value);
+      if (long) throw new Error(`qemu-stream: ${key}: ${long.message}`);
       return new QemuStreamInterface(name, spec, { unix: value }, dial);
     }
     const hp = parseHostPort(value);
@@ -164,7 +166,7 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
   /** One dial attempt; a failure schedules the next. */
   private connect(): void {
     if (this.closing) return;
-    const s = 'unix' in this.at ? net.connect(this.at.unix) : net.connect(this.at.tcp.port, this.at.tcp.host);
+    const s = 'unix' in this.at ? connectUnix(this.at.unix) : net.connect(this.at.tcp.port, this.at.tcp.host);
     this.dialing = s;
     const failed = (e: NodeJS.ErrnoException) => {
       this.dialing = undefined;
@@ -314,12 +316,7 @@ async function removeStaleSocket(file: string): Promise<void> {
   const st = await lstat(file).catch(() => undefined);
   if (!st) return;
   if (!st.isSocket()) throw new Error(`${file} exists and is not a socket; choose another path`);
-  const live = await new Promise<boolean>((resolve) => {
-    const c = net.connect(file);
-    c.once('connect', () => (c.destroy(), resolve(true)));
-    c.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`${file} is in use by another process`);
+  if (await answers(file)) throw new Error(`${file} is in use by another process`);
   await rm(file, { force: true });
 }
 

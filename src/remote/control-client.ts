@@ -1,5 +1,5 @@
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { connectUnix } from '../util/unix-socket.js';
 import { formatCommand, GREETING_MS, OversizedReply, REPLY_LIMITS, REPLY_MS, ReplyReader, type Change, type Reply, type ReplyLimits } from '../wire/control.js';
 
 /**
@@ -102,7 +102,7 @@ export class ControlClient {
 
   static connect(socketPath: string, patience?: Patience, limits?: ReplyLimits): Promise<ControlClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(socketPath);
+      const s = connectUnix(socketPath);
       s.once('error', reject);
       s.once('connect', () => {
         s.off('error', reject);

@@ -41,6 +41,9 @@ test.each([
   [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:listen=abc,peer=127.0.0.1:1'], 2, "--iface: qemu-udp: listen 'abc' is not HOST:PORT with a port 1-65535"],
   [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:listen=127.0.0.1:99999,peer=127.0.0.1:1'], 2, "qemu-udp: listen '127.0.0.1:99999' is not HOST:PORT"],
   [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:peer=127.0.0.1:1'], 2, 'qemu-udp needs listen=HOST:PORT'],
+  // Socket paths the kernel cannot hold: libuv would bind or dial a shorter one, where nobody looks.
+  [['--port', '1', '--state-dir', `/tmp/${'d'.repeat(100)}`], 2, `--state-dir holds the control socket: the socket path /tmp/${'d'.repeat(100)}/vnetd.sock is 116 bytes long, and a Unix socket's can be at most 107: use a shorter directory`],
+  [['--port', '1', '--state-dir', 'x', '--iface', `vm0=qemu-stream:connect-path=/run/${'q'.repeat(120)}`], 2, `--iface: qemu-stream: connect-path: the socket path /run/${'q'.repeat(120)} is 125 bytes long`],
 ])('%j: exit %d, %s', (args, status, message) => {
   const r = vnetd(args);
   expect(r.stderr).toContain(message);
