@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chain, INSTALL, MKDIRS } from '../../src/remote/ssh/scripts.js';
+import { chain, EXIT, INSTALL, MKDIRS } from '../../src/remote/ssh/scripts.js';
 
 /**
  * The upload's remote scripts on a machine whose userland is BusyBox (Alpine,
@@ -119,5 +119,23 @@ suite.each(SHELLS)('the upload scripts under %s', (_, shell) => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(fs.readdirSync(cache).sort()).toEqual([path.basename(fresh), path.basename(next)].sort());
+  });
+});
+
+suite('the directory checks when find fails', () => {
+  test('a find that fails, printing nothing, is not taken for a clean bill: the directory is refused as unsafe', () => {
+    const failing = path.join(dir, 'failing-find');
+    fs.mkdirSync(failing);
+    for (const a of fs.readdirSync(bin)) if (a !== 'find') fs.symlinkSync(path.join(bin, a), path.join(failing, a));
+    fs.writeFileSync(path.join(failing, 'find'), `#!${BUSYBOX} sh\nexit 1\n`, { mode: 0o755 });
+    const cache = path.join(dir, 'checked');
+    fs.mkdirSync(cache, { mode: 0o700 });
+    const run = (PATH: string) => spawnSync('/bin/sh', ['-c', MKDIRS, 'sh', ...chain({ dirs: [cache], root: undefined }), cache, path.join(cache, 'new')], { encoding: 'utf8', env: { PATH } });
+    const r = run(failing);
+    expect(r.stdout).toContain(`unsafe=${cache}\n`);
+    expect(r.status).toBe(EXIT.unsafe);
+    expect(fs.existsSync(path.join(cache, 'new'))).toBe(false);
+    // With a find that works, the same directory passes.
+    expect(run(bin).status).toBe(0);
   });
 });

@@ -49,11 +49,14 @@ export const EXIT = {
  * paths itself.
  */
 const UNSAFE = `unsafe() { printf 'unsafe=%s\\n' "$1"; ls -ldn "$1"; exit ${EXIT.unsafe}; };`;
-/** `mine P`: P is the SSH user's and closed to writes by group and others. `held P`: P (a symlink's own owner counts, not its mode) is root's or the SSH user's. `sound P`: P is held, and closed to writes by group and others unless sticky. */
+/**
+ * `mine P`: P is the SSH user's and closed to writes by group and others. `held P`: P (a symlink's own owner counts, not its mode) is root's or the SSH user's.
+ * `sound P`: P is held, and closed to writes by group and others unless sticky. Each fails when find does (missing, or P unreadable): printing nothing then proves nothing.
+ */
 const TRUST =
-  ` mine() { [ -z "$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print)" ]; };` +
-  ` held() { [ -z "$(find "$1" -prune ! -user 0 ! -user "$(id -u)" -print)" ]; };` +
-  ` sound() { held "$1" && [ -z "$(find "$1" -prune \\( -perm -020 -o -perm -002 \\) ! -perm -1000 -print)" ]; };`;
+  ` mine() { _f=$(find "$1" -prune \\( ! -user "$(id -u)" -o -perm -020 -o -perm -002 \\) -print) && [ -z "$_f" ]; };` +
+  ` held() { _f=$(find "$1" -prune ! -user 0 ! -user "$(id -u)" -print) && [ -z "$_f" ]; };` +
+  ` sound() { held "$1" && _f=$(find "$1" -prune \\( -perm -020 -o -perm -002 \\) ! -perm -1000 -print) && [ -z "$_f" ]; };`;
 /** `along P`: every directory from the physical path P up to / is sound. */
 const ALONG = ` along() { _p=$1; while :; do sound "$_p" || unsafe "$_p"; [ "$_p" = / ] && return; _p=\${_p%/*}; _p=\${_p:-/}; done; };`;
 const LINKED =
