@@ -179,6 +179,77 @@ suite('passphrase-protected identity files', () => {
     }
   });
 
+  /** A real ssh-agent on a socket in `home`, holding the keys `add` loads; killed after `body`. */
+  async function withAgent(home: string, add: (env: NodeJS.ProcessEnv) => void, body: (sock: string) => Promise<void>): Promise<void> {
+    const sock = path.join(home, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+      add({ ...process.env, SSH_AUTH_SOCK: sock });
+      await body(sock);
+    } finally {
+      agent.kill();
+    }
+  }
+
+  /** ssh-add of a protected key file, its passphrase from a program as ssh-add itself asks for it. */
+  function sshAdd(env: NodeJS.ProcessEnv, home: string, key: string): void {
+    const giver = path.join(home, 'give-passphrase');
+    fs.writeFileSync(giver, `#!/bin/sh\necho '${SECRET}'\n`, { mode: 0o700 });
+    const r = spawnSync('ssh-add', [key], { env: { ...env, SSH_ASKPASS: giver, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+    expect(r.stderr).toMatch(/Identity added/);
+  }
+
+  test('IdentitiesOnly yes: the agent signs for the IdentityFile it holds, with no passphrase to be had', async () => {
+    const s = side([]);
+    const cfg = path.join(s.home, 'ssh_config');
+    fs.writeFileSync(cfg, `Host h1\n  IdentitiesOnly yes\n${fs.readFileSync(cfg, 'utf8')}`);
+    // Nobody to ask: no terminal, no askpass allowed.
+    const noOne = { env: {}, terminal: s.opts().passphrase!.terminal! };
+    await withAgent(
+      s.home,
+      (env) => sshAdd(env, s.home, s.key),
+      async (sock) => {
+        // Only its public half beside it (as ssh-keygen leaves it) and in the agent: ssh would log in so, and so does vnetc.
+        fs.writeFileSync(`${s.key}.pub`, fs.readFileSync(`${sshd!.userKey}.pub`));
+        await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock }, passphrase: noOne })), host('h1'));
+        // And with no .pub: the protected file's own clear header names its key.
+        fs.rmSync(`${s.key}.pub`);
+        await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock }, passphrase: noOne })), host('h1'));
+        expect(s.prompts()).toEqual([]);
+      },
+    );
+  });
+
+  test('IdentitiesOnly yes: an agent key that is not an IdentityFile is not offered, though the server would take it', async () => {
+    const s = side([]);
+    const cfg = path.join(s.home, 'ssh_config');
+    fs.writeFileSync(cfg, `Host h1\n  IdentitiesOnly yes\n${fs.readFileSync(cfg, 'utf8')}`);
+    const other = path.join(s.home, 'other');
+    const otherPub = keygen(other);
+    const authorized = path.join(sshd!.dir, 'authorized_keys');
+    const before = fs.readFileSync(authorized, 'utf8');
+    fs.appendFileSync(authorized, otherPub + '\n');
+    try {
+      await withAgent(
+        s.home,
+        (env) => expect(spawnSync('ssh-add', [other], { env, stdio: 'ignore' }).status).toBe(0),
+        async (sock) => {
+          const t = (extra: string) => {
+            fs.writeFileSync(cfg, `Host h1\n  IdentitiesOnly ${extra}\n${fs.readFileSync(cfg, 'utf8').replace(/^Host h1\n  IdentitiesOnly \w+\n/, '')}`);
+            return new SshTransport(s.opts({ local: { home: s.home, authSock: sock }, passphrase: { env: {}, terminal: s.opts().passphrase!.terminal! } }));
+          };
+          const e = await reachError(open(t('yes'), host('h1')));
+          expect(e.message).toBe(`cannot log in to ${sshd!.user}@127.0.0.1:${sshd!.port} (h1): key ${s.shown} is passphrase-protected; add it to ssh-agent (ssh-add ${s.shown}) or run on a terminal / set SSH_ASKPASS`);
+          // The same agent without IdentitiesOnly: its key is offered, and taken.
+          await open(t('no'), host('h1'));
+        },
+      );
+    } finally {
+      fs.writeFileSync(authorized, before);
+    }
+  });
+
   test('a connection that needed a passphrase is not kept: said once, and no keeper is started', async () => {
     const s = side([SECRET]);
     const kept = path.join(s.home, 'vnetc', 'ssh');

@@ -3,15 +3,17 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod } from 'ssh2';
 import type { SshHostConfig } from './config.js';
-import { KeyLocked, ProtectedKeyAgent, type KeyUnlocker } from './unlock.js';
+import { MatchingAgent } from './agent-keys.js';
+import { KeyLocked, ProtectedKeyAgent, publicHalf, type KeyUnlocker } from './unlock.js';
 
 /**
  * The ways to prove who we are, in the order OpenSSH tries them: the agent's
  * keys, then identity files (IdentityFile, or the default ones when none is
- * configured). A passphrase-protected file is offered through a
- * ProtectedKeyAgent, which asks for the passphrase only once the server
- * accepts the key. Keys that cannot be used (missing, unreadable, not a
- * key) are skipped and named in the failure message.
+ * configured). Under IdentitiesOnly the agent still signs for an identity
+ * file it holds, and for no other key. A passphrase-protected file is
+ * offered through a ProtectedKeyAgent, which asks for the passphrase only
+ * once the server accepts the key. Keys that cannot be used (missing,
+ * unreadable, not a key) are skipped and named in the failure message.
  */
 
 export interface AuthPlan {
@@ -35,29 +37,25 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
   const username = cfg.user;
   const short = (p: string) => (p.startsWith(home + path.sep) ? '~' + p.slice(home.length) : p);
 
-  if (cfg.agentSocket && !cfg.identitiesOnly) {
-    if (existsSync(cfg.agentSocket)) {
-      methods.push({ type: 'agent', username, agent: cfg.agentSocket });
-      notes.push(`the agent's keys (${short(cfg.agentSocket)})`);
-    } else {
-      notes.push(`no agent: ${short(cfg.agentSocket)} does not exist`);
-    }
-  } else if (!cfg.identitiesOnly) {
-    notes.push('no agent (SSH_AUTH_SOCK is not set)');
-  }
-
   const configured = cfg.identityFiles.length > 0;
   const files = configured ? cfg.identityFiles : DEFAULT_IDENTITIES.map((n) => path.join(home, '.ssh', n));
+  /** The identity files' public keys: under IdentitiesOnly, the agent keys that may be offered. */
+  const publics: Buffer[] = [];
   for (const file of files) {
     let text: Buffer;
     try {
       text = readFileSync(file);
     } catch (e) {
+      // A key kept only in the agent may be named by its .pub alone, as ssh allows.
+      const pub = publicHalf(file, Buffer.alloc(0));
+      if (pub) publics.push(pub.getPublicSSH());
       // Missing default identities are normal; a missing configured one is worth saying.
       if (configured || (e as NodeJS.ErrnoException).code !== 'ENOENT') notes.push(`${short(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
       continue;
     }
     const key = ssh2.utils.parseKey(text);
+    const pub = publicHalf(file, text) ?? (key instanceof Error ? undefined : key);
+    if (pub) publics.push(pub.getPublicSSH());
     if (key instanceof Error) {
       if (!/encrypted|passphrase/i.test(key.message)) {
         notes.push(`${short(file)}: not a usable private key (${key.message})`);
@@ -74,6 +72,20 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
     }
     methods.push({ type: 'publickey', username, key: text });
     notes.push(short(file));
+  }
+
+  // First, as ssh asks the agent before reading any file: a key it holds is used without its passphrase.
+  const agent = cfg.agentSocket;
+  if (!agent) {
+    if (!cfg.identitiesOnly) notes.unshift('no agent (SSH_AUTH_SOCK is not set)');
+  } else if (!existsSync(agent)) {
+    notes.unshift(`no agent: ${short(agent)} does not exist`);
+  } else if (!cfg.identitiesOnly) {
+    methods.unshift({ type: 'agent', username, agent });
+    notes.unshift(`the agent's keys (${short(agent)})`);
+  } else if (publics.length) {
+    methods.unshift({ type: 'agent', username, agent: new MatchingAgent(agent, publics) });
+    notes.unshift(`the agent's keys that are these files' (${short(agent)}; IdentitiesOnly)`);
   }
   return plan;
 }
