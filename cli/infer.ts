@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
 import type { Fetched, Reached } from '../src/remote/fetch.js';
-import { ReachError } from '../src/remote/transport.js';
+import { BrokenReply, ReachError } from '../src/remote/transport.js';
 import { applySettingWords, formatSettings, settingsFromLines, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
 import { changeLine } from '../src/vttif/render/change.js';
 import { renderDot } from '../src/vttif/render/dot.js';
@@ -106,9 +106,10 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
         try {
           reply = await at.client!.request('INFER?');
         } catch (e) {
-          // A daemon stopped, killed or restarted while this command read from it.
-          if (e instanceof ReachError) throw e;
-          throw new ReachError(collector, `the collector went away while vnetc read from it (${(e as Error).message})`, `start it again with '${upCommand(file, args)}', then run this command again`);
+          // A daemon stopped, killed or restarted while this command read from it (idle, or while it owed INFER?'s reply).
+          if (e instanceof ReachError && !(e instanceof BrokenReply)) throw e;
+          const why = e instanceof BrokenReply ? e.why : (e as Error).message;
+          throw new ReachError(collector, `the collector went away while vnetc read from it (${why})`, `start it again with '${upCommand(file, args)}', then run this command again`);
         }
         if (!reply.ok) throw new ReachError(collector, `the collector refused INFER?: ${reply.code} ${reply.text}`, `VTTIF may have been turned off or moved; 'vnetc infer${file ? ` ${file}` : ''}' turns it on again`);
         const lines = reply.data;

@@ -15,7 +15,7 @@ import { Router } from '../src/remote/router.js';
 import { KeeperDir } from '../src/remote/ssh/keeper-dir.js';
 import { shQuote } from '../src/remote/ssh/quote.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
-import type { ReachError, Transport } from '../src/remote/transport.js';
+import { BrokenReply, type ReachError, type Transport } from '../src/remote/transport.js';
 import { InputError } from '../src/util/input-error.js';
 import { MAX_TIMER_MS } from '../src/util/timer.js';
 import { describeIoError, load, STDIN, UsageError, type Io } from './io.js';
@@ -114,10 +114,14 @@ function hostSpans(file: SourceFile): Map<string, Span> {
   return new Map((parseSource(file).program?.hosts ?? []).map((h) => [h.machine.text, { start: h.start, end: h.end }]));
 }
 
-/** Machines that could not be reached, each reported against its HOST line (VN5001). */
+/** Machines that could not be reached (VN5001), or whose connection broke mid-reply (VN5003), each reported against its HOST line. */
 export function unreachable(file: SourceFile, failures: readonly ReachError[]): Diagnostic[] {
   const spans = failures.length ? hostSpans(file) : new Map<string, Span>();
-  return failures.map((f) => diagnostic(Msg.Unreachable, file, spans.get(f.machine), [f.machine, new Verbatim(f.message)], f.hint ? { hint: f.hint } : {}));
+  return failures.map((f) => {
+    // Reached, then cut off mid-reply: not "cannot reach".
+    const [msg, said] = f instanceof BrokenReply ? [Msg.ReplyBroke, f.detail] : [Msg.Unreachable, f.message];
+    return diagnostic(msg, file, spans.get(f.machine), [f.machine, new Verbatim(said)], f.hint ? { hint: f.hint } : {});
+  });
 }
 
 /**

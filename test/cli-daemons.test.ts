@@ -111,6 +111,32 @@ describe('SSH to a port that is not an SSH server', () => {
   });
 });
 
+describe('a local daemon whose connection breaks midway through a reply', () => {
+  test('is said to have broken during the reply to what was asked (VN5003), not to be unreachable', async () => {
+    write('solo.vnet', spec('solo'));
+    const machineDir = path.join(home, 'local', 'solo');
+    fs.mkdirSync(machineDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(path.join(home, 'local'), 0o700);
+    // Greets as the daemon of solo, then sends the start of the first reply and hangs up.
+    const cut = net.createServer((c) => {
+      c.on('error', () => {});
+      c.write('OK vnetd 0.1.0 protocol 1 machine solo\n');
+      c.once('data', () => c.end('* machine solo\n'));
+    });
+    await new Promise<void>((r) => cut.listen(path.join(machineDir, 'vnetd.sock'), r));
+    try {
+      const r = await run('plan', '--local', 'solo.vnet');
+      expectNoCrash(r);
+      expect(r.stderr).toContain('solo.vnet:2:3: error[VN5003]: the connection to the daemon of solo broke during the reply to INFO?: the daemon closed it');
+      expect(r.stderr).toContain(`hint: the daemon may have exited or been restarted, or the connection to the machine was cut: see its log (${path.join(machineDir, 'vnetd.log')}), then run the command again`);
+      expect(r.stderr).not.toContain('cannot reach');
+      expect(r.status).toBe(1);
+    } finally {
+      await new Promise((r) => cut.close(r));
+    }
+  });
+});
+
 describe('a local daemon that does not answer', () => {
   test('show and plan name it and say what to do, rather than wait for ever', async () => {
     write('solo.vnet', spec('solo'));

@@ -210,6 +210,7 @@ export const Msg = {
   // ── reaching daemons (APPLY.md) ──────────────────────────────────────
   Unreachable: def('VN5001', 'error', 'cannot reach {0}: {1}', 'check that the machine is up and reachable over SSH, then run the command again'),
   DamagedLaunch: def('VN5002', 'warning', 'the record of the local daemon {0} is damaged, so it is left out: {1}', 'remove its directory if its daemon no longer runs'),
+  ReplyBroke: def('VN5003', 'error', 'the connection to the daemon of {0} broke {1}', 'run the command again; vnetc plan shows what the daemon holds now'),
 } as const satisfies Record<string, MessageDef>;
 
 export type MessageKey = keyof typeof Msg;

@@ -1,27 +1,48 @@
 import type { Duplex } from 'node:stream';
 import { connectUnix } from '../util/unix-socket.js';
-import { formatCommand, GREETING_MS, OversizedReply, REPLY_LIMITS, REPLY_MS, ReplyReader, type Change, type Reply, type ReplyLimits } from '../wire/control.js';
+import { clipWord } from '../wire/clip-word.js';
+import { formatCommand, GREETING_MS, OversizedReply, REPLY_LIMITS, REPLY_MS, REPLY_WHOLE_MS, ReplyReader, type Change, type Reply, type ReplyLimits } from '../wire/control.js';
 
-/**
- * How long a daemon may owe an answer without sending a byte before the
- * client gives up on it: the greeting, which a daemon sends as soon as it
- * accepts, and any later reply (a large batch commits in seconds).
- */
-export interface Patience {
-  greetingMs: number;
-  replyMs: number;
-  /** What every waiting request fails with: `greeting` when not even the greeting came. */
+/** How a client fails its waiting requests, for each way a daemon can let it down. */
+export interface DaemonFailures {
+  /** Silence: `greeting` when not even the greeting came (whole) in time, else no byte of an owed reply for `ms`. */
   error: (greeting: boolean, ms: number) => Error;
   /**
-   * What they fail with when the daemon sends more than a reply may hold
-   * (`what`: how much, as in `a reply line longer than 64 KiB`). Sending is
-   * not silence, so only this bound stops a peer that sends for ever.
+   * The daemon sends more than a reply may hold (`what`: how much, as in `a
+   * reply line longer than 64 KiB`). Sending is not silence, so only this
+   * bound stops a peer that sends for ever.
    */
   oversized?: (what: string) => Error;
+  /** One reply (to `request`, its command word) took longer than `ms` in all, though bytes kept coming. */
+  slow?: (request: string, ms: number) => Error;
+  /**
+   * The connection broke (`cause`) after the greeting, while the reply to
+   * `request` was owed; `during`: part of that reply had come.
+   */
+  broken?: (request: string, during: boolean, cause: string) => Error;
 }
 
-/** The bounds every transport gives a daemon, failing with `error` and `oversized`. */
-export const daemonPatience = (error: Patience['error'], oversized: (what: string) => Error): Patience => ({ greetingMs: GREETING_MS, replyMs: REPLY_MS, error, oversized });
+/**
+ * How long a daemon may take before the client gives up on it: the greeting,
+ * which a daemon sends whole as soon as it accepts; any later reply, without
+ * a byte (a large batch commits in seconds); and any one reply in all,
+ * which bounds a peer that trickles a byte now and then.
+ */
+export interface Patience extends DaemonFailures {
+  greetingMs: number;
+  replyMs: number;
+  wholeMs: number;
+}
+
+/** The bounds every transport gives a daemon, failing as `failures` says. */
+export const daemonPatience = (failures: DaemonFailures): Patience => ({ greetingMs: GREETING_MS, replyMs: REPLY_MS, wholeMs: REPLY_WHOLE_MS, ...failures });
+
+/** A request waiting for its reply, and the command word it is named by in messages (never the whole line: LINK ADD carries a key). */
+interface Waiter {
+  resolve: (r: Reply) => void;
+  reject: (e: Error) => void;
+  request: string;
+}
 
 /**
  * A client of vnetd's control protocol over any byte stream: a Unix socket
@@ -30,13 +51,17 @@ export const daemonPatience = (error: Patience['error'], oversized: (what: strin
  */
 export class ControlClient {
   private readonly reader: ReplyReader;
-  private readonly waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiting: Waiter[] = [];
   private buffered = '';
   private head = 0;
   private closed: Error | undefined;
   private outgoing: string | undefined;
   private replies = 0;
+  /** Lines of the reply being read so far: a break after any is one during that reply. */
+  private sinceReply = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The bound on the reply now owed, in all. */
+  private whole: NodeJS.Timeout | undefined;
   /** The greeting line the daemon sends on connect. */
   readonly greeting: Promise<Reply>;
 
@@ -47,7 +72,7 @@ export class ControlClient {
     limits: ReplyLimits = REPLY_LIMITS,
   ) {
     this.reader = new ReplyReader(limits);
-    this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.greeting = new Promise((resolve, reject) => this.waiting.push({ resolve, reject, request: 'the greeting' }));
     this.wait();
     stream.setEncoding('utf8');
     stream.on('data', (text: string) => {
@@ -64,37 +89,62 @@ export class ControlClient {
         stream.destroy();
       }
     });
-    stream.on('error', (e: Error) => this.fail(e));
+    stream.on('error', (e: Error) => this.broke(e, e.message));
     // 'end' too: an SSH channel whose far side went away may send EOF and wait for us to close.
-    const closed = () => this.fail(new Error('the daemon closed the control connection'));
+    const closed = () => this.broke(new Error('the daemon closed the control connection'), 'the daemon closed it');
     stream.on('end', closed);
     stream.on('close', closed);
   }
 
   /**
-   * (Re)starts the bound on the daemon's silence while it owes a reply; stops
-   * it when it owes none. `fresh`: it has just been heard from.
+   * The stream failed (`e`) or ended. Once the daemon has greeted, a reply
+   * it owed was cut short: that it was reached is known, and said.
    */
-  private wait(fresh = false): void {
-    if (!this.patience || this.closed) return;
-    if (this.waiting.length === this.head) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      return;
-    }
-    if (this.timer !== undefined && !fresh) return;
-    clearTimeout(this.timer);
+  private broke(e: Error, cause: string): void {
+    if (this.closed) return;
+    const owed = this.waiting[this.head];
+    if (this.replies === 0 || !owed) return this.fail(e);
+    const during = this.sinceReply > 0 || this.buffered.length > 0;
+    this.fail(this.patience?.broken?.(owed.request, during, cause) ?? new Error(`the control connection broke ${during ? 'during' : 'before'} the reply to ${owed.request}: ${cause}`));
+  }
+
+  /**
+   * (Re)starts the bounds while the daemon owes a reply; stops them when it
+   * owes none. `heard`: it has just sent something; `replied`: a whole reply,
+   * so the next one owed starts its own count in all.
+   */
+  private wait(heard = false, replied = false): void {
+    const patience = this.patience;
+    if (!patience || this.closed) return;
+    if (this.waiting.length === this.head) return this.stopBounds();
     const greeting = this.replies === 0;
-    const ms = greeting ? this.patience.greetingMs : this.patience.replyMs;
-    this.timer = setTimeout(() => {
-      this.fail(this.patience!.error(greeting, ms));
-      this.stream.destroy();
-    }, ms);
+    // The greeting is one line sent at once: its bound is on the whole of it, not renewed by each byte.
+    if (this.timer === undefined || (heard && !greeting)) {
+      clearTimeout(this.timer);
+      const ms = greeting ? patience.greetingMs : patience.replyMs;
+      this.timer = setTimeout(() => this.giveUp(patience.error(greeting, ms)), ms);
+    }
+    if (!greeting && (this.whole === undefined || replied)) {
+      clearTimeout(this.whole);
+      const request = this.waiting[this.head]!.request;
+      const ms = patience.wholeMs;
+      this.whole = setTimeout(() => this.giveUp(patience.slow?.(request, ms) ?? new Error(`the reply to ${request} took more than ${ms / 1000} s`)), ms);
+    }
+  }
+
+  private stopBounds(): void {
+    clearTimeout(this.timer);
+    clearTimeout(this.whole);
+    this.timer = this.whole = undefined;
+  }
+
+  private giveUp(e: Error): void {
+    this.fail(e);
+    this.stream.destroy();
   }
 
   private fail(e: Error): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.stopBounds();
     this.closed ??= e;
     for (const w of this.waiting.splice(0).slice(this.head)) w.reject(e);
     this.head = 0;
@@ -116,18 +166,22 @@ export class ControlClient {
     this.buffered += text;
     let start = 0;
     let nl: number;
+    let replied = false;
     while ((nl = this.buffered.indexOf('\n', start)) !== -1) {
       const reply = this.reader.line(this.buffered.slice(start, nl));
       start = nl + 1;
+      this.sinceReply++;
       if (reply) {
         this.replies++;
+        this.sinceReply = 0;
+        replied = true;
         this.next()?.resolve(reply);
       }
     }
     this.buffered = this.buffered.slice(start);
     // Checked as it comes: a peer that never ends its line would otherwise be buffered without end.
     this.reader.partial(this.buffered.length);
-    this.wait(true);
+    this.wait(true, replied);
   }
 
   /** The oldest waiter. An index, not shift(): a batch waits for a million replies. */
@@ -160,7 +214,8 @@ export class ControlClient {
   /** Sends one command line and waits for its reply. */
   request(line: string): Promise<Reply> {
     if (this.closed) return Promise.reject(this.closed);
-    const p = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    const request = clipWord(line.trim().split(/[ \t]/)[0]!);
+    const p = new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject, request }));
     this.wait();
     this.send(line + '\n');
     return p;
@@ -174,7 +229,8 @@ export class ControlClient {
     if (this.closed) throw this.closed;
     const replies: Promise<Reply>[] = [];
     const lines = ['BATCH', ...changes.map(formatCommand), 'COMMIT'];
-    for (let i = 0; i < lines.length; i++) replies.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
+    const request = `a batch of ${changes.length} change${changes.length === 1 ? '' : 's'}`;
+    for (let i = 0; i < lines.length; i++) replies.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject, request })));
     this.wait();
     this.send(lines.join('\n') + '\n');
     const all = await Promise.all(replies);

@@ -12,7 +12,7 @@ import { argvOf, isAlive } from '../util/process-alive.js';
 import { modeText, strangerIn, type Stranger } from '../util/strangers.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
-import { oversizedReply, ReachError, silentDaemon, type DaemonLaunch, type Session, type Transport } from './transport.js';
+import { daemonFailures, ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
 
 /**
  * The local transport: daemons on this machine, started and reached
@@ -232,7 +232,7 @@ class LocalSession implements Session {
   /** A daemon that accepts and then says nothing (stopped, wedged) is named, not waited on for ever. */
   private patience(): Patience {
     const log = path.join(this.dir, 'vnetd.log');
-    return daemonPatience(silentDaemon(this.machine, `the local daemon of ${this.machine}`, log, path.join(this.dir, 'launch.json')), oversizedReply(this.machine, log));
+    return daemonPatience(daemonFailures(this.machine, `the local daemon of ${this.machine}`, log, path.join(this.dir, 'launch.json')));
   }
 
   async start(launch: DaemonLaunch): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Host } from '../model/state.js';
-import type { ControlClient } from './control-client.js';
+import type { ControlClient, DaemonFailures } from './control-client.js';
 
 /**
  * How vnetc reaches the daemon of one machine a .vnet file names: over SSH
@@ -90,3 +90,58 @@ export const oversizedReply =
       `the daemon of ${machine} sent ${what}, which vnetd never does`,
       `what answers on its control socket may not be vnetd, or it has gone wrong: see its log (${log}), then stop it and start it again with vnetc up`,
     );
+
+/**
+ * The control connection to a machine's daemon broke after the daemon had
+ * greeted, while a reply was owed: the machine was reached, so this is not
+ * said as "cannot reach" (VN5003, not VN5001).
+ */
+export class BrokenReply extends ReachError {
+  constructor(
+    machine: string,
+    /** The request whose reply was owed (its command word, or `a batch of N changes`). */
+    readonly request: string,
+    /** Part of that reply had come. */
+    readonly during: boolean,
+    /** Why it broke: the stream's error, or that the daemon closed it. */
+    readonly why: string,
+    hint: string,
+  ) {
+    super(machine, `the connection to the daemon of ${machine} broke ${during ? 'during' : 'before'} the reply to ${request}: ${why}`, hint);
+  }
+
+  /** The message after "the connection to the daemon of <machine> broke ", as VN5003 puts it. */
+  get detail(): string {
+    return this.message.slice(`the connection to the daemon of ${this.machine} broke `.length);
+  }
+}
+
+/** What a daemon that sends a reply without end, or too slowly to finish it, fails with (`who`, `log`, `pid` as for silentDaemon). */
+export const slowReply =
+  (machine: string, who: string, log: string, pid: string) =>
+  (request: string, ms: number): ReachError =>
+    new ReachError(
+      machine,
+      `${who} kept sending its reply to ${request} but did not finish it within ${ms / 1000} s`,
+      `it may be stuck partway (or the path to it is throttled to a trickle): see its log (${log}); if it is wedged, kill it (its pid is in ${pid}) and start it again with vnetc up`,
+    );
+
+/** What a connection that broke while a reply was owed fails with: `log` says where the daemon's log is. */
+export const brokenReply =
+  (machine: string, log: string) =>
+  (request: string, during: boolean, cause: string): BrokenReply =>
+    new BrokenReply(
+      machine,
+      request,
+      during,
+      cause,
+      `the daemon may have exited or been restarted, or the connection to the machine was cut: see its log (${log}), then run the command again (vnetc plan shows what the daemon holds now)`,
+    );
+
+/** Every way a daemon can let a client down, said for one daemon whatever the transport. */
+export const daemonFailures = (machine: string, who: string, log: string, pid: string): DaemonFailures => ({
+  error: silentDaemon(machine, who, log, pid),
+  oversized: oversizedReply(machine, log),
+  slow: slowReply(machine, who, log, pid),
+  broken: brokenReply(machine, log),
+});

@@ -21,6 +21,13 @@ export const PROTOCOL_VERSION = 1;
 export const GREETING_MS = 10_000;
 /** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
 export const REPLY_MS = 60_000;
+/**
+ * The longest one reply may take in all, however steadily its bytes come:
+ * ten minutes, in which the largest reply a real daemon sends (about 120
+ * MiB, see MAX_REPLY_DATA) crosses a link of 2 Mbit/s. Only this stops a
+ * peer that sends a byte every 59 s, which REPLY_MS never would.
+ */
+export const REPLY_WHOLE_MS = 600_000;
 /** Longer lines are refused (and skipped up to their end) without being buffered. */
 export const MAX_LINE = 64 * 1024;
 /**

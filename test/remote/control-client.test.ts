@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ControlClient } from '../../src/remote/control-client.js';
+import { ControlClient, daemonPatience } from '../../src/remote/control-client.js';
+import { BrokenReply, daemonFailures } from '../../src/remote/transport.js';
 import { MAX_LINE } from '../../src/wire/control.js';
 
 /**
@@ -43,7 +44,7 @@ async function withServer(onConnection: (s: net.Socket) => void, body: (sock: st
   }
 }
 
-const patience = { greetingMs: 50, replyMs: 100, error: (greeting: boolean, ms: number) => new Error(`silent ${greeting ? 'before the greeting' : 'after it'} for ${ms} ms`) };
+const patience = { greetingMs: 50, replyMs: 100, wholeMs: 60_000, error: (greeting: boolean, ms: number) => new Error(`silent ${greeting ? 'before the greeting' : 'after it'} for ${ms} ms`) };
 
 describe('a daemon that goes silent', () => {
   test('one that accepts and never greets: connect fails with the given error', async () => {
@@ -128,5 +129,101 @@ describe('a daemon that never stops sending', () => {
         c.close();
       },
     );
+  });
+});
+
+/** The bounds and messages a local daemon named m gets, with test-sized bounds. */
+const local = (bounds: { replyMs?: number; wholeMs?: number } = {}) => ({ ...daemonPatience(daemonFailures('m', 'the local daemon of m', 'LOG', 'PID')), ...bounds });
+
+describe('a daemon that trickles a reply', () => {
+  /** Greets, then answers every request with a data line it never ends, a byte at a time: never silent for the idle bound, never done. */
+  const trickle = (s: net.Socket) => {
+    s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+    s.once('data', () => {
+      const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write('x')), 10);
+      s.write('* ');
+      s.on('close', () => clearInterval(t));
+    });
+  };
+
+  test('is given up on at the bound on one reply in all, naming the machine, the request, the bound and what to do', async () => {
+    await withServer(trickle, async (sock) => {
+      const c = await ControlClient.connect(sock, local({ replyMs: 5000, wholeMs: 600 }));
+      const waiting = [c.request('RULES?'), c.request('INFO?')];
+      for (const w of waiting) {
+        await expect(w).rejects.toThrow('the local daemon of m kept sending its reply to RULES? but did not finish it within 0.6 s');
+        await expect(w).rejects.toMatchObject({ machine: 'm', hint: expect.stringMatching(/^it may be stuck partway .*see its log \(LOG\); if it is wedged, kill it \(its pid is in PID\)/) });
+      }
+    });
+  });
+
+  test('the bound is per reply: replies that each come within it are all read, however long they take together', async () => {
+    await withServer(
+      (s) => {
+        s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+        // One reply every 100 ms: twenty of them take longer than one reply may, in all.
+        s.on('data', (d) => {
+          let n = String(d).split('\n').length - 1;
+          const t = setInterval(() => (s.destroyed || n-- === 0 ? clearInterval(t) : s.write('* a\nOK\n')), 100);
+        });
+      },
+      async (sock) => {
+        const c = await ControlClient.connect(sock, local({ wholeMs: 1500 }));
+        const replies = await Promise.all(Array.from({ length: 20 }, () => c.request('INFO?')));
+        expect(replies.every((r) => r.ok)).toBe(true);
+        c.close();
+      },
+    );
+  });
+});
+
+describe('a connection that breaks after the greeting', () => {
+  /** Greets; on the first request sends `part` of a reply and then `end`s the connection (or resets it). */
+  const breaking = (part: string, how: 'end' | 'reset') => (s: net.Socket) => {
+    s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+    s.once('data', () => {
+      s.write(part, () => (how === 'end' ? s.destroy() : s.resetAndDestroy()));
+    });
+  };
+
+  test('midway through a reply: said as broken during the reply to that request, not as unreachable', async () => {
+    await withServer(breaking('* a\n* b', 'end'), async (sock) => {
+      const c = await ControlClient.connect(sock, local());
+      const e = await c.request('LINKS?').catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(BrokenReply);
+      expect((e as BrokenReply).message).toBe('the connection to the daemon of m broke during the reply to LINKS?: the daemon closed it');
+      expect((e as BrokenReply).hint).toMatch(/see its log \(LOG\), then run the command again/);
+    });
+  });
+
+  test('before any of the reply came: said as broken before it', async () => {
+    await withServer(breaking('', 'end'), async (sock) => {
+      const c = await ControlClient.connect(sock, local());
+      await expect(c.batch([{ op: 'link-delete', peer: 'p' }])).rejects.toThrow('the connection to the daemon of m broke before the reply to a batch of 1 change: the daemon closed it');
+    });
+  });
+
+  test('a socket error midway is said the same way, with the error', async () => {
+    // TCP, for a real reset (a Unix socket has none), sent once the client has the start of the reply.
+    let far: net.Socket | undefined;
+    const server = net.createServer((s) => {
+      far = s;
+      s.write('OK vnetd 0.1.0 protocol 1 machine m\n');
+      s.once('data', () => s.write('* a\n'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const s = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    try {
+      const c = new ControlClient(s, local());
+      await c.greeting;
+      const started = new Promise((r) => s.on('data', (d) => String(d).includes('* a') && r(d)));
+      const reply = c.request('RULES?');
+      await started;
+      far!.resetAndDestroy();
+      await expect(reply).rejects.toThrow(/^the connection to the daemon of m broke during the reply to RULES\?: read ECONNRESET$/);
+    } finally {
+      s.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -3,9 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../util/package-root.js';
-import { ControlClient } from '../control-client.js';
-import { REPLY_MS } from '../../wire/control.js';
-import { oversizedReply, silentDaemon } from '../transport.js';
+import { ControlClient, daemonPatience } from '../control-client.js';
+import { daemonFailures } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { argvOf, isAlive } from '../../util/process-alive.js';
 import { strangerIn } from '../../util/strangers.js';
@@ -91,13 +90,12 @@ export class KeeperDir {
     }
     let c: ControlClient;
     try {
+      const failures = daemonFailures(machine, `vnetd on ${machine}`, 'vnetd.log in its state directory there', 'vnetd.pid beside it');
       c = await ControlClient.connect(sock, {
+        ...daemonPatience(failures),
         // A keeper whose connection hangs (the machine went away unannounced) must not hold the command up: it connects itself instead.
         greetingMs: GREETING_MS,
-        replyMs: REPLY_MS,
-        error: (greeting, ms) =>
-          greeting ? new Error('no greeting through the keeper') : silentDaemon(machine, `vnetd on ${machine}`, 'vnetd.log in its state directory there', 'vnetd.pid beside it')(greeting, ms),
-        oversized: oversizedReply(machine, 'vnetd.log in its state directory there'),
+        error: (greeting, ms) => (greeting ? new Error('no greeting through the keeper') : failures.error(greeting, ms)),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

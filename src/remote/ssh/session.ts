@@ -3,7 +3,7 @@ import type ssh2 from 'ssh2';
 import type { Host } from '../../model/state.js';
 import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
-import { oversizedReply, ReachError, silentDaemon, type DaemonLaunch, type Session } from '../transport.js';
+import { daemonFailures, ReachError, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { commandBounds, ending, execChannel, run, sessionLate, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
@@ -197,7 +197,7 @@ export class SshSession implements Session {
 
   /** A daemon that accepts and then says nothing (suspended, wedged) is named, not waited on for ever; SSH's keepalives see only the machine. */
   private patience(layout: RemoteLayout): Patience {
-    return daemonPatience(silentDaemon(this.machine, `vnetd on ${this.machine}`, `${layout.logFile} there`, `${layout.pidFile} there`), oversizedReply(this.machine, `${layout.logFile} there`));
+    return daemonPatience(daemonFailures(this.machine, `vnetd on ${this.machine}`, `${layout.logFile} there`, `${layout.pidFile} there`));
   }
 
   private async startDaemon(launch: DaemonLaunch): Promise<void> {
