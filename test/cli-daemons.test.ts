@@ -103,7 +103,7 @@ describe('SSH to a port that is not an SSH server', () => {
       // Before, the socket was left half-closed and this never returned.
       const r = await run('plan', 'far.vnet', '-F', 'ssh_config', '--ssh-persist', '0');
       expectNoCrash(r);
-      expect(r.stderr).toContain(`error[VN5001]: cannot reach host1: SSH to vnet@127.0.0.1:${sshPort} (host1) failed: Header line too long`);
+      expect(r.stderr).toContain(`error[VN5001]: cannot reach host1: vnet@127.0.0.1:${sshPort} (host1) is not an SSH server: it answered '${'A'.repeat(39)}…' rather than identifying as SSH`);
       expect(r.status).toBe(1);
     } finally {
       garbage.close();

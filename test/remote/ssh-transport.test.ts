@@ -132,6 +132,51 @@ suite('reaching and logging in', () => {
     }
   });
 
+  test('a port that is not sshd: what it answered is said, whether it hangs up or waits', async () => {
+    // A web server's answer to a line it cannot read: one closes after it, one waits (the bound ends it).
+    for (const hangUp of [true, false]) {
+      const web = net.createServer((c) => {
+        c.on('error', () => {});
+        if (hangUp) c.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+        else c.write('HTTP/1.1 400 Bad Request\r\n');
+      });
+      await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+      const port = (web.address() as net.AddressInfo).port;
+      try {
+        const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  ConnectTimeout 1\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile $KNOWN\n`);
+        const e = await reachError(new SshTransport(opts()).open(host('h1')));
+        expect(e.message).toBe(`${sshd!.user}@127.0.0.1:${port} (h1) is not an SSH server: it answered 'HTTP/1.1 400 Bad Request' rather than identifying as SSH`);
+        expect(e.hint).toBe('check Port and HostName for h1 in ~/.ssh/config: that port serves something else (ssh -v h1 shows the same)');
+      } finally {
+        web.close();
+      }
+    }
+  });
+
+  test('a port that takes the connection and drops it without a word: said so, with where to look', async () => {
+    const dropper = net.createServer((c) => c.destroy());
+    await new Promise<void>((r) => dropper.listen(0, '127.0.0.1', r));
+    const port = (dropper.address() as net.AddressInfo).port;
+    try {
+      const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile $KNOWN\n`);
+      const e = await reachError(new SshTransport(opts()).open(host('h1')));
+      expect(e.message).toBe(`${sshd!.user}@127.0.0.1:${port} (h1) closed the connection without identifying as SSH`);
+      expect(e.hint).toMatch(/^something took the connection and dropped it at once: check Port and HostName for h1 .*hosts\.deny.*MaxStartups/);
+    } finally {
+      dropper.close();
+    }
+  });
+
+  test('accept-new with a UserKnownHostsFile that cannot be written: the key is not taken unrecorded, and what to do is said', async () => {
+    // Root writes wherever permissions say no; nobody can make a file inside a file.
+    const { home, opts } = side((s, home) => plainConfig(s).replace('$KNOWN', path.join(home, 'afile', 'known_hosts')));
+    fs.writeFileSync(path.join(home, 'afile'), '');
+    const knownHosts = path.join(home, 'afile', 'known_hosts');
+    const e = await reachError(new SshTransport(opts({ acceptNewHostKeys: true })).open(host('h1')));
+    expect(e.message).toMatch(new RegExp(`^${sshd!.user}@127\\.0\\.0\\.1:${sshd!.port} \\(h1\\) is not a known host \\(its key is ssh-ed25519 SHA256:\\S+\\), and vnetc cannot record it in ${knownHosts}: a directory on its path \\(${path.join(home, 'afile')} or above\\) is a file$`));
+    expect(e.hint).toBe(`make ${knownHosts} a file you can write (UserKnownHostsFile in ~/.ssh/config names it), or confirm the fingerprint and add the key there yourself (ssh-keyscan -p ${sshd!.port} 127.0.0.1)`);
+  });
+
   test('keys from ssh-agent, and the default identity when no IdentityFile is configured', async () => {
     const cfgText = (s: Sshd) => `Host h1\n  HostName 127.0.0.1\n  Port ${s.port}\n  UserKnownHostsFile $KNOWN\n`;
     const agentSide = side(cfgText, knownLine(sshd!));

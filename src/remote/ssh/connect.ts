@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
 import { authPlan, type AuthPlan } from './auth.js';
 import { seconds, within } from './exec.js';
 import type { SshHostConfig } from './config.js';
+import { tapBanner, type Banner } from './banner.js';
 import { appendKnownHost, keyType, knownHostsName, knownTypes, verifyHostKey } from './known-hosts.js';
 import { KeyLocked, KeyUnlocker } from './unlock.js';
 
@@ -123,7 +126,17 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
       case 'unknown': {
         const file = cfg.userKnownHostsFiles[0];
         if (accept && file) {
-          appendKnownHost(file, keyName, blob, cfg.hashKnownHosts);
+          try {
+            appendKnownHost(file, keyName, blob, cfg.hashKnownHosts);
+          } catch (e) {
+            // Not connected unrecorded: the next command, and a keeper, would meet the same unknown key.
+            refusal = new ReachError(
+              machine,
+              `${where} is not a known host (its key is ${fp}), and vnetc cannot record it in ${file}: ${unwritable(e as NodeJS.ErrnoException, file)}`,
+              `make ${file} a file you can write (UserKnownHostsFile in ~/.ssh/config names it), or confirm the fingerprint and add the key there yourself (ssh-keyscan -p ${cfg.port} ${cfg.hostname})`,
+            );
+            return false;
+          }
           verified(blob);
           return true;
         }
@@ -147,6 +160,9 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   function handshake(host: string): Promise<ssh2.Client> {
     return new Promise((resolve, reject) => {
       const c = new ssh2.Client();
+      // Our own socket (ssh2 takes one as it takes a tunnel), so that what a server that is not sshd says can be told.
+      const stream = sock ?? net.connect({ host, port: cfg.port });
+      const banner = tapBanner(stream);
       // The bound, kept here rather than by ssh2 (readyTimeout), so that it stops while a person types a passphrase and starts afresh after.
       let timer: NodeJS.Timeout | undefined;
       const bound = (on: boolean) => {
@@ -162,7 +178,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
         bound(false);
         // Not end(): after a protocol error the server may never close its side, and a half-closed socket keeps vnetc running.
         c.destroy();
-        reject(refusal ?? describeFailure(e, cfg, where, auth, policy));
+        reject(refusal ?? describeFailure(e, cfg, where, auth, policy, banner()));
       };
       auth.onWait = (busy) => bound(!busy);
       bound(true);
@@ -180,10 +196,8 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
       });
       try {
         c.connect({
-          host,
-          port: cfg.port,
           username: cfg.user,
-          ...(sock ? { sock } : {}),
+          sock: stream,
           readyTimeout: 0,
           hostVerifier,
           authHandler: auth.methods,
@@ -192,15 +206,28 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
         });
       } catch (e) {
         // ssh2 checks its options as it is called: said now, not after the bound runs out.
+        stream.destroy();
         fail(e as Error);
       }
     });
   }
 }
 
-function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, auth: AuthPlan, policy: ConnectPolicy): ReachError {
+function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshHostConfig, where: string, auth: AuthPlan, policy: ConnectPolicy, banner: Banner = { kind: 'ssh' }): ReachError {
   const { machine } = policy;
   const bound = seconds(cfg.connectTimeoutMs ?? policy.timeoutMs);
+  const port = `check Port${cfg.alias !== cfg.hostname ? ' and HostName' : ''} for ${cfg.alias} in ~/.ssh/config`;
+  // However ssh2 put it (a header line too long, too many lines, the connection lost, the bound run out): it is not sshd.
+  if (banner.kind === 'other') {
+    return new ReachError(machine, `${where} is not an SSH server: it answered '${banner.said}' rather than identifying as SSH`, `${port}: that port serves something else (ssh -v ${cfg.alias} shows the same)`);
+  }
+  if (banner.kind === 'nothing' && e.level === 'protocol' && /before handshake/.test(e.message)) {
+    return new ReachError(
+      machine,
+      `${where} closed the connection without identifying as SSH`,
+      `something took the connection and dropped it at once: ${port}, and check that no firewall or TCP wrapper (hosts.deny) refuses this machine and that sshd is not at its MaxStartups limit`,
+    );
+  }
   switch (e.code) {
     case 'ECONNREFUSED':
       return new ReachError(machine, `cannot connect to ${where}: connection refused`, `is sshd running there, and is the port right? (set Port for ${cfg.alias} in ~/.ssh/config)`);
@@ -222,6 +249,25 @@ function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshH
     return new ReachError(machine, `${where} refused every key we offered (tried: ${auth.notes.join('; ')})`, `add one of these public keys to ~${cfg.user}/.ssh/authorized_keys on ${cfg.hostname}, or name the right key with IdentityFile in ~/.ssh/config`);
   }
   return new ReachError(machine, `SSH to ${where} failed: ${e.message}`, 'try `ssh -v` to the same machine to see why');
+}
+
+/** Why a known_hosts file cannot be written, in words rather than an errno. */
+function unwritable(e: NodeJS.ErrnoException, file: string): string {
+  switch (e.code) {
+    // mkdir of its directory where a file is (EEXIST), or a file further up (ENOTDIR).
+    case 'EEXIST':
+    case 'ENOTDIR':
+      return `a directory on its path (${path.dirname(file)} or above) is a file`;
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'it is on a read-only file system';
+    default:
+      return e.message;
+  }
 }
 
 function lockedFailure(machine: string, where: string, k: KeyLocked): ReachError {
