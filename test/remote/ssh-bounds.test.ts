@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Host } from '../../src/model/state.js';
+import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
+import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
+import { pidPath, socketPath } from '../../src/remote/ssh/keeper.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { closingSessions, reachError } from '../support/sessions.js';
 import { keygen } from '../support/sshd.js';
@@ -33,7 +36,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-type Stubbornness = 'no session' | 'stuck shell' | 'no tcpip';
+type Stubbornness = 'no session' | 'stuck shell' | 'no tcpip' | 'no streamlocal';
 
 /** A server that accepts any login, then withholds what `how` says; resolves its port. */
 async function stubborn(how: Stubbornness): Promise<number> {
@@ -47,6 +50,7 @@ async function stubborn(how: Stubbornness): Promise<number> {
       // A listener that never calls accept or reject: the request stays unanswered (without one, ssh2 refuses it).
       if (how === 'no session') client.on('session', () => {});
       if (how === 'no tcpip') client.on('tcpip', () => {});
+      if (how === 'no streamlocal') client.on('openssh.streamlocal', () => {});
       if (how === 'stuck shell') client.on('session', (accept) => accept().on('exec', (accept) => void accept()));
     });
   });
@@ -56,13 +60,19 @@ async function stubborn(how: Stubbornness): Promise<number> {
 }
 
 let n = 0;
-function transport(config: string, ports: number[], remoteRoot: string): SshTransport {
+/** A local side: its home, and an ssh_config of `config` plus the key and known_hosts (holding the servers at `ports`). */
+function localFiles(config: string, ports: number[]): { home: string; configFile: string } {
   const home = path.join(dir, `local${++n}`);
   fs.mkdirSync(home);
   const knownHosts = path.join(home, 'known_hosts');
   fs.writeFileSync(knownHosts, ports.map((p) => `[127.0.0.1]:${p} ${hostKeyPub}\n`).join(''));
   const configFile = path.join(home, 'ssh_config');
   fs.writeFileSync(configFile, `${config}Host *\n  IdentityFile ${userKey}\n  UserKnownHostsFile ${knownHosts}\n  GlobalKnownHostsFile none\n`);
+  return { home, configFile };
+}
+
+function transport(config: string, ports: number[], remoteRoot: string): SshTransport {
+  const { home, configFile } = localFiles(config, ports);
   return new SshTransport({ configFile, local: { home, authSock: undefined }, remoteRoot, connectTimeoutMs: 5000 });
 }
 
@@ -92,4 +102,39 @@ test('a jump host that takes the request for the next hop and never answers it',
   const e = await reachError(t.open(host));
   expect(e.message).toBe('jump host jump did not open a connection to 127.0.0.1:2222 within 1 s');
   expect(e.hint).toMatch(/reachable from jump/);
+});
+
+/** Everything a client of a socket reads until the other end closes it. */
+function readAll(sock: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(sock);
+    let text = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (text += d));
+    c.on('error', reject);
+    c.on('close', () => resolve(text));
+  });
+}
+
+test('a keeper whose channel to the daemon does not open: its client is told so in place of the greeting, and the connection is let go', async () => {
+  for (const [how, route, what] of [
+    ['no streamlocal', { socket: '/srv/vnet/h1.sock' }, 'a channel to /srv/vnet/h1.sock'],
+    ['no session', { exec: 'vnetd ctl' }, 'a session'],
+  ] as const) {
+    const port = await stubborn(how);
+    const { home, configFile } = localFiles(`Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  ConnectTimeout 1\n`, [port]);
+    const target = new SshConfig(configSources(home, configFile), { home, localUser: 'me', authSock: undefined }).lookup('h1', { user: 'vnet' });
+    const keepers = new KeeperDir(path.join(home, 'kept'));
+    const key = keepers.keyOf({ machine: 'h1', hops: [], target, configFile, remoteRoot: '/srv/vnet' });
+    keepers.spawn([{ key, machine: 'h1', hops: [], target, route }], { home, idleMs: 30_000, timeoutMs: 5000 });
+    try {
+      const sock = socketPath(path.join(home, 'kept'), key);
+      while (!fs.existsSync(pidPath(path.join(home, 'kept'), key))) await new Promise((r) => setTimeout(r, 20));
+      expect(await readAll(sock)).toBe(`ERR E_CHANNEL sshd on h1 accepted the login but did not open ${what} within 1 s\n`);
+      // Let go: the keeper held nothing else, so it is gone, and its socket with it.
+      while (fs.existsSync(sock) || fs.readdirSync(path.join(home, 'kept')).some((f) => f.startsWith('proc-'))) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await keepers.stopAll();
+    }
+  }
 });

@@ -3,7 +3,8 @@ import net from 'node:net';
 import type ssh2 from 'ssh2';
 import type { SshHostConfig } from './config.js';
 import { connectChain } from './connect.js';
-import { execChannel } from './exec.js';
+import { execChannel, sessionLate } from './exec.js';
+import { ReachError } from '../transport.js';
 import { forwardToSocket } from './forward.js';
 import { mapBounded } from '../../util/pool.js';
 import { isAlive } from '../../util/process-alive.js';
@@ -137,19 +138,23 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
       arm();
     });
     local.pause();
-    void open(client, spec.route).then((ch) => {
-      if (!ch || local.destroyed) {
-        ch?.close();
-        local.destroy();
-        return;
-      }
-      ch.on('error', () => local.destroy());
-      ch.on('close', () => local.destroy());
-      local.on('close', () => ch.close());
-      local.pipe(ch);
-      ch.pipe(local);
-      local.resume();
-    });
+    void open(client, spec, job.timeoutMs).then(
+      (ch) => {
+        if (local.destroyed) return void ch.close();
+        ch.on('error', () => local.destroy());
+        ch.on('close', () => local.destroy());
+        local.on('close', () => ch.close());
+        local.pipe(ch);
+        ch.pipe(local);
+        local.resume();
+      },
+      (e: Error) => {
+        // Said where the greeting would be, so the client knows why it has none and connects itself.
+        if (!local.destroyed) local.end(`ERR E_CHANNEL ${oneLine(e.message)}\n`);
+        // A connection whose channels do not open would hold up every later command for the bound: it is let go, and the next command connects afresh.
+        if (e instanceof ReachError) end();
+      },
+    );
   };
 
   // Another keeper got there first (two commands close to each other both asked for one): it serves, this one goes.
@@ -165,10 +170,23 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
   server.on('error', end);
 }
 
-async function open(client: ssh2.Client, route: ControlRoute): Promise<ssh2.ClientChannel | undefined> {
-  if ('socket' in route) return forwardToSocket(client, route.socket);
-  return execChannel(client, route.exec).then((e) => e.ch, () => undefined);
+/**
+ * A channel to the daemon's control stream, opened within the connect
+ * bound as a command's would be; rejects with sessionLate's ReachError when
+ * sshd does not open it in time, or with a plain Error when it refuses.
+ */
+async function open(client: ssh2.Client, spec: KeptSpec, timeoutMs: number): Promise<ssh2.ClientChannel> {
+  const { machine, route } = spec;
+  const ms = spec.target.connectTimeoutMs ?? timeoutMs;
+  if ('socket' in route) {
+    const ch = await forwardToSocket(client, route.socket, { ms, late: sessionLate(machine, ms, `a channel to ${route.socket}`) });
+    if (!ch) throw new Error(`sshd on ${machine} would not open a channel to ${route.socket}`);
+    return ch;
+  }
+  return (await execChannel(client, route.exec, { ms, late: sessionLate(machine, ms) })).ch;
 }
+
+const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ');
 
 function closeChain(clients: ssh2.Client[]): void {
   for (const c of [...clients].reverse()) c.end();
