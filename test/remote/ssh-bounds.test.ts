@@ -9,6 +9,7 @@ import { KeeperDir } from '../../src/remote/ssh/keeper-dir.js';
 import { pidPath, socketPath } from '../../src/remote/ssh/keeper.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { closingSessions, reachError } from '../support/sessions.js';
+import { noNotice } from '../support/ssh-suites.js';
 import { keygen } from '../support/sshd.js';
 import { jest } from '@jest/globals';
 
@@ -123,7 +124,7 @@ test('a keeper whose channel to the daemon does not open: its client is told so 
   ] as const) {
     const port = await stubborn(how);
     const { home, configFile } = localFiles(`Host h1\n  HostName 127.0.0.1\n  Port ${port}\n  ConnectTimeout 1\n`, [port]);
-    const target = new SshConfig(configSources(home, configFile), { home, localUser: 'me', authSock: undefined }).lookup('h1', { user: 'vnet' });
+    const target = new SshConfig(configSources(home, configFile), { home, localUser: 'me', authSock: undefined }, noNotice).lookup('h1', { user: 'vnet' });
     const keepers = new KeeperDir(path.join(home, 'kept'));
     const key = keepers.keyOf({ machine: 'h1', hops: [], target, configFile, remoteRoot: '/srv/vnet' });
     keepers.spawn([{ key, machine: 'h1', hops: [], target, route }], { home, idleMs: 30_000, timeoutMs: 5000 });
