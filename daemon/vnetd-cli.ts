@@ -99,13 +99,16 @@ async function ctl(argv: string[]): Promise<void> {
   };
   const silent = (what: string): void =>
     leave(1, `the daemon at ${path} ${what}; it may be suspended (SIGSTOP) or wedged: see its log (vnetd.log beside the socket, when vnetc started it), kill it and start it again`);
+  let connected = false;
   sock.on('error', (e: NodeJS.ErrnoException) => {
+    if (connected) return leave(1, `the connection to the daemon's control socket ${path} broke: ${e.message}; see the daemon's log`);
     const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'no vnetd is running with this state directory' : e.message;
     leave(1, `cannot reach the daemon's control socket ${path}: ${why}`);
   });
   // A suspended or wedged daemon's socket still accepts, and this process would outlive whoever ran it (an SSH session that gave up): the daemon's silence is bounded here too, as vnetc bounds it.
   const greeting = setTimeout(() => silent(`accepted the connection but did not greet within ${greetingMs / 1000} s`), greetingMs);
   sock.on('connect', () => {
+    connected = true;
     process.stdin.pipe(sock);
     sock.pipe(process.stdout);
     sock.once('data', () => clearTimeout(greeting));
