@@ -83,9 +83,10 @@ void mmsg_rearm(struct mmsghdr *m, int n, size_t controllen);
 /*
  * After a poll callback with status < 0: libuv stops a poll on POLLERR and
  * says EBADF, whatever the socket's error was. For a socket that stays
- * usable (a packet socket whose device went down, a datagram socket an ICMP
- * error reached) this takes the error, which clears it, and polls again;
- * otherwise the socket would never be read again.
+ * usable (a packet socket whose device was set down: ENETDOWN, and it
+ * captures again once the device is up) this takes the error, which clears
+ * it, and polls again; otherwise the socket would never be read again. The
+ * UDP sockets take it the same way, should one ever report an error.
  */
 void poll_resume(uv_poll_t *h, int fd, uv_poll_cb cb);
 /* Adds the fast path's functions to the addon's exports. */
