@@ -337,12 +337,18 @@ int capture_send(capture_t *c, const unsigned char *frame, size_t len) {
   return sendto(c->fd, frame, len, 0, to, c->pcap ? 0 : c->peerlen) < 0 ? -1 : 0;
 }
 
+/* The capture handle a one-argument call was given; NULL with an exception when it is not one. */
+static capture_t *handle_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  return capture_unwrap(env, argv[0]);
+}
+
 /* boundPort(handle) -> the UDP port an openDatagram() socket is bound to (it may have asked for any) */
 static napi_value bound_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = capture_unwrap(env, argv[0]);
+  napi_value out;
+  capture_t *c = handle_arg(env, info);
   if (!c) return NULL;
   int port = c->pcap ? -1 : local_port(c->fd);
   if (port < 0) return throw_msg(env, "boundPort", "not a datagram socket");
@@ -360,10 +366,8 @@ static napi_value bound_port(napi_env env, napi_callback_info info) {
  * is up. QEMU sockets have no device: always attached.
  */
 static napi_value attached(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = capture_unwrap(env, argv[0]);
+  napi_value out;
+  capture_t *c = handle_arg(env, info);
   if (!c) return NULL;
   int on = 1;
   if (c->pcap) {
@@ -445,11 +449,9 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
 
 /* stats(handle) -> { received, dropped, ifDropped } as libpcap counts them */
 static napi_value stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out, v;
+  napi_value out, v;
   struct pcap_stat s;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = capture_unwrap(env, argv[0]);
+  capture_t *c = handle_arg(env, info);
   if (!c) return NULL;
   if (!c->pcap) return throw_msg(env, "stats", "not a pcap capture");
   memset(&s, 0, sizeof s);
@@ -466,10 +468,7 @@ static napi_value stats(napi_env env, napi_callback_info info) {
 
 /* close(handle): stops capturing now; the pcap handle is released once libuv lets go of the fd. */
 static napi_value close_capture(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  capture_t *c = capture_unwrap(env, argv[0]);
+  capture_t *c = handle_arg(env, info);
   if (!c) return NULL;
   c->closing = 1;
   /* Closed from a frame's callback: on_readable closes it once its reading stops (a QEMU socket's loop checks `closing`). */
