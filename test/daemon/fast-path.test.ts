@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
@@ -6,12 +8,15 @@ import path from 'node:path';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { QemuStreamInterface } from '../../daemon/interfaces/qemu-stream.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
+import { withLength } from '../../daemon/links/framing.js';
+import { DATA } from '../../daemon/links/wire.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../netns/testbed.js';
 import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
+import { seal, tcpDial, udpDial } from '../support/link-peer.js';
 
 /**
  * vnetd with and without its fast path (`--no-fast-path`), in one process:
@@ -217,6 +222,53 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
   } finally {
     await d.stop();
     for (const s of open) s.destroy();
+  }
+});
+
+(built ? test : test.skip)('authentic records whose frames cannot be forwarded, opened by C, are malformed drops and the links carry on: an empty frame as the first record of a UDP session, a TCP batch of no frames, one of an empty and a short frame', async () => {
+  const vm = await syntheticVm();
+  const vmPort = await freePort();
+  const d = new Vnetd({
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'hostile-records'),
+    interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${vmPort},peer=127.0.0.1:${vm.sock.address().port}`)],
+    log: () => {},
+  });
+  const stat = (name: string) => Number([...d.query('stats?')].find((l) => l.startsWith(`${name} `))!.split(' ')[1]);
+  const peerSock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => peerSock.bind(0, '127.0.0.1', () => r()));
+  let tcp: net.Socket | undefined;
+  try {
+    await d.start();
+    const [ku, kt] = [randomBytes(32), randomBytes(32)];
+    const lines = [`LINK ADD pu UDP ACCEPT - ${ku.toString('hex')}`, `LINK ADD pt TCP ACCEPT - ${kt.toString('hex')}`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`];
+    expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    const u = await udpDial(peerSock, '127.0.0.1', d.links.port, ku, { self: 'pu', peer: 'h1', mode: 'encrypt' });
+    const t = await tcpDial('127.0.0.1', d.links.port, kt, { self: 'pt', peer: 'h1', mode: 'encrypt' });
+    tcp = t.sock;
+    // vm0, the UDP link, and the TCP connection once JavaScript has handed it over.
+    for (const end = Date.now() + 5000; stat('fast-path.ports') < 3; await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error('the TCP link was not handed to the fast path');
+    const good = frame(MAC[0], MAC[1], 7);
+    const short = good.subarray(0, 13);
+    const entries = (...frames: Buffer[]) => Buffer.concat(frames.flatMap((f) => [Buffer.from([f.length >> 8, f.length & 0xff]), f]));
+    const udp = (seq: number, payload: Buffer) => peerSock.send(seal(u.d2a, u.tag, 'encrypt', DATA, seq, payload), d.links.port, '127.0.0.1');
+    const overTcp = (seq: number, payload: Buffer) => t.sock.write(withLength(seal(t.keys.d2a, t.keys.tag, 'encrypt', DATA, seq, payload)));
+    udp(0, Buffer.alloc(0));
+    udp(1, short);
+    overTcp(0, Buffer.alloc(0));
+    overTcp(1, entries(Buffer.alloc(0), short));
+    // Then a frame each way that does reach the VM: both sessions are still good.
+    udp(2, good);
+    overTcp(2, entries(good));
+    for (const end = Date.now() + 5000; vm.got.length < 2; await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error(`${vm.got.length} of 2 frames reached the VM`);
+    expect(vm.got.every((f) => f.equals(good))).toBe(true);
+    // PROTOCOL.md: a frame shorter than 14 bytes is a malformed drop; a batch of no frames carries nothing, and is no error.
+    expect(stat('drops.malformed')).toBe(4);
+    for (const l of d.query('links?')) expect(l).toMatch(/ up .* rejected=0 replayed=0$/);
+  } finally {
+    await d.stop();
+    tcp?.destroy();
+    peerSock.close();
+    vm.sock.close();
   }
 });
 

@@ -678,7 +678,8 @@ static void tcp_failed(datapath_t *dp, tcp_t *t, int why, const char *text) {
 
 /* Writes what the kernel takes now and queues the rest, in order; a sealed record is never dropped (the peer would see a gap). */
 static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t len) {
-  if (t->failed || t->closing) return;
+  /* An empty write's data may be NULL, which memcpy may not be given even for no bytes. */
+  if (t->failed || t->closing || len == 0) return;
   if (t->tx_len == 0) {
     ssize_t n = send(t->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -692,7 +693,8 @@ static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t
     if (len == 0) return;
   }
   if (t->tx_off + t->tx_len + len > t->tx_size) {
-    memmove(t->tx, t->tx + t->tx_off, t->tx_len);
+    /* Only when something was sent from the front: before the first queueing tx is NULL, which memmove may not be given. */
+    if (t->tx_off) memmove(t->tx, t->tx + t->tx_off, t->tx_len);
     t->tx_off = 0;
     if (t->tx_len + len > t->tx_size) {
       size_t size = t->tx_size ? t->tx_size : 65536;
@@ -1259,7 +1261,8 @@ static napi_value conn_attach(napi_env env, datapath_t *dp, uint32_t id, vs_sess
   t->fd = own;
   t->port = id;
   t->plain = s == NULL;
-  memcpy(t->rx, pending, plen);
+  /* An empty Buffer's data is NULL, which memcpy may not be given even for no bytes. */
+  if (plen) memcpy(t->rx, pending, plen);
   t->rx_len = plen;
   if (s) vs_retain(s);
   clear_port(dp, id);

@@ -109,7 +109,8 @@ int vs_open(vs_session *s, unsigned char *rec, size_t len) {
       EVP_CIPHER_CTX_ctrl(s->rx, EVP_CTRL_AEAD_SET_TAG, VS_TAG_BYTES, tag) != 1 || EVP_CipherFinal_ex(s->rx, final, &n) != 1)
     return VS_AUTH;
   if (!admitted) return VS_REPLAY;
-  if (s->encrypt) memcpy(body, s->scratch, data_len);
+  /* An empty record never grew the scratch buffer: NULL, which memcpy may not be given even for no bytes. */
+  if (s->encrypt && data_len > 0) memcpy(body, s->scratch, data_len);
   /* Marked only once authentic, so forgeries cannot slide the window. */
   if (s->window) window_mark(s, seq);
   else s->rx_next++;
