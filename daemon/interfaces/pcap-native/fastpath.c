@@ -598,7 +598,8 @@ static void deliver_up(datapath_t *dp) {
 static void received(datapath_t *dp, unsigned char *d, size_t len, const struct sockaddr_storage *from) {
   if (len >= VS_OVERHEAD && d[0] == VS_DATA) {
     int id = port_by_addr(dp, from);
-    if (id >= 0) {
+    /* A port whose session was let go (its sequence numbers spent) keeps its address until JavaScript re-keys it. */
+    if (id >= 0 && dp->ports[id].session) {
       /* A refusal leaves the record as it came: JavaScript opens it again and counts why. */
       if (vs_open(dp->ports[id].session, d, len) == VS_DATA) {
         const unsigned char *frame = d + VS_HEADER_BYTES;
