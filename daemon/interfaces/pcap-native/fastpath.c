@@ -393,6 +393,8 @@ static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, s
     vs_release(p->session);
     p->session = NULL;
     p->kind = PORT_NONE;
+    /* Its datagrams now go to JavaScript as they come: no address matches an unspecified one. */
+    p->addr.ss_family = AF_UNSPEC;
     flush_flows(dp);
     count(dp, id, TX_ERRORS, 1);
     return;
@@ -598,8 +600,7 @@ static void deliver_up(datapath_t *dp) {
 static void received(datapath_t *dp, unsigned char *d, size_t len, const struct sockaddr_storage *from) {
   if (len >= VS_OVERHEAD && d[0] == VS_DATA) {
     int id = port_by_addr(dp, from);
-    /* A port whose session was let go (its sequence numbers spent) keeps its address until JavaScript re-keys it. */
-    if (id >= 0 && dp->ports[id].session) {
+    if (id >= 0) {
       /* A refusal leaves the record as it came: JavaScript opens it again and counts why. */
       if (vs_open(dp->ports[id].session, d, len) == VS_DATA) {
         const unsigned char *frame = d + VS_HEADER_BYTES;
@@ -679,8 +680,7 @@ static void tcp_failed(datapath_t *dp, tcp_t *t, int why, const char *text) {
 
 /* Writes what the kernel takes now and queues the rest, in order; a sealed record is never dropped (the peer would see a gap). */
 static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t len) {
-  /* An empty write's data may be NULL, which memcpy may not be given even for no bytes. */
-  if (t->failed || t->closing || len == 0) return;
+  if (t->failed || t->closing) return;
   if (t->tx_len == 0) {
     ssize_t n = send(t->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -1322,7 +1322,8 @@ static napi_value tcp_write(napi_env env, napi_callback_info info) {
   tcp_t *t = tcp_of(env, info, 3, argv, &dp, &id, "tcpWrite(dp, port, bytes)");
   if (!t) return NULL;
   if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) return fail(env, "tcpWrite(dp, port, bytes)");
-  tcp_send(dp, t, data, len);
+  /* An empty Buffer's data is NULL, which memcpy may not be given even for no bytes; and there is nothing to send. */
+  if (len) tcp_send(dp, t, data, len);
   CHECK(napi_get_boolean(env, !t->failed, &out));
   return out;
 }
