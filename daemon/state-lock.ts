@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { namesOpenFile } from '../src/util/same-file.js';
 
 /**
  * One vnetd per state directory, claimed with flock(2) on `vnetd.lock` in it.
@@ -72,7 +73,7 @@ async function lockOnce(stateDir: string): Promise<StateLock | undefined> {
     closeSync(fd);
     throw new Error(`another vnetd is running with state directory ${stateDir}`);
   }
-  if (!sameFile(fd, file)) {
+  if (!namesOpenFile(fd, file)) {
     closeSync(fd);
     return undefined;
   }
@@ -88,17 +89,6 @@ async function lockOnce(stateDir: string): Promise<StateLock | undefined> {
       release();
     },
   };
-}
-
-/** Whether `file` names the file open as `fd`. */
-function sameFile(fd: number, file: string): boolean {
-  const a = fstatSync(fd);
-  try {
-    const b = lstatSync(file);
-    return a.dev === b.dev && a.ino === b.ino;
-  } catch {
-    return false;
-  }
 }
 
 /** Takes an exclusive lock on `fd` without waiting; resolves whether someone else holds it instead. */

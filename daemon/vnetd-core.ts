@@ -211,18 +211,15 @@ export class Vnetd implements ControlTarget {
       iface.on('note', (line: string) => opts.log(`iface ${iface.name}: ${line}`));
       await iface.open();
       const dest = { kind: 'interface', iface: iface.name } as const;
-      const port = this.table.attach(dest);
-      // A device that is not there (a VM's tap, before or after the VM) is down, as a link that is not up.
-      if (iface.present === false) this.table.detach(dest);
+      const port = this.table.portId(dest);
       iface.on('frame', (frame: Buffer) => {
         this.vttif.sampler?.sent(frame);
         this.forward(port, frame);
       });
       // A capture file (--capture) must see every frame: a wrapped interface stays off the fast path.
       const native = iface instanceof NativeInterface ? iface : null;
-      if (native) this.fast?.attachInterface(port, native);
-      else if (this.fast && iface instanceof QemuStreamInterface) this.fast.attachStream(port, iface);
-      iface.on('device', (present: boolean) => {
+      // A device that is not there (a VM's tap, before or after the VM) is down, as a link that is not up.
+      const setPresent = (present: boolean): void => {
         if (present) {
           this.table.attach(dest);
           if (native) this.fast?.attachInterface(port, native);
@@ -230,7 +227,10 @@ export class Vnetd implements ControlTarget {
           this.table.detach(dest);
           if (native) this.fast?.detachInterface(port);
         }
-      });
+      };
+      setPresent(iface.present !== false);
+      if (this.fast && iface instanceof QemuStreamInterface) this.fast.attachStream(port, iface);
+      iface.on('device', setPresent);
       this.ifaces.set(iface.name, { iface, port });
     }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { LogLimiter } from '../log-limiter.js';
 import { notRegular, whereWritten } from './capture-paths.js';
+import { namesOpenFile } from '../../src/util/same-file.js';
 
 /**
  * Classic libpcap capture files (the format tcpdump -w writes and Wireshark
@@ -73,6 +74,8 @@ export class PcapWriter {
    * as if they were.
    */
   private ends: number[] = [];
+  /** The first of `ends` the disk has not passed: an index, not shift(), which moves a backlog's many thousand entries every frame. */
+  private endsHead = 0;
   /** Whether the last frame was left out for the backlog: a spell of them is said once, when it starts. */
   private behind = false;
   private readonly behindLog: LogLimiter;
@@ -162,11 +165,7 @@ export class PcapWriter {
   private abandon(): void {
     if (this.fd === null) return;
     try {
-      if (this.created !== null) {
-        const made = fs.fstatSync(this.fd);
-        const there = fs.lstatSync(this.created, { throwIfNoEntry: false });
-        if (there && there.dev === made.dev && there.ino === made.ino) fs.rmSync(this.created, { force: true });
-      }
+      if (this.created !== null && namesOpenFile(this.fd, this.created)) fs.rmSync(this.created, { force: true });
     } finally {
       fs.closeSync(this.fd);
       this.fd = null;
@@ -217,7 +216,12 @@ export class PcapWriter {
   /** Hands a record to the stream; the ends the disk has passed are forgotten on the way. */
   private append(r: Buffer): void {
     const out = this.out!;
-    while (this.ends.length && this.ends[0]! <= out.bytesWritten) this.ends.shift();
+    const ends = this.ends;
+    while (this.endsHead < ends.length && ends[this.endsHead]! <= out.bytesWritten) this.endsHead++;
+    if (this.endsHead > 1024 && this.endsHead * 2 > ends.length) {
+      this.ends = ends.slice(this.endsHead);
+      this.endsHead = 0;
+    }
     this.queued += r.length;
     this.ends.push(this.queued);
     out.write(r);
@@ -225,10 +229,12 @@ export class PcapWriter {
 
   /** After a failed write, whose error is counted: the frames it cost are left out of the file, not captured. */
   private lose(written: number): void {
-    const lost = this.ends.filter((end) => end > written).length;
+    let lost = 0;
+    for (let i = this.endsHead; i < this.ends.length; i++) if (this.ends[i]! > written) lost++;
     this.counters.frames -= lost;
     this.counters.dropped += lost;
     this.ends = [];
+    this.endsHead = 0;
   }
 
   /** Ends the file; one never begun (its daemon did not start) is closed untouched, or removed if claim() created it. */

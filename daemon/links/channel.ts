@@ -64,7 +64,7 @@ export interface Admission<T> {
 export interface InboundPolicy<T> {
   admit(hello: Hello, proto: Proto): Admission<T>;
   established(ticket: T, keys: DirectionKeys, channel: Channel): void;
-  refused(reason: Refusal, remote: string, hello: Hello | null, ticket: T | null): void;
+  refused(reason: Refusal, remote: string, hello: Hello | null): void;
 }
 
 export type DialResult<C extends Channel> =

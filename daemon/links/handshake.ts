@@ -69,8 +69,9 @@ export class DialerHandshake {
     return proof;
   }
 
-  get answered(): boolean {
-    return this.answers.length > 0;
+  /** How many distinct CHALLENGEs have been answered (0: none yet). */
+  get answered(): number {
+    return this.answers.length;
   }
 
   /** An ACCEPT that is valid for any CHALLENGE answered: the session's keys come from that one's transcript. */

@@ -214,9 +214,8 @@ export class LinkManager extends EventEmitter {
     this.state = 'closed';
     for (const link of this.links.values()) link.shutdown();
     this.links.clear();
-    for (const pending of [...this.pendingTcp.values()]) pending.handshake.cancel();
-    this.pendingTcp.clear();
-    this.pendingBySource.clear();
+    // Each cancel settles its handshake, which forgets it (both maps) as it goes.
+    for (const pending of this.pendingTcp.values()) pending.handshake.cancel();
     this.udp?.close();
     const socket = this.socket;
     const server = this.server;

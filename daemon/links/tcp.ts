@@ -241,7 +241,7 @@ export function acceptTcp<T>(
     if (done) return;
     finish();
     channel.close();
-    o.policy.refused(reason, channel.remote, hello, ticket);
+    o.policy.refused(reason, channel.remote, hello);
   };
   const timer = setTimeout(() => refuse('timeout', hs?.hello ?? null), o.timeoutMs).unref();
   channel.onClose = (reason) => refuse(TcpChannel.refusalFor(reason), hs?.hello ?? null);

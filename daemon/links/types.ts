@@ -86,7 +86,7 @@ export interface ListenerStats {
   mismatch: number;
   /** A known peer that failed to prove it holds the key. */
   authFailures: number;
-  /** Refused because too many handshakes were already pending. */
+  /** UDP HELLOs over the CHALLENGE rate, and pending TCP handshakes closed to make room for newer connections. */
   busy: number;
   /** UDP datagrams that belong to no session or handshake. */
   strays: number;

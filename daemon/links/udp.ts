@@ -280,17 +280,17 @@ export class UdpEndpoint<T> {
 
   private onHello(key: string, msg: Buffer, rinfo: Rinfo): void {
     const hello = decodeHello(msg);
-    if (!hello) return this.o.policy.refused('malformed', key, null, null);
+    if (!hello) return this.o.policy.refused('malformed', key, null);
     const now = performance.now();
     if (now - this.budget.start >= 1000) this.budget = { start: now, used: 0 };
-    if (this.budget.used++ >= MAX_CHALLENGES_PER_SEC) return this.o.policy.refused('busy', key, hello, null);
+    if (this.budget.used++ >= MAX_CHALLENGES_PER_SEC) return this.o.policy.refused('busy', key, hello);
     this.transmit(encodeFixed(CHALLENGE, this.cookie(this.slot(), key, msg)), rinfo.address, rinfo.port);
   }
 
   /** PROOF ‖ the CHALLENGE nonce ‖ the HELLO: everything the acceptor needs, since it kept nothing. */
   private onProof(key: string, msg: Buffer, rinfo: Rinfo): void {
     const split = splitUdpProof(msg);
-    if (!split) return this.o.policy.refused('malformed', key, null, null);
+    if (!split) return this.o.policy.refused('malformed', key, null);
     const { proof, nonce, helloMessage } = split;
     // Only a sender that got our CHALLENGE at this address gets further, and
     // only within one or two time slots of it.
@@ -299,7 +299,7 @@ export class UdpEndpoint<T> {
       return this.o.stray();
     }
     const hello = decodeHello(helloMessage);
-    if (!hello) return this.o.policy.refused('malformed', key, null, null);
+    if (!hello) return this.o.policy.refused('malformed', key, null);
     // The cookie is a MAC over this HELLO and this address, so it names the handshake.
     const id = nonce.toString('base64');
     const seen = this.done.get(id);
@@ -314,7 +314,7 @@ export class UdpEndpoint<T> {
     this.remember(id, { proof: Buffer.from(proof), accept: r.ok && admission.ticket !== null ? r.accept : null, at: performance.now() });
     if (!r.ok || admission.ticket === null) {
       const reason: Refusal = !r.ok && r.reason === 'malformed' ? 'malformed' : (admission.refusal ?? 'auth');
-      return this.o.policy.refused(reason, key, hello, admission.ticket);
+      return this.o.policy.refused(reason, key, hello);
     }
     this.transmit(r.accept, rinfo.address, rinfo.port);
     this.o.policy.established(admission.ticket, r.keys, this.open(key, rinfo, r.keys.tag));
@@ -345,13 +345,16 @@ export class UdpEndpoint<T> {
     const out = this.outbound.get(key);
     if (!out) return this.o.stray();
     if (type === CHALLENGE) {
-      const answered = out.hs.answered;
+      const before = out.hs.answered;
       const proof = out.hs.answer(msg);
       // Beyond the few a dial answers, or not a CHALLENGE at all: ignored, the real one may have come already.
       if (!proof) return this.o.stray();
       const datagram = Buffer.concat([proof, msg.subarray(1), out.hs.hello]);
-      if (!answered) out.current = [];
-      if (!out.current.some((d) => d.equals(datagram))) out.current.push(datagram);
+      // A new CHALLENGE's answer joins what is retransmitted (the first in place of the HELLO); a repeated one's is there already.
+      if (out.hs.answered > before) {
+        if (before === 0) out.current = [];
+        out.current.push(datagram);
+      }
       this.transmit(datagram, rinfo.address, rinfo.port);
       return;
     }
