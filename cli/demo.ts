@@ -116,10 +116,13 @@ async function run(io: Io, args: { color: boolean | undefined; keep: boolean }, 
   await writeFile(path.join(home, 'star.vnet'), starSpec(port));
   await writeFile(path.join(home, 'ring.vnet'), ringSpec(port));
   const started = Date.now();
-  const removeAll = async (): Promise<void> => {
-    await down(dio, { file: 'ring.vnet', json: false, ...reach }).catch((e: Error) => io.stderr.write(`vnetc: error: ${e.message}\n`));
-    await rm(home, { recursive: true, force: true });
-  };
+  // Once, whoever asks first: a second Ctrl-C during step 8 must not start another `down` beside it.
+  let removing: Promise<void> | undefined;
+  const removeAll = (): Promise<void> =>
+    (removing ??= (async () => {
+      await down(dio, { file: 'ring.vnet', json: false, ...reach }).catch((e: Error) => io.stderr.write(`vnetc: error: ${e.message}\n`));
+      await rm(home, { recursive: true, force: true });
+    })());
   if (!args.keep) stop.atExit(removeAll);
   try {
     step(`1. vnetc apply star.vnet: start a Proxy and three hosts as local daemons (in ${home}) and bring up the star`);

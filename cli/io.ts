@@ -6,6 +6,7 @@ import { diagnostic } from '../src/diag/diagnostic.js';
 import { Msg, Verbatim } from '../src/diag/messages.js';
 import { SourceFile } from '../src/diag/source.js';
 import { decode, MAX_FILE_BYTES } from '../src/lang/compile.js';
+import { ioErrorText } from '../src/util/io-error.js';
 
 /** What a command may touch of the outside world; tests pass their own. */
 export interface Out {
@@ -171,51 +172,9 @@ export async function readInputFile(cwd: string, path: string, what: string): Pr
   throw new UsageError(`cannot read ${what} '${path}': ${'refused' in r ? r.refused : `it is ${typeof r.over === 'number' ? `${r.over} bytes, ` : ''}more than ${MAX_FILE_BYTES} bytes`}`);
 }
 
-/**
- * What went wrong with a file, in words: Node's own messages name the system
- * call and every path involved, including vnetc's temporary files.
- */
+/** What went wrong with a file, in words (ioErrorText), or a failed write's own account. */
 export function describeIoError(e: unknown): string {
-  if (e instanceof WriteFailure) return e.message;
-  const code = (e as NodeJS.ErrnoException)?.code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such file';
-    case 'EACCES':
-      return 'permission denied';
-    case 'EPERM':
-      return 'not permitted';
-    case 'EISDIR':
-      return 'it is a directory';
-    case 'ENOTDIR':
-      return 'a part of the path is not a directory';
-    case 'ELOOP':
-      return 'too many symbolic links (a link that leads back to itself?)';
-    case 'ENAMETOOLONG':
-      return 'the name is too long';
-    case 'EROFS':
-      return 'the file system is read-only';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EDQUOT':
-      return 'the disk quota is used up';
-    case 'EBUSY':
-    case 'ETXTBSY':
-      return 'the file is busy';
-    case 'EMFILE':
-    case 'ENFILE':
-      return 'too many files are open';
-    case 'EIO':
-      return 'an input/output error (the device or disk failed)';
-    case 'ENXIO':
-    case 'ENODEV':
-      return 'no such device';
-    default: {
-      // Node says 'CODE: what, syscall 'path'': the part before the comma is the problem.
-      const message = (e as Error)?.message ?? String(e);
-      return code ? message.split(', ')[0]! : message;
-    }
-  }
+  return e instanceof WriteFailure ? e.message : ioErrorText(e);
 }
 
 /**

@@ -97,22 +97,22 @@ export const oversizedReply =
  * said as "cannot reach" (VN5003, not VN5001).
  */
 export class BrokenReply extends ReachError {
+  /** The message after "the connection to the daemon of <machine> broke ", as VN5003 puts it. */
+  readonly detail: string;
+
   constructor(
     machine: string,
     /** The request whose reply was owed (its command word, or `a batch of N changes`). */
-    readonly request: string,
+    request: string,
     /** Part of that reply had come. */
-    readonly during: boolean,
+    during: boolean,
     /** Why it broke: the stream's error, or that the daemon closed it. */
     readonly why: string,
     hint: string,
   ) {
-    super(machine, `the connection to the daemon of ${machine} broke ${during ? 'during' : 'before'} the reply to ${request}: ${why}`, hint);
-  }
-
-  /** The message after "the connection to the daemon of <machine> broke ", as VN5003 puts it. */
-  get detail(): string {
-    return this.message.slice(`the connection to the daemon of ${this.machine} broke `.length);
+    const detail = `${during ? 'during' : 'before'} the reply to ${request}: ${why}`;
+    super(machine, `the connection to the daemon of ${machine} broke ${detail}`, hint);
+    this.detail = detail;
   }
 }
 

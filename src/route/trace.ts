@@ -18,8 +18,9 @@ export type DropReason = 'no-match' | 'ingress' | 'link-down';
 
 /**
  * A daemon's port as the daemon reports it: a link `up`, `connecting` or
- * `down` (LINKS?); `absent` when the daemon has no such link, or no such
- * interface open. vnetd forwards only to ports that are up.
+ * `down` (LINKS?); an interface `up`, or `down` while its device is missing
+ * (DEVICES?, `device=missing`); `absent` when the daemon has no such link,
+ * or no such interface open. vnetd forwards only to ports that are up.
  */
 export type PortState = 'up' | 'connecting' | 'down' | 'absent';
 

@@ -19,7 +19,7 @@ import type { Address, Destination, Proto, Rule } from '../model/state.js';
 export const PROTOCOL_VERSION = 1;
 /** A daemon greets as soon as it accepts; anything slower than SSH's bound for connecting is not coming. */
 export const GREETING_MS = 10_000;
-/** The longest a reply may be in coming: a batch of a million changes commits in about 7 s. */
+/** The longest a daemon that owes a reply may send nothing: a batch of a million changes commits in about 7 s. REPLY_WHOLE_MS bounds the whole reply. */
 export const REPLY_MS = 60_000;
 /**
  * The longest one reply may take in all, however steadily its bytes come:
@@ -28,7 +28,7 @@ export const REPLY_MS = 60_000;
  * peer that sends a byte every 59 s, which REPLY_MS never would.
  */
 export const REPLY_WHOLE_MS = 600_000;
-/** Longer lines are refused (and skipped up to their end) without being buffered. */
+/** Longer lines are not buffered: the daemon refuses a command line as long (and skips to its end); a client drops a daemon that sends one (OversizedReply). */
 export const MAX_LINE = 64 * 1024;
 /**
  * The most a client holds of one reply's data lines, counting each line's

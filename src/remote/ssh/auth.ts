@@ -39,22 +39,25 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
 
   const configured = cfg.identityFiles.length > 0;
   const files = configured ? cfg.identityFiles : DEFAULT_IDENTITIES.map((n) => path.join(home, '.ssh', n));
-  /** The identity files' public keys: under IdentitiesOnly, the agent keys that may be offered. */
+  const agent = cfg.agentSocket;
+  const agentThere = agent !== undefined && existsSync(agent);
+  /** The identity files' public keys: under IdentitiesOnly, the agent keys that may be offered (and only then wanted). */
   const publics: Buffer[] = [];
+  const wantPublics = cfg.identitiesOnly && agentThere;
   for (const file of files) {
     let text: Buffer;
     try {
       text = readFileSync(file);
     } catch (e) {
       // A key kept only in the agent may be named by its .pub alone, as ssh allows.
-      const pub = publicHalf(file, Buffer.alloc(0));
+      const pub = wantPublics ? publicHalf(file, Buffer.alloc(0)) : undefined;
       if (pub) publics.push(pub.getPublicSSH());
       // Missing default identities are normal; a missing configured one is worth saying.
       if (configured || (e as NodeJS.ErrnoException).code !== 'ENOENT') notes.push(`${short(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
       continue;
     }
     const key = ssh2.utils.parseKey(text);
-    const pub = publicHalf(file, text) ?? (key instanceof Error ? undefined : key);
+    const pub = !wantPublics ? undefined : key instanceof Error ? publicHalf(file, text) : key;
     if (pub) publics.push(pub.getPublicSSH());
     if (key instanceof Error) {
       if (!/encrypted|passphrase/i.test(key.message)) {
@@ -75,10 +78,9 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
   }
 
   // First, as ssh asks the agent before reading any file: a key it holds is used without its passphrase.
-  const agent = cfg.agentSocket;
   if (!agent) {
     if (!cfg.identitiesOnly) notes.unshift('no agent (SSH_AUTH_SOCK is not set)');
-  } else if (!existsSync(agent)) {
+  } else if (!agentThere) {
     notes.unshift(`no agent: ${short(agent)} does not exist`);
   } else if (!cfg.identitiesOnly) {
     methods.unshift({ type: 'agent', username, agent });

@@ -320,10 +320,11 @@ function yesNo(d: Directive | undefined, dflt: boolean): boolean {
   throw new SshConfigError(`${where(d)}: ${d.keyword} must be yes or no, not '${d.args[0]}'`);
 }
 
+const isPort = (text: string): boolean => /^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
+
 export function parsePort(text: string, at: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new SshConfigError(`${at}: port must be 1..65535, not '${text}'`);
-  return n;
+  if (!isPort(text)) throw new SshConfigError(`${at}: port must be 1..65535, not '${text}'`);
+  return Number(text);
 }
 
 /**
@@ -383,8 +384,8 @@ export function parseJump(text: string, at: string): Jump {
   let port: number | undefined;
   // `host:` is the default port, as ssh takes it.
   if (portText !== '') {
+    if (!isPort(portText)) throw bad(`port '${portText}' is not 1..65535${portText.includes(':') ? v6 : ''}`);
     port = Number(portText);
-    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) throw bad(`port '${portText}' is not 1..65535${portText.includes(':') ? v6 : ''}`);
   }
   return { name, ...(user ? { user } : {}), ...(port ? { port } : {}) };
 }

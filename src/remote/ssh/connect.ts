@@ -11,6 +11,7 @@ import type { SshHostConfig } from './config.js';
 import { tapBanner, type Banner } from './banner.js';
 import { appendKnownHost, keyType, knownHostsName, knownTypes, verifyHostKey } from './known-hosts.js';
 import { KeyLocked, KeyUnlocker } from './unlock.js';
+import { ioErrorText } from '../../util/io-error.js';
 
 /**
  * One authenticated SSH connection per hop: the first hop is dialled, each
@@ -253,21 +254,9 @@ function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshH
 
 /** Why a known_hosts file cannot be written, in words rather than an errno. */
 function unwritable(e: NodeJS.ErrnoException, file: string): string {
-  switch (e.code) {
-    // mkdir of its directory where a file is (EEXIST), or a file further up (ENOTDIR).
-    case 'EEXIST':
-    case 'ENOTDIR':
-      return `a directory on its path (${path.dirname(file)} or above) is a file`;
-    case 'EISDIR':
-      return 'it is a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'it is on a read-only file system';
-    default:
-      return e.message;
-  }
+  // mkdir of its directory where a file is (EEXIST), or a file further up (ENOTDIR).
+  if (e.code === 'EEXIST' || e.code === 'ENOTDIR') return `a directory on its path (${path.dirname(file)} or above) is a file`;
+  return ioErrorText(e);
 }
 
 function lockedFailure(machine: string, where: string, k: KeyLocked): ReachError {

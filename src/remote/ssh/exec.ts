@@ -1,5 +1,6 @@
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
+import { deadline } from '../../util/timer.js';
 
 /** Running one command on an SSH connection (each in its own channel; the connection is shared). */
 
@@ -37,8 +38,8 @@ export interface OpenBound {
   late: () => Error;
 }
 
-/** Resolves what `open` hands its callback, or rejects with the bound's error; a channel that opens after that is closed at once. */
-export function within<T extends { close(): unknown }>(bound: OpenBound | undefined, open: (done: (err: Error | undefined, value: T) => void) => void): Promise<T> {
+/** Resolves what `open` hands its callback, or rejects with the bound's error; a channel that opens after that is closed at once (undefined: none opened). */
+export function within<T extends { close(): unknown } | undefined>(bound: OpenBound | undefined, open: (done: (err: Error | undefined, value: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     let gaveUp = false;
     const timer = bound && setTimeout(() => {
@@ -47,7 +48,7 @@ export function within<T extends { close(): unknown }>(bound: OpenBound | undefi
     }, bound.ms);
     open((err, value) => {
       clearTimeout(timer);
-      if (gaveUp) return void (err || value.close());
+      if (gaveUp) return void (err || value?.close());
       if (err) reject(err);
       else resolve(value);
     });
@@ -79,11 +80,12 @@ export interface RunBounds {
   runMs: number;
 }
 
-/** Says that a channel did not open (`what`: a session, or a channel to a socket): the login was fine, the channel is what the server withholds. */
-export const sessionLate =
-  (machine: string, ms: number, what = 'a session') =>
-  (): ReachError =>
-    new ReachError(machine, `sshd on ${machine} accepted the login but did not open ${what} within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${machine} true; ConnectTimeout in ~/.ssh/config sets the bound`);
+/** `ms` to open a channel (`what`: a session, or a channel to a socket), and the error past it: the login was fine, the channel is what the server withholds. */
+export const openBound = (machine: string, ms: number, what = 'a session'): OpenBound => ({
+  ms,
+  late: () =>
+    new ReachError(machine, `sshd on ${machine} accepted the login but did not open ${what} within ${seconds(ms)} s`, `check that its sshd is not overloaded or out of sessions (MaxSessions), e.g. with ssh ${machine} true; ConnectTimeout in ~/.ssh/config sets the bound`),
+});
 
 /**
  * A short command's bounds: the login shell's (the connect bound: to open
@@ -92,7 +94,7 @@ export const sessionLate =
 export const commandBounds = (machine: string, shellMs: number, what: string, workMs = 0): RunBounds => ({
   machine,
   what,
-  open: { ms: shellMs, late: sessionLate(machine, shellMs) },
+  open: openBound(machine, shellMs),
   runMs: shellMs + workMs,
 });
 
@@ -114,18 +116,15 @@ export async function run(client: ssh2.Client, command: string, bounds?: RunBoun
 function finished(ch: ssh2.ClientChannel, ended: Promise<Ending>, bounds: RunBounds | undefined): Promise<Ending> {
   if (!bounds) return ended;
   const { machine, what, runMs } = bounds;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ch.close();
-      reject(
-        new ReachError(
-          machine,
-          `a command on ${machine} (${what}) did not finish within ${seconds(runMs)} s`,
-          `its login shell may be stuck (a home on NFS that does not answer, a startup file waiting for input): check that ssh ${machine} true returns at once`,
-        ),
-      );
-    }, runMs);
-  });
-  return Promise.race([ended, late]).finally(() => clearTimeout(timer));
+  return deadline(
+    ended,
+    runMs,
+    () =>
+      new ReachError(
+        machine,
+        `a command on ${machine} (${what}) did not finish within ${seconds(runMs)} s`,
+        `its login shell may be stuck (a home on NFS that does not answer, a startup file waiting for input): check that ssh ${machine} true returns at once`,
+      ),
+    () => ch.close(),
+  );
 }

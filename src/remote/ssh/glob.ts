@@ -109,9 +109,10 @@ export function globPaths(pattern: string): string[] {
   let found = [path.parse(pattern).root || '/'];
   parts.forEach((part, k) => {
     const last = k === parts.length - 1;
+    const toks = MAGIC.test(part) ? tokens(part) : null;
     const next: string[] = [];
     for (const dir of found) {
-      if (!MAGIC.test(part)) {
+      if (!toks) {
         const p = path.join(dir, unescape(part));
         if (last ? exists(p) : isDir(p)) next.push(p);
         continue;
@@ -122,7 +123,6 @@ export function globPaths(pattern: string): string[] {
       } catch {
         continue;
       }
-      const toks = tokens(part);
       for (const e of entries) {
         const p = path.join(dir, e);
         if (matches(toks, e) && (last || isDir(p))) next.push(p);

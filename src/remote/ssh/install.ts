@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type ssh2 from 'ssh2';
 import { ReachError } from '../transport.js';
+import { deadline } from '../../util/timer.js';
 import type { DaemonBundle } from './bundle.js';
 import { commandBounds, ending, run, seconds, type ExecResult } from './exec.js';
 import { chain, DISCARD, EXIT, INSTALL, MKDIRS, PROBE, shScript, type Chain } from './scripts.js';
@@ -109,10 +110,6 @@ async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBund
   const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => client.sftp((e, s) => (e ? reject(e) : resolve(s)))).catch((e: Error) => {
     throw new ReachError(machine, `cannot open SFTP on ${machine} to upload vnetd: ${e.message}`, 'enable the sftp subsystem in its sshd_config, or install vnetd on its PATH');
   });
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ReachError(machine, `uploading vnetd to ${machine} did not finish within ${minutes(ms)}`, 'check the connection to it, and run the command again (the upload starts afresh)')), ms);
-  });
   const writes = [...bundle.files].map(
     ([rel, data]) =>
       new Promise<void>((resolve, reject) =>
@@ -120,9 +117,8 @@ async function transfer(client: ssh2.Client, machine: string, bundle: DaemonBund
       ),
   );
   try {
-    await Promise.race([late, Promise.all(writes)]);
+    await deadline(Promise.all(writes), ms, () => new ReachError(machine, `uploading vnetd to ${machine} did not finish within ${minutes(ms)}`, 'check the connection to it, and run the command again (the upload starts afresh)'));
   } finally {
-    clearTimeout(timer);
     // The writes still under way end with the channel.
     sftp.end();
   }

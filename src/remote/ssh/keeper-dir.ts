@@ -7,7 +7,7 @@ import { ControlClient, daemonPatience } from '../control-client.js';
 import { daemonFailures } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { argvOf, isAlive } from '../../util/process-alive.js';
-import { strangerIn } from '../../util/strangers.js';
+import { modeText, strangerIn } from '../../util/strangers.js';
 import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
 /**
@@ -65,7 +65,7 @@ export class KeeperDir {
       const who = st.isDirectory() ? strangerIn(st, 0o077) : undefined;
       if (!st.isDirectory()) this.unusable = `${this.dir} is not a directory`;
       else if (who && 'owner' in who) this.unusable = `${this.dir} belongs to uid ${who.owner}, not to us`;
-      else if (who) this.unusable = `${this.dir} is open to other users (mode ${(who.mode & 0o777).toString(8)}); chmod 700 it`;
+      else if (who) this.unusable = `${this.dir} is open to other users (mode ${modeText(who.mode)}); chmod 700 it`;
     } catch (e) {
       this.unusable = (e as Error).message;
     }

@@ -3,7 +3,7 @@ import net from 'node:net';
 import type ssh2 from 'ssh2';
 import type { SshHostConfig } from './config.js';
 import { connectChain } from './connect.js';
-import { execChannel, sessionLate } from './exec.js';
+import { execChannel, openBound } from './exec.js';
 import { ReachError } from '../transport.js';
 import { forwardToSocket } from './forward.js';
 import { mapBounded } from '../../util/pool.js';
@@ -172,18 +172,18 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
 
 /**
  * A channel to the daemon's control stream, opened within the connect
- * bound as a command's would be; rejects with sessionLate's ReachError when
+ * bound as a command's would be; rejects with openBound's ReachError when
  * sshd does not open it in time, or with a plain Error when it refuses.
  */
 async function open(client: ssh2.Client, spec: KeptSpec, timeoutMs: number): Promise<ssh2.ClientChannel> {
   const { machine, route } = spec;
   const ms = spec.target.connectTimeoutMs ?? timeoutMs;
   if ('socket' in route) {
-    const ch = await forwardToSocket(client, route.socket, { ms, late: sessionLate(machine, ms, `a channel to ${route.socket}`) });
+    const ch = await forwardToSocket(client, route.socket, openBound(machine, ms, `a channel to ${route.socket}`));
     if (!ch) throw new Error(`sshd on ${machine} would not open a channel to ${route.socket}`);
     return ch;
   }
-  return (await execChannel(client, route.exec, { ms, late: sessionLate(machine, ms) })).ch;
+  return (await execChannel(client, route.exec, openBound(machine, ms))).ch;
 }
 
 const oneLine = (text: string): string => text.replace(/[\r\n]+/g, ' ');

@@ -6,9 +6,9 @@
  */
 
 /** Whether `text` matches one wildcard pattern (no negation). */
-export function wildcardMatch(pattern: string, text: string, ignoreCase = true): boolean {
-  const p = ignoreCase ? pattern.toLowerCase() : pattern;
-  const t = ignoreCase ? text.toLowerCase() : text;
+export function wildcardMatch(pattern: string, text: string): boolean {
+  const p = pattern.toLowerCase();
+  const t = text.toLowerCase();
   // Iterative matcher with one backtrack point: linear in practice, no regex built from input.
   let pi = 0;
   let ti = 0;

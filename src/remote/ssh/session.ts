@@ -5,7 +5,7 @@ import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
 import { daemonFailures, ReachError, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
-import { commandBounds, ending, execChannel, run, sessionLate, type RunBounds } from './exec.js';
+import { commandBounds, ending, execChannel, openBound, run, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
 import type { ControlRoute } from './keeper.js';
 import { firstLine, installChain, probe, requireFlock, requireNode, unsafeError, upload, type Place, type Probe } from './install.js';
@@ -154,7 +154,7 @@ export class SshSession implements Session {
     // Straight to the socket when sshd allows stream-local forwarding: no process to start there.
     const layout = await this.layout();
     const ms = this.settings.timeoutMs;
-    const direct = await forwardToSocket(this.client, layout.socket, { ms, late: sessionLate(this.machine, ms, `a channel to ${layout.socket}`) });
+    const direct = await forwardToSocket(this.client, layout.socket, openBound(this.machine, ms, `a channel to ${layout.socket}`));
     if (direct) {
       const c = new ControlClient(direct, this.patience(layout));
       try {
@@ -176,7 +176,7 @@ export class SshSession implements Session {
     }
     const argv = [...(await this.vnetd('ctl')), 'ctl', '--state-dir', layout.stateDir];
     const command = shScript(CONTROL, [layout.socket, ...argv]);
-    const { ch, ended } = await execChannel(this.client, command, { ms: this.settings.timeoutMs, late: sessionLate(this.machine, this.settings.timeoutMs) });
+    const { ch, ended } = await execChannel(this.client, command, openBound(this.machine, this.settings.timeoutMs));
     let stderr = '';
     ch.stderr.setEncoding('utf8');
     ch.stderr.on('data', (s: string) => void (stderr.length < 4096 && (stderr += s)));
