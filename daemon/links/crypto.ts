@@ -65,8 +65,8 @@ export function sessionKeys(linkKey: Buffer, transcript: Buffer): DirectionKeys 
   return { d2a: okm.subarray(0, 32), a2d: okm.subarray(32, 64), tag: okm.readUInt16BE(64) };
 }
 
-/** `0x00000000 ‖ u64(seq)`: the sequence number alone, since one key serves one direction of one session. */
-function nonceFor(nonce: Buffer, seq: number): Buffer {
+/** `0x00000000 ‖ u64(seq)`: the sequence number alone, since one key serves one direction of one session. Written into `nonce` (12 bytes), which each sealer and opener keeps rather than allocate one per record. */
+export function nonceFor(nonce: Buffer, seq: number): Buffer {
   nonce.writeUInt32BE(0, 0);
   nonce.writeUInt16BE(0, 4);
   nonce.writeUIntBE(seq, 6, 6);

@@ -36,10 +36,11 @@ export const MAX_WINDOW_PAIRS = 1 << 22;
 export const MAX_DISTINCT_PAIRS = 1 << 20;
 
 /**
- * Sums per directed pair over the window. The MACs, and the undirected
- * edge the pair belongs to, are written out once, when the pair first
- * appears: the window is read on every round, and strings made per read
- * would be most of its cost.
+ * Sums per directed pair over the window. The MACs, and the key of the
+ * undirected edge the pair belongs to, are strings made ahead of any read
+ * and shared (each MAC held once per VM, each key once for both directions;
+ * see SlidingWindow.named): the window is read on every round, and strings
+ * made per read would be most of its cost.
  */
 export interface PairSums {
   src: string;

@@ -1,10 +1,10 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import type { DirectionKeys } from '../../daemon/links/crypto.js';
-import { withLength } from '../../daemon/links/framing.js';
+import { nonceFor, Opener, type DirectionKeys, type Opened } from '../../daemon/links/crypto.js';
+import { LengthPrefixReader, withLength } from '../../daemon/links/framing.js';
 import { DialerHandshake } from '../../daemon/links/handshake.js';
-import { ACCEPT, CHALLENGE, HEADER_BYTES, RECORD_OVERHEAD, SEQ_OFFSET, TAG_BYTES, TAG_OFFSET } from '../../daemon/links/wire.js';
+import { ACCEPT, CHALLENGE, HEADER_BYTES, MAX_RECORD, TAG_BYTES, writeHeader } from '../../daemon/links/wire.js';
 import type { LinkMode } from '../../daemon/links/types.js';
 
 /**
@@ -12,7 +12,8 @@ import type { LinkMode } from '../../daemon/links/types.js';
  * sealed with any sequence number and any payload, as a hostile peer that
  * holds the key would send them (for tests of what a daemon does with them,
  * and bench/fuzz-native.ts). Records are sealed by node:crypto here, never
- * by the code under test.
+ * by the code under test; what the daemon sends back is opened by its
+ * JavaScript Opener, which the C fast path's records must satisfy too.
  */
 
 export interface Names {
@@ -21,20 +22,12 @@ export interface Names {
   mode: LinkMode;
 }
 
-function nonce(seq: number): Buffer {
-  const n = Buffer.alloc(12);
-  n.writeUIntBE(seq, 6, 6);
-  return n;
-}
-
 /** A session record of `type` under `key` (the dialer's: keys.d2a), carrying `payload` at sequence number `seq`. */
 export function seal(key: Buffer, tag: number, mode: LinkMode, type: number, seq: number, payload: Buffer): Buffer {
   const rec = Buffer.alloc(HEADER_BYTES + payload.length + TAG_BYTES);
-  rec[0] = type;
-  rec.writeUInt16BE(tag, TAG_OFFSET);
-  rec.writeUIntBE(seq, SEQ_OFFSET, 6);
+  writeHeader(rec, 0, type, tag, seq);
   payload.copy(rec, HEADER_BYTES);
-  const c = createCipheriv('chacha20-poly1305', key, nonce(seq), { authTagLength: TAG_BYTES });
+  const c = createCipheriv('chacha20-poly1305', key, nonceFor(Buffer.alloc(12), seq), { authTagLength: TAG_BYTES });
   if (mode === 'auth-only') {
     c.setAAD(rec.subarray(0, HEADER_BYTES + payload.length), { plaintextLength: 0 });
   } else {
@@ -46,21 +39,10 @@ export function seal(key: Buffer, tag: number, mode: LinkMode, type: number, seq
   return rec;
 }
 
-/** A record from the acceptor (under keys.a2d): its type and payload, or null when it does not authenticate. */
-export function open(key: Buffer, mode: LinkMode, rec: Buffer): { type: number; payload: Buffer } | null {
-  if (rec.length < RECORD_OVERHEAD) return null;
-  const end = rec.length - TAG_BYTES;
-  const d = createDecipheriv('chacha20-poly1305', key, nonce(rec.readUIntBE(SEQ_OFFSET, 6)), { authTagLength: TAG_BYTES });
-  const authOnly = mode === 'auth-only';
-  d.setAAD(rec.subarray(0, authOnly ? end : HEADER_BYTES), { plaintextLength: authOnly ? 0 : end - HEADER_BYTES });
-  d.setAuthTag(rec.subarray(end));
-  try {
-    const body = authOnly ? Buffer.alloc(0) : d.update(rec.subarray(HEADER_BYTES, end));
-    d.final();
-    return { type: rec[0]!, payload: authOnly ? Buffer.from(rec.subarray(HEADER_BYTES, end)) : body };
-  } catch {
-    return null;
-  }
+/** A record from the acceptor (under keys.a2d), at whatever sequence number it claims: null when it does not authenticate. */
+export function open(key: Buffer, mode: LinkMode, rec: Buffer): Opened | null {
+  const seq = Opener.peekSeq(rec);
+  return seq < 0 ? null : new Opener(key, mode === 'encrypt').open(rec, seq);
 }
 
 /** A UDP link's handshake from `sock` to host:port: the session's keys. */
@@ -91,16 +73,12 @@ export function udpDial(sock: dgram.Socket, host: string, port: number, key: Buf
   });
 }
 
-/** Calls `on` with each length-prefixed message of a stream. */
-export function messages(s: net.Socket, on: (m: Buffer) => void): void {
-  let buf: Buffer = Buffer.alloc(0);
+/** Calls `on` with each length-prefixed message of a stream (of at most `max` bytes; a longer or an empty one ends the stream with an error). */
+export function messages(s: net.Socket, on: (m: Buffer) => void, max = MAX_RECORD): void {
+  const reader = new LengthPrefixReader(max);
   s.on('data', (c: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, c]) : c;
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const n = buf.readUInt32BE(0);
-      on(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
-    }
+    const bad = reader.push(c, on);
+    if (bad) s.destroy(new Error(`${s.remoteAddress}:${s.remotePort} sent a length prefix that is ${bad === 'empty' ? 'zero' : `over ${max}`}`));
   });
 }
 

@@ -1,5 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { MAX_FRAME } from '../../daemon/frame.js';
+import { messages } from './link-peer.js';
 
 /** A synthetic VM: a UDP socket on loopback (QEMU's datagram netdev) that a daemon's qemu-udp interface talks to, keeping what it receives. */
 export interface SyntheticVm {
@@ -37,14 +39,6 @@ export function connect(to: string | number): Promise<net.Socket> {
 /** Everything the "VM" receives on a stream, split back into frames. */
 export function collect(s: net.Socket): Buffer[] {
   const got: Buffer[] = [];
-  let buf = Buffer.alloc(0);
-  s.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const n = buf.readUInt32BE(0);
-      got.push(buf.subarray(4, 4 + n));
-      buf = buf.subarray(4 + n);
-    }
-  });
+  messages(s, (f) => got.push(f), MAX_FRAME);
   return got;
 }
