@@ -634,7 +634,7 @@ async function qemuPair(dir: string, kind: QemuKind, flags: string[]): Promise<V
         return vm;
       };
     }
-    const d = await startVnetd(machine, machine, await mkdtemp(path.join(dir, `${machine}-`)), [], ['--machine', machine, '--port', String(port), '--listen', '127.0.0.1', '--iface', iface, ...flags]);
+    const d = await startVnetd({ machine, port, dir: await mkdtemp(path.join(dir, `${machine}-`)), log: '' }, ['--iface', iface, ...flags]);
     daemons.push(d);
     return { d, port, vm: await attach() };
   };

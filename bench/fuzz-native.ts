@@ -1,15 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DirectionKeys } from '../daemon/links/crypto.js';
 import { ACCEPT, CHALLENGE, CLOSE, DATA, HELLO, PING, PONG, PROOF, REPORT } from '../daemon/links/wire.js';
-import { ControlClient } from '../src/remote/control-client.js';
+import { prng } from '../src/util/prng.js';
 import { formatHostPort } from '../src/wire/hostport.js';
-import { messages, open as openRecord, seal as sealRecord, tcpDial, udpDial } from '../test/support/link-peer.js';
+import { open as openRecord, seal as sealRecord, tcpDial, udpDial } from '../test/support/link-peer.js';
+import { freePort } from '../test/support/sshd.js';
+import { collect, syntheticVm } from '../test/support/synthetic-vm.js';
+import { batch, ok, startVnetd, stopVnetd, waitFor, type SpawnedVnetd } from '../test/support/vnetd-process.js';
 
 /**
  * A bounded fuzzer for vnetd's C code (the pcap addon's fast path and the
@@ -28,9 +29,6 @@ import { messages, open as openRecord, seal as sealRecord, tcpDial, udpDial } fr
  * sanitizer report, and afterwards must still carry frames every way.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
-
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
@@ -43,15 +41,8 @@ const AUTH_ONLY = process.argv.includes('--auth-only');
 const MODE = AUTH_ONLY ? 'auth-only' : 'encrypt';
 const HOST = process.argv.includes('--v6') ? '::1' : '127.0.0.1';
 
-/* mulberry32: a seeded generator, so a run's inputs can be made again. */
-let state = SEED >>> 0;
-function rnd(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+/* Seeded, so a run's inputs can be made again. */
+const rnd = prng(SEED);
 const int = (n: number): number => Math.floor(rnd() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 const bytes = (n: number): Buffer => {
@@ -137,36 +128,23 @@ const done = { udp: () => count.udp + count.udpStranger, tcp: () => count.tcpRec
 const deadline = Date.now() + SECONDS * 1000;
 /** Set when a fuzzing loop fails: the others stop too. */
 let stopped = false;
-const more = (kind: keyof typeof budget) => done[kind]() < budget[kind] && Date.now() < deadline && !daemonGone && !stopped;
+const more = (kind: keyof typeof budget) => done[kind]() < budget[kind] && Date.now() < deadline && !ended() && !stopped;
 const tick = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** The last inputs of each kind, written out if the daemon dies. */
-const recent: Record<string, string[]> = {};
+/** The last inputs of each kind, written out (in hex) if the daemon dies. */
+const recent: Record<string, Buffer[]> = {};
 const note = (kind: string, b: Buffer) => {
   const l = (recent[kind] ??= []);
-  l.push(b.toString('hex'));
+  l.push(b);
   if (l.length > 64) l.shift();
 };
 
-let daemon: ChildProcess;
-let daemonLog = '';
-let daemonGone = false;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  for (const end = Date.now() + ms; ; await sleep(20)) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end || daemonGone) throw new Error(`timed out waiting for ${what}`);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
+let daemon: SpawnedVnetd | undefined;
+/** How the daemon ended, once it has. */
+const ended = (): string | null => {
+  const p = daemon?.proc;
+  return p && (p.exitCode !== null || p.signalCode !== null) ? `vnetd exited (${p.exitCode ?? p.signalCode})` : null;
+};
 
 function lengthPrefixed(b: Buffer, len = b.length): Buffer {
   const h = Buffer.alloc(4);
@@ -277,7 +255,7 @@ async function tcpPeer(port: number, key: Buffer, keep: boolean): Promise<TcpPee
 }
 
 /** A DATA payload of frames, each after its u16 length: well formed, or not. */
-function batch(good: boolean): Buffer {
+function dataBatch(good: boolean): Buffer {
   const parts: Buffer[] = [];
   let size = 0;
   for (let k = 1 + int(rnd() < 0.9 ? 8 : 60); k > 0 && size + 2 <= 65537; k--) {
@@ -314,7 +292,7 @@ async function fuzzTcp(port: number, key: Buffer): Promise<void> {
     try {
       peer = await tcpPeer(port, key, false);
     } catch (e) {
-      if (daemonGone) return;
+      if (ended()) return;
       throw e;
     }
     count.tcpConnections++;
@@ -325,7 +303,7 @@ async function fuzzTcp(port: number, key: Buffer): Promise<void> {
     const stream: Buffer[] = [];
     for (let k = 1 + int(30); k > 0; k--) {
       const type = rnd() < 0.85 ? DATA : pick([PING, PONG, REPORT, 0x15, 0xff]);
-      const rec = seal(peer.keys.d2a, peer.keys.tag, type, peer.next++, type === DATA ? batch(true) : bytes(length(600)));
+      const rec = seal(peer.keys.d2a, peer.keys.tag, type, peer.next++, type === DATA ? dataBatch(true) : bytes(length(600)));
       stream.push(lengthPrefixed(rec));
       note('tcp', rec);
       count.tcpRecords++;
@@ -334,13 +312,13 @@ async function fuzzTcp(port: number, key: Buffer): Promise<void> {
     const end = rnd();
     let last: Buffer | null = null;
     const { d2a, tag } = peer.keys;
-    if (end < 0.2) last = lengthPrefixed(seal(d2a, tag, DATA, peer.next++, batch(false)));
-    else if (end < 0.3) last = lengthPrefixed(seal(d2a, tag, DATA, peer.next + 1 + int(5), batch(true)));
-    else if (end < 0.4) last = lengthPrefixed(seal(d2a, tag, DATA, Math.max(0, peer.next - 1 - int(3)), batch(true)));
-    else if (end < 0.5) last = lengthPrefixed(mutate(seal(d2a, tag, DATA, peer.next++, batch(true))));
+    if (end < 0.2) last = lengthPrefixed(seal(d2a, tag, DATA, peer.next++, dataBatch(false)));
+    else if (end < 0.3) last = lengthPrefixed(seal(d2a, tag, DATA, peer.next + 1 + int(5), dataBatch(true)));
+    else if (end < 0.4) last = lengthPrefixed(seal(d2a, tag, DATA, Math.max(0, peer.next - 1 - int(3)), dataBatch(true)));
+    else if (end < 0.5) last = lengthPrefixed(mutate(seal(d2a, tag, DATA, peer.next++, dataBatch(true))));
     else if (end < 0.6) {
       // A length prefix that lies: none, too big, too small for a record, or not what follows.
-      const body = seal(d2a, tag, DATA, peer.next++, batch(true));
+      const body = seal(d2a, tag, DATA, peer.next++, dataBatch(true));
       last = lengthPrefixed(body, pick([0, 1, 24, 25, 65562, 65563, 0xffffffff, body.length + 1 + int(100), Math.max(0, body.length - 1 - int(20))]));
     } else if (end < 0.7) last = bytes(length(5000));
     else if (end < 0.75) last = lengthPrefixed(seal(d2a, tag, CLOSE, peer.next++, Buffer.alloc(0)));
@@ -415,58 +393,40 @@ async function fuzzDatagram(vm: dgram.Socket, port: number): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vnetd-fuzz-'));
-  const [linkPort, streamPort, dgramPort] = [await freePort(), await freePort(), await freePort()];
-  const vu = dgram.createSocket(HOST === '::1' ? 'udp6' : 'udp4');
-  const vuGot: Buffer[] = [];
-  vu.on('message', (m) => vuGot.push(m));
-  await new Promise<void>((r) => vu.bind(0, HOST, () => r()));
-  daemon = spawn(process.execPath, [VNETD, '--machine', 'fz', '--port', String(linkPort), '--listen', HOST, '--state-dir', dir,
-    '--iface', `vm0=qemu-stream:listen=${formatHostPort({ host: HOST, port: streamPort })}`,
-    '--iface', `vu0=qemu-udp:listen=${formatHostPort({ host: HOST, port: dgramPort })},peer=${formatHostPort({ host: HOST, port: vu.address().port })}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  daemon.stderr!.on('data', (b: Buffer) => (daemonLog += b.toString()));
-  let exit = '';
-  daemon.on('exit', (code, signal) => {
-    daemonGone = true;
-    exit = `vnetd exited (${code ?? signal})`;
-  });
-  let ctl: ControlClient | undefined;
+  const [linkPort, streamPort, dgramPort] = [await freePort(HOST), await freePort(HOST), await freePort(HOST)];
+  const vu = await syntheticVm(HOST);
+  const d: SpawnedVnetd = (daemon = { machine: 'fz', port: linkPort, dir, log: '' });
   let up: UdpPeer | undefined;
   let failure = '';
   try {
-    const sock = path.join(dir, 'vnetd.sock');
-    ctl = await waitFor('the control socket', () => (fs.existsSync(sock) ? ControlClient.connect(sock).catch(() => undefined) : undefined));
-    const request = async (line: string) => {
-      const r = await ctl!.request(line);
-      if (!r.ok) throw new Error(`${line} -> ${r.code} ${r.text}`);
-      return r;
-    };
+    await startVnetd(d, ['--iface', `vm0=qemu-stream:listen=${formatHostPort({ host: HOST, port: streamPort })}`,
+      '--iface', `vu0=qemu-udp:listen=${formatHostPort({ host: HOST, port: dgramPort })},peer=${formatHostPort({ host: HOST, port: vu.port })}`], { listen: HOST });
     const [ku, kt] = [Buffer.alloc(32, 0x5a), Buffer.alloc(32, 0xa5)];
-    for (const l of ['BATCH', `LINK ADD pu UDP ACCEPT - ${ku.toString('hex')} ${MODE.toUpperCase()}`, `LINK ADD pt TCP ACCEPT - ${kt.toString('hex')} ${MODE.toUpperCase()}`,
+    await batch(d, [`LINK ADD pu UDP ACCEPT - ${ku.toString('hex')} ${MODE.toUpperCase()}`, `LINK ADD pt TCP ACCEPT - ${kt.toString('hex')} ${MODE.toUpperCase()}`,
       `RULE ADD ANY ${colon(MAC.vm)} IFACE vm0`, `RULE ADD ANY ${colon(MAC.vu)} IFACE vu0`, `RULE ADD ANY ${colon(MAC.pu)} LINK pu`,
-      `RULE ADD ANY ${colon(MAC.pt)} LINK pt`, 'COMMIT']) await request(l);
-    const stat = async (name: string) => Number((await request('STATS?')).data.find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
+      `RULE ADD ANY ${colon(MAC.pt)} LINK pt`]);
+    const stat = async (name: string) => Number((await ok(d, 'STATS?')).data.find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
     up = await udpPeer(linkPort, ku, false);
     const started = Date.now();
-    const loops = [fuzzUdp(up, linkPort, ku), fuzzTcp(linkPort, kt), fuzzStream(streamPort), fuzzDatagram(vu, dgramPort)];
+    const loops = [fuzzUdp(up, linkPort, ku), fuzzTcp(linkPort, kt), fuzzStream(streamPort), fuzzDatagram(vu.sock, dgramPort)];
     for (const l of loops) l.catch(() => (stopped = true));
     await Promise.all(loops);
     const secs = (Date.now() - started) / 1000;
     process.stdout.write(`fuzzed for ${secs.toFixed(0)} s: ${JSON.stringify(count)}, ${total()} inputs\n`);
-    if (daemonGone) throw new Error("no input was refused: it died");
+    if (ended()) throw new Error("no input was refused: it died");
 
     // Afterwards: frames still cross every way, and (on the fast path) through C.
     await sleep(300);
     const vm = await waitFor('the stream VM to be taken', async () => {
       const s = net.connect(streamPort, HOST);
-      const ok = await new Promise<boolean>((r) => (s.once('connect', () => r(true)), s.once('error', () => r(false))));
-      return ok ? s : undefined;
+      const connected = await new Promise<boolean>((r) => (s.once('connect', () => r(true)), s.once('error', () => r(false))));
+      return connected ? s : undefined;
     });
-    const vmGot: Buffer[] = [];
-    messages(vm, (m) => vmGot.push(m));
-    await waitFor('the stream on the fast path', async () => ((await request('DEVICES?')).data.some((l) => l.startsWith('vm0 ') && / vm=up$/.test(l)) ? true : undefined));
+    const vmGot = collect(vm);
+    await waitFor('the stream on the fast path', async () => ((await ok(d, 'DEVICES?')).data.some((l) => l.startsWith('vm0 ') && / vm=up$/.test(l)) ? true : undefined));
     const u = await udpPeer(linkPort, ku, true);
     const t = await tcpPeer(linkPort, kt, true);
-    await waitFor('both links up', async () => ((await request('LINKS?')).data.filter((l) => / up /.test(l)).length === 2 ? true : undefined));
+    await waitFor('both links up', async () => ((await ok(d, 'LINKS?')).data.filter((l) => / up /.test(l)).length === 2 ? true : undefined));
     await sleep(50);
     const eth = (dst: string, src: string, n: number) => {
       const f = Buffer.alloc(100, n);
@@ -485,7 +445,7 @@ async function main(): Promise<void> {
       t.sock.write(lengthPrefixed(seal(t.keys.d2a, t.keys.tag, DATA, t.next++, Buffer.concat([h, b]))));
       vm.write(lengthPrefixed(eth(MAC.pu, MAC.vm, n)));
       vm.write(lengthPrefixed(eth(MAC.pt, MAC.vm, n)));
-      vu.send(eth(MAC.pu, MAC.vu, n), dgramPort, HOST);
+      vu.sock.send(eth(MAC.pu, MAC.vu, n), dgramPort, HOST);
       await sleep(2);
     }
     await waitFor('the frames after fuzzing', () => (vmGot.length === 2 * N && u.got.length === 2 * N && t.got.length === N ? true : undefined), 10_000).catch(() => {
@@ -493,27 +453,25 @@ async function main(): Promise<void> {
     });
     const carried = (await stat('fast-path.frames')) - carriedBefore;
     process.stdout.write(`after fuzzing: every frame crossed (${carried} of ${5 * N} by the fast path)\n`);
-    process.stdout.write(`LINKS?\n${(await request('LINKS?')).data.join('\n')}\nDEVICES?\n${(await request('DEVICES?')).data.join('\n')}\n`);
+    process.stdout.write(`LINKS?\n${(await ok(d, 'LINKS?')).data.join('\n')}\nDEVICES?\n${(await ok(d, 'DEVICES?')).data.join('\n')}\n`);
     u.sock.close();
     t.sock.destroy();
     vm.destroy();
   } catch (e) {
     // The daemon dying is the finding, what a loop then tripped over is not; its exit may be reported after the loop's error.
-    for (let t = 0; t < 25 && !daemonGone; t++) await sleep(20);
-    failure = daemonGone ? `${exit} while fuzzed (${(e as Error).message})` : (e as Error).message;
+    for (let t = 0; t < 25 && !ended(); t++) await sleep(20);
+    const exit = ended();
+    failure = exit ? `${exit} while fuzzed (${(e as Error).message})` : (e as Error).message;
   } finally {
-    ctl?.close();
-    if (!daemonGone) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => daemon.once('exit', r));
-    }
+    await stopVnetd(d);
     up?.sock.close();
-    vu.close();
-    const sanitizer = /AddressSanitizer|runtime error|LeakSanitizer/.test(daemonLog);
+    vu.sock.close();
+    const sanitizer = /AddressSanitizer|runtime error|LeakSanitizer/.test(d.log);
     if (failure || sanitizer) {
       const dump = path.join(os.tmpdir(), `vnetd-fuzz-${SEED}-${process.pid}.json`);
-      fs.writeFileSync(dump, JSON.stringify({ seed: SEED, count, failure, recent, log: daemonLog }, null, 1));
-      process.stderr.write(`FAILED: ${failure || 'sanitizer report'}\n${daemonLog.slice(-6000)}\nlast inputs: ${dump}\n`);
+      const inputs = Object.fromEntries(Object.entries(recent).map(([kind, l]) => [kind, l.map((b) => b.toString('hex'))]));
+      fs.writeFileSync(dump, JSON.stringify({ seed: SEED, count, failure, recent: inputs, log: d.log }, null, 1));
+      process.stderr.write(`FAILED: ${failure || 'sanitizer report'}\n${d.log.slice(-6000)}\nlast inputs: ${dump}\n`);
       process.exitCode = 1;
     }
     fs.rmSync(dir, { recursive: true, force: true });

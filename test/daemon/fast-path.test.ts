@@ -297,8 +297,8 @@ const kernels = ['refuses (EIO)', 'refuses (EINVAL)', 'allows'] as const;
     for (const i of [0, 1]) {
       const machine = `h${i + 1}`;
       const state = fs.mkdtempSync(path.join(dir, `gso-${machine}-`));
-      const args = ['--machine', machine, '--port', String(linkPorts[i]), '--listen', '127.0.0.1', '--iface', `vm0=qemu-udp:listen=127.0.0.1:${ports[i]},peer=127.0.0.1:${vms[i]!.sock.address().port}`];
-      daemons.push(await startVnetd(machine, machine, state, refuses && i === 0 ? ['env', `LD_PRELOAD=${[process.env['LD_PRELOAD'], shim()].filter(Boolean).join(':')}`, `REFUSE_UDP_GSO=${kernel.includes('EINVAL') ? 'EINVAL' : 'EIO'}`] : [], args));
+      const prefix = refuses && i === 0 ? ['env', `LD_PRELOAD=${[process.env['LD_PRELOAD'], shim()].filter(Boolean).join(':')}`, `REFUSE_UDP_GSO=${kernel.includes('EINVAL') ? 'EINVAL' : 'EIO'}`] : [];
+      daemons.push(await startVnetd({ machine, port: linkPorts[i]!, dir: state, log: '' }, ['--iface', `vm0=qemu-udp:listen=127.0.0.1:${ports[i]},peer=127.0.0.1:${vms[i]!.sock.address().port}`], { prefix }));
     }
     const [h1, h2] = daemons as [Daemon, Daemon];
     const key = 'ef'.repeat(32);

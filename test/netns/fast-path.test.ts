@@ -28,7 +28,7 @@ const PORT = 5000;
 async function read(d: Daemon, query: string, start: string, re: RegExp): Promise<number> {
   const line = (await ok(d, query)).data.find((l) => l.startsWith(start));
   const m = line && re.exec(line);
-  if (!m) throw new Error(`${d.host}: no '${start}' with ${re} in ${query}:\n${(await ok(d, query)).data.join('\n')}`);
+  if (!m) throw new Error(`${d.machine}: no '${start}' with ${re} in ${query}:\n${(await ok(d, query)).data.join('\n')}`);
   return Number(m[1]);
 }
 
@@ -169,7 +169,7 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
   test('a frame the VM\'s device refuses in the fast path is counted, and said in the log once', async () => {
     expect(await ping(2)).toBe(2); // the flow vm1 → vm2 is cached at h2
     const before = await device(h2, 'vm2');
-    const said = () => h2.log().split('\n').filter((l) => l.includes('iface vm2: the device refused')).length;
+    const said = () => h2.log.split('\n').filter((l) => l.includes('iface vm2: the device refused')).length;
     const notes = said();
     await tb.exec('h2', ['ip', 'link', 'set', 'vm2', 'mtu', '1000']);
     try {
@@ -181,7 +181,7 @@ suite.each(['UDP', 'TCP'])(`the fast path over a %s link on a namespace testbed 
       expect(after.tx).toBe(before.tx);
       expect((await ok(h2, 'DEVICES?')).data.find((l) => l.startsWith('vm2 '))).toMatch(new RegExp(` errors=${r.sent}\\b`));
       expect(said() - notes).toBe(1);
-      expect(h2.log()).toMatch(/iface vm2: the device refused (a frame|\d frames): message too long/);
+      expect(h2.log).toMatch(/iface vm2: the device refused (a frame|\d frames): message too long/);
     } finally {
       await tb.exec('h2', ['ip', 'link', 'set', 'vm2', 'mtu', '1500']);
     }
@@ -249,7 +249,7 @@ suite(`a VM's pcap device that comes and goes, as QEMU's tap does (${skip ?? 'ro
   let tb: Testbed;
   afterAll(() => tb?.destroy(), 30_000);
   const state = async (d: Daemon): Promise<string> => /device=(\w+)/.exec((await ok(d, 'DEVICES?')).data.find((l) => l.startsWith('vm1 '))!)![1]!;
-  const becomes = (d: Daemon, want: string) => waitFor(`vm1's device to be ${want}\n${d.log()}`, async () => ((await state(d)) === want ? true : undefined));
+  const becomes = (d: Daemon, want: string) => waitFor(`vm1's device to be ${want}\n${d.log}`, async () => ((await state(d)) === want ? true : undefined));
   const linkDown = (d: Daemon) => read(d, 'STATS?', 'drops.linkDown ', /(\d+)$/);
 
   test('missing at start, it is waited for; once there, and again after it was gone, it is captured, on the fast path; meanwhile frames for it are link-down drops', async () => {
@@ -258,7 +258,7 @@ suite(`a VM's pcap device that comes and goes, as QEMU's tap does (${skip ?? 'ro
     await tb.namespace('vm1'); // the VM, not started: no device on h1 yet
     await tb.vm('h2', 'vm2', 'vm2', MAC.vm2, '10.201.0.2');
     const [h1, h2] = await Promise.all([tb.vnetd('h1', 'h1', PORT, ['vm1=pcap:vm1']), tb.vnetd('h2', 'h2', PORT, ['vm2=pcap:vm2'])]);
-    expect(h1.log()).toMatch(/iface vm1: device vm1 does not exist \(yet\): frames for it are dropped until it does/);
+    expect(h1.log).toMatch(/iface vm1: device vm1 does not exist \(yet\): frames for it are dropped until it does/);
     expect(await state(h1)).toBe('missing');
     for (const [d, own] of [[h1, 'vm1'], [h2, 'vm2']] as const) {
       await batch(d, [`RULE ADD ANY ${MAC[own]} IFACE ${own}`, `RULE ADD NOT ${MAC[own]} ${MAC.bcast} IFACE ${own}`]);
@@ -278,9 +278,9 @@ suite(`a VM's pcap device that comes and goes, as QEMU's tap does (${skip ?? 'ro
       if (round === 'restarted') break;
       await tb.unplug('h1', 'vm1');
       await becomes(h1, 'missing');
-      expect(h1.log()).toMatch(/iface vm1: device vm1 is gone \(its VM stopped, or the device was deleted\)/);
+      expect(h1.log).toMatch(/iface vm1: device vm1 is gone \(its VM stopped, or the device was deleted\)/);
       expect((await tb.ping('vm2', '10.201.0.1', 2)).received).toBe(0);
     }
-    expect(h1.log().match(/device vm1 is there: capturing it/g)).toHaveLength(2);
+    expect(h1.log.match(/device vm1 is there: capturing it/g)).toHaveLength(2);
   }, 90_000);
 });

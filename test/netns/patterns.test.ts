@@ -37,19 +37,19 @@ suite(`patterns in VM namespaces (${skip ?? 'root, ip, pcap'})`, () => {
       tb.vnetd('proxy', 'proxy', PORT),
       ...['h1', 'h2'].map((h) => tb.vnetd(h, h, PORT, VMS.filter((v) => v.host === h).map((v) => `${v.iface}=pcap:${v.iface}`))),
     ]);
-    for (const d of started) daemons.set(d.host, d);
+    for (const d of started) daemons.set(d.machine, d);
     const lines = starLines(VMS, { proxyAddress: `${tb.lanAddress.get('proxy')}:${PORT}`, proto: 'tcp', mode: 'encrypt', key: () => randomBytes(32).toString('hex') });
     for (const [machine, batch] of lines) {
       const d = daemons.get(machine)!;
       for (const line of ['BATCH', ...batch, 'COMMIT']) {
         const r = await d.ctl.request(line);
-        if (!r.ok) throw new Error(`${machine}: ${line} -> ERR ${r.code} ${r.text}\n${d.log()}`);
+        if (!r.ok) throw new Error(`${machine}: ${line} -> ERR ${r.code} ${r.text}\n${d.log}`);
       }
     }
     const end = Date.now() + 15_000;
     for (const h of ['h1', 'h2']) {
       while (!/ up /.test(await linkLine(daemons.get(h)!, 'proxy'))) {
-        if (Date.now() > end) throw new Error(`${h}'s link to the Proxy did not come up:\n${daemons.get(h)!.log()}`);
+        if (Date.now() > end) throw new Error(`${h}'s link to the Proxy did not come up:\n${daemons.get(h)!.log}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }

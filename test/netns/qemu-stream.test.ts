@@ -41,7 +41,7 @@ const vmState = async (d: Daemon): Promise<string> => (await ok(d, 'DEVICES?')).
 async function until(d: Daemon, state: string, ms: number): Promise<number> {
   const start = Date.now();
   while ((await vmState(d)) !== state) {
-    if (Date.now() - start > ms) throw new Error(`vm0 did not become vm=${state} within ${ms / 1000} s:\n${d.log()}`);
+    if (Date.now() - start > ms) throw new Error(`vm0 did not become vm=${state} within ${ms / 1000} s:\n${d.log}`);
     await new Promise((r) => setTimeout(r, 200));
   }
   return Date.now() - start;
@@ -62,11 +62,11 @@ suite(`qemu-stream and a vanished QEMU (${skip ?? 'root, ip'})`, () => {
     await tb.exec('h2', ['ip', 'link', 'set', 'eth0', 'down']);
     // 5 s idle, then 10 probes a second apart; the rest is a loaded machine's slack.
     await until(d, 'down', 40_000);
-    expect(d.log()).toMatch(/vm0: the connection failed: .*timed out; waiting for QEMU to connect again/i);
+    expect(d.log).toMatch(/vm0: the connection failed: .*timed out; waiting for QEMU to connect again/i);
 
     // The VM, restarted elsewhere (here on h1 itself), attaches again rather than being refused.
     await qemu('h1', listen, port);
     await until(d, 'up', 10_000);
-    expect(d.log()).not.toMatch(/refused a second connection/);
+    expect(d.log).not.toMatch(/refused a second connection/);
   }, 90_000);
 });

@@ -1,12 +1,11 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ControlClient } from '../../src/remote/control-client.js';
-import type { Reply } from '../../src/wire/control.js';
 import { isAlive } from '../../src/util/process-alive.js';
+import { batch, ok, startVnetd, stopVnetd, type RunningVnetd } from '../support/vnetd-process.js';
 
 /**
  * A testbed of network namespaces for tests and benchmarks: "hosts" on a
@@ -34,13 +33,6 @@ const s = net.connect(9000, process.argv[1], () => { const t = setInterval(() =>
   if (n >= total) { clearInterval(t); s.end(); console.log(n + ' ' + h.digest('hex')); return; }
   const b = c.randomBytes(16384); h.update(b); n += b.length; s.write(b); }, 5); });`;
 
-/** The repository: two levels up from test/netns/, three from dist/test/netns/ (benchmarks). */
-const ROOT = ((): string => {
-  let dir = path.dirname(new URL(import.meta.url).pathname);
-  while (!fs.existsSync(path.join(dir, 'package.json')) && dir !== path.dirname(dir)) dir = path.dirname(dir);
-  return dir;
-})();
-const VNETD = path.join(ROOT, 'dist', 'daemon', 'vnetd.js');
 const NAME = /^vnt(\d+)x[0-9a-z]+-/;
 
 /** Why namespaces cannot be used here, or null when they can. */
@@ -89,32 +81,14 @@ export async function sweepStale(): Promise<string[]> {
   return stale;
 }
 
-export interface Daemon {
-  host: string;
-  dir: string;
-  proc: ChildProcess;
-  ctl: ControlClient;
-  log: () => string;
-}
-
-/** One control line to a testbed daemon; an error reply throws, with the daemon's log. */
-export async function ok(d: Daemon, line: string): Promise<Reply> {
-  const r = await d.ctl.request(line);
-  if (!r.ok) throw new Error(`${d.host}: ${line} -> ERR ${r.code} ${r.text}\n${d.log()}`);
-  return r;
-}
-
-/** Lines committed as one batch. */
-export async function batch(d: Daemon, lines: string[]): Promise<void> {
-  await ok(d, 'BATCH');
-  for (const l of lines) await ok(d, l);
-  await ok(d, 'COMMIT');
-}
+/* One spawner for the testbed and the loopback tests alike; the testbed runs it under `ip netns exec`. */
+export { batch, ok, startVnetd, stopVnetd };
+export type Daemon = RunningVnetd;
 
 /** The daemon's link to `peer`: its state, and frames sent and received. */
 export async function link(d: Daemon, peer: string): Promise<{ state: string; tx: number; rx: number }> {
   const line = (await ok(d, 'LINKS?')).data.find((l) => l.startsWith(peer + ' '));
-  if (!line) throw new Error(`${d.host} has no link to ${peer}`);
+  if (!line) throw new Error(`${d.machine} has no link to ${peer}`);
   return { state: line.split(' ')[5]!, tx: Number(/ tx=(\d+)\//.exec(line)![1]), rx: Number(/ rx=(\d+)\//.exec(line)![1]) };
 }
 
@@ -122,45 +96,9 @@ export async function link(d: Daemon, peer: string): Promise<{ state: string; tx
 export async function linkUp(d: Daemon, peer: string): Promise<void> {
   const end = Date.now() + 15_000;
   while ((await link(d, peer)).state !== 'up') {
-    if (Date.now() > end) throw new Error(`link ${d.host}–${peer} did not come up:\n${d.log()}`);
+    if (Date.now() > end) throw new Error(`link ${d.machine}–${peer} did not come up:\n${d.log}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/**
- * Starts vnetd as `machine` with state directory `dir` (after `prefix`, such
- * as `ip netns exec NS`, and `args`) and connects to its control socket. If
- * it exits or does not open the socket within 20 s, it is stopped and the
- * error carries its log.
- */
-export async function startVnetd(host: string, machine: string, dir: string, prefix: string[], args: string[]): Promise<Daemon> {
-  const [command, ...rest] = [...prefix, process.execPath, VNETD, '--state-dir', dir, ...args];
-  const proc = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  const sock = path.join(dir, 'vnetd.sock');
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const why = proc.exitCode !== null ? `exited ${proc.exitCode}` : Date.now() > end ? 'did not open its control socket' : null;
-    if (why) {
-      await stopVnetd({ proc });
-      throw new Error(`vnetd ${machine} ${why}:\n${log}`);
-    }
-    const ctl = fs.existsSync(sock) ? await ControlClient.connect(sock).catch(() => undefined) : undefined;
-    if (ctl) return { host, dir, proc, ctl, log: () => log };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Closes the daemon's control connection and stops it: SIGTERM, then SIGKILL after 3 s. */
-export async function stopVnetd(d: { proc: ChildProcess; ctl?: ControlClient }): Promise<void> {
-  d.ctl?.close();
-  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const late = setTimeout(() => d.proc.kill('SIGKILL'), 3000);
-    d.proc.once('exit', () => (clearTimeout(late), resolve()));
-    d.proc.kill('SIGTERM');
-  });
 }
 
 export class Testbed {
@@ -398,8 +336,10 @@ export class Testbed {
 
   /** Starts vnetd inside a host's namespace (with `flags` besides its own) and connects to its control socket. */
   async vnetd(host: string, machine: string, port: number, ifaces: string[] = [], flags: string[] = []): Promise<Daemon> {
-    const args = ['--machine', machine, '--port', String(port), '--listen', this.lanAddress.get(host) ?? '0.0.0.0', ...ifaces.flatMap((i) => ['--iface', i]), ...flags];
-    const d = await startVnetd(host, machine, path.join(this.dir, machine), ['ip', 'netns', 'exec', this.ns(host)], args);
+    const d = await startVnetd({ machine, port, dir: path.join(this.dir, machine), log: '' }, [...ifaces.flatMap((i) => ['--iface', i]), ...flags], {
+      prefix: ['ip', 'netns', 'exec', this.ns(host)],
+      listen: this.lanAddress.get(host) ?? '0.0.0.0',
+    });
     this.daemons.push(d);
     return d;
   }

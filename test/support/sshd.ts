@@ -26,11 +26,12 @@ export interface Sshd {
 
 const SSHD = '/usr/sbin/sshd';
 
-export function freePort(): Promise<number> {
+/** A TCP port free on `host` a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const { port } = s.address() as net.AddressInfo;
       s.close(() => resolve(port));
     });
