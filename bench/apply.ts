@@ -23,7 +23,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { compileText } from '../src/lang/compile.js';
 import { diff } from '../src/plan/diff.js';
@@ -33,11 +32,12 @@ import { defaultLaunch, launchWith } from '../src/remote/launch.js';
 import { LocalTransport } from '../src/remote/local.js';
 import { SshTransport } from '../src/remote/ssh/ssh-transport.js';
 import type { Transport } from '../src/remote/transport.js';
+import { packageRoot } from '../src/util/package-root.js';
 import { freePort, startSshd, type Sshd } from '../test/support/sshd.js';
 import { median } from './stats.js';
 import { machine } from './table.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = packageRoot();
 const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
 const SAMPLES = path.join(ROOT, 'samples');
 

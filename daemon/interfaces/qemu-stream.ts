@@ -7,7 +7,7 @@ import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hos
 import { MAX_FRAME, MIN_FRAME } from '../frame.js';
 import { LogLimiter } from '../log-limiter.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
-import { LengthPrefixReader } from '../links/framing.js';
+import { LengthPrefixReader, withLength } from '../links/framing.js';
 import { handOverSocket } from '../links/handover.js';
 import type { BackoffOptions, TcpFastPath, TcpTakeover } from '../links/types.js';
 import { openError, type Interface } from './interface.js';
@@ -285,9 +285,7 @@ export class QemuStreamInterface extends EventEmitter implements Interface {
       this.counters.errors++;
       return false;
     }
-    const record = Buffer.allocUnsafe(4 + frame.length);
-    record.writeUInt32BE(frame.length, 0);
-    record.set(frame, 4);
+    const record = withLength(frame);
     // Handed over, it goes after the frames C forwarded: C sends those before JavaScript runs again.
     if (fast) {
       if (!fast.write(record)) return false;

@@ -78,10 +78,13 @@ export class LengthPrefixReader {
   }
 }
 
-/** Prefixes a bare message (handshake traffic, which is rare enough to copy). */
-export function withLength(message: Buffer): Buffer {
+/**
+ * Prefixes a bare message: a link's handshake traffic, which is rare enough
+ * to copy, or a frame for QEMU's stream netdev, whose framing is the same.
+ */
+export function withLength(message: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(LENGTH_BYTES + message.length);
   out.writeUInt32BE(message.length, 0);
-  message.copy(out, LENGTH_BYTES);
+  out.set(message, LENGTH_BYTES);
   return out;
 }

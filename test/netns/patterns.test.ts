@@ -3,7 +3,7 @@ import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { runProcesses } from '../../src/patterns/processes.js';
 import { starLines } from '../../src/patterns/star.js';
 import { vmMac } from '../../src/patterns/synthetic.js';
-import { netnsUnavailable, Testbed, type Daemon } from './testbed.js';
+import { batch, link, linkUp, netnsUnavailable, Testbed, type Daemon } from './testbed.js';
 
 /**
  * The patterns workload as real processes inside VM namespaces, talking UDP
@@ -20,11 +20,6 @@ if (skip) console.warn(`patterns namespace test skipped: ${skip}`);
 const PORT = 5000;
 const VMS = [0, 1, 2, 3].map((rank) => ({ rank, mac: vmMac(rank), host: rank % 2 ? 'h2' : 'h1', iface: `vm${rank}`, addr: `10.201.0.${rank + 1}` }));
 
-async function linkLine(d: Daemon, peer: string): Promise<string> {
-  const r = await d.ctl.request('LINKS?');
-  return r.data.find((l) => l.startsWith(peer + ' ')) ?? '';
-}
-
 suite(`patterns in VM namespaces (${skip ?? 'root, ip, pcap'})`, () => {
   let tb: Testbed;
   const daemons = new Map<string, Daemon>();
@@ -39,25 +34,13 @@ suite(`patterns in VM namespaces (${skip ?? 'root, ip, pcap'})`, () => {
     ]);
     for (const d of started) daemons.set(d.machine, d);
     const lines = starLines(VMS, { proxyAddress: `${tb.lanAddress.get('proxy')}:${PORT}`, proto: 'tcp', mode: 'encrypt', key: () => randomBytes(32).toString('hex') });
-    for (const [machine, batch] of lines) {
-      const d = daemons.get(machine)!;
-      for (const line of ['BATCH', ...batch, 'COMMIT']) {
-        const r = await d.ctl.request(line);
-        if (!r.ok) throw new Error(`${machine}: ${line} -> ERR ${r.code} ${r.text}\n${d.log}`);
-      }
-    }
-    const end = Date.now() + 15_000;
-    for (const h of ['h1', 'h2']) {
-      while (!/ up /.test(await linkLine(daemons.get(h)!, 'proxy'))) {
-        if (Date.now() > end) throw new Error(`${h}'s link to the Proxy did not come up:\n${daemons.get(h)!.log}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    for (const [machine, theirs] of lines) await batch(daemons.get(machine)!, theirs);
+    for (const h of ['h1', 'h2']) await linkUp(daemons.get(h)!, 'proxy');
   }, 90_000);
   afterAll(() => tb?.destroy(), 30_000);
 
   test('a ring of 4 processes exchanges every message through vnetd', async () => {
-    const before = Number(/ tx=(\d+)\//.exec(await linkLine(daemons.get('h1')!, 'proxy'))![1]);
+    const before = (await link(daemons.get('h1')!, 'proxy')).tx;
     const r = await runProcesses(
       VMS.map((v) => ({ prefix: ['ip', 'netns', 'exec', tb.ns(v.iface)], address: { host: v.addr, port: 7000 } })),
       { topology: 'ring', bsp: { iterations: 20, size: 3000, compute: { ms: 1 }, computeMode: 'busy', timeoutMs: 3000 } },
@@ -65,7 +48,7 @@ suite(`patterns in VM namespaces (${skip ?? 'root, ip, pcap'})`, () => {
     expect(r).toMatchObject({ topology: 'ring', vms: 4, iterations: 20, lost: 0, late: 0, messagesSent: 160, messagesReceived: 160 });
     expect(r.iterationsPerS).toBeGreaterThan(0);
     // Every ring edge joins h1 and h2: h1's two VMs sent 2 messages of 3 datagrams per iteration each over the star.
-    const after = Number(/ tx=(\d+)\//.exec(await linkLine(daemons.get('h1')!, 'proxy'))![1]);
+    const after = (await link(daemons.get('h1')!, 'proxy')).tx;
     expect(after - before).toBeGreaterThanOrEqual(2 * 2 * 3 * 20);
   }, 60_000);
 });

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { MAX_FRAME } from '../../daemon/frame.js';
+import { withLength } from '../../daemon/links/framing.js';
 import { messages } from './link-peer.js';
 
 /** A synthetic VM: a UDP socket on loopback (QEMU's datagram netdev) that a daemon's qemu-udp interface talks to, keeping what it receives. */
@@ -21,11 +22,7 @@ export async function syntheticVm(host = '127.0.0.1'): Promise<SyntheticVm> {
 /* QEMU's stream netdev, played by a plain socket: 4-byte big-endian length, then the frame. */
 
 /** A frame as QEMU's stream netdev writes it. */
-export const prefixed = (f: Buffer): Buffer => {
-  const h = Buffer.alloc(4);
-  h.writeUInt32BE(f.length);
-  return Buffer.concat([h, f]);
-};
+export const prefixed = withLength;
 
 /** Connects to a TCP port on loopback, or to a Unix socket path, as QEMU's connecting side does. */
 export function connect(to: string | number): Promise<net.Socket> {

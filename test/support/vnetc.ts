@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../src/util/package-root.js';
 
 /** Running the built binary the way a user does (`npm test` builds dist/ first). */
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = packageRoot();
 export const VNETC = path.join(ROOT, 'dist', 'cli', 'vnetc.js');
 export const SAMPLES = path.join(ROOT, 'samples');
 

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ControlClient } from '../../src/remote/control-client.js';
+import { packageRoot } from '../../src/util/package-root.js';
 import type { Reply } from '../../src/wire/control.js';
 
 /**
@@ -11,12 +11,8 @@ import type { Reply } from '../../src/wire/control.js';
  * sockets, stopped by a signal.
  */
 
-/* Found from the repository's package.json up: this runs from test/support/ under jest, and from dist/test/support/ in benchmarks (so not ./vnetc.js's ROOT, which jest's globals keep out of the build). */
-export const VNETD = ((): string => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json')) && dir !== path.dirname(dir)) dir = path.dirname(dir);
-  return path.join(dir, 'dist', 'daemon', 'vnetd.js');
-})();
+/* From the package root, found the same under jest (test/support/) and in benchmarks (dist/test/support/). */
+export const VNETD = path.join(packageRoot(), 'dist', 'daemon', 'vnetd.js');
 
 export interface SpawnedVnetd {
   machine: string;
