@@ -134,6 +134,17 @@ test('ProxyJump hops, none, and ProxyCommand refused', () => {
   expect(() => c2.lookup('c')).toThrow(/:2: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump/);
 });
 
+test('ProxyJump and ProxyCommand: whichever comes first wins, as ssh -G shows', () => {
+  const { cfg } = config(
+    'Host a\n  ProxyJump j1\nHost a b\n  ProxyCommand nc %h %p\nHost c\n  ProxyCommand none\n  ProxyJump j3\nHost d\n  ProxyJump none\n  ProxyCommand nc x\nHost b\n  ProxyJump j2\n',
+  );
+  expect(cfg.lookup('a').proxyJump).toEqual([{ name: 'j1' }]);
+  // The ProxyCommand came first, so the ProxyJump after it is ignored and the command refused.
+  expect(() => cfg.lookup('b')).toThrow(/config:4: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump/);
+  expect(cfg.lookup('c').proxyJump).toEqual([]);
+  expect(() => cfg.lookup('d')).toThrow(/config:10: ProxyCommand is not supported/);
+});
+
 test('host key settings: StrictHostKeyChecking, known hosts files, agent', () => {
   const { dir, cfg } = config(
     'Host a\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ~/k1 %d/k2\n  GlobalKnownHostsFile none\n  HostKeyAlias alias-a\n  IdentityAgent none\n' +

@@ -107,7 +107,7 @@ export class SshConfig {
     const identityFiles: Directive[] = [];
     const take = (d: Directive) => {
       if (d.keyword === 'identityfile') identityFiles.push(d);
-      else if (!first.has(d.keyword)) first.set(d.keyword, d);
+      else if (!first.has(d.keyword) && !proxyDecided(first, d.keyword)) first.set(d.keyword, d);
     };
     // Match `host` sees HostName as it stands when the Match line is read.
     const currentHost = () => {
@@ -299,6 +299,21 @@ export class SshConfig {
 }
 
 const where = (d: Directive) => `${d.file}:${d.line}`;
+
+/**
+ * ProxyJump and ProxyCommand share one first-obtained value, as ssh reads
+ * them: a ProxyJump after any ProxyCommand (`none` included) is ignored, and
+ * a ProxyCommand after a ProxyJump other than `none` is too (ssh -G shows
+ * both, OpenSSH 9.2).
+ */
+function proxyDecided(first: Map<string, Directive>, keyword: string): boolean {
+  if (keyword === 'proxyjump') return first.has('proxycommand');
+  if (keyword === 'proxycommand') {
+    const jump = first.get('proxyjump');
+    return jump !== undefined && !isNone(jump);
+  }
+  return false;
+}
 
 /** Keywords as ssh_config(5) spells them, for messages. */
 const KEYWORD_NAMES: Record<string, string> = { identityfile: 'IdentityFile', userknownhostsfile: 'UserKnownHostsFile', identityagent: 'IdentityAgent' };
