@@ -134,6 +134,13 @@ test('ProxyJump hops, none, and ProxyCommand refused', () => {
   expect(() => c2.lookup('c')).toThrow(/:2: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump/);
 });
 
+test('a relative IdentityFile, UserKnownHostsFile or IdentityAgent is relative to the current directory, as ssh opens it', () => {
+  const { dir, cfg } = config('Host a\n  IdentityFile keys/%h\n  IdentityFile ~/abs\n  UserKnownHostsFile kh\n  IdentityAgent agent.sock\n');
+  const a = cfg.lookup('a');
+  expect(path.resolve('x')).not.toBe(path.join(dir, 'x'));
+  expect([a.identityFiles, a.userKnownHostsFiles, a.agentSocket]).toEqual([[path.resolve('keys/a'), path.join(dir, 'abs')], [path.resolve('kh')], path.resolve('agent.sock')]);
+});
+
 test('ProxyJump and ProxyCommand: whichever comes first wins, as ssh -G shows', () => {
   const { cfg } = config(
     'Host a\n  ProxyJump j1\nHost a b\n  ProxyCommand nc %h %p\nHost c\n  ProxyCommand none\n  ProxyJump j3\nHost d\n  ProxyJump none\n  ProxyCommand nc x\nHost b\n  ProxyJump j2\n',

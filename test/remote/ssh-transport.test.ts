@@ -200,11 +200,13 @@ suite('reaching and logging in', () => {
   test('a key the server does not accept: every key tried is named', async () => {
     const stranger = path.join(sshd!.dir, `stranger${++n}`);
     keygen(stranger);
-    const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${sshd!.port}\n  IdentityFile ${stranger}\n  IdentityFile /nonexistent/key\n  UserKnownHostsFile $KNOWN\n`, knownLine(sshd!));
+    const { opts } = side(() => `Host h1\n  HostName 127.0.0.1\n  Port ${sshd!.port}\n  IdentityFile ${stranger}\n  IdentityFile /nonexistent/key\n  IdentityFile no-such-key-vnetc\n  UserKnownHostsFile $KNOWN\n`, knownLine(sshd!));
     const e = await reachError(new SshTransport(opts()).open(host('h1')));
     expect(e.message).toMatch(/refused every key we offered/);
     expect(e.message).toContain(stranger);
     expect(e.message).toContain('/nonexistent/key: no such file');
+    // A relative one is named as the path tried, in the current directory (as ssh opens it).
+    expect(e.message).toContain(`${path.resolve('no-such-key-vnetc')}: no such file`);
     expect(e.hint).toMatch(/authorized_keys/);
   });
 

@@ -179,9 +179,11 @@ export class SshConfig {
       PATH_TOKENS,
     );
     // `~` first, then tokens and ${VAR}, as ssh does: a value is never read as a home.
+    // What is still relative is relative to the current directory, as ssh opens it (ssh -G keeps it as written);
+    // made absolute here so a keeper, started elsewhere, opens the same file.
     const filePath = (d: Directive, text: string) => {
       const p = expandTokens(this.tilde.expand(text, where(d)), pathTokens, where(d), keywordName(d), process.env);
-      return path.isAbsolute(p) ? p : path.join(this.local.home, p);
+      return path.isAbsolute(p) ? p : path.resolve(p);
     };
 
     const strictD = first.get('stricthostkeychecking');
