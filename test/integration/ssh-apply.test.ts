@@ -8,7 +8,7 @@ import { runVnetcAsync, type Run } from '../support/vnetc.js';
 
 /**
  * plan, apply, show, route and down through a real OpenSSH sshd on a
- * loopback port: three machine aliases in the test's own ~/.ssh/config all
+ * loopback port: three machine aliases in the test's own ssh config (-F) all
  * lead to it, each daemon on its own port, and the daemons are bootstrapped
  * over SSH (uploaded into the test's remote root, started, reached through
  * `vnetd ctl` on the SSH connection).
@@ -22,8 +22,13 @@ const { sshd, suite: maybe } = await sshdForSuites('SSH apply', ['LogLevel VERBO
 let dir: string;
 let home: string;
 const ports: Record<string, number> = {};
+// The config by -F: as for ssh, ~/.ssh is the passwd database's home, not HOME, and these tests must not write to the real one.
+const sshConfig = () => path.join(home, '.ssh', 'config');
 const run = (...args: string[]): Promise<Run> =>
-  runVnetcAsync(args, { cwd: dir, env: { HOME: home, VNETC_HOME: path.join(home, 'vnetc'), VNETC_REMOTE_ROOT: path.join(dir, 'remote'), SSH_AUTH_SOCK: '' } });
+  runVnetcAsync(args[0] === 'ssh-close' ? args : [...args, '-F', sshConfig()], {
+    cwd: dir,
+    env: { VNETC_HOME: path.join(home, 'vnetc'), VNETC_REMOTE_ROOT: path.join(dir, 'remote'), SSH_AUTH_SOCK: '' },
+  });
 const knownHosts = () => path.join(home, '.ssh', 'known_hosts');
 const mac = (i: number) => `02:00:00:00:01:0${i}`;
 
@@ -49,7 +54,7 @@ beforeAll(async () => {
   for (const m of ['proxy', 'host1', 'host2', 'nowhere']) ports[m] = await freePort();
   const closed = await freePort();
   fs.writeFileSync(
-    path.join(home, '.ssh', 'config'),
+    sshConfig(),
     [
       'Host proxy host1 host2',
       '  HostName 127.0.0.1',
@@ -59,6 +64,9 @@ beforeAll(async () => {
       `  Port ${closed}`,
       'Host *',
       `  IdentityFile ${sshd.userKey}`,
+      `  UserKnownHostsFile ${knownHosts()}`,
+      // What Debian's /etc/ssh/ssh_config says, which -F leaves unread.
+      '  HashKnownHosts yes',
       '  ConnectTimeout 5',
       '',
     ].join('\n'),

@@ -1,14 +1,17 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { splitLine, SshConfigError } from '../../src/remote/ssh/config-file.js';
-import { configSources, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
+import { configSources, localContext, parseJump, SshConfig } from '../../src/remote/ssh/config.js';
 import { passwdHome } from '../../src/remote/ssh/passwd.js';
 import { patternListMatch, wildcardMatch } from '../../src/remote/ssh/patterns.js';
 import { expandTokens } from '../../src/remote/ssh/tokens.js';
 import { noNotice } from '../support/ssh-suites.js';
 import { runTool, toolMissing } from '../support/tools.js';
+import { cleanEnv, ROOT } from '../support/vnetc.js';
 
 /** ssh_config(5) semantics, on files written by the test. */
 
@@ -132,6 +135,35 @@ test('ProxyJump hops, none, and ProxyCommand refused', () => {
   expect(cfg.lookup('b').proxyJump).toEqual([]);
   const { cfg: c2 } = config('Host c\n  ProxyCommand nc %h %p\n');
   expect(() => c2.lookup('c')).toThrow(/:2: ProxyCommand is not supported by vnetc's SSH client; use ProxyJump/);
+});
+
+/** localContext() as the built module gives it in a node of its own: HOME must be the process's (jest's process.env is a copy). */
+function ownLocalContext(prefix: string[], env: Record<string, string>) {
+  const module = pathToFileURL(path.join(ROOT, 'dist', 'src', 'remote', 'ssh', 'config.js')).href;
+  const script = `import { localContext } from ${JSON.stringify(module)}; process.stdout.write(JSON.stringify(localContext()));`;
+  const [cmd, ...args] = [...prefix, process.execPath, '--input-type=module', '-e', script];
+  return spawnSync(cmd!, args, { env: cleanEnv(env), encoding: 'utf8' });
+}
+
+const setprivMissing = toolMissing('setpriv', ['--version'], 'util-linux');
+
+(setprivMissing || process.getuid?.() !== 0 ? test.skip : test)('a uid the passwd database does not know: HOME and USER, rather than a crash', () => {
+  // A uid with no passwd entry, as in a container run with an arbitrary one.
+  const uid = '54321';
+  expect(spawnSync('getent', ['passwd', uid]).status).toBe(2);
+  const r = ownLocalContext(['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups'], { HOME: '/nowhere-home', USER: 'ghost' });
+  expect(r.stderr).toBe('');
+  expect(JSON.parse(r.stdout)).toMatchObject({ home: '/nowhere-home', localUser: 'ghost' });
+});
+
+test("this side's home is the passwd database's for the running user, as ssh's ~ and ~/.ssh are, whatever HOME says", () => {
+  const r = ownLocalContext([], { HOME: home, SSH_AUTH_SOCK: '/s' });
+  expect(r.stderr).toBe('');
+  const user = os.userInfo().username;
+  // getent is another way to the same database: the two must agree, and neither is HOME.
+  expect(JSON.parse(r.stdout)).toEqual({ home: passwdHome(user), localUser: user, authSock: '/s' });
+  expect(passwdHome(user)).not.toBe(home);
+  expect(localContext({ home: '/given', authSock: undefined })).toEqual({ home: '/given', localUser: user, authSock: undefined });
 });
 
 test('a relative IdentityFile, UserKnownHostsFile or IdentityAgent is relative to the current directory, as ssh opens it', () => {

@@ -58,6 +58,36 @@ export interface LocalContext {
   hostname?: string;
 }
 
+/**
+ * This side as ssh sees it, where not given: the user and home the passwd
+ * database has for the running uid (getpwuid(3), which os.userInfo asks, as
+ * ssh takes `~`, %d and ~/.ssh: $HOME is not read, so a `sudo -E` or a
+ * changed HOME reads the same files ssh would), and SSH_AUTH_SOCK.
+ */
+export function localContext(given: Partial<LocalContext> = {}, env: NodeJS.ProcessEnv = process.env): LocalContext {
+  const account = given.home === undefined || given.localUser === undefined ? ownAccount(env) : undefined;
+  return {
+    home: given.home ?? account!.home,
+    localUser: given.localUser ?? account!.user,
+    authSock: 'authSock' in given ? given.authSock : env.SSH_AUTH_SOCK,
+    ...(given.hostname === undefined ? {} : { hostname: given.hostname }),
+  };
+}
+
+/**
+ * A uid the passwd database does not know (a container run with an
+ * arbitrary uid) is where ssh stops; vnetc goes on with HOME and USER, the
+ * only account there is.
+ */
+function ownAccount(env: NodeJS.ProcessEnv): { user: string; home: string } {
+  try {
+    const u = os.userInfo();
+    return { user: u.username, home: u.homedir };
+  } catch {
+    return { user: env.USER || env.LOGNAME || String(process.getuid?.() ?? ''), home: env.HOME || '/' };
+  }
+}
+
 export interface LookupOptions {
   /** Like `ssh -l user`: wins over any User in the files (the .vnet file's user is explicit). */
   user?: string;

@@ -1,10 +1,9 @@
-import os from 'node:os';
 import { isMachineName, isUserName } from '../../model/names.js';
 import type { Host } from '../../model/state.js';
 import { ReachError, type Session, type Transport } from '../transport.js';
 import { daemonBundle, type DaemonBundle } from './bundle.js';
 import { SshConfigError } from './config-file.js';
-import { configSources, SshConfig, type LocalContext, type SshHostConfig } from './config.js';
+import { configSources, localContext, SshConfig, type LocalContext, type SshHostConfig } from './config.js';
 import { connectChain, hostKeyLookup } from './connect.js';
 import { verifyHostKey } from './known-hosts.js';
 import { KeeperDir } from './keeper-dir.js';
@@ -68,11 +67,7 @@ export class SshTransport implements Transport {
   private saidNotKept = false;
 
   constructor(private readonly opts: SshTransportOptions = {}) {
-    this.local = {
-      home: opts.local?.home ?? os.homedir(),
-      localUser: opts.local?.localUser ?? os.userInfo().username,
-      authSock: opts.local && 'authSock' in opts.local ? opts.local.authSock : process.env.SSH_AUTH_SOCK,
-    };
+    this.local = localContext(opts.local);
     this.say = opts.say ?? ((line) => void process.stderr.write(`vnetc: ${line}\n`));
     this.config = new SshConfig(configSources(this.local.home, opts.configFile), this.local, this.say);
     this.keepers = opts.persist && opts.persist.idleMs > 0 ? new KeeperDir(opts.persist.dir) : undefined;
