@@ -197,6 +197,27 @@ suite('reaching and logging in', () => {
     await open(new SshTransport(plain.opts()), host('h1'));
   });
 
+  test('an agent socket nobody answers on, or that is not a socket: the key files are tried, and one line says why the agent was not', async () => {
+    const { home, opts } = side(plainConfig, knownLine(sshd!));
+    const dead = path.join(home, 'dead.sock');
+    // A socket left behind by an agent that is gone: bound, then closed without unlinking.
+    const bound = spawnSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', dead]);
+    expect(bound.status).toBe(0);
+    const plainFile = path.join(home, 'not-a-socket');
+    fs.writeFileSync(plainFile, '');
+    for (const [sock, why] of [
+      ['dead.sock', 'connection refused: no agent listens there'],
+      ['not-a-socket', 'not a socket'],
+    ] as const) {
+      const said: string[] = [];
+      const transport = new SshTransport(opts({ local: { home, authSock: path.join(home, sock) }, say: (l) => said.push(l) }));
+      // Two machines, one line.
+      await open(transport, host('h1'));
+      await open(transport, host('h2'));
+      expect(said).toEqual([`the SSH agent at ~/${sock} cannot be used (${why}); going on without it`]);
+    }
+  });
+
   test('a key the server does not accept: every key tried is named', async () => {
     const stranger = path.join(sshd!.dir, `stranger${++n}`);
     keygen(stranger);

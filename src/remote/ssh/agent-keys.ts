@@ -1,31 +1,68 @@
+import { statSync } from 'node:fs';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
+import { ioErrorText } from '../../util/io-error.js';
 
 /**
- * ssh-agent under `IdentitiesOnly yes`, as ssh(1) uses it: of the agent's
- * keys, only those that are one of the identity files (compared by public
- * key) are offered. That is how a passphrase-protected IdentityFile loaded
+ * ssh-agent, as ssh(1) uses it. An agent that cannot be asked (a socket
+ * left behind by an agent that is gone, a path that is not a socket)
+ * offers no keys, so the identity files are tried next, as ssh goes on
+ * without it; `unusable` is told why. Under `IdentitiesOnly yes`, only
+ * the agent's keys that are one of the identity files (compared by public
+ * key) are offered: that is how a passphrase-protected IdentityFile loaded
  * with ssh-add logs in without its passphrase, while the agent's other
  * keys stay out of the server's sight.
  */
-export class MatchingAgent extends ssh2.OpenSSHAgent {
-  private readonly wanted: Set<string>;
+export class AgentKeys extends ssh2.OpenSSHAgent {
+  private readonly wanted: Set<string> | undefined;
 
   constructor(
-    socketPath: string,
-    /** The identity files' public key blobs. */
-    wanted: readonly Buffer[],
+    private readonly socketPath: string,
+    /** The identity files' public key blobs under IdentitiesOnly; undefined offers every key. */
+    wanted: readonly Buffer[] | undefined,
+    /** Why the agent could not be asked. */
+    private readonly unusable: (why: string) => void,
   ) {
     super(socketPath);
-    this.wanted = new Set(wanted.map((b) => b.toString('base64')));
+    this.wanted = wanted && new Set(wanted.map((b) => b.toString('base64')));
+  }
+
+  /** As ssh2's, but keeping why the connection failed, which ssh2's own replaces with one generic message. */
+  override getStream(cb: (err: Error | undefined, stream?: Duplex) => void): void {
+    const sock = net.connect(this.socketPath);
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (!err) return cb(undefined, sock);
+      sock.destroy();
+      cb(err);
+    };
+    sock.once('connect', () => settle());
+    sock.on('error', (e) => settle(new Error(whyNotConnected(this.socketPath, e as NodeJS.ErrnoException))));
+    sock.once('close', () => settle(new Error('it closed the connection')));
   }
 
   override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
     super.getIdentities((err, keys) => {
-      // An agent that cannot be asked leaves the identity files to be tried, as ssh goes on without it.
-      if (err || !keys) return cb(undefined, []);
+      if (err || !keys) {
+        this.unusable(err?.message ?? 'it listed no keys');
+        return cb(undefined, []);
+      }
       const parsed = keys.map((k) => ssh2.utils.parseKey(k as ParsedKey)).filter((k): k is ParsedKey => !(k instanceof Error));
-      cb(undefined, parsed.filter((k) => this.wanted.has(k.getPublicSSH().toString('base64'))));
+      cb(undefined, this.wanted ? parsed.filter((k) => this.wanted!.has(k.getPublicSSH().toString('base64'))) : parsed);
     });
+  }
+}
+
+/** connect(2) on a path that is not a socket is refused as if nobody listened: the two are told apart by what the path is. */
+function whyNotConnected(socketPath: string, e: NodeJS.ErrnoException): string {
+  if (e.code !== 'ECONNREFUSED') return ioErrorText(e);
+  try {
+    return statSync(socketPath).isSocket() ? 'connection refused: no agent listens there' : 'not a socket';
+  } catch (gone) {
+    return ioErrorText(gone);
   }
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod } from 'ssh2';
 import type { SshHostConfig } from './config.js';
-import { MatchingAgent } from './agent-keys.js';
+import { AgentKeys } from './agent-keys.js';
 import { KeyLocked, ProtectedKeyAgent, publicHalf, type KeyUnlocker } from './unlock.js';
 
 /**
@@ -30,7 +30,7 @@ export interface AuthPlan {
 
 const DEFAULT_IDENTITIES = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
-export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker): AuthPlan {
+export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker, warn: (line: string) => void): AuthPlan {
   const methods: AnyAuthMethod[] = [];
   const notes: string[] = [];
   const plan: AuthPlan = { methods, notes, locked: [], unlocked: [] };
@@ -82,12 +82,10 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
     if (!cfg.identitiesOnly) notes.unshift('no agent (SSH_AUTH_SOCK is not set)');
   } else if (!agentThere) {
     notes.unshift(`no agent: ${short(agent)} does not exist`);
-  } else if (!cfg.identitiesOnly) {
-    methods.unshift({ type: 'agent', username, agent });
-    notes.unshift(`the agent's keys (${short(agent)})`);
-  } else if (publics.length) {
-    methods.unshift({ type: 'agent', username, agent: new MatchingAgent(agent, publics) });
-    notes.unshift(`the agent's keys that are these files' (${short(agent)}; IdentitiesOnly)`);
+  } else if (!cfg.identitiesOnly || publics.length) {
+    const unusable = (why: string) => warn(`the SSH agent at ${short(agent)} cannot be used (${why}); going on without it`);
+    methods.unshift({ type: 'agent', username, agent: new AgentKeys(agent, cfg.identitiesOnly ? publics : undefined, unusable) });
+    notes.unshift(cfg.identitiesOnly ? `the agent's keys that are these files' (${short(agent)}; IdentitiesOnly)` : `the agent's keys (${short(agent)})`);
   }
   return plan;
 }

@@ -35,6 +35,8 @@ export interface ConnectPolicy {
   unlocker?: KeyUnlocker;
   /** Told each passphrase-protected key a hop logged in with (after unlocking it). */
   onUnlockedKey?: (shown: string) => void;
+  /** One-line notices for the person running the command (an agent that cannot be used); none for a keeper. */
+  say?: (line: string) => void;
 }
 
 /** For connections that must never ask anyone (a keeper). */
@@ -93,7 +95,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   const where = `${cfg.user}@${cfg.hostname}:${cfg.port}${cfg.alias !== cfg.hostname ? ` (${cfg.alias})` : ''}`;
   const { files, keyName } = hostKeyLookup(cfg);
   const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
-  const auth = authPlan(cfg, policy.home, policy.unlocker ?? NEVER_ASK);
+  const auth = authPlan(cfg, policy.home, policy.unlocker ?? NEVER_ASK, policy.say ?? (() => {}));
   if (auth.methods.length === 0) {
     return Promise.reject(new ReachError(machine, `no SSH key to log in to ${where} with: ${auth.notes.join('; ')}`, 'start ssh-agent and add a key (ssh-add), or set IdentityFile in ~/.ssh/config'));
   }

@@ -65,6 +65,13 @@ export class SshTransport implements Transport {
   private readonly unlocker: KeyUnlocker;
   private readonly say: (line: string) => void;
   private saidNotKept = false;
+  private readonly said = new Set<string>();
+  /** A notice that every machine of the command would give (the same agent socket, dead) is given once. */
+  private readonly sayOnce = (line: string) => {
+    if (this.said.has(line)) return;
+    this.said.add(line);
+    this.say(line);
+  };
 
   constructor(private readonly opts: SshTransportOptions = {}) {
     this.local = localContext(opts.local);
@@ -119,6 +126,7 @@ export class SshTransport implements Transport {
       home: this.local.home,
       unlocker: this.unlocker,
       onUnlockedKey: (k) => unlocked.push(k),
+      say: this.sayOnce,
       ...(this.opts.resolve ? { resolve: this.opts.resolve } : {}),
     });
     const keepers = this.keepers;
