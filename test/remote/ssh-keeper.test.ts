@@ -25,11 +25,11 @@ const { sshd, suite } = await sshdForSuites('SSH keeper', ['LogLevel VERBOSE']);
 const logins = () => (sshd!.log().match(/Accepted publickey for /g) ?? []).length;
 
 let n = 0;
-function side(port = sshd!.port, user = sshd!.user) {
+function side(port = sshd!.port, user = sshd!.user, extra = '') {
   const name = `keeper${++n}`;
   const known = path.join(sshd!.dir, name, 'known_hosts');
   const kept = path.join(sshd!.dir, name, 'vnetc', 'ssh');
-  const config = (p: number) => `Host h1\n  HostName 127.0.0.1\n  Port ${p}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n`;
+  const config = (p: number) => `Host h1\n  HostName 127.0.0.1\n  Port ${p}\n  IdentityFile ${sshd!.userKey}\n  UserKnownHostsFile ${known}\n  GlobalKnownHostsFile none\n${extra}`;
   const s = localSide(sshd!, name, () => config(port), `[127.0.0.1]:${sshd!.port} ${sshd!.hostKeyPub}\n`, () => ({ persist: { dir: kept, idleMs: 30_000 } }));
   return { ...s, known, config, kept, user };
 }
@@ -68,8 +68,8 @@ const alive = (pid: number) => {
 };
 
 /** A side with a running daemon for h1, and the keeper the starting command left behind. */
-async function withKeeper() {
-  const s = side();
+async function withKeeper(extraConfig = '') {
+  const s = side(sshd!.port, sshd!.user, extraConfig);
   dirs.push(s.kept);
   const port = await freePort();
   const t = new SshTransport(s.opts());
@@ -167,6 +167,26 @@ suite('kept SSH connections', () => {
       expect(e.hint).toMatch(/^it may be suspended \(SIGSTOP\) or wedged: its log is .*vnetd\.log there/);
     } finally {
       process.kill(pid, 'SIGCONT');
+    }
+  });
+
+  test("a kept connection whose channel does not open: the command reads the keeper's E_CHANNEL, stops it, and its own connection is kept instead", async () => {
+    // A connect bound longer than a command waits for a keeper's greeting: the keeper must answer within that wait all the same.
+    const s = await withKeeper('  ConnectTimeout 8\n');
+    const suspended = sshd!.sessions();
+    for (const pid of suspended) process.kill(pid, 'SIGSTOP');
+    try {
+      const t = new SshTransport(s.opts());
+      const again = await open(t, host('h1', s.port));
+      expect(again.describe).not.toMatch(/kept/);
+      // Stopped by the command, not left to hold the key until its own bound: so the command's connection is the one kept.
+      expect(alive(s.keeper)).toBe(false);
+      expect(await info(again)).toMatch(/^machine h1$/m);
+      await again.close();
+      const [next] = await keptPids(s.kept);
+      expect(next).not.toBe(s.keeper);
+    } finally {
+      for (const pid of suspended) process.kill(pid, 'SIGCONT');
     }
   });
 

@@ -21,6 +21,8 @@ export interface Sshd {
   hostKeyPub: string;
   /** What sshd has logged so far (LogLevel ERROR unless the extra config says otherwise). */
   log(): string;
+  /** The sshd processes serving the connections made so far (the listener's descendants that are sshd), to suspend them. */
+  sessions(): number[];
   stop(): Promise<void>;
 }
 
@@ -95,7 +97,32 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd | stri
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { port, dir, user: os.userInfo().username, userKey, hostKeyPub, log: () => log, stop };
+  return { port, dir, user: os.userInfo().username, userKey, hostKeyPub, log: () => log, sessions: () => sshdDescendants(proc.pid!), stop };
+}
+
+/** From /proc: sshd processes below `root` (a daemon a session started is below it too until it detaches, and is not sshd). */
+function sshdDescendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  const sshd = new Set<number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so the last ')' ends it.
+    const close = stat.lastIndexOf(')');
+    const pid = Number(entry);
+    parent.set(pid, Number(stat.slice(close + 2).split(' ')[1]));
+    if (stat.slice(stat.indexOf('(') + 1, close) === 'sshd') sshd.add(pid);
+  }
+  const below = (pid: number): boolean => {
+    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
+    return false;
+  };
+  return [...sshd].filter(below);
 }
 
 function answers(port: number): Promise<boolean> {

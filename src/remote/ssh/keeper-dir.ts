@@ -8,7 +8,7 @@ import { daemonFailures } from '../transport.js';
 import type { SshHostConfig } from './config.js';
 import { argvOf, isAlive } from '../../util/process-alive.js';
 import { modeText, strangerIn } from '../../util/strangers.js';
-import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
+import { KEPT_OPEN_MS, pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpec } from './keeper.js';
 
 /**
  * Where keepers (keeper.ts) leave their sockets: `$VNETC_HOME/ssh/`, a
@@ -21,8 +21,13 @@ import { pidPath, readPid, readPidFile, socketPath, type KeeperJob, type KeptSpe
 
 /** The built entry point (also when this module runs from src/, under tests), as the local transport runs the built vnetd. */
 const KEEPER = path.join(packageRoot(), 'dist', 'src', 'remote', 'ssh', 'keeper-main.js');
-/** How long a kept connection may take to bring the daemon's greeting before the command connects itself. */
-const GREETING_MS = 5000;
+/**
+ * How long a kept connection may take to bring the daemon's greeting before
+ * the command connects itself: the keeper's bound on opening the channel,
+ * so that its `ERR E_CHANNEL` is read rather than given up on, then the
+ * daemon's greeting.
+ */
+const GREETING_MS = KEPT_OPEN_MS + 2000;
 /** sun_path is 108 bytes on Linux, including the NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -76,8 +81,10 @@ export class KeeperDir {
    * A control connection through the keeper of `key`, or undefined when
    * there is none, it is dead (its files are removed), the host keys it
    * verified are no longer `trusted` (known_hosts changed since: it is
-   * stopped, and a fresh connection says why), or the daemon behind it does
-   * not answer as `machine`.
+   * stopped, and a fresh connection says why), it cannot open a channel to
+   * the daemon (`ERR E_CHANNEL`: it is stopped, so that the command's fresh
+   * connection is kept instead), or the daemon behind it does not answer as
+   * `machine`.
    */
   async connect(key: string, machine: string, trusted: (hostKeys: Buffer[]) => boolean): Promise<ControlClient | undefined> {
     if (!this.usable()) return undefined;
@@ -103,7 +110,14 @@ export class KeeperDir {
       if (code === 'ECONNREFUSED') this.remove(key);
       return undefined;
     }
-    if (!(await c.greeting).text.endsWith(` machine ${machine}`)) {
+    const greeting = await c.greeting;
+    if (!greeting.ok && greeting.code === 'E_CHANNEL') {
+      // Its connection opens no channel to the daemon: the command's own connection is kept in its place.
+      c.close();
+      await this.stop(key);
+      return undefined;
+    }
+    if (!greeting.text.endsWith(` machine ${machine}`)) {
       c.close();
       return undefined;
     }

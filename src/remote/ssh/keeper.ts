@@ -47,6 +47,15 @@ export interface KeeperJob {
   kept: KeptSpec[];
 }
 
+/**
+ * The longest a keeper waits for sshd to open a client's channel, however
+ * long the connect bound: a command gives up on a keeper that brings no
+ * greeting within KeeperDir's wait, which must cover this bound for the
+ * command to read the keeper's `ERR E_CHANNEL` (and act on it) rather than
+ * give up first. A channel on a connection already made needs one round trip.
+ */
+export const KEPT_OPEN_MS = 3000;
+
 /** Handshakes under way at once. */
 const CONNECTING_AT_ONCE = 8;
 
@@ -172,12 +181,13 @@ function keep(job: KeeperJob, spec: KeptSpec, clients: ssh2.Client[], hostKeys: 
 
 /**
  * A channel to the daemon's control stream, opened within the connect
- * bound as a command's would be; rejects with openBound's ReachError when
- * sshd does not open it in time, or with a plain Error when it refuses.
+ * bound as a command's would be, and at most KEPT_OPEN_MS; rejects with
+ * openBound's ReachError when sshd does not open it in time, or with a
+ * plain Error when it refuses.
  */
 async function open(client: ssh2.Client, spec: KeptSpec, timeoutMs: number): Promise<ssh2.ClientChannel> {
   const { machine, route } = spec;
-  const ms = spec.target.connectTimeoutMs ?? timeoutMs;
+  const ms = Math.min(spec.target.connectTimeoutMs ?? timeoutMs, KEPT_OPEN_MS);
   if ('socket' in route) {
     const ch = await forwardToSocket(client, route.socket, openBound(machine, ms, `a channel to ${route.socket}`));
     if (!ch) throw new Error(`sshd on ${machine} would not open a channel to ${route.socket}`);
