@@ -197,6 +197,25 @@ suite('reaching and logging in', () => {
     await open(new SshTransport(plain.opts()), host('h1'));
   });
 
+  test("the agent's key that is an IdentityFile is offered before its other keys, as ssh does: more of them than sshd's MaxAuthTries do not lock it out", async () => {
+    const { home, opts } = side((s, home) => `Host h1\n  HostName 127.0.0.1\n  Port ${s.port}\n  IdentityFile ${path.join(home, 'mine')}\n  UserKnownHostsFile $KNOWN\n`, knownLine(sshd!));
+    // Only its public half on disk: the key itself is the agent's.
+    fs.writeFileSync(path.join(home, 'mine.pub'), fs.readFileSync(`${sshd!.userKey}.pub`));
+    const strangers = Array.from({ length: 7 }, (_, i) => path.join(home, `stranger${i}`));
+    for (const k of strangers) keygen(k);
+    const sock = path.join(home, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+      // sshd (MaxAuthTries 6) lets a client try six keys: the agent lists the seven strangers first.
+      const add = spawnSync('ssh-add', [...strangers, sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' });
+      expect(add.status).toBe(0);
+      await open(new SshTransport(opts({ local: { home, authSock: sock } })), host('h1'));
+    } finally {
+      agent.kill();
+    }
+  });
+
   test('an agent socket nobody answers on, or that is not a socket: the key files are tried, and one line says why the agent was not', async () => {
     const { home, opts } = side(plainConfig, knownLine(sshd!));
     const dead = path.join(home, 'dead.sock');

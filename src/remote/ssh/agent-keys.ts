@@ -6,27 +6,32 @@ import type { ParsedKey } from 'ssh2';
 import { ioErrorText } from '../../util/io-error.js';
 
 /**
- * ssh-agent, as ssh(1) uses it. An agent that cannot be asked (a socket
- * left behind by an agent that is gone, a path that is not a socket)
- * offers no keys, so the identity files are tried next, as ssh goes on
- * without it; `unusable` is told why. Under `IdentitiesOnly yes`, only
- * the agent's keys that are one of the identity files (compared by public
- * key) are offered: that is how a passphrase-protected IdentityFile loaded
- * with ssh-add logs in without its passphrase, while the agent's other
- * keys stay out of the server's sight.
+ * ssh-agent, as ssh(1) uses it (sshconnect2.c, pubkey_prepare): the agent's
+ * keys that are one of the identity files (compared by public key) come
+ * first, in the agent's order, then its other keys, so that a configured
+ * key is offered before sshd's MaxAuthTries runs out on an agent full of
+ * others. Under `IdentitiesOnly yes` only the first kind is offered: that
+ * is how a passphrase-protected IdentityFile loaded with ssh-add logs in
+ * without its passphrase, while the agent's other keys stay out of the
+ * server's sight. An agent that cannot be asked (a socket left behind by an
+ * agent that is gone, a path that is not a socket) offers no keys, so the
+ * identity files are tried next, as ssh goes on without it; `unusable` is
+ * told why.
  */
 export class AgentKeys extends ssh2.OpenSSHAgent {
-  private readonly wanted: Set<string> | undefined;
+  private readonly files: Set<string>;
 
   constructor(
     private readonly socketPath: string,
-    /** The identity files' public key blobs under IdentitiesOnly; undefined offers every key. */
-    wanted: readonly Buffer[] | undefined,
+    /** The identity files' public key blobs. */
+    files: readonly Buffer[],
+    /** IdentitiesOnly: none of the agent's other keys. */
+    private readonly filesOnly: boolean,
     /** Why the agent could not be asked. */
     private readonly unusable: (why: string) => void,
   ) {
     super(socketPath);
-    this.wanted = wanted && new Set(wanted.map((b) => b.toString('base64')));
+    this.files = new Set(files.map((b) => b.toString('base64')));
   }
 
   /** As ssh2's, but keeping why the connection failed, which ssh2's own replaces with one generic message. */
@@ -52,7 +57,8 @@ export class AgentKeys extends ssh2.OpenSSHAgent {
         return cb(undefined, []);
       }
       const parsed = keys.map((k) => ssh2.utils.parseKey(k as ParsedKey)).filter((k): k is ParsedKey => !(k instanceof Error));
-      cb(undefined, this.wanted ? parsed.filter((k) => this.wanted!.has(k.getPublicSSH().toString('base64'))) : parsed);
+      const isFile = (k: ParsedKey) => this.files.has(k.getPublicSSH().toString('base64'));
+      cb(undefined, [...parsed.filter(isFile), ...(this.filesOnly ? [] : parsed.filter((k) => !isFile(k)))]);
     });
   }
 }

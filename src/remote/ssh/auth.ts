@@ -41,9 +41,9 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
   const files = configured ? cfg.identityFiles : DEFAULT_IDENTITIES.map((n) => path.join(home, '.ssh', n));
   const agent = cfg.agentSocket;
   const agentThere = agent !== undefined && existsSync(agent);
-  /** The identity files' public keys: under IdentitiesOnly, the agent keys that may be offered (and only then wanted). */
+  /** The identity files' public keys: the agent's keys offered first (under IdentitiesOnly, the only ones), and only wanted with an agent. */
   const publics: Buffer[] = [];
-  const wantPublics = cfg.identitiesOnly && agentThere;
+  const wantPublics = agentThere;
   for (const file of files) {
     let text: Buffer;
     try {
@@ -84,7 +84,7 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
     notes.unshift(`no agent: ${short(agent)} does not exist`);
   } else if (!cfg.identitiesOnly || publics.length) {
     const unusable = (why: string) => warn(`the SSH agent at ${short(agent)} cannot be used (${why}); going on without it`);
-    methods.unshift({ type: 'agent', username, agent: new AgentKeys(agent, cfg.identitiesOnly ? publics : undefined, unusable) });
+    methods.unshift({ type: 'agent', username, agent: new AgentKeys(agent, publics, cfg.identitiesOnly, unusable) });
     notes.unshift(cfg.identitiesOnly ? `the agent's keys that are these files' (${short(agent)}; IdentitiesOnly)` : `the agent's keys (${short(agent)})`);
   }
   return plan;
