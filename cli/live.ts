@@ -84,6 +84,8 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
     persist: { dir: keeperDir(io), idleMs: persistSeconds(io, args) * 1000 },
     passphrase: { env: io.env },
     say: (line) => io.stderr.write(`vnetc: ${line}\n`),
+    // A relative IdentityFile (or known hosts file) is the command's directory's, as for ssh.
+    local: { cwd: io.cwd },
     ...(io.env.VNETC_REMOTE_ROOT ? { remoteRoot: io.env.VNETC_REMOTE_ROOT } : {}),
     ...(args.sshConfig === undefined ? {} : { configFile: resolve(io.cwd, args.sshConfig) }),
   });

@@ -171,6 +171,9 @@ test('a relative IdentityFile, UserKnownHostsFile or IdentityAgent is relative t
   const a = cfg.lookup('a');
   expect(path.resolve('x')).not.toBe(path.join(dir, 'x'));
   expect([a.identityFiles, a.userKnownHostsFiles, a.agentSocket]).toEqual([[path.resolve('keys/a'), path.join(dir, 'abs')], [path.resolve('kh')], path.resolve('agent.sock')]);
+  // The command's own directory, where it is not the process's (the CLI's io.cwd).
+  const elsewhere = new SshConfig(configSources(dir, path.join(dir, '.ssh', 'config')), { home: dir, localUser: 'me', authSock: undefined, cwd: '/srv/w' }, noNotice);
+  expect(elsewhere.lookup('a').identityFiles[0]).toBe('/srv/w/keys/a');
 });
 
 test('ProxyJump and ProxyCommand: whichever comes first wins, as ssh -G shows', () => {

@@ -56,6 +56,8 @@ export interface LocalContext {
   authSock: string | undefined;
   /** gethostname(3), for %l and %L (default: the system's). */
   hostname?: string;
+  /** What a relative path in the config is relative to, as for ssh (default: the process's current directory). */
+  cwd?: string;
 }
 
 /**
@@ -71,6 +73,7 @@ export function localContext(given: Partial<LocalContext> = {}, env: NodeJS.Proc
     localUser: given.localUser ?? account!.user,
     authSock: 'authSock' in given ? given.authSock : env.SSH_AUTH_SOCK,
     ...(given.hostname === undefined ? {} : { hostname: given.hostname }),
+    ...(given.cwd === undefined ? {} : { cwd: given.cwd }),
   };
 }
 
@@ -213,7 +216,7 @@ export class SshConfig {
     // made absolute here so a keeper, started elsewhere, opens the same file.
     const filePath = (d: Directive, text: string) => {
       const p = expandTokens(this.tilde.expand(text, where(d)), pathTokens, where(d), keywordName(d), process.env);
-      return path.isAbsolute(p) ? p : path.resolve(p);
+      return path.isAbsolute(p) ? p : path.resolve(this.local.cwd ?? process.cwd(), p);
     };
 
     const strictD = first.get('stricthostkeychecking');
