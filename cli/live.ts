@@ -78,7 +78,7 @@ export function transportFor(io: Io, args: ReachArgs): { transport: Transport; l
     }
     if (info.isDirectory()) throw new UsageError(`--ssh-config (-F) '${args.sshConfig}' is a directory; name an ssh_config file`);
   }
-  const local = new LocalTransport(vnetcHome(io.env));
+  const local = new LocalTransport(vnetcHome(io.env), (line) => io.stderr.write(`vnetc: ${line}\n`));
   const ssh = new SshTransport({
     acceptNewHostKeys: args.acceptNewHostKeys,
     persist: { dir: keeperDir(io), idleMs: persistSeconds(io, args) * 1000 },

@@ -58,7 +58,7 @@ const alive = (pid: number): boolean => {
 const running = (): string[] => [...recorded()].filter(([, pid]) => alive(pid)).map(([m]) => m).sort();
 
 afterEach(() => {
-  // A daemon whose start a second Ctrl-C cut short may run without a launch.json: ours too if its argv names this test's directory.
+  // A daemon whose start a second Ctrl-C cut short may run with a launch.json that has no pid yet: ours too if its argv names this test's directory.
   const strays = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => argvOf(pid)?.some((a) => a.startsWith(dir)));
   for (const pid of new Set([...recorded().values(), ...strays])) {
     try {

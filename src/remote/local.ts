@@ -26,7 +26,10 @@ import { daemonFailures, ReachError, type DaemonLaunch, type Session, type Trans
  * Layout under the vnetc home (VNETC_HOME, else $XDG_STATE_HOME/vnetc, else
  * ~/.local/state/vnetc): `local/<machine>/` is the daemon's state directory
  * (its control socket, state, log) and `local/<machine>/launch.json` what it
- * was started with. vnetc talks to the socket it finds there, sends it link
+ * was started with. That record is written before the daemon is spawned and
+ * gets its pid after: a vnetc killed in between leaves a record without a
+ * pid, never a daemon without a record, and the next vnetc that finds that
+ * daemon running there records its pid (adopt). vnetc talks to the socket it finds there, sends it link
  * keys and stops the process it names, so `local/`, each machine's
  * directory and its socket must be the user's alone (checkedPlace).
  */
@@ -48,7 +51,8 @@ export interface LocalLaunch {
   address: string;
   port: number;
   ifaces: string[];
-  pid: number;
+  /** Absent while start() has yet to spawn the daemon, or was stopped before it could record the pid. */
+  pid?: number;
 }
 
 /** A launch.json, field by field, as start() writes it for `machine`. */
@@ -64,8 +68,8 @@ function readLaunch(file: string, text: string, machine: string): LocalLaunch {
   if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) r.fail('address', 'a loopback address (127.x.y.z)', address);
   const port = r.integer(o.port, 'port', 1, 65535);
   const ifaces = r.array(o.ifaces, 'ifaces').map((v, i) => r.string(v, `ifaces[${i}]`));
-  const pid = r.integer(o.pid, 'pid', 1);
-  return { machine: named, address, port, ifaces, pid };
+  if (o.pid === undefined) return { machine: named, address, port, ifaces };
+  return { machine: named, address, port, ifaces, pid: r.integer(o.pid, 'pid', 1) };
 }
 
 /** The built daemon of this package. */
@@ -86,8 +90,17 @@ function isVnetdOn(pid: number, dir: string): boolean {
 export class LocalTransport implements Transport {
   readonly root: string;
 
-  constructor(home: string = vnetcHome()) {
+  /** `say` tells the person what vnetc did on its own (adopting a daemon an interrupted start left unrecorded). */
+  constructor(
+    home: string = vnetcHome(),
+    readonly say: (line: string) => void = () => {},
+  ) {
     this.root = path.join(home, 'local');
+  }
+
+  /** Writes the machine's launch.json (0600). */
+  async record(launch: LocalLaunch): Promise<void> {
+    await writeFile(path.join(this.dirOf(launch.machine), 'launch.json'), JSON.stringify(launch, null, 2) + '\n', { mode: 0o600 });
   }
 
   dirOf(machine: string): string {
@@ -194,6 +207,8 @@ class LocalSession implements Session {
   readonly describe: string;
   private readonly dir: string;
   private client: ControlClient | undefined;
+  /** Set while start() runs: the daemon it polls for is its own, whose pid it records. */
+  private starting = false;
 
   constructor(
     private readonly transport: LocalTransport,
@@ -226,7 +241,27 @@ class LocalSession implements Session {
       c.close();
       throw new ReachError(this.machine, `the daemon in ${this.dir} says '${said}', not machine ${this.machine}`, `remove ${this.dir} if it is left over`);
     }
-    return (this.client = c);
+    this.client = c;
+    await this.adopt(c);
+    return c;
+  }
+
+  /**
+   * A daemon that answers where launch.json has no pid was spawned by a vnetc
+   * stopped before it recorded the pid (or by start() now, which records it
+   * itself). Its pid is taken from the daemon only when /proc shows that
+   * process running vnetd on this state directory, which the directory's
+   * lock lets only one do; otherwise the record stays without one, and stop()
+   * asks it to exit but never signals it.
+   */
+  private async adopt(c: ControlClient): Promise<void> {
+    if (this.starting) return;
+    const launch = await this.transport.launched(this.machine).catch(() => undefined);
+    if (!launch || launch.pid !== undefined) return;
+    const said = Number(parseFields((await c.request('INFO?')).data).get('pid'));
+    if (!Number.isInteger(said) || !isVnetdOn(said, this.dir)) return;
+    await this.transport.record({ ...launch, pid: said });
+    this.transport.say(`the daemon of ${this.machine} (pid ${said}) was started by a vnetc that stopped before recording it; it is now recorded in ${path.join(this.dir, 'launch.json')}, and vnetc treats it as its own`);
   }
 
   /** A daemon that accepts and then says nothing (stopped, wedged) is named, not waited on for ever. */
@@ -236,10 +271,22 @@ class LocalSession implements Session {
   }
 
   async start(launch: DaemonLaunch): Promise<void> {
+    this.starting = true;
+    try {
+      await this.spawnDaemon(launch);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async spawnDaemon(launch: DaemonLaunch): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // Before anything is written there or started: the poll below would take a stranger's socket for the daemon.
     await this.transport.checkPlace(this.machine);
     const logPath = path.join(this.dir, 'vnetd.log');
+    const record: LocalLaunch = { machine: launch.host.machine, address: this.address, port: launch.host.port, ifaces: [...launch.ifaces] };
+    // Before the spawn: whatever stops vnetc from here on, a daemon it started has a record that later commands find.
+    await this.transport.record(record);
     const log = await open(logPath, 'a', 0o600);
     const args = [
       vnetdScript(),
@@ -255,8 +302,7 @@ class LocalSession implements Session {
     let exited: number | null | undefined;
     child.once('exit', (code) => (exited = code));
     child.unref();
-    const record: LocalLaunch = { machine: launch.host.machine, address: this.address, port: launch.host.port, ifaces: [...launch.ifaces], pid: child.pid! };
-    await writeFile(path.join(this.dir, 'launch.json'), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+    await this.transport.record({ ...record, pid: child.pid! });
     const deadline = Date.now() + STARTUP_MS;
     for (;;) {
       if (exited !== undefined) {
