@@ -43,7 +43,9 @@ export const DEVICE_CHECK_MS = 1000;
  * and removes it as it exits), and the daemon outlives both, as Open
  * vSwitch's ports outlive theirs: a device that is missing when vnetd starts,
  * or goes away later, is looked for every DEVICE_CHECK_MS and captured again
- * once a device of that name is there. Meanwhile the interface is down for
+ * once a device of that name is there. A device renamed is gone too, as Open
+ * vSwitch drops a port's device renamed away: the interface is the name it
+ * was given, not the device that once had it. Meanwhile the interface is down for
  * the forwarding table, as a link is, and emits 'device' (present: boolean)
  * when that changes.
  */
@@ -108,7 +110,7 @@ export class PcapInterface extends NativeInterface {
     if (h) {
       if (lib.attached(h)) return;
       this.release();
-      this.emit('note', `device ${this.device} is gone (its VM stopped, or the device was deleted): frames for it are dropped until a device of that name is back`);
+      this.emit('note', `device ${this.device} is gone (its VM stopped, or the device was deleted or renamed): frames for it are dropped until a device of that name is back`);
       this.emit('device', false);
       return;
     }

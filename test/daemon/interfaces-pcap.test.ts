@@ -113,6 +113,37 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     expect(i.present).toBe(true);
   });
 
+  test('a device renamed is gone, as one deleted is, and the device that next has the configured name is captured', async () => {
+    const name = await tb.rootVeth('vm3');
+    const renamed = `${name}r`;
+    await tb.exec('vm3', ['ip', 'addr', 'add', '10.203.0.1/24', 'dev', 'eth0']);
+    await tb.exec('vm3', ['ip', 'neigh', 'replace', '10.203.0.2', 'lladdr', '02:00:00:00:0a:99', 'dev', 'eth0', 'nud', 'permanent']);
+    const rename = (from: string, to: string) => {
+      // A device is renamed only while down.
+      execFileSync('ip', ['link', 'set', from, 'down']);
+      execFileSync('ip', ['link', 'set', from, 'name', to]);
+      execFileSync('ip', ['link', 'set', to, 'up']);
+    };
+    const { i, got } = await open(name);
+    const notes: string[] = [];
+    const present: boolean[] = [];
+    i.on('note', (l: string) => notes.push(l));
+    i.on('device', (p: boolean) => present.push(p));
+    rename(name, renamed);
+    try {
+      await until('the renamed device to be let go', () => !i.present);
+      expect(notes).toEqual([`device ${name} is gone (its VM stopped, or the device was deleted or renamed): frames for it are dropped until a device of that name is back`]);
+      expect(present).toEqual([false]);
+    } finally {
+      rename(renamed, name);
+    }
+    await until('the device under its configured name again', () => i.present);
+    expect(notes.slice(1)).toEqual([`device ${name} is there: capturing it`]);
+    expect(present).toEqual([false, true]);
+    await tb.exec('vm3', ['ping', '-c', '5', '-i', '0.05', '-W', '0.1', '10.203.0.2']).catch(() => undefined);
+    await until('five echo requests', () => got.length >= 5);
+  });
+
   test('a BPF filter narrows what is captured', async () => {
     const { got: arpOnly } = await open(`${dev},filter=arp`);
     const { got: icmp } = await open(`${dev},filter=icmp and ether src ${VM_MAC}`);

@@ -5,6 +5,7 @@
 #ifndef VNETD_CAPTURE_H
 #define VNETD_CAPTURE_H
 #include "vnetd_session.h"
+#include <net/if.h> /* IF_NAMESIZE */
 #include <pcap/pcap.h>
 #include <sys/socket.h>
 #include <uv.h>
@@ -27,6 +28,8 @@ typedef struct datapath datapath_t;
  */
 typedef struct {
   pcap_t *pcap;
+  /* The device name the capture was opened by (empty for a UDP socket): the device is this interface only while it has that name. */
+  char device[IF_NAMESIZE];
   /* pcap's selectable descriptor, or the UDP socket. */
   int fd;
   /* The UDP socket's peer: the only sender whose datagrams are frames, and where frames go. */

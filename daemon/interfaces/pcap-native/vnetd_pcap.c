@@ -230,7 +230,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
   int32_t snaplen, buffer;
   napi_valuetype t;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || get_string(env, argv[0], device, sizeof device) != 0) return throw_msg(env, "open", "device name missing or too long");
+  if (argc < 5 || get_string(env, argv[0], device, sizeof device) != 0 || strlen(device) >= IF_NAMESIZE) return throw_msg(env, "open", "device name missing or too long");
   CHECK(napi_typeof(env, argv[1], &t));
   int has_filter = t == napi_string;
   if (has_filter && get_string(env, argv[1], filter, sizeof filter) != 0) return throw_msg(env, "open", "filter too long");
@@ -285,6 +285,7 @@ static napi_value open_capture(napi_env env, napi_callback_info info) {
     return throw_msg(env, device, "out of memory");
   }
   c->pcap = p;
+  memcpy(c->device, device, strlen(device) + 1);
   c->fd = fd;
   return watch(env, c, argv[4]);
 }
@@ -363,7 +364,12 @@ static napi_value bound_port(napi_env env, napi_callback_info info) {
  * (ifindex -1), and libpcap in non-blocking mode never says so; a device
  * made later under the same name is another device, which they do not see.
  * A device merely set down keeps its sockets, and they capture again once it
- * is up. QEMU sockets have no device: always attached.
+ * is up. A device renamed keeps them too, bound to its ifindex, and would go
+ * on being captured under a name vnetd was not given, while a device made
+ * with the configured name went uncaptured: so, as Open vSwitch does with a
+ * port's renamed device, the capture counts as attached only while its
+ * ifindex still has the name it was opened by. QEMU sockets have no device:
+ * always attached.
  */
 static napi_value attached(napi_env env, napi_callback_info info) {
   napi_value out;
@@ -373,7 +379,9 @@ static napi_value attached(napi_env env, napi_callback_info info) {
   if (c->pcap) {
     struct sockaddr_ll sll;
     socklen_t len = sizeof sll;
-    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0;
+    char now[IF_NAMESIZE];
+    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0 &&
+         if_indextoname((unsigned)sll.sll_ifindex, now) && strcmp(now, c->device) == 0;
   }
   CHECK(napi_get_boolean(env, on, &out));
   return out;
