@@ -45,8 +45,8 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('a vnetc killed between spawning a local daemon and recording its pid leaves a record by which vnetc down finds, adopts and stops it', async () => {
-  const home = path.join(dir, 'home');
+/** Starts the machine's daemon as `vnetc up` does, and leaves what a vnetc killed just after the spawn would: its pid, and launch.json as it was then. */
+async function startCutShort(home: string): Promise<number> {
   const transport = new LocalTransport(home);
   launchFile = path.join(transport.dirOf(host.machine), 'launch.json');
   const session = await transport.open(host);
@@ -63,12 +63,27 @@ test('a vnetc killed between spawning a local daemon and recording its pid leave
   const record = JSON.parse(left!) as Record<string, unknown>;
   expect(record).toMatchObject({ machine: host.machine, port });
   expect(record.pid).toBeUndefined();
-
-  // The kill: the record as it stood at the spawn, the daemon running.
   fs.writeFileSync(launchFile, left!);
   fs.writeFileSync(path.join(dir, 'one.vnet'), `BEGIN\n  HOST vnet AT ${host.machine} ${port} vm0\nEND\n`);
+  return pid;
+}
+
+const adopted = (pid: number) => `vnetc: the daemon of ${host.machine} (pid ${pid}) was started by a vnetc that stopped before recording it; it is now recorded in ${launchFile}, and vnetc treats it as its own\n`;
+
+test('a vnetc killed between spawning a local daemon and recording its pid leaves a record by which vnetc down finds, adopts and stops it', async () => {
+  const home = path.join(dir, 'home');
+  const daemon = await startCutShort(home);
   const down = await runVnetcAsync(['down', '--local', 'one.vnet'], { cwd: dir, env: { VNETC_HOME: home } });
-  expect({ status: down.status, stderr: down.stderr }).toEqual({ status: 0, stderr: `vnetc: the daemon of ${host.machine} (pid ${pid}) was started by a vnetc that stopped before recording it; it is now recorded in ${launchFile}, and vnetc treats it as its own\n` });
+  expect({ status: down.status, stderr: down.stderr }).toEqual({ status: 0, stderr: adopted(daemon) });
   expect(down.stdout).toContain(`stopped 1 daemon (${host.machine})`);
-  expect(isAlive(pid)).toBe(false);
+  expect(isAlive(daemon)).toBe(false);
+});
+
+test('vnetc up adopts such a daemon rather than starting another, and records its pid', async () => {
+  const home = path.join(dir, 'home');
+  const daemon = await startCutShort(home);
+  const up = await runVnetcAsync(['up', '--local', 'one.vnet'], { cwd: dir, env: { VNETC_HOME: home } });
+  expect({ status: up.status, stderr: up.stderr }).toEqual({ status: 0, stderr: adopted(daemon) });
+  expect((JSON.parse(fs.readFileSync(launchFile, 'utf8')) as { pid: number }).pid).toBe(daemon);
+  expect(isAlive(daemon)).toBe(true);
 });
