@@ -29,9 +29,10 @@ import { daemonFailures, ReachError, type DaemonLaunch, type Session, type Trans
  * was started with. That record is written before the daemon is spawned and
  * gets its pid after: a vnetc killed in between leaves a record without a
  * pid, never a daemon without a record, and the next vnetc that finds that
- * daemon running there records its pid (adopt). vnetc talks to the socket it finds there, sends it link
- * keys and stops the process it names, so `local/`, each machine's
- * directory and its socket must be the user's alone (checkedPlace).
+ * daemon running there records its pid (adopt). vnetc talks to the socket
+ * it finds there, sends it link keys and stops the process it names, so
+ * `local/`, each machine's directory and its socket must be the user's
+ * alone (checkedPlace).
  */
 
 export function vnetcHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -98,7 +99,7 @@ export class LocalTransport implements Transport {
     this.root = path.join(home, 'local');
   }
 
-  /** Writes the machine's launch.json (0600). */
+  /** launch.json is 0600: it names a pid vnetc may kill. */
   async record(launch: LocalLaunch): Promise<void> {
     await writeFile(path.join(this.dirOf(launch.machine), 'launch.json'), JSON.stringify(launch, null, 2) + '\n', { mode: 0o600 });
   }
