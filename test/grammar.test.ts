@@ -460,7 +460,7 @@ describe('vnet.ebnf', () => {
     expect(pairsOf(charClass('wordChar'), tokenClass(Word.PATTERN))).toEqual([]);
     expect(pairsOf(charClass('whitespace'), tokenClass(WhiteSpace.PATTERN))).toEqual([]);
     expect(rhs('word')).toBe('wordChar+');
-    expect(rhs('comment')).toBe('"#" [^#x0A]*');
+    expect(rhs('comment')).toBe('"#" [^#x0A#x0D]*');
     expect(rhs('number')).toBe('[0-9]+');
   });
 });

@@ -20,13 +20,22 @@ export class SourceFile {
   private starts(): Int32Array {
     if (this.lineStarts) return this.lineStarts;
     const text = this.text;
+    // A line ends at LF, CRLF or a lone CR (classic Mac files), as the scanner ends a comment.
+    let starts = new Int32Array(1024);
     let count = 1;
-    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) count++;
-    const starts = new Int32Array(count);
-    let n = 1;
-    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts[n++] = i + 1;
-    this.lineStarts = starts;
-    return starts;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) {
+        if (count === starts.length) {
+          const bigger = new Int32Array(starts.length * 2);
+          bigger.set(starts);
+          starts = bigger;
+        }
+        starts[count++] = i + 1;
+      }
+    }
+    this.lineStarts = starts.subarray(0, count);
+    return this.lineStarts;
   }
 
   position(offset: number): Position {
@@ -41,7 +50,7 @@ export class SourceFile {
     return { line: lo + 1, column: offset - starts[lo]! + 1 };
   }
 
-  /** The text of a 1-based line, without its line terminator. */
+  /** The text of a 1-based line, without its line terminator (LF, CRLF or CR). */
   lineText(line: number): string {
     const starts = this.starts();
     const start = starts[line - 1];

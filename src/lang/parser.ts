@@ -574,7 +574,7 @@ function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): number | 
   if (NAME_ROLES.has(expected) && statementStarts.has(t.tokenType) && afterPrevious !== undefined) {
     // A statement keyword where a name belongs: on the same line it was meant
     // as the name (`LINK host h2`); on a later line, the statement stopped short.
-    if (!sink.file.text.slice(afterPrevious, t.startOffset).includes('\n')) {
+    if (!/[\r\n]/.test(sink.file.text.slice(afterPrevious, t.startOffset))) {
       sink.report(Msg.KeywordAsName, where, [expected, t.image]);
       return t.startOffset;
     }

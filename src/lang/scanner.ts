@@ -138,10 +138,14 @@ export class Scanner {
         out.push(this.word(start, i));
         added++;
       } else if (cls === Ch.Hash) {
-        const nl = text.indexOf('\n', i);
-        const end = nl === -1 ? n : nl;
-        this.comments.push({ start: i, end });
-        i = end;
+        // A comment ends at a line break, a lone CR included (SourceFile's lines).
+        const start = i;
+        while (i < n) {
+          const d = text.charCodeAt(i);
+          if (d === 10 || d === 13) break;
+          i++;
+        }
+        this.comments.push({ start, end: i });
       } else {
         // Unexpected characters: one diagnostic for a whole run of them.
         const start = i;

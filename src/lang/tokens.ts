@@ -12,7 +12,7 @@ import { createToken, Lexer } from './chevrotain.js';
  */
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED });
-export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: 'comments' });
+export const Comment = createToken({ name: 'Comment', pattern: /#[^\r\n]*/, group: 'comments' });
 
 /** Names are words; a machine may well be called `1` or a user `1000`. */
 export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a name' });

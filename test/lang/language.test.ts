@@ -159,6 +159,15 @@ describe('syntax and recovery', () => {
     expect(codesOf('BEGIN HOST u AT a 1 e ADD HOST u AT b 1 e LINK a b END')).toEqual(['VN2004@1:27']);
   });
 
+  it('ends lines, and comments, at a lone CR as at LF and CRLF', () => {
+    for (const eol of ['\n', '\r\n', '\r']) {
+      const text = ['BEGIN # a comment', 'HOST u AT a 1 e', 'HOST u AT b 99999 e', 'END'].join(eol);
+      expect(codesOf(text)).toEqual(['VN3003@3:13']);
+      const d = diagnosticsOf(text)[0]!;
+      expect(d.file.lineText(3)).toBe('HOST u AT b 99999 e');
+    }
+  });
+
   it('names a missing END, text after END, and a missing BEGIN', () => {
     expect(codesOf('BEGIN HOST u AT a 1 e')).toEqual(['VN2003@1:22']);
     expect(codesOf('BEGIN END BEGIN END')).toEqual(['VN2002@1:11']);
@@ -197,6 +206,7 @@ describe('syntax and recovery', () => {
   it('a statement keyword on the same line is a name; on the next line, the statement stopped short', () => {
     expect(codesOf(program('ADD LINK host h2\nLINK h1 h2'))).toEqual(['VN2006@5:10']);
     expect(codesOf(program('ADD LINK h1\nLINK h1 h2'))).toEqual(['VN2008@5:12']);
+    expect(codesOf(program('ADD LINK h1\rLINK h1 h2'))).toEqual(['VN2008@5:12']);
   });
 
   it('still checks the whole program when only END is missing or text follows it', () => {

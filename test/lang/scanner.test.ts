@@ -45,8 +45,8 @@ const macish = fc.oneof(
 );
 const namey = fc.stringMatching(/^[!-"$-~]{1,12}$/);
 const number = fc.stringMatching(/^[0-9]{1,6}$/);
-const space = fc.constantFrom(' ', '  ', '\t', '\n', '\r\n', '\v', '\f', '\n\n');
-const comment = fc.stringMatching(/^[^\n]{0,20}$/).map((s) => `#${s}`);
+const space = fc.constantFrom(' ', '  ', '\t', '\n', '\r\n', '\r', '\v', '\f', '\n\n');
+const comment = fc.stringMatching(/^[^\r\n]{0,20}$/).map((s) => `#${s}`);
 const stray = fc.constantFrom('\u0000', '\u0001', 'é', '\u00a0', '\u2028', '☃', '\u007f');
 const piece = fc.oneof(
   { arbitrary: keywordish, weight: 4 },
