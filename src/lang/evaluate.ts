@@ -121,7 +121,11 @@ export class Evaluator {
   private host(h: HostDecl): void {
     const { sink } = this;
     if (!isUserName(h.user.text)) sink.report(Msg.InvalidUserName, h.user, [h.user.text]);
-    if (!isMachineName(h.machine.text)) sink.report(Msg.InvalidMachineName, h.machine, [h.machine.text]);
+    if (!isMachineName(h.machine.text)) {
+      // A colon only ever comes from an IPv6 address, which SSH command lines and daemon configuration cannot take here.
+      const hint = h.machine.text.includes(':') ? 'an IPv6 address cannot name a machine: give it a host name, or an SSH alias (a Host entry in ~/.ssh/config)' : undefined;
+      sink.report(Msg.InvalidMachineName, h.machine, [h.machine.text], { hint });
+    }
     if (!(h.port.value >= 1 && h.port.value <= 65535)) sink.report(Msg.PortOutOfRange, h.port, [h.port.text]);
     if (!isInterfaceName(h.iface.text)) sink.report(Msg.InvalidInterfaceName, h.iface, [h.iface.text]);
     // Host names are not case-sensitive, so neither are machines: Proxy is proxy.

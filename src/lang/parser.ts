@@ -359,6 +359,9 @@ class VnetParser extends EmbeddedActionsParser {
   private readonly hostMachineAlts = [
     { ALT: () => this.CONSUME2(Name, MACHINE_SLOT) },
     { GATE: () => tokenMatcher(this.LA(2), NumberTok), ALT: () => this.keywordAsName(this.CONSUME2(Keyword), MACHINE) },
+    // An IPv6 address, read as a MAC-shaped word: the port after it shows it was
+    // meant as the machine, which the name check then refuses with a way forward.
+    { GATE: () => tokenMatcher(this.LA(2), NumberTok), ALT: () => this.CONSUME(Mac) },
   ];
 
   hostDecl = this.RULE('hostDecl', (): HostDecl | undefined => {

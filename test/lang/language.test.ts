@@ -139,6 +139,12 @@ describe('declarations', () => {
       'VN3017@1:62',
     ]);
   });
+
+  it('refuses an IPv6 address as a machine with a way forward, and reads on', () => {
+    const text = 'BEGIN HOST u AT fe80::1 5000 e HOST u AT 00:11:22:33:44:55 1 e HOST u AT b 1 e ADD LINK b c END';
+    expect(codesOf(text)).toEqual(['VN1007@1:17', 'VN3015@1:17', 'VN3015@1:42', 'VN3001@1:91']);
+    expect(diagnosticsOf(text)[1]!.hint).toMatch(/IPv6 address cannot name a machine.*SSH alias/);
+  });
 });
 
 describe('syntax and recovery', () => {
