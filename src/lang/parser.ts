@@ -84,7 +84,8 @@ const DEST_SLOT = { ERR_MSG: DEST };
 const errorMessages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage: ({ expected }) => expected.LABEL ?? expected.name,
   buildNotAllInputParsedMessage: () => 'the end of the file',
-  buildNoViableAltMessage: ({ ruleName }) => (ruleName.endsWith('Address') ? ADDRESS : STATEMENT),
+  // A name slot with alternatives (the HOST line's user and machine) names its role in ERR_MSG.
+  buildNoViableAltMessage: ({ ruleName, customUserDescription }) => customUserDescription ?? (ruleName.endsWith('Address') ? ADDRESS : STATEMENT),
   buildEarlyExitMessage: ({ expectedIterationPaths }) =>
     expectedIterationPaths.map((p) => p[0]?.LABEL ?? p[0]?.name).join(' or '),
 };
@@ -366,9 +367,9 @@ class VnetParser extends EmbeddedActionsParser {
 
   hostDecl = this.RULE('hostDecl', (): HostDecl | undefined => {
     const kw = this.CONSUME(Host);
-    const user = this.OR(this.userAlts);
+    const user = this.OR({ DEF: this.userAlts, ERR_MSG: USER });
     const at = this.CONSUME(At);
-    const machine = this.OR2(this.hostMachineAlts);
+    const machine = this.OR2({ DEF: this.hostMachineAlts, ERR_MSG: MACHINE });
     const port = this.CONSUME(NumberTok, PORT_SLOT);
     const iface = this.CONSUME3(Name, IFACE_SLOT);
     return this.ACTION(() => {

@@ -174,6 +174,12 @@ describe('syntax and recovery', () => {
     }
   });
 
+  it('a HOST line cut short says which name it lacks', () => {
+    const said = (text: string): string[] => diagnosticsOf(text).map((d) => `${d.code} ${d.message}`);
+    expect(said('BEGIN HOST')).toEqual(["VN2008 expected a user name after 'HOST'"]);
+    expect(said('BEGIN HOST u AT\nEND')).toEqual(["VN2008 expected a machine name after 'AT'"]);
+  });
+
   it('names a missing END, text after END, and a missing BEGIN', () => {
     expect(codesOf('BEGIN HOST u AT a 1 e')).toEqual(['VN2003@1:22']);
     expect(codesOf('BEGIN END BEGIN END')).toEqual(['VN2002@1:11']);
