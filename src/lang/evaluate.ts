@@ -163,7 +163,10 @@ export class Evaluator {
     const hint = close
       ? `did you mean '${clip(close)}'?`
       : `declare it with a HOST line: HOST <user> AT ${clip(id.text)} <port> <interface>`;
-    this.defer(Msg.UndeclaredMachine, id, [id.text], { hint });
+    // A long name is clipped in the hint, so a note shows where it is spelt in full.
+    const declaredAt = close !== undefined && clip(close) !== close ? this.hostSpans.get(close.toLowerCase()) : undefined;
+    const related = declaredAt ? [{ span: declaredAt, message: 'declared here' }] : undefined;
+    this.defer(Msg.UndeclaredMachine, id, [id.text], { hint, related });
     return undefined;
   }
 

@@ -10,19 +10,25 @@ export function suggest(name: string, candidates: readonly string[]): string | u
   let memo = cache.get(candidates);
   if (!memo) cache.set(candidates, (memo = new Map()));
   if (memo.has(name)) return memo.get(name);
+  const answer = sameButCase(name, candidates) ?? closest(name, candidates);
+  memo.set(name, answer);
+  return answer;
+}
+
+/** The declared spelling of a name written in another case, at any length: the comparison is linear. */
+function sameButCase(name: string, candidates: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  return candidates.find((c) => c.toLowerCase() === lower);
+}
+
+function closest(name: string, candidates: readonly string[]): string | undefined {
   // Edit distance is quadratic; nobody mistypes a name longer than this.
   if (name.length > MAX_NAME) return undefined;
   const limit = Math.max(1, Math.floor(name.length / 3));
   let best: string | undefined;
   let bestDistance = limit + 1;
   let tied = false;
-  const lower = name.toLowerCase();
   for (const c of candidates) {
-    if (c.toLowerCase() === lower) {
-      best = c;
-      tied = false;
-      break;
-    }
     if (c.length > MAX_NAME || Math.abs(c.length - name.length) > limit) continue;
     const d = distance(name, c, bestDistance + 1);
     if (d < bestDistance) {
@@ -34,9 +40,7 @@ export function suggest(name: string, candidates: readonly string[]): string | u
     }
   }
   // Two equally close names (host3 among host1 and host2) is no hint at all.
-  const answer = tied ? undefined : best;
-  memo.set(name, answer);
-  return answer;
+  return tied ? undefined : best;
 }
 
 /**

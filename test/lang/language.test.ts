@@ -255,5 +255,15 @@ describe('limits', () => {
       ['VN3001', 'declare it with a HOST line: HOST <user> AT b <port> <interface>'],
     ]);
   });
+
+  it('suggests the declared spelling of a machine written in another case, however long its name', () => {
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.example`;
+    const text = program(`ADD LINK h1 ${long.toUpperCase()}`, `HOST u AT h1 1 e HOST u AT ${long} 1 e`);
+    const [d] = diagnosticsOf(text);
+    expect([d!.code, d!.hint]).toEqual(['VN3001', `did you mean '${long.slice(0, 59)}…'?`]);
+    // The hint clips the name; the note points at it in full.
+    const at = d!.related![0]!.span;
+    expect(text.slice(at.start, at.end)).toBe(long);
+  });
 });
 
