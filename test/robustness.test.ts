@@ -170,16 +170,17 @@ describe('input that is not a program', () => {
     const r = await vnetc(['validate', '-'], Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00]));
     expectNoCrash(r);
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain('<stdin>: error[VN1002]');
+    expect(r.stdout).toContain('<stdin>:1:8: error[VN1002]');
     const f = await vnetc(['fmt', '-'], Buffer.from([0, 1, 2, 3]));
     expectNoCrash(f);
     expect(f.status).toBe(1);
-    expect(f.stderr).toContain('<stdin>: error[VN1002]');
+    expect(f.stderr).toContain('<stdin>:1:1: error[VN1002]');
   });
 
   test('a NUL in an otherwise valid program', async () => {
     write('nul.vnet', VALID.replace('ADD', 'ADD\0'));
-    const { human } = await expectDiagnosed('nul.vnet', { exit: 1, code: 'VN1002' });
+    const before = VALID.slice(0, VALID.indexOf('ADD') + 3).split('\n');
+    const { human } = await expectDiagnosed('nul.vnet', { exit: 1, code: 'VN1002', at: `${before.length}:${before.at(-1)!.length + 1}` });
     expect(human.stdout).toContain(`offset ${VALID.indexOf('ADD') + 3}`);
   });
 
@@ -187,13 +188,14 @@ describe('input that is not a program', () => {
     Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
 
   test.each([
-    ['a stray 0xFF', utf8('BEGIN ', [0xff, 0xfe], ' END\n'), 'FF', 6],
-    ['a truncated sequence', utf8('BEGIN\n# caf', [0xc3], '\nEND\n'), 'C3', 11],
-    ['Latin-1 text', Buffer.from('# r\xe9seau\nBEGIN\nEND\n', 'latin1'), 'E9', 3],
-  ])('invalid UTF-8 without a NUL (%s): VN1003, with the byte and offset', async (_what, bytes, hex, offset) => {
+    ['a stray 0xFF', utf8('BEGIN ', [0xff, 0xfe], ' END\n'), 'FF', 6, '1:7'],
+    ['a truncated sequence', utf8('BEGIN\n# caf', [0xc3], '\nEND\n'), 'C3', 11, '2:6'],
+    ['Latin-1 text', Buffer.from('# r\xe9seau\nBEGIN\nEND\n', 'latin1'), 'E9', 3, '1:4'],
+    ['after a BOM and a multi-byte character', utf8([0xef, 0xbb, 0xbf], 'BEGIN\n\t# café ', [0xff], '\nEND\n'), 'FF', 18, '2:9'],
+  ])('invalid UTF-8 without a NUL (%s): VN1003, with the byte and offset, and where it is', async (_what, bytes, hex, offset, at) => {
     expect(bytes.includes(0)).toBe(false);
     write('latin.vnet', bytes);
-    const { human } = await expectDiagnosed('latin.vnet', { exit: 1, code: 'VN1003' });
+    const { human } = await expectDiagnosed('latin.vnet', { exit: 1, code: 'VN1003', at });
     expect(human.stdout).toContain(`bad byte 0x${hex} at offset ${offset}`);
     expect(human.stdout).toContain('hint: re-save the file as UTF-8');
   });

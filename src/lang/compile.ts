@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { DiagnosticSink, type Diagnostic, type Span } from '../diag/diagnostic.js';
+import { diagnostic, DiagnosticSink, type Diagnostic, type Span } from '../diag/diagnostic.js';
 import { Msg } from '../diag/messages.js';
 import { SourceFile } from '../diag/source.js';
 import type { State } from '../model/state.js';
@@ -91,19 +91,35 @@ export function decode(name: string, bytes: Uint8Array): { file: SourceFile; dia
   }
   const nul = bytes.indexOf(0);
   if (nul !== -1) {
-    sink.report(Msg.BinaryFile, undefined, [nul]);
-    return { file: empty, diagnostics: sink.finish() };
+    const { file, span } = byteAt(name, bytes, nul);
+    return { file: empty, diagnostics: [diagnostic(Msg.BinaryFile, file, span, [nul])] };
   }
   if (!isUtf8(bytes)) {
     // isUtf8 and this scan agree on what is valid; if they ever did not, still say something true.
     const at = Math.max(0, firstInvalidUtf8(bytes));
-    sink.report(Msg.InvalidUtf8, undefined, [bytes[at]!.toString(16).toUpperCase().padStart(2, '0'), at]);
-    return { file: empty, diagnostics: sink.finish() };
+    const { file, span } = byteAt(name, bytes, at);
+    return { file: empty, diagnostics: [diagnostic(Msg.InvalidUtf8, file, span, [bytes[at]!.toString(16).toUpperCase().padStart(2, '0'), at])] };
   }
-  let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
-  // A byte-order mark is an editor's habit, not part of the program.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  return { file: new SourceFile(name, text), diagnostics: [] };
+  return { file: new SourceFile(name, withoutBom(utf8(bytes, bytes.length))), diagnostics: [] };
+}
+
+function utf8(bytes: Uint8Array, length: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, length).toString('utf8');
+}
+
+/** A byte-order mark is an editor's habit, not part of the program. */
+function withoutBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * Where a bad byte is, as line and column: a text editor shows no byte
+ * offsets. The file is decoded leniently (each bad sequence becomes U+FFFD),
+ * which decodes the bytes before the bad one exactly as the whole would.
+ */
+function byteAt(name: string, bytes: Uint8Array, at: number): { file: SourceFile; span: Span } {
+  const start = withoutBom(utf8(bytes, at)).length;
+  return { file: new SourceFile(name, withoutBom(utf8(bytes, bytes.length))), span: { start, end: start + 1 } };
 }
 
 function parseFile(file: SourceFile, sink: DiagnosticSink, visit: (s: Statement) => void) {
