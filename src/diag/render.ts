@@ -1,6 +1,7 @@
 import type { ChalkInstance } from 'chalk';
 import { countErrors, countWarnings, type Diagnostic, type Span } from './diagnostic.js';
 import type { SourceFile } from './source.js';
+import { cells } from './width.js';
 
 /** Colour functions the renderer uses; a ChalkInstance fits, and so does `plain`. */
 export type Painter = Pick<ChalkInstance, 'red' | 'green' | 'yellow' | 'cyan' | 'bold' | 'dim' | 'blue'>;
@@ -51,12 +52,14 @@ function excerpt(file: SourceFile, span: Span, paint: Painter, color: (s: string
   const post = to < full.length ? '…' : '';
   const text = pre + visible(full.slice(from, to)) + post;
   const caretStart = start.column - 1 - from + pre.length;
-  const width = Math.max(1, Math.min(lastCol, to + 1) - start.column);
+  const units = Math.max(1, Math.min(lastCol, to + 1) - start.column);
+  // Columns count code units; the caret goes by the cells the terminal draws.
+  const width = Math.max(1, cells(text.slice(caretStart, caretStart + units)));
   const gutter = String(start.line);
   const pad = ' '.repeat(gutter.length);
   return [
     `${paint.blue(` ${gutter} |`)} ${text}`,
-    `${paint.blue(` ${pad} |`)} ${' '.repeat(caretStart)}${color('^' + '~'.repeat(width - 1))}`,
+    `${paint.blue(` ${pad} |`)} ${' '.repeat(cells(text.slice(0, caretStart)))}${color('^' + '~'.repeat(width - 1))}`,
   ];
 }
 
