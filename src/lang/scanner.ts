@@ -90,11 +90,12 @@ class Token implements IToken {
 
 const statementStart = new Set<TokenType>(statementKeywords);
 
-/** `U+00E9 'é'`; the character itself only when showing it cannot disturb a terminal. */
+/** `U+00E9 'é'`; the character itself only when showing it cannot disturb a terminal or its neighbours. */
 function describeChar(code: number): string {
   const hex = code.toString(16).toUpperCase().padStart(4, '0');
   const ch = String.fromCodePoint(code);
-  return /[\p{C}\p{Z}]/u.test(ch) ? `U+${hex}` : `U+${hex} '${ch}'`;
+  // A combining mark would fuse with the quote before it.
+  return /[\p{C}\p{Z}\p{M}]/u.test(ch) ? `U+${hex}` : `U+${hex} '${ch}'`;
 }
 
 export class Scanner {

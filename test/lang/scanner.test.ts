@@ -116,6 +116,9 @@ describe('scanner', () => {
       ['VN1001', 'unexpected character U+0000', { start: 6, end: 9 }],
       ['VN1001', "unexpected character U+00E9 'é'", { start: 10, end: 11 }],
     ]);
+    const mark = sinkFor('BEGIN e\u0301 END');
+    scanAll(mark);
+    expect(mark.list.map((d) => d.message)).toEqual(['unexpected character U+0301']);
   });
 
   it('gives up on a file that is mostly stray characters', () => {
