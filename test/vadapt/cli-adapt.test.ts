@@ -74,6 +74,15 @@ test.each([
     JSON.stringify((({ topology: t, ...rest }) => ({ ...rest, topology: { ...t, edges: t.edges.map((e) => ({ ...e, aToBBytesPerS: 6 })) } }))(inference([[1, 2, 5]], oneEach(2)))),
     /^vnetc: error: bad\.json: topology\.edges\[0\]\.aToBBytesPerS: expected a number from 0 to the edge's bytesPerS \(5\), got 6$/m,
   ],
+  // The same pair twice would be routed as twice its traffic; a VM with itself is no pair at all.
+  [
+    JSON.stringify((({ topology: t, ...rest }) => ({ ...rest, topology: { ...t, edges: [...t.edges, { ...t.edges[0]!, a: t.edges[0]!.b, b: t.edges[0]!.a }] } }))(inference([[1, 2, 5]], oneEach(2)))),
+    /^vnetc: error: bad\.json: topology\.edges\[1\]: expected a VM pair not given before, got .*; topology\.edges\[0\] is the same pair, 00:50:56:00:21:02 and 00:50:56:00:21:01; keep one entry per pair$/m,
+  ],
+  [
+    JSON.stringify((({ topology: t, ...rest }) => ({ ...rest, topology: { ...t, edges: t.edges.map((e) => ({ ...e, b: e.a })) } }))(inference([[1, 2, 5]], oneEach(2)))),
+    /^vnetc: error: bad\.json: topology\.edges\[0\]\.b: expected a VM other than a \(00:50:56:00:21:01\): an edge joins two VMs, got "00:50:56:00:21:01"$/m,
+  ],
 ])('a bad matrix file is one located line: %s', (text, message) => {
   fs.writeFileSync(path.join(tmp, 'bad.json'), text);
   const r = vnetc('adapt', '-m', 'bad.json', '-s', star8);
