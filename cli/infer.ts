@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { renderDiagnostics } from '../src/diag/render.js';
 import type { Fetched, Reached } from '../src/remote/fetch.js';
-import { BrokenReply, ReachError } from '../src/remote/transport.js';
+import { BrokenReply, ReachError, unreadableReply } from '../src/remote/transport.js';
 import { applySettingWords, formatSettings, settingsFromLines, settingsProblem, type VttifSettings } from '../src/vttif/params.js';
 import { changeLine } from '../src/vttif/render/change.js';
 import { renderDot } from '../src/vttif/render/dot.js';
@@ -112,12 +112,7 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
           throw new ReachError(collector, `the collector went away while vnetc read from it (${why})`, `start it again with '${upCommand(file, args)}', then run this command again`);
         }
         if (!reply.ok) throw new ReachError(collector, `the collector refused INFER?: ${reply.code} ${reply.text}`, `VTTIF may have been turned off or moved; 'vnetc infer${file ? ` ${file}` : ''}' turns it on again`);
-        const lines = reply.data;
-        try {
-          return parseInference(lines);
-        } catch (e) {
-          throw new Error(`the collector ${collector} answered INFER? with something vnetc cannot read: ${(e as Error).message}`);
-        }
+        return inferenceFrom(collector, reply.data);
       },
       lost: (e) => unreachable(source, [e]),
       close: () => fetched.close(),
@@ -125,6 +120,16 @@ export async function connectCollector(io: Io, file: string | undefined, args: R
   } catch (e) {
     await fetched.close();
     throw e;
+  }
+}
+
+/** The collector's INFER? answer read, or a ReachError naming it: a daemon's bad reply is the daemon's fault, not vnetc's. */
+export function inferenceFrom(collector: string, lines: readonly string[]): Inference {
+  try {
+    return parseInference(lines);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw unreadableReply(collector, `an answer to INFER? vnetc cannot read: ${e.message}`);
   }
 }
 

@@ -4,7 +4,7 @@ import { mapBounded } from '../util/pool.js';
 import { clipWord } from '../wire/clip-word.js';
 import { parseFields, parseLinkLine, parseRuleLine, WireError, type LinkStatus, type Reply } from '../wire/control.js';
 import type { ControlClient } from './control-client.js';
-import { ReachError, type Session, type Transport } from './transport.js';
+import { ReachError, unreadableReply, type Session, type Transport } from './transport.js';
 
 /**
  * Live state, fetched: every daemon a file names is asked what it holds, in
@@ -100,10 +100,10 @@ export async function readDaemon(client: ControlClient, declared: Host): Promise
     });
   } catch (e) {
     if (!(e instanceof WireError)) throw e;
-    throw new ReachError(machine, `the daemon of ${machine} sent a listing vnetc cannot read: ${e.message}`);
+    throw unreadableReply(machine, `a listing vnetc cannot read: ${e.message}`);
   }
   const port = fields.get('port') ?? String(declared.port);
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new ReachError(machine, `the daemon of ${machine} sent a listing vnetc cannot read: INFO? gives port '${clipWord(port)}'`);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw unreadableReply(machine, `a listing vnetc cannot read: INFO? gives port '${clipWord(port)}'`);
   const host: Host = {
     machine,
     // The daemon does not know who reached it; the session's user is the file's.

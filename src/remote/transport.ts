@@ -92,6 +92,14 @@ export const oversizedReply =
     );
 
 /**
+ * A daemon that greeted with our protocol yet answered with lines that do
+ * not read: a vnetd build other than this vnetc's, or something posing as
+ * one. `what` says which reply and what in it is wrong.
+ */
+export const unreadableReply = (machine: string, what: string): ReachError =>
+  new ReachError(machine, `the daemon of ${machine} sent ${what}`, `run the vnetd of this vnetc's release on ${machine} ('vnetd --version' there says which it runs), then run this command again`);
+
+/**
  * The control connection to a machine's daemon broke after the daemon had
  * greeted, while a reply was owed: the machine was reached, so this is not
  * said as "cannot reach" (VN5003, not VN5001).

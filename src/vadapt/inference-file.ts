@@ -2,7 +2,7 @@ import { parseMac } from '../model/mac.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader, type Json } from '../util/json-reader.js';
 import { edgeKey } from '../vttif/prune.js';
-import { INFERENCE_STATES, type Inference, type InferenceState, type MatrixEntry, type Topology, type TopologyEdge } from '../vttif/types.js';
+import { INFERENCE_STATES, MAX_RATE, type Inference, type InferenceState, type MatrixEntry, type Topology, type TopologyEdge } from '../vttif/types.js';
 
 /**
  * Reads what `vnetc infer --json` prints (src/vttif/types.ts, `Inference`)
@@ -11,12 +11,7 @@ import { INFERENCE_STATES, type Inference, type InferenceState, type MatrixEntry
 
 const EXPECTED = "the JSON object 'vnetc infer --json' prints (with matrix, hosts, topology, params)";
 
-/**
- * The most a pair may send, in bytes (or frames) per second: 1e15 B/s is
- * 8 Pbit/s, far beyond any link, yet low enough that sums over every pair
- * stay finite, so no figure adapt prints becomes Infinity or NaN.
- */
-export const MAX_RATE = 1e15;
+export { MAX_RATE };
 
 /** A rate field: finite, ≥ 0, at most MAX_RATE. */
 function rate(r: JsonReader, v: Json, path: string): number {

@@ -4,6 +4,14 @@
  * of `vnetc adapt --matrix`. MAC addresses are lower-case `aa:bb:cc:dd:ee:ff`.
  */
 
+/**
+ * The most a pair may send, in bytes (or frames) per second: 1e15 B/s is
+ * 8 Pbit/s, far beyond any link, yet low enough that sums over every pair
+ * stay finite, so no figure adapt prints becomes Infinity or NaN. Both
+ * readers of an inference (a file, an INFER? reply) hold to it.
+ */
+export const MAX_RATE = 1e15;
+
 /** The three parameters of 000 §2.2, reported with every result. */
 export interface VttifParams {
   /** How often each daemon sends its local matrix to the collector (0 < rate ≤ 20). */

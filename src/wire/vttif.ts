@@ -15,8 +15,8 @@
  */
 import { parseMac } from '../model/mac.js';
 import { isMachineName } from '../model/names.js';
-import { topologyOf } from '../vttif/prune.js';
-import { INFERENCE_STATES, type Inference, type InferenceState, type TopologyEdge, type VttifParams } from '../vttif/types.js';
+import { edgeKey, topologyOf } from '../vttif/prune.js';
+import { INFERENCE_STATES, MAX_RATE, type Inference, type InferenceState, type TopologyEdge, type VttifParams } from '../vttif/types.js';
 
 
 const num = (n: number): string => String(Math.round(n * 1e6) / 1e6);
@@ -47,6 +47,8 @@ export function parseInference(lines: readonly string[]): Inference {
   };
   const edges: TopologyEdge[] = [];
   const current: TopologyEdge[] = [];
+  const edgeKeys = new Set<string>();
+  const currentKeys = new Set<string>();
   lines.forEach((line, n) => {
     const bad = (why: string): never => {
       throw new RangeError(`INFER? line ${n + 1} ('${line.slice(0, 80)}'): ${why}`);
@@ -61,24 +63,32 @@ export function parseInference(lines: readonly string[]): Inference {
       for (const k of names) if (r[k] === undefined) bad(`no ${k}=`);
       return r;
     };
-    const number = (v: string, what: string): number => {
+    const number = (v: string, what: string, max = Infinity): number => {
       const x = Number(v);
       if (v === '' || !Number.isFinite(x) || x < 0) bad(`${what} '${v}' is not a non-negative number`);
+      if (x > max) bad(`${what} ${v} is more than ${max}`);
       return x;
     };
+    const rate = (v: string, what: string): number => number(v, what, MAX_RATE);
     const mac = (v: string | undefined): string => {
       const m = parseMac(v ?? '');
       return m.ok ? m.mac : bad(`'${v}' is not a MAC address`);
     };
     const machine = (v: string | undefined): string => (v && isMachineName(v) ? v : bad(`'${v}' is not a machine name`));
     const time = (v: string | undefined): string => (v && !Number.isNaN(Date.parse(v)) ? v : bad(`'${v}' is not a timestamp`));
-    const edge = (): TopologyEdge => {
+    const edge = (seen: Set<string>): TopologyEdge => {
       const f = fields(2, ['intensity', 'bytes-per-s', 'a-to-b-bytes-per-s']);
-      const bytesPerS = number(f['bytes-per-s']!, 'bytes-per-s');
-      const aToBBytesPerS = number(f['a-to-b-bytes-per-s']!, 'a-to-b-bytes-per-s');
+      const bytesPerS = rate(f['bytes-per-s']!, 'bytes-per-s');
+      const aToBBytesPerS = rate(f['a-to-b-bytes-per-s']!, 'a-to-b-bytes-per-s');
       // Rounding to six decimals may lift the part a hair over the whole.
       if (aToBBytesPerS > bytesPerS * (1 + 1e-9) + 1e-6) bad(`a-to-b-bytes-per-s ${aToBBytesPerS} is more than bytes-per-s ${bytesPerS}`);
-      return { a: mac(w[0]), b: mac(w[1]), intensity: number(f['intensity']!, 'intensity'), bytesPerS, aToBBytesPerS: Math.min(aToBBytesPerS, bytesPerS) };
+      const a = mac(w[0]);
+      const b = mac(w[1]);
+      // Adapt routes each edge's traffic once per line: a pair said twice would count twice.
+      if (a === b) bad('an edge joins a VM to itself');
+      if (seen.has(edgeKey({ a, b }))) bad('this VM pair was given before');
+      seen.add(edgeKey({ a, b }));
+      return { a, b, intensity: number(f['intensity']!, 'intensity', 1), bytesPerS, aToBBytesPerS: Math.min(aToBBytesPerS, bytesPerS) };
     };
     switch (head) {
       case 'collector':
@@ -108,14 +118,14 @@ export function parseInference(lines: readonly string[]): Inference {
         break;
       case 'pair': {
         const f = fields(2, ['bytes-per-s', 'frames-per-s']);
-        out.matrix!.push({ src: mac(w[0]), dst: mac(w[1]), bytesPerS: number(f['bytes-per-s']!, 'bytes-per-s'), framesPerS: number(f['frames-per-s']!, 'frames-per-s') });
+        out.matrix!.push({ src: mac(w[0]), dst: mac(w[1]), bytesPerS: rate(f['bytes-per-s']!, 'bytes-per-s'), framesPerS: rate(f['frames-per-s']!, 'frames-per-s') });
         break;
       }
       case 'edge':
-        edges.push(edge());
+        edges.push(edge(edgeKeys));
         break;
       case 'current':
-        current.push(edge());
+        current.push(edge(currentKeys));
         break;
       default:
       // A newer daemon's extra facts: skip them, as the protocol promises.

@@ -3,6 +3,8 @@ import { macToNumber } from '../../src/model/mac48.js';
 import { applySettingWords, DEFAULT_SETTINGS, formatSettings, settingsFromLines, settingsLines, settingsProblem } from '../../src/vttif/params.js';
 import type { Inference } from '../../src/vttif/types.js';
 import { formatInference, parseInference } from '../../src/wire/vttif.js';
+import { ReachError } from '../../src/remote/transport.js';
+import { inferenceFrom } from '../../cli/infer.js';
 import { decodeReport, encodeReport, PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 import { Sampler } from '../../daemon/vttif/sampler.js';
 
@@ -97,6 +99,33 @@ describe('INFER? lines', () => {
     // An edge's one direction is part of it, never more: what adapt routes each way must add up.
     expect(() => parseInference(lines.map((l) => l.replace('a-to-b-bytes-per-s=1000', 'a-to-b-bytes-per-s=2001')))).toThrow(/a-to-b-bytes-per-s 2001 is more than bytes-per-s 2000/);
     expect(() => parseInference(lines.map((l) => l.replace(' a-to-b-bytes-per-s=1000', '')))).toThrow(/line \d+ .*no a-to-b-bytes-per-s=/);
+  });
+
+  // A daemon gone wrong must not hand adapt a pair counted twice, an edge from a VM to itself, or a rate whose sums print as Infinity.
+  test('an answer adapt would misroute is refused at its line', () => {
+    const lines = formatInference(inf);
+    const edge = lines.find((l) => l.startsWith('edge '))!;
+    expect(() => parseInference([...lines, edge])).toThrow(/line \d+ \('edge .*'\): this VM pair was given before/);
+    expect(() => parseInference([...lines, edge.replace('edge 02:50:00:00:00:01 02:50:00:00:00:02', 'edge 02:50:00:00:00:02 02:50:00:00:00:01')])).toThrow(/this VM pair was given before/);
+    expect(() => parseInference([...lines, edge.replace('00:00:02', '00:00:01')])).toThrow(/an edge joins a VM to itself/);
+    expect(() => parseInference(lines.map((l) => (l.startsWith('pair') ? l.replace('bytes-per-s=1000', 'bytes-per-s=1e308') : l)))).toThrow(/bytes-per-s 1e308 is more than 1000000000000000/);
+    expect(() => parseInference(lines.map((l) => l.replace('intensity=0.5', 'intensity=7')))).toThrow(/intensity 7 is more than 1/);
+  });
+
+  test('an answer that does not read is the collector machine\'s error, with what to do', () => {
+    const e = (() => {
+      try {
+        inferenceFrom('proxy', ['collector proxy', 'pair 1 2']);
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(ReachError);
+    expect(e).toMatchObject({
+      machine: 'proxy',
+      message: "the daemon of proxy sent an answer to INFER? vnetc cannot read: INFER? line 2 ('pair 1 2'): no bytes-per-s=",
+      hint: "run the vnetd of this vnetc's release on proxy ('vnetd --version' there says which it runs), then run this command again",
+    });
   });
 });
 
