@@ -76,6 +76,8 @@ export class PcapWriter {
   private ends: number[] = [];
   /** The first of `ends` the disk has not passed: an index, not shift(), which moves a backlog's many thousand entries every frame. */
   private endsHead = 0;
+  /** Where the last record the disk has passed ends: what a failed write cuts the file back to. */
+  private wholeEnd = FILE_HEADER_BYTES;
   /** Whether the last frame was left out for the backlog: a spell of them is said once, when it starts. */
   private behind = false;
   private readonly behindLog: LogLimiter;
@@ -180,9 +182,12 @@ export class PcapWriter {
     // Begun, the file is the capture: it stays, whoever made it.
     this.created = null;
     fs.ftruncateSync(fd, 0);
-    const out = fs.createWriteStream('', { fd });
+    // Not closed for us on an error: the file is cut back to its last whole record first, then destroy() closes it.
+    const out = fs.createWriteStream('', { fd, autoClose: false });
     out.on('error', (e) => {
-      this.lose(out.bytesWritten);
+      this.cutBack(fd, this.lose(out.bytesWritten));
+      this.fd = null;
+      out.destroy();
       if (this.counters.errors++ === 0) this.log(`capture ${this.file}: ${e.message}; no more frames are written to it`);
     });
     out.write(fileHeader());
@@ -217,7 +222,7 @@ export class PcapWriter {
   private append(r: Buffer): void {
     const out = this.out!;
     const ends = this.ends;
-    while (this.endsHead < ends.length && ends[this.endsHead]! <= out.bytesWritten) this.endsHead++;
+    while (this.endsHead < ends.length && ends[this.endsHead]! <= out.bytesWritten) this.wholeEnd = ends[this.endsHead++]!;
     if (this.endsHead > 1024 && this.endsHead * 2 > ends.length) {
       this.ends = ends.slice(this.endsHead);
       this.endsHead = 0;
@@ -227,20 +232,51 @@ export class PcapWriter {
     out.write(r);
   }
 
-  /** After a failed write, whose error is counted: the frames it cost are left out of the file, not captured. */
-  private lose(written: number): void {
+  /** After a failed write, whose error is counted: the frames it cost are left out of the file, not captured. Returns where the last whole record ends (0 if not even the header is whole). */
+  private lose(written: number): number {
     let lost = 0;
-    for (let i = this.endsHead; i < this.ends.length; i++) if (this.ends[i]! > written) lost++;
+    let whole = this.wholeEnd;
+    for (let i = this.endsHead; i < this.ends.length; i++) {
+      if (this.ends[i]! > written) lost++;
+      else whole = this.ends[i]!;
+    }
     this.counters.frames -= lost;
     this.counters.dropped += lost;
     this.ends = [];
     this.endsHead = 0;
+    return written < FILE_HEADER_BYTES ? 0 : whole;
+  }
+
+  /**
+   * Ends a file whose write failed at its last whole record: a record cut
+   * short by a full disk makes tcpdump -r stop with an error ("truncated
+   * dump file"). Shrinking needs no space; if even that fails, the file is
+   * as the disk left it.
+   */
+  private cutBack(fd: number, whole: number): void {
+    try {
+      fs.ftruncateSync(fd, whole);
+    } catch {
+      // The error that ended the capture is the one logged.
+    }
+  }
+
+  private closeFd(): void {
+    if (this.fd === null) return;
+    fs.closeSync(this.fd);
+    this.fd = null;
   }
 
   /** Ends the file; one never begun (its daemon did not start) is closed untouched, or removed if claim() created it. */
   close(): Promise<void> {
     const out = this.out;
-    if (out) return new Promise((resolve) => out.end(() => resolve()));
+    if (out)
+      return new Promise((resolve) =>
+        out.end(() => {
+          this.closeFd();
+          resolve();
+        }),
+      );
     this.abandon();
     this.held = [];
     return Promise.resolve();
