@@ -168,14 +168,18 @@ export class ControlClient {
     let nl: number;
     let replied = false;
     while ((nl = this.buffered.indexOf('\n', start)) !== -1) {
-      const reply = this.reader.line(this.buffered.slice(start, nl));
+      const line = this.buffered.slice(start, nl);
+      const reply = this.reader.line(line);
       start = nl + 1;
       this.sinceReply++;
       if (reply) {
         this.replies++;
         this.sinceReply = 0;
         replied = true;
-        this.next()?.resolve(reply);
+        const waiter = this.next();
+        // Replies pair with requests by order alone: one nobody asked for would be taken as the answer to the next request (a change said done that was not).
+        if (!waiter) throw new Error(`a reply no request was waiting for: ${JSON.stringify(line.slice(0, 80))}`);
+        waiter.resolve(reply);
       }
     }
     this.buffered = this.buffered.slice(start);

@@ -46,6 +46,21 @@ async function withServer(onConnection: (s: net.Socket) => void, body: (sock: st
 
 const patience = { greetingMs: 50, replyMs: 100, wholeMs: 60_000, error: (greeting: boolean, ms: number) => new Error(`silent ${greeting ? 'before the greeting' : 'after it'} for ${ms} ms`) };
 
+// Replies pair with requests by order: an extra one would otherwise answer the next request, a change said done that was never made.
+test('a reply no request was waiting for ends the connection: the next request is refused, not answered with it', async () => {
+  await withServer(
+    (s) => s.write('OK vnetd 0.1.0 machine m\nOK\n'),
+    async (sock) => {
+      const c = await ControlClient.connect(sock, patience);
+      try {
+        await expect(c.request('LINK DELETE h2')).rejects.toThrow(`the control connection sent something that is not vnetd's protocol: a reply no request was waiting for: "OK"`);
+      } finally {
+        c.close();
+      }
+    },
+  );
+});
+
 describe('a daemon that goes silent', () => {
   test('one that accepts and never greets: connect fails with the given error', async () => {
     await withServer(
