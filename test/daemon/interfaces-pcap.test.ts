@@ -144,6 +144,19 @@ suite(`pcap interface (${skip ?? 'veth in a namespace'})`, () => {
     await until('five echo requests', () => got.length >= 5);
   });
 
+  test('a device opened by an alternative name stays captured', async () => {
+    const name = await tb.rootVeth('vm4');
+    const alt = `${name}a`;
+    execFileSync('ip', ['link', 'property', 'add', 'dev', name, 'altname', alt]);
+    const { i } = await open(alt);
+    const notes: string[] = [];
+    i.on('note', (l: string) => notes.push(l));
+    // Checks that asked the bound device for its name would have let it go at the first.
+    await new Promise((r) => setTimeout(r, 2.5 * DEVICE_CHECK_MS));
+    expect(notes).toEqual([]);
+    expect(i.present).toBe(true);
+  });
+
   test('a BPF filter narrows what is captured', async () => {
     const { got: arpOnly } = await open(`${dev},filter=arp`);
     const { got: icmp } = await open(`${dev},filter=icmp and ether src ${VM_MAC}`);

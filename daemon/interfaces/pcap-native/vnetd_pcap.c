@@ -368,7 +368,7 @@ static napi_value bound_port(napi_env env, napi_callback_info info) {
  * on being captured under a name vnetd was not given, while a device made
  * with the configured name went uncaptured: so, as Open vSwitch does with a
  * port's renamed device, the capture counts as attached only while its
- * ifindex still has the name it was opened by. QEMU sockets have no device:
+ * name it was opened by still names its ifindex. QEMU sockets have no device:
  * always attached.
  */
 static napi_value attached(napi_env env, napi_callback_info info) {
@@ -379,9 +379,8 @@ static napi_value attached(napi_env env, napi_callback_info info) {
   if (c->pcap) {
     struct sockaddr_ll sll;
     socklen_t len = sizeof sll;
-    char now[IF_NAMESIZE];
-    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0 &&
-         if_indextoname((unsigned)sll.sll_ifindex, now) && strcmp(now, c->device) == 0;
+    /* By the name's index, not the index's name: a capture opened by one of the device's alternative names (ip link property add altname) is attached too. */
+    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0 && if_nametoindex(c->device) == (unsigned)sll.sll_ifindex;
   }
   CHECK(napi_get_boolean(env, on, &out));
   return out;
