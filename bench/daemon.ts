@@ -53,7 +53,7 @@ import { Config } from '../daemon/config.js';
 import { Vnetd } from '../daemon/vnetd-core.js';
 import { formatCommand, type Change } from '../src/wire/control.js';
 import { ethernet, MemoryInterface } from './memory-interface.js';
-import { MAX_FRAME } from '../daemon/frame.js';
+import { MAX_FRAME } from '../src/model/frame.js';
 import { LengthPrefixReader, withLength } from '../daemon/links/framing.js';
 import { freePort } from '../test/support/sshd.js';
 import { ForwardingTable, macToNumber, numberToMac, priorityOf, type Match } from '../daemon/forward/table.js';

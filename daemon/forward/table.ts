@@ -16,7 +16,7 @@ import { FlowCache, type CacheStats } from './flow-cache.js';
 import { macToNumber, readMac48 } from '../../src/model/mac48.js';
 import { PortRegistry, type Port, type PortInfo } from './ports.js';
 import { Entry, RuleIndex, type Decision, type InstalledRule, type Match } from './rule-index.js';
-import { MIN_FRAME } from '../frame.js';
+import { MIN_FRAME } from '../../src/model/frame.js';
 
 export type { CacheStats } from './flow-cache.js';
 export { BROADCAST48, macToNumber, numberToMac, readMac48, writeMac48 } from '../../src/model/mac48.js';
@@ -24,7 +24,7 @@ export type { PortInfo } from './ports.js';
 export { MAX_PRIORITY, priorityOf } from '../../src/model/priority.js';
 export type { Decision, DropReason, InstalledRule, Match } from './rule-index.js';
 
-export { MIN_FRAME } from '../frame.js';
+export { MIN_FRAME } from '../../src/model/frame.js';
 
 /** Flows the cache holds unless told otherwise: 4 MiB of keys and 1 MiB of references. */
 export const DEFAULT_CACHE_SIZE = 131072;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
-import { MIN_FRAME } from '../frame.js';
+import { MIN_FRAME } from '../../src/model/frame.js';
 import type { Interface } from './interface.js';
 
 /** What every handle of the native addon (daemon/interfaces/pcap-native) offers: pcap captures and QEMU datagram sockets alike. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { MAX_FRAME } from '../frame.js';
+import { MAX_FRAME } from '../../src/model/frame.js';
 import { nativeAddon } from '../native-addon.js';
 import { NativeInterface, type NativeFrames } from './native-interface.js';
 

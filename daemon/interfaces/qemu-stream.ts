@@ -4,7 +4,7 @@ import { answers, connectUnix, listenOwnerOnly, tooLong } from '../../src/util/u
 import net from 'node:net';
 import path from 'node:path';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
-import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { MAX_FRAME, MIN_FRAME } from '../../src/model/frame.js';
 import { LogLimiter } from '../log-limiter.js';
 import { backoffDelay, DEFAULT_BACKOFF } from '../links/backoff.js';
 import { LengthPrefixReader, withLength } from '../links/framing.js';

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { formatHostPort, parseHostPort, type HostPort } from '../../src/wire/hostport.js';
-import { MAX_FRAME, MIN_FRAME } from '../frame.js';
+import { MAX_FRAME, MIN_FRAME } from '../../src/model/frame.js';
 import { openError } from './interface.js';
 import { NativeInterface } from './native-interface.js';
 import { parseParams } from './params.js';

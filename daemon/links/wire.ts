@@ -1,6 +1,6 @@
 import { isMachineName } from '../../src/model/names.js';
 import type { LinkMode, Proto } from './types.js';
-import { MAX_FRAME } from '../frame.js';
+import { MAX_FRAME } from '../../src/model/frame.js';
 
 /**
  * Byte layouts of everything a link puts on the wire. PROTOCOL.md ("Overlay links: wire format") is the
@@ -34,7 +34,7 @@ export const RECORD_OVERHEAD = HEADER_BYTES + TAG_BYTES;
 /** TCP length prefix. Four bytes so that absurd lengths are visible, and refused, at once. */
 export const LENGTH_BYTES = 4;
 
-export { MAX_FRAME } from '../frame.js';
+export { MAX_FRAME } from '../../src/model/frame.js';
 /** Each frame in a TCP DATA record carries its own two-byte length. */
 export const BATCH_ENTRY_OVERHEAD = 2;
 /**

@@ -14,6 +14,7 @@
  *
  * All big-endian. MACs are 48-bit numbers here, as on the data path.
  */
+import { MAX_FRAME } from '../model/frame.js';
 import { readMac48, writeMac48 } from '../model/mac48.js';
 
 export const REPORT_VERSION = 2;
@@ -87,10 +88,12 @@ export function decodeReport(buf: Uint8Array): ReceivedReport {
     r.pairs[f + 1] = readMac48(b, o + 6);
     const bytes = b.readDoubleBE(o + 12);
     if (!(bytes >= 0 && bytes < 2 ** 53)) throw new RangeError(`report pair ${i}: the byte count must be a non-negative number`);
-    r.pairs[f + 2] = bytes;
     const frames = b.readUInt32BE(o + 20);
     // A pair is in a report because a frame was counted: the collector's window keeps a pair exactly while its frames sum above 0.
     if (frames === 0) throw new RangeError(`report pair ${i}: a pair with no frames`);
+    // Else one peer's report could lift a rate past what an inference may say (MAX_RATE), and INFER? would answer nothing readable.
+    if (bytes > frames * MAX_FRAME) throw new RangeError(`report pair ${i}: ${bytes} bytes in ${frames} frames, more than ${MAX_FRAME} bytes a frame`);
+    r.pairs[f + 2] = bytes;
     r.pairs[f + 3] = frames;
   }
   return r;

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { MAX_FRAME } from '../../daemon/frame.js';
+import { MAX_FRAME } from '../../src/model/frame.js';
 import { withLength } from '../../daemon/links/framing.js';
 import { messages } from './link-peer.js';
 

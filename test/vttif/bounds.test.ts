@@ -26,8 +26,9 @@ function raw(pairs: [number, number, number, number][], round = 0): Buffer {
   return encodeReport(report(pairs), 1 << 20, round)[0]!;
 }
 
-test('a pair with bytes but no frames is a bad report, and the collector lives on', () => {
+test('a pair with bytes but no frames, or more bytes than its frames can hold, is a bad report, and the collector lives on', () => {
   expect(() => decodeReport(raw([[1, 2, 1000, 10], [1, 3, 5000, 0]]))).toThrow(/report pair 1: a pair with no frames/);
+  expect(() => decodeReport(raw([[1, 2, 65535 * 3, 3], [1, 3, 65535 * 3 + 1, 3]]))).toThrow(/report pair 1: 196606 bytes in 3 frames, more than 65535 bytes a frame/);
   const logs: string[] = [];
   const agent = new VttifAgent({ machine: 'proxy', send: () => true, log: (l) => logs.push(l) });
   agent.configure({ ...DEFAULT_SETTINGS, collector: 'proxy', sampling: false });

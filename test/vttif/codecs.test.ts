@@ -21,7 +21,11 @@ describe('VTTIF report codec', () => {
     fc.assert(
       fc.property(
         fc.array(mac48, { maxLength: 40 }),
-        fc.array(fc.tuple(mac48, mac48, fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 32 - 1 })), { maxLength: 60 }),
+        // Bytes up to what the frames can hold (65535 each), as a report must say.
+        fc.array(
+          fc.tuple(mac48, mac48, fc.integer({ min: 1, max: 2 ** 32 - 1 }).chain((n) => fc.tuple(fc.integer({ min: 0, max: Math.min(2 ** 40, n * 65535) }), fc.constant(n)))).map(([s, d, [b, n]]) => [s, d, b, n] as const),
+          { maxLength: 60 },
+        ),
         fc.integer({ min: 32, max: 4000 }),
         fc.integer({ min: 0, max: 10_000 }),
         (hosted, raw, max, round) => {
