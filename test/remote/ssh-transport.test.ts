@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Host } from '../../src/model/state.js';
+import type { ReachError } from '../../src/remote/transport.js';
 import { closingSessions, reachError } from '../support/sessions.js';
 import { shCommand } from '../../src/remote/ssh/quote.js';
 import { run } from '../../src/remote/ssh/exec.js';
@@ -419,24 +420,30 @@ suite('machines without what vnetd needs', () => {
     }
   }, 60_000);
 
-  test('no node on the PATH: a clear message before any upload', async () => {
-    const bare = await startSshd(['SetEnv PATH=/nonexistent']);
+  /** The ReachError of starting vnetd on `name`, an sshd whose sessions have PATH `pathEnv`, and the side's home: the probe refuses before any upload. */
+  async function refusedStart(name: string, pathEnv: string): Promise<{ e: ReachError; home: string }> {
+    const bare = await startSshd([`SetEnv PATH=${pathEnv}`]);
     if (typeof bare === 'string') throw new Error(bare);
     try {
       const { home, opts } = side(
-        () => `Host bare\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
+        () => `Host ${name}\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
         `[127.0.0.1]:${bare.port} ${bare.hostKeyPub}\n`,
       );
-      const s = await open(new SshTransport(opts()), host('bare'));
+      const s = await open(new SshTransport(opts()), host(name));
       expect(await s.control()).toBeUndefined();
-      const e = await reachError(s.start({ host: host('bare'), ifaces: [] }));
-      expect(e.message).toBe('node is not installed on bare (vnetd needs Node 20.19 or later)');
-      expect(e.hint).toMatch(/install Node 20\.19 or later there/);
+      const e = await reachError(s.start({ host: host(name), ifaces: [] }));
       expect(fs.existsSync(path.join(home, 'remote', 'cache'))).toBe(false);
       await s.close();
+      return { e, home };
     } finally {
       await bare.stop();
     }
+  }
+
+  test('no node on the PATH: a clear message before any upload', async () => {
+    const { e } = await refusedStart('bare', '/nonexistent');
+    expect(e.message).toBe('node is not installed on bare (vnetd needs Node 20.19 or later)');
+    expect(e.hint).toMatch(/install Node 20\.19 or later there/);
   });
 
   test('no flock on the PATH: said with what to install, before any upload', async () => {
@@ -447,24 +454,10 @@ suite('machines without what vnetd needs', () => {
         if (name !== 'flock' && !fs.existsSync(path.join(bin, name))) fs.symlinkSync(path.join(dir, name), path.join(bin, name));
       }
     }
-    const bare = await startSshd([`SetEnv PATH=${bin}`]);
-    if (typeof bare === 'string') throw new Error(bare);
-    try {
-      const { home, opts } = side(
-        () => `Host noflock\n  HostName 127.0.0.1\n  Port ${bare.port}\n  IdentityFile ${bare.userKey}\n  UserKnownHostsFile $KNOWN\n`,
-        `[127.0.0.1]:${bare.port} ${bare.hostKeyPub}\n`,
-      );
-      const s = await open(new SshTransport(opts()), host('noflock'));
-      expect(await s.control()).toBeUndefined();
-      const e = await reachError(s.start({ host: host('noflock'), ifaces: [] }));
-      expect(e.message).toBe('flock is not installed on noflock (vnetd locks its state directory with it)');
-      expect(e.hint).toBe("install util-linux (or BusyBox) there, with flock on the SSH user's PATH (that of a non-interactive SSH session)");
-      expect(fs.existsSync(path.join(home, 'remote', 'cache'))).toBe(false);
-      expect(fs.existsSync(path.join(home, 'remote', 'state', 'noflock'))).toBe(false);
-      await s.close();
-    } finally {
-      await bare.stop();
-    }
+    const { e, home } = await refusedStart('noflock', bin);
+    expect(e.message).toBe('flock is not installed on noflock (vnetd locks its state directory with it)');
+    expect(e.hint).toBe("install util-linux (or BusyBox) there, with flock on the SSH user's PATH (that of a non-interactive SSH session)");
+    expect(fs.existsSync(path.join(home, 'remote', 'state', 'noflock'))).toBe(false);
   });
 });
 
