@@ -1,7 +1,7 @@
 import { parseMac } from '../model/mac.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader, type Json } from '../util/json-reader.js';
-import { edgeKey } from '../vttif/prune.js';
+import { edgeChecker } from '../vttif/prune.js';
 import { INFERENCE_STATES, MAX_RATE, type Inference, type InferenceState, type MatrixEntry, type Topology, type TopologyEdge } from '../vttif/types.js';
 
 /**
@@ -10,8 +10,6 @@ import { INFERENCE_STATES, MAX_RATE, type Inference, type InferenceState, type M
  */
 
 const EXPECTED = "the JSON object 'vnetc infer --json' prints (with matrix, hosts, topology, params)";
-
-export { MAX_RATE };
 
 /** A rate field: finite, ≥ 0, at most MAX_RATE. */
 function rate(r: JsonReader, v: Json, path: string): number {
@@ -39,18 +37,16 @@ function share(r: JsonReader, v: Json, path: string, whole: number): number {
 function topology(r: JsonReader, v: Json, path: string): Topology {
   const o = r.object(v, path);
   const vms = r.array(o.vms, `${path}.vms`).map((m, i) => mac(r, m, `${path}.vms[${i}]`));
-  // Adapt sums an edge's traffic once per entry: a pair said twice would be routed as twice its load.
-  const seen = new Map<string, number>();
+  const check = edgeChecker();
   const edges = r.array(o.edges, `${path}.edges`).map((e, i): TopologyEdge => {
     const p = `${path}.edges[${i}]`;
     const eo = r.object(e, p);
     const bytesPerS = rate(r, eo.bytesPerS, `${p}.bytesPerS`);
     const a = mac(r, eo.a, `${p}.a`);
     const b = mac(r, eo.b, `${p}.b`);
-    if (a === b) r.fail(`${p}.b`, `a VM other than a (${a}): an edge joins two VMs`, eo.b);
-    const first = seen.get(edgeKey({ a, b }));
+    const first = check({ a, b }, i);
+    if (first === 'self') r.fail(`${p}.b`, `a VM other than a (${a}): an edge joins two VMs`, eo.b);
     if (first !== undefined) r.fail(p, 'a VM pair not given before', e, `${path}.edges[${first}] is the same pair, ${a} and ${b}; keep one entry per pair`);
-    seen.set(edgeKey({ a, b }), i);
     return {
       a,
       b,

@@ -1,7 +1,7 @@
 import { linkKey } from '../model/state.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader, type Json } from '../util/json-reader.js';
-import { MAX_RATE } from './inference-file.js';
+import { MAX_RATE } from '../vttif/types.js';
 
 /**
  * What the underlying network offers between the machines of an overlay:

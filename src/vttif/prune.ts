@@ -47,6 +47,23 @@ export function topologyOf(edges: TopologyEdge[]): Topology {
 /** An edge's key: the link key of its ends, as the model names a link. */
 export const edgeKey = (e: { a: string; b: string }): string => linkKey(e.a, e.b);
 
+/**
+ * Adapt routes each edge's traffic once per entry, so an inference names a
+ * VM pair once and never a VM with itself. The check returned takes the
+ * edges in order and says what is wrong with one: 'self', the index of the
+ * earlier edge of the same pair, or nothing; each reader words it.
+ */
+export function edgeChecker(): (e: { a: string; b: string }, index: number) => 'self' | number | undefined {
+  const seen = new Map<string, number>();
+  return (e, index) => {
+    if (e.a === e.b) return 'self';
+    const k = edgeKey(e);
+    const first = seen.get(k);
+    if (first === undefined) seen.set(k, index);
+    return first;
+  };
+}
+
 export function sameEdges(x: Topology, y: Topology): boolean {
   if (x.edges.length !== y.edges.length) return false;
   for (let i = 0; i < x.edges.length; i++) if (x.edges[i]!.a !== y.edges[i]!.a || x.edges[i]!.b !== y.edges[i]!.b) return false;

@@ -15,7 +15,7 @@
  */
 import { parseMac } from '../model/mac.js';
 import { isMachineName } from '../model/names.js';
-import { edgeKey, topologyOf } from '../vttif/prune.js';
+import { edgeChecker, topologyOf } from '../vttif/prune.js';
 import { INFERENCE_STATES, MAX_RATE, type Inference, type InferenceState, type TopologyEdge, type VttifParams } from '../vttif/types.js';
 
 
@@ -47,8 +47,9 @@ export function parseInference(lines: readonly string[]): Inference {
   };
   const edges: TopologyEdge[] = [];
   const current: TopologyEdge[] = [];
-  const edgeKeys = new Set<string>();
-  const currentKeys = new Set<string>();
+  // Each list, as Adapt reads it: every VM pair once.
+  const edgeCheck = edgeChecker();
+  const currentCheck = edgeChecker();
   lines.forEach((line, n) => {
     const bad = (why: string): never => {
       throw new RangeError(`INFER? line ${n + 1} ('${line.slice(0, 80)}'): ${why}`);
@@ -76,7 +77,7 @@ export function parseInference(lines: readonly string[]): Inference {
     };
     const machine = (v: string | undefined): string => (v && isMachineName(v) ? v : bad(`'${v}' is not a machine name`));
     const time = (v: string | undefined): string => (v && !Number.isNaN(Date.parse(v)) ? v : bad(`'${v}' is not a timestamp`));
-    const edge = (seen: Set<string>): TopologyEdge => {
+    const edge = (check: ReturnType<typeof edgeChecker>, index: number): TopologyEdge => {
       const f = fields(2, ['intensity', 'bytes-per-s', 'a-to-b-bytes-per-s']);
       const bytesPerS = rate(f['bytes-per-s']!, 'bytes-per-s');
       const aToBBytesPerS = rate(f['a-to-b-bytes-per-s']!, 'a-to-b-bytes-per-s');
@@ -84,10 +85,9 @@ export function parseInference(lines: readonly string[]): Inference {
       if (aToBBytesPerS > bytesPerS * (1 + 1e-9) + 1e-6) bad(`a-to-b-bytes-per-s ${aToBBytesPerS} is more than bytes-per-s ${bytesPerS}`);
       const a = mac(w[0]);
       const b = mac(w[1]);
-      // Adapt routes each edge's traffic once per line: a pair said twice would count twice.
-      if (a === b) bad('an edge joins a VM to itself');
-      if (seen.has(edgeKey({ a, b }))) bad('this VM pair was given before');
-      seen.add(edgeKey({ a, b }));
+      const wrong = check({ a, b }, index);
+      if (wrong === 'self') bad('an edge joins a VM to itself');
+      if (wrong !== undefined) bad('this VM pair was given before');
       return { a, b, intensity: number(f['intensity']!, 'intensity', 1), bytesPerS, aToBBytesPerS: Math.min(aToBBytesPerS, bytesPerS) };
     };
     switch (head) {
@@ -122,10 +122,10 @@ export function parseInference(lines: readonly string[]): Inference {
         break;
       }
       case 'edge':
-        edges.push(edge(edgeKeys));
+        edges.push(edge(edgeCheck, edges.length));
         break;
       case 'current':
-        current.push(edge(currentKeys));
+        current.push(edge(currentCheck, current.length));
         break;
       default:
       // A newer daemon's extra facts: skip them, as the protocol promises.
