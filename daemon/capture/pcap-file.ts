@@ -169,8 +169,7 @@ export class PcapWriter {
     try {
       if (this.created !== null && namesOpenFile(this.fd, this.created)) fs.rmSync(this.created, { force: true });
     } finally {
-      fs.closeSync(this.fd);
-      this.fd = null;
+      this.closeFd();
       this.created = null;
     }
   }

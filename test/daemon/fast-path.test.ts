@@ -13,6 +13,7 @@ import { DATA } from '../../daemon/links/wire.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
 import { isChange, parseCommand } from '../../src/wire/control.js';
 import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../netns/testbed.js';
+import { waitFor } from '../support/vnetd-process.js';
 import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
@@ -141,9 +142,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
   });
   const stat = (name: string) => Number([...d.query('stats?')].find((l) => l.startsWith(`${name} `))!.split(' ')[1]);
   const device = (name: string) => [...d.query('devices?')].find((l) => l.startsWith(`${name} `))!;
-  const until = async (what: string, ok: () => boolean) => {
-    for (const end = Date.now() + 5000; !ok(); await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-  };
+  const until = (what: string, ok: () => boolean) => waitFor(what, () => ok() || undefined, 5000);
   const open: net.Socket[] = [];
   const vm = async (i: number) => {
     const s = await connect(ports[i]!);
@@ -246,7 +245,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     const t = await tcpDial('127.0.0.1', d.links.port, kt, { self: 'pt', peer: 'h1', mode: 'encrypt' });
     tcp = t.sock;
     // vm0, the UDP link, and the TCP connection once JavaScript has handed it over.
-    for (const end = Date.now() + 5000; stat('fast-path.ports') < 3; await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error('the TCP link was not handed to the fast path');
+    await waitFor('the TCP link to be handed to the fast path', () => stat('fast-path.ports') >= 3 || undefined, 5000);
     const good = frame(MAC[0], MAC[1], 7);
     const short = good.subarray(0, 13);
     const entries = (...frames: Buffer[]) => Buffer.concat(frames.flatMap((f) => [Buffer.from([f.length >> 8, f.length & 0xff]), f]));
@@ -259,7 +258,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     // Then a frame each way that does reach the VM: both sessions are still good.
     udp(2, good);
     overTcp(2, entries(good));
-    for (const end = Date.now() + 5000; vm.got.length < 2; await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error(`${vm.got.length} of 2 frames reached the VM`);
+    await waitFor('2 frames to reach the VM', () => vm.got.length >= 2 || undefined, 5000);
     expect(vm.got.every((f) => f.equals(good))).toBe(true);
     // PROTOCOL.md: a frame shorter than 14 bytes is a malformed drop; a batch of no frames carries nothing, and is no error.
     expect(stat('drops.malformed')).toBe(4);
