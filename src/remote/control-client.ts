@@ -60,6 +60,8 @@ export class ControlClient {
   /** Lines of the reply being read so far: a break after any is one during that reply. */
   private sinceReply = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Whether `timer` bounds a reply's silence (not the greeting's). */
+  private timerOnReply = false;
   /** The bound on the reply now owed, in all. */
   private whole: NodeJS.Timeout | undefined;
   /** The greeting line the daemon sends on connect. */
@@ -120,9 +122,14 @@ export class ControlClient {
     const greeting = this.replies === 0;
     // The greeting is one line sent at once: its bound is on the whole of it, not renewed by each byte.
     if (this.timer === undefined || (heard && !greeting)) {
-      clearTimeout(this.timer);
-      const ms = greeting ? patience.greetingMs : patience.replyMs;
-      this.timer = setTimeout(() => this.giveUp(patience.error(greeting, ms)), ms);
+      // Renewed on each chunk of a long reply: the same bound again, without a new timer each time.
+      if (this.timer !== undefined && this.timerOnReply) this.timer.refresh();
+      else {
+        clearTimeout(this.timer);
+        const ms = greeting ? patience.greetingMs : patience.replyMs;
+        this.timer = setTimeout(() => this.giveUp(patience.error(greeting, ms)), ms);
+        this.timerOnReply = !greeting;
+      }
     }
     if (!greeting && (this.whole === undefined || replied)) {
       clearTimeout(this.whole);
