@@ -228,6 +228,12 @@ class LocalSession implements Session {
   async control(): Promise<ControlClient | undefined> {
     if (this.client) return this.client;
     await this.transport.checkPlace(this.machine);
+    return this.connect();
+  }
+
+  /** control() once the place is checked: start() checks it once, then polls here. */
+  private async connect(): Promise<ControlClient | undefined> {
+    if (this.client) return this.client;
     let c: ControlClient;
     try {
       c = await ControlClient.connect(path.join(this.dir, 'vnetd.sock'), this.patience());
@@ -310,7 +316,7 @@ class LocalSession implements Session {
         const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n');
         throw new ReachError(this.machine, `the daemon of ${this.machine} exited on start (code ${exited}):\n${tail}`, `see ${logPath}`);
       }
-      if (await this.control().catch(() => undefined)) return;
+      if (await this.connect().catch(() => undefined)) return;
       if (Date.now() > deadline) {
         throw new ReachError(this.machine, `the daemon of ${this.machine} did not answer within ${STARTUP_MS / 1000} s`, `see ${logPath}`);
       }
