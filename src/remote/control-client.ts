@@ -13,6 +13,8 @@ export interface DaemonFailures {
    * bound stops a peer that sends for ever.
    */
   oversized?: (what: string) => Error;
+  /** The daemon sends lines that are not the protocol (`what`: which, and why); it was reached, so this is not "cannot reach". */
+  garbled?: (what: string) => Error;
   /** One reply (to `request`, its command word) took longer than `ms` in all, though bytes kept coming. */
   slow?: (request: string, ms: number) => Error;
   /**
@@ -87,7 +89,8 @@ export class ControlClient {
           return;
         }
         // Not the protocol (a login shell's chatter on an exec channel, a stranger on the socket): every waiter gets the reason, not the process a stack trace.
-        this.fail(new Error(`the control connection sent something that is not vnetd's protocol: ${(e as Error).message}`));
+        const what = `something that is not vnetd's protocol: ${(e as Error).message}`;
+        this.fail(this.patience?.garbled?.(what) ?? new Error(`the control connection sent ${what}`));
         stream.destroy();
       }
     });

@@ -92,6 +92,20 @@ export const oversizedReply =
     );
 
 /**
+ * What a control connection that carries lines other than vnetd's protocol
+ * fails with (a stranger listening where the daemon should): `log` says
+ * where the daemon's log is.
+ */
+export const garbledReply =
+  (machine: string, log: string) =>
+  (what: string): ReachError =>
+    new ReachError(
+      machine,
+      `the control connection to ${machine} sent ${what}`,
+      `what answers on its control socket may not be vnetd: see its log (${log}), then stop whatever answers there and start the daemon again with vnetc up`,
+    );
+
+/**
  * A daemon that greeted with our protocol yet answered with lines that do
  * not read: a vnetd build other than this vnetc's, or something posing as
  * one. `what` says which reply and what in it is wrong.
@@ -150,6 +164,7 @@ export const brokenReply =
 export const daemonFailures = (machine: string, who: string, log: string, pid: string): DaemonFailures => ({
   error: silentDaemon(machine, who, log, pid),
   oversized: oversizedReply(machine, log),
+  garbled: garbledReply(machine, log),
   slow: slowReply(machine, who, log, pid),
   broken: brokenReply(machine, log),
 });

@@ -121,3 +121,22 @@ describe('stop kills only the vnetd it launched', () => {
     expect(await endedBy(victim, 'SIGTERM')).toBe('SIGTERM');
   }, 30_000);
 });
+
+// It was reached, so neither "cannot reach" advice about SSH nor a bare message: what answers, and where the log is.
+test('whatever answers on the socket with lines other than the protocol is named so, with the daemon log to look at', async () => {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.write('SSH-2.0-OpenSSH_9.2\n');
+  });
+  await new Promise<void>((r) => server.listen(path.join(dir, 'vnetd.sock'), r));
+  try {
+    const session = await transport.open(host);
+    const e = await session.control().then(() => undefined, (x: unknown) => x);
+    await session.close();
+    expect(e).toBeInstanceOf(ReachError);
+    expect((e as ReachError).message).toMatch(/^the control connection to a\.localhost sent something that is not vnetd's protocol: /);
+    expect((e as ReachError).hint).toContain(`may not be vnetd: see its log (${path.join(dir, 'vnetd.log')})`);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
