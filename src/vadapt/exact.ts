@@ -109,7 +109,7 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
   if (aborted || !best) {
     return { ok: false, why: `more than ${cap.toLocaleString('en-US')} mappings to try` };
   }
-  return { ok: true, config: { ...best, place: settleIdle(p, best.place, isActive) }, examined };
+  return { ok: true, config: s.tidy({ ...best, place: settleIdle(p, best.place, isActive) }), examined };
 }
 
 /** Puts VMs without traffic back where they were if there is room, else on the first host with room. */

@@ -65,6 +65,41 @@ export class Searcher {
     return Math.max(400, Math.min(30000, Math.round(4e6 / work)));
   }
 
+  /**
+   * `c` with every VM sent back to its current host whose move the score
+   * does not need (an idle VM swapped along the way, a pair that moved
+   * together for nothing): a migration costs a VM its downtime, so none is
+   * proposed for no gain. Never scores less than `c`.
+   */
+  tidy(c: Config): Config {
+    const p = this.p;
+    const place = c.place.slice();
+    const load = new Int32Array(p.proxy);
+    for (const h of place) if (h < p.proxy) load[h]!++;
+    const floor = c.score - 1e-9 * Math.max(1, Math.abs(c.score));
+    let out = c;
+    // Until nothing more goes home: one VM's return can make room for another's.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (let v = 0; v < place.length; v++) {
+        const from = place[v]!;
+        const home = p.current[v]!;
+        if (from === home || load[home]! >= p.capacity[home]!) continue;
+        place[v] = home;
+        const t = this.withRule(place.slice());
+        if (t.score < floor) {
+          place[v] = from;
+          continue;
+        }
+        load[from]!--;
+        load[home]!++;
+        out = t;
+        changed = true;
+      }
+    }
+    return out;
+  }
+
   private improvePlacement(start: Config, random: () => number, iterations: number): Config {
     const p = this.p;
     const place = start.place.slice();
@@ -114,7 +149,7 @@ export class Searcher {
       iterations,
       random,
     );
-    return { ...best, score: result };
+    return this.tidy({ ...best, score: result });
   }
 
   private improveLinks(start: Config, random: () => number, iterations: number): Config {
