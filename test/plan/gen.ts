@@ -24,12 +24,15 @@ interface Shape {
   rules: { m: number; src: Address; dst: Address; to: number }[];
 }
 
+const links = fc.array(fc.record({ i: fc.nat(9), j: fc.nat(9), udp: fc.boolean(), flip: fc.boolean() }), { maxLength: 8 });
+const rules = fc.array(fc.record({ m: fc.nat(9), src: address(false), dst: address(true), to: fc.nat(9) }), { maxLength: 24 });
+
 const shape: fc.Arbitrary<Shape> = fc.record({
   hosts: fc.subarray(MACHINES, { minLength: 1 }).chain((ms) =>
     fc.tuple(...ms.map((m) => fc.record({ machine: fc.constant(m), port: fc.constantFrom(5000, 5001), iface: fc.constantFrom('eth0', 'vm0') }))),
   ),
-  links: fc.array(fc.record({ i: fc.nat(9), j: fc.nat(9), udp: fc.boolean(), flip: fc.boolean() }), { maxLength: 8 }),
-  rules: fc.array(fc.record({ m: fc.nat(9), src: address(false), dst: address(true), to: fc.nat(9) }), { maxLength: 24 }),
+  links,
+  rules,
 });
 
 /** Builds a state that would validate: rules only over links its machine has, or into its interface. */
@@ -63,6 +66,12 @@ export function build(s: Shape): State {
 }
 
 export const stateArb: fc.Arbitrary<State> = shape.map(build);
+
+/**
+ * States over exactly these hosts, only links and rules varying: what a
+ * fixed set of running daemons can be asked to hold without being restarted.
+ */
+export const stateOver = (hosts: Shape['hosts']): fc.Arbitrary<State> => fc.record({ hosts: fc.constant(hosts), links, rules }).map(build);
 
 /** A comparable picture of a state (or of the part of it on some machines). */
 export function canonical(state: State, only?: (machine: string) => boolean): object {
