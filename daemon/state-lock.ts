@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { flockNow } from '../src/util/flock.js';
 import { namesOpenFile } from '../src/util/same-file.js';
 
 /**
@@ -19,10 +19,8 @@ import { namesOpenFile } from '../src/util/same-file.js';
  * locks), so two daemons in one process (the tests, the benches) exclude
  * each other too.
  *
- * Node cannot call flock(2), so flock(1) (util-linux, or BusyBox) does it on
- * our descriptor, handed to it as its fd 3: the lock is the open file
- * description's, which we go on holding after flock(1) exits. Node opens
- * files close-on-exec, so no other child of the daemon inherits it.
+ * flock(1) takes it for us (src/util/flock.ts). Node opens files
+ * close-on-exec, so no other child of the daemon inherits it.
  *
  * The one time the file is removed is by a daemon whose start failed in a
  * state directory that start made (discard, below), so as to leave nothing:
@@ -64,7 +62,7 @@ async function lockOnce(stateDir: string): Promise<StateLock | undefined> {
   }
   let held: boolean;
   try {
-    held = await flockNow(fd, file);
+    held = await flockNow(fd, file, 'vnetd locks its state directory');
   } catch (e) {
     closeSync(fd);
     throw e;
@@ -89,28 +87,4 @@ async function lockOnce(stateDir: string): Promise<StateLock | undefined> {
       release();
     },
   };
-}
-
-/** Takes an exclusive lock on `fd` without waiting; resolves whether someone else holds it instead. */
-function flockNow(fd: number, file: string): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    // Short options only: BusyBox's flock has no long ones.
-    const child = spawn('flock', ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
-    let said = '';
-    child.stderr!.on('data', (b: Buffer) => (said += b));
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          e.code === 'ENOENT'
-            ? `vnetd locks its state directory with flock(1), which is not installed here; install util-linux (or BusyBox)`
-            : `cannot run flock(1) to lock ${file}: ${e.message}`,
-        ),
-      ),
-    );
-    // flock(1) exits 1 when the lock is held elsewhere (util-linux's default conflict status, and BusyBox's).
-    child.on('close', (code, signal) => {
-      if (code === 0 || code === 1) resolve(code === 1);
-      else reject(new Error(`cannot lock ${file}: flock(1) ${said.trim() || (signal ? `was killed by ${signal}` : `exited ${code}`)}`));
-    });
-  });
 }

@@ -1,6 +1,7 @@
 import { answers } from '../util/unix-socket.js';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,11 +9,12 @@ import type { Host } from '../model/state.js';
 import { InputError, parseJsonFile } from '../util/input-error.js';
 import { JsonReader } from '../util/json-reader.js';
 import { packageRoot } from '../util/package-root.js';
+import { flockNow } from '../util/flock.js';
 import { argvOf, isAlive } from '../util/process-alive.js';
 import { modeText, strangerIn, type Stranger } from '../util/strangers.js';
 import { parseFields } from '../wire/control.js';
 import { ControlClient, daemonPatience, type Patience } from './control-client.js';
-import { daemonFailures, ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
+import { alreadyRuns, daemonFailures, ReachError, type DaemonLaunch, type Session, type Transport } from './transport.js';
 
 /**
  * The local transport: daemons on this machine, started and reached
@@ -277,19 +279,66 @@ class LocalSession implements Session {
     return daemonPatience(daemonFailures(this.machine, `the local daemon of ${this.machine}`, log, path.join(this.dir, 'launch.json')));
   }
 
+  /**
+   * Two starts of one machine at once (two `vnetc up` of the same file)
+   * would each write launch.json and spawn a daemon; the second daemon loses
+   * the state directory's lock and exits, and the record may be left naming
+   * it while the first runs unrecorded. So a start holds `start.lock` in the
+   * machine's directory from before it looks for a running daemon until its
+   * own answers or fails: the later start then finds that one and says so.
+   */
   async start(launch: DaemonLaunch): Promise<void> {
-    this.starting = true;
-    try {
-      await this.spawnDaemon(launch);
-    } finally {
-      this.starting = false;
-    }
-  }
-
-  private async spawnDaemon(launch: DaemonLaunch): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // Before anything is written there or started: the poll below would take a stranger's socket for the daemon.
     await this.transport.checkPlace(this.machine);
+    const unlock = await this.lockStart();
+    try {
+      await this.refuseRunning();
+      this.starting = true;
+      await this.spawnDaemon(launch);
+    } finally {
+      this.starting = false;
+      unlock();
+    }
+  }
+
+  /** Waits for any other start of this machine to end, then holds off the next until the returned function is called. */
+  private async lockStart(): Promise<() => void> {
+    const file = path.join(this.dir, 'start.lock');
+    let fd: number;
+    try {
+      fd = openSync(file, constants.O_RDONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    } catch (e) {
+      throw new ReachError(this.machine, `cannot open ${file}, which keeps two starts of ${this.machine} apart: ${(e as Error).message}`, `check that vnetc can use ${this.dir} (VNETC_HOME sets where it is)`);
+    }
+    const unlock = () => closeSync(fd);
+    // The other start holds it until its daemon answers or STARTUP_MS runs out, and a little beyond.
+    const deadline = Date.now() + STARTUP_MS + 5_000;
+    try {
+      while (await flockNow(fd, file, 'vnetc keeps two starts of one local daemon apart')) {
+        if (Date.now() > deadline) {
+          throw new ReachError(this.machine, `another vnetc has been starting the daemon of ${this.machine} for over ${(STARTUP_MS + 5_000) / 1000} s (it holds ${file})`, `see ${path.join(this.dir, 'vnetd.log')}; run the command again once that vnetc has finished`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } catch (e) {
+      unlock();
+      if (e instanceof ReachError) throw e;
+      throw new ReachError(this.machine, `cannot start the daemon of ${this.machine}: ${(e as Error).message}`);
+    }
+    return unlock;
+  }
+
+  /** A daemon that already runs here (started by another vnetc just before, or answering still) is not started again. */
+  private async refuseRunning(): Promise<void> {
+    const c = await this.connect();
+    if (c) throw alreadyRuns(this.machine, Number(parseFields((await c.request('INFO?')).data).get('pid')));
+    // One whose vnetc was killed before it answered: it holds the state directory, so another would only exit.
+    const recorded = (await this.transport.launched(this.machine).catch(() => undefined))?.pid;
+    if (recorded !== undefined && isVnetdOn(recorded, this.dir)) throw alreadyRuns(this.machine, recorded);
+  }
+
+  private async spawnDaemon(launch: DaemonLaunch): Promise<void> {
     const logPath = path.join(this.dir, 'vnetd.log');
     const record: LocalLaunch = { machine: launch.host.machine, address: this.address, port: launch.host.port, ifaces: [...launch.ifaces] };
     // Before the spawn: whatever stops vnetc from here on, a daemon it started has a record that later commands find.

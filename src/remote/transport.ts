@@ -64,6 +64,10 @@ export class ReachError extends Error {
   }
 }
 
+/** A start that finds the machine's daemon already running (pid as it reports it), whatever the transport. */
+export const alreadyRuns = (machine: string, pid: number | string): ReachError =>
+  new ReachError(machine, `a vnetd already runs for ${machine} (pid ${pid})`, 'stop it first, or apply to it instead of starting it');
+
 /**
  * What a daemon that accepted the control connection and then said nothing
  * (suspended, wedged) fails with, whatever the transport: `who` names it,

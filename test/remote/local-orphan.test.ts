@@ -16,13 +16,14 @@ import { runVnetcAsync } from '../support/vnetc.js';
 jest.setTimeout(60_000);
 
 const real = await import('node:child_process');
-/** launch.json as it stood when each daemon was spawned (undefined: there was none). */
+/** launch.json as it stood when each vnetd was spawned (undefined: there was none). */
 const atSpawn: (string | undefined)[] = [];
 let launchFile = '';
 jest.unstable_mockModule('node:child_process', () => ({
   ...real,
   spawn: (...args: Parameters<typeof real.spawn>) => {
-    atSpawn.push(fs.existsSync(launchFile) ? fs.readFileSync(launchFile, 'utf8') : undefined);
+    // start() also runs flock(1) to keep starts apart: only the daemon's spawn counts.
+    if ((args[1] as string[] | undefined)?.some((a) => path.basename(a) === 'vnetd.js')) atSpawn.push(fs.existsSync(launchFile) ? fs.readFileSync(launchFile, 'utf8') : undefined);
     return real.spawn(...args);
   },
 }));

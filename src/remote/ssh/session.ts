@@ -3,7 +3,7 @@ import type ssh2 from 'ssh2';
 import type { Host } from '../../model/state.js';
 import { isInterfaceName, isMachineName } from '../../model/names.js';
 import { ControlClient, daemonPatience, type Patience } from '../control-client.js';
-import { daemonFailures, ReachError, type DaemonLaunch, type Session } from '../transport.js';
+import { alreadyRuns, daemonFailures, ReachError, type DaemonLaunch, type Session } from '../transport.js';
 import type { DaemonBundle } from './bundle.js';
 import { commandBounds, ending, execChannel, openBound, run, type RunBounds } from './exec.js';
 import { forwardToSocket } from './forward.js';
@@ -220,7 +220,7 @@ export class SshSession implements Session {
       case EXIT.unsafe:
         throw unsafeError(this.place, r);
       case EXIT.running:
-        throw new ReachError(this.machine, `a vnetd already runs for ${this.machine} (pid ${r.stdout.trim()})`, 'stop it first, or apply to it instead of starting it');
+        throw alreadyRuns(this.machine, r.stdout.trim());
       case EXIT.exited: {
         // An uploaded daemon has no pcap addon (it is native code, built where vnetd is installed): say what works instead.
         const pcap = ifaces.some((spec) => spec.includes('=pcap:'));
