@@ -8,7 +8,7 @@ import { CapturingInterface } from '../../daemon/capture/capturing-interface.js'
 import { MAX_PENDING_BYTES, PcapWriter } from '../../daemon/capture/pcap-file.js';
 import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
-import { isChange, parseCommand } from '../../src/wire/control.js';
+import { commitLines } from '../support/commit-lines.js';
 import { freePort } from '../support/sshd.js';
 import { syntheticVm } from '../support/synthetic-vm.js';
 import { ROOT } from '../support/vnetc.js';
@@ -158,7 +158,7 @@ test('frames left out of a capture are said once when it falls behind, shown by 
   });
   await d.start();
   try {
-    expect((await d.commit([parseCommand(`LINK ADD h2 tcp DIAL 127.0.0.1:1 ${'ab'.repeat(32)}`)].filter(isChange))).ok).toBe(true);
+    await commitLines(d, [`LINK ADD h2 tcp DIAL 127.0.0.1:1 ${'ab'.repeat(32)}`]);
     // Written in one turn, nothing reaches the disk meanwhile: a disk that fell behind.
     const big = frame('ffffffffffff', '020000000001', 1, 65535);
     const fit = Math.ceil(MAX_PENDING_BYTES / (big.length + 16));
@@ -421,9 +421,8 @@ describe('capturing an overlay link', () => {
       for (const d of daemons) await d.start();
       const key = 'ab'.repeat(32);
       const colon = (m: string) => m.match(/../g)!.join(':');
-      const batch = async (d: Vnetd, lines: string[]) => expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
-      await batch(h2, ['LINK ADD h1 tcp ACCEPT - ' + key, `RULE ADD ANY ${colon(mac[0])} LINK h1`, `RULE ADD ANY ${colon(mac[1])} IFACE vm0`]);
-      await batch(h1, [`LINK ADD h2 tcp DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${colon(mac[1])} LINK h2`, `RULE ADD ANY ${colon(mac[0])} IFACE vm0`]);
+      await commitLines(h2, ['LINK ADD h1 tcp ACCEPT - ' + key, `RULE ADD ANY ${colon(mac[0])} LINK h1`, `RULE ADD ANY ${colon(mac[1])} IFACE vm0`]);
+      await commitLines(h1, [`LINK ADD h2 tcp DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${colon(mac[1])} LINK h2`, `RULE ADD ANY ${colon(mac[0])} IFACE vm0`]);
       while (!h1.links.isUp('h2')) await new Promise((r) => setTimeout(r, 10));
       vms[0]!.sock.send(there, ports[0]!, '127.0.0.1');
       while (vms[1]!.got.length === 0) await new Promise((r) => setTimeout(r, 5));

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Vnetd } from '../../daemon/vnetd-core.js';
-import { isChange, parseCommand } from '../../src/wire/control.js';
+import { commitLines } from '../support/commit-lines.js';
 import { ROOT } from '../support/vnetc.js';
 
 /**
@@ -44,7 +44,7 @@ beforeAll(async () => {
   daemon = new Vnetd({ machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: dir, interfaces: [], log: () => {} });
   await daemon.start();
   const lines = [`LINK ADD h2 TCP DIAL 127.0.0.1:9 ${'ab'.repeat(32)}`, ...Array.from({ length: RULES }, (_, i) => `RULE ADD ANY ${mac(i)} LINK h2`)];
-  expect((await daemon.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+  await commitLines(daemon, lines);
   const rules = [...daemon.query('rules?')];
   expected = `OK vnetd ${daemon.version} protocol 1 machine h1\n${rules.map((l) => `* ${l}\n`).join('')}OK ${RULES}\nOK bye\n`;
 }, 60_000);

@@ -11,7 +11,7 @@ import { QemuUdpInterface } from '../../daemon/interfaces/qemu-udp.js';
 import { withLength } from '../../daemon/links/framing.js';
 import { DATA } from '../../daemon/links/wire.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
-import { isChange, parseCommand } from '../../src/wire/control.js';
+import { commitLines } from '../support/commit-lines.js';
 import { batch, linkUp, ok, startVnetd, stopVnetd, type Daemon } from '../netns/testbed.js';
 import { waitFor } from '../support/vnetd-process.js';
 import { freePort } from '../support/sshd.js';
@@ -99,9 +99,8 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     for (const d of daemons) await d.start();
     for (const a of attached) vms.push(await a.connect());
     const key = 'cd'.repeat(32);
-    const batch = async (d: Vnetd, lines: string[]) => expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
-    await batch(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ANY ${colon(MAC[0])} LINK h1`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm0`]);
-    await batch(h1, [`LINK ADD h2 ${proto} DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${colon(MAC[1])} LINK h2`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`]);
+    await commitLines(h2, [`LINK ADD h1 ${proto} ACCEPT - ${key}`, `RULE ADD ANY ${colon(MAC[0])} LINK h1`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm0`]);
+    await commitLines(h1, [`LINK ADD h2 ${proto} DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${colon(MAC[1])} LINK h2`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`]);
     while (!h1.links.isUp('h2') || !h2.links.isUp('h1')) await new Promise((r) => setTimeout(r, 10));
     // A TCP connection is handed over on a later turn than the handshake's.
     await new Promise((r) => setTimeout(r, 20));
@@ -164,7 +163,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
   };
   try {
     await d.start();
-    expect((await d.commit([`RULE ADD ANY ${colon(MAC[0])} IFACE vm0`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm1`].map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    await commitLines(d, [`RULE ADD ANY ${colon(MAC[0])} IFACE vm0`, `RULE ADD ANY ${colon(MAC[1])} IFACE vm1`]);
     let a = await vm(0);
     const b = await vm(1);
     await until('both streams on the fast path', () => stat('fast-path.ports') === 2);
@@ -240,7 +239,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     await d.start();
     const [ku, kt] = [randomBytes(32), randomBytes(32)];
     const lines = [`LINK ADD pu UDP ACCEPT - ${ku.toString('hex')}`, `LINK ADD pt TCP ACCEPT - ${kt.toString('hex')}`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`];
-    expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    await commitLines(d, lines);
     const u = await udpDial(peerSock, '127.0.0.1', d.links.port, ku, { self: 'pu', peer: 'h1', mode: 'encrypt' });
     const t = await tcpDial('127.0.0.1', d.links.port, kt, { self: 'pt', peer: 'h1', mode: 'encrypt' });
     tcp = t.sock;

@@ -6,7 +6,7 @@ import { interfaceFromSpec } from '../../daemon/interfaces/from-spec.js';
 import type { Interface } from '../../daemon/interfaces/interface.js';
 import { pcapBinding } from '../../daemon/interfaces/pcap.js';
 import { Vnetd } from '../../daemon/vnetd-core.js';
-import { isChange, parseCommand } from '../../src/wire/control.js';
+import { commitLines } from '../support/commit-lines.js';
 import { findGuestParts, guestArgs, guestInitramfs, MARK } from '../support/guest.js';
 import { freeUdpPorts, QEMU, qemuMissing, startQemu, stopQemu, until, type Qemu } from '../support/qemu.js';
 import { netnsUnavailable, Testbed } from '../netns/testbed.js';
@@ -74,9 +74,8 @@ suite(`QEMU guests ping each other through vnetd (${skip ?? `${QEMU}, TCG`})`, (
     const h1 = await daemon('h1', ifaceA);
     const h2 = await daemon('h2', ifaceB);
     const key = 'c3'.repeat(32);
-    const batch = async (d: Vnetd, lines: string[]) => expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
-    await batch(h2, ['LINK ADD h1 tcp ACCEPT - ' + key, `RULE ADD ANY ${MAC.b} IFACE vm`, `RULE ADD ANY ${MAC.a} LINK h1`, `RULE ADD ANY ${BROADCAST} IFACE vm`, `RULE ADD ANY ${BROADCAST} LINK h1`]);
-    await batch(h1, [`LINK ADD h2 tcp DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${MAC.a} IFACE vm`, `RULE ADD ANY ${MAC.b} LINK h2`, `RULE ADD ANY ${BROADCAST} IFACE vm`, `RULE ADD ANY ${BROADCAST} LINK h2`]);
+    await commitLines(h2, ['LINK ADD h1 tcp ACCEPT - ' + key, `RULE ADD ANY ${MAC.b} IFACE vm`, `RULE ADD ANY ${MAC.a} LINK h1`, `RULE ADD ANY ${BROADCAST} IFACE vm`, `RULE ADD ANY ${BROADCAST} LINK h1`]);
+    await commitLines(h1, [`LINK ADD h2 tcp DIAL 127.0.0.1:${h2.links.port} ${key}`, `RULE ADD ANY ${MAC.a} IFACE vm`, `RULE ADD ANY ${MAC.b} LINK h2`, `RULE ADD ANY ${BROADCAST} IFACE vm`, `RULE ADD ANY ${BROADCAST} LINK h2`]);
     await until('the overlay link h1-h2', () => h1.links.isUp('h2'));
     // The README's line for the datagram form.
     const dgramA = `dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=${qemuUdp},remote.type=inet,remote.host=127.0.0.1,remote.port=${vnetdUdp}`;
