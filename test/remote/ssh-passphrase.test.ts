@@ -7,7 +7,7 @@ import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { closingSessions, reachError } from '../support/sessions.js';
 import { keygen } from '../support/sshd.js';
-import { localSide, sshdForSuites } from '../support/ssh-suites.js';
+import { localSide, sshdForSuites, withAgent } from '../support/ssh-suites.js';
 
 const open = closingSessions();
 
@@ -178,19 +178,6 @@ suite('passphrase-protected identity files', () => {
       agent.kill();
     }
   });
-
-  /** A real ssh-agent on a socket in `home`, holding the keys `add` loads; killed after `body`. */
-  async function withAgent(home: string, add: (env: NodeJS.ProcessEnv) => void, body: (sock: string) => Promise<void>): Promise<void> {
-    const sock = path.join(home, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-    try {
-      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
-      add({ ...process.env, SSH_AUTH_SOCK: sock });
-      await body(sock);
-    } finally {
-      agent.kill();
-    }
-  }
 
   /** ssh-add of a protected key file, its passphrase from a program as ssh-add itself asks for it. */
   function sshAdd(env: NodeJS.ProcessEnv, home: string, key: string): void {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SshTransportOptions } from '../../src/remote/ssh/ssh-transport.js';
@@ -57,4 +58,17 @@ export function localSide(
     ...extra,
   });
   return { home, knownHosts, configFile, opts };
+}
+
+/** A real ssh-agent on a socket in `home`, holding the keys `add` loads (given the agent's environment); killed after `body`. */
+export async function withAgent(home: string, add: (env: NodeJS.ProcessEnv) => void, body: (sock: string) => Promise<void>): Promise<void> {
+  const sock = path.join(home, 'agent.sock');
+  const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+  try {
+    while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+    add({ ...process.env, SSH_AUTH_SOCK: sock });
+    await body(sock);
+  } finally {
+    agent.kill();
+  }
 }

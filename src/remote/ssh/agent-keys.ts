@@ -20,6 +20,8 @@ import { ioErrorText } from '../../util/io-error.js';
  */
 export class AgentKeys extends ssh2.OpenSSHAgent {
   private readonly files: Set<string>;
+  /** The keys the agent listed (base64 public blobs), offered or not: empty until it is asked, and when it cannot be. */
+  private readonly listed = new Set<string>();
 
   constructor(
     private readonly socketPath: string,
@@ -50,6 +52,11 @@ export class AgentKeys extends ssh2.OpenSSHAgent {
     sock.once('close', () => settle(new Error('it closed the connection')));
   }
 
+  /** Whether the agent holds this public key (base64 blob); known once ssh2 has asked it, which it does before any identity file's turn. */
+  holds(blob: string): boolean {
+    return this.listed.has(blob);
+  }
+
   override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
     super.getIdentities((err, keys) => {
       if (err || !keys) {
@@ -57,6 +64,7 @@ export class AgentKeys extends ssh2.OpenSSHAgent {
         return cb(undefined, []);
       }
       const parsed = keys.map((k) => ssh2.utils.parseKey(k as ParsedKey)).filter((k): k is ParsedKey => !(k instanceof Error));
+      for (const k of parsed) this.listed.add(k.getPublicSSH().toString('base64'));
       const isFile = (k: ParsedKey) => this.files.has(k.getPublicSSH().toString('base64'));
       cb(undefined, [...parsed.filter(isFile), ...(this.filesOnly ? [] : parsed.filter((k) => !isFile(k)))]);
     });

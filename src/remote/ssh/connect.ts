@@ -96,7 +96,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
   const { files, keyName } = hostKeyLookup(cfg);
   const accept = policy.acceptNew || cfg.strictHostKeyChecking === 'accept-new' || cfg.strictHostKeyChecking === 'no';
   const auth = authPlan(cfg, policy.home, policy.unlocker ?? NEVER_ASK, policy.say ?? (() => {}));
-  if (auth.methods.length === 0) {
+  if (!auth.any) {
     return Promise.reject(new ReachError(machine, `no SSH key to log in to ${where} with: ${auth.notes.join('; ')}`, 'start ssh-agent and add a key (ssh-add), or set IdentityFile in ~/.ssh/config'));
   }
 
@@ -203,7 +203,7 @@ function connectOne(cfg: SshHostConfig, sock: Duplex | undefined, policy: Connec
           sock: stream,
           readyTimeout: 0,
           hostVerifier,
-          authHandler: auth.methods,
+          authHandler: auth.next,
           keepaliveInterval: 15_000,
           ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as never } } : {}),
         });
