@@ -1,5 +1,5 @@
 import { countErrors, type Diagnostic } from '../src/diag/diagnostic.js';
-import { jsonDiagnostic } from '../src/diag/render.js';
+import { jsonDiagnostic, visible } from '../src/diag/render.js';
 import { deltaBase } from '../src/lang/delta.js';
 import { summarize } from '../src/plan/plan.js';
 import { printStep } from '../src/plan/text.js';
@@ -153,7 +153,8 @@ type Paint = ReturnType<typeof painterFor>;
 /** What was applied and what was not, daemon by daemon, so nobody is left guessing. */
 function renderFailure(result: ApplyReport, file: string, paint: Paint): string {
   const out = ['', paint.bold(paint.red(`Error: apply failed on ${result.failures.length} daemon${result.failures.length === 1 ? '' : 's'}:`))];
-  for (const f of result.failures) out.push(`  ${f.machine}: ${f.message}`);
+  // What a machine said (its shell's stderr, its log) must not reach the terminal as control sequences.
+  for (const f of result.failures) out.push(`  ${f.machine}: ${visible(f.message)}`, ...(f.hint ? [`    ${paint.cyan('hint')}: ${visible(f.hint)}`] : []));
   const group = (status: StepResult['status'][], title: string): void => {
     const rs = result.results.filter((r) => status.includes(r.status));
     if (!rs.length) return;

@@ -1,9 +1,10 @@
 import type { Diagnostic } from '../src/diag/diagnostic.js';
-import { jsonDiagnostic } from '../src/diag/render.js';
+import { jsonDiagnostic, visible } from '../src/diag/render.js';
 import { copyState, type Link, type Rule, type State } from '../src/model/state.js';
 import { printLink, printRule } from '../src/lang/print.js';
 import { diff } from '../src/plan/diff.js';
 import { applyPlan } from '../src/remote/apply.js';
+import { ReachError } from '../src/remote/transport.js';
 import { defaultLaunch } from '../src/remote/launch.js';
 import { apply, type ApplyArgs } from './apply.js';
 import { interruptible } from './interrupt.js';
@@ -76,7 +77,7 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
       { launchFor: defaultLaunch, parallelism: args.parallelism, skip },
     );
     const stopped: string[] = [];
-    const failed: string[] = result.failures.map((f) => `${f.machine}: ${f.message}`);
+    const failed: { text: string; hint?: string }[] = result.failures.map((f) => ({ text: `${f.machine}: ${f.message}`, hint: f.hint }));
     if (result.ok) {
       await Promise.all(
         [...fetched.reached.values()].map(async (r) => {
@@ -85,18 +86,19 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
             await r.session.stop();
             stopped.push(r.host.machine);
           } catch (e) {
-            failed.push(`${r.host.machine}: cannot stop its daemon: ${(e as Error).message}`);
+            failed.push({ text: `${r.host.machine}: cannot stop its daemon: ${(e as Error).message}`, hint: e instanceof ReachError ? e.hint : undefined });
           }
         }),
       );
     }
     const removed = result.results.filter((r) => r.status === 'applied').length;
     if (args.json) {
-      io.stdout.write(JSON.stringify(downJson(failed.length === 0, removed, stopped.sort(), already, failed, diags), null, 2) + '\n');
+      io.stdout.write(JSON.stringify(downJson(failed.length === 0, removed, stopped.sort(), already, failed.map((f) => f.text), diags), null, 2) + '\n');
     } else {
       const was = already.length ? ` ${already.join(', ')} ${already.length === 1 ? 'was' : 'were'} already stopped, and left as ${already.length === 1 ? 'it was' : 'they were'}.` : '';
       io.stdout.write(`Removed ${removed} of the file's links and rules; stopped ${stopped.length} daemon${stopped.length === 1 ? '' : 's'}${stopped.length ? ` (${stopped.sort().join(', ')})` : ''}.${was}\n`);
-      for (const f of failed) io.stderr.write(`vnetc: error: ${f}\n`);
+      // What a machine said (its shell's stderr, its log) must not reach the terminal as control sequences.
+      for (const f of failed) io.stderr.write(`vnetc: error: ${visible(f.text)}\n${f.hint ? `vnetc: hint: ${visible(f.hint)}\n` : ''}`);
     }
     return failed.length ? 1 : 0;
   } finally {

@@ -313,3 +313,28 @@ describe('show and a link in trouble', () => {
     expect(line).toMatch(/ {2}rejected 3$/);
   });
 });
+
+describe('a daemon that cannot start', () => {
+  // The failure's way forward (the log) was dropped: only the message reached the person.
+  test('up says why and where its log is, in text and in --json, on one line even when vnetd said several', async () => {
+    // Another program holds the overlay port on the machine's address, so vnetd exits at start.
+    const tcp = net.createServer();
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((r) => tcp.listen(port, '127.0.0.77', r));
+    await new Promise<void>((r) => udp.bind(port, '127.0.0.77', r));
+    try {
+      write('f.vnet', spec('127.0.0.77'));
+      const log = path.join(home, 'local', '127.0.0.77', 'vnetd.log');
+      const r = await run('up', '--local', 'f.vnet');
+      expectNoCrash(r);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`\\n  127\\.0\\.0\\.77: the daemon of 127\\.0\\.0\\.77 exited on start \\(code 1\\):·vnetd: error: cannot start: the overlay port ${port} on 127\\.0\\.0\\.77 is in use[^\\n]*\\n    hint: see ${log.replace(/[.]/g, '\\.')}\\n`));
+      const j = await run('apply', '--json', '--local', '--auto-approve', 'f.vnet');
+      expect(j.status).toBe(1);
+      expect((JSON.parse(j.stdout) as { failures: unknown[] }).failures).toEqual([{ machine: '127.0.0.77', message: expect.stringMatching(/exited on start/), hint: `see ${log}` }]);
+    } finally {
+      tcp.close();
+      udp.close();
+    }
+  });
+});

@@ -49,8 +49,8 @@ export interface StepResult {
 export interface ApplyReport {
   results: StepResult[];
   ok: boolean;
-  /** Daemons that failed, with why (one entry per daemon). */
-  failures: { machine: string; message: string }[];
+  /** Daemons that failed, with why (one entry per daemon), and what to do about it when the failure says. */
+  failures: { machine: string; message: string; hint?: string }[];
   /** Daemons this apply started. */
   started: string[];
   /** Whether `signal` cut it short: daemons not started, or changes not pushed. */
@@ -115,20 +115,23 @@ function changesOf(step: Step, fetched: Fetched): Map<string, Change[]> {
   }
 }
 
+/** The way forward a ReachError carries (a daemon's log, the command to run), which the report must not drop. */
+const hintOf = (e: unknown): string | undefined => (e instanceof ReachError ? e.hint : undefined);
+
 export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: ApplyOptions): Promise<ApplyReport> {
   let results: StepResult[] = steps.map((step) => ({ step, status: 'not-attempted', at: [] }));
-  const failures: { machine: string; message: string }[] = [];
+  const failures: ApplyReport['failures'] = [];
   const started: string[] = [];
   const parallelism = opts.parallelism ?? 10;
   let interrupted = false;
   const cut = (): boolean => (opts.signal?.aborted ? (interrupted = true) : false);
 
   /** Records how one daemon's share went, on each step it carried, and reports it. */
-  const settle = (machine: string, stage: Stage, carried: Iterable<StepResult>, changes: number, message?: string, stepError?: Map<StepResult, string>): void => {
+  const settle = (machine: string, stage: Stage, carried: Iterable<StepResult>, changes: number, message?: string, stepError?: Map<StepResult, string>, hint?: string): void => {
     for (const r of carried) {
       r.at.push(message === undefined ? { machine, ok: true } : { machine, ok: false, error: stepError?.get(r) ?? (stage === 'daemons' ? message : `not applied: ${message}`) });
     }
-    if (message !== undefined) failures.push({ machine, message });
+    if (message !== undefined) failures.push({ machine, message, ...(hint === undefined ? {} : { hint }) });
     opts.progress?.({ machine, stage, ok: message === undefined, changes, ...(message === undefined ? {} : { message }) });
   };
 
@@ -149,12 +152,13 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
       started.push(machine);
       settle(machine, 'daemons', [r], 1);
     } catch (e) {
-      settle(machine, 'daemons', [r], 1, (e as Error).message);
+      settle(machine, 'daemons', [r], 1, (e as Error).message, undefined, hintOf(e));
     }
   };
 
   const pushBatch = async (machine: string, b: { changes: Change[]; owner: StepResult[] }): Promise<void> => {
     let message: string | undefined;
+    let hint: string | undefined;
     const stepError = new Map<StepResult, string>();
     try {
       const reached: Reached | undefined = fetched.reached.get(machine);
@@ -174,8 +178,9 @@ export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: 
       }
     } catch (e) {
       message = (e as Error).message;
+      hint = hintOf(e);
     }
-    settle(machine, 'changes', new Set(b.owner), b.changes.length, message, stepError);
+    settle(machine, 'changes', new Set(b.owner), b.changes.length, message, stepError, hint);
   };
 
   const statusOf = (inStage: StepResult[]): void => {
