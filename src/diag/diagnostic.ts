@@ -103,6 +103,24 @@ export class DiagnosticSink {
     return undefined;
   }
 
+  /**
+   * Takes back a report that a later stage found to be the wrong reading of
+   * the text and reports better itself, so one mistake gets one diagnostic.
+   */
+  withdraw(def: MessageDef, span: Span): void {
+    // The report is recent, so it is looked for from the end.
+    for (let i = this.list.length - 1; i >= 0; i--) {
+      const d = this.list[i]!;
+      if (d.code === def.code && d.span?.start === span.start && d.span.end === span.end) {
+        this.list.splice(i, 1);
+        if (d.severity === 'error') this.errors--;
+        return;
+      }
+    }
+    // Not listed: it came past the cap, where errors are only counted.
+    if (def.severity === 'error' && this.dropped > 0) this.dropped--;
+  }
+
   /** Errors found but not kept (a stage that caps its own list says so here). */
   drop(count: number): void {
     this.dropped += count;

@@ -361,7 +361,8 @@ class VnetParser extends EmbeddedActionsParser {
     { ALT: () => this.CONSUME2(Name, MACHINE_SLOT) },
     { GATE: () => tokenMatcher(this.LA(2), NumberTok), ALT: () => this.keywordAsName(this.CONSUME2(Keyword), MACHINE) },
     // An IPv6 address, read as a MAC-shaped word: the port after it shows it was
-    // meant as the machine, which the name check then refuses with a way forward.
+    // meant as the machine, which the name check then refuses with a way forward
+    // (and hostDecl takes back the scanner's malformed-MAC report).
     { GATE: () => tokenMatcher(this.LA(2), NumberTok), ALT: () => this.CONSUME(Mac) },
   ];
 
@@ -376,6 +377,8 @@ class VnetParser extends EmbeddedActionsParser {
       if (this.invented(user) || this.invented(at) || this.invented(machine) || this.invented(port) || this.invented(iface)) {
         return undefined;
       }
+      // Only once the HOST line stands, so the name check is sure to report the word instead.
+      if (machine.tokenType === Mac) this.scanner!.readAsName(machine);
       const text = port.image;
       return {
         kind: 'host' as const,

@@ -13,7 +13,8 @@ import { keywordTokens, Mac, NumberTok, statementKeywords, Word } from './tokens
  * so tokens die young instead of filling the old generation.
  *
  * It also checks MAC addresses on the spot, so a malformed one is reported
- * once and the parser can still treat it as an address.
+ * once and the parser can still treat it as an address. The one place the
+ * parser reads a MAC-shaped word as a name instead, it says so (readAsName).
  */
 
 const enum Ch {
@@ -165,6 +166,16 @@ export class Scanner {
     }
     this.pos = i;
     return added;
+  }
+
+  /**
+   * The parser read a MAC-shaped word as a name: an IPv6 address as a HOST
+   * line's machine. The name check refuses it with a way forward, so the
+   * malformed-MAC report made on the spot would only repeat the mistake.
+   */
+  readAsName(t: IToken): void {
+    const span = { start: t.startOffset, end: t.endOffset! + 1 };
+    if (!parseMac(this.text.slice(span.start, span.end)).ok) this.sink.withdraw(Msg.MalformedMac, span);
   }
 
   private word(start: number, end: number): Token {

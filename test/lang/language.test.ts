@@ -142,8 +142,26 @@ describe('declarations', () => {
 
   it('refuses an IPv6 address as a machine with a way forward, and reads on', () => {
     const text = 'BEGIN HOST u AT fe80::1 5000 e HOST u AT 00:11:22:33:44:55 1 e HOST u AT b 1 e ADD LINK b c END';
-    expect(codesOf(text)).toEqual(['VN1007@1:17', 'VN3015@1:17', 'VN3015@1:42', 'VN3001@1:91']);
-    expect(diagnosticsOf(text)[1]!.hint).toMatch(/IPv6 address cannot name a machine.*SSH alias/);
+    // One mistake, one diagnostic: the scanner's malformed-MAC report on fe80::1 is taken back.
+    expect(codesOf(text)).toEqual(['VN3015@1:17', 'VN3015@1:42', 'VN3001@1:91']);
+    expect(diagnosticsOf(text)[0]!.hint).toMatch(/IPv6 address cannot name a machine.*SSH alias/);
+    // Read as a machine, it is no syntax error: fmt formats the line as it does any other bad name.
+    expect(programOf(text.replace(' ADD LINK b c', '')).hosts[0]!.machine.text).toBe('fe80::1');
+  });
+
+  it('still calls a colon word a malformed MAC wherever it is not read as a HOST line\'s machine', () => {
+    // No port after it, so not a machine; a HOST line that does not stand; the same word as an address.
+    expect(codesOf('BEGIN HOST u AT fe80::1 e END')).toEqual(['VN1007@1:17', 'VN2001@1:17']);
+    expect(codesOf('BEGIN HOST u AT fe80::1 5000 END')).toEqual(['VN1007@1:17', 'VN2006@1:30']);
+    expect(codesOf('BEGIN HOST u AT fe80::1 5000 e ADD FORWARD a fe80::1 ANY e END')).toEqual(['VN3015@1:17', 'VN3001@1:44', 'VN1007@1:46']);
+  });
+
+  it('counts a taken-back report that came past the error cap as not made', () => {
+    // 100 malformed interface names fill the list before fe80::1 is scanned.
+    const hosts = Array.from({ length: 100 }, (_, i) => `HOST u AT m${i} 1 e:${i}`).join('\n');
+    const d = diagnosticsOf(`BEGIN\n${hosts}\nHOST u AT fe80::1 5000 e\nEND`);
+    // Each e:N line: VN1007 and VN2001; the IPv6 machine: VN3015 alone.
+    expect(countErrors(d)).toBe(201);
   });
 });
 
