@@ -50,7 +50,7 @@ export async function fmt(io: Io, args: FmtArgs): Promise<number> {
     const differs = after !== before;
     if (differs) changed++;
 
-    if (args.diff && differs) io.stdout.write(colorDiff(createTwoFilesPatch(name, name, before, after, '', ''), out));
+    if (args.diff && differs) io.stdout.write(colorDiff(unifiedDiff(name, before, after), out));
     if (args.write) {
       if (differs) {
         try {
@@ -86,4 +86,33 @@ function colorDiff(patch: string, paint: Painter): string {
             : line,
     )
     .join('\n');
+}
+
+/**
+ * A minimal diff costs time quadratic in the lines changed (half an hour
+ * for a 100,000-line file whose every line fmt reindents). Beyond this many
+ * edits the whole file is one hunk, which says the same in linear time.
+ */
+const MAX_EDITS = 2000;
+
+function unifiedDiff(name: string, before: string, after: string): string {
+  return createTwoFilesPatch(name, name, before, after, '', '', { maxEditLength: MAX_EDITS }) ?? wholeFileHunk(name, before, after);
+}
+
+/** Every line of `before` taken out and every line of `after` put in, as a unified diff that patch(1) applies. */
+function wholeFileHunk(name: string, before: string, after: string): string {
+  const side = (text: string, sign: string): { count: number; lines: string[] } => {
+    if (text === '') return { count: 0, lines: [] };
+    const lines = text.split('\n');
+    const whole = lines[lines.length - 1] === '';
+    if (whole) lines.pop();
+    const out = lines.map((l) => sign + l);
+    if (!whole) out.push('\\ No newline at end of file');
+    return { count: lines.length, lines: out };
+  };
+  const a = side(before, '-');
+  const b = side(after, '+');
+  const range = (n: number): string => (n === 0 ? '0,0' : `1,${n}`);
+  // The header as createTwoFilesPatch writes it.
+  return [`Index: ${name}`, '='.repeat(67), `--- ${name}`, `+++ ${name}`, `@@ -${range(a.count)} +${range(b.count)} @@`, ...a.lines, ...b.lines, ''].join('\n');
 }

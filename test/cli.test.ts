@@ -700,6 +700,26 @@ describe('fmt --diff', () => {
     expect(r.stdout).toBe('');
   });
 
+  // A minimal diff costs time quadratic in the changes: half an hour for a 100,000-line file that fmt reindents throughout.
+  test('past 2,000 changed lines, one hunk of the whole file, which still applies', () => {
+    const mac = (i: number) => `00:50:56:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    const rule = (i: number) => `    FORWARD proxy ANY ${mac(i)} eth0`;
+    // Every other rule already canonical: a minimal diff would keep those as context.
+    const rules = (ugly: boolean) => Array.from({ length: 3000 }, (_, i) => (ugly && i % 2 ? `forward proxy any ${mac(i)} eth0` : rule(i))).join('\n');
+    const canonical = `BEGIN\n  HOST vnet AT proxy 5000 eth0\n  ADD\n${rules(false)}\nEND\n`;
+    const ugly = canonical.replace(rules(false), rules(true));
+    // Without a final newline too: the hunk must say so, or the patch would add one.
+    for (const before of [ugly, ugly.slice(0, -1)]) {
+      write('big.vnet', before);
+      const r = vnetc(['fmt', '--diff', 'big.vnet']);
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split('\n');
+      expect(lines.slice(0, 5)).toEqual(['Index: big.vnet', '='.repeat(67), '--- big.vnet', '+++ big.vnet', '@@ -1,3004 +1,3004 @@']);
+      expect(lines.filter((l) => l.startsWith(' '))).toEqual([]);
+      expect(applyPatch(before, r.stdout)).toBe(canonical);
+    }
+  });
+
   test('with --check: the diff, and exit 3', () => {
     write('ugly.vnet', UGLY);
     const r = vnetc(['fmt', '--diff', '--check', 'ugly.vnet']);
