@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Host } from '../../src/model/state.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
+import { ReachError } from '../../src/remote/transport.js';
 import { closingSessions } from '../support/sessions.js';
 import { keygen } from '../support/sshd.js';
 import { localSide, sshdForSuites, withAgent } from '../support/ssh-suites.js';
@@ -85,6 +86,30 @@ suite('the order keys are offered in', () => {
         const before = sshd!.log().length;
         await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock } })), { ...host, user: sshd!.user });
         expect(refusals(before, s.fp)).toBe(1);
+      },
+    );
+  });
+
+  // sshd drops the connection after MaxAuthTries refusals: that is said with what was offered and how ssh users get past it, not as ssh2's bare words.
+  test('an agent with more keys than the server lets a login try: the failure names them and says to pick one', async () => {
+    const s = side('');
+    await withAgent(
+      s.home,
+      (env) => {
+        for (const k of ['other1', 'other2']) {
+          keygen(path.join(s.home, k));
+          expect(spawnSync('ssh-add', ['-q', path.join(s.home, k)], { env, stdio: 'ignore' }).status).toBe(0);
+        }
+        expect(spawnSync('ssh-add', ['-q', s.stranger], { env, stdio: 'ignore' }).status).toBe(0);
+      },
+      async (sock) => {
+        const e = await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock } })), { ...host, user: sshd!.user }).then(
+          () => undefined,
+          (x: unknown) => x as ReachError,
+        );
+        expect(e).toBeInstanceOf(ReachError);
+        expect(e!.message).toBe(`${sshd!.user}@127.0.0.1:${sshd!.port} (h1) ended the login after too many refused keys (sshd's MaxAuthTries; the keys, in the order offered: the agent's keys (~/agent.sock); ~/stranger; ${sshd!.userKey})`);
+        expect(e!.hint).toBe(`set IdentitiesOnly yes and the IdentityFile the server takes for h1 in ~/.ssh/config, so that only that key is offered`);
       },
     );
   });

@@ -251,6 +251,14 @@ function describeFailure(e: Error & { level?: string; code?: string }, cfg: SshH
     if (locked) return lockedFailure(machine, where, locked);
     return new ReachError(machine, `${where} refused every key we offered (tried: ${auth.notes.join('; ')})`, `add one of these public keys to ~${cfg.user}/.ssh/authorized_keys on ${cfg.hostname}, or name the right key with IdentityFile in ~/.ssh/config`);
   }
+  // sshd ends the login once MaxAuthTries keys were refused, whether or not the one it takes had its turn yet.
+  if (/too many authentication failures/i.test(e.message)) {
+    return new ReachError(
+      machine,
+      `${where} ended the login after too many refused keys (sshd's MaxAuthTries; the keys, in the order offered: ${auth.notes.join('; ')})`,
+      `set IdentitiesOnly yes and the IdentityFile the server takes for ${cfg.alias} in ~/.ssh/config, so that only that key is offered`,
+    );
+  }
   return new ReachError(machine, `SSH to ${where} failed: ${e.message}`, 'try `ssh -v` to the same machine to see why');
 }
 
