@@ -18,6 +18,7 @@ import { freePort } from '../support/sshd.js';
 import { ROOT } from '../support/vnetc.js';
 import { collect, connect, prefixed, syntheticVm } from '../support/synthetic-vm.js';
 import { seal, tcpDial, udpDial } from '../support/link-peer.js';
+import { buildGsoSender, gsoSender, type GsoSender } from '../support/udp-gso.js';
 
 /**
  * vnetd with and without its fast path (`--no-fast-path`), in one process:
@@ -265,6 +266,48 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
   } finally {
     await d.stop();
     tcp?.destroy();
+    peerSock.close();
+    vm.sock.close();
+  }
+});
+
+(built ? test : test.skip)('a UDP link\'s records joined by GRO into one receive are opened one by one: the good ones reach the VM in order, a forged one among them is rejected, a shorter last one is its own record', async () => {
+  const vm = await syntheticVm();
+  const vmPort = await freePort();
+  const d = new Vnetd({
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'gro-records'),
+    interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${vmPort},peer=127.0.0.1:${vm.sock.address().port}`)],
+    log: () => {},
+  });
+  const peerSock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => peerSock.bind(0, '127.0.0.1', () => r()));
+  let gso: GsoSender | undefined;
+  try {
+    await d.start();
+    gso = gsoSender(buildGsoSender(dir), peerSock, '127.0.0.1', d.links.port);
+    const ku = randomBytes(32);
+    const lines = [`LINK ADD pu UDP ACCEPT - ${ku.toString('hex')}`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`];
+    expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    const u = await udpDial(peerSock, '127.0.0.1', d.links.port, ku, { self: 'pu', peer: 'h1', mode: 'encrypt' });
+    const record = (seq: number, f: Buffer) => seal(u.d2a, u.tag, 'encrypt', DATA, seq, f);
+    const links = () => [...d.query('links?')].join('\n');
+    // Seven records of one length, the fourth forged (its tag is wrong), and a shorter eighth: one send, one receive.
+    const frames = [1, 2, 3, 4, 5, 6, 7].map((n) => frame(MAC[0], MAC[1], n));
+    const records = frames.map((f, i) => record(i, f));
+    records[3]![records[3]!.length - 1]! ^= 1;
+    const last = frame(MAC[0], MAC[1], 8).subarray(0, 60);
+    records.push(record(7, last));
+    expect(await gso.send(records[0]!.length, Buffer.concat(records))).toBe(0);
+    await waitFor('7 frames to reach the VM', () => vm.got.length >= 7 || undefined, 5000);
+    expect(vm.got).toEqual([...frames.filter((_, i) => i !== 3), last]);
+    expect(links()).toMatch(/ up .* rejected=1 replayed=0$/);
+    // The session goes on: a frame on its own after them arrives too.
+    peerSock.send(record(8, frame(MAC[0], MAC[1], 9)), d.links.port, '127.0.0.1');
+    await waitFor('the frame after the joined ones to reach the VM', () => vm.got.length >= 8 || undefined, 5000);
+    expect(vm.got[7]).toEqual(frame(MAC[0], MAC[1], 9));
+  } finally {
+    await gso?.close();
+    await d.stop();
     peerSock.close();
     vm.sock.close();
   }
