@@ -9,6 +9,7 @@ import { prng } from '../src/util/prng.js';
 import { formatHostPort } from '../src/wire/hostport.js';
 import { open as openRecord, seal as sealRecord, tcpDial, udpDial } from '../test/support/link-peer.js';
 import { freePort } from '../test/support/sshd.js';
+import { buildGsoSender, gsoSender, type GsoSender } from '../test/support/udp-gso.js';
 import { collect, syntheticVm } from '../test/support/synthetic-vm.js';
 import { batch, ok, startVnetd, stopVnetd, waitFor, type SpawnedVnetd } from '../test/support/vnetd-process.js';
 
@@ -24,6 +25,11 @@ import { batch, ok, startVnetd, stopVnetd, waitFor, type SpawnedVnetd } from '..
  * both link peers and both VMs. It sends (a) random and mutated datagrams,
  * and authentic records with hostile contents, to the UDP link, (b) the same
  * as a byte stream on authenticated TCP connections the fast path reads,
+ * and a share of (a) as segmented sends (UDP_SEGMENT, through
+ * test/support/udp-gso-send.c), which reach the daemon's UDP_GRO socket as
+ * one joined buffer and its segment size: authentic records of one length
+ * (some forged or mangled, the last shorter) or random bytes, cut at sizes
+ * from 1 byte to more than the whole,
  * (c) length-prefixed frames, good and bad, on the QEMU stream, and (d) raw
  * frames to the QEMU datagram socket. The daemon must not exit or print a
  * sanitizer report, and afterwards must still carry frames every way.
@@ -120,11 +126,11 @@ function mutate(rec: Buffer): Buffer {
   }
 }
 
-const count = { udp: 0, udpAuthentic: 0, udpStranger: 0, tcpRecords: 0, tcpConnections: 0, stream: 0, streamConnections: 0, dgram: 0 };
-const total = () => count.udp + count.udpStranger + count.tcpRecords + count.stream + count.dgram;
+const count = { udp: 0, udpAuthentic: 0, udpStranger: 0, udpJoined: 0, udpJoinedSegments: 0, udpJoinedRefused: 0, tcpRecords: 0, tcpConnections: 0, stream: 0, streamConnections: 0, dgram: 0 };
+const total = () => count.udp + count.udpStranger + count.udpJoined + count.tcpRecords + count.stream + count.dgram;
 /** Each kind's share of the inputs: TCP costs a handshake per connection, so it gets fewer. */
 const budget = { udp: 0.4 * INPUTS, tcp: 0.2 * INPUTS, stream: 0.25 * INPUTS, dgram: 0.15 * INPUTS };
-const done = { udp: () => count.udp + count.udpStranger, tcp: () => count.tcpRecords, stream: () => count.stream, dgram: () => count.dgram };
+const done = { udp: () => count.udp + count.udpStranger + count.udpJoined, tcp: () => count.tcpRecords, stream: () => count.stream, dgram: () => count.dgram };
 const deadline = Date.now() + SECONDS * 1000;
 /** Set when a fuzzing loop fails: the others stop too. */
 let stopped = false;
@@ -176,14 +182,69 @@ async function udpPeer(port: number, key: Buffer, keep: boolean): Promise<UdpPee
   return peer;
 }
 
-async function fuzzUdp(peer: UdpPeer, port: number, key: Buffer): Promise<void> {
+/** A segment size for `buf`: mostly one that cuts it evenly or nearly, sometimes 1, 2, one past the whole, or the largest. */
+function segmentSize(buf: Buffer, usual: number): number {
+  const r = rnd();
+  const seg = r < 0.7 ? usual : r < 0.8 ? pick([1, 2, 3, 13, 14, 15, 33, 34]) : r < 0.9 ? 1 + int(Math.max(1, buf.length)) : pick([buf.length, buf.length - 1, buf.length + 1, 65535]);
+  return Math.min(65535, Math.max(1, seg));
+}
+
+/** One segmented send's buffer: authentic records of one length back to back (some forged or mangled, the last perhaps shorter), or random bytes. */
+function joined(peer: UdpPeer): { seg: number; buf: Buffer } {
+  const { d2a, tag } = peer.keys;
+  if (rnd() < 0.3) {
+    const buf = bytes(length(65507));
+    for (let o = 0; o + 3 <= buf.length && rnd() < 0.5; o += 1 + int(200)) {
+      buf[o] = DATA;
+      buf.writeUInt16BE(tag, o + 1);
+    }
+    return { seg: segmentSize(buf, 1 + int(1600)), buf };
+  }
+  const flen = rnd() < 0.1 ? pick([0, 1, 13, 14, 15]) : length(rnd() < 0.8 ? 200 : 1500);
+  const n = 2 + int(rnd() < 0.8 ? 12 : 130);
+  const records: Buffer[] = [];
+  // Up to a little past what one UDP datagram can hold, which the kernel refuses.
+  for (let i = 0, size = 0; i < n && size < 65_600; i++) {
+    const f = frame(i === n - 1 && rnd() < 0.5 ? int(flen + 1) : flen, MAC.pu);
+    const seq = rnd() < 0.9 ? peer.next++ : Math.max(0, peer.next - 1 - int(100));
+    let rec = seal(d2a, tag, rnd() < 0.95 ? DATA : pick([PING, PONG, REPORT, 0x15, 0xff]), seq, f);
+    const how = rnd();
+    if (how < 0.1) {
+      // Forged in place: the same length, so the segments still line up with the records.
+      rec = Buffer.from(rec);
+      const at = int(rec.length);
+      rec[at] = rec[at]! ^ (1 << int(8));
+    } else if (how < 0.15) rec = mutate(rec);
+    records.push(rec);
+    size += rec.length;
+  }
+  const buf = Buffer.concat(records);
+  return { seg: segmentSize(buf, records[0]!.length), buf };
+}
+
+async function fuzzUdp(peer: UdpPeer, port: number, key: Buffer, gso: { peer: GsoSender; stranger: (s: dgram.Socket) => GsoSender }): Promise<void> {
   const stranger = dgram.createSocket(HOST === '::1' ? 'udp6' : 'udp4');
   await new Promise<void>((r) => stranger.bind(0, HOST, () => r()));
+  const strangerGso = gso.stranger(stranger);
   const send = (s: dgram.Socket, b: Buffer) => s.send(b, port, HOST);
   try {
     while (more('udp')) {
       // A burst, read by the daemon in one recvmmsg or a few.
       for (let k = 1 + int(40); k > 0 && more('udp'); k--) {
+        if (rnd() < 0.12) {
+          // Joined by GRO: from the peer mostly, its records; from a stranger, bytes.
+          const fromPeer = rnd() < 0.85;
+          const { seg, buf } = fromPeer ? joined(peer) : { seg: segmentSize(Buffer.alloc(0), 1 + int(1500)), buf: bytes(length(65507)) };
+          const head = Buffer.alloc(2);
+          head.writeUInt16BE(seg);
+          note(fromPeer ? 'udp-joined (2-byte segment size, then the buffer)' : 'udp-joined-stranger', Buffer.concat([head, buf]));
+          const errno = await (fromPeer ? gso.peer : strangerGso).send(seg, buf);
+          if (errno < 0) throw new Error('the segmented UDP sender (test/support/udp-gso-send.c) died');
+          if (errno === 0) count.udpJoinedSegments += Math.max(1, Math.ceil(buf.length / seg));
+          else count.udpJoinedRefused++;
+          count.udpJoined++;
+          continue;
+        }
         const r = rnd();
         let d: Buffer;
         const { d2a, tag } = peer.keys;
@@ -224,6 +285,7 @@ async function fuzzUdp(peer: UdpPeer, port: number, key: Buffer): Promise<void> 
       }
     }
   } finally {
+    await strangerGso.close();
     stranger.close();
   }
 }
@@ -397,6 +459,7 @@ async function main(): Promise<void> {
   const vu = await syntheticVm(HOST);
   const d: SpawnedVnetd = (daemon = { machine: 'fz', port: linkPort, dir, log: '' });
   let up: UdpPeer | undefined;
+  let peerGso: GsoSender | undefined;
   let failure = '';
   try {
     await startVnetd(d, ['--iface', `vm0=qemu-stream:listen=${formatHostPort({ host: HOST, port: streamPort })}`,
@@ -407,8 +470,11 @@ async function main(): Promise<void> {
       `RULE ADD ANY ${colon(MAC.pt)} LINK pt`]);
     const stat = async (name: string) => Number((await ok(d, 'STATS?')).data.find((l) => l.startsWith(`${name} `))?.split(' ')[1]);
     up = await udpPeer(linkPort, ku, false);
+    const gsoExe = buildGsoSender(dir);
+    const sender = (s: dgram.Socket) => gsoSender(gsoExe, s, HOST, linkPort);
+    peerGso = sender(up.sock);
     const started = Date.now();
-    const loops = [fuzzUdp(up, linkPort, ku), fuzzTcp(linkPort, kt), fuzzStream(streamPort), fuzzDatagram(vu.sock, dgramPort)];
+    const loops = [fuzzUdp(up, linkPort, ku, { peer: peerGso, stranger: sender }), fuzzTcp(linkPort, kt), fuzzStream(streamPort), fuzzDatagram(vu.sock, dgramPort)];
     for (const l of loops) l.catch(() => (stopped = true));
     await Promise.all(loops);
     const secs = (Date.now() - started) / 1000;
@@ -464,6 +530,7 @@ async function main(): Promise<void> {
     failure = exit ? `${exit} while fuzzed (${(e as Error).message})` : (e as Error).message;
   } finally {
     await stopVnetd(d);
+    await peerGso?.close();
     up?.sock.close();
     vu.sock.close();
     const sanitizer = /AddressSanitizer|runtime error|LeakSanitizer/.test(d.log);

@@ -3,7 +3,7 @@ import type dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { ROOT } from './vnetc.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 /**
  * Segmented UDP sends (UDP_SEGMENT) from a dgram socket, through
@@ -21,7 +21,7 @@ export interface GsoSender {
 export function buildGsoSender(dir: string): string {
   const exe = path.join(dir, 'udp-gso-send');
   if (fs.existsSync(exe)) return exe;
-  const cc = spawnSync('cc', ['-O2', '-o', exe, path.join(ROOT, 'test', 'support', 'udp-gso-send.c')], { encoding: 'utf8' });
+  const cc = spawnSync('cc', ['-O2', '-o', exe, path.join(packageRoot(), 'test', 'support', 'udp-gso-send.c')], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`cannot build the segmented UDP sender with cc (apt-get install gcc): ${cc.stderr ?? cc.error?.message}`);
   return exe;
 }
