@@ -287,7 +287,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
     gso = gsoSender(buildGsoSender(dir), peerSock, '127.0.0.1', d.links.port);
     const ku = randomBytes(32);
     const lines = [`LINK ADD pu UDP ACCEPT - ${ku.toString('hex')}`, `RULE ADD ANY ${colon(MAC[0])} IFACE vm0`];
-    expect((await d.commit(lines.map((l) => parseCommand(l)).filter(isChange))).ok).toBe(true);
+    await commitLines(d, lines);
     const u = await udpDial(peerSock, '127.0.0.1', d.links.port, ku, { self: 'pu', peer: 'h1', mode: 'encrypt' });
     const record = (seq: number, f: Buffer) => seal(u.d2a, u.tag, 'encrypt', DATA, seq, f);
     const links = () => [...d.query('links?')].join('\n');
