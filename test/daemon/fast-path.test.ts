@@ -224,14 +224,20 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
   }
 });
 
-(built ? test : test.skip)('authentic records whose frames cannot be forwarded, opened by C, are malformed drops and the links carry on: an empty frame as the first record of a UDP session, a TCP batch of no frames, one of an empty and a short frame', async () => {
+/** A daemon (state in `name`) whose one interface is a QEMU datagram NIC, played by `vm`. */
+async function withOneVm(name: string): Promise<{ vm: Awaited<ReturnType<typeof syntheticVm>>; d: Vnetd }> {
   const vm = await syntheticVm();
   const vmPort = await freePort();
   const d = new Vnetd({
-    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'hostile-records'),
+    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, name),
     interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${vmPort},peer=127.0.0.1:${vm.sock.address().port}`)],
     log: () => {},
   });
+  return { vm, d };
+}
+
+(built ? test : test.skip)('authentic records whose frames cannot be forwarded, opened by C, are malformed drops and the links carry on: an empty frame as the first record of a UDP session, a TCP batch of no frames, one of an empty and a short frame', async () => {
+  const { vm, d } = await withOneVm('hostile-records');
   const stat = (name: string) => Number([...d.query('stats?')].find((l) => l.startsWith(`${name} `))!.split(' ')[1]);
   const peerSock = dgram.createSocket('udp4');
   await new Promise<void>((r) => peerSock.bind(0, '127.0.0.1', () => r()));
@@ -272,13 +278,7 @@ test.each(built ? cases : cases.filter(([, , how]) => how === 'off'))('%s interf
 });
 
 (built ? test : test.skip)('a UDP link\'s records joined by GRO into one receive are opened one by one: the good ones reach the VM in order, a forged one among them is rejected, a shorter last one is its own record', async () => {
-  const vm = await syntheticVm();
-  const vmPort = await freePort();
-  const d = new Vnetd({
-    machine: 'h1', port: 0, listen: '127.0.0.1', stateDir: path.join(dir, 'gro-records'),
-    interfaces: [QemuUdpInterface.parse('vm0', `listen=127.0.0.1:${vmPort},peer=127.0.0.1:${vm.sock.address().port}`)],
-    log: () => {},
-  });
+  const { vm, d } = await withOneVm('gro-records');
   const peerSock = dgram.createSocket('udp4');
   await new Promise<void>((r) => peerSock.bind(0, '127.0.0.1', () => r()));
   let gso: GsoSender | undefined;
