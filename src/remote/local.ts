@@ -212,6 +212,14 @@ class LocalSession implements Session {
   private client: ControlClient | undefined;
   /** Set while start() runs: the daemon it polls for is its own, whose pid it records. */
   private starting = false;
+  /** The pid each connected daemon reports, asked once: adopt, a refused start and stop all want it. */
+  private readonly pids = new WeakMap<ControlClient, Promise<number>>();
+
+  private reportedPid(c: ControlClient): Promise<number> {
+    let pid = this.pids.get(c);
+    if (!pid) this.pids.set(c, (pid = c.request('INFO?').then((r) => Number(parseFields(r.data).get('pid')))));
+    return pid;
+  }
 
   constructor(
     private readonly transport: LocalTransport,
@@ -267,7 +275,7 @@ class LocalSession implements Session {
     if (this.starting) return;
     const launch = await this.transport.launched(this.machine).catch(() => undefined);
     if (!launch || launch.pid !== undefined) return;
-    const said = Number(parseFields((await c.request('INFO?')).data).get('pid'));
+    const said = await this.reportedPid(c);
     if (!Number.isInteger(said) || !isVnetdOn(said, this.dir)) return;
     await this.transport.record({ ...launch, pid: said });
     this.transport.say(`the daemon of ${this.machine} (pid ${said}) was started by a vnetc that stopped before recording it; it is now recorded in ${path.join(this.dir, 'launch.json')}, and vnetc treats it as its own`);
@@ -332,7 +340,7 @@ class LocalSession implements Session {
   /** A daemon that already runs here (started by another vnetc just before, or answering still) is not started again. */
   private async refuseRunning(): Promise<void> {
     const c = await this.connect();
-    if (c) throw alreadyRuns(this.machine, Number(parseFields((await c.request('INFO?')).data).get('pid')));
+    if (c) throw alreadyRuns(this.machine, await this.reportedPid(c));
     // One whose vnetc was killed before it answered: it holds the state directory, so another would only exit.
     const recorded = (await this.transport.launched(this.machine).catch(() => undefined))?.pid;
     if (recorded !== undefined && isVnetdOn(recorded, this.dir)) throw alreadyRuns(this.machine, recorded);
@@ -376,7 +384,7 @@ class LocalSession implements Session {
   async stop(): Promise<void> {
     const c = await this.control();
     if (!c) return;
-    const said = Number(parseFields((await c.request('INFO?')).data).get('pid'));
+    const said = await this.reportedPid(c);
     const pid = await this.ownPid(said);
     await c.request('SHUTDOWN').catch(() => undefined);
     this.client = undefined;
