@@ -11,6 +11,7 @@ import {
   type Table,
 } from '../model/state.js';
 import { Phase, type LinkStep, type Plan, type RuleStep, type Step } from './plan.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /**
  * diff(live, desired): the fewest steps that make the daemons a file names
@@ -187,11 +188,9 @@ export function stepKey(s: Step): string {
 /** By phase, then daemon, then identity: the same plan always reads the same. */
 function order(steps: Step[]): Step[] {
   const keyed = steps.map((s) => ({ s, d: s.daemons[0]!, k: stepKey(s) }));
-  keyed.sort((x, y) => x.s.phase - y.s.phase || cmp(x.d, y.d) || cmp(x.k, y.k));
+  keyed.sort((x, y) => x.s.phase - y.s.phase || byCodeUnit(x.d, y.d) || byCodeUnit(x.k, y.k));
   return keyed.map((x) => x.s);
 }
-
-const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * The Proxy, whose links to every host are the resilient backbone (Fig. 1):

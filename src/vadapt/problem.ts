@@ -1,5 +1,6 @@
 import { isGroupMac } from '../model/mac.js';
 import type { State } from '../model/state.js';
+import { byCodeUnit } from '../util/compare.js';
 import { InputError } from '../util/input-error.js';
 import type { Inference } from '../vttif/types.js';
 import type { Network } from './network.js';
@@ -64,8 +65,6 @@ export interface Sources {
 
 export const toMbps = (bytesPerS: number): number => (bytesPerS * 8) / 1e6;
 
-const byText = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
-
 export function buildProblem(inference: Inference, base: State, proxyName: string, network: Network, names: Sources): Problem {
   const machines = [...base.hosts.keys()].filter((m) => m !== proxyName);
   machines.push(proxyName);
@@ -80,7 +79,7 @@ export function buildProblem(inference: Inference, base: State, proxyName: strin
   const current: number[] = [];
   const vmIndex = new Map<string, number>();
   // In MAC order, and the traffic below too: what adapt writes then depends on the inference, not on the order its collector listed things in.
-  for (const [mac, machine] of Object.entries(inference.hosts).sort(([x], [y]) => byText(x, y))) {
+  for (const [mac, machine] of Object.entries(inference.hosts).sort(([x], [y]) => byCodeUnit(x, y))) {
     const at = index.get(machine);
     if (at === undefined) {
       throw new InputError(`${names.inference}: hosts[${JSON.stringify(mac)}]: machine '${machine}' is not a HOST of ${names.spec}; is this the spec the inference was made on?`);
@@ -105,7 +104,7 @@ export function buildProblem(inference: Inference, base: State, proxyName: strin
   const directed = inference.topology.edges.flatMap((e) => [
     { src: e.a, dst: e.b, bytesPerS: e.aToBBytesPerS },
     { src: e.b, dst: e.a, bytesPerS: e.bytesPerS - e.aToBBytesPerS },
-  ]).sort((x, y) => byText(x.src, y.src) || byText(x.dst, y.dst));
+  ]).sort((x, y) => byCodeUnit(x.src, y.src) || byCodeUnit(x.dst, y.dst));
   for (const e of directed) {
     const rate = toMbps(e.bytesPerS);
     if (!(rate > 0)) continue;

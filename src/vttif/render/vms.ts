@@ -1,13 +1,12 @@
 import { linkKey } from '../../model/state.js';
 import type { Inference, Topology, TopologyEdge } from '../types.js';
+import { byCodeUnit } from '../../util/compare.js';
 
 /**
  * Which VMs an inference knows, where they sit, and how two topologies
  * differ: the questions every renderer asks. Orders are by code unit, never
  * by locale, so the same input renders to the same bytes everywhere.
  */
-
-export const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Machine names with their numbers in numeric order (host2 before host10),
