@@ -3,7 +3,8 @@ import type { Report } from '../wire/vttif-report.js';
 import { Damper } from './damping.js';
 import { edgeKey, prune } from './prune.js';
 import { remember } from './recent.js';
-import type { Inference, MatrixEntry, Topology, VttifParams } from './types.js';
+import { rateOf, type Inference, type MatrixEntry, type Topology, type VttifParams } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 import { SlidingWindow } from './window.js';
 
 /**
@@ -118,8 +119,8 @@ export class Collector {
   private matrix(): MatrixEntry[] {
     const seconds = this.params.windowS;
     const m: MatrixEntry[] = [];
-    for (const p of this.window.pairs()) m.push({ src: p.src, dst: p.dst, bytesPerS: Math.max(0, p.bytes) / seconds, framesPerS: p.frames / seconds });
-    return m.sort((x, y) => (x.src < y.src ? -1 : x.src > y.src ? 1 : x.dst < y.dst ? -1 : x.dst > y.dst ? 1 : 0));
+    for (const p of this.window.pairs()) m.push({ src: p.src, dst: p.dst, bytesPerS: rateOf(Math.max(0, p.bytes), seconds), framesPerS: rateOf(p.frames, seconds) });
+    return m.sort((x, y) => byCodeUnit(x.src, y.src) || byCodeUnit(x.dst, y.dst));
   }
 
   inference(now: number): Inference {

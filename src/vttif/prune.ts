@@ -1,5 +1,6 @@
 import { linkKey } from '../model/state.js';
-import type { Topology, TopologyEdge } from './types.js';
+import { rateOf, type Topology, type TopologyEdge } from './types.js';
+import { byCodeUnit } from '../util/compare.js';
 
 /** A directed pair's sums over the window, with its undirected edge named (src/vttif/window.ts keeps them). */
 export interface PairTotal {
@@ -31,9 +32,9 @@ export function prune(pairs: Iterable<PairTotal>, threshold: number, seconds: nu
   const edges: TopologyEdge[] = [];
   for (const e of undirected.values()) {
     const intensity = e.bytes / max;
-    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: e.bytes / seconds, aToBBytesPerS: e.aToB / seconds });
+    if (intensity >= threshold) edges.push({ a: e.a, b: e.b, intensity, bytesPerS: rateOf(e.bytes, seconds), aToBBytesPerS: rateOf(e.aToB, seconds) });
   }
-  edges.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : x.b < y.b ? -1 : x.b > y.b ? 1 : 0));
+  edges.sort((x, y) => byCodeUnit(x.a, y.a) || byCodeUnit(x.b, y.b));
   return topologyOf(edges);
 }
 

@@ -12,6 +12,14 @@
  */
 export const MAX_RATE = 1e15;
 
+/**
+ * `count` over `seconds` as a rate an inference may state: held to MAX_RATE
+ * where rates are made, since daemons' reports summed over a window (and an
+ * edge's two directions) can exceed it, and INFER? would then answer
+ * something its readers refuse.
+ */
+export const rateOf = (count: number, seconds: number): number => Math.min(MAX_RATE, count / seconds);
+
 /** The three parameters of 000 §2.2, reported with every result. */
 export interface VttifParams {
   /** How often each daemon sends its local matrix to the collector (0 < rate ≤ 20). */

@@ -91,7 +91,7 @@ export function decodeReport(buf: Uint8Array): ReceivedReport {
     const frames = b.readUInt32BE(o + 20);
     // A pair is in a report because a frame was counted: the collector's window keeps a pair exactly while its frames sum above 0.
     if (frames === 0) throw new RangeError(`report pair ${i}: a pair with no frames`);
-    // Else one peer's report could lift a rate past what an inference may say (MAX_RATE), and INFER? would answer nothing readable.
+    // No frame is larger: a count beyond that is a broken or lying reporter, not traffic.
     if (bytes > frames * MAX_FRAME) throw new RangeError(`report pair ${i}: ${bytes} bytes in ${frames} frames, more than ${MAX_FRAME} bytes a frame`);
     r.pairs[f + 2] = bytes;
     r.pairs[f + 3] = frames;

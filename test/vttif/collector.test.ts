@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { Collector } from '../../src/vttif/collector.js';
 import { edgeKey } from '../../src/vttif/prune.js';
 import { MAX_REMEMBERED, remember } from '../../src/vttif/recent.js';
-import type { Inference, VttifParams } from '../../src/vttif/types.js';
+import { MAX_RATE, type Inference, type VttifParams } from '../../src/vttif/types.js';
+import { formatInference, parseInference } from '../../src/wire/vttif.js';
 import { macToNumber } from '../../src/model/mac48.js';
 import { PAIR_FIELDS, type Report } from '../../src/wire/vttif-report.js';
 
@@ -245,4 +246,18 @@ describe('the collector', () => {
       { numRuns: 200 },
     );
   });
+});
+
+// The decoder bounds each pair, but the window sums rounds and daemons, and an edge adds both directions.
+test('rates past what an inference may state are held to MAX_RATE where they are made, so INFER? still reads back', () => {
+  const c = new Collector('proxy', P);
+  const flat = (s: number, d: number) => [macToNumber(vm(s)), macToNumber(vm(d)), 65535 * (2 ** 32 - 1), 2 ** 32 - 1];
+  for (let round = 0; round < 10; round++) {
+    for (const h of ['h1', 'h2']) c.ingest(h, { hosted: [], pairs: Float64Array.from([...flat(0, 1), ...flat(1, 0)]) }, round, round * 50);
+  }
+  c.evaluate(500);
+  const inf = c.inference(500);
+  expect(inf.matrix.map((m) => m.bytesPerS)).toEqual([MAX_RATE, MAX_RATE]);
+  expect(inf.current.edges.map((e) => [e.bytesPerS, e.aToBBytesPerS])).toEqual([[MAX_RATE, MAX_RATE]]);
+  expect(parseInference(formatInference(inf))).toEqual(inf);
 });
