@@ -12,6 +12,7 @@ import type { Inference, InferenceState } from '../vttif/types.js';
 import { additions, compose, formatGain, formatMbps, type LinkNote } from './emit.js';
 import { optimum, DEFAULT_EXACT_CAP } from './exact.js';
 import type { Network } from './network.js';
+import { better } from './objective.js';
 import { mapVms } from './placement.js';
 import { buildProblem, type Problem } from './problem.js';
 import { Searcher, type Config } from './search.js';
@@ -115,7 +116,7 @@ export function adapt(input: AdaptInput, options: AdaptOptions): Adapted {
   if (exact?.ok) candidates.push(['optimal', exact.config]);
   // The best score wins; on a tie the simpler method's answer, which the papers' heuristics explain.
   let [written, chosen] = candidates[0]!;
-  for (const [n, c] of candidates.slice(1)) if (c.score > chosen.score + 1e-9 * Math.max(1, Math.abs(chosen.score))) [written, chosen] = [n, c];
+  for (const [n, c] of candidates.slice(1)) if (better(c.score, chosen.score)) [written, chosen] = [n, c];
   if (options.algorithm !== 'best') [written, chosen] = candidates[candidates.length - 1]!;
 
   const maxMbps = Math.max(0, ...s.rule.hostPairs(chosen.place).map((h) => h.mbps));

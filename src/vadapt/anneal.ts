@@ -1,3 +1,5 @@
+import { better } from './objective.js';
+
 /**
  * Simulated annealing over any configuration space that can make a random
  * move, score itself and take a move back. Deterministic for a given random
@@ -45,7 +47,7 @@ export function anneal(space: Space, iterations: number, random: () => number): 
     const d = s - current;
     if (d >= 0 || (t > 0 && random() < Math.exp(d / t))) {
       current = s;
-      if (s > best + 1e-9 * Math.max(1, Math.abs(best))) {
+      if (better(s, best)) {
         best = s;
         space.save();
       }

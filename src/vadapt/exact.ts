@@ -1,3 +1,4 @@
+import { better } from './objective.js';
 import type { Problem } from './problem.js';
 import { pathCost, type HostPair } from './topology.js';
 import type { Config, Searcher } from './search.js';
@@ -83,7 +84,7 @@ function optimalPlacement(s: Searcher, current: Int32Array, cap: number): Exact 
       }
       if (counting) return;
       const c = s.withRule(place);
-      if (!best || c.score > best.score + 1e-9 * Math.max(1, Math.abs(best.score))) best = { ...c, place: place.slice() };
+      if (!best || better(c.score, best.score)) best = { ...c, place: place.slice() };
       return;
     }
     const v = order[k]!;
@@ -148,7 +149,7 @@ function optimalLinks(s: Searcher, place: Int32Array, cap: number): Exact {
         return;
       }
       const score = s.scoreOf(place, chosen);
-      if (!best || score > best.score + 1e-9 * Math.max(1, Math.abs(best.score))) best = { place, added: [...chosen], score };
+      if (!best || better(score, best.score)) best = { place, added: [...chosen], score };
       return;
     }
     const c = candidates[i]!;

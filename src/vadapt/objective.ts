@@ -1,5 +1,8 @@
 import type { Problem } from './problem.js';
 
+/** Whether score `a` beats `b`: by more than rounding, since the same configuration summed in another order differs in its last bits. */
+export const better = (a: number, b: number): boolean => a > b + 1e-9 * Math.max(1, Math.abs(b));
+
 /**
  * The objective of 004 §8: every VM-to-VM demand is routed over the overlay
  * (its mapped path), each directed edge keeps a residual capacity

@@ -1,5 +1,5 @@
 import { anneal } from './anneal.js';
-import { Objective } from './objective.js';
+import { better, Objective } from './objective.js';
 import type { Problem } from './problem.js';
 import { linkSet, pathCost, TopologyRule, withinLimit, type HostPair, type Limit } from './topology.js';
 
@@ -76,7 +76,6 @@ export class Searcher {
     const place = c.place.slice();
     const load = new Int32Array(p.proxy);
     for (const h of place) if (h < p.proxy) load[h]!++;
-    const floor = c.score - 1e-9 * Math.max(1, Math.abs(c.score));
     let out = c;
     // Until nothing more goes home: one VM's return can make room for another's.
     for (let changed = true; changed; ) {
@@ -86,14 +85,14 @@ export class Searcher {
         const home = p.current[v]!;
         if (from === home || load[home]! >= p.capacity[home]!) continue;
         place[v] = home;
-        const t = this.withRule(place.slice());
-        if (t.score < floor) {
+        const t = this.withRule(place);
+        if (better(c.score, t.score)) {
           place[v] = from;
           continue;
         }
         load[from]!--;
         load[home]!++;
-        out = t;
+        out = { ...t, place: place.slice() };
         changed = true;
       }
     }
