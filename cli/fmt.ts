@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
+import { createTwoFilesPatch, formatPatch } from 'diff';
 import type { Diagnostic } from '../src/diag/diagnostic.js';
 import { renderDiagnostics, type Painter } from '../src/diag/render.js';
 import { parseSource } from '../src/lang/compile.js';
@@ -112,7 +112,5 @@ function wholeFileHunk(name: string, before: string, after: string): string {
   };
   const a = side(before, '-');
   const b = side(after, '+');
-  const range = (n: number): string => (n === 0 ? '0,0' : `1,${n}`);
-  // The header as createTwoFilesPatch writes it.
-  return [`Index: ${name}`, '='.repeat(67), `--- ${name}`, `+++ ${name}`, `@@ -${range(a.count)} +${range(b.count)} @@`, ...a.lines, ...b.lines, ''].join('\n');
+  return formatPatch({ oldFileName: name, newFileName: name, oldHeader: '', newHeader: '', hunks: [{ oldStart: 1, oldLines: a.count, newStart: 1, newLines: b.count, lines: [...a.lines, ...b.lines] }] });
 }
