@@ -3,8 +3,7 @@ import { jsonDiagnostic, visible } from '../src/diag/render.js';
 import { copyState, type Link, type Rule, type State } from '../src/model/state.js';
 import { printLink, printRule } from '../src/lang/print.js';
 import { diff } from '../src/plan/diff.js';
-import { applyPlan } from '../src/remote/apply.js';
-import { ReachError } from '../src/remote/transport.js';
+import { applyPlan, hintOf } from '../src/remote/apply.js';
 import { defaultLaunch } from '../src/remote/launch.js';
 import { apply, type ApplyArgs } from './apply.js';
 import { interruptible } from './interrupt.js';
@@ -86,7 +85,7 @@ export async function down(io: Io, args: DownArgs): Promise<number> {
             await r.session.stop();
             stopped.push(r.host.machine);
           } catch (e) {
-            failed.push({ text: `${r.host.machine}: cannot stop its daemon: ${(e as Error).message}`, hint: e instanceof ReachError ? e.hint : undefined });
+            failed.push({ text: `${r.host.machine}: cannot stop its daemon: ${(e as Error).message}`, hint: hintOf(e) });
           }
         }),
       );

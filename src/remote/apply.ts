@@ -116,7 +116,7 @@ function changesOf(step: Step, fetched: Fetched): Map<string, Change[]> {
 }
 
 /** The way forward a ReachError carries (a daemon's log, the command to run), which the report must not drop. */
-const hintOf = (e: unknown): string | undefined => (e instanceof ReachError ? e.hint : undefined);
+export const hintOf = (e: unknown): string | undefined => (e instanceof ReachError ? e.hint : undefined);
 
 export async function applyPlan(steps: readonly Step[], fetched: Fetched, opts: ApplyOptions): Promise<ApplyReport> {
   let results: StepResult[] = steps.map((step) => ({ step, status: 'not-attempted', at: [] }));

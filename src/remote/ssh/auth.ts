@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthHandlerMiddleware } from 'ssh2';
+import { ioErrorText } from '../../util/io-error.js';
 import type { SshHostConfig } from './config.js';
 import { AgentKeys } from './agent-keys.js';
 import { KeyLocked, ProtectedKeyAgent, publicHalf, type KeyUnlocker } from './unlock.js';
@@ -60,7 +61,7 @@ export function authPlan(cfg: SshHostConfig, home: string, unlocker: KeyUnlocker
       // Still a turn, with nothing to offer: ssh matches the agent's key to it, not to a later copy of the same key.
       if (pub) turns.push({ pub: pub.getPublicSSH() });
       // Missing default identities are normal; a missing configured one is worth saying.
-      if (configured || (e as NodeJS.ErrnoException).code !== 'ENOENT') notes.push(`${short(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      if (configured || (e as NodeJS.ErrnoException).code !== 'ENOENT') notes.push(`${short(file)}: ${ioErrorText(e)}`);
       continue;
     }
     const key = ssh2.utils.parseKey(text);
