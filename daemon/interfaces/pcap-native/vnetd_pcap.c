@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/if_packet.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "capture.h"
@@ -379,8 +380,19 @@ static napi_value attached(napi_env env, napi_callback_info info) {
   if (c->pcap) {
     struct sockaddr_ll sll;
     socklen_t len = sizeof sll;
-    /* By the name's index, not the index's name: a capture opened by one of the device's alternative names (ip link property add altname) is attached too. */
-    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0 && if_nametoindex(c->device) == (unsigned)sll.sll_ifindex;
+    /*
+     * By the name's index, not the index's name: a capture opened by one of
+     * the device's alternative names (ip link property add altname) is
+     * attached too. Asked on the capture's own socket (if_nametoindex opens
+     * one of its own each time, and says 0, "gone", when it cannot).
+     */
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    on = getsockname(c->fd, (struct sockaddr *)&sll, &len) == 0 && sll.sll_ifindex > 0 && strlen(c->device) < sizeof r.ifr_name;
+    if (on) {
+      memcpy(r.ifr_name, c->device, strlen(c->device));
+      on = ioctl(c->fd, SIOCGIFINDEX, &r) == 0 && r.ifr_ifindex == sll.sll_ifindex;
+    }
   }
   CHECK(napi_get_boolean(env, on, &out));
   return out;
