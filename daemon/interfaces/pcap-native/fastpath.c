@@ -206,6 +206,7 @@ static void tcp_send(datapath_t *dp, tcp_t *t, const unsigned char *data, size_t
 static void tcp_flush(datapath_t *dp, uint32_t id);
 static void udp_flush(datapath_t *dp, uint32_t id);
 static void on_tcp_event(uv_poll_t *h, int status, int events);
+static void clear_port(datapath_t *dp, uint32_t id);
 
 static void dp_release(datapath_t *dp) {
   if (--dp->refs > 0) return;
@@ -388,13 +389,13 @@ static void udp_queue(datapath_t *dp, uint32_t id, const unsigned char *frame, s
   unsigned char *at = b->buf + b->fill;
   memcpy(at + VS_HEADER_BYTES, frame, len);
   if (vs_seal(p->session, VS_DATA, at, 0, len) != 0) {
-    /* Sequence numbers spent (or OpenSSL failed): what is sealed already leaves, and JavaScript's next frame for the link finds out and re-keys. */
-    udp_flush(dp, id);
-    vs_release(p->session);
-    p->session = NULL;
-    p->kind = PORT_NONE;
-    /* Its datagrams now go to JavaScript as they come: no address matches an unspecified one. */
-    p->addr.ss_family = AF_UNSPEC;
+    /*
+     * Sequence numbers spent (or OpenSSL failed): what is sealed already
+     * leaves, the port is let go (its datagrams then go to JavaScript, as no
+     * address matches a cleared one), and JavaScript's next frame for the
+     * link finds out and re-keys.
+     */
+    clear_port(dp, id);
     flush_flows(dp);
     count(dp, id, TX_ERRORS, 1);
     return;
