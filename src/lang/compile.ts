@@ -115,11 +115,14 @@ function withoutBom(text: string): string {
 /**
  * Where a bad byte is, as line and column: a text editor shows no byte
  * offsets. The file is decoded leniently (each bad sequence becomes U+FFFD),
- * which decodes the bytes before the bad one exactly as the whole would.
+ * which decodes the bytes before the bad one exactly as the whole would,
+ * and only up to the end of the bad byte's line, all its excerpt shows (not
+ * the rest of what may be a large binary file).
  */
 function byteAt(name: string, bytes: Uint8Array, at: number): { file: SourceFile; span: Span } {
   const start = withoutBom(utf8(bytes, at)).length;
-  return { file: new SourceFile(name, withoutBom(utf8(bytes, bytes.length))), span: { start, end: start + 1 } };
+  const ends = [bytes.indexOf(10, at), bytes.indexOf(13, at)].filter((i) => i !== -1);
+  return { file: new SourceFile(name, withoutBom(utf8(bytes, ends.length ? Math.min(...ends) : bytes.length))), span: { start, end: start + 1 } };
 }
 
 function parseFile(file: SourceFile, sink: DiagnosticSink, visit: (s: Statement) => void) {
