@@ -166,17 +166,15 @@ suite('passphrase-protected identity files', () => {
 
   test('the agent is preferred when it holds the key: no passphrase asked', async () => {
     const s = side([SECRET]);
-    const sock = path.join(s.home, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-    try {
-      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+    await withAgent(
+      s.home,
       // The same key pair, unprotected, in the agent.
-      expect(spawnSync('ssh-add', [sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock } }).status).toBe(0);
-      await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock } })), host('h1'));
-      expect(s.prompts()).toEqual([]);
-    } finally {
-      agent.kill();
-    }
+      (env) => expect(spawnSync('ssh-add', [sshd!.userKey], { env }).status).toBe(0),
+      async (sock) => {
+        await open(new SshTransport(s.opts({ local: { home: s.home, authSock: sock } })), host('h1'));
+        expect(s.prompts()).toEqual([]);
+      },
+    );
   });
 
   /** ssh-add of a protected key file, its passphrase from a program as ssh-add itself asks for it. */

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { connectChain } from '../../src/remote/ssh/connect.js';
 import { configSources, SshConfig } from '../../src/remote/ssh/config.js';
 import { SshTransport } from '../../src/remote/ssh/ssh-transport.js';
 import { freePort, keygen, startSshd, type Sshd } from '../support/sshd.js';
-import { localSide, noNotice, sshdForSuites } from '../support/ssh-suites.js';
+import { localSide, noNotice, sshdForSuites, withAgent } from '../support/ssh-suites.js';
 import { jest } from '@jest/globals';
 
 const open = closingSessions();
@@ -181,16 +181,11 @@ suite('reaching and logging in', () => {
   test('keys from ssh-agent, and the default identity when no IdentityFile is configured', async () => {
     const cfgText = (s: Sshd) => `Host h1\n  HostName 127.0.0.1\n  Port ${s.port}\n  UserKnownHostsFile $KNOWN\n`;
     const agentSide = side(cfgText, knownLine(sshd!));
-    const sock = path.join(agentSide.home, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-    try {
-      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
-      const add = spawnSync('ssh-add', [sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' });
-      expect(add.status).toBe(0);
-      await open(new SshTransport(agentSide.opts({ local: { home: agentSide.home, authSock: sock } })), host('h1'));
-    } finally {
-      agent.kill();
-    }
+    await withAgent(
+      agentSide.home,
+      (env) => expect(spawnSync('ssh-add', [sshd!.userKey], { env, encoding: 'utf8' }).status).toBe(0),
+      async (sock) => void (await open(new SshTransport(agentSide.opts({ local: { home: agentSide.home, authSock: sock } })), host('h1'))),
+    );
     const plain = side(cfgText, knownLine(sshd!));
     expect((await reachError(new SshTransport(plain.opts()).open(host('h1')))).message).toMatch(/^no SSH key to log in to .*: no agent/);
     fs.mkdirSync(path.join(plain.home, '.ssh'));
@@ -204,17 +199,12 @@ suite('reaching and logging in', () => {
     fs.writeFileSync(path.join(home, 'mine.pub'), fs.readFileSync(`${sshd!.userKey}.pub`));
     const strangers = Array.from({ length: 7 }, (_, i) => path.join(home, `stranger${i}`));
     for (const k of strangers) keygen(k);
-    const sock = path.join(home, 'agent.sock');
-    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
-    try {
-      while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+    await withAgent(
+      home,
       // sshd (MaxAuthTries 6) lets a client try six keys: the agent lists the seven strangers first.
-      const add = spawnSync('ssh-add', [...strangers, sshd!.userKey], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' });
-      expect(add.status).toBe(0);
-      await open(new SshTransport(opts({ local: { home, authSock: sock } })), host('h1'));
-    } finally {
-      agent.kill();
-    }
+      (env) => expect(spawnSync('ssh-add', [...strangers, sshd!.userKey], { env, encoding: 'utf8' }).status).toBe(0),
+      async (sock) => void (await open(new SshTransport(opts({ local: { home, authSock: sock } })), host('h1'))),
+    );
   });
 
   test('an agent socket nobody answers on, or that is not a socket: the key files are tried, and one line says why the agent was not', async () => {

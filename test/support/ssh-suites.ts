@@ -65,7 +65,10 @@ export async function withAgent(home: string, add: (env: NodeJS.ProcessEnv) => v
   const sock = path.join(home, 'agent.sock');
   const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
   try {
-    while (!fs.existsSync(sock)) await new Promise((r) => setTimeout(r, 10));
+    // Not for ever: an agent that exits (or is not installed) never makes its socket.
+    for (const end = Date.now() + 10_000; !fs.existsSync(sock); await new Promise((r) => setTimeout(r, 10))) {
+      if (agent.exitCode !== null || agent.signalCode !== null || Date.now() > end) throw new Error(`ssh-agent did not make its socket ${sock}`);
+    }
     add({ ...process.env, SSH_AUTH_SOCK: sock });
     await body(sock);
   } finally {
