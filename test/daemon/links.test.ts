@@ -4,6 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { LinkManager, type LinkManagerOptions, type LinkSpec, type LinkStats } from '../../daemon/links/manager.js';
 import type { ListenerStats } from '../../daemon/links/types.js';
 import { DialerHandshake } from '../../daemon/links/handshake.js';
+import { withLength } from '../../daemon/links/framing.js';
 import { MAX_FRAME, UDP_MAX_FRAME } from '../../daemon/links/wire.js';
 import { FastPath } from '../../daemon/forward/fast-path.js';
 import { ForwardingTable } from '../../daemon/forward/table.js';
@@ -155,13 +156,6 @@ async function rawTcp(port: number, from?: string): Promise<Socket & { gone: Pro
   cleanups.push(() => void s.destroy());
   return s;
 }
-
-const withLength = (b: Buffer): Buffer => {
-  const out = Buffer.alloc(4 + b.length);
-  out.writeUInt32BE(b.length);
-  b.copy(out, 4);
-  return out;
-};
 
 describe.each([['in JavaScript', false], ['through the fast path', true]] as const)('links %s', (_how, fast) => {
   const maybe = fast && noFastPath ? describe.skip : describe;
