@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanEnv, runVnetc, runVnetcAsync, VNETC } from '../support/vnetc.js';
+import { descendants } from '../support/descendants.js';
 
 /** `vnetc patterns` as a user runs it: the built binary, daemons in its process, nothing left behind. */
 
@@ -74,11 +75,6 @@ describe('stopped by a signal', () => {
   }
 
   const bedDir = () => fs.readdirSync(tmp).find((f) => f.startsWith('vnetd-bed-'));
-  /** Every process under `pid` (none, as the daemons run inside it: the check is that none is left if that changes). */
-  const descendants = (pid: number): number[] => {
-    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-    return children.flatMap((c) => [c, ...descendants(c)]);
-  };
   const alive = (pid: number) => fs.existsSync(`/proc/${pid}`);
 
   test('Ctrl-C in a long compute phase ends the run at once, reports it, and removes the daemons and their directory', async () => {

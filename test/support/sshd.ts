@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { commOf, descendants } from './descendants.js';
 
 /**
  * A real OpenSSH sshd for tests: its own host key, one authorized user key,
@@ -100,30 +101,8 @@ export async function startSshd(extraConfig: string[] = []): Promise<Sshd | stri
   return { port, dir, user: os.userInfo().username, userKey, hostKeyPub, log: () => log, sessions: () => sshdDescendants(proc.pid!), stop };
 }
 
-/** From /proc: sshd processes below `root` (a daemon a session started is below it too until it detaches, and is not sshd). */
-function sshdDescendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  const sshd = new Set<number>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // pid (comm) state ppid …: comm may hold spaces and parentheses, so the last ')' ends it.
-    const close = stat.lastIndexOf(')');
-    const pid = Number(entry);
-    parent.set(pid, Number(stat.slice(close + 2).split(' ')[1]));
-    if (stat.slice(stat.indexOf('(') + 1, close) === 'sshd') sshd.add(pid);
-  }
-  const below = (pid: number): boolean => {
-    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
-    return false;
-  };
-  return [...sshd].filter(below);
-}
+/** sshd processes below `root` (a daemon a session started is below it too until it detaches, and is not sshd). */
+const sshdDescendants = (root: number): number[] => descendants(root).filter((p) => commOf(p) === 'sshd');
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
