@@ -122,8 +122,10 @@ export class Evaluator {
     const { sink } = this;
     if (!isUserName(h.user.text)) sink.report(Msg.InvalidUserName, h.user, [h.user.text]);
     if (!isMachineName(h.machine.text)) {
-      // A colon only ever comes from an IPv6 address, which SSH command lines and daemon configuration cannot take here.
-      const hint = h.machine.text.includes(':') ? 'an IPv6 address cannot name a machine: give it a host name, or an SSH alias (a Host entry in ~/.ssh/config)' : undefined;
+      // A colon comes from an IPv6 address, which SSH command lines and daemon configuration cannot take here, or from a VM's MAC put in the wrong place.
+      const where = 'give it a host name, or an SSH alias (a Host entry in ~/.ssh/config)';
+      const text = h.machine.text;
+      const hint = !text.includes(':') ? undefined : parseMac(text).ok ? `a MAC address names a VM, not the machine its daemon runs on: ${where}` : `an IPv6 address cannot name a machine: ${where}`;
       sink.report(Msg.InvalidMachineName, h.machine, [h.machine.text], { hint });
     }
     if (!(h.port.value >= 1 && h.port.value <= 65535)) sink.report(Msg.PortOutOfRange, h.port, [h.port.text]);

@@ -145,6 +145,8 @@ describe('declarations', () => {
     // One mistake, one diagnostic: the scanner's malformed-MAC report on fe80::1 is taken back.
     expect(codesOf(text)).toEqual(['VN3015@1:17', 'VN3015@1:42', 'VN3001@1:91']);
     expect(diagnosticsOf(text)[0]!.hint).toMatch(/IPv6 address cannot name a machine.*SSH alias/);
+    // A VM's MAC in that place is not said to be an IPv6 address.
+    expect(diagnosticsOf(text)[1]!.hint).toMatch(/^a MAC address names a VM, not the machine its daemon runs on: .*SSH alias/);
     // Read as a machine, it is no syntax error: fmt formats the line as it does any other bad name.
     expect(programOf(text.replace(' ADD LINK b c', '')).hosts[0]!.machine.text).toBe('fe80::1');
   });
