@@ -17,6 +17,7 @@ import {
   type State,
 } from '../model/state.js';
 import type { ForwardStmt, HostDecl, Ident, LinkStmt, Program, Statement } from './ast.js';
+import { colonWordHint } from './colon-words.js';
 import { suggest } from './suggest.js';
 
 /** Where a rule was added: its statement, and where its destination starts (a FORWARD ends with it). */
@@ -122,10 +123,8 @@ export class Evaluator {
     const { sink } = this;
     if (!isUserName(h.user.text)) sink.report(Msg.InvalidUserName, h.user, [h.user.text]);
     if (!isMachineName(h.machine.text)) {
-      // A colon comes from an IPv6 address, which SSH command lines and daemon configuration cannot take here, or from a VM's MAC put in the wrong place.
-      const where = 'give it a host name, or an SSH alias (a Host entry in ~/.ssh/config)';
       const text = h.machine.text;
-      const hint = !text.includes(':') ? undefined : parseMac(text).ok ? `a MAC address names a VM, not the machine its daemon runs on: ${where}` : `an IPv6 address cannot name a machine: ${where}`;
+      const hint = text.includes(':') ? colonWordHint(text, 'machine') : undefined;
       sink.report(Msg.InvalidMachineName, h.machine, [h.machine.text], { hint });
     }
     if (!(h.port.value >= 1 && h.port.value <= 65535)) sink.report(Msg.PortOutOfRange, h.port, [h.port.text]);

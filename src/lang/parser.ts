@@ -15,6 +15,7 @@ import type {
   LinkStmt,
   Statement,
 } from './ast.js';
+import { colonWordHint } from './colon-words.js';
 import type { Scanner } from './scanner.js';
 import {
   Add,
@@ -592,6 +593,11 @@ function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): number | 
   }
   if (NAME_ROLES.has(expected) && keywordSet.has(t.tokenType)) {
     return sink.report(Msg.KeywordAsName, where, [expected, t.image]);
+  }
+  if (NAME_ROLES.has(expected) && t.tokenType === Mac) {
+    // A colon word where a name belongs: the scanner's malformed-MAC report on it would only repeat this one.
+    if (!parseMac(t.image).ok) sink.withdraw(Msg.MalformedMac, where);
+    return sink.report(Msg.Expected, where, [expected, describe(t)], { hint: colonWordHint(t.image, expected === MACHINE ? 'machine' : 'name') });
   }
   return sink.report(Msg.Expected, where, [expected === 'END' ? STATEMENT : expected, describe(t)]);
 }

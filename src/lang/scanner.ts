@@ -13,8 +13,10 @@ import { keywordTokens, Mac, NumberTok, statementKeywords, Word } from './tokens
  * so tokens die young instead of filling the old generation.
  *
  * It also checks MAC addresses on the spot, so a malformed one is reported
- * once and the parser can still treat it as an address. The one place the
- * parser reads a MAC-shaped word as a name instead, it says so (readAsName).
+ * once and the parser can still treat it as an address. Where the parser
+ * reads a MAC-shaped word otherwise (a HOST line's machine: readAsName; a
+ * word where only a name may stand: its syntax error), it takes the report
+ * back and says better itself.
  */
 
 const enum Ch {
