@@ -9,7 +9,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_EXACT_CAP, optimum } from '../src/vadapt/exact.js';
-import { mapVms } from '../src/vadapt/placement.js';
 import type { Problem } from '../src/vadapt/problem.js';
 import { Searcher } from '../src/vadapt/search.js';
 import type { Limit } from '../src/vadapt/topology.js';
@@ -104,7 +103,7 @@ function quality(limit: Limit, label: string) {
     const p = randomProblem(random, vms, vms + 2, 3, 2 + Math.floor(random() * 3));
     if (p.pairs.length === 0) continue;
     const s = new Searcher(p, limit, 'placement');
-    const greedy = s.withRule(mapVms(p));
+    const greedy = s.greedy();
     const improved = s.improve(greedy, prng(i));
     const best = optimum(s, p.current, DEFAULT_EXACT_CAP);
     if (!best.ok) {
@@ -132,7 +131,7 @@ function scaling(n: number) {
     return [out!, best];
   };
   const [, baseline] = run(() => s.rule.hostPairs(p.current).length);
-  const [greedy, greedyMs] = run(() => s.withRule(mapVms(p)));
+  const [greedy, greedyMs] = run(() => s.greedy());
   const [improved, improvedMs] = run(() => s.improve(greedy, prng(1)));
   return { vms: n, demands: p.demands.count, baselineMs: baseline, greedyMs, improvedMs, iterations: s.defaultIterations(), gain: improved.score / greedy.score };
 }

@@ -13,7 +13,6 @@ import { additions, compose, formatGain, formatMbps, type LinkNote } from './emi
 import { optimum, DEFAULT_EXACT_CAP } from './exact.js';
 import type { Network } from './network.js';
 import { better } from './objective.js';
-import { mapVms } from './placement.js';
 import { buildProblem, type Problem } from './problem.js';
 import { Searcher, type Config } from './search.js';
 import { linkSet, type Limit } from './topology.js';
@@ -103,7 +102,7 @@ export function adapt(input: AdaptInput, options: AdaptOptions): Adapted {
   }
   const s = new Searcher(p, options.limit, mode);
   const before = s.objective.score(p.current, p.baseLinks);
-  const greedy = s.withRule(mode === 'placement' ? mapVms(p) : p.current);
+  const greedy = s.greedy();
   const wantImproved = options.algorithm === 'best' || options.algorithm === 'improved';
   const wantOptimal = options.algorithm === 'best' || options.algorithm === 'optimal';
   const improved = wantImproved ? s.improve(greedy, prng(options.seed), options.iterations) : undefined;

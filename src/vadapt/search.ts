@@ -1,5 +1,6 @@
 import { anneal } from './anneal.js';
 import { better, Objective } from './objective.js';
+import { mapVms } from './placement.js';
 import type { Problem } from './problem.js';
 import { linkSet, pathCost, TopologyRule, withinLimit, type HostPair, type Limit } from './topology.js';
 
@@ -39,6 +40,15 @@ export class Searcher {
     const talks = new Uint8Array(p.vms.length);
     for (const { a, b } of p.pairs) talks[a] = talks[b] = 1;
     this.active = p.vms.map((_, v) => v).filter((v) => talks[v] && p.movable[v]);
+  }
+
+  /**
+   * The papers' greedy heuristics: their mapping (with --placement; the
+   * current one otherwise) and its fast paths, tidied, since the mapping
+   * heuristic places every VM afresh and would move some for nothing.
+   */
+  greedy(): Config {
+    return this.tidy(this.withRule(this.mode === 'placement' ? mapVms(this.p) : this.p.current));
   }
 
   /** The configuration the topology heuristic gives a mapping. */
