@@ -10,6 +10,9 @@
  *   (d) tinc 1.0 in switch mode between the same hosts, its VMs bridged to its
  *       tap device: with its default cipher and digest, and with neither.
  * Every figure is printed with its ratios to (a) and to (d) from the same run.
+ * For vnetd's encrypted UDP link and tinc's default, the added round trip
+ * is measured again with their daemons and the pings held on one CPU, which
+ * says how much of it is waking idle CPUs (needs taskset and two CPUs).
  *
  *   npm run bench:dataplane            about a minute
  *   node dist/bench/dataplane.js --seconds 2 --json
@@ -27,6 +30,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pcapBinding } from '../daemon/interfaces/pcap.js';
@@ -50,6 +54,8 @@ interface Row {
   directBusyRttUs: number;
   /** CPU the forwarding daemons (vnetd or tincd, all of them, every thread) used per echo; null with no daemon. */
   cpuUsPerEcho: number | null;
+  /** Median added round trip with the daemons and both pings held on one CPU (oneCpu), where it was measured. */
+  oneCpuAddedUs?: number;
   tcpGbit: number;
   udp64Kpps: number;
 }
@@ -113,10 +119,11 @@ const JS_ROW = 'vnetd 1 hop, TCP encrypt, no fast path';
 /** The VM namespace of the bare veth pair that pings the other. */
 const DIRECT_FROM = 'd1';
 
-/** Round trips from `from` to VM2, in µs: `count` echoes `interval` s apart. */
-async function pings(tb: Testbed, path: string, from: string, count: number, interval: string): Promise<number[]> {
+/** Round trips from `from` to VM2, in µs: `count` echoes `interval` s apart, ping held on CPU `cpu` if given. */
+async function pings(tb: Testbed, path: string, from: string, count: number, interval: string, cpu?: number): Promise<number[]> {
+  const ping = ['ping', '-c', String(count), '-i', interval, VM2];
   // ping exits 1 when an echo is missing: the count below judges that.
-  const { stdout } = await tb.exec(from, ['ping', '-c', String(count), '-i', interval, VM2]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+  const { stdout } = await tb.exec(from, cpu === undefined ? ping : ['taskset', '-c', String(cpu), ...ping]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
   const times = [...stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   if (times.length < count / 2) fail(`${path}: only ${times.length} of ${count} echoes ${interval} s apart came back:\n${stdout.split('\n').slice(-3).join('\n')}`);
   return times;
@@ -128,16 +135,16 @@ async function pings(tb: Testbed, path: string, from: string, count: number, int
  * both alike and "added" is not the drift between a baseline taken minutes
  * earlier and this path. `spent` is what `pids` used during this path's blocks.
  */
-async function pairedPings(tb: Testbed, path: string, from: string, interval: string, pids: number[]): Promise<{ times: number[]; direct: number[]; spent: number }> {
+async function pairedPings(tb: Testbed, path: string, from: string, interval: string, pids: number[], cpu?: number): Promise<{ times: number[]; direct: number[]; spent: number }> {
   const times: number[] = [];
   const direct: number[] = [];
   let spent = 0;
   const own = async () => {
     const before = pids.map(cpuUs);
-    times.push(...(await pings(tb, path, from, ECHOES / ROUNDS, interval)));
+    times.push(...(await pings(tb, path, from, ECHOES / ROUNDS, interval, cpu)));
     spent += pids.reduce((sum, pid, i) => sum + cpuUs(pid) - before[i]!, 0);
   };
-  const baseline = async () => void direct.push(...(await pings(tb, 'direct veth', DIRECT_FROM, ECHOES / ROUNDS, interval)));
+  const baseline = async () => void direct.push(...(await pings(tb, 'direct veth', DIRECT_FROM, ECHOES / ROUNDS, interval, cpu)));
   for (let round = 0; round < ROUNDS; round++) {
     for (const block of from === DIRECT_FROM ? [own] : round % 2 ? [own, baseline] : [baseline, own]) await block();
   }
@@ -145,15 +152,39 @@ async function pairedPings(tb: Testbed, path: string, from: string, interval: st
 }
 
 /**
+ * The added round trip with the path's daemons (every thread) and the pings
+ * of both paths held on CPU 0, so that no frame wakes an idle CPU: set
+ * beside the free figure, it says how much of that is waking them. The
+ * daemons get their own CPU masks back after.
+ */
+async function onOneCpu(tb: Testbed, path: string, from: string, pids: number[]): Promise<number> {
+  const taskset = (args: string[]): string => {
+    const r = spawnSync('taskset', args, { encoding: 'utf8' });
+    if (r.status !== 0) fail(`taskset ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  // "pid 123's current affinity mask: 3"
+  const masks = pids.map((pid) => taskset(['-p', String(pid)]).trim().split(' ').pop()!);
+  try {
+    for (const pid of pids) taskset(['-a', '-p', '-c', '0', String(pid)]);
+    const { times, direct } = await pairedPings(tb, path, from, '0.002', [], 0);
+    return median(times) - median(direct);
+  } finally {
+    pids.forEach((pid, i) => taskset(['-a', '-p', masks[i]!, String(pid)]));
+  }
+}
+
+/**
  * Round-trip time, TCP throughput and small-frame rate from one VM namespace
  * to the other, and what the daemons `pids` spent per echo: at ping rates
  * a frame's time in a daemon is mostly its CPU time.
  */
-async function measure(tb: Testbed, path: string, from: string, to: string, seconds: number, pids: number[] = []): Promise<Row> {
+async function measure(tb: Testbed, path: string, from: string, to: string, seconds: number, pids: number[] = [], alsoOnOneCpu = false): Promise<Row> {
   // The first ping resolves ARP (through the star where there is one) and proves the path.
   await tb.exec(from, ['ping', '-c', '3', '-i', '0.1', '-W', '2', VM2]).catch(() => fail(`${path}: ${from} cannot ping ${VM2}`));
   const calm = await pairedPings(tb, path, from, '0.002', pids);
   const busy = await pairedPings(tb, path, from, '0.0002', []);
+  const oneCpuAddedUs = alsoOnOneCpu ? await onOneCpu(tb, path, from, pids) : undefined;
 
   const iperf = async (args: string[]): Promise<{ end: Record<string, unknown> }> => {
     const server = spawn('ip', ['netns', 'exec', tb.ns(to), 'iperf3', '-s', '-1', '--forceflush', '-B', VM2], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -187,6 +218,7 @@ async function measure(tb: Testbed, path: string, from: string, to: string, seco
     busyRttUs: median(busy.times),
     directBusyRttUs: median(busy.direct),
     cpuUsPerEcho: pids.length ? calm.spent / calm.times.length : null,
+    ...(oneCpuAddedUs === undefined ? {} : { oneCpuAddedUs }),
     tcpGbit: tcp.sum_received.bits_per_second / 1e9,
     udp64Kpps: (udp.sum.packets - udp.sum.lost_packets) / udp.sum.seconds / 1000,
   };
@@ -244,6 +276,7 @@ async function main(): Promise<void> {
   }
 
   const hasTinc = spawnSync('sh', ['-c', 'command -v tincd']).status === 0;
+  const canPin = availableParallelism() > 1 && spawnSync('sh', ['-c', 'command -v taskset']).status === 0;
   if (!hasTinc) process.stderr.write('bench:dataplane: tincd is not installed (apt-get install tinc): no tinc rows\n');
   const tb = await Testbed.create();
   const cleanup = () => void tb.destroy().finally(() => process.exit(130));
@@ -283,7 +316,7 @@ async function main(): Promise<void> {
     if (hasTinc) {
       for (const variant of ['default', 'none'] as const) {
         const tinc = await startTinc(tb, variant);
-        rows.push(await measure(tb, variant === 'default' ? 'tinc 1.0 switch, default cipher' : 'tinc 1.0 switch, no cipher', 't1', 't2', seconds, tinc.pids));
+        rows.push(await measure(tb, variant === 'default' ? 'tinc 1.0 switch, default cipher' : 'tinc 1.0 switch, no cipher', 't1', 't2', seconds, tinc.pids, canPin && variant === 'default'));
         await tinc.stop();
       }
     }
@@ -303,7 +336,7 @@ async function main(): Promise<void> {
         first = false;
         await linkUp(h1, 'h2');
         await linkUp(h2, 'h1');
-        rows.push(await measure(tb, `vnetd 1 hop, ${proto} ${mode.toLowerCase()}`, 'vm1', 'vm2', seconds, [h1, h2].map((d) => d.proc.pid!)));
+        rows.push(await measure(tb, `vnetd 1 hop, ${proto} ${mode.toLowerCase()}`, 'vm1', 'vm2', seconds, [h1, h2].map((d) => d.proc.pid!), canPin && proto === 'UDP' && mode === 'ENCRYPT'));
       }
     }
 
@@ -374,6 +407,12 @@ async function main(): Promise<void> {
       const miss = misses(r);
       return `  ${r.path.slice('vnetd 1 hop, '.length)}: ${fmt(added(r), 0)} µs (${fmt(busyAdded(r), 0)} busy), ${fmt(r.tcpGbit, 2)} Gbit/s: ${miss.length ? `NOT met (${miss.join(', ')})` : 'met'}\n`;
     }).join(''));
+  // Not a target: how much of the added time is waking idle CPUs, which a deployment's placement decides, not the daemon.
+  const pinned = rows.filter((r) => r.oneCpuAddedUs !== undefined);
+  if (pinned.length) {
+    process.stdout.write(`on one CPU (the path's daemons and the pings of both paths held on CPU 0, so that no frame wakes an idle CPU): ` +
+      `${pinned.map((r) => `${r.path} adds ${fmt(r.oneCpuAddedUs!, 0)} µs (${fmt(added(r), 0)} free)`).join('; ')}\n`);
+  }
   process.stdout.write(idleCpus());
 }
 
