@@ -493,9 +493,12 @@ class VnetParser extends EmbeddedActionsParser {
 
   /**
    * In the source slot, a MAC after ANY could be ANY's filler or the
-   * destination address: it is the filler only if another address follows.
+   * destination address: it is the filler only if another address follows,
+   * and a MAC that is not followed by a destination is none (`ANY <mac>
+   * eth0:1`: a colon word meant as the interface).
    */
-  private readonly macIsFiller = () => addressStart.some((t) => tokenMatcher(this.LA(2), t));
+  private readonly macIsFiller = () =>
+    addressStart.some((t) => tokenMatcher(this.LA(2), t)) && (!tokenMatcher(this.LA(2), Mac) || tokenMatcher(this.LA(3), Name));
   private readonly always = () => true;
   private readonly srcAlts = [this.exactAlt, this.notAlt, { ALT: () => this.any(this.macIsFiller) }, this.noneAlt];
   private readonly dstAlts = [this.exactAlt, this.notAlt, { ALT: () => this.any(this.always) }, this.noneAlt];
@@ -503,13 +506,16 @@ class VnetParser extends EmbeddedActionsParser {
   srcAddress = this.RULE('srcAddress', (): AddressNode | undefined => this.OR(this.srcAlts));
   dstAddress = this.RULE('dstAddress', (): AddressNode | undefined => this.OR(this.dstAlts));
 
-  private readonly secondHop = () => this.CONSUME2(Name, MACHINE_SLOT);
+  // A colon word after the first hop is read as the second (no statement starts with one), for the name check to refuse with a way forward.
+  private readonly secondHopAlts = [{ ALT: () => this.CONSUME2(Name, MACHINE_SLOT) }, { ALT: () => this.CONSUME3(Mac) }];
+  private readonly secondHop = () => this.OR(this.secondHopAlts);
 
   destination = this.RULE('destination', (): EdgeDest | InterfaceDest | undefined => {
     const first = this.CONSUME(Name, DEST_SLOT);
     const second = this.OPTION(this.secondHop);
     return this.ACTION(() => {
       if (this.invented(first) || (second !== undefined && this.invented(second))) return undefined;
+      if (second?.tokenType === Mac) this.scanner!.readAsName(second);
       return second
         ? { kind: 'edge' as const, from: ident(first), to: ident(second), start: first.startOffset, end: second.endOffset! + 1 }
         : { kind: 'interface' as const, iface: ident(first), start: first.startOffset, end: first.endOffset! + 1 };

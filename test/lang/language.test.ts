@@ -167,12 +167,22 @@ describe('declarations', () => {
       ['BEGIN HOST u AT m 1 00:50:56:00:21:01 END', 'VN2001@1:21', /^a MAC address names a VM, not a machine, user or interface/],
       ['BEGIN HOST u AT m 1 e ADD LINK m ho:st1 END', 'VN2001@1:34', /^names have no colons/],
     ];
+    // A colon word meant as a FORWARD's interface, after an ANY whose filler MAC would leave no destination.
+    cases.push(['BEGIN HOST u AT m 1 e ADD FORWARD m ANY 00:50:56:00:21:01 eth0:1 END', 'VN2001@1:59', /^names have no colons/]);
     // Read as a HOST line's machine, a colon word that is neither an IPv6 address nor a MAC is not said to be one.
     cases.push(['BEGIN HOST u AT ho:st1 5000 e END', 'VN3015@1:17', /^names have no colons/]);
     for (const [text, code, hint] of cases) {
       expect(codesOf(text)).toEqual([code]);
       expect(diagnosticsOf(text)[0]!.hint).toMatch(hint);
     }
+  });
+
+  it('reads a colon word after a FORWARD\'s first hop as its second, which the name check then refuses', () => {
+    const text = 'BEGIN HOST u AT m 1 e HOST u AT proxy 1 e ADD LINK m proxy FORWARD m 00:50:56:00:21:02 NONE m pr:oxy END';
+    expect(codesOf(text)).toEqual(['VN3001@1:95']);
+    expect(diagnosticsOf(text)[0]!.hint).toBe("did you mean 'proxy'?");
+    // ANY's filler MAC is still read as one where a destination follows the next address.
+    expect(codesOf('BEGIN HOST u AT m 1 e ADD FORWARD m ANY 00:50:56:00:21:03 00:50:56:00:21:01 e END')).toEqual([]);
   });
 
   it('counts a taken-back report that came past the error cap as not made', () => {
