@@ -476,7 +476,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     // yargs passes its parser options here, not the alias map its typings name.
     .check((a, o) => {
       const options = o as unknown as ParserOptions;
-      const message = repeatedFlag(a, options) ?? notANumber(argv, a, options) ?? emptyValue(a, options);
+      const message = repeatedFlag(a, options) ?? notANumber(argv, a, options) ?? notASwitchValue(argv, options) ?? emptyValue(a, options);
       if (message) throw new Error(message);
       return true;
     })
@@ -528,7 +528,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
  * into an array, which each command would then read as 'a,b' or trip on. Which
  * one the person meant is theirs to say, so it is a usage error.
  */
-type ParserOptions = { alias: Record<string, string[]>; array: string[]; number: string[]; string: string[]; choices: Record<string, unknown[]>; key: Record<string, unknown> };
+type ParserOptions = { alias: Record<string, string[]>; array: string[]; boolean: string[]; number: string[]; string: string[]; choices: Record<string, unknown[]>; key: Record<string, unknown> };
 
 function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | undefined {
   for (const key of canonical(o, Object.keys(o.key))) {
@@ -558,6 +558,21 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
       if (typeof value === 'number' && Number.isNaN(value)) return `${flagName(key, o)} takes a number, not '${given === '\0-' ? '-' : given}'`;
       break;
     }
+  }
+  return undefined;
+}
+
+/**
+ * A switch given a value other than true or false (`--check=5`): yargs
+ * reads it as false, which would quietly turn `fmt --check` off in CI.
+ */
+function notASwitchValue(argv: readonly string[], o: ParserOptions): string | undefined {
+  const end = argv.indexOf('--');
+  for (const t of end < 0 ? argv : argv.slice(0, end)) {
+    const m = /^--?(?:no-)?([^=]+)=(.*)$/s.exec(t);
+    if (!m || m[2] === 'true' || m[2] === 'false') continue;
+    const key = canonical(o, o.boolean).find((k) => k === m[1] || (o.alias[k] ?? []).includes(m[1]!));
+    if (key !== undefined) return `${flagName(key, o)} is a switch: write ${t.split('=')[0]} alone (or --no-${key}), not '${t}'`;
   }
   return undefined;
 }

@@ -75,6 +75,17 @@ describe('durations past what a timer can wait', () => {
   });
 });
 
+describe('a switch given a value', () => {
+  test('other than true or false is refused, not read as false (which would turn fmt --check off)', () => {
+    expectUsage(vnetc('fmt', '--check=5', 'star4.vnet'), 2, "--check is a switch: write --check alone (or --no-check), not '--check=5'");
+    expectUsage(vnetc('validate', '-json=maybe', 'star4.vnet'), 2, "--json is a switch: write --json alone (or --no-json), not '--json=maybe'");
+    expectUsage(vnetc('validate', '-r=1', '.'), 2, "--recursive (-r) is a switch: write -r alone (or --no-recursive), not '-r=1'");
+    expectUsage(vnetc('plan', 'star4.vnet', '--color=banana'), 1, "--color is a switch: write --color alone (or --no-color), not '--color=banana'");
+    expect(vnetc('validate', '--json=true', 'star4.vnet').stdout).toMatch(/^\{/);
+    expect(vnetc('validate', '--json=false', 'star4.vnet').stdout).toMatch(/valid/);
+  });
+});
+
 describe('a number flag given something else', () => {
   test('echoes what was typed, not NaN', () => {
     expectUsage(vnetc('plan', 'star4.vnet', '--parallelism', 'abc'), 1, "--parallelism takes a number, not 'abc'");
