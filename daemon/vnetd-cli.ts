@@ -1,7 +1,8 @@
-import { writeSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { suggest } from '../src/lang/suggest.js';
 import { isMachineName } from '../src/model/names.js';
 import { connectUnix, tooLong } from '../src/util/unix-socket.js';
 import { GREETING_MS, REPLY_MS } from '../src/wire/control.js';
@@ -65,10 +66,27 @@ function log(line: string): void {
   if (!logGone) process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 }
 
+/**
+ * `--flag -1` as `--flag=-1` for the flags that take a value: parseArgs
+ * refuses a negative number as ambiguous, in words of its own, where the
+ * flag's own check says what it takes. (A word like -h or --port after
+ * the flag is left to parseArgs: it is more likely a missing value.)
+ */
+function joinValues(argv: string[], valued: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (valued.includes(a) && next !== undefined && /^-[\d.]/.test(next)) out.push(`${a}=${argv[++i]}`);
+    else out.push(a);
+  }
+  return out;
+}
+
 async function ctl(argv: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({ args: joinValues(argv, ['--timeout']), options: { 'state-dir': { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
   } catch (e) {
     fail((e as Error).message);
   }
@@ -102,7 +120,13 @@ async function ctl(argv: string[]): Promise<void> {
   let connected = false;
   sock.on('error', (e: NodeJS.ErrnoException) => {
     if (connected) return leave(1, `the connection to the daemon's control socket ${path} broke: ${e.message}; see the daemon's log`);
-    const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? 'no vnetd is running with this state directory' : e.message;
+    const why = !existsSync(dir)
+      ? `the state directory ${dir} does not exist (give the --state-dir the daemon was started with)`
+      : e.code === 'ENOTDIR'
+        ? `${dir} is not a directory (give the --state-dir the daemon was started with)`
+        : e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? 'no vnetd is running with this state directory'
+          : e.message;
     leave(1, `cannot reach the daemon's control socket ${path}: ${why}`);
   });
   // A suspended or wedged daemon's socket still accepts, and this process would outlive whoever ran it (an SSH session that gave up): the daemon's silence is bounded here too, as vnetc bounds it.
@@ -131,10 +155,11 @@ async function ctl(argv: string[]): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'ctl') return ctl(argv.slice(1));
+  if (argv[0] !== undefined && !argv[0].startsWith('-')) fail(`'${argv[0]}' is not a vnetd command: vnetd takes flags, or the one command ctl${suggest(argv[0], ['ctl']) ? "; did you mean 'ctl'?" : ''}`);
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv,
+      args: joinValues(argv, ['--machine', '--port', '--listen', '--state-dir', '--iface', '--capture']),
       options: {
         machine: { type: 'string' },
         port: { type: 'string' },

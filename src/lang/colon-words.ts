@@ -10,6 +10,7 @@ import { parseMac } from '../model/mac.js';
 export function colonWordHint(text: string, role: 'machine' | 'name'): string {
   const alias = 'give it a host name, or an SSH alias (a Host entry in ~/.ssh/config)';
   if (parseMac(text).ok) return role === 'machine' ? `a MAC address names a VM, not the machine its daemon runs on: ${alias}` : 'a MAC address names a VM, not a machine, user or interface';
-  if (role === 'machine' && isIPv6(text)) return `an IPv6 address cannot name a machine: ${alias}`;
+  // Bracketed as in a URL or ssh's [::1]:22.
+  if (role === 'machine' && isIPv6(text.replace(/^\[(.*)\]$/s, '$1'))) return `an IPv6 address cannot name a machine: ${alias}`;
   return 'names have no colons: a word with one is read as a MAC address';
 }

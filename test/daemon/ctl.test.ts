@@ -88,11 +88,27 @@ test.each([
   [['--timeout', '0'], "--timeout must be seconds from 0.1 to 3600, not '0'"],
   [['--timeout', 'soon'], "--timeout must be seconds from 0.1 to 3600, not 'soon'"],
   [['--wait'], "Unknown option '--wait'"],
+  [['--timeout', '-1'], "--timeout must be seconds from 0.1 to 3600, not '-1'"],
 ])('flags are checked: %j', (args, message) => {
   const r = spawnSync(process.execPath, [VNETD, 'ctl', '--state-dir', dir, ...args], { encoding: 'utf8', timeout: 20_000 });
   expect(r.status).toBe(2);
   expect(r.stderr).toContain(message);
   expect(r.stderr).not.toMatch(/\n\s+at /);
+});
+
+test.each([
+  ['does not exist', (d: string) => path.join(d, 'nowhere'), 'does not exist (give the --state-dir the daemon was started with)'],
+  ['is a file', (d: string) => (fs.writeFileSync(path.join(d, 'file'), ''), path.join(d, 'file')), 'is not a directory (give the --state-dir the daemon was started with)'],
+])('a state directory that %s is said to be so, not that no daemon runs there', (_, make, message) => {
+  const other = fs.mkdtempSync(path.join(os.tmpdir(), 'ctl-dir-'));
+  try {
+    const given = make(other);
+    const r = spawnSync(process.execPath, [VNETD, 'ctl', '--state-dir', given], { encoding: 'utf8', timeout: 20_000, input: '' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${given} ${message}`);
+  } finally {
+    fs.rmSync(other, { recursive: true, force: true });
+  }
 });
 
 test.each([[['--help']], [['-h']], [['--state-dir', '/x', '--help']]])('%j prints what ctl takes, and connects nowhere', (args) => {

@@ -35,7 +35,18 @@ afterAll(async () => {
 const vnetd = (args: string[]) => spawnSync(process.execPath, [VNETD, '--machine', 'h1', ...args], { encoding: 'utf8', timeout: 20_000 });
 
 test.each([
+  ['ctrl', "'ctrl' is not a vnetd command: vnetd takes flags, or the one command ctl; did you mean 'ctl'?"],
+  ['start', "'start' is not a vnetd command: vnetd takes flags, or the one command ctl\n"],
+])('%s: a word where vnetd wants flags is named, with the command it may have meant', (word, message) => {
+  const r = spawnSync(process.execPath, [VNETD, word, '--port', '1'], { encoding: 'utf8', timeout: 20_000 });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toContain(message);
+});
+
+test.each([
   [['--port', '1', '--state-dir', ''], 2, 'say where to keep state: --state-dir DIR'],
+  // A negative number is the flag's value, checked as such (parseArgs alone calls it ambiguous).
+  [['--port', '-5', '--state-dir', 'x'], 2, "--port must be 1..65535, not '-5'"],
   [['--port', '1', '--state-dir', 'x', '--listen', '999.1.1.1'], 2, "--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not '999.1.1.1'"],
   [['--port', '1', '--state-dir', 'x', '--listen', ''], 2, "--listen must be an IP address of this machine (0.0.0.0 or :: for all of them), not ''"],
   [['--port', '1', '--state-dir', 'x', '--iface', 'vm0=qemu-udp:listen=abc,peer=127.0.0.1:1'], 2, "--iface: qemu-udp: listen 'abc' is not HOST:PORT with a port 1-65535"],

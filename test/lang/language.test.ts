@@ -161,6 +161,7 @@ describe('declarations', () => {
     // No port after it, so the parser wants a machine and finds an address.
     expect(codesOf('BEGIN HOST u AT fe80::1 e END')).toEqual(['VN2001@1:17']);
     expect(diagnosticsOf('BEGIN HOST u AT fe80::1 e END')[0]!.hint).toMatch(/^an IPv6 address cannot name a machine/);
+    expect(diagnosticsOf('BEGIN HOST u AT [::1] 5000 e END')[0]!.hint).toMatch(/^an IPv6 address cannot name a machine/);
     const cases: [string, string, RegExp][] = [
       ['BEGIN HOST vn:et AT m 1 e END', 'VN2001@1:12', /^names have no colons/],
       ['BEGIN HOST u AT m 1 vm:net1 END', 'VN2001@1:21', /^names have no colons/],
