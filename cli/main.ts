@@ -238,7 +238,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
           .check((a) => {
             if ([a.json, a.vnet, a.dot].filter(Boolean).length > 1) throw new Error('choose one of --json, --vnet and --dot');
             return true;
-          }),
+          })
+          .epilogue('Exit status: 0 shown (daemons that are not running are said to be), 1 error (a file that cannot be read or compiled, a machine that cannot be reached), 2 usage error.'),
       (a) => {
         run = async () =>
           (await import('./show.js')).show(io, {
@@ -269,7 +270,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
             if ([a.json, a.dot, a.watch].filter(Boolean).length > 1) throw new Error('choose one of --json, --dot and --watch');
             if (typeof a.window === 'string' && a.window !== 'auto' && !/^[0-9]*\.?[0-9]+$/.test(a.window)) throw new Error(`--window must be seconds or 'auto', not '${a.window}'`);
             return true;
-          }),
+          })
+          .epilogue('Exit status: 0 shown (or, with --watch, stopped after --max-changes or by Ctrl-C), 1 error, 2 usage error.'),
       (a) => {
         run = async () =>
           (await import('./infer.js')).infer(io, {
@@ -333,7 +335,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       (y) =>
         reachOptions(y)
           .positional('file', { type: 'string', demandOption: true, describe: 'The .vnet file given to up' })
-          .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' }),
+          .option('json', { type: 'boolean', default: false, describe: 'Print the outcome as JSON' })
+          .epilogue('Exit status: 0 removed and stopped, 1 error (the report says what was done where), 2 usage error.'),
       (a) => {
         run = async () => (await import('./up.js')).down(io, { file: a.file, json: a.json, color: a.color, ...reach(a) });
       },
