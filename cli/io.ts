@@ -45,6 +45,12 @@ const SKIP_DIRS = new Set(['node_modules', '.git']);
 export async function expandPaths(io: Io, paths: readonly string[], recursive: boolean): Promise<string[]> {
   if (paths.filter((p) => p === STDIN).length > 1) throw new UsageError('standard input (-) can be read only once');
   const out: string[] = [];
+  // One file named twice (a.vnet ./a.vnet, or a directory and a file in it) is checked, and counted, once.
+  const seen = new Set<string>();
+  const add = (shown: string, abs: string) => {
+    if (!seen.has(abs)) out.push(shown);
+    seen.add(abs);
+  };
   for (const p of paths) {
     if (p === STDIN) {
       out.push(p);
@@ -53,14 +59,15 @@ export async function expandPaths(io: Io, paths: readonly string[], recursive: b
     const abs = resolve(io.cwd, p);
     const info = await stat(abs).catch(() => undefined);
     if (!info?.isDirectory()) {
-      out.push(p); // a missing file is reported when it is read, with the others
+      add(p, abs); // a missing file is reported when it is read, with the others
       continue;
     }
     const found = await vnetFiles(abs, recursive);
     if (found.length === 0) {
-      throw new UsageError(`no .vnet files in '${p}'${recursive ? '' : ' (add --recursive to look in subdirectories)'}`);
+      const below = recursive ? 0 : (await vnetFiles(abs, true)).length;
+      throw new UsageError(`no .vnet files in '${p}'${below ? ` (${below} in its subdirectories: add --recursive to check them)` : ''}`);
     }
-    for (const f of found) out.push(relative(io.cwd, f) || f);
+    for (const f of found) add(relative(io.cwd, f) || f, f);
   }
   return out;
 }

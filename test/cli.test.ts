@@ -412,12 +412,18 @@ describe('several files and directories', () => {
     write('empty/readme.txt', 'hi');
     const r = vnetc(['validate', 'empty']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("no .vnet files in 'empty'");
-    expect(r.stderr).toContain('--recursive');
+    expect(r.stderr).toContain("no .vnet files in 'empty' (1 in its subdirectories: add --recursive to check them)");
     expect(r.stdout).toBe('');
     const rec = vnetc(['validate', '-r', 'empty']);
     expect(rec.status).toBe(0);
     expect(rec.stdout).toBe('1 file valid.\n');
+  });
+
+  test('a file named twice, or also through its directory, is checked and counted once', () => {
+    write('twice/a.vnet', VALID);
+    const r = vnetc(['validate', 'twice/a.vnet', './twice/a.vnet', 'twice']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('1 file valid.\n');
   });
 
   test('an empty directory is a usage error, with --json too', () => {
@@ -425,7 +431,7 @@ describe('several files and directories', () => {
     for (const args of [['validate', 'nothing'], ['validate', '--json', '-r', 'nothing']]) {
       const r = vnetc(args);
       expect(r.status).toBe(2);
-      expect(r.stderr).toContain("no .vnet files in 'nothing'");
+      expect(r.stderr).toContain("no .vnet files in 'nothing'\n");
       expectNoCrash(r);
     }
   });

@@ -157,6 +157,8 @@ export function parseRequirements(name: string, text: string): Requirements {
         return;
       }
       default:
+        // A .vnet program given in its place starts with BEGIN (or HOST, where BEGIN was left out).
+        if (/^(begin|host)$/i.test(head!.text)) fail(line, head!.column, `'${head!.text}' starts a .vnet program, which gen writes: it reads a requirements file (proxy, host, vm, topology, edge and defaults lines; docs/GEN.md)`);
         fail(line, head!.column, `unknown statement '${head!.text}'; expected proxy, host, vm, topology, edge or defaults`);
     }
   });

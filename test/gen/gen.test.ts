@@ -117,6 +117,8 @@ test.each([
   ['proxy p\nhost h1\nvm a 00:50:56:00:21:01 on h1\nedge a b', "r.vgen:4:8: no VM is named 'b'"],
   ['proxy p\nhost p', "r.vgen:2:6: machine 'p' is already declared on line 1"],
   ['proxy p\nlink h1 h2', "r.vgen:2:1: unknown statement 'link'; expected proxy, host, vm, topology, edge or defaults"],
+  // A .vnet program where requirements belong.
+  ['BEGIN\n  HOST vnet AT proxy 5000 eth0\nEND', "r.vgen:1:1: 'BEGIN' starts a .vnet program, which gen writes: it reads a requirements file (proxy, host, vm, topology, edge and defaults lines; docs/GEN.md)"],
   // Keywords of the .vnet language, in any case, cannot be the names written into it.
   ['proxy ANY\nhost h1\nvm a 00:50:56:00:21:01 on h1', "r.vgen:1:7: 'ANY' is a keyword of the .vnet language and cannot be a name there; choose another name"],
   ['proxy p\nhost end', "r.vgen:2:6: 'end' is a keyword"],
