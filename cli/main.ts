@@ -99,6 +99,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const usageExit = argv[0] === 'plan' || argv[0] === 'apply' ? 1 : 2;
   let run: (() => Promise<number>) | undefined;
   let badChoice: string | undefined;
+  let parserOptions: ParserOptions | undefined;
   const cli = yargs()
     .scriptName('vnetc')
     // vnetc speaks English, and reads yargs's own messages (a missing argument); yargs would follow LANG into another language mid-sentence.
@@ -472,7 +473,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     // (yargs passes itself as the second argument, which its typings leave out.)
     .middleware(
       ((a: Record<string, unknown>, y: { getOptions(): unknown }) => {
-        badChoice ??= invalidChoice(a, y.getOptions() as ParserOptions);
+        parserOptions = y.getOptions() as ParserOptions;
+        badChoice ??= invalidChoice(a, parserOptions);
       }) as (a: Record<string, unknown>) => void,
       true,
     )
@@ -483,7 +485,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       if (message) throw new Error(message);
       return true;
     })
-    .demandCommand(1, 'Say which command to run.')
+    .demandCommand(1, 'say which command to run')
     .recommendCommands()
     .strict()
     .version(version())
@@ -506,6 +508,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       const close = (await import('../src/lang/suggest.js')).suggest(first, Object.keys(COMMANDS));
       return usageError(io, `'${first}' is not a vnetc command${close ? `; did you mean '${close}'?` : ''}`, usageExit);
     }
+    // A mistyped flag first: yargs may have taken the word after it as its value, and then says a file is missing.
+    const unknown = parserOptions && (await unknownFlag(argv, parserOptions));
+    if (unknown) return usageError(io, unknown, usageExit, command);
+    const extra = /^Unknown arguments?: (.+)$/.exec(failure);
+    if (extra && command) return usageError(io, `unexpected argument${extra[1]!.includes(', ') ? 's' : ''} ${extra[1]!.split(', ').map((w) => `'${w}'`).join(', ')}: vnetc ${COMMANDS[command]}`, usageExit, command);
     const missing = /^Not enough non-option arguments: got (\d+)/.exec(failure);
     if (missing && command) {
       const wanted = COMMANDS[command].split(' ').slice(1).filter((w) => w.startsWith('<'));
@@ -517,7 +524,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.stdout.write(output + '\n'); // --help or --version
     return 0;
   }
-  if (!run) return usageError(io, 'Say which command to run.', usageExit);
+  if (!run) return usageError(io, 'say which command to run', usageExit);
   try {
     return await run();
   } catch (e) {
@@ -560,6 +567,28 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
       if (given === undefined || given.trim() === '' || (t === name && /^-[^\d.]/.test(given))) return `${flagName(key, o)} needs a number after it`;
       if (typeof value === 'number' && Number.isNaN(value)) return `${flagName(key, o)} takes a number, not '${given === '\0-' ? '-' : given}'`;
       break;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The first flag on the command line that the command does not take, said as
+ * typed (yargs drops the dashes and splits -dxyz into letters), with the
+ * nearest flag it does take.
+ */
+async function unknownFlag(argv: readonly string[], o: ParserOptions): Promise<string | undefined> {
+  const known = new Set([...Object.keys(o.key), ...Object.values(o.alias).flat()]);
+  const end = argv.indexOf('--');
+  for (const t of end < 0 ? argv : argv.slice(0, end)) {
+    // Not flags: words, '-' (standard input, rewritten), negative numbers.
+    if (!t.startsWith('-') || t === '\0-' || /^-[\d.]/.test(t)) continue;
+    const long = t.startsWith('--');
+    const name = t.slice(long ? 2 : 1).split('=')[0]!;
+    for (const n of long ? [name] : [...name]) {
+      if (known.has(n) || (n.startsWith('no-') && known.has(n.slice(3)))) continue;
+      const close = (await import('../src/lang/suggest.js')).suggest(n, canonical(o, Object.keys(o.key)).filter((k) => k.length > 1));
+      return `unknown flag '${long ? '--' : '-'}${n}'${close ? `; did you mean '--${close}'?` : ''}`;
     }
   }
   return undefined;

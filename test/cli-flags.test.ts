@@ -177,6 +177,14 @@ describe('the command line itself', () => {
     expectUsage(vnetc('frobnicate'), 2, "'frobnicate' is not a vnetc command\nRun 'vnetc --help' for usage.");
   });
 
+  test('an unknown flag is said as typed, with the nearest one the command takes, even where yargs took the next word as its value', () => {
+    expectUsage(vnetc('validate', '--jsn', 'star4.vnet'), 2, "unknown flag '--jsn'; did you mean '--json'?");
+    expectUsage(vnetc('validate', '-dxyz', 'star4.vnet'), 2, "unknown flag '-d'\n");
+    // Not "'vnetc plan' needs <file>": yargs read star4.vnet as --detailed's value.
+    expectUsage(vnetc('plan', '--detailed', 'star4.vnet'), 1, "unknown flag '--detailed'\n");
+    expectUsage(vnetc('route', '02:00:00:00:00:01', '02:00:00:00:00:02', 'x'), 2, "unexpected argument 'x': vnetc route <src> <dst>");
+  });
+
   test('a missing argument is named, with the command line it belongs in', () => {
     expectUsage(vnetc('plan'), 1, "'vnetc plan' needs <file>: vnetc plan <file>");
     expectUsage(vnetc('route', '02:00:00:00:00:01'), 2, "'vnetc route' needs <dst>: vnetc route <src> <dst>");
@@ -186,13 +194,13 @@ describe('the command line itself', () => {
   test('messages are English whatever the locale: the parser would follow LANG mid-sentence', () => {
     const german = (...args: string[]): Run => runVnetc(args, { cwd: tmp, env: { VNETC_HOME: path.join(tmp, 'home'), LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' } });
     expectUsage(german('plan'), 1, "'vnetc plan' needs <file>: vnetc plan <file>");
-    expectUsage(german('validate', '--bogus', 'star4.vnet'), 2, 'Unknown argument: bogus');
+    expectUsage(german('show', 'a', 'b'), 2, "unexpected argument 'b': vnetc show [file]");
   });
 
   test("a usage error points at the command's own help", () => {
-    expectUsage(vnetc('plan', 'star4.vnet', '--bogus'), 1, "Unknown argument: bogus\nRun 'vnetc plan --help' for usage.");
+    expectUsage(vnetc('plan', 'star4.vnet', '--bogus'), 1, "unknown flag '--bogus'\nRun 'vnetc plan --help' for usage.");
     expectUsage(vnetc('gen', 'ring3.vgen', '-o', 'a', '-o', 'b'), 2, "--out (-o) is given 2 times ('a', 'b'); give it once\nRun 'vnetc gen --help' for usage.");
-    expectUsage(vnetc(), 2, "Say which command to run.\nRun 'vnetc --help' for usage.");
+    expectUsage(vnetc(), 2, "say which command to run\nRun 'vnetc --help' for usage.");
   });
 });
 

@@ -221,7 +221,7 @@ describe('validate exit codes', () => {
   test('2 for no command, saying so', () => {
     const r = vnetc([]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('Say which command to run.');
+    expect(r.stderr).toContain('say which command to run');
     expect(r.stdout).toBe('');
   });
 
