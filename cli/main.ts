@@ -579,6 +579,8 @@ function notANumber(argv: readonly string[], a: Record<string, unknown>, o: Pars
  */
 async function unknownFlag(argv: readonly string[], o: ParserOptions): Promise<string | undefined> {
   const known = new Set([...Object.keys(o.key), ...Object.values(o.alias).flat()]);
+  // In -ofile, what follows a flag that takes a value is the value.
+  const valued = new Set([...o.string, ...o.number].flatMap((k) => [k, ...(o.alias[k] ?? [])]));
   const end = argv.indexOf('--');
   for (const t of end < 0 ? argv : argv.slice(0, end)) {
     // Not flags: words, '-' (standard input, rewritten), negative numbers.
@@ -586,6 +588,7 @@ async function unknownFlag(argv: readonly string[], o: ParserOptions): Promise<s
     const long = t.startsWith('--');
     const name = t.slice(long ? 2 : 1).split('=')[0]!;
     for (const n of long ? [name] : [...name]) {
+      if (!long && valued.has(n)) break;
       if (known.has(n) || (n.startsWith('no-') && known.has(n.slice(3)))) continue;
       const close = (await import('../src/lang/suggest.js')).suggest(n, canonical(o, Object.keys(o.key)).filter((k) => k.length > 1));
       return `unknown flag '${long ? '--' : '-'}${n}'${close ? `; did you mean '--${close}'?` : ''}`;
