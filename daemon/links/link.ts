@@ -58,6 +58,7 @@ export class Link {
   private reconnects = 0;
   private moves = 0;
   authFailures = 0;
+  private refusedOnce = false;
   private lastError: string | null = null;
   private batch: Buffer | null = null;
   private batchFill = 0;
@@ -170,7 +171,12 @@ export class Link {
   dialFailed(reason: string, auth: boolean): void {
     this.cancelDial = null;
     if (this.closed) return;
-    if (auth) this.authFailures++;
+    // A new link's first refusal is not counted: apply configures both ends at once, and a peer that has
+    // not got its end yet refuses just as a wrong key is refused. The log and lastError say it all the same.
+    if (auth) {
+      if (this.everUp || this.refusedOnce) this.authFailures++;
+      this.refusedOnce = true;
+    }
     if (this.lastError !== reason) this.hooks.log(`link ${this.spec.peer}: dial failed: ${reason}`);
     this.lastError = reason;
     this.scheduleRetry();

@@ -327,6 +327,20 @@ describe.each([['in JavaScript', false], ['through the fast path', true]] as con
       expect(a.send('b', frameOf(60, 0))).toBe(false);
     });
 
+    test.each(['tcp', 'udp'] as const)('%s: a new link refused once because its peer has not got its end yet (apply configures both at once) counts no auth failure; a later refusal does', async (proto) => {
+      const a = await daemon('a');
+      const b = await daemon('b');
+      const key = randomBytes(32);
+      a.add({ peer: 'b', proto, mode: 'encrypt', dial: true, address: `127.0.0.1:${b.port}`, key });
+      await until('the first refusal', () => /refused/.test(link(a, 'b')!.lastError ?? '') || null);
+      b.add({ peer: 'a', proto, mode: 'encrypt', dial: false, key });
+      await until('up', () => link(a, 'b')!.state === 'up' || null);
+      expect(link(a, 'b')!.authFailures).toBe(0);
+      // Once the link has been up, a refusal means something: the peer's end changed.
+      b.add({ peer: 'a', proto, mode: 'encrypt', dial: false, key: randomBytes(32) });
+      await until('a refusal after being up', () => link(a, 'b')!.authFailures >= 1 || null);
+    });
+
     test.each(['tcp', 'udp'] as const)('%s: unknown peers, peers we dial ourselves, and misaddressed handshakes are refused', async (proto) => {
       const key = randomBytes(32);
       const b = await daemon('b');
