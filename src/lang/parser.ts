@@ -564,7 +564,7 @@ function describe(t: IToken): string {
  * Reports one recognition error. Returns the offset of a statement keyword
  * that was taken to be a name, whose "statement" is then no statement at all.
  */
-function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): number | undefined {
+function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink, scanner: Scanner): number | undefined {
   const t = e.token;
   const atEof = t.tokenType === EOF || Number.isNaN(t.startOffset);
   const previous = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
@@ -602,7 +602,7 @@ function toDiagnostic(e: IRecognitionException, sink: DiagnosticSink): number | 
   }
   if (NAME_ROLES.has(expected) && t.tokenType === Mac) {
     // A colon word where a name belongs: the scanner's malformed-MAC report on it would only repeat this one.
-    if (!parseMac(t.image).ok) sink.withdraw(Msg.MalformedMac, where);
+    scanner.readAsName(t);
     return sink.report(Msg.Expected, where, [expected, describe(t)], { hint: colonWordHint(t.image, expected === MACHINE ? 'machine' : 'name') });
   }
   return sink.report(Msg.Expected, where, [expected === 'END' ? STATEMENT : expected, describe(t)]);
@@ -616,9 +616,10 @@ function offsetOf(e: IRecognitionException): number {
 /**
  * Reports the errors, one per statement: after the first, Chevrotain's
  * recovery guesses, and what it reports next is about its guess, not about
- * the text. `starts` are the offsets of statement keywords, in order.
+ * the text. The scanner's `statements` are the offsets of statement keywords, in order.
  */
-function reportErrors(errors: IRecognitionException[], starts: Int32Array, sink: DiagnosticSink): void {
+function reportErrors(errors: IRecognitionException[], scanner: Scanner, sink: DiagnosticSink): void {
+  const starts = scanner.statements;
   // The last statement keyword strictly before the offset: a keyword that
   // cuts a statement short belongs to the statement it cut.
   const statementOf = (offset: number): number => {
@@ -639,7 +640,7 @@ function reportErrors(errors: IRecognitionException[], starts: Int32Array, sink:
       if (seen.has(s) || (s >= 0 && notStatements.has(starts[s]!))) continue;
       seen.add(s);
     }
-    const swallowed = toDiagnostic(e, sink);
+    const swallowed = toDiagnostic(e, sink, scanner);
     if (swallowed !== undefined) notStatements.add(swallowed);
   }
 }
@@ -676,7 +677,7 @@ export function parse(scanner: Scanner, sink: DiagnosticSink, visit: (s: Stateme
       sink.stop(stoppedAt);
     }
     // Past the scanner's error cap the text is noise; what the parser makes of it is not news.
-    if (!scanner.abandoned && errors.length > 0) reportErrors(errors, scanner.statements, sink);
+    if (!scanner.abandoned && errors.length > 0) reportErrors(errors, scanner, sink);
     for (const d of parser.structural) sink.report(d.def, d.span, d.args);
     // Only a lost statement makes the program incomplete; a missing END, stray
     // words or a misplaced HOST leave every statement known.

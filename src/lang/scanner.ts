@@ -14,9 +14,9 @@ import { keywordTokens, Mac, NumberTok, statementKeywords, Word } from './tokens
  *
  * It also checks MAC addresses on the spot, so a malformed one is reported
  * once and the parser can still treat it as an address. Where the parser
- * reads a MAC-shaped word otherwise (a HOST line's machine or a FORWARD's
- * second hop: readAsName; a word where only a name may stand: its syntax
- * error), it takes the report back and says better itself.
+ * reads a MAC-shaped word otherwise (a HOST line's machine, a FORWARD's
+ * second hop, a word where only a name may stand), it takes the report back
+ * (readAsName) and says better itself.
  */
 
 const enum Ch {
@@ -171,10 +171,11 @@ export class Scanner {
   }
 
   /**
-   * The parser read a MAC-shaped word as a machine: an IPv6 address as a
-   * HOST line's, a colon word as a FORWARD's second hop. The name checks
-   * refuse it with a way forward, so the malformed-MAC report made on the
-   * spot would only repeat the mistake.
+   * The parser read a MAC-shaped word as something other than an address:
+   * an IPv6 address as a HOST line's machine, a colon word as a FORWARD's
+   * second hop (which the name checks refuse), or as a misplaced word (its
+   * syntax error). Each says better what is wrong, so the malformed-MAC
+   * report made on the spot would only repeat the mistake.
    */
   readAsName(t: IToken): void {
     const span = { start: t.startOffset, end: t.endOffset! + 1 };
