@@ -549,12 +549,19 @@ function repeatedFlag(a: Record<string, unknown>, o: ParserOptions): string | un
   return undefined;
 }
 
+/** The words before `--`: after it, everything is an argument, however it looks. */
+function flagWords(argv: readonly string[]): readonly string[] {
+  const end = argv.indexOf('--');
+  return end < 0 ? argv : argv.slice(0, end);
+}
+
 /**
  * A number flag given something else, or nothing: yargs keeps only the NaN it
  * made of it (and of a missing value, only the default; of an empty one, 0),
  * so the text is found again in the command line and echoed as typed.
  */
-function notANumber(argv: readonly string[], a: Record<string, unknown>, o: ParserOptions): string | undefined {
+function notANumber(all: readonly string[], a: Record<string, unknown>, o: ParserOptions): string | undefined {
+  const argv = flagWords(all);
   for (const key of canonical(o, o.number)) {
     const names = [key, ...(o.alias[key] ?? [])].map((n) => (n.length === 1 ? '-' : '--') + n);
     const value = a[key];
@@ -581,8 +588,7 @@ async function unknownFlag(argv: readonly string[], o: ParserOptions): Promise<s
   const known = new Set([...Object.keys(o.key), ...Object.values(o.alias).flat()]);
   // In -ofile, what follows a flag that takes a value is the value.
   const valued = new Set([...o.string, ...o.number].flatMap((k) => [k, ...(o.alias[k] ?? [])]));
-  const end = argv.indexOf('--');
-  for (const t of end < 0 ? argv : argv.slice(0, end)) {
+  for (const t of flagWords(argv)) {
     // Not flags: words, '-' (standard input, rewritten), negative numbers.
     if (!t.startsWith('-') || t === '\0-' || /^-[\d.]/.test(t)) continue;
     const long = t.startsWith('--');
@@ -602,8 +608,7 @@ async function unknownFlag(argv: readonly string[], o: ParserOptions): Promise<s
  * reads it as false, which would quietly turn `fmt --check` off in CI.
  */
 function notASwitchValue(argv: readonly string[], o: ParserOptions): string | undefined {
-  const end = argv.indexOf('--');
-  for (const t of end < 0 ? argv : argv.slice(0, end)) {
+  for (const t of flagWords(argv)) {
     const m = /^--?(?:no-)?([^=]+)=(.*)$/s.exec(t);
     if (!m || m[2] === 'true' || m[2] === 'false') continue;
     const key = canonical(o, o.boolean).find((k) => k === m[1] || (o.alias[k] ?? []).includes(m[1]!));
